@@ -1,0 +1,43 @@
+# txscan: thin wrapper over CMake. `make run` and `make test` do all set-up.
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+CMAKE   ?= cmake
+
+.PHONY: all deps build run test sanitize tsan bench clean
+
+all: build
+
+deps:
+	@./scripts/setup.sh
+
+build: deps
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTXS_WERROR=ON >/dev/null
+	@$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/txscan scan -p examples/plugins --format table examples/transactions/sample.jsonl
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# ASan + UBSan over every unit test, debug build (owner-thread asserts on).
+sanitize: deps
+	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTXS_ASAN=ON >/dev/null
+	@$(CMAKE) --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  TXS_TEST_SLACK_MS=25 ctest --output-on-failure -L unit -j$(JOBS)
+
+# TSan over the executor tests. JSC's own internals are suppressed, never ours.
+tsan: deps
+	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTXS_TSAN=ON >/dev/null
+	@$(CMAKE) --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:report_signal_unsafe=0 \
+	  TXS_TEST_SLACK_MS=50 ctest --output-on-failure -L executor
+
+bench: build
+	./bench/run
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

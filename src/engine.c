@@ -1,0 +1,645 @@
+/*
+ * engine.c - one JavaScriptCore VM running one plugin.
+ *
+ * Each engine has its own context group, because JSC's watchdog is per group.
+ * A scan is exactly one VM entry: the harness calls scanTransaction, then
+ * drains every microtask it caused from inside that entry (jsc_private.h),
+ * then serialises the result. The watchdog is armed once with a "tick"
+ * (min(timeout, 10 ms)); JSC starts it on every VM entry and calls on_tick()
+ * after that much CPU time. on_tick compares the wall clock with the scan's
+ * absolute deadline and re-arms itself with what is left, so a scan that ends
+ * before a tick pays nothing but JSC's own per-entry timer.
+ *
+ * Heap limit: on each tick, process RSS (one pread) is compared with the RSS
+ * baseline; growth past the limit is confirmed with JSC's heap statistics
+ * (which walk the heap, so only then) or by growth past twice the limit (JSC's
+ * heapSize lags for bombs of small objects). A terminated engine is dead.
+ */
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include "jsc_private.h"
+
+#include <assert.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
+
+#define TICK_NS (10 * 1000000ull)
+#define CONSOLE_BURST 100.0      /* lines */
+#define CONSOLE_PER_SEC 100.0    /* refill rate */
+#define CONSOLE_MAX_LINE 4096    /* bytes; longer lines are cut */
+#define BASELINE_EVERY 64        /* scans between RSS baseline refreshes */
+
+struct engine {
+	JSContextGroupRef group;
+	JSGlobalContextRef ctx;
+	JSClassRef native_class;
+	JSObjectRef harness, fn_run;
+	pthread_t owner;
+
+	char *id, *version;
+	uint64_t timeout_ns, tick_ns;
+	size_t heap_limit, max_result;
+	engine_console_fn console;
+	void *console_ud;
+
+	/* the scan in progress */
+	uint64_t deadline_ns;
+	double armed_s;          /* limit the watchdog is armed with */
+	engine_status killed;    /* set by on_tick when it terminates */
+	size_t rss_baseline;
+	unsigned scans_since_baseline;
+	bool dead;
+
+	double tokens;           /* console rate limit */
+	uint64_t tokens_at_ns;
+	uint64_t console_dropped, console_dropped_reported;
+};
+
+#ifdef NDEBUG
+#define ASSERT_OWNER(e) ((void)(e))
+#else
+#define ASSERT_OWNER(e) assert(pthread_equal((e)->owner, pthread_self()))
+#endif
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static char *xstrdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* ---- process-wide set-up -------------------------------------------- */
+
+static int statm_fd = -1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	/* Polling traps: termination without signals. Signal-based traps make the
+	 * watchdog never fire under TSan and send signals into the host's own
+	 * threads; polling measured no slower on this workload. Must be set
+	 * before the first VM of the process. */
+	setenv("JSC_usePollingTraps", "1", 0);
+	statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+}
+
+size_t engine_process_rss(void)
+{
+	char buf[128];
+	unsigned long size, resident;
+	pthread_once(&once, global_init);
+	ssize_t n = statm_fd < 0 ? -1 : pread(statm_fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ---- strings ---------------------------------------------------------- */
+
+static char *js_string_utf8(JSStringRef s, size_t *len)
+{
+	size_t cap = JSStringGetMaximumUTF8CStringSize(s);
+	char *p = malloc(cap ? cap : 1);
+	if (!p)
+		return NULL;
+	size_t n = JSStringGetUTF8CString(s, p, cap);
+	if (n == 0)
+		p[0] = '\0';
+	if (len)
+		*len = n ? n - 1 : 0;
+	return p;
+}
+
+/* Converts any value to text; under the watchdog, so a looping toString is
+ * terminated. Never returns NULL unless out of memory. */
+static char *js_value_text(JSContextRef ctx, JSValueRef v)
+{
+	JSStringRef s = v ? JSValueToStringCopy(ctx, v, NULL) : NULL;
+	if (!s)
+		return strdup("exception that cannot be printed");
+	char *p = js_string_utf8(s, NULL);
+	JSStringRelease(s);
+	return p;
+}
+
+static JSValueRef js_prop(JSContextRef ctx, JSObjectRef o, const char *name)
+{
+	JSStringRef n = JSStringCreateWithUTF8CString(name);
+	JSValueRef v = JSObjectGetProperty(ctx, o, n, NULL);
+	JSStringRelease(n);
+	return v;
+}
+
+/* Keeps the stack lines that belong to the plugin: drops the harness's own
+ * frames and native ones. */
+static void strip_stack(char *st)
+{
+	char *out = st;
+	for (char *line = st; *line;) {
+		char *end = strchr(line, '\n');
+		size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
+		bool ours = memmem(line, n, "txscan:harness", 14) || memmem(line, n, "[native code]", 13);
+		if (!ours) {
+			memmove(out, line, n);
+			out += n;
+		}
+		line += n;
+	}
+	*out = '\0';
+	if (out > st && out[-1] == '\n')
+		out[-1] = '\0';
+}
+
+/* "index.js:3: SyntaxError: Unexpected token '}'" plus the plugin's stack,
+ * for errors thrown outside the harness's try/catch (parse and load). */
+static char *exception_text(JSContextRef ctx, JSValueRef exc)
+{
+	char *msg = js_value_text(ctx, exc);
+	if (!msg || !exc || !JSValueIsObject(ctx, exc))
+		return msg;
+	JSObjectRef o = (JSObjectRef)exc;
+	JSValueRef line = js_prop(ctx, o, "line");
+	JSValueRef url = js_prop(ctx, o, "sourceURL");
+	JSValueRef stack = js_prop(ctx, o, "stack");
+	char *u = url && JSValueIsString(ctx, url) ? js_value_text(ctx, url) : NULL;
+	char *where = NULL, *st = NULL;
+	if (u && strcmp(u, "txscan:harness") != 0 && line && JSValueIsNumber(ctx, line))
+		where = xstrdup_printf("%s:%.0f: ", u, JSValueToNumber(ctx, line, NULL));
+	if (stack && JSValueIsString(ctx, stack)) {
+		st = js_value_text(ctx, stack);
+		if (st)
+			strip_stack(st);
+	}
+	char *out = xstrdup_printf("%s%s%s%s", where ? where : "", msg, st && *st ? "\n" : "",
+	                           st && *st ? st : "");
+	free(msg);
+	free(u);
+	free(where);
+	free(st);
+	return out;
+}
+
+/* ---- watchdog ---------------------------------------------------------- */
+
+static bool heap_exceeded(engine *e)
+{
+	size_t rss = engine_process_rss();
+	if (rss < e->rss_baseline + e->heap_limit)
+		return false;
+	if (rss >= e->rss_baseline + 2 * e->heap_limit)
+		return true;
+	return engine_heap_bytes(e) >= e->heap_limit;
+}
+
+static bool on_tick(JSContextRef ctx, void *ud);
+
+static void arm(engine *e, double seconds)
+{
+	if (seconds == e->armed_s)
+		return;
+	JSContextGroupSetExecutionTimeLimit(e->group, seconds, on_tick, e);
+	e->armed_s = seconds;
+}
+
+static bool on_tick(JSContextRef ctx, void *ud)
+{
+	(void)ctx;
+	engine *e = ud;
+	uint64_t now = now_ns();
+	if (now >= e->deadline_ns) {
+		e->killed = ENGINE_TIMEOUT;
+		return true;
+	}
+	if (e->heap_limit && heap_exceeded(e)) {
+		e->killed = ENGINE_MEMORY;
+		return true;
+	}
+	uint64_t left = e->deadline_ns - now;
+	double next = (double)(left < e->tick_ns ? left : e->tick_ns) / 1e9;
+	JSContextGroupSetExecutionTimeLimit(e->group, next, on_tick, e);
+	e->armed_s = next;
+	return false;
+}
+
+/* Sets the deadline and makes sure the watchdog fires no later than it. */
+static void begin(engine *e, uint64_t budget_ns)
+{
+	e->deadline_ns = now_ns() + budget_ns;
+	e->killed = ENGINE_OK;
+	double s = (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9;
+	if (s != e->armed_s) {
+		JSContextGroupSetExecutionTimeLimit(e->group, s, on_tick, e);
+		e->armed_s = s;
+	}
+}
+
+/* ---- console ------------------------------------------------------------ */
+
+static bool console_take_token(engine *e)
+{
+	uint64_t now = now_ns();
+	e->tokens += (double)(now - e->tokens_at_ns) / 1e9 * CONSOLE_PER_SEC;
+	if (e->tokens > CONSOLE_BURST)
+		e->tokens = CONSOLE_BURST;
+	e->tokens_at_ns = now;
+	if (e->tokens < 1.0) {
+		e->console_dropped++;
+		return false;
+	}
+	e->tokens -= 1.0;
+	return true;
+}
+
+static void console_emit(engine *e, int level, char *msg, size_t len)
+{
+	if (e->console_dropped != e->console_dropped_reported) {
+		char note[96];
+		int n = snprintf(note, sizeof note, "[%llu console lines dropped by the rate limit]",
+		                 (unsigned long long)(e->console_dropped - e->console_dropped_reported));
+		e->console_dropped_reported = e->console_dropped;
+		e->console(ENGINE_LOG_WARN, note, (size_t)n, e->console_ud);
+	}
+	if (len > CONSOLE_MAX_LINE) {
+		len = CONSOLE_MAX_LINE;
+		memcpy(msg + len - 3, "...", 3);
+		msg[len] = '\0';
+	}
+	e->console(level, msg, len, e->console_ud);
+}
+
+static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef self,
+                                 size_t argc, const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	(void)exc;
+	engine *e = JSObjectGetPrivate(fn);
+	if (!e || !e->console || argc < 2 || !console_take_token(e))
+		return JSValueMakeUndefined(ctx);
+	int level = (int)JSValueToNumber(ctx, argv[0], NULL);
+	if (level < ENGINE_LOG_DEBUG || level > ENGINE_LOG_ERROR)
+		level = ENGINE_LOG_LOG;
+	JSStringRef s = JSValueToStringCopy(ctx, argv[1], NULL);
+	if (!s)
+		return JSValueMakeUndefined(ctx);
+	size_t len;
+	char *msg = js_string_utf8(s, &len);
+	JSStringRelease(s);
+	if (msg)
+		console_emit(e, level, msg, len);
+	free(msg);
+	return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                               const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)fn;
+	(void)self;
+	(void)argc;
+	(void)argv;
+	(void)exc;
+	JSContextGroupRef vm = JSContextGetGroup(ctx);
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, vm);
+	txs_jsc_drain_microtasks(vm);
+	txs_jsc_lock_holder_destroy(&lock);
+	return JSValueMakeUndefined(ctx);
+}
+
+/* ---- calls into the harness -------------------------------------------- */
+
+static JSObjectRef harness_fn(engine *e, const char *name)
+{
+	JSValueRef v = js_prop(e->ctx, e->harness, name);
+	JSObjectRef f = v && JSValueIsObject(e->ctx, v) ? (JSObjectRef)v : NULL;
+	if (f)
+		JSValueProtect(e->ctx, f);
+	return f;
+}
+
+/* Calls fn(args) and copies the tagged string it returns. On a JS exception
+ * (termination, or an error outside the harness's try/catch) returns NULL and
+ * sets *exc_text unless the engine was killed. */
+static char *call_tagged(engine *e, JSObjectRef fn, size_t argc, const JSValueRef *argv,
+                         size_t *len, char **exc_text)
+{
+	JSValueRef exc = NULL;
+	JSValueRef r = JSObjectCallAsFunction(e->ctx, fn, NULL, argc, argv, &exc);
+	if (e->killed != ENGINE_OK)
+		return NULL;
+	if (!r || exc) {
+		*exc_text = exception_text(e->ctx, exc);
+		return NULL;
+	}
+	JSStringRef s = JSValueToStringCopy(e->ctx, r, NULL);
+	if (!s) {
+		*exc_text = strdup("harness returned a non-string");
+		return NULL;
+	}
+	if (e->max_result && JSStringGetLength(s) > e->max_result + 1) {
+		*exc_text = xstrdup_printf("result too large: %zu characters, the cap is %zu bytes",
+		                           JSStringGetLength(s) - 1, e->max_result);
+		JSStringRelease(s);
+		return NULL;
+	}
+	char *text = js_string_utf8(s, len);
+	JSStringRelease(s);
+	return text;
+}
+
+static void set_error(engine_result *res, engine_status st, char *msg)
+{
+	res->status = st;
+	res->error = msg ? msg : strdup("out of memory");
+}
+
+/* Turns the harness's tagged answer into a result; tag P is a promise that
+ * cannot settle: every microtask has run and nothing else ever will. */
+static void finish(engine *e, char *text, size_t len, char *exc_text, engine_result *res)
+{
+	if (e->killed != ENGINE_OK) {
+		e->dead = true;
+		free(text);
+		free(exc_text);
+		if (e->killed == ENGINE_TIMEOUT)
+			set_error(res, ENGINE_TIMEOUT,
+			          xstrdup_printf("timed out after %llu ms",
+			                         (unsigned long long)(e->timeout_ns / 1000000)));
+		else
+			set_error(res, ENGINE_MEMORY,
+			          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
+		return;
+	}
+	if (!text) {
+		set_error(res, ENGINE_ERROR, exc_text);
+		return;
+	}
+	free(exc_text);
+	if (text[0] == 'R' && (!e->max_result || len - 1 <= e->max_result)) {
+		memmove(text, text + 1, len);
+		res->status = ENGINE_OK;
+		res->json = text;
+		res->json_len = len - 1;
+		return;
+	}
+	if (text[0] == 'R')
+		set_error(res, ENGINE_ERROR,
+		          xstrdup_printf("result too large: %zu bytes, the cap is %zu", len - 1, e->max_result));
+	else if (text[0] == 'E')
+		set_error(res, ENGINE_ERROR, strdup(text + 1));
+	else
+		set_error(res, ENGINE_ERROR,
+		          strdup("promise did not settle: it waits on something that never comes "
+		                 "(txscan has no timers or I/O)"));
+	free(text);
+}
+
+/* One execution: fn(args) and its microtasks, in one VM entry. */
+static void execute(engine *e, JSObjectRef fn, size_t argc, const JSValueRef *argv,
+                    uint64_t budget_ns, engine_result *res)
+{
+	char *exc_text = NULL;
+	size_t len = 0;
+	memset(res, 0, sizeof *res);
+	begin(e, budget_ns);
+	char *text = call_tagged(e, fn, argc, argv, &len, &exc_text);
+	finish(e, text, len, exc_text, res);
+	arm(e, (double)e->tick_ns / 1e9);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static JSValueRef make_string(JSContextRef ctx, const char *s)
+{
+	JSStringRef js = JSStringCreateWithUTF8CString(s);
+	JSValueRef v = JSValueMakeString(ctx, js);
+	JSStringRelease(js);
+	return v;
+}
+
+static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValueRef *exc)
+{
+	JSStringRef src = JSStringCreateWithUTF8CString(code);
+	JSStringRef u = JSStringCreateWithUTF8CString(url);
+	JSValueRef v = JSEvaluateScript(e->ctx, src, NULL, u, 1, exc);
+	JSStringRelease(src);
+	JSStringRelease(u);
+	return v;
+}
+
+static int build_harness(engine *e, char **err)
+{
+	JSValueRef exc = NULL;
+	JSValueRef f = evaluate(e, HARNESS_JS, "txscan:harness", &exc);
+	JSClassDefinition def = kJSClassDefinitionEmpty;
+	def.className = "TxscanNative";
+	def.callAsFunction = native_console;
+	e->native_class = JSClassCreate(&def);
+	JSValueRef args[3] = {JSObjectMake(e->ctx, e->native_class, e),
+	                      JSObjectMakeFunctionWithCallback(e->ctx, NULL, native_drain),
+	                      JSContextGetGlobalObject(e->ctx)};
+	JSValueRef h = f && !exc ? JSObjectCallAsFunction(e->ctx, (JSObjectRef)f, NULL, 3, args, &exc)
+	                         : NULL;
+	if (!h || exc || !JSValueIsObject(e->ctx, h)) {
+		char *t = exception_text(e->ctx, exc);
+		*err = xstrdup_printf("internal: harness failed: %s", t ? t : "?");
+		free(t);
+		return -1;
+	}
+	e->harness = (JSObjectRef)h;
+	JSValueProtect(e->ctx, h);
+	e->fn_run = harness_fn(e, "run");
+	return 0;
+}
+
+/* Wraps the source as CommonJS on its own first line, so line numbers in
+ * stack traces match the file. */
+static int load_module(engine *e, const engine_config *cfg, char **err)
+{
+	static const char head[] = "(function (module, exports) {";
+	static const char tail[] = "\n})";
+	size_t n = sizeof head - 1 + cfg->source_len + sizeof tail;
+	char *code = malloc(n);
+	if (!code) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	memcpy(code, head, sizeof head - 1);
+	memcpy(code + sizeof head - 1, cfg->source, cfg->source_len);
+	memcpy(code + sizeof head - 1 + cfg->source_len, tail, sizeof tail);
+	JSValueRef exc = NULL;
+	begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
+	JSValueRef wrapper = evaluate(e, code, cfg->filename, &exc);
+	free(code);
+	JSObjectRef load = wrapper && !exc ? harness_fn(e, "load") : NULL;
+	if (load) {
+		JSObjectCallAsFunction(e->ctx, load, NULL, 1, &wrapper, &exc);
+		JSValueUnprotect(e->ctx, load);
+	}
+	if (e->killed != ENGINE_OK) {
+		*err = xstrdup_printf("%s: loading the module timed out after %u ms", cfg->filename,
+		                      cfg->init_timeout_ms);
+		return -1;
+	}
+	if (!exc)
+		return 0;
+	char *t = exception_text(e->ctx, exc);
+	bool located = t && strncmp(t, cfg->filename, strlen(cfg->filename)) == 0;
+	*err = xstrdup_printf("%s%s%s", located ? "" : cfg->filename, located ? "" : ": ",
+	                      t ? t : "failed to load");
+	free(t);
+	return -1;
+}
+
+static int run_init(engine *e, const engine_config *cfg, char **err)
+{
+	JSObjectRef init = harness_fn(e, "init");
+	JSValueRef args[3] = {make_string(e->ctx, cfg->plugin_id),
+	                      make_string(e->ctx, cfg->plugin_version),
+	                      make_string(e->ctx, cfg->config_json ? cfg->config_json : "{}")};
+	engine_result res;
+	execute(e, init, 3, args, (uint64_t)cfg->init_timeout_ms * 1000000ull, &res);
+	JSValueUnprotect(e->ctx, init);
+	int rc = res.status == ENGINE_OK ? 0 : -1;
+	if (rc)
+		*err = xstrdup_printf("%s: init(ctx) failed: %s", cfg->filename, res.error);
+	engine_result_clear(&res);
+	return rc;
+}
+
+static int setup_context(engine *e, const engine_config *cfg)
+{
+	e->owner = pthread_self();
+	e->id = strdup(cfg->plugin_id);
+	e->version = strdup(cfg->plugin_version);
+	e->timeout_ns = (uint64_t)cfg->timeout_ms * 1000000ull;
+	e->tick_ns = e->timeout_ns < TICK_NS ? e->timeout_ns : TICK_NS;
+	e->heap_limit = (size_t)cfg->heap_limit_mb << 20;
+	e->max_result = cfg->max_result_bytes;
+	e->console = cfg->console;
+	e->console_ud = cfg->console_userdata;
+	e->tokens = CONSOLE_BURST;
+	e->tokens_at_ns = now_ns();
+	e->rss_baseline = engine_process_rss();
+	e->group = JSContextGroupCreate();
+	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
+	if (!e->id || !e->version || !e->ctx)
+		return -1;
+	JSStringRef msg = JSStringCreateWithUTF8CString(
+	    "eval and new Function are disabled in txscan plugins");
+	JSGlobalContextSetEvalEnabled(e->ctx, false, msg);
+	JSStringRelease(msg);
+	return 0;
+}
+
+int engine_new(engine **out, const engine_config *cfg, char **err)
+{
+	*out = NULL;
+	*err = NULL;
+	pthread_once(&once, global_init);
+	engine *e = calloc(1, sizeof *e);
+	if (!e || setup_context(e, cfg) < 0) {
+		*err = strdup("cannot create a JavaScriptCore context");
+		goto fail;
+	}
+	if (build_harness(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0)
+		goto fail;
+	*out = e;
+	return 0;
+fail:
+	engine_free(e);
+	if (!*err)
+		*err = strdup("out of memory");
+	return -1;
+}
+
+void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
+{
+	ASSERT_OWNER(e);
+	(void)tx_len;
+	memset(res, 0, sizeof *res);
+	if (e->dead) {
+		set_error(res, ENGINE_ERROR, strdup("internal: scan on a terminated engine"));
+		return;
+	}
+	if (e->heap_limit && ++e->scans_since_baseline >= BASELINE_EVERY) {
+		e->rss_baseline = engine_process_rss();
+		e->scans_since_baseline = 0;
+	}
+	JSValueRef arg = make_string(e->ctx, tx);
+	execute(e, e->fn_run, 1, &arg, e->timeout_ns, res);
+}
+
+bool engine_dead(const engine *e)
+{
+	return e->dead;
+}
+
+size_t engine_heap_bytes(engine *e)
+{
+	ASSERT_OWNER(e);
+	JSObjectRef st = JSGetMemoryUsageStatistics(e->ctx);
+	if (!st)
+		return 0;
+	JSValueRef heap = js_prop(e->ctx, st, "heapSize");
+	JSValueRef extra = js_prop(e->ctx, st, "extraMemorySize");
+	double h = heap ? JSValueToNumber(e->ctx, heap, NULL) : 0;
+	double x = extra ? JSValueToNumber(e->ctx, extra, NULL) : 0;
+	return (size_t)((h > 0 ? h : 0) + (x > 0 ? x : 0));
+}
+
+uint64_t engine_console_dropped(const engine *e)
+{
+	return e->console_dropped;
+}
+
+void engine_free(engine *e)
+{
+	if (!e)
+		return;
+	ASSERT_OWNER(e);
+	if (e->ctx) {
+		JSObjectRef protect[] = {e->harness, e->fn_run};
+		for (size_t i = 0; i < sizeof protect / sizeof protect[0]; i++)
+			if (protect[i])
+				JSValueUnprotect(e->ctx, protect[i]);
+		JSGlobalContextRelease(e->ctx);
+	}
+	if (e->group)
+		JSContextGroupRelease(e->group);
+	if (e->native_class)
+		JSClassRelease(e->native_class);
+	free(e->id);
+	free(e->version);
+	free(e);
+}
+
+void engine_result_clear(engine_result *r)
+{
+	free(r->json);
+	free(r->error);
+	memset(r, 0, sizeof *r);
+}

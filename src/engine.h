@@ -1,0 +1,85 @@
+/*
+ * engine.h - one JavaScriptCore VM running one plugin.
+ *
+ * An engine is a context group + global context with the plugin's CommonJS
+ * module loaded and init(ctx) run. It knows nothing of threads except this:
+ * every function below must be called on the thread that called engine_new()
+ * (debug builds assert it). The executor owns that thread.
+ *
+ * One scan = scanTransaction(tx, ctx) plus every microtask it causes, until
+ * its result settles, plus serialising the result: all of it under one
+ * deadline. A scan stopped by the deadline or the heap limit kills the
+ * engine: engine_dead() is then true and the engine must be freed, never run.
+ */
+#ifndef TXS_ENGINE_H
+#define TXS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef struct engine engine;
+
+/* Console levels, in the order of console.debug/log/info/warn/error. */
+enum { ENGINE_LOG_DEBUG, ENGINE_LOG_LOG, ENGINE_LOG_INFO, ENGINE_LOG_WARN, ENGINE_LOG_ERROR };
+
+/* Called on the engine's thread for each console line that passed the rate
+ * limit; msg is NUL-terminated and valid only during the call. */
+typedef void (*engine_console_fn)(int level, const char *msg, size_t len, void *userdata);
+
+typedef struct engine_config {
+	const char *plugin_id;
+	const char *plugin_version;
+	const char *filename;    /* source URL for stack traces */
+	const char *source;      /* CommonJS code, UTF-8 */
+	size_t source_len;
+	const char *config_json; /* plugin config as JSON text; NULL means {} */
+	uint32_t timeout_ms;     /* per scan */
+	uint32_t init_timeout_ms;/* module evaluation + init(ctx) */
+	uint32_t heap_limit_mb;  /* 0 = no limit */
+	size_t max_result_bytes;
+	engine_console_fn console;
+	void *console_userdata;
+} engine_config;
+
+typedef enum engine_status {
+	ENGINE_OK = 0,
+	ENGINE_ERROR,   /* threw, rejected, did not settle, result invalid or too big */
+	ENGINE_TIMEOUT, /* deadline passed: engine is dead */
+	ENGINE_MEMORY,  /* heap limit passed: engine is dead */
+} engine_status;
+
+/* Result of one scan. json/error are malloc'ed, NUL-terminated, owned by the
+ * caller (engine_result_clear frees them). */
+typedef struct engine_result {
+	engine_status status;
+	char *json;   /* the handler's result as JSON text, when OK */
+	size_t json_len;
+	char *error;  /* message and JS stack, when not OK */
+} engine_result;
+
+/* Builds the VM, loads the module and runs init(ctx). On failure returns -1,
+ * *out is NULL and *err holds a malloc'ed message. */
+int engine_new(engine **out, const engine_config *cfg, char **err);
+
+/* Runs one scan over tx (JSON text of an object; not validated here). */
+void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res);
+
+/* True once a scan was terminated: free it and build a new one. */
+bool engine_dead(const engine *e);
+
+/* Samples heapSize + extraMemorySize. Walks the heap: costs ~1 ms per 20 k
+ * live objects, so callers sample it, never call it per scan. */
+size_t engine_heap_bytes(engine *e);
+
+/* Number of console lines dropped by the rate limit so far. */
+uint64_t engine_console_dropped(const engine *e);
+
+void engine_free(engine *e);
+
+void engine_result_clear(engine_result *r);
+
+/* Process RSS in bytes, from /proc/self/statm (microseconds to read). */
+size_t engine_process_rss(void);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * harness.js - the JavaScript that wraps every plugin, evaluated before the
+ * plugin's own code so it captures pristine intrinsics (a plugin that replaces
+ * JSON.stringify or Promise.prototype.then only breaks its own results, which
+ * the C side validates anyway).
+ *
+ * It is called as harness(native, drain, globalThis) and returns {load, init,
+ * run}. run() and init() answer with one string whose first character is a
+ * tag: 'R' + JSON (settled result), 'E' + text (error), 'P' (a promise that
+ * did not settle). drain() runs every pending microtask right there, inside
+ * the same VM entry, so the watchdog that covers the call covers them too.
+ */
+(function (native, drain, g) {
+'use strict';
+const parse = JSON.parse, stringify = JSON.stringify, apply = Reflect.apply;
+const P = Promise, then = P.prototype.then, Str = String;
+const define = Object.defineProperty, freeze = Object.freeze;
+const join = Array.prototype.join, split = String.prototype.split, filter = Array.prototype.filter;
+const indexOf = String.prototype.indexOf;
+let mod = null, scanFn = null, initFn = null, pctx = null, state = 0, out = '';
+g.self = g; g.global = g;
+for (const k of ['WebAssembly', 'FinalizationRegistry', 'Atomics', 'SharedArrayBuffer'])
+  try { delete g[k]; } catch (e) {}
+// Hooks that run plugin code while a stack is built (Error.prepareStackTrace
+// makes V8-style hosts unkillable) are pinned; so is the stack depth.
+for (const k of ['prepareStackTrace', 'captureStackTrace'])
+  define(Error, k, {value: undefined, writable: false, enumerable: false, configurable: false});
+define(Error, 'stackTraceLimit', {value: Error.stackTraceLimit, writable: false, enumerable: false, configurable: false});
+function fmtArg(a) {
+  if (typeof a === 'string') return a;
+  try { if (a !== null && typeof a === 'object') { const s = stringify(a); if (s !== undefined) return s; } } catch (e) {}
+  try { return Str(a); } catch (e) { return '[unprintable]'; }
+}
+function logger(level) {
+  return function () {
+    const parts = [];
+    for (let i = 0; i < arguments.length; i++) parts[i] = fmtArg(arguments[i]);
+    native(level, apply(join, parts, [' ']));
+  };
+}
+const con = {debug: logger(0), log: logger(1), info: logger(2), warn: logger(3), error: logger(4), trace: logger(0)};
+define(g, 'console', {value: freeze(con), writable: true, enumerable: false, configurable: true});
+function fmtErr(e) {
+  try {
+    if (e !== null && typeof e === 'object') {
+      const head = Str(e.name === undefined ? 'Error' : e.name) + ': ' + Str(e.message);
+      let st = e.stack;
+      if (typeof st !== 'string' || !st.length) return head;
+      st = apply(filter, apply(split, st, ['\n']), [function (l) {
+        return apply(indexOf, l, ['txscan:harness']) < 0 && apply(indexOf, l, ['[native code]']) < 0; }]);
+      return st.length ? head + '\n' + apply(join, st, ['\n']) : head;
+    }
+    return 'uncaught ' + typeof e + ': ' + Str(e);
+  } catch (x) { return 'uncaught exception that cannot be printed'; }
+}
+function ser(v) {
+  try { const s = stringify(v === undefined ? null : v); return 'R' + (s === undefined ? 'null' : s); }
+  catch (e) { return 'Eresult cannot be serialised as JSON: ' + fmtErr(e); }
+}
+function settle(r) {
+  if (r !== null && (typeof r === 'object' || typeof r === 'function')) {
+    let t;
+    try { t = r.then; } catch (e) { return 'E' + fmtErr(e); }
+    if (typeof t === 'function') {
+      state = 1;
+      const p = new P(function (res) { res(r); });
+      apply(then, p, [function (v) { out = ser(v); state = 2; },
+                       function (e) { out = 'E' + fmtErr(e); state = 2; }]);
+      return 'P';
+    }
+  }
+  return ser(r);
+}
+function call(fn, args) {
+  state = 0; out = '';
+  let r;
+  try { r = settle(apply(fn, mod, args)); } catch (e) { r = 'E' + fmtErr(e); }
+  drain();
+  if (r !== 'P') return r;
+  if (state !== 2) return 'P';
+  r = out; state = 0; out = '';
+  return r;
+}
+function describe(v) { return v === undefined ? 'missing' : 'not a function (it is ' + (v === null ? 'null' : typeof v) + ')'; }
+return {
+  load(wrapper) {
+    const module = {exports: {}};
+    apply(wrapper, g, [module, module.exports]);
+    let m = module.exports;
+    if (m === null || (typeof m !== 'object' && typeof m !== 'function'))
+      throw new TypeError('module.exports must be an object, it is ' + (m === null ? 'null' : typeof m));
+    if (m.scanTransaction === undefined && m.default && typeof m.default.scanTransaction === 'function') m = m.default;
+    if (typeof m.scanTransaction !== 'function')
+      throw new TypeError('module.exports.scanTransaction is ' + describe(m.scanTransaction));
+    if (m.init !== undefined && typeof m.init !== 'function')
+      throw new TypeError('module.exports.init is ' + describe(m.init));
+    mod = m; scanFn = m.scanTransaction; initFn = m.init === undefined ? null : m.init;
+  },
+  init(id, version, config) {
+    pctx = {plugin: freeze({id: id, version: version}), config: parse(config)};
+    return initFn === null ? 'R' : call(initFn, [pctx]);
+  },
+  run(text) {
+    let tx;
+    try { tx = parse(text); } catch (e) { return 'Etransaction is not valid JSON: ' + fmtErr(e); }
+    return call(scanFn, [tx, pctx]);
+  },
+};
+})

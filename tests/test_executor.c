@@ -1,0 +1,588 @@
+/*
+ * test_executor.c - the plugin executor: concurrency, recycling, reload,
+ * timeouts, heap, sandbox, lifetime and bad code. Threads collect results;
+ * assertions run only on the test's main thread, after joining.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "txscan.h"
+
+static const char TX[] = "{\"hash\":\"0xabc\",\"value\":\"0x1\"}";
+
+static double slack_ms(void)
+{
+	const char *s = getenv("TXS_TEST_SLACK_MS");
+	return s ? atof(s) : 5.0;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static txs_limits limits(uint32_t timeout_ms)
+{
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = timeout_ms;
+	return l;
+}
+
+static txs_executor *make(const char *id, const char *src, const txs_limits *l)
+{
+	txs_plugin_code c = {.id = id, .version = "1.0.0", .filename = "index.js",
+	                     .source = src, .source_len = strlen(src)};
+	txs_executor *ex = NULL;
+	int rc = txs_executor_new(&ex, &c, l, NULL, NULL);
+	if (rc)
+		fail_msg("txs_executor_new(%s): %s", id, txs_last_error());
+	return ex;
+}
+
+static int try_make(const char *src, txs_executor **ex)
+{
+	txs_plugin_code c = {.id = "bad", .version = "1", .filename = "bad.js",
+	                     .source = src, .source_len = strlen(src)};
+	*ex = (txs_executor *)0x1;
+	return txs_executor_new(ex, &c, NULL, NULL, NULL);
+}
+
+static txs_scan_result scan(txs_executor *ex, const char *tx)
+{
+	txs_scan_result r;
+	assert_int_equal(txs_executor_scan(ex, tx, strlen(tx), &r), 0);
+	return r;
+}
+
+/* Scans and returns the JSON as an integer (plugins below return numbers). */
+static long scan_num(txs_executor *ex)
+{
+	txs_scan_result r = scan(ex, TX);
+	if (r.status != TXS_STATUS_OK)
+		fail_msg("scan: %s: %s", txs_status_name(r.status), r.error);
+	long n = strtol(r.json, NULL, 10);
+	txs_scan_result_clear(&r);
+	return n;
+}
+
+/* ---- 1. concurrency -------------------------------------------------- */
+
+static const char ECHO_SRC[] =
+    "module.exports = { scanTransaction(tx, ctx) {\n"
+    "  return {code: 'ECHO', severity: 'info', message: ctx.plugin.id + ':' + tx.hash};\n"
+    "}};\n";
+
+struct worker {
+	txs_executor *ex[2];
+	int id, bad, done;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char tx[64], want[128];
+	for (int i = 0; i < 400; i++) {
+		int which = (i + w->id) % 2;
+		snprintf(tx, sizeof tx, "{\"hash\":\"t%d-%d\"}", w->id, i);
+		snprintf(want, sizeof want, "\"message\":\"echo%d:t%d-%d\"", which, w->id, i);
+		txs_scan_result r;
+		if (txs_executor_scan(w->ex[which], tx, strlen(tx), &r) != 0 ||
+		    r.status != TXS_STATUS_OK || !strstr(r.json, want))
+			w->bad++;
+		w->done++;
+		txs_scan_result_clear(&r);
+	}
+	return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	txs_executor *a = make("echo0", ECHO_SRC, &l), *b = make("echo1", ECHO_SRC, &l);
+	pthread_t th[4];
+	struct worker w[4];
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){.ex = {a, b}, .id = i};
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(w[i].done, 400);
+		assert_int_equal(w[i].bad, 0);
+	}
+	txs_executor_stats st;
+	txs_executor_stats_get(a, &st);
+	assert_int_equal(st.scans, 800);
+	assert_int_equal(st.ok, 800);
+	txs_executor_free(a);
+	txs_executor_free(b);
+}
+
+/* ---- 2. restart every N, 3. manual restart and reload -------------------- */
+
+static const char COUNTER_SRC[] =
+    "let n = 0;\n"
+    "module.exports = { scanTransaction() { return ++n; } };\n";
+
+static void test_restart_every(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	l.restart_every = 5;
+	txs_executor *ex = make("counter", COUNTER_SRC, &l);
+	for (int i = 1; i <= 5; i++)
+		assert_int_equal(scan_num(ex), i);
+	txs_scan_result r = scan(ex, TX);
+	assert_string_equal(r.json, "1"); /* fresh module state */
+	assert_int_equal(r.generation, 2);
+	txs_scan_result_clear(&r);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.restarts_scheduled, 1);
+	assert_int_equal(st.generation, 2);
+	txs_executor_free(ex);
+}
+
+static void test_restart_and_reload(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	txs_executor *ex = make("counter", COUNTER_SRC, &l);
+	assert_int_equal(scan_num(ex), 1);
+	assert_int_equal(scan_num(ex), 2);
+	assert_int_equal(txs_executor_restart(ex), 0);
+	assert_int_equal(scan_num(ex), 1);
+
+	const char v2[] = "module.exports = { scanTransaction() { return 100; } };";
+	txs_plugin_code c2 = {.id = "counter", .version = "2", .filename = "index.js",
+	                      .source = v2, .source_len = strlen(v2)};
+	assert_int_equal(txs_executor_reload(ex, &c2), 0);
+	assert_int_equal(scan_num(ex), 100);
+
+	const char broken[] = "module.exports = { scanTransaction() { return 1 ;\n";
+	txs_plugin_code c3 = {.id = "counter", .version = "3", .filename = "index.js",
+	                      .source = broken, .source_len = strlen(broken)};
+	assert_int_equal(txs_executor_reload(ex, &c3), TXS_EPLUGIN);
+	assert_non_null(strstr(txs_last_error(), "SyntaxError"));
+	assert_non_null(strstr(txs_last_error(), "index.js:"));
+	assert_int_equal(scan_num(ex), 100); /* the old code keeps serving */
+
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.restarts_manual, 1);
+	assert_int_equal(st.reloads, 1);
+	assert_int_equal(st.failed_starts, 1);
+	assert_int_equal(st.generation, 3);
+	txs_executor_free(ex);
+}
+
+/* ---- 4. timeouts ---------------------------------------------------------- */
+
+static void expect_timeout_then_ok(const char *name, const char *body)
+{
+	char src[1024];
+	snprintf(src, sizeof src,
+	         "module.exports = { %s(tx) {\n"
+	         "  if (tx.mode !== 'hang') return 'fine';\n"
+	         "  %s\n"
+	         "}};\n",
+	         strstr(body, "await") ? "async scanTransaction" : "scanTransaction", body);
+	txs_limits l = limits(40);
+	txs_executor *ex = make("hang", src, &l);
+	double t0 = now_ms();
+	txs_scan_result r = scan(ex, "{\"mode\":\"hang\"}");
+	double wall = now_ms() - t0;
+	if (r.status != TXS_STATUS_TIMEOUT)
+		fail_msg("%s: status %s (%s)", name, txs_status_name(r.status), r.error);
+	if (r.ms > 40 + slack_ms() || wall > 40 + 2 * slack_ms())
+		fail_msg("%s: ended after %.2f ms (wall %.2f), deadline 40 ms", name, r.ms, wall);
+	assert_non_null(strstr(r.error, "timed out"));
+	txs_scan_result_clear(&r);
+	r = scan(ex, "{\"mode\":\"ok\"}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "\"fine\"");
+	assert_int_equal(r.generation, 2); /* a fresh engine */
+	txs_scan_result_clear(&r);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.timeouts, 1);
+	assert_int_equal(st.restarts_killed, 1);
+	txs_executor_free(ex);
+}
+
+static void test_timeouts(void **state)
+{
+	(void)state;
+	expect_timeout_then_ok("busy loop", "while (true) {}");
+	expect_timeout_then_ok("loop after await", "await null; while (true) {}");
+	expect_timeout_then_ok("microtask flood",
+	                       "const f = () => Promise.resolve().then(f); f(); return null;");
+	expect_timeout_then_ok("await flood", "for (;;) await null;");
+	expect_timeout_then_ok("looping getter during serialisation",
+	                       "return {code: 'X', get severity() { while (true) {} }};");
+	expect_timeout_then_ok("looping toJSON", "return {toJSON() { for (;;) {} }};");
+}
+
+static void test_never_settles(void **state)
+{
+	(void)state;
+	txs_executor *ex = make("never", "module.exports = { scanTransaction() { return new Promise(() => {}); } };", NULL);
+	double t0 = now_ms();
+	txs_scan_result r = scan(ex, TX);
+	assert_true(now_ms() - t0 < 40);
+	assert_int_equal(r.status, TXS_STATUS_ERROR);
+	assert_non_null(strstr(r.error, "did not settle"));
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
+static void test_async_results(void **state)
+{
+	(void)state;
+	txs_executor *ex = make("async",
+	    "module.exports = { async scanTransaction(tx) {\n"
+	    "  await null; const v = await Promise.resolve(tx.hash);\n"
+	    "  if (v === 'reject') throw new RangeError('nope');\n"
+	    "  return [{code: 'A', severity: 'low', message: v}];\n"
+	    "}};\n", NULL);
+	txs_scan_result r = scan(ex, TX);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[{\"code\":\"A\",\"severity\":\"low\",\"message\":\"0xabc\"}]");
+	txs_scan_result_clear(&r);
+	r = scan(ex, "{\"hash\":\"reject\"}");
+	assert_int_equal(r.status, TXS_STATUS_ERROR);
+	assert_non_null(strstr(r.error, "RangeError: nope"));
+	assert_non_null(strstr(r.error, "index.js:3"));
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
+/* ---- 5. heap ------------------------------------------------------------- */
+
+static void test_heap_restart(void **state)
+{
+	(void)state;
+	txs_limits l = limits(2000);
+	l.heap_restart_mb = 8;
+	l.heap_sample_every = 1;
+	txs_executor *ex = make("grower",
+	    "const keep = [];\n"
+	    "module.exports = { scanTransaction() {\n"
+	    "  for (let i = 0; i < 20000; i++) keep.push({i, s: 'x' + i});\n"
+	    "  return keep.length;\n"
+	    "}};\n", &l);
+	long prev = 0, n = 0;
+	for (int i = 0; i < 40 && n >= prev; i++) {
+		prev = n;
+		n = scan_num(ex);
+	}
+	assert_int_equal(n, 20000); /* the array was reset: a fresh engine */
+	assert_true(prev > 20000);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_true(st.restarts_heap >= 1);
+	assert_true(st.heap_bytes > (8u << 20));
+	txs_executor_free(ex);
+}
+
+static void test_memory_bomb(void **state)
+{
+	(void)state;
+	txs_limits l = limits(10000);
+	l.heap_limit_mb = 64;
+	txs_executor *ex = make("bomb",
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (!tx.bomb) return 'fine';\n"
+	    "  const b = []; for (let i = 0; ; i++) b.push(new Array(1000).fill(i));\n"
+	    "}};\n", &l);
+	txs_scan_result r = scan(ex, "{\"bomb\":true}");
+	assert_int_equal(r.status, TXS_STATUS_MEMORY);
+	assert_non_null(strstr(r.error, "heap limit of 64 MB"));
+	txs_scan_result_clear(&r);
+	r = scan(ex, TX);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.memory_stops, 1);
+	txs_executor_free(ex);
+}
+
+/* ---- 6. sandbox ---------------------------------------------------------- */
+
+static void expect_error(txs_executor *ex, const char *tx, const char *needle)
+{
+	txs_scan_result r = scan(ex, tx);
+	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, needle))
+		fail_msg("%s: status %s, error %s", tx, txs_status_name(r.status), r.error);
+	txs_scan_result_clear(&r);
+}
+
+static void test_sandbox(void **state)
+{
+	(void)state;
+	txs_limits l = limits(200);
+	txs_executor *ex = make("sandbox",
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  switch (tx.t) {\n"
+	    "  case 'eval': return eval('1 + 1');\n"
+	    "  case 'function': return new Function('return 1')();\n"
+	    "  case 'ctor': return (function () {}).constructor('return 1')();\n"
+	    "  case 'async-ctor': return (async function () {}).constructor('return 1')();\n"
+	    "  case 'globals': return [typeof WebAssembly, typeof setTimeout, typeof require,\n"
+	    "      typeof fetch, typeof process, typeof self, typeof global, typeof globalThis];\n"
+	    "  case 'pst': Error.prepareStackTrace = () => { while (true) {} };\n"
+	    "    throw new Error('still killable');\n"
+	    "  }\n"
+	    "}};\n", &l);
+	expect_error(ex, "{\"t\":\"eval\"}", "EvalError");
+	expect_error(ex, "{\"t\":\"function\"}", "EvalError");
+	expect_error(ex, "{\"t\":\"ctor\"}", "EvalError");
+	expect_error(ex, "{\"t\":\"async-ctor\"}", "EvalError");
+	expect_error(ex, "{\"t\":\"pst\"}", "still killable");
+	txs_scan_result r = scan(ex, "{\"t\":\"globals\"}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[\"undefined\",\"undefined\",\"undefined\",\"undefined\","
+	                            "\"undefined\",\"object\",\"object\",\"object\"]");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
+struct console_log {
+	pthread_mutex_t mu;
+	int lines;
+	char first[256];
+	char last[256];
+};
+
+static void on_console(const char *id, const char *level, const char *msg, size_t len, void *ud)
+{
+	(void)len;
+	struct console_log *c = ud;
+	pthread_mutex_lock(&c->mu);
+	if (c->lines++ == 0)
+		snprintf(c->first, sizeof c->first, "%s/%s/%s", id, level, msg);
+	snprintf(c->last, sizeof c->last, "%s/%s/%s", id, level, msg);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void test_console(void **state)
+{
+	(void)state;
+	const char src[] =
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (tx.flood) { for (let i = 0; i < 1000; i++) console.log(i); return 0; }\n"
+	    "  console.warn('saw', tx.hash, {n: 1}); return 0;\n"
+	    "}};\n";
+	txs_plugin_code c = {.id = "chatty", .version = "1", .filename = "index.js",
+	                     .source = src, .source_len = strlen(src)};
+	struct console_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	txs_executor *ex = NULL;
+	assert_int_equal(txs_executor_new(&ex, &c, NULL, on_console, &log), 0);
+	txs_scan_result r = scan(ex, TX);
+	txs_scan_result_clear(&r);
+	r = scan(ex, "{\"flood\":true}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	assert_string_equal(log.first, "chatty/warn/saw 0xabc {\"n\":1}");
+	assert_true(log.lines <= 101); /* burst of 100 */
+	assert_true(log.lines >= 50);
+}
+
+/* ---- 7. lifetime ----------------------------------------------------------- */
+
+static void *create_thread(void *arg)
+{
+	txs_executor **out = arg;
+	*out = make("crossed", COUNTER_SRC, NULL);
+	return NULL;
+}
+
+static void *free_thread(void *arg)
+{
+	txs_executor_free(arg);
+	return NULL;
+}
+
+static void test_cross_thread_lifetime(void **state)
+{
+	(void)state;
+	txs_executor *ex = NULL;
+	pthread_t t;
+	pthread_create(&t, NULL, create_thread, &ex);
+	pthread_join(t, NULL);
+	assert_non_null(ex);
+	assert_int_equal(scan_num(ex), 1);
+	pthread_create(&t, NULL, free_thread, ex);
+	pthread_join(t, NULL);
+}
+
+static void test_thousand_restarts(void **state)
+{
+	(void)state;
+	txs_executor *ex = make("restarts", COUNTER_SRC, NULL);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(txs_executor_restart(ex), 0);
+	assert_int_equal(scan_num(ex), 1);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.generation, 1001);
+	assert_int_equal(st.restarts_manual, 1000);
+	txs_executor_free(ex);
+}
+
+struct tally {
+	pthread_mutex_t mu;
+	int answered, stopped, ok;
+};
+
+static void on_done(txs_scan_result *r, void *ud)
+{
+	struct tally *t = ud;
+	pthread_mutex_lock(&t->mu);
+	t->answered++;
+	t->stopped += r->status == TXS_STATUS_STOPPED;
+	t->ok += r->status == TXS_STATUS_OK;
+	pthread_mutex_unlock(&t->mu);
+	txs_scan_result_clear(r);
+}
+
+static void test_free_with_queued_scans(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	txs_executor *ex = make("slow",
+	    "module.exports = { scanTransaction() {\n"
+	    "  const end = Date.now() + 5; while (Date.now() < end) {} return 1;\n"
+	    "}};\n", &l);
+	struct tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	int accepted = 0;
+	for (int i = 0; i < 50; i++)
+		accepted += txs_executor_submit(ex, TX, strlen(TX), on_done, &t) == 0;
+	txs_executor_free(ex);
+	assert_int_equal(accepted, 50);
+	assert_int_equal(t.answered, 50);
+	assert_true(t.stopped > 0);
+	assert_int_equal(t.ok + t.stopped, 50);
+}
+
+static void test_overload(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	l.queue_capacity = 4;
+	txs_executor *ex = make("slow2",
+	    "module.exports = { scanTransaction() {\n"
+	    "  const end = Date.now() + 20; while (Date.now() < end) {} return 1;\n"
+	    "}};\n", &l);
+	struct tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	int refused = 0;
+	for (int i = 0; i < 20; i++)
+		refused += txs_executor_submit(ex, TX, strlen(TX), on_done, &t) == TXS_EOVERLOADED;
+	assert_true(refused >= 10);
+	txs_scan_result r = scan(ex, TX); /* answered overloaded or ok, never hangs */
+	assert_true(r.status == TXS_STATUS_OVERLOADED || r.status == TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
+/* ---- 8. bad plugin code and caps ------------------------------------------- */
+
+static void expect_bad(const char *src, const char *needle)
+{
+	txs_executor *ex;
+	int rc = try_make(src, &ex);
+	if (rc != TXS_EPLUGIN || ex != NULL || !strstr(txs_last_error(), needle))
+		fail_msg("rc %d, error '%s', wanted '%s'", rc, txs_last_error(), needle);
+}
+
+static void test_bad_code(void **state)
+{
+	(void)state;
+	expect_bad("module.exports = { scanTransaction() {\n  return ]\n}};", "bad.js:2: SyntaxError");
+	expect_bad("module.exports = {};", "scanTransaction is missing");
+	expect_bad("module.exports = { scanTransaction: 42 };", "not a function (it is number)");
+	expect_bad("module.exports = 7;", "module.exports must be an object");
+	expect_bad("module.exports = { init() { throw new Error('no config'); }, scanTransaction() {} };",
+	           "init(ctx) failed: Error: no config");
+	expect_bad("module.exports = { init() { while (true) {} }, scanTransaction() {} };",
+	           "timed out");
+	expect_bad("throw new TypeError('top-level');", "TypeError: top-level");
+}
+
+static void test_exports_forms(void **state)
+{
+	(void)state;
+	txs_executor *ex = make("cjs", "exports.scanTransaction = function (tx, ctx) { return ctx.config.x; };", NULL);
+	txs_scan_result r = scan(ex, TX);
+	assert_string_equal(r.json, "null");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	const char src[] = "module.exports = { init(ctx) { ctx.seen = ctx.config.x * 2; },"
+	                   " scanTransaction(tx, ctx) { return [ctx.plugin.id, ctx.plugin.version, ctx.seen]; } };";
+	txs_plugin_code c = {.id = "cfg", .version = "9.9.9", .filename = "i.js", .source = src,
+	                     .source_len = strlen(src), .config_json = "{\"x\":21}"};
+	assert_int_equal(txs_executor_new(&ex, &c, NULL, NULL, NULL), 0);
+	r = scan(ex, TX);
+	assert_string_equal(r.json, "[\"cfg\",\"9.9.9\",42]");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
+static void test_caps(void **state)
+{
+	(void)state;
+	txs_limits l = limits(200);
+	l.max_result_bytes = 1000;
+	l.max_input_bytes = 100;
+	txs_executor *ex = make("caps", "module.exports = { scanTransaction(tx) { return 'x'.repeat(tx.n); } };", &l);
+	expect_error(ex, "{\"n\":5000}", "result too large");
+	txs_scan_result r = scan(ex, "{\"n\":10}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	char big[300];
+	snprintf(big, sizeof big, "{\"n\":1,\"pad\":\"%0200d\"}", 0);
+	expect_error(ex, big, "the cap is 100");
+	expect_error(ex, "{not json", "not valid JSON");
+	txs_executor_free(ex);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_concurrency),
+	    cmocka_unit_test(test_restart_every),
+	    cmocka_unit_test(test_restart_and_reload),
+	    cmocka_unit_test(test_timeouts),
+	    cmocka_unit_test(test_never_settles),
+	    cmocka_unit_test(test_async_results),
+	    cmocka_unit_test(test_heap_restart),
+	    cmocka_unit_test(test_memory_bomb),
+	    cmocka_unit_test(test_sandbox),
+	    cmocka_unit_test(test_console),
+	    cmocka_unit_test(test_cross_thread_lifetime),
+	    cmocka_unit_test(test_thousand_restarts),
+	    cmocka_unit_test(test_free_with_queued_scans),
+	    cmocka_unit_test(test_overload),
+	    cmocka_unit_test(test_bad_code),
+	    cmocka_unit_test(test_exports_forms),
+	    cmocka_unit_test(test_caps),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
