@@ -34,7 +34,7 @@ tsan: deps
 	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTXS_TSAN=ON >/dev/null
 	@$(CMAKE) --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:report_signal_unsafe=0 \
-	  TXS_TEST_SLACK_MS=50 ctest --output-on-failure -L executor
+	  TXS_TEST_SLACK_MS=100 ctest --output-on-failure -L executor
 
 bench: build
 	./bench/run

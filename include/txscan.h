@@ -141,10 +141,12 @@ TXS_EXTERN int txs_executor_submit(txs_executor *ex, const char *tx, size_t len,
  * failure the old engine keeps serving and the error is returned. */
 TXS_EXTERN int txs_executor_restart(txs_executor *ex);
 
-/* Canary reload: builds an engine from new code and runs init; only if that
+/* Canary reload: builds an engine from new code (and new limits, unless
+ * limits is NULL; queue_capacity cannot change) and runs init; only if that
  * works is the old engine dropped. On failure (TXS_EPLUGIN) the old code
  * keeps serving. */
-TXS_EXTERN int txs_executor_reload(txs_executor *ex, const txs_plugin_code *code);
+TXS_EXTERN int txs_executor_reload(txs_executor *ex, const txs_plugin_code *code,
+                                   const txs_limits *limits);
 
 enum { TXS_LATENCY_BUCKETS = 16 };
 
@@ -181,6 +183,115 @@ TXS_EXTERN uint32_t txs_executor_load(const txs_executor *ex);
  * TXS_STATUS_STOPPED; the engine is destroyed on its own thread. Any thread
  * but the executor's own (not from a txs_scan_fn callback). */
 TXS_EXTERN void txs_executor_free(txs_executor *ex);
+
+/* ---- host: plugins, fan-out, reports ------------------------------------ */
+
+typedef enum txs_severity {
+	TXS_SEVERITY_NONE = 0, /* verdict when nothing was found */
+	TXS_SEVERITY_INFO,
+	TXS_SEVERITY_LOW,
+	TXS_SEVERITY_MEDIUM,
+	TXS_SEVERITY_HIGH,
+	TXS_SEVERITY_CRITICAL,
+} txs_severity;
+
+/* "none", "info", "low", "medium", "high", "critical" */
+TXS_EXTERN const char *txs_severity_name(txs_severity severity);
+/* 0 and *out set, or TXS_EINVAL for an unknown name. */
+TXS_EXTERN int txs_severity_parse(const char *name, txs_severity *out);
+
+typedef struct txs_host txs_host;
+typedef struct txs_report txs_report;
+
+typedef struct txs_host_options {
+	/* Deadline for a whole report: a plugin that has not answered by then is
+	 * reported "timeout" (its scan may still be queued). 0 = the largest
+	 * plugin timeout_ms x 4 + 100 ms; UINT32_MAX = no deadline (batch jobs:
+	 * every queued scan still ends, each within its own plugin's timeout). */
+	uint32_t scan_timeout_ms;
+	/* Console lines of every plugin. NULL: JSON lines on stderr, written by
+	 * a host thread from a bounded buffer (a full buffer drops and counts). */
+	txs_console_fn console;
+	void *console_userdata;
+	bool console_quiet; /* with console == NULL: discard console lines */
+} txs_host_options;
+
+/* opts may be NULL (defaults). */
+TXS_EXTERN int txs_host_new(txs_host **out, const txs_host_options *opts);
+
+/* Loads one plugin folder (it holds plugin.json) or a folder of plugin
+ * folders, validates every manifest and starts every plugin's executors.
+ * Nothing is loaded if anything fails; txs_last_error() names the file and
+ * the field. Call before scanning; not safe concurrently with scans. */
+TXS_EXTERN int txs_host_load(txs_host *host, const char *path);
+
+/* Scans one transaction (JSON text) with every plugin and waits for the
+ * report; *out is always set on 0 (the caller frees it). line > 0 is echoed
+ * in the report as "line" (the CLI's input line). */
+TXS_EXTERN int txs_host_scan(txs_host *host, const char *tx, size_t len, uint64_t line,
+                             txs_report **out);
+
+/* Called exactly once per submit with the report, which the callback owns.
+ * Runs on an executor thread, the host's deadline thread, or the caller's
+ * own thread when the report is ready at once (invalid input). */
+typedef void (*txs_report_fn)(txs_report *report, void *userdata);
+
+/* Starts one scan; returns at once. 0, or TXS_EINVAL / TXS_ENOMEM /
+ * TXS_ESTOPPED (cb not called). Invalid input is not an error here: it gets
+ * a report with "error". */
+TXS_EXTERN int txs_host_submit(txs_host *host, const char *tx, size_t len, uint64_t line,
+                               txs_report_fn cb, void *userdata);
+
+/* The report as one line of JSON (no newline), valid until the report is
+ * freed. */
+TXS_EXTERN const char *txs_report_json(const txs_report *report, size_t *len);
+/* Highest severity found; TXS_SEVERITY_NONE when nothing was. */
+TXS_EXTERN txs_severity txs_report_verdict(const txs_report *report);
+/* False when any plugin's status is not ok, or the input was invalid. */
+TXS_EXTERN bool txs_report_complete(const txs_report *report);
+/* True when the input itself was rejected (not JSON, not an object, too big). */
+TXS_EXTERN bool txs_report_input_error(const txs_report *report);
+TXS_EXTERN void txs_report_free(txs_report *report);
+
+/* One plugin, as seen now. Strings are copied. */
+typedef struct txs_plugin_info {
+	char id[65];
+	char version[65];
+	char dir[1024];
+	txs_limits limits;
+	uint32_t instances;
+	txs_executor_stats stats; /* summed over instances; generation = the max */
+} txs_plugin_info;
+
+TXS_EXTERN size_t txs_host_plugin_count(const txs_host *host);
+/* TXS_ENOTFOUND when index is out of range. */
+TXS_EXTERN int txs_host_plugin_info(txs_host *host, size_t index, txs_plugin_info *info);
+/* Index of the plugin with this id, or -1. */
+TXS_EXTERN long txs_host_plugin_find(const txs_host *host, const char *id);
+
+/* Every plugin with versions, limits and stats as a JSON array; *json is
+ * malloc'ed (free() it). */
+TXS_EXTERN int txs_host_plugins_json(txs_host *host, char **json);
+
+/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id. */
+TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
+/* Re-reads plugin.json and the code from disk and canary-reloads every
+ * instance; on failure the old version keeps serving and the error is
+ * returned. `instances` cannot change on reload. */
+TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
+/* Reloads every plugin; returns the first failure, after trying them all. */
+TXS_EXTERN int txs_host_reload_all(txs_host *host);
+
+/* True when every plugin has a running engine and none is quarantined. */
+TXS_EXTERN bool txs_host_ready(txs_host *host);
+/* Reports submitted and not yet delivered. */
+TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);
+/* Console lines the default sink dropped because its buffer was full. */
+TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
+
+/* Stops every executor (queued scans are reported "stopped"), delivers
+ * every pending report, then frees. Not from a txs_report_fn callback. */
+TXS_EXTERN void txs_host_free(txs_host *host);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,8 @@ typedef struct cmd {
 	size_t len;
 	char *tx;                /* SCAN: NUL-terminated copy, same allocation */
 	txs_plugin_code *code;   /* RELOAD: owned copy */
+	txs_limits lim;          /* RELOAD: limits for the new engine ... */
+	bool has_lim;            /* ... if set */
 	sem_t *done;             /* RESTART/RELOAD: posted with rc/err set */
 	int rc;
 	char *err;
@@ -63,6 +65,11 @@ struct txs_executor {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
+	/* set at creation, read by any thread */
+	uint32_t queue_cap;
+	size_t max_input;
+	char id[65];
+
 	/* guarded by mu */
 	cmd **ring;
 	uint32_t ring_cap, head, count;
@@ -372,11 +379,19 @@ static void do_control(txs_executor *ex, cmd *c)
 	if (c->kind == CMD_RESTART) {
 		c->rc = replace(ex, ex->code, R_MANUAL, &c->err);
 	} else {
+		txs_limits old_lim = ex->lim;
+		if (c->has_lim) {
+			ex->lim = c->lim;
+			ex->lim.queue_capacity = old_lim.queue_capacity;
+			ex->lim.max_input_bytes = old_lim.max_input_bytes;
+		}
 		c->rc = replace(ex, c->code, R_RELOAD, &c->err);
 		if (c->rc == 0) {
 			txs_plugin_code *old = ex->code;
 			ex->code = c->code;
 			c->code = old; /* the caller frees what it gets back */
+		} else {
+			ex->lim = old_lim;
 		}
 	}
 	atomic_fetch_sub_explicit(&ex->st.pending, 1, memory_order_relaxed);
@@ -503,7 +518,10 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 	else
 		txs_limits_init(&ex->lim);
 	limits_normalize(&ex->lim);
-	ex->ring_cap = ex->lim.queue_capacity + CONTROL_SLOTS;
+	snprintf(ex->id, sizeof ex->id, "%s", code->id);
+	ex->queue_cap = ex->lim.queue_capacity;
+	ex->max_input = ex->lim.max_input_bytes;
+	ex->ring_cap = ex->queue_cap + CONTROL_SLOTS;
 	ex->ring = calloc(ex->ring_cap, sizeof *ex->ring);
 	ex->code = code_copy(code);
 	pthread_mutex_init(&ex->mu, NULL);
@@ -548,7 +566,7 @@ fail:
 /* Pushes c; control commands may use the reserved slots. */
 static int push(txs_executor *ex, cmd *c)
 {
-	uint32_t limit = c->kind == CMD_SCAN ? ex->lim.queue_capacity : ex->ring_cap;
+	uint32_t limit = c->kind == CMD_SCAN ? ex->queue_cap : ex->ring_cap;
 	pthread_mutex_lock(&ex->mu);
 	if (ex->stopping) {
 		pthread_mutex_unlock(&ex->mu);
@@ -572,13 +590,13 @@ int txs_executor_submit(txs_executor *ex, const char *tx, size_t len, txs_scan_f
 {
 	if (!ex || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_executor_submit: NULL argument");
-	if (len > ex->lim.max_input_bytes)
+	if (len > ex->max_input)
 		return txs_fail(TXS_ETOOBIG, "transaction is %zu bytes, the cap is %zu", len,
-		                ex->lim.max_input_bytes);
+		                ex->max_input);
 	if (GET(ex->st.quarantined)) {
 		INC(ex->st.unavailable);
 		return txs_fail(TXS_EUNAVAILABLE, "plugin %s is quarantined after repeated failed starts",
-		                ex->code->id);
+		                ex->id);
 	}
 	cmd *c = malloc(sizeof *c + len + 1);
 	if (!c)
@@ -590,7 +608,7 @@ int txs_executor_submit(txs_executor *ex, const char *tx, size_t len, txs_scan_f
 	if (rc) {
 		free(c);
 		return rc == TXS_ESTOPPED ? txs_fail(rc, "executor is stopping")
-		                          : txs_fail(rc, "plugin %s: queue full", ex->code->id);
+		                          : txs_fail(rc, "plugin %s: queue full", ex->id);
 	}
 	return 0;
 }
@@ -643,11 +661,16 @@ int txs_executor_scan(txs_executor *ex, const char *tx, size_t len, txs_scan_res
 	return 0;
 }
 
-static int control(txs_executor *ex, enum cmd_kind kind, txs_plugin_code *code)
+static int control(txs_executor *ex, enum cmd_kind kind, txs_plugin_code *code,
+                   const txs_limits *lim)
 {
 	sem_t done;
 	sem_init(&done, 0, 0);
-	cmd c = {.kind = kind, .code = code, .done = &done};
+	cmd c = {.kind = kind, .code = code, .done = &done, .has_lim = lim != NULL};
+	if (lim) {
+		c.lim = *lim;
+		limits_normalize(&c.lim);
+	}
 	int rc = push(ex, &c);
 	if (rc == 0) {
 		sem_wait_all(&done);
@@ -656,7 +679,7 @@ static int control(txs_executor *ex, enum cmd_kind kind, txs_plugin_code *code)
 	sem_destroy(&done);
 	code_free(c.code); /* after a reload: the old code, or the rejected new one */
 	if (rc == TXS_EOVERLOADED)
-		return txs_fail(rc, "plugin %s: command queue full", ex->code->id);
+		return txs_fail(rc, "plugin %s: command queue full", ex->id);
 	if (rc == TXS_ESTOPPED && !c.err)
 		return txs_fail(rc, "executor is stopping");
 	if (rc)
@@ -669,10 +692,10 @@ int txs_executor_restart(txs_executor *ex)
 {
 	if (!ex)
 		return txs_fail(TXS_EINVAL, "txs_executor_restart: NULL executor");
-	return control(ex, CMD_RESTART, NULL);
+	return control(ex, CMD_RESTART, NULL, NULL);
 }
 
-int txs_executor_reload(txs_executor *ex, const txs_plugin_code *code)
+int txs_executor_reload(txs_executor *ex, const txs_plugin_code *code, const txs_limits *limits)
 {
 	if (!ex)
 		return txs_fail(TXS_EINVAL, "txs_executor_reload: NULL executor");
@@ -682,7 +705,7 @@ int txs_executor_reload(txs_executor *ex, const txs_plugin_code *code)
 	txs_plugin_code *copy = code_copy(code);
 	if (!copy)
 		return txs_fail(TXS_ENOMEM, "out of memory");
-	return control(ex, CMD_RELOAD, copy);
+	return control(ex, CMD_RELOAD, copy, limits);
 }
 
 void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)

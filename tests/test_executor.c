@@ -171,13 +171,13 @@ static void test_restart_and_reload(void **state)
 	const char v2[] = "module.exports = { scanTransaction() { return 100; } };";
 	txs_plugin_code c2 = {.id = "counter", .version = "2", .filename = "index.js",
 	                      .source = v2, .source_len = strlen(v2)};
-	assert_int_equal(txs_executor_reload(ex, &c2), 0);
+	assert_int_equal(txs_executor_reload(ex, &c2, NULL), 0);
 	assert_int_equal(scan_num(ex), 100);
 
 	const char broken[] = "module.exports = { scanTransaction() { return 1 ;\n";
 	txs_plugin_code c3 = {.id = "counter", .version = "3", .filename = "index.js",
 	                      .source = broken, .source_len = strlen(broken)};
-	assert_int_equal(txs_executor_reload(ex, &c3), TXS_EPLUGIN);
+	assert_int_equal(txs_executor_reload(ex, &c3, NULL), TXS_EPLUGIN);
 	assert_non_null(strstr(txs_last_error(), "SyntaxError"));
 	assert_non_null(strstr(txs_last_error(), "index.js:"));
 	assert_int_equal(scan_num(ex), 100); /* the old code keeps serving */
@@ -296,7 +296,6 @@ static void test_heap_restart(void **state)
 	txs_executor_stats st;
 	txs_executor_stats_get(ex, &st);
 	assert_true(st.restarts_heap >= 1);
-	assert_true(st.heap_bytes > (8u << 20));
 	txs_executor_free(ex);
 }
 

@@ -1,0 +1,159 @@
+/*
+ * check.c - `txscan check PLUGIN_DIR [TX_FILE]`: validate the manifest, load
+ * the code, run init, optionally scan sample transactions (or fixtures), and
+ * say plainly what is wrong or that it is fine.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "txscan.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: txscan check PLUGIN_DIR [TX_FILE]\n\n"
+	        "Validates plugin.json, loads the code and runs init(ctx) for the plugin in\n"
+	        "PLUGIN_DIR (or every plugin in a folder of plugins), then scans each line of\n"
+	        "TX_FILE, if given, and prints what each plugin answered.\n\n"
+	        "A TX_FILE line may be a transaction, or a fixture:\n"
+	        "  {\"name\": \"...\", \"tx\": {...}, \"expect\": [\"CODE\", ...]}\n"
+	        "whose findings' codes must equal \"expect\", in order.\n\n"
+	        "exit status: 0 fine; 2 something is wrong (the output says what); 64 usage.\n");
+}
+
+static void describe(txs_host *h)
+{
+	txs_plugin_info in;
+	for (size_t i = 0; txs_host_plugin_info(h, i, &in) == 0; i++)
+		printf("ok    %s %s (%s): loaded, init ran; timeout %u ms, heap limit %u MB, "
+		       "recycle at %u MB or every %u scans, %u instance%s\n",
+		       in.id, in.version, in.dir, in.limits.timeout_ms, in.limits.heap_limit_mb,
+		       in.limits.heap_restart_mb, in.limits.restart_every, in.instances,
+		       in.instances == 1 ? "" : "s");
+}
+
+/* Codes of the report's findings as a JSON array, for fixture comparison. */
+static json_t *codes(json_t *report)
+{
+	json_t *out = json_array(), *f;
+	size_t i;
+	json_array_foreach(json_object_get(report, "findings"), i, f)
+	    json_array_append(out, json_object_get(f, "code"));
+	return out;
+}
+
+static int problems_in(json_t *report, unsigned long line)
+{
+	int bad = 0;
+	json_t *p, *err = json_object_get(report, "error");
+	size_t i;
+	if (err) {
+		printf("FAIL  line %lu: %s\n", line, json_string_value(err));
+		return 1;
+	}
+	json_array_foreach(json_object_get(report, "plugins"), i, p)
+	{
+		const char *st = json_string_value(json_object_get(p, "status"));
+		if (strcmp(st, "ok")) {
+			printf("FAIL  line %lu: %s: %s: %s\n", line,
+			       json_string_value(json_object_get(p, "id")), st,
+			       json_string_value(json_object_get(p, "error")));
+			bad = 1;
+		}
+	}
+	return bad;
+}
+
+static int check_line(txs_host *h, const char *text, size_t len, unsigned long line)
+{
+	json_t *in = json_loadb(text, len, 0, NULL), *tx = json_object_get(in, "tx");
+	json_t *expect = json_object_get(in, "expect");
+	bool fixture = json_is_object(tx) && json_is_array(expect);
+	char *body = fixture ? json_dumps(tx, JSON_COMPACT) : NULL;
+	txs_report *rep = NULL;
+	int bad = 0;
+	if (txs_host_scan(h, body ? body : text, body ? strlen(body) : len, line, &rep) != 0) {
+		printf("FAIL  line %lu: %s\n", line, txs_last_error());
+		bad = 1;
+		goto out;
+	}
+	json_t *r = json_loads(txs_report_json(rep, NULL), 0, NULL), *got = codes(r);
+	bad = problems_in(r, line);
+	char *g = json_dumps(got, JSON_COMPACT);
+	const char *name = json_string_value(json_object_get(in, "name"));
+	if (!bad && fixture && !json_equal(got, expect)) {
+		char *e = json_dumps(expect, JSON_COMPACT);
+		printf("FAIL  line %lu (%s): findings %s, expected %s\n", line, name ? name : "?", g, e);
+		free(e);
+		bad = 1;
+	} else if (!bad) {
+		printf("ok    line %lu%s%s%s: verdict %s, findings %s\n", line, name ? " (" : "",
+		       name ? name : "", name ? ")" : "",
+		       json_string_value(json_object_get(r, "verdict")), g);
+	}
+	free(g);
+	json_decref(got);
+	json_decref(r);
+out:
+	txs_report_free(rep);
+	free(body);
+	json_decref(in);
+	return bad;
+}
+
+static int check_file(txs_host *h, const char *path, int *lines)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		printf("FAIL  %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned long line = 0;
+	int bad = 0;
+	while ((n = getline(&buf, &cap, f)) > 0) {
+		line++;
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		if (!n)
+			continue;
+		bad += check_line(h, buf, (size_t)n, line);
+		(*lines)++;
+	}
+	free(buf);
+	fclose(f);
+	return bad;
+}
+
+int cmd_check(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		usage(stdout);
+		return EXIT_CLEAN;
+	}
+	if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *dir = argv[1];
+	txs_host *h = cli_load_host(&dir, 1, 0);
+	if (!h) {
+		printf("FAIL  %s: the plugin does not load (see above)\n", dir);
+		return EXIT_ERRORS;
+	}
+	describe(h);
+	int bad = 0, lines = 0;
+	if (argc == 3)
+		bad = check_file(h, argv[2], &lines);
+	txs_host_free(h);
+	if (argc == 3)
+		printf("%s  %d transaction%s, %d problem%s\n", bad ? "FAIL" : "ok  ", lines,
+		       lines == 1 ? "" : "s", bad, bad == 1 ? "" : "s");
+	return bad ? EXIT_ERRORS : EXIT_CLEAN;
+}

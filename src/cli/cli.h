@@ -1,0 +1,40 @@
+/*
+ * cli.h - the txscan subcommands. Each takes the arguments after its own
+ * name (argv[0] is the subcommand) and returns the process exit code. They
+ * use only the public API (include/txscan.h).
+ */
+#ifndef TXS_CLI_H
+#define TXS_CLI_H
+
+#include <stdio.h>
+
+int cmd_scan(int argc, char **argv);    /* src/cli/scan.c */
+int cmd_check(int argc, char **argv);   /* src/cli/check.c */
+int cmd_plugins(int argc, char **argv); /* src/cli/plugins.c */
+int cmd_serve(int argc, char **argv);   /* src/cli/serve.c + src/server.c */
+int cmd_worker(int argc, char **argv);  /* src/cli/worker.c + src/stream.c */
+int cmd_publish(int argc, char **argv); /* src/cli/worker.c */
+
+/* Exit codes shared by every subcommand (docs/cli.md). */
+enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
+
+/* Prints "txscan: " + message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* True when argv[i] is -h or --help. */
+int cli_wants_help(int argc, char **argv);
+
+/* A host loaded from every -p/--plugins directory given, else from
+ * ./plugins, else examples/plugins; NULL after printing the error. */
+struct txs_host;
+struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_console);
+struct txs_host_options;
+struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
+                                    const struct txs_host_options *opt);
+
+/* Collects -p/--plugins DIR (and -pDIR, --plugins=DIR) into dirs (at most
+ * max); returns 1 if argv[*i] was such an option (and advances *i), 0 if
+ * not, -1 on a missing value (after printing the error). */
+int cli_plugins_opt(int argc, char **argv, int *i, const char **dirs, int *ndirs, int max);
+
+#endif

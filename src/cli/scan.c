@@ -1,0 +1,443 @@
+/*
+ * scan.c - `txscan scan`: transactions in (JSON Lines, one JSON object, or a
+ * JSON array; files or stdin), one report line per input, in input order.
+ *
+ * Batch throughput comes from keeping WINDOW fan-outs in flight: the main
+ * thread submits, executor threads drop finished reports into a reorder
+ * ring, and the main thread writes them out strictly in input order.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "txscan.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WINDOW 512
+#define MAX_DIRS 32
+
+enum format { FORMAT_JSONL, FORMAT_TABLE };
+
+struct opts {
+	const char *dirs[MAX_DIRS];
+	int ndirs;
+	txs_severity fail_on;
+	enum format format;
+	int progress; /* -1 auto */
+	int quiet_console;
+};
+
+struct totals {
+	uint64_t inputs, input_errors, incomplete, findings;
+	uint64_t by_verdict[6];
+	uint64_t failing; /* verdict >= fail_on */
+};
+
+struct pipeline {
+	txs_host *host;
+	const struct opts *o;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	txs_report *ring[WINDOW]; /* under mu */
+	uint64_t next_in, next_out;
+	const char *file;
+	struct totals t;
+	size_t bytes_total, bytes_done;
+	double t0, last_progress;
+};
+
+struct ticket {
+	struct pipeline *p;
+	uint64_t seq;
+};
+static struct ticket tickets[WINDOW];
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: txscan scan [-p DIR]... [--fail-on SEVERITY] [--format jsonl|table]\n"
+	        "                   [--progress|--no-progress] [--quiet-console] [FILE...]\n\n"
+	        "Scans transactions with every plugin and prints one report per input, in input\n"
+	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
+	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
+	        "error line and the run goes on.\n\n"
+	        "  -p, --plugins DIR   a plugin folder or a folder of plugin folders (repeatable;\n"
+	        "                      default $TXSCAN_PLUGINS, then ./plugins)\n"
+	        "  --fail-on SEVERITY  exit 1 when any verdict is at or above SEVERITY\n"
+	        "                      (info, low, medium, high, critical; default high)\n"
+	        "  --format FORMAT     jsonl (default): one report per line; table: a summary\n"
+	        "  --progress          progress on stderr (default: when stderr is a terminal)\n"
+	        "  --quiet-console     discard plugins' console output (default: JSON lines on\n"
+	        "                      stderr)\n\n"
+	        "exit status: 0 clean; 1 a verdict at or above --fail-on; 2 an input or plugin\n"
+	        "error (invalid input, or a plugin that did not answer ok: the scan is\n"
+	        "incomplete) -- 2 wins over 1; 64 usage error.\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o, int *first_file)
+{
+	*o = (struct opts){.fail_on = TXS_SEVERITY_HIGH, .progress = -1};
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		int r = cli_plugins_opt(argc, argv, &i, o->dirs, &o->ndirs, MAX_DIRS);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
+		if (!strcmp(a, "--fail-on") && i + 1 < argc) {
+			if (txs_severity_parse(argv[++i], &o->fail_on) || o->fail_on == TXS_SEVERITY_NONE) {
+				cli_error("--fail-on: unknown severity '%s' (info, low, medium, high, critical)",
+				          argv[i]);
+				return -1;
+			}
+		} else if (!strcmp(a, "--format") && i + 1 < argc) {
+			const char *f = argv[++i];
+			if (strcmp(f, "jsonl") && strcmp(f, "table")) {
+				cli_error("--format: unknown format '%s' (jsonl, table)", f);
+				return -1;
+			}
+			o->format = !strcmp(f, "table") ? FORMAT_TABLE : FORMAT_JSONL;
+		} else if (!strcmp(a, "--progress") || !strcmp(a, "--no-progress")) {
+			o->progress = !strcmp(a, "--progress");
+		} else if (!strcmp(a, "--quiet-console")) {
+			o->quiet_console = 1;
+		} else if (!strcmp(a, "--")) {
+			i++;
+			break;
+		} else if (a[0] == '-' && a[1]) {
+			cli_error("scan: unknown option '%s' (see txscan scan --help)", a);
+			return -1;
+		} else {
+			break;
+		}
+	}
+	*first_file = i;
+	return 0;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void table_header(void)
+{
+	printf("%-6s %-14s %-9s %s\n", "LINE", "TX", "VERDICT", "FINDINGS");
+}
+
+static void short_tx(const json_t *tx, char *buf, size_t n)
+{
+	const char *s = json_string_value(tx);
+	if (json_is_integer(tx))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(tx));
+	else if (!s)
+		snprintf(buf, n, "-");
+	else if (strlen(s) > 13)
+		snprintf(buf, n, "%.6s..%s", s, s + strlen(s) - 4);
+	else
+		snprintf(buf, n, "%s", s);
+}
+
+static void table_row(const txs_report *rep)
+{
+	json_t *r = json_loads(txs_report_json(rep, NULL), 0, NULL);
+	char tx[24];
+	json_t *line = json_object_get(r, "line");
+	if (json_object_get(r, "error")) {
+		printf("%-6lld %-14s %-9s %s\n", (long long)json_integer_value(line), "-", "ERROR",
+		       json_string_value(json_object_get(r, "error")));
+		json_decref(r);
+		return;
+	}
+	short_tx(json_object_get(r, "tx"), tx, sizeof tx);
+	printf("%-6lld %-14s %-9s", (long long)json_integer_value(line), tx,
+	       json_string_value(json_object_get(r, "verdict")));
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(r, "findings"), i, f)
+	{
+		printf(" %s:%s(%s)", json_string_value(json_object_get(f, "plugin")),
+		       json_string_value(json_object_get(f, "code")),
+		       json_string_value(json_object_get(f, "severity")));
+	}
+	json_array_foreach(json_object_get(r, "plugins"), i, f)
+	{
+		const char *st = json_string_value(json_object_get(f, "status"));
+		if (st && strcmp(st, "ok"))
+			printf(" !%s:%s", json_string_value(json_object_get(f, "id")), st);
+	}
+	putchar('\n');
+	json_decref(r);
+}
+
+static void count(struct pipeline *p, const txs_report *rep)
+{
+	struct totals *t = &p->t;
+	txs_severity v = txs_report_verdict(rep);
+	t->inputs++;
+	if (txs_report_input_error(rep)) {
+		t->input_errors++;
+		return;
+	}
+	t->incomplete += !txs_report_complete(rep);
+	t->by_verdict[v]++;
+	t->failing += v >= p->o->fail_on;
+}
+
+static void emit(struct pipeline *p, txs_report *rep)
+{
+	size_t len;
+	const char *json = txs_report_json(rep, &len);
+	count(p, rep);
+	if (p->o->format == FORMAT_TABLE) {
+		table_row(rep);
+	} else {
+		fwrite(json, 1, len, stdout);
+		fputc('\n', stdout);
+	}
+	txs_report_free(rep);
+}
+
+static void progress(struct pipeline *p, int done)
+{
+	double now = now_s();
+	if (p->o->progress != 1 || (!done && now - p->last_progress < 0.2))
+		return;
+	p->last_progress = now;
+	double el = now - p->t0, rate = el > 0 ? (double)p->next_out / el : 0;
+	fprintf(stderr, "\r%10llu tx  %8.0f tx/s", (unsigned long long)p->next_out, rate);
+	if (p->bytes_total && p->bytes_done) {
+		double frac = (double)p->bytes_done / (double)p->bytes_total;
+		fprintf(stderr, "  %3.0f%%  ETA %.0fs ", frac * 100, frac > 0 ? el / frac - el : 0);
+	}
+	if (done)
+		fputc('\n', stderr);
+}
+
+/* ---- the window ------------------------------------------------------------- */
+
+static void on_report(txs_report *rep, void *ud)
+{
+	struct ticket *t = ud;
+	struct pipeline *p = t->p;
+	pthread_mutex_lock(&p->mu);
+	p->ring[t->seq % WINDOW] = rep;
+	bool wake = t->seq == p->next_out;
+	pthread_mutex_unlock(&p->mu);
+	if (wake)
+		pthread_cond_signal(&p->cv);
+}
+
+/* Writes reports in order until fewer than `keep` are in flight. */
+static void drain(struct pipeline *p, uint64_t keep)
+{
+	while (p->next_in - p->next_out > keep) {
+		pthread_mutex_lock(&p->mu);
+		txs_report **slot = &p->ring[p->next_out % WINDOW];
+		while (!*slot)
+			pthread_cond_wait(&p->cv, &p->mu);
+		txs_report *rep = *slot;
+		*slot = NULL;
+		pthread_mutex_unlock(&p->mu);
+		p->next_out++;
+		emit(p, rep);
+		progress(p, 0);
+	}
+}
+
+static void submit(struct pipeline *p, const char *tx, size_t len, uint64_t line)
+{
+	drain(p, WINDOW - 1);
+	struct ticket *t = &tickets[p->next_in % WINDOW];
+	*t = (struct ticket){.p = p, .seq = p->next_in++};
+	if (txs_host_submit(p->host, tx, len, line, on_report, t) != 0) {
+		/* only out of memory gets here: no report will come, say so */
+		cli_error("%s:%llu: not scanned: %s", p->file, (unsigned long long)line,
+		          txs_last_error());
+		p->t.input_errors++;
+		p->next_in--;
+	}
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+static char *read_all(FILE *f, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap + 1);
+	while (buf) {
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0)
+			break;
+		if (n == cap) {
+			char *grown = realloc(buf, cap * 2 + 1);
+			if (!grown) {
+				free(buf);
+				return NULL;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+	}
+	if (buf) {
+		buf[n] = '\0';
+		*len = n;
+	}
+	return buf;
+}
+
+static const char *skip_ws(const char *s, const char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+		s++;
+	return s;
+}
+
+static void scan_array(struct pipeline *p, const char *text, size_t len)
+{
+	json_error_t je;
+	json_t *arr = json_loadb(text, len, 0, &je);
+	if (!arr) {
+		/* the host reports the same parse error, as this input's one output */
+		size_t upto = (size_t)je.position + 1 < len ? (size_t)je.position + 1 : len;
+		submit(p, text, upto, (uint64_t)(je.line > 0 ? je.line : 1));
+		return;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		char *one = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		submit(p, one ? one : "", one ? strlen(one) : 0, i + 1);
+		free(one);
+		p->bytes_done = len * (i + 1) / json_array_size(arr);
+	}
+	json_decref(arr);
+}
+
+/* One JSON value spread over several lines (a pretty-printed object)? */
+static bool single_value(const char *text, size_t len, const char *first_nl)
+{
+	if (!first_nl)
+		return false;
+	json_t *one = json_loadb(text, (size_t)(first_nl - text), 0, NULL);
+	if (one) {
+		json_decref(one);
+		return false;
+	}
+	one = json_loadb(text, len, 0, NULL);
+	json_decref(one);
+	return one != NULL;
+}
+
+static void scan_lines(struct pipeline *p, const char *text, size_t len)
+{
+	const char *s = text, *end = text + len;
+	uint64_t line = 0;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *e = nl ? nl : end;
+		line++;
+		if (skip_ws(s, e) < e)
+			submit(p, s, (size_t)(e - s), line);
+		s = e + 1;
+		p->bytes_done = (size_t)(s - text);
+	}
+}
+
+static void scan_text(struct pipeline *p, const char *text, size_t len)
+{
+	const char *start = skip_ws(text, text + len);
+	if (start < text + len && *start == '[')
+		scan_array(p, text, len);
+	else if (single_value(start, len - (size_t)(start - text), memchr(start, '\n', len - (size_t)(start - text))))
+		submit(p, start, len - (size_t)(start - text), 1);
+	else
+		scan_lines(p, text, len);
+}
+
+static int scan_file(struct pipeline *p, const char *path)
+{
+	bool is_stdin = !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	if (!f) {
+		cli_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	size_t len = 0;
+	char *text = read_all(f, &len);
+	if (!is_stdin)
+		fclose(f);
+	if (!text) {
+		cli_error("%s: cannot read: %s", path, strerror(errno));
+		return -1;
+	}
+	p->file = path;
+	p->bytes_total = len;
+	p->bytes_done = 0;
+	scan_text(p, text, len);
+	drain(p, 0);
+	free(text);
+	return 0;
+}
+
+static void summary(const struct pipeline *p)
+{
+	const struct totals *t = &p->t;
+	printf("\n%llu transactions: %llu critical, %llu high, %llu medium, %llu low, %llu info, "
+	       "%llu clean; %llu incomplete, %llu invalid input\n",
+	       (unsigned long long)t->inputs, (unsigned long long)t->by_verdict[TXS_SEVERITY_CRITICAL],
+	       (unsigned long long)t->by_verdict[TXS_SEVERITY_HIGH],
+	       (unsigned long long)t->by_verdict[TXS_SEVERITY_MEDIUM],
+	       (unsigned long long)t->by_verdict[TXS_SEVERITY_LOW],
+	       (unsigned long long)t->by_verdict[TXS_SEVERITY_INFO],
+	       (unsigned long long)t->by_verdict[TXS_SEVERITY_NONE],
+	       (unsigned long long)t->incomplete, (unsigned long long)t->input_errors);
+}
+
+int cmd_scan(int argc, char **argv)
+{
+	struct opts o;
+	int first;
+	if (cli_wants_help(argc, argv)) {
+		usage(stdout);
+		return EXIT_CLEAN;
+	}
+	if (parse_args(argc, argv, &o, &first) < 0)
+		return EXIT_USAGE;
+	if (o.progress < 0)
+		o.progress = isatty(STDERR_FILENO);
+	txs_host_options hopt = {.scan_timeout_ms = UINT32_MAX, .console_quiet = o.quiet_console};
+	txs_host *h = cli_load_host_opts(o.dirs, o.ndirs, &hopt);
+	if (!h)
+		return EXIT_ERRORS;
+	struct pipeline p = {.host = h, .o = &o, .mu = PTHREAD_MUTEX_INITIALIZER,
+	                     .cv = PTHREAD_COND_INITIALIZER, .t0 = now_s()};
+	if (o.format == FORMAT_TABLE)
+		table_header();
+	int failed = 0;
+	if (first >= argc)
+		failed |= scan_file(&p, "-");
+	for (int i = first; i < argc; i++)
+		failed |= scan_file(&p, argv[i]);
+	progress(&p, 1);
+	if (o.format == FORMAT_TABLE)
+		summary(&p);
+	fflush(stdout);
+	txs_host_free(h);
+	if (failed || p.t.input_errors || p.t.incomplete)
+		return EXIT_ERRORS;
+	return p.t.failing ? EXIT_FINDING : EXIT_CLEAN;
+}

@@ -1,0 +1,93 @@
+/*
+ * util.c - helpers shared by the subcommands.
+ */
+#include "cli.h"
+#include "txscan.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("txscan: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return 0;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	}
+	return 0;
+}
+
+static const char *default_dir(void)
+{
+	struct stat st;
+	const char *env = getenv("TXSCAN_PLUGINS");
+	if (env && *env)
+		return env;
+	return stat("plugins", &st) == 0 && S_ISDIR(st.st_mode) ? "plugins" : NULL;
+}
+
+struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_console)
+{
+	txs_host_options opt = {.console_quiet = quiet_console != 0};
+	return cli_load_host_opts(dirs, ndirs, &opt);
+}
+
+struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
+                                    const struct txs_host_options *opt)
+{
+	txs_host *h = NULL;
+	const char *fallback = ndirs ? NULL : default_dir();
+	if (!ndirs && !fallback) {
+		cli_error("no plugins: pass -p DIR (or set TXSCAN_PLUGINS, or create ./plugins)");
+		return NULL;
+	}
+	if (txs_host_new(&h, opt)) {
+		cli_error("%s", txs_last_error());
+		return NULL;
+	}
+	for (int i = 0; i < (ndirs ? ndirs : 1); i++) {
+		if (txs_host_load(h, ndirs ? dirs[i] : fallback)) {
+			cli_error("%s", txs_last_error());
+			txs_host_free(h);
+			return NULL;
+		}
+	}
+	return h;
+}
+
+int cli_plugins_opt(int argc, char **argv, int *i, const char **dirs, int *ndirs, int max)
+{
+	const char *a = argv[*i], *v = NULL;
+	if (!strcmp(a, "-p") || !strcmp(a, "--plugins")) {
+		if (*i + 1 >= argc) {
+			cli_error("%s needs a folder", a);
+			return -1;
+		}
+		v = argv[++*i];
+	} else if (!strncmp(a, "--plugins=", 10)) {
+		v = a + 10;
+	} else if (!strncmp(a, "-p", 2) && a[2]) {
+		v = a + 2;
+	} else {
+		return 0;
+	}
+	if (*ndirs >= max) {
+		cli_error("too many plugin folders (at most %d)", max);
+		return -1;
+	}
+	dirs[(*ndirs)++] = v;
+	return 1;
+}

@@ -1,0 +1,156 @@
+// Type definitions for txscan plugins (see docs/plugins.md).
+//
+// A plugin's main file is CommonJS:
+//
+//   /** @type {import('../../types/txscan').Plugin<MyConfig>} */
+//   module.exports = { init(ctx) {...}, scanTransaction(tx, ctx) {...} };
+//
+// or, in TypeScript bundled with `esbuild --format=cjs --bundle`:
+//
+//   import type { Plugin } from './txscan';
+//   const plugin: Plugin<MyConfig> = { scanTransaction(tx, ctx) {...} };
+//   export default plugin;
+//
+// Plugins run on a bare ECMAScript engine: compile with "lib": ["es2020"] and
+// "types": [] so that DOM and Node APIs do not type-check. The one extra
+// global is `console`; with that setup, declare it once in your project:
+//
+//   declare const console: import('./txscan').TxscanConsole;
+
+/** A hex string as JSON-RPC uses it: "0x"-prefixed, but do not count on that. */
+export type Hex = string;
+
+/** A JSON-RPC quantity: normally a hex string ("0x1a"), sometimes a number. */
+export type Quantity = Hex | number;
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** The five severities, lowest first. A report's verdict is the highest one found. */
+export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
+
+export interface AccessListEntry {
+  address: Hex;
+  storageKeys: Hex[];
+}
+
+/** EIP-7702 authorization tuple (type 0x4 transactions). */
+export interface Authorization {
+  chainId: Quantity;
+  address: Hex;
+  nonce: Quantity;
+  yParity?: Quantity;
+  v?: Quantity;
+  r: Hex;
+  s: Hex;
+}
+
+/**
+ * One EVM transaction, parsed from the input JSON as is: txscan does not
+ * normalise it. Every field may be missing or malformed; read defensively
+ * (see docs/plugins.md, "The transaction object").
+ */
+export interface Transaction {
+  /** Transaction hash; the report's "tx" field comes from hash, else id. */
+  hash?: Hex;
+  id?: string;
+  from?: Hex;
+  /** null, missing, "" or "0x" for a contract creation (some feeds use the zero address). */
+  to?: Hex | null;
+  /** Wei. Usually "0x..."; seen without the prefix, as "0x", or as a number. */
+  value?: Quantity;
+  /** Calldata as eth_getTransactionByHash names it. */
+  input?: Hex;
+  /** Calldata as eth_sendTransaction names it. Read input, then data. */
+  data?: Hex;
+  gas?: Quantity;
+  gasLimit?: Quantity;
+  gasPrice?: Quantity;
+  maxFeePerGas?: Quantity;
+  maxPriorityFeePerGas?: Quantity;
+  maxFeePerBlobGas?: Quantity;
+  nonce?: Quantity;
+  chainId?: Quantity;
+  /** "0x0" legacy, "0x1" EIP-2930, "0x2" EIP-1559, "0x3" blob, "0x4" EIP-7702. */
+  type?: Quantity;
+  accessList?: AccessListEntry[];
+  authorizationList?: Authorization[];
+  blockNumber?: Quantity | null;
+  blockHash?: Hex | null;
+  transactionIndex?: Quantity | null;
+  /** Anything else the producer sent. */
+  [key: string]: unknown;
+}
+
+export interface PluginInfo {
+  readonly id: string;
+  readonly version: string;
+}
+
+/**
+ * The second argument of init and scanTransaction. config is the manifest's
+ * "config" object ({} when absent). The same ctx object is passed to every
+ * call on one engine; treat it as read-only.
+ */
+export interface Ctx<C = { [key: string]: JsonValue }> {
+  readonly plugin: PluginInfo;
+  readonly config: C;
+}
+
+export interface Finding {
+  /** UPPER_SNAKE_CASE, stable across versions: consumers key on it. */
+  code: string;
+  severity: Severity;
+  /** One line for a human. */
+  message: string;
+  /** JSON-serialisable details (convert BigInt to string). Strings are the safest values. */
+  metadata?: { [key: string]: JsonValue };
+}
+
+/** Nothing found: null, undefined or []. Otherwise one finding or a list. */
+export type ScanResult = Finding | Finding[] | null | undefined | void;
+
+export interface Plugin<C = { [key: string]: JsonValue }> {
+  /** Runs once per engine, before its first scan; may be async. A throw fails the start. */
+  init?(ctx: Ctx<C>): void | Promise<void>;
+  /** Runs once per transaction; may be async. Its result must settle within timeout_ms. */
+  scanTransaction(tx: Transaction, ctx: Ctx<C>): ScanResult | Promise<ScanResult>;
+}
+
+/** plugin.json. Unknown keys are an error. */
+export interface Manifest<C = { [key: string]: JsonValue }> {
+  /** [a-z0-9-], 1 to 64 characters. */
+  id: string;
+  version: string;
+  /** The CommonJS file to load, relative to the plugin folder. */
+  main: string;
+  /** Per scan, microtasks included. Default 50. */
+  timeout_ms?: number;
+  /** A scan that pushes the heap past this is stopped (status "memory"). Default 64. */
+  heap_limit_mb?: number;
+  /** After a scan that leaves the heap past this, the engine is recycled. Default 32. */
+  heap_restart_mb?: number;
+  /** Recycle the engine every N scans. Default 1000. */
+  restart_every?: number;
+  /** Parallel engines (each on its own thread) for this plugin. Default 1. */
+  instances?: number;
+  /** Handed to the plugin as ctx.config. Default {}. */
+  config?: C;
+}
+
+/** A line of a plugin's fixtures.jsonl. */
+export interface Fixture {
+  name: string;
+  tx: Transaction;
+  /** Expected finding codes, in the order the plugin returns them. */
+  expect: string[];
+}
+
+/** The console txscan provides: each line goes to the host's log with the plugin id, rate-limited. */
+export interface TxscanConsole {
+  debug(...args: unknown[]): void;
+  log(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  trace(...args: unknown[]): void;
+}
