@@ -167,6 +167,7 @@ typedef struct txs_executor_stats {
 	uint32_t queue_depth;
 	uint32_t consecutive_failures;
 	bool quarantined;
+	bool running;                /* an engine is up and serving */
 	bool busy;                   /* a command is running now */
 	double latency_sum_ms;
 	uint64_t latency_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */

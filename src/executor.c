@@ -58,7 +58,7 @@ struct stats {
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
 	_Atomic uint32_t pending, consecutive_failures;
-	_Atomic bool quarantined, busy;
+	_Atomic bool quarantined, busy, running;
 };
 
 struct txs_executor {
@@ -231,6 +231,7 @@ static void engine_drop(txs_executor *ex)
 	                          memory_order_relaxed);
 	engine_free(ex->eng);
 	ex->eng = NULL;
+	SET(ex->st.running, false);
 }
 
 static void quarantine_or_retry(txs_executor *ex)
@@ -255,6 +256,7 @@ static int replace(txs_executor *ex, const txs_plugin_code *code, enum reason wh
 	if (build(ex, code, &fresh, &msg) == 0) {
 		engine_drop(ex);
 		ex->eng = fresh;
+		SET(ex->st.running, true);
 		ex->scans_in_gen = ex->since_sample = 0;
 		ex->backoff_ns = 0;
 		INC(ex->st.restarts[why]);
@@ -476,8 +478,10 @@ static void *thread_main(void *arg)
 
 	char *err = NULL;
 	int rc = build(ex, ex->code, &ex->eng, &err);
-	if (rc == 0)
+	if (rc == 0) {
 		INC(ex->st.generation);
+		SET(ex->st.running, true);
+	}
 	handshake(ex, rc, err);
 	if (rc != 0)
 		return NULL;
@@ -731,6 +735,7 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->queue_depth = GET(st->pending);
 	s->consecutive_failures = GET(st->consecutive_failures);
 	s->quarantined = GET(st->quarantined);
+	s->running = GET(st->running);
 	s->busy = GET(st->busy);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)

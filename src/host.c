@@ -276,7 +276,9 @@ static char *check_input(const txs_host *h, const char *tx, size_t len, json_t *
 			msg = NULL;
 		return msg ? msg : strdup("transaction too large");
 	}
-	json_t *v = json_loadb(tx, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	/* INT_AS_REAL: a number too big for int64 is still valid JSON (the VM
+	 * parses it as a double, as JSON.parse does) */
+	json_t *v = json_loadb(tx, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
 	if (!v || !json_is_object(v)) {
 		if (!v && asprintf(&msg, "invalid JSON: %s at column %d", je.text, je.column) < 0)
 			msg = NULL;
@@ -288,7 +290,10 @@ static char *check_input(const txs_host *h, const char *tx, size_t len, json_t *
 	json_t *id = json_object_get(v, "hash");
 	if (!json_is_string(id))
 		id = json_object_get(v, "id");
-	*txid = json_is_string(id) || json_is_integer(id) ? json_incref(id) : NULL;
+	if (json_is_real(id) && json_real_value(id) == (double)(json_int_t)json_real_value(id))
+		*txid = json_integer((json_int_t)json_real_value(id));
+	else
+		*txid = json_is_string(id) ? json_incref(id) : NULL;
 	json_decref(v);
 	return NULL;
 }
@@ -687,6 +692,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->queue_depth += s->queue_depth;
 	sum->consecutive_failures += s->consecutive_failures;
 	sum->quarantined = sum->quarantined || s->quarantined;
+	sum->running = sum->running && s->running;
 	sum->busy = sum->busy || s->busy;
 	sum->latency_sum_ms += s->latency_sum_ms;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
@@ -707,6 +713,7 @@ int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 	snprintf(info->version, sizeof info->version, "%s", p->version);
 	info->limits = p->limits;
 	pthread_mutex_unlock(&p->mu);
+	info->stats.running = true;
 	for (uint32_t i = 0; i < p->instances; i++) {
 		txs_executor_stats s;
 		txs_executor_stats_get(p->ex[i], &s);
@@ -727,13 +734,13 @@ static json_t *info_json(const txs_plugin_info *in)
 	                             (json_int_t)s->restarts_killed, "manual",
 	                             (json_int_t)s->restarts_manual, "reload", (json_int_t)s->reloads);
 	json_t *stats = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:b,s:f}", "scans", (json_int_t)s->scans,
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:b,s:b,s:f}", "scans", (json_int_t)s->scans,
 	    "ok", (json_int_t)s->ok, "errors", (json_int_t)s->errors, "timeouts",
 	    (json_int_t)s->timeouts, "memory_stops", (json_int_t)s->memory_stops, "overloaded",
 	    (json_int_t)s->overloaded, "unavailable", (json_int_t)s->unavailable, "restarts", restarts,
 	    "failed_starts", (json_int_t)s->failed_starts, "generation", (json_int_t)s->generation,
 	    "heap_bytes", (json_int_t)s->heap_bytes, "queue_depth", (json_int_t)s->queue_depth,
-	    "quarantined", s->quarantined, "latency_avg_ms",
+	    "quarantined", s->quarantined, "running", s->running, "latency_avg_ms",
 	    s->scans ? s->latency_sum_ms / (double)s->scans : 0.0);
 	return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                 in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
@@ -759,7 +766,7 @@ bool txs_host_ready(txs_host *h)
 		for (uint32_t k = 0; k < p->instances; k++) {
 			txs_executor_stats s;
 			txs_executor_stats_get(p->ex[k], &s);
-			if (s.quarantined || s.consecutive_failures)
+			if (s.quarantined || !s.running)
 				return false;
 		}
 	}

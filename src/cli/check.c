@@ -70,10 +70,10 @@ static int problems_in(json_t *report, unsigned long line)
 
 static int check_line(txs_host *h, const char *text, size_t len, unsigned long line)
 {
-	json_t *in = json_loadb(text, len, 0, NULL), *tx = json_object_get(in, "tx");
+	json_t *in = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL), *tx = json_object_get(in, "tx");
 	json_t *expect = json_object_get(in, "expect");
 	bool fixture = json_is_object(tx) && json_is_array(expect);
-	char *body = fixture ? json_dumps(tx, JSON_COMPACT) : NULL;
+	char *body = fixture ? json_dumps(tx, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
 	txs_report *rep = NULL;
 	int bad = 0;
 	if (txs_host_scan(h, body ? body : text, body ? strlen(body) : len, line, &rep) != 0) {

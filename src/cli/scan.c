@@ -308,7 +308,7 @@ static const char *skip_ws(const char *s, const char *end)
 static void scan_array(struct pipeline *p, const char *text, size_t len)
 {
 	json_error_t je;
-	json_t *arr = json_loadb(text, len, 0, &je);
+	json_t *arr = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &je);
 	if (!arr) {
 		/* the host reports the same parse error, as this input's one output */
 		size_t upto = (size_t)je.position + 1 < len ? (size_t)je.position + 1 : len;
@@ -319,7 +319,7 @@ static void scan_array(struct pipeline *p, const char *text, size_t len)
 	json_t *v;
 	json_array_foreach(arr, i, v)
 	{
-		char *one = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *one = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 		submit(p, one ? one : "", one ? strlen(one) : 0, i + 1);
 		free(one);
 		p->bytes_done = len * (i + 1) / json_array_size(arr);
@@ -332,12 +332,12 @@ static bool single_value(const char *text, size_t len, const char *first_nl)
 {
 	if (!first_nl)
 		return false;
-	json_t *one = json_loadb(text, (size_t)(first_nl - text), 0, NULL);
+	json_t *one = json_loadb(text, (size_t)(first_nl - text), JSON_DECODE_INT_AS_REAL, NULL);
 	if (one) {
 		json_decref(one);
 		return false;
 	}
-	one = json_loadb(text, len, 0, NULL);
+	one = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
 	json_decref(one);
 	return one != NULL;
 }

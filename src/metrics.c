@@ -1,0 +1,336 @@
+/*
+ * metrics.c - Prometheus text for GET /metrics.
+ *
+ * The text format wants every sample of one metric family in one group, so
+ * the plugin snapshots are taken first (txs_host_plugin_info, one per
+ * plugin) and each family then walks them. Latencies come from the
+ * executors' own histogram (txs_latency_bounds_ms), made cumulative here and
+ * converted to seconds, Prometheus' base unit. The output has a cap: a
+ * metrics page that could grow without bound is a memory leak on a timer.
+ */
+#include "metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sbuf {
+	char *p;
+	size_t len, cap, max;
+	bool failed; /* over max or out of memory: the text is incomplete */
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool sb_reserve(sbuf *b, size_t more)
+{
+	if (b->failed)
+		return false;
+	if (b->len + more + 1 <= b->cap)
+		return true;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	if (cap > b->max + 1)
+		cap = b->max + 1;
+	char *p = b->len + more + 1 <= cap ? realloc(b->p, cap) : NULL;
+	if (!p) {
+		b->failed = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !sb_reserve(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+char *metrics_label(char *dst, size_t cap, const char *s)
+{
+	size_t o = 0;
+	for (; *s && o + 3 < cap; s++) {
+		char c = *s;
+		if (c == '\\' || c == '"' || c == '\n') {
+			dst[o++] = '\\';
+			c = c == '\n' ? 'n' : c;
+		}
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+static void family(sbuf *b, const char *name, const char *type, const char *help)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* le="..." of bucket i, in seconds. */
+static const char *le_text(char *dst, size_t cap, size_t i)
+{
+	double ms = txs_latency_bounds_ms()[i];
+	if (i == TXS_LATENCY_BUCKETS - 1 || isinf(ms))
+		snprintf(dst, cap, "+Inf");
+	else
+		snprintf(dst, cap, "%.6g", ms / 1000.0);
+	return dst;
+}
+
+/* One histogram's samples; labels is `plugin="x"` or `handler="/v1/scan"`. */
+static void histogram(sbuf *b, const char *name, const char *labels, const uint64_t *buckets,
+                      double sum_ms)
+{
+	uint64_t acc = 0;
+	char le[32];
+	for (size_t i = 0; i < TXS_LATENCY_BUCKETS; i++) {
+		acc += buckets[i];
+		sb_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels,
+		          le_text(le, sizeof le, i), (unsigned long long)acc);
+	}
+	sb_printf(b, "%s_sum{%s} %.9g\n", name, labels, sum_ms / 1000.0);
+	sb_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)acc);
+}
+
+/* ---- plugins --------------------------------------------------------------- */
+
+typedef struct snap {
+	size_t n;
+	txs_plugin_info *p;
+} snap;
+
+static int snap_take(txs_host *host, snap *s)
+{
+	s->n = 0;
+	s->p = NULL;
+	if (!host)
+		return 0;
+	size_t n = txs_host_plugin_count(host);
+	s->p = calloc(n ? n : 1, sizeof *s->p);
+	if (!s->p)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (txs_host_plugin_info(host, i, &s->p[s->n]) == 0)
+			s->n++;
+	return 0;
+}
+
+#define EACH_PLUGIN(s, v) for (const txs_plugin_info *v = (s)->p; v < (s)->p + (s)->n; v++)
+
+static void u64_family(sbuf *b, const snap *s, const char *name, const char *type,
+                       const char *help, size_t offset)
+{
+	family(b, name, type, help);
+	EACH_PLUGIN(s, p) {
+		uint64_t v;
+		memcpy(&v, (const char *)&p->stats + offset, sizeof v);
+		sb_printf(b, "%s{plugin=\"%s\"} %llu\n", name, p->id, (unsigned long long)v);
+	}
+}
+
+static void plugin_info_family(sbuf *b, const snap *s)
+{
+	char ver[200];
+	family(b, "txscan_plugin_info", "gauge", "Loaded plugins (value 1) with their version.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_info{plugin=\"%s\",version=\"%s\"} 1\n", p->id,
+		          metrics_label(ver, sizeof ver, p->version));
+	family(b, "txscan_plugin_instances", "gauge", "Engines (threads) running the plugin.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_instances{plugin=\"%s\"} %u\n", p->id, p->instances);
+}
+
+static void results_family(sbuf *b, const snap *s)
+{
+	family(b, "txscan_plugin_results_total", "counter",
+	       "Scans answered by the plugin, by status (see DESIGN 5).");
+	EACH_PLUGIN(s, p) {
+		const txs_executor_stats *t = &p->stats;
+		const struct { const char *status; uint64_t v; } rows[] = {
+		    {"ok", t->ok},
+		    {"error", t->errors},
+		    {"timeout", t->timeouts},
+		    {"memory", t->memory_stops},
+		    {"overloaded", t->overloaded},
+		    {"unavailable", t->unavailable},
+		};
+		for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+			sb_printf(b, "txscan_plugin_results_total{plugin=\"%s\",status=\"%s\"} %llu\n",
+			          p->id, rows[i].status, (unsigned long long)rows[i].v);
+	}
+}
+
+static void restarts_family(sbuf *b, const snap *s)
+{
+	family(b, "txscan_plugin_restarts_total", "counter",
+	       "Engine replacements, by reason (scheduled = every restart_every scans, heap = "
+	       "heap_restart_mb passed, killed = after a timeout or memory stop, manual = "
+	       "restart request, reload = new code).");
+	EACH_PLUGIN(s, p) {
+		const txs_executor_stats *t = &p->stats;
+		const struct { const char *reason; uint64_t v; } rows[] = {
+		    {"scheduled", t->restarts_scheduled},
+		    {"heap", t->restarts_heap},
+		    {"killed", t->restarts_killed},
+		    {"manual", t->restarts_manual},
+		    {"reload", t->reloads},
+		};
+		for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+			sb_printf(b, "txscan_plugin_restarts_total{plugin=\"%s\",reason=\"%s\"} %llu\n",
+			          p->id, rows[i].reason, (unsigned long long)rows[i].v);
+	}
+}
+
+static void gauges_family(sbuf *b, const snap *s)
+{
+	family(b, "txscan_plugin_queue_depth", "gauge", "Commands waiting in the plugin's queues.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_queue_depth{plugin=\"%s\"} %u\n", p->id,
+		          p->stats.queue_depth);
+	family(b, "txscan_plugin_queue_capacity", "gauge", "Capacity of each instance's queue.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_queue_capacity{plugin=\"%s\"} %u\n", p->id,
+		          p->limits.queue_capacity);
+	family(b, "txscan_plugin_quarantined", "gauge",
+	       "1 when an instance is quarantined after repeated failed starts.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_quarantined{plugin=\"%s\"} %d\n", p->id,
+		          p->stats.quarantined ? 1 : 0);
+	family(b, "txscan_plugin_busy", "gauge", "1 when an instance is running a command now.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_busy{plugin=\"%s\"} %d\n", p->id, p->stats.busy ? 1 : 0);
+}
+
+static void latency_family(sbuf *b, const snap *s)
+{
+	char labels[96];
+	family(b, "txscan_plugin_scan_duration_seconds", "histogram",
+	       "Time one scan spent on the plugin's engine.");
+	EACH_PLUGIN(s, p) {
+		snprintf(labels, sizeof labels, "plugin=\"%s\"", p->id);
+		histogram(b, "txscan_plugin_scan_duration_seconds", labels, p->stats.latency_buckets,
+		          p->stats.latency_sum_ms);
+	}
+}
+
+static void plugin_families(sbuf *b, const snap *s)
+{
+	plugin_info_family(b, s);
+	u64_family(b, s, "txscan_plugin_scans_total", "counter", "Scans run by the plugin.",
+	           offsetof(txs_executor_stats, scans));
+	results_family(b, s);
+	latency_family(b, s);
+	restarts_family(b, s);
+	u64_family(b, s, "txscan_plugin_failed_starts_total", "counter",
+	           "Engine builds that failed (code or init threw, or timed out).",
+	           offsetof(txs_executor_stats, failed_starts));
+	u64_family(b, s, "txscan_plugin_console_dropped_total", "counter",
+	           "Console lines dropped by the per-plugin rate limit.",
+	           offsetof(txs_executor_stats, console_dropped));
+	u64_family(b, s, "txscan_plugin_generation", "gauge",
+	           "Generation of the newest engine (grows with every restart).",
+	           offsetof(txs_executor_stats, generation));
+	u64_family(b, s, "txscan_plugin_heap_bytes", "gauge", "Last sampled JavaScript heap size.",
+	           offsetof(txs_executor_stats, heap_bytes));
+	gauges_family(b, s);
+}
+
+/* ---- host and HTTP --------------------------------------------------------- */
+
+static void host_families(sbuf *b, txs_host *host, const metrics_http *h)
+{
+	family(b, "txscan_build_info", "gauge", "txscan version (value 1).");
+	sb_printf(b, "txscan_build_info{version=\"%s\"} 1\n", TXS_VERSION);
+	family(b, "process_start_time_seconds", "gauge", "Start time of the process (Unix seconds).");
+	sb_printf(b, "process_start_time_seconds %.3f\n", h->start_time);
+	family(b, "txscan_ready", "gauge", "1 when every plugin has a running engine (GET /readyz).");
+	sb_printf(b, "txscan_ready %d\n", h->ready ? 1 : 0);
+	family(b, "txscan_draining", "gauge", "1 while shutting down (no new connections).");
+	sb_printf(b, "txscan_draining %d\n", h->draining ? 1 : 0);
+	family(b, "txscan_host_in_flight", "gauge", "Transactions submitted and not yet reported.");
+	sb_printf(b, "txscan_host_in_flight %u\n", host ? txs_host_in_flight(host) : 0);
+	family(b, "txscan_host_console_dropped_total", "counter",
+	       "Console lines the host's stderr sink dropped (buffer full).");
+	sb_printf(b, "txscan_host_console_dropped_total %llu\n",
+	          (unsigned long long)(host ? txs_host_console_dropped(host) : 0));
+}
+
+static void http_counts(sbuf *b, const metrics_http *h)
+{
+	family(b, "txscan_http_requests_total", "counter", "HTTP requests answered, by handler and status code.");
+	for (size_t r = 0; r < h->nroutes; r++)
+		for (size_t c = 0; c < h->ncodes; c++) {
+			uint64_t v = h->requests[r * h->ncodes + c];
+			if (v)
+				sb_printf(b, "txscan_http_requests_total{handler=\"%s\",code=\"%d\"} %llu\n",
+				          h->routes[r], h->codes[c], (unsigned long long)v);
+		}
+}
+
+static void http_families(sbuf *b, const metrics_http *h)
+{
+	family(b, "txscan_http_requests_in_flight", "gauge", "HTTP requests being handled now.");
+	sb_printf(b, "txscan_http_requests_in_flight %u\n", h->in_flight);
+	family(b, "txscan_http_scans_in_flight", "gauge", "Scan and batch requests being handled now.");
+	sb_printf(b, "txscan_http_scans_in_flight %u\n", h->scans_in_flight);
+	family(b, "txscan_http_scans_in_flight_limit", "gauge",
+	       "Scan requests allowed at once (--max-inflight); more get 503.");
+	sb_printf(b, "txscan_http_scans_in_flight_limit %u\n", h->max_inflight);
+	family(b, "txscan_log_suppressed_total", "counter", "Error log lines dropped by the rate limit.");
+	sb_printf(b, "txscan_log_suppressed_total %llu\n", (unsigned long long)h->log_suppressed);
+	http_counts(b, h);
+
+	char labels[96];
+	family(b, "txscan_http_request_duration_seconds", "histogram",
+	       "Time from a request's headers to its answer, by handler.");
+	for (size_t r = 0; r < h->nroutes; r++) {
+		const uint64_t *buckets = h->duration + r * TXS_LATENCY_BUCKETS;
+		uint64_t n = 0;
+		for (size_t i = 0; i < TXS_LATENCY_BUCKETS; i++)
+			n += buckets[i];
+		if (!n)
+			continue;
+		snprintf(labels, sizeof labels, "handler=\"%s\"", h->routes[r]);
+		histogram(b, "txscan_http_request_duration_seconds", labels, buckets,
+		          h->duration_sum_ms[r]);
+	}
+}
+
+int metrics_render(txs_host *host, const metrics_http *http, size_t max_bytes, char **out,
+                   size_t *len)
+{
+	sbuf b = {.max = max_bytes};
+	snap s = {0};
+	int rc = -1;
+	*out = NULL;
+	*len = 0;
+	if (snap_take(host, &s) < 0)
+		goto out;
+	host_families(&b, host, http);
+	http_families(&b, http);
+	plugin_families(&b, &s);
+	if (b.failed || !sb_reserve(&b, 0))
+		goto out;
+	b.p[b.len] = '\0';
+	*out = b.p;
+	*len = b.len;
+	b.p = NULL;
+	rc = 0;
+out:
+	free(s.p);
+	free(b.p);
+	return rc;
+}

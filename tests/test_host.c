@@ -1,0 +1,362 @@
+/*
+ * test_host.c - manifests, fan-out and reports through the public host API.
+ * Plugins are written into a temporary folder per test.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plugin.h"
+#include "txscan.h"
+
+static char root[256];
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* root/<id>/{plugin.json,index.js}; extra is spliced into the manifest. */
+static void add_plugin(const char *id, const char *extra, const char *code)
+{
+	char dir[512], manifest[1024];
+	snprintf(dir, sizeof dir, "%s/%s", root, id);
+	mkdir(dir, 0755);
+	snprintf(manifest, sizeof manifest,
+	         "{\"id\": \"%s\", \"version\": \"1.0.0\", \"main\": \"index.js\"%s%s}", id,
+	         extra ? ", " : "", extra ? extra : "");
+	write_file(dir, "plugin.json", manifest);
+	write_file(dir, "index.js", code);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof root, "/tmp/txs-host-XXXXXX");
+	return mkdtemp(root) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static txs_host *host_of(const char *path)
+{
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	if (txs_host_load(h, path))
+		fail_msg("load %s: %s", path, txs_last_error());
+	return h;
+}
+
+static json_t *scan_json(txs_host *h, const char *tx)
+{
+	txs_report *rep;
+	assert_int_equal(txs_host_scan(h, tx, strlen(tx), 0, &rep), 0);
+	json_t *j = json_loads(txs_report_json(rep, NULL), 0, NULL);
+	assert_non_null(j);
+	txs_report_free(rep);
+	return j;
+}
+
+static json_t *plugin_entry(json_t *report, const char *id)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(report, "plugins"), i, p)
+	{
+		if (!strcmp(json_string_value(json_object_get(p, "id")), id))
+			return p;
+	}
+	fail_msg("no plugin %s in the report", id);
+	return NULL;
+}
+
+static const char *status_of(json_t *report, const char *id)
+{
+	return json_string_value(json_object_get(plugin_entry(report, id), "status"));
+}
+
+/* ---- manifests ------------------------------------------------------------ */
+
+static void expect_manifest_error(const char *text, const char *needle)
+{
+	plugin_manifest m;
+	char *err = NULL;
+	int rc = plugin_manifest_parse("p/plugin.json", text, strlen(text), &m, &err);
+	if (rc == 0 || !err || !strstr(err, needle))
+		fail_msg("%s: got rc %d, '%s', wanted '%s'", text, rc, err ? err : "", needle);
+	free(err);
+}
+
+static void test_manifest_validation(void **state)
+{
+	(void)state;
+	const char *ok = "{\"id\":\"a-1\",\"version\":\"1\",\"main\":\"index.js\"}";
+	plugin_manifest m;
+	char *err = NULL;
+	assert_int_equal(plugin_manifest_parse("p/plugin.json", ok, strlen(ok), &m, &err), 0);
+	assert_int_equal(m.limits.timeout_ms, 50);
+	assert_int_equal(m.limits.heap_limit_mb, 64);
+	assert_int_equal(m.limits.heap_restart_mb, 32);
+	assert_int_equal(m.limits.restart_every, 1000);
+	assert_int_equal(m.instances, 1);
+	assert_string_equal(m.config_json, "{}");
+	plugin_manifest_clear(&m);
+
+	expect_manifest_error("{\"id\":", "p/plugin.json:1:");
+	expect_manifest_error("[1]", "must be a JSON object");
+	expect_manifest_error("{\"version\":\"1\",\"main\":\"i.js\"}", "missing required key \"id\"");
+	expect_manifest_error("{\"id\":\"a\",\"main\":\"i.js\"}", "missing required key \"version\"");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\"}", "missing required key \"main\"");
+	expect_manifest_error("{\"id\":\"Bad_Id\",\"version\":\"1\",\"main\":\"i.js\"}", "id must be 1-64");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"\",\"main\":\"i.js\"}", "version must be a non-empty");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"../x.js\"}", "main must be a path inside");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"timeout_ms\":-5}",
+	                      "timeout_ms must be a positive integer <= 60000 (got -5)");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"timeout_ms\":\"50\"}",
+	                      "timeout_ms must be a positive integer");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"heap_limit_mb\":0}",
+	                      "heap_limit_mb must be a positive integer");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"heap_limit_mb\":16,\"heap_restart_mb\":32}",
+	                      "heap_restart_mb (32) must not exceed heap_limit_mb (16)");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"restart_every\":-1}",
+	                      "restart_every must be an integer from 0");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"instances\":0}",
+	                      "instances must be a positive integer");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"config\":[]}",
+	                      "config must be an object");
+	expect_manifest_error("{\"id\":\"a\",\"version\":\"1\",\"main\":\"i.js\",\"timeout\":5}",
+	                      "unknown key \"timeout\"");
+	expect_manifest_error("{\"id\":\"a\",\"id\":\"b\",\"version\":\"1\",\"main\":\"i.js\"}",
+	                      "duplicate");
+}
+
+static void test_load_errors(void **state)
+{
+	(void)state;
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/nomain", root);
+	mkdir(dir, 0755);
+	write_file(dir, "plugin.json", "{\"id\":\"nomain\",\"version\":\"1\",\"main\":\"gone.js\"}");
+	assert_int_not_equal(txs_host_load(h, dir), 0);
+	assert_non_null(strstr(txs_last_error(), "nomain/plugin.json: main file"));
+	assert_non_null(strstr(txs_last_error(), "gone.js"));
+	assert_int_equal(txs_host_plugin_count(h), 0);
+
+	add_plugin("dup1", NULL, "module.exports={scanTransaction(){}}");
+	snprintf(dir, sizeof dir, "%s/dup2", root);
+	mkdir(dir, 0755);
+	write_file(dir, "plugin.json", "{\"id\":\"dup1\",\"version\":\"1\",\"main\":\"index.js\"}");
+	write_file(dir, "index.js", "module.exports={scanTransaction(){}}");
+	char both[512];
+	snprintf(both, sizeof both, "%s/dup1", root);
+	assert_int_equal(txs_host_load(h, both), 0);
+	assert_int_not_equal(txs_host_load(h, dir), 0);
+	assert_non_null(strstr(txs_last_error(), "duplicate plugin id \"dup1\""));
+
+	snprintf(dir, sizeof dir, "%s/does-not-exist", root);
+	assert_int_not_equal(txs_host_load(h, dir), 0);
+	assert_non_null(strstr(txs_last_error(), "does-not-exist"));
+	txs_host_free(h);
+}
+
+/* ---- fan-out ---------------------------------------------------------------- */
+
+static void test_fanout_mix(void **state)
+{
+	(void)state;
+	add_plugin("finder", NULL,
+	           "module.exports = { scanTransaction(tx) { return {code: 'FOUND', severity: 'high',"
+	           " message: 'saw ' + tx.hash, metadata: {n: 1}}; } };");
+	add_plugin("quiet", NULL, "module.exports = { scanTransaction() { return null; } };");
+	add_plugin("thrower", NULL,
+	           "module.exports = { scanTransaction() { throw new Error('rule broke'); } };");
+	add_plugin("sleeper", "\"timeout_ms\": 30",
+	           "module.exports = { scanTransaction() { for (;;) {} } };");
+	add_plugin("hog", "\"timeout_ms\": 10000, \"heap_limit_mb\": 48, \"heap_restart_mb\": 16",
+	           "module.exports = { scanTransaction() { const a = []; for (let i = 0; ; i++)"
+	           " a.push(new Array(1000).fill(i)); } };");
+	add_plugin("sloppy", NULL,
+	           "module.exports = { scanTransaction() { return [{code: 'X', severity: 'severe',"
+	           " message: 'm'}]; } };");
+	txs_host *h = host_of(root);
+	assert_int_equal(txs_host_plugin_count(h), 6);
+	for (int round = 0; round < 2; round++) { /* the run goes on after kills */
+		json_t *r = scan_json(h, "{\"hash\":\"0xfeed\"}");
+		assert_string_equal(json_string_value(json_object_get(r, "tx")), "0xfeed");
+		assert_false(json_is_true(json_object_get(r, "complete")));
+		assert_string_equal(json_string_value(json_object_get(r, "verdict")), "high");
+		json_t *findings = json_object_get(r, "findings");
+		assert_int_equal(json_array_size(findings), 1);
+		json_t *f = json_array_get(findings, 0);
+		assert_string_equal(json_string_value(json_object_get(f, "plugin")), "finder");
+		assert_string_equal(json_string_value(json_object_get(f, "message")), "saw 0xfeed");
+		assert_string_equal(status_of(r, "finder"), "ok");
+		assert_string_equal(status_of(r, "quiet"), "ok");
+		assert_string_equal(status_of(r, "thrower"), "error");
+		assert_non_null(strstr(json_string_value(json_object_get(plugin_entry(r, "thrower"), "error")), "rule broke"));
+		assert_string_equal(status_of(r, "sleeper"), "timeout");
+		assert_string_equal(status_of(r, "hog"), "memory");
+		assert_string_equal(status_of(r, "sloppy"), "error");
+		assert_non_null(strstr(json_string_value(json_object_get(plugin_entry(r, "sloppy"), "error")),
+		                       "finding 0 (X): severity must be one of"));
+		json_decref(r);
+	}
+	txs_plugin_info in;
+	long i = txs_host_plugin_find(h, "sleeper");
+	assert_int_equal(txs_host_plugin_info(h, (size_t)i, &in), 0);
+	assert_int_equal(in.stats.timeouts, 2);
+	txs_host_free(h);
+}
+
+static void test_invalid_findings(void **state)
+{
+	(void)state;
+	add_plugin("shapes", NULL,
+	           "module.exports = { scanTransaction(tx) { return tx.r; } };");
+	txs_host *h = host_of(root);
+	struct { const char *tx, *needle; } cases[] = {
+	    {"{\"r\": 5}", "returned a number; expected null, a finding or an array"},
+	    {"{\"r\": [5]}", "finding 0: must be an object, got a number"},
+	    {"{\"r\": {\"severity\":\"low\",\"message\":\"m\"}}", "finding 0: code must be a non-empty string"},
+	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":7}}", "finding 0 (C): message must be a string"},
+	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":\"m\",\"metadata\":3}}", "metadata must be an object"},
+	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":\"m\",\"extra\":1}}", "unknown field \"extra\""},
+	    {"{\"r\": [{\"code\":\"A\",\"severity\":\"low\",\"message\":\"m\"}, {\"code\":\"B\",\"severity\":\"none\",\"message\":\"m\"}]}", "finding 1 (B): severity"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *r = scan_json(h, cases[i].tx);
+		json_t *p = plugin_entry(r, "shapes");
+		const char *err = json_string_value(json_object_get(p, "error"));
+		if (strcmp(status_of(r, "shapes"), "error") || !err || !strstr(err, cases[i].needle))
+			fail_msg("%s: %s", cases[i].tx, err ? err : "(no error)");
+		assert_int_equal(json_array_size(json_object_get(r, "findings")), 0);
+		json_decref(r);
+	}
+	json_t *r = scan_json(h, "{\"r\": [], \"id\": 7}");
+	assert_true(json_is_true(json_object_get(r, "complete")));
+	assert_string_equal(json_string_value(json_object_get(r, "verdict")), "none");
+	assert_int_equal(json_integer_value(json_object_get(r, "tx")), 7);
+	json_decref(r);
+	txs_host_free(h);
+}
+
+static void test_invalid_input(void **state)
+{
+	(void)state;
+	add_plugin("any", NULL, "module.exports = { scanTransaction() { return null; } };");
+	txs_host *h = host_of(root);
+	struct { const char *tx, *needle; } cases[] = {
+	    {"{\"a\": ", "invalid JSON"}, {"[1,2]", "must be a JSON object, got an array"},
+	    {"\"s\"", "got a string"}, {"", "invalid JSON"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		txs_report *rep;
+		assert_int_equal(txs_host_scan(h, cases[i].tx, strlen(cases[i].tx), 7, &rep), 0);
+		assert_true(txs_report_input_error(rep));
+		assert_false(txs_report_complete(rep));
+		json_t *j = json_loads(txs_report_json(rep, NULL), 0, NULL);
+		assert_int_equal(json_integer_value(json_object_get(j, "line")), 7);
+		assert_non_null(strstr(json_string_value(json_object_get(j, "error")), cases[i].needle));
+		json_decref(j);
+		txs_report_free(rep);
+	}
+	txs_host_free(h);
+}
+
+static void test_restart_reload(void **state)
+{
+	(void)state;
+	add_plugin("ver", NULL, "let n = 0; module.exports = { scanTransaction() { return {code: 'N', severity: 'info', message: String(++n)}; } };");
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/ver", root);
+	txs_host *h = host_of(root);
+	json_t *r = scan_json(h, "{}");
+	json_decref(r);
+	assert_int_equal(txs_host_restart(h, "ver"), 0);
+	r = scan_json(h, "{}");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "findings"), 0), "message")), "1");
+	json_decref(r);
+	assert_int_equal(txs_host_restart(h, "nope"), TXS_ENOTFOUND);
+
+	write_file(dir, "plugin.json", "{\"id\":\"ver\",\"version\":\"2.0.0\",\"main\":\"index.js\"}");
+	write_file(dir, "index.js", "module.exports = { scanTransaction() { return {code: 'V2', severity: 'low', message: 'two'}; } };");
+	assert_int_equal(txs_host_reload(h, "ver"), 0);
+	txs_plugin_info in;
+	assert_int_equal(txs_host_plugin_info(h, 0, &in), 0);
+	assert_string_equal(in.version, "2.0.0");
+	write_file(dir, "index.js", "module.exports = { scanTransaction() { return }}} };");
+	assert_int_equal(txs_host_reload(h, "ver"), TXS_EPLUGIN);
+	assert_non_null(strstr(txs_last_error(), "SyntaxError"));
+	r = scan_json(h, "{}");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "findings"), 0), "code")), "V2");
+	json_decref(r);
+	write_file(dir, "plugin.json", "{\"id\":\"ver\",\"version\":\"3\",\"main\":\"index.js\",\"bogus\":1}");
+	assert_int_equal(txs_host_reload(h, "ver"), TXS_EINVAL);
+	assert_non_null(strstr(txs_last_error(), "unknown key \"bogus\""));
+	assert_true(txs_host_ready(h));
+	char *js = NULL;
+	assert_int_equal(txs_host_plugins_json(h, &js), 0);
+	assert_non_null(strstr(js, "\"version\":\"2.0.0\""));
+	free(js);
+	txs_host_free(h);
+}
+
+static void test_instances(void **state)
+{
+	(void)state;
+	add_plugin("pair", "\"instances\": 2", "module.exports = { scanTransaction() { return null; } };");
+	txs_host *h = host_of(root);
+	for (int i = 0; i < 200; i++)
+		json_decref(scan_json(h, "{}"));
+	txs_plugin_info in;
+	assert_int_equal(txs_host_plugin_info(h, 0, &in), 0);
+	assert_int_equal(in.instances, 2);
+	assert_int_equal(in.stats.scans, 200);
+	txs_host_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_manifest_validation),
+	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fanout_mix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_findings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
