@@ -14,24 +14,26 @@ build: deps
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTXS_WERROR=ON >/dev/null
 	@$(CMAKE) --build $(BUILD) -j$(JOBS)
 
+# Exit status 1 means "findings at or above --fail-on": expected on the sample.
 run: build
-	./$(BUILD)/txscan scan -p examples/plugins --format table examples/transactions/sample.jsonl
+	@./$(BUILD)/txscan scan -p examples/plugins --format table \
+	  examples/transactions/sample.jsonl; rc=$$?; [ $$rc -le 1 ]
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 # ASan + UBSan over every unit test, debug build (owner-thread asserts on).
 sanitize: deps
-	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTXS_ASAN=ON >/dev/null
+	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTXS_ASAN=ON -DTXS_BENCH=OFF >/dev/null
 	@$(CMAKE) --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  TXS_TEST_SLACK_MS=25 ctest --output-on-failure -L unit -j$(JOBS)
+	  TXS_TEST_SLACK_MS=40 ctest --output-on-failure -L unit -j$(JOBS)
 
 # TSan over the executor tests. JSC's own internals are suppressed, never ours.
 tsan: deps
-	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTXS_TSAN=ON >/dev/null
+	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTXS_TSAN=ON -DTXS_BENCH=OFF >/dev/null
 	@$(CMAKE) --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:report_signal_unsafe=0 \
 	  TXS_TEST_SLACK_MS=100 ctest --output-on-failure -L executor

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #define CONTROL_SLOTS 8 /* ring room kept for restart/reload */
+#define HEAP_FORCE_EVERY 16 /* samples: every 1024 scans by default */
 #define BACKOFF_MIN_NS (100 * 1000000ull)
 #define BACKOFF_MAX_NS (30 * 1000000000ull)
 
@@ -81,7 +82,8 @@ struct txs_executor {
 	engine *eng;
 	txs_plugin_code *code;
 	txs_limits lim;
-	uint32_t scans_in_gen, since_sample;
+	uint32_t scans_in_gen, since_sample, quiet_samples;
+	size_t rss_at_sample;
 	uint64_t retry_at_ns, backoff_ns;
 	char *last_start_err;
 	txs_console_fn console;
@@ -339,6 +341,20 @@ static void scan_run(txs_executor *ex, const cmd *c, txs_scan_result *r)
 	record_latency(ex, ns);
 }
 
+/* JSC's heap statistics walk the heap (~1 ms per 20 k objects), so they
+ * are read only when process RSS grew by a MiB since the last reading, or
+ * every HEAP_FORCE_EVERY samples. RSS is one pread. */
+static bool heap_sample_due(txs_executor *ex)
+{
+	size_t rss = engine_process_rss();
+	bool grew = rss > ex->rss_at_sample + (1u << 20);
+	if (!grew && ++ex->quiet_samples < HEAP_FORCE_EVERY)
+		return false;
+	ex->rss_at_sample = rss;
+	ex->quiet_samples = 0;
+	return true;
+}
+
 /* The recycling policy, after the scan was answered. */
 static void after_scan(txs_executor *ex)
 {
@@ -353,6 +369,8 @@ static void after_scan(txs_executor *ex)
 	if (!ex->lim.heap_restart_mb || ++ex->since_sample < ex->lim.heap_sample_every)
 		return;
 	ex->since_sample = 0;
+	if (!heap_sample_due(ex))
+		return;
 	size_t heap = engine_heap_bytes(ex->eng);
 	SET(ex->st.heap_bytes, heap);
 	if (heap > ((size_t)ex->lim.heap_restart_mb << 20))
