@@ -41,8 +41,8 @@ extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
 struct engine {
 	JSContextGroupRef group;
 	JSGlobalContextRef ctx;
-	JSClassRef native_class;
-	JSObjectRef harness, fn_run;
+	JSClassRef native_class, mark_class;
+	JSObjectRef harness, fn_batch;
 	pthread_t owner;
 
 	char *id, *version;
@@ -58,6 +58,11 @@ struct engine {
 	size_t rss_baseline;
 	unsigned scans_since_baseline;
 	bool dead;
+
+	/* the batch in progress (engine_scan_batch) */
+	engine_result *bres;
+	size_t bcur;       /* scan running now */
+	uint64_t bstart_ns;
 
 	double tokens;           /* console rate limit */
 	uint64_t tokens_at_ns;
@@ -340,21 +345,11 @@ static JSObjectRef harness_fn(engine *e, const char *name)
 	return f;
 }
 
-/* Calls fn(args) and copies the tagged string it returns. On a JS exception
- * (termination, or an error outside the harness's try/catch) returns NULL and
- * sets *exc_text unless the engine was killed. */
-static char *call_tagged(engine *e, JSObjectRef fn, size_t argc, const JSValueRef *argv,
-                         size_t *len, char **exc_text)
+/* Copies a tagged answer out of the VM, refusing oversized results before
+ * converting them. */
+static char *tagged_text(engine *e, JSValueRef v, size_t *len, char **exc_text)
 {
-	JSValueRef exc = NULL;
-	JSValueRef r = JSObjectCallAsFunction(e->ctx, fn, NULL, argc, argv, &exc);
-	if (e->killed != ENGINE_OK)
-		return NULL;
-	if (!r || exc) {
-		*exc_text = exception_text(e->ctx, exc);
-		return NULL;
-	}
-	JSStringRef s = JSValueToStringCopy(e->ctx, r, NULL);
+	JSStringRef s = JSValueToStringCopy(e->ctx, v, NULL);
 	if (!s) {
 		*exc_text = strdup("harness returned a non-string");
 		return NULL;
@@ -370,34 +365,46 @@ static char *call_tagged(engine *e, JSObjectRef fn, size_t argc, const JSValueRe
 	return text;
 }
 
+/* Calls fn(args) and copies the tagged string it returns. On a JS exception
+ * (termination, or an error outside the harness's try/catch) returns NULL and
+ * sets *exc_text unless the engine was killed. */
+static char *call_tagged(engine *e, JSObjectRef fn, size_t argc, const JSValueRef *argv,
+                         size_t *len, char **exc_text)
+{
+	JSValueRef exc = NULL;
+	JSValueRef r = JSObjectCallAsFunction(e->ctx, fn, NULL, argc, argv, &exc);
+	if (e->killed != ENGINE_OK)
+		return NULL;
+	if (!r || exc) {
+		*exc_text = exception_text(e->ctx, exc);
+		return NULL;
+	}
+	return tagged_text(e, r, len, exc_text);
+}
+
 static void set_error(engine_result *res, engine_status st, char *msg)
 {
 	res->status = st;
 	res->error = msg ? msg : strdup("out of memory");
 }
 
-/* Turns the harness's tagged answer into a result; tag P is a promise that
- * cannot settle: every microtask has run and nothing else ever will. */
-static void finish(engine *e, char *text, size_t len, char *exc_text, engine_result *res)
+static void killed_result(engine *e, engine_result *res)
 {
-	if (e->killed != ENGINE_OK) {
-		e->dead = true;
-		free(text);
-		free(exc_text);
-		if (e->killed == ENGINE_TIMEOUT)
-			set_error(res, ENGINE_TIMEOUT,
-			          xstrdup_printf("timed out after %llu ms",
-			                         (unsigned long long)(e->timeout_ns / 1000000)));
-		else
-			set_error(res, ENGINE_MEMORY,
-			          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
-		return;
-	}
-	if (!text) {
-		set_error(res, ENGINE_ERROR, exc_text);
-		return;
-	}
-	free(exc_text);
+	e->dead = true;
+	if (e->killed == ENGINE_TIMEOUT)
+		set_error(res, ENGINE_TIMEOUT,
+		          xstrdup_printf("timed out after %llu ms",
+		                         (unsigned long long)(e->timeout_ns / 1000000)));
+	else
+		set_error(res, ENGINE_MEMORY,
+		          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
+}
+
+/* Turns the harness's tagged answer (owned) into a result; tag P is a
+ * promise that cannot settle: every microtask has run and nothing else ever
+ * will. */
+static void decode(engine *e, char *text, size_t len, engine_result *res)
+{
 	if (text[0] == 'R' && (!e->max_result || len - 1 <= e->max_result)) {
 		memmove(text, text + 1, len);
 		res->status = ENGINE_OK;
@@ -415,6 +422,49 @@ static void finish(engine *e, char *text, size_t len, char *exc_text, engine_res
 		          strdup("promise did not settle: it waits on something that never comes "
 		                 "(txscan has no timers or I/O)"));
 	free(text);
+}
+
+static void finish(engine *e, char *text, size_t len, char *exc_text, engine_result *res)
+{
+	if (e->killed != ENGINE_OK) {
+		free(text);
+		free(exc_text);
+		killed_result(e, res);
+	} else if (!text) {
+		set_error(res, ENGINE_ERROR, exc_text);
+	} else {
+		free(exc_text);
+		decode(e, text, len, res);
+	}
+}
+
+/* mark(i): scan i of the batch starts, with its own deadline.
+ * mark(i, answer): scan i's tagged answer, copied out at once. */
+static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                              const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	(void)exc;
+	engine *e = JSObjectGetPrivate(fn);
+	size_t i = (size_t)JSValueToNumber(ctx, argv[0], NULL);
+	uint64_t now = now_ns();
+	if (argc < 2) {
+		e->bcur = i;
+		e->bstart_ns = now;
+		e->deadline_ns = now + e->timeout_ns;
+		return JSValueMakeUndefined(ctx);
+	}
+	engine_result *res = &e->bres[i];
+	size_t len = 0;
+	char *exc_text = NULL;
+	char *text = tagged_text(e, argv[1], &len, &exc_text);
+	if (text)
+		decode(e, text, len, res);
+	else
+		set_error(res, ENGINE_ERROR, exc_text);
+	res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;
+	e->bcur = i + 1;
+	return JSValueMakeUndefined(ctx);
 }
 
 /* One execution: fn(args) and its microtasks, in one VM entry. */
@@ -458,10 +508,14 @@ static int build_harness(engine *e, char **err)
 	def.className = "TxscanNative";
 	def.callAsFunction = native_console;
 	e->native_class = JSClassCreate(&def);
-	JSValueRef args[3] = {JSObjectMake(e->ctx, e->native_class, e),
+	def.className = "TxscanMark";
+	def.callAsFunction = native_mark;
+	e->mark_class = JSClassCreate(&def);
+	JSValueRef args[4] = {JSObjectMake(e->ctx, e->native_class, e),
 	                      JSObjectMakeFunctionWithCallback(e->ctx, NULL, native_drain),
+	                      JSObjectMake(e->ctx, e->mark_class, e),
 	                      JSContextGetGlobalObject(e->ctx)};
-	JSValueRef h = f && !exc ? JSObjectCallAsFunction(e->ctx, (JSObjectRef)f, NULL, 3, args, &exc)
+	JSValueRef h = f && !exc ? JSObjectCallAsFunction(e->ctx, (JSObjectRef)f, NULL, 4, args, &exc)
 	                         : NULL;
 	if (!h || exc || !JSValueIsObject(e->ctx, h)) {
 		char *t = exception_text(e->ctx, exc);
@@ -471,7 +525,7 @@ static int build_harness(engine *e, char **err)
 	}
 	e->harness = (JSObjectRef)h;
 	JSValueProtect(e->ctx, h);
-	e->fn_run = harness_fn(e, "run");
+	e->fn_batch = harness_fn(e, "runBatch");
 	return 0;
 }
 
@@ -576,21 +630,60 @@ fail:
 	return -1;
 }
 
-void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
+/* The scan that was running when the batch ended without finishing: the
+ * engine was killed, or (never expected) an exception escaped the harness. */
+static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
+{
+	if (e->bcur >= n)
+		return n;
+	engine_result *res = &e->bres[e->bcur];
+	engine_result_clear(res);
+	if (e->killed != ENGINE_OK) {
+		killed_result(e, res);
+		res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;
+		return e->bcur + 1;
+	}
+	char *t = exception_text(e->ctx, exc);
+	for (size_t i = e->bcur; i < n; i++)
+		set_error(&e->bres[i], ENGINE_ERROR,
+		          xstrdup_printf("internal: harness failed: %s", t ? t : "?"));
+	free(t);
+	return n;
+}
+
+size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_result *res)
 {
 	ASSERT_OWNER(e);
-	(void)tx_len;
-	memset(res, 0, sizeof *res);
-	if (e->dead) {
-		set_error(res, ENGINE_ERROR, strdup("internal: scan on a terminated engine"));
-		return;
+	memset(res, 0, n * sizeof *res);
+	if (e->dead || n == 0 || n > ENGINE_BATCH_MAX) {
+		for (size_t i = 0; i < n; i++)
+			set_error(&res[i], ENGINE_ERROR, strdup("internal: bad batch or terminated engine"));
+		return n;
 	}
-	if (e->heap_limit && ++e->scans_since_baseline >= BASELINE_EVERY) {
+	e->scans_since_baseline += (unsigned)n;
+	if (e->heap_limit && e->scans_since_baseline >= BASELINE_EVERY) {
 		e->rss_baseline = engine_process_rss();
 		e->scans_since_baseline = 0;
 	}
-	JSValueRef arg = make_string(e->ctx, tx);
-	execute(e, e->fn_run, 1, &arg, e->timeout_ns, res);
+	JSValueRef items[ENGINE_BATCH_MAX];
+	for (size_t i = 0; i < n; i++)
+		items[i] = make_string(e->ctx, tx[i]);
+	JSValueRef arr = JSObjectMakeArray(e->ctx, n, items, NULL);
+	e->bres = res;
+	e->bcur = 0;
+	begin(e, e->timeout_ns);
+	JSValueRef exc = NULL;
+	JSObjectCallAsFunction(e->ctx, e->fn_batch, NULL, 1, &arr, &exc);
+	size_t ran = batch_cut(e, n, exc);
+	e->bres = NULL;
+	arm(e, (double)e->tick_ns / 1e9);
+	return ran;
+}
+
+void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
+{
+	(void)tx_len;
+	engine_scan_batch(e, &tx, 1, res);
 }
 
 bool engine_dead(const engine *e)
@@ -622,7 +715,7 @@ void engine_free(engine *e)
 		return;
 	ASSERT_OWNER(e);
 	if (e->ctx) {
-		JSObjectRef protect[] = {e->harness, e->fn_run};
+		JSObjectRef protect[] = {e->harness, e->fn_batch};
 		for (size_t i = 0; i < sizeof protect / sizeof protect[0]; i++)
 			if (protect[i])
 				JSValueUnprotect(e->ctx, protect[i]);
@@ -632,6 +725,8 @@ void engine_free(engine *e)
 		JSContextGroupRelease(e->group);
 	if (e->native_class)
 		JSClassRelease(e->native_class);
+	if (e->mark_class)
+		JSClassRelease(e->mark_class);
 	free(e->id);
 	free(e->version);
 	free(e);

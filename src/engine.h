@@ -56,14 +56,24 @@ typedef struct engine_result {
 	char *json;   /* the handler's result as JSON text, when OK */
 	size_t json_len;
 	char *error;  /* message and JS stack, when not OK */
+	double ms;    /* time this scan ran */
 } engine_result;
+
+#define ENGINE_BATCH_MAX 64
 
 /* Builds the VM, loads the module and runs init(ctx). On failure returns -1,
  * *out is NULL and *err holds a malloc'ed message. */
 int engine_new(engine **out, const engine_config *cfg, char **err);
 
-/* Runs one scan over tx (JSON text of an object; not validated here). */
+/* Runs one scan over tx (NUL-terminated JSON text; not validated here). */
 void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res);
+
+/* Runs up to ENGINE_BATCH_MAX scans in one VM entry, which pays JSC's
+ * per-entry costs (watchdog timer, lock) once; each scan still has its own
+ * deadline. Returns how many ran: all n, or k+1 when scan k killed the engine
+ * (res[k] says timeout or memory; scans after k did not run and res[k+1..]
+ * stay zeroed). */
+size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_result *res);
 
 /* True once a scan was terminated: free it and build a new one. */
 bool engine_dead(const engine *e);

@@ -32,7 +32,10 @@
 #include <string.h>
 #include <time.h>
 
-#define CONTROL_SLOTS 8 /* ring room kept for restart/reload */
+#define CONTROL_SLOTS 8
+/* Queued scans run per VM entry. Only a backlog makes batches: an idle
+ * executor runs each scan as it comes, so batching adds no latency then. */
+#define BATCH_MAX 16 /* ring room kept for restart/reload */
 #define HEAP_FORCE_EVERY 16 /* samples: every 1024 scans by default */
 #define BACKOFF_MIN_NS (100 * 1000000ull)
 #define BACKOFF_MAX_NS (30 * 1000000000ull)
@@ -284,6 +287,8 @@ static int replace(txs_executor *ex, const txs_plugin_code *code, enum reason wh
 
 /* ---- scans (executor thread) --------------------------------------------- */
 
+static void record_latency(txs_executor *ex, uint64_t ns);
+
 static void record_latency(txs_executor *ex, uint64_t ns)
 {
 	double ms = (double)ns / 1e6;
@@ -324,21 +329,22 @@ static void scan_unavailable(txs_executor *ex, txs_scan_result *r)
 	r->error = strdup(buf);
 }
 
-static void scan_run(txs_executor *ex, const cmd *c, txs_scan_result *r)
+static void answer(txs_executor *ex, cmd *c, txs_scan_result *r)
 {
-	engine_result er;
-	uint64_t t0 = now_ns();
-	engine_scan(ex->eng, c->tx, c->len, &er);
-	uint64_t ns = now_ns() - t0;
-	r->status = map_status(er.status);
-	r->json = er.json;
-	r->json_len = er.json_len;
-	r->error = er.error;
-	r->ms = (double)ns / 1e6;
-	r->generation = GET(ex->st.generation);
+	atomic_fetch_sub_explicit(&ex->st.pending, 1, memory_order_relaxed);
+	c->cb(r, c->userdata);
+	free(c);
+}
+
+static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
+{
+	txs_scan_result r = {.status = map_status(er->status), .json = er->json,
+	                     .json_len = er->json_len, .error = er->error, .ms = er->ms,
+	                     .generation = GET(ex->st.generation)};
 	INC(ex->st.scans);
-	count_status(ex, r->status);
-	record_latency(ex, ns);
+	count_status(ex, r.status);
+	record_latency(ex, (uint64_t)(er->ms * 1e6));
+	answer(ex, c, &r);
 }
 
 /* JSC's heap statistics walk the heap (~1 ms per 20 k objects), so they
@@ -355,18 +361,20 @@ static bool heap_sample_due(txs_executor *ex)
 	return true;
 }
 
-/* The recycling policy, after the scan was answered. */
-static void after_scan(txs_executor *ex)
+/* The recycling policy, after n scans were answered. */
+static void after_scans(txs_executor *ex, size_t n)
 {
 	if (engine_dead(ex->eng)) {
 		replace(ex, ex->code, R_KILLED, NULL);
 		return;
 	}
-	if (ex->lim.restart_every && ++ex->scans_in_gen >= ex->lim.restart_every) {
+	ex->scans_in_gen += (uint32_t)n;
+	if (ex->lim.restart_every && ex->scans_in_gen >= ex->lim.restart_every) {
 		replace(ex, ex->code, R_SCHEDULED, NULL);
 		return;
 	}
-	if (!ex->lim.heap_restart_mb || ++ex->since_sample < ex->lim.heap_sample_every)
+	ex->since_sample += (uint32_t)n;
+	if (!ex->lim.heap_restart_mb || ex->since_sample < ex->lim.heap_sample_every)
 		return;
 	ex->since_sample = 0;
 	if (!heap_sample_due(ex))
@@ -377,20 +385,42 @@ static void after_scan(txs_executor *ex)
 		replace(ex, ex->code, R_HEAP, NULL);
 }
 
-static void do_scan(txs_executor *ex, cmd *c)
+/* How many of n queued scans the engine may run before the policy must run
+ * (restart_every). */
+static size_t batch_size(const txs_executor *ex, size_t n)
 {
-	txs_scan_result r = {0};
-	if (!ex->eng && !GET(ex->st.quarantined))
-		replace(ex, ex->code, R_RECOVER, NULL);
-	if (ex->eng)
-		scan_run(ex, c, &r);
-	else
+	if (!ex->lim.restart_every)
+		return n;
+	size_t left = ex->lim.restart_every - ex->scans_in_gen;
+	return left < n ? (left ? left : 1) : n;
+}
+
+/* Runs queued scans through the engine in batches, answering each; a scan
+ * that kills the engine ends its batch, and the rest go to the fresh one. */
+static void do_scans(txs_executor *ex, cmd **c, size_t n)
+{
+	const char *tx[BATCH_MAX];
+	engine_result er[BATCH_MAX];
+	size_t i = 0;
+	while (i < n) {
+		if (!ex->eng && !GET(ex->st.quarantined))
+			replace(ex, ex->code, R_RECOVER, NULL);
+		if (!ex->eng)
+			break;
+		size_t k = batch_size(ex, n - i);
+		for (size_t j = 0; j < k; j++)
+			tx[j] = c[i + j]->tx;
+		size_t ran = engine_scan_batch(ex->eng, tx, k, er);
+		for (size_t j = 0; j < ran; j++)
+			answer_run(ex, c[i + j], &er[j]);
+		i += ran;
+		after_scans(ex, ran);
+	}
+	for (; i < n; i++) {
+		txs_scan_result r = {0};
 		scan_unavailable(ex, &r);
-	atomic_fetch_sub_explicit(&ex->st.pending, 1, memory_order_relaxed);
-	c->cb(&r, c->userdata);
-	free(c);
-	if (ex->eng)
-		after_scan(ex);
+		answer(ex, c[i], &r);
+	}
 }
 
 static void do_control(txs_executor *ex, cmd *c)
@@ -442,9 +472,10 @@ static cmd *pop_locked(txs_executor *ex)
 	return c;
 }
 
-/* Waits for the next command; NULL when stopping. While quarantined, wakes
- * at retry time and tries to start an engine. */
-static cmd *next_cmd(txs_executor *ex)
+/* Waits for the next commands: one control command, or up to max scans in
+ * a row. 0 when stopping. While quarantined, wakes at retry time and tries
+ * to start an engine. */
+static size_t next_cmds(txs_executor *ex, cmd **out, size_t max)
 {
 	pthread_mutex_lock(&ex->mu);
 	while (ex->count == 0 && !ex->stopping) {
@@ -460,9 +491,15 @@ static cmd *next_cmd(txs_executor *ex)
 			pthread_mutex_lock(&ex->mu);
 		}
 	}
-	cmd *c = ex->stopping ? NULL : pop_locked(ex);
+	size_t n = 0;
+	if (!ex->stopping) {
+		out[n++] = pop_locked(ex);
+		while (out[0]->kind == CMD_SCAN && n < max && ex->count &&
+		       ex->ring[ex->head]->kind == CMD_SCAN)
+			out[n++] = pop_locked(ex);
+	}
 	pthread_mutex_unlock(&ex->mu);
-	return c;
+	return n;
 }
 
 static void drain_stopped(txs_executor *ex)
@@ -503,13 +540,14 @@ static void *thread_main(void *arg)
 	handshake(ex, rc, err);
 	if (rc != 0)
 		return NULL;
-	cmd *c;
-	while ((c = next_cmd(ex))) {
+	cmd *c[BATCH_MAX];
+	size_t n;
+	while ((n = next_cmds(ex, c, BATCH_MAX))) {
 		SET(ex->st.busy, true);
-		if (c->kind == CMD_SCAN)
-			do_scan(ex, c);
+		if (c[0]->kind == CMD_SCAN)
+			do_scans(ex, c, n);
 		else
-			do_control(ex, c);
+			do_control(ex, c[0]);
 		SET(ex->st.busy, false);
 	}
 	drain_stopped(ex);

@@ -4,13 +4,16 @@
  * JSON.stringify or Promise.prototype.then only breaks its own results, which
  * the C side validates anyway).
  *
- * It is called as harness(native, drain, globalThis) and returns {load, init,
- * run}. run() and init() answer with one string whose first character is a
- * tag: 'R' + JSON (settled result), 'E' + text (error), 'P' (a promise that
- * did not settle). drain() runs every pending microtask right there, inside
- * the same VM entry, so the watchdog that covers the call covers them too.
+ * It is called as harness(native, drain, mark, globalThis) and returns {load,
+ * init, runBatch}. Each scan's answer (and init's) is one string whose first
+ * character is a tag: 'R' + JSON (settled result), 'E' + text (error), 'P'
+ * (a promise that did not settle). drain() runs every pending microtask right
+ * there, inside the same VM entry, so the watchdog covers them too.
+ * runBatch(texts) scans several transactions in one VM entry: mark(i) starts
+ * scan i's own deadline, mark(i, answer) hands its answer to C at once, so a
+ * scan that is terminated loses nothing that finished before it.
  */
-(function (native, drain, g) {
+(function (native, drain, mark, g) {
 'use strict';
 const parse = JSON.parse, stringify = JSON.stringify, apply = Reflect.apply;
 const P = Promise, then = P.prototype.then, Str = String;
@@ -100,10 +103,14 @@ return {
     pctx = {plugin: freeze({id: id, version: version}), config: parse(config)};
     return initFn === null ? 'R' : call(initFn, [pctx]);
   },
-  run(text) {
-    let tx;
-    try { tx = parse(text); } catch (e) { return 'Etransaction is not valid JSON: ' + fmtErr(e); }
-    return call(scanFn, [tx, pctx]);
+  runBatch(texts) {
+    const n = texts.length;
+    for (let i = 0; i < n; i++) {
+      mark(i);
+      let tx;
+      try { tx = parse(texts[i]); } catch (e) { mark(i, 'Etransaction is not valid JSON: ' + fmtErr(e)); continue; }
+      mark(i, call(scanFn, [tx, pctx]));
+    }
   },
 };
 })
