@@ -83,6 +83,8 @@ struct txs_executor {
 
 	/* the executor's thread only (and the constructor before it starts) */
 	engine *eng;
+	engine *standby;  /* built while idle, for the next scheduled restart */
+	engine *retired;  /* replaced, destroyed when next idle */
 	txs_plugin_code *code;
 	txs_limits lim;
 	uint32_t scans_in_gen, since_sample, quiet_samples;
@@ -254,12 +256,32 @@ static void quarantine_or_retry(txs_executor *ex)
 /* Builds a fresh engine from code, then destroys the old one. If the build
  * fails, a live old engine stays; a dead one is dropped. *err (may be NULL)
  * gets the failure. */
+/* The old engine is retired (destroyed when the thread is next idle) unless
+ * it is dead: a dead engine is never kept. */
+static void retire(txs_executor *ex)
+{
+	if (!ex->eng)
+		return;
+	if (engine_dead(ex->eng) || ex->retired) {
+		engine_drop(ex);
+		return;
+	}
+	atomic_fetch_add_explicit(&ex->st.console_dropped, engine_console_dropped(ex->eng),
+	                          memory_order_relaxed);
+	ex->retired = ex->eng;
+	ex->eng = NULL;
+}
+
 static int replace(txs_executor *ex, const txs_plugin_code *code, enum reason why, char **err)
 {
 	engine *fresh = NULL;
 	char *msg = NULL;
-	if (build(ex, code, &fresh, &msg) == 0) {
-		engine_drop(ex);
+	if (ex->standby && code == ex->code) {
+		fresh = ex->standby; /* prebuilt from the same code while idle */
+		ex->standby = NULL;
+	}
+	if (fresh || build(ex, code, &fresh, &msg) == 0) {
+		retire(ex);
 		ex->eng = fresh;
 		SET(ex->st.running, true);
 		ex->scans_in_gen = ex->since_sample = 0;
@@ -430,6 +452,8 @@ static void do_control(txs_executor *ex, cmd *c)
 		c->rc = replace(ex, ex->code, R_MANUAL, &c->err);
 	} else {
 		txs_limits old_lim = ex->lim;
+		engine_free(ex->standby); /* built from the old code */
+		ex->standby = NULL;
 		if (c->has_lim) {
 			ex->lim = c->lim;
 			ex->lim.queue_capacity = old_lim.queue_capacity;
@@ -475,10 +499,39 @@ static cmd *pop_locked(txs_executor *ex)
 /* Waits for the next commands: one control command, or up to max scans in
  * a row. 0 when stopping. While quarantined, wakes at retry time and tries
  * to start an engine. */
+/* A scheduled restart is near: the last eighth of restart_every. */
+static bool standby_wanted(const txs_executor *ex)
+{
+	uint32_t every = ex->lim.restart_every;
+	return ex->eng && !ex->standby && every && ex->scans_in_gen >= every - every / 8;
+}
+
+/* Work done only while no command waits: destroy a retired engine, build
+ * the standby. Called with mu held; returns with it held. */
+static bool idle_work_locked(txs_executor *ex)
+{
+	if (!ex->retired && !standby_wanted(ex))
+		return false;
+	pthread_mutex_unlock(&ex->mu);
+	if (ex->retired) {
+		engine_free(ex->retired);
+		ex->retired = NULL;
+	} else {
+		char *err = NULL;
+		if (build(ex, ex->code, &ex->standby, &err) != 0)
+			ex->standby = NULL; /* the scheduled restart will build and report it */
+		free(err);
+	}
+	pthread_mutex_lock(&ex->mu);
+	return true;
+}
+
 static size_t next_cmds(txs_executor *ex, cmd **out, size_t max)
 {
 	pthread_mutex_lock(&ex->mu);
 	while (ex->count == 0 && !ex->stopping) {
+		if (idle_work_locked(ex))
+			continue;
 		if (!GET(ex->st.quarantined)) {
 			pthread_cond_wait(&ex->wake, &ex->mu);
 			continue;
@@ -552,6 +605,8 @@ static void *thread_main(void *arg)
 	}
 	drain_stopped(ex);
 	engine_drop(ex);
+	engine_free(ex->standby);
+	engine_free(ex->retired);
 	return NULL;
 }
 
