@@ -31,12 +31,12 @@ sanitize: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  TXS_TEST_SLACK_MS=40 ctest --output-on-failure -L unit -j$(JOBS)
 
-# TSan over the executor tests. JSC's own internals are suppressed, never ours.
+# TSan over the executor and host tests. JSC's own internals are suppressed, never ours.
 tsan: deps
 	@$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTXS_TSAN=ON -DTXS_BENCH=OFF >/dev/null
 	@$(CMAKE) --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:report_signal_unsafe=0 \
-	  TXS_TEST_SLACK_MS=100 ctest --output-on-failure -L executor
+	  TXS_TEST_SLACK_MS=100 ctest --output-on-failure -L "executor|host"
 
 bench: build
 	./bench/run

@@ -361,8 +361,9 @@ static void sync_done(txs_report *rep, void *ud)
 	struct sync_wait *w = ud;
 	pthread_mutex_lock(&w->mu);
 	w->rep = rep;
-	pthread_mutex_unlock(&w->mu);
+	/* under the lock: w lives on the waiter's stack and dies once it sees rep */
 	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 int txs_host_scan(txs_host *h, const char *tx, size_t len, uint64_t line, txs_report **out)
