@@ -1,0 +1,282 @@
+/*
+ * raw_jsc.c - the ceiling: the same plugin driven by a bare JavaScriptCore
+ * C-API loop on one thread, with nothing txscan adds (no executor thread, no
+ * queue, no harness, no watchdog unless --watchdog, no eval ban, no
+ * recycling). Per call: the transaction's JSON text goes in as a JS string,
+ * JSON.parse, scanTransaction(tx, ctx), JSON.stringify, and the result is
+ * copied out as UTF-8, which is the least any host has to do.
+ *
+ *   raw_jsc call    PLUGIN_DIR TX.jsonl [--seconds S] [--warmup N] [--watchdog] [--polling]
+ *   raw_jsc cold    PLUGIN_DIR TX.jsonl [--contexts C] [--calls N]
+ *   raw_jsc restart PLUGIN_DIR [--n N] [--polling]
+ *
+ * call:    calls/s in steady state (transactions round-robin over the file).
+ *          --watchdog arms JSC's execution time limit once (50 ms, as txscan's
+ *          default timeout), which JSC then starts on every VM entry.
+ * cold:    the first N calls on fresh contexts (what a recycled engine pays
+ *          before the JIT has warmed up again).
+ * restart: create a context group + global context, load the module, run
+ *          init, destroy: the floor for txs_executor_restart.
+ * --polling sets JSC_usePollingTraps=1 (what txscan's engine sets) before
+ * the first VM.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <JavaScriptCore/JavaScript.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Exported-but-private (JSContextRefPrivate.h), as in src/jsc_private.h. */
+typedef bool (*JSShouldTerminateCallback)(JSContextRef ctx, void *context);
+JS_EXPORT void JSContextGroupSetExecutionTimeLimit(JSContextGroupRef group, double limit,
+                                                   JSShouldTerminateCallback callback,
+                                                   void *context);
+
+typedef struct raw {
+	JSContextGroupRef group;
+	JSGlobalContextRef ctx;
+	JSObjectRef run; /* function (text) -> JSON text of the result */
+} raw;
+
+static const char RUNNER[] =
+    "(function (wrapper, g, ctxJson) {\n"
+    "  var module = {exports: {}};\n"
+    "  wrapper.call(g, module, module.exports);\n"
+    "  var m = module.exports;\n"
+    "  if (typeof m.scanTransaction !== 'function' && m.default) m = m.default;\n"
+    "  var ctx = JSON.parse(ctxJson);\n"
+    "  if (typeof m.init === 'function') m.init(ctx);\n"
+    "  var scan = m.scanTransaction;\n"
+    "  return function (text) {\n"
+    "    var r = scan.call(m, JSON.parse(text), ctx);\n"
+    "    return JSON.stringify(r === undefined ? null : r);\n"
+    "  };\n"
+    "})";
+
+static char *exc_text(JSContextRef ctx, JSValueRef exc)
+{
+	static char buf[2048];
+	JSStringRef s = exc ? JSValueToStringCopy(ctx, exc, NULL) : NULL;
+	if (!s)
+		return "unknown exception";
+	JSStringGetUTF8CString(s, buf, sizeof buf);
+	JSStringRelease(s);
+	return buf;
+}
+
+static JSValueRef eval(JSContextRef ctx, const char *code, const char *url)
+{
+	JSStringRef src = JSStringCreateWithUTF8CString(code);
+	JSStringRef u = JSStringCreateWithUTF8CString(url);
+	JSValueRef exc = NULL;
+	JSValueRef v = JSEvaluateScript(ctx, src, NULL, u, 1, &exc);
+	JSStringRelease(src);
+	JSStringRelease(u);
+	if (!v || exc)
+		bench_die("%s: %s", url, exc_text(ctx, exc));
+	return v;
+}
+
+static bool never_terminate(JSContextRef ctx, void *ud)
+{
+	(void)ctx;
+	(void)ud;
+	return false;
+}
+
+static void raw_new(raw *r, const bench_plugin *p, bool watchdog)
+{
+	static const char head[] = "(function (module, exports) {";
+	static const char tail[] = "\n})";
+	r->group = JSContextGroupCreate();
+	r->ctx = JSGlobalContextCreateInGroup(r->group, NULL);
+	if (watchdog)
+		JSContextGroupSetExecutionTimeLimit(r->group, 0.05, never_terminate, NULL);
+	size_t n = sizeof head - 1 + p->source_len + sizeof tail;
+	char *code = malloc(n);
+	memcpy(code, head, sizeof head - 1);
+	memcpy(code + sizeof head - 1, p->source, p->source_len);
+	memcpy(code + sizeof head - 1 + p->source_len, tail, sizeof tail);
+	JSValueRef wrapper = eval(r->ctx, code, p->filename);
+	free(code);
+	JSObjectRef runner = (JSObjectRef)eval(r->ctx, RUNNER, "raw:runner");
+
+	char *ctx_json = NULL;
+	if (asprintf(&ctx_json, "{\"plugin\":{\"id\":\"%s\",\"version\":\"%s\"},\"config\":%s}", p->id,
+	             p->version, p->config_json) < 0)
+		bench_die("out of memory");
+	JSStringRef cj = JSStringCreateWithUTF8CString(ctx_json);
+	free(ctx_json);
+	JSValueRef args[3] = {wrapper, JSContextGetGlobalObject(r->ctx), JSValueMakeString(r->ctx, cj)};
+	JSStringRelease(cj);
+	JSValueRef exc = NULL;
+	JSValueRef run = JSObjectCallAsFunction(r->ctx, runner, NULL, 3, args, &exc);
+	if (!run || exc || !JSValueIsObject(r->ctx, run))
+		bench_die("%s: load/init: %s", p->filename, exc_text(r->ctx, exc));
+	r->run = (JSObjectRef)run;
+	JSValueProtect(r->ctx, r->run);
+}
+
+static void raw_free(raw *r)
+{
+	JSValueUnprotect(r->ctx, r->run);
+	JSGlobalContextRelease(r->ctx);
+	JSContextGroupRelease(r->group);
+}
+
+/* One scan; returns the result's length (and checks it is not an error). */
+static size_t raw_call(raw *r, const char *tx)
+{
+	JSStringRef s = JSStringCreateWithUTF8CString(tx);
+	JSValueRef arg = JSValueMakeString(r->ctx, s);
+	JSStringRelease(s);
+	JSValueRef exc = NULL;
+	JSValueRef v = JSObjectCallAsFunction(r->ctx, r->run, NULL, 1, &arg, &exc);
+	if (!v || exc)
+		bench_die("scanTransaction threw: %s", exc_text(r->ctx, exc));
+	JSStringRef out = JSValueToStringCopy(r->ctx, v, NULL);
+	size_t cap = JSStringGetMaximumUTF8CStringSize(out);
+	char *text = malloc(cap);
+	size_t n = JSStringGetUTF8CString(out, text, cap);
+	JSStringRelease(out);
+	free(text);
+	return n;
+}
+
+static int mode_call(int argc, char **argv)
+{
+	bench_plugin p;
+	bench_lines tx;
+	bench_plugin_load(&p, argv[2]);
+	bench_lines_load(&tx, argv[3]);
+	double seconds = bench_opt_num(argc, argv, "--seconds", 3);
+	long warmup = (long)bench_opt_num(argc, argv, "--warmup", 20000);
+	bool watchdog = bench_flag(argc, argv, "--watchdog");
+	raw r;
+	raw_new(&r, &p, watchdog);
+	size_t k = 0, out_bytes = 0;
+	for (long i = 0; i < warmup; i++, k = k + 1 == tx.n ? 0 : k + 1)
+		out_bytes = raw_call(&r, tx.line[k]);
+	uint64_t limit = (uint64_t)(seconds * 1e9);
+	uint64_t t0 = bench_now_ns(), c0 = bench_cpu_ns(), t = 0;
+	long calls = 0;
+	while (t < limit) {
+		for (int j = 0; j < 256; j++, k = k + 1 == tx.n ? 0 : k + 1)
+			out_bytes = raw_call(&r, tx.line[k]);
+		calls += 256;
+		t = bench_now_ns() - t0;
+	}
+	uint64_t cpu = bench_cpu_ns() - c0;
+	raw_free(&r);
+	bench_json_begin("raw_jsc", watchdog ? "call_watchdog" : "call");
+	bench_json_str("plugin", p.id);
+	bench_json_int("txs", (long long)tx.n);
+	bench_json_int("calls", calls);
+	bench_json_num("seconds", (double)t / 1e9);
+	bench_json_num("per_s", (double)calls / ((double)t / 1e9));
+	bench_json_num("us_per_call", (double)t / 1e3 / (double)calls);
+	bench_json_num("cpu_us_per_call", (double)cpu / 1e3 / (double)calls);
+	bench_json_int("polling_traps", getenv("JSC_usePollingTraps") != NULL);
+	bench_json_int("result_bytes", (long long)out_bytes);
+	bench_json_end();
+	bench_plugin_free(&p);
+	bench_lines_free(&tx);
+	return 0;
+}
+
+static int mode_cold(int argc, char **argv)
+{
+	bench_plugin p;
+	bench_lines tx;
+	bench_plugin_load(&p, argv[2]);
+	bench_lines_load(&tx, argv[3]);
+	int contexts = (int)bench_opt_num(argc, argv, "--contexts", 20);
+	long calls = (long)bench_opt_num(argc, argv, "--calls", 1000);
+	double first = 0, all = 0;
+	for (int c = 0; c < contexts; c++) {
+		raw r;
+		raw_new(&r, &p, false);
+		uint64_t t0 = bench_now_ns();
+		raw_call(&r, tx.line[0]);
+		uint64_t t1 = bench_now_ns();
+		for (long i = 1; i < calls; i++)
+			raw_call(&r, tx.line[(size_t)i % tx.n]);
+		uint64_t t2 = bench_now_ns();
+		first += (double)(t1 - t0) / 1e3;
+		all += (double)(t2 - t0) / 1e3;
+		raw_free(&r);
+	}
+	bench_json_begin("raw_jsc", "cold");
+	bench_json_str("plugin", p.id);
+	bench_json_int("contexts", contexts);
+	bench_json_int("calls", calls);
+	bench_json_num("first_call_us", first / contexts);
+	bench_json_num("us_per_call", all / contexts / (double)calls);
+	bench_json_end();
+	bench_plugin_free(&p);
+	bench_lines_free(&tx);
+	return 0;
+}
+
+static int mode_restart(int argc, char **argv)
+{
+	bench_plugin p;
+	bench_plugin_load(&p, argv[2]);
+	long n = (long)bench_opt_num(argc, argv, "--n", 500);
+	double *ms = malloc((size_t)n * sizeof *ms);
+	raw first;
+	uint64_t t0 = bench_now_ns();
+	raw_new(&first, &p, false);
+	double first_ms = (double)(bench_now_ns() - t0) / 1e6;
+	raw cur = first;
+	long rss0 = bench_rss_kb(), rss_1k = -1;
+	for (long i = 0; i < n; i++) {
+		if (i == 1000)
+			rss_1k = bench_rss_kb();
+		/* as txscan does it: build the new engine, then destroy the old one */
+		t0 = bench_now_ns();
+		raw next;
+		raw_new(&next, &p, false);
+		raw_free(&cur);
+		cur = next;
+		ms[i] = (double)(bench_now_ns() - t0) / 1e6;
+	}
+	raw_free(&cur);
+	long rss1 = bench_rss_kb();
+	double sum = 0;
+	for (long i = 0; i < n; i++)
+		sum += ms[i];
+	bench_json_begin("raw_jsc", "restart");
+	bench_json_str("plugin", p.id);
+	bench_json_int("n", n);
+	bench_json_num("first_ms", first_ms);
+	bench_json_num("mean_ms", sum / (double)n);
+	bench_json_num("p50_ms", bench_percentile(ms, (size_t)n, 50));
+	bench_json_num("p99_ms", bench_percentile(ms, (size_t)n, 99));
+	bench_json_num("max_ms", ms[n - 1]);
+	bench_json_int("rss_start_kb", rss0);
+	bench_json_int("rss_end_kb", rss1);
+	if (rss_1k >= 0)
+		bench_json_int("rss_growth_after_1k_kb", rss1 - rss_1k);
+	bench_json_end();
+	free(ms);
+	bench_plugin_free(&p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		bench_die("usage: raw_jsc call|cold|restart PLUGIN_DIR [TX.jsonl] [options]");
+	if (bench_flag(argc, argv, "--polling"))
+		setenv("JSC_usePollingTraps", "1", 1);
+	if (!strcmp(argv[1], "call") && argc >= 4)
+		return mode_call(argc, argv);
+	if (!strcmp(argv[1], "cold") && argc >= 4)
+		return mode_cold(argc, argv);
+	if (!strcmp(argv[1], "restart"))
+		return mode_restart(argc, argv);
+	bench_die("unknown mode or missing arguments: %s", argv[1]);
+}

@@ -1,0 +1,424 @@
+/*
+ * serve.c - `txscan serve`: load plugins, run the HTTP API (src/server.c)
+ * and handle signals and --watch on the main thread.
+ *
+ * SIGTERM, SIGINT and SIGHUP are blocked before any thread exists (the
+ * executors inherit the mask) and read from a signalfd here, so no handler
+ * runs on an arbitrary thread. The main thread then only waits: on the
+ * signalfd, and with --watch on one inotify fd holding a watch per plugin
+ * folder. File events are debounced (an editor's save is several events)
+ * before the plugin is reloaded; a reload that fails leaves the old
+ * version serving, and the next save tries again.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "server.h"
+#include "txscan.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DIRS 64
+#define DEBOUNCE_MS 200
+#define DRAIN_POLL_MS 20
+
+struct args {
+	const char *dirs[MAX_DIRS];
+	int ndirs;
+	server_options opts;
+	unsigned drain_s;
+	bool watch;
+	bool quiet;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: txscan serve [-p DIR]... [--listen HOST:PORT] [options]\n\n"
+	        "Serves the HTTP API (docs/http-api.md): POST /v1/scan, POST /v1/scan/batch,\n"
+	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, /healthz, /readyz,\n"
+	        "/metrics and a status page at /.\n\n"
+	        "  -p, --plugins DIR       plugin folder, or folder of plugin folders (repeatable;\n"
+	        "                          default ./plugins, else examples/plugins)\n"
+	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:8080;\n"
+	        "                          port 0 picks a free port, logged in the start line)\n"
+	        "      --max-body BYTES    request body cap, suffix k or m allowed (default 1m)\n"
+	        "      --max-batch N       transactions per batch request (default 1000)\n"
+	        "      --max-inflight N    scan requests at once; more get 503 (default 256)\n"
+	        "      --threads N         HTTP event-loop threads (default: CPU count)\n"
+	        "      --drain-timeout S   on SIGTERM/SIGINT, wait this long for requests (default 30)\n"
+	        "      --watch             reload a plugin when a file in its folder changes\n"
+	        "  -q, --quiet             discard the plugins' console output\n"
+	        "  -h, --help              this text\n\n"
+	        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once);\n"
+	        "SIGHUP reloads every plugin. Logs are JSON lines on stderr.\n");
+}
+
+/* A positive integer with an optional k/m (KiB/MiB) suffix. */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	unsigned long long mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024 * 1024, end++;
+	if (*end || v == 0 || v > SIZE_MAX / mul)
+		return -1;
+	*out = (size_t)(v * mul);
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	size_t v;
+	if (strpbrk(s, "kKmM") || parse_size(s, &v) < 0 || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+enum { OPT_MAX_BODY = 256, OPT_MAX_BATCH, OPT_MAX_INFLIGHT, OPT_THREADS, OPT_DRAIN, OPT_WATCH };
+
+static const struct option long_opts[] = {
+    {"plugins", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, 'l'},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
+    {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option; -1 after printing what is wrong with it. */
+static int apply_opt(struct args *a, int c, const char *v)
+{
+	switch (c) {
+	case 'p':
+		if (a->ndirs == MAX_DIRS) {
+			cli_error("serve: at most %d -p folders", MAX_DIRS);
+			return -1;
+		}
+		a->dirs[a->ndirs++] = v;
+		return 0;
+	case 'l': a->opts.listen = v; return 0;
+	case 'q': a->quiet = true; return 0;
+	case OPT_WATCH: a->watch = true; return 0;
+	case OPT_MAX_BODY:
+		if (parse_size(v, &a->opts.max_body) == 0)
+			return 0;
+		break;
+	case OPT_MAX_BATCH:
+		if (parse_uint(v, 1, 1000000, &a->opts.max_batch) == 0)
+			return 0;
+		break;
+	case OPT_MAX_INFLIGHT:
+		if (parse_uint(v, 1, 1000000, &a->opts.max_inflight) == 0)
+			return 0;
+		break;
+	case OPT_THREADS:
+		if (parse_uint(v, 1, 256, &a->opts.threads) == 0)
+			return 0;
+		break;
+	case OPT_DRAIN:
+		if (parse_uint(v, 1, 86400, &a->drain_s) == 0)
+			return 0;
+		break;
+	default: return -1;
+	}
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == c)
+			cli_error("serve: invalid value '%s' for --%s", v, o->name);
+	return -1;
+}
+
+/* 0 to run, 1 after --help, -1 on a usage error (already reported). */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	memset(a, 0, sizeof *a);
+	server_options_init(&a->opts);
+	a->opts.threads = cpus > 0 && cpus < 64 ? (unsigned)cpus : 2;
+	a->drain_s = 30;
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int idx = 0, c = getopt_long(argc, argv, ":p:l:qh", long_opts, &idx);
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			cli_error("serve: %s option '%s'", c == ':' ? "missing value for" : "unknown",
+			          argv[optind - 1]);
+			return -1;
+		}
+		if (apply_opt(a, c, optarg) < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		cli_error("serve: unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- --watch ------------------------------------------------------------- */
+
+struct watch {
+	int fd;       /* inotify, or -1 */
+	size_t n;
+	int *wd;      /* per plugin */
+	char (*id)[65];
+	double *due;  /* monotonic ms when the debounced reload runs; 0 = none */
+};
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void watch_close(struct watch *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->wd);
+	free(w->id);
+	free(w->due);
+	memset(w, 0, sizeof *w);
+	w->fd = -1;
+}
+
+/* One inotify watch on each plugin's folder (txs_plugin_info.dir). */
+static int watch_open(struct watch *w, txs_host *host)
+{
+	const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
+	w->n = txs_host_plugin_count(host);
+	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	w->wd = calloc(w->n + 1, sizeof *w->wd);
+	w->id = calloc(w->n + 1, sizeof *w->id);
+	w->due = calloc(w->n + 1, sizeof *w->due);
+	if (w->fd < 0 || !w->wd || !w->id || !w->due) {
+		cli_error("serve: --watch: inotify: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		txs_plugin_info info;
+		if (txs_host_plugin_info(host, i, &info))
+			continue;
+		memcpy(w->id[i], info.id, sizeof w->id[i]);
+		w->wd[i] = inotify_add_watch(w->fd, info.dir, mask);
+		if (w->wd[i] < 0) {
+			cli_error("serve: --watch %s: %s", info.dir, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Editor droppings (.swp, backup~, hidden files) never trigger a reload. */
+static bool ignored_name(const struct inotify_event *ev)
+{
+	size_t n = ev->len ? strlen(ev->name) : 0;
+	if (!n)
+		return false;
+	return ev->name[0] == '.' || ev->name[n - 1] == '~' ||
+	       (n > 4 && (!strcmp(ev->name + n - 4, ".swp") || !strcmp(ev->name + n - 4, ".swx")));
+}
+
+static void watch_read(struct watch *w)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t len;
+	while ((len = read(w->fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			for (size_t i = 0; i < w->n; i++)
+				if (w->wd[i] == ev->wd && !ignored_name(ev))
+					w->due[i] = mono_ms() + DEBOUNCE_MS;
+		}
+	}
+}
+
+/* Milliseconds until the next debounced reload; -1 when none is due. */
+static int watch_timeout(const struct watch *w)
+{
+	double next = 0, now = mono_ms();
+	for (size_t i = 0; i < w->n; i++)
+		if (w->due[i] && (!next || w->due[i] < next))
+			next = w->due[i];
+	if (!next)
+		return -1;
+	return next <= now ? 0 : (int)(next - now) + 1;
+}
+
+static void watch_fire(struct watch *w, server *srv)
+{
+	double now = mono_ms();
+	for (size_t i = 0; i < w->n; i++)
+		if (w->due[i] && w->due[i] <= now) {
+			w->due[i] = 0;
+			server_reload(srv, w->id[i], "watch");
+		}
+}
+
+/* ---- main loop ----------------------------------------------------------- */
+
+static int signal_fd(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_sigmask(SIG_BLOCK, set, NULL))
+		return -1;
+	return signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* The next signal number from the signalfd, or 0. */
+static int next_signal(int sfd)
+{
+	struct signalfd_siginfo si;
+	return read(sfd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : 0;
+}
+
+/* Runs until SIGTERM/SIGINT; returns that signal. */
+static int run(server *srv, int sfd, struct watch *w)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = w->fd, .events = POLLIN}};
+		int n = poll(p, w->fd >= 0 ? 2 : 1, w->fd >= 0 ? watch_timeout(w) : -1);
+		if (n < 0 && errno != EINTR)
+			return SIGTERM;
+		for (int sig; (sig = next_signal(sfd));) {
+			if (sig != SIGHUP)
+				return sig;
+			server_log("info", "sighup", json_pack("{s:s}", "action", "reload all plugins"));
+			server_reload(srv, NULL, "sighup");
+		}
+		if (w->fd >= 0) {
+			watch_read(w);
+			watch_fire(w, srv);
+		}
+	}
+}
+
+/* Waits for in-flight requests; false when the timeout or a second signal
+ * cut the wait short. */
+static bool drain(server *srv, int sfd, unsigned timeout_s)
+{
+	double deadline = mono_ms() + timeout_s * 1000.0;
+	while (server_in_flight(srv) > 0) {
+		if (mono_ms() >= deadline)
+			return false;
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		int sig = poll(&p, 1, DRAIN_POLL_MS) > 0 ? next_signal(sfd) : 0;
+		if (sig && sig != SIGHUP)
+			return false;
+	}
+	return true;
+}
+
+static json_t *plugin_list(txs_host *host)
+{
+	json_t *list = json_array();
+	txs_plugin_info info;
+	for (size_t i = 0; i < txs_host_plugin_count(host); i++)
+		if (txs_host_plugin_info(host, i, &info) == 0)
+			json_array_append_new(list, json_pack("{s:s, s:s, s:i}", "id", info.id, "version",
+			                                      info.version, "instances", info.instances));
+	return list;
+}
+
+static void log_start(server *srv, txs_host *host, const struct args *a)
+{
+	server_log("info", "start",
+	           json_pack("{s:s, s:s, s:i, s:o, s:i, s:I, s:i, s:i, s:b}", "listen",
+	                     server_address(srv), "version", TXS_VERSION, "pid", (int)getpid(),
+	                     "plugins", plugin_list(host), "threads", a->opts.threads, "max_body",
+	                     (json_int_t)a->opts.max_body, "max_inflight", a->opts.max_inflight,
+	                     "max_batch", a->opts.max_batch, "watch", a->watch));
+}
+
+static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned drain_s)
+{
+	double t0 = mono_ms();
+	char name[32];
+	snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	server_log("info", "shutdown",
+	           json_pack("{s:s, s:i, s:i}", "signal", name, "in_flight",
+	                     (int)server_in_flight(srv), "drain_timeout_s", (int)drain_s));
+	server_quiesce(srv);
+	bool drained = drain(srv, sfd, drain_s);
+	uint32_t left = server_in_flight(srv);
+	server_detach_host(srv);
+	txs_host_free(host); /* answers what is still pending */
+	server_free(srv);
+	server_log(drained ? "info" : "warn", "stopped",
+	           json_pack("{s:b, s:i, s:f}", "drained", drained, "abandoned", (int)left, "ms",
+	                     round(mono_ms() - t0)));
+	return drained;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct args a;
+	struct watch w = {.fd = -1};
+	sigset_t set;
+	char err[512];
+	server *srv = NULL;
+	int rc = parse_args(argc, argv, &a), sfd = -1;
+	if (rc)
+		return rc > 0 ? EXIT_CLEAN : EXIT_USAGE;
+	/* Before any thread starts, so every thread inherits the mask. */
+	if ((sfd = signal_fd(&set)) < 0) {
+		cli_error("serve: signalfd: %s", strerror(errno));
+		return EXIT_ERRORS;
+	}
+	txs_host *host = cli_load_host(a.dirs, a.ndirs, a.quiet);
+	rc = EXIT_ERRORS;
+	if (!host)
+		goto out;
+	if (a.watch && watch_open(&w, host) < 0)
+		goto out;
+	if (server_start(&srv, host, &a.opts, err, sizeof err) < 0) {
+		cli_error("serve: %s", err);
+		goto out;
+	}
+	log_start(srv, host, &a);
+	int sig = run(srv, sfd, &w);
+	rc = shut_down(srv, host, sfd, sig, a.drain_s) ? EXIT_CLEAN : EXIT_ERRORS;
+	host = NULL;
+out:
+	txs_host_free(host);
+	watch_close(&w);
+	close(sfd);
+	return rc;
+}

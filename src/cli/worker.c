@@ -1,0 +1,346 @@
+/*
+ * worker.c - `txscan worker` (scan a Redis stream as one consumer of a
+ * group) and `txscan publish` (feed a JSON Lines file into a stream). The
+ * Redis side is src/stream.c; this file parses options, loads the plugins
+ * and turns SIGTERM/SIGINT into a clean stop.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "cli.h"
+#include "stream.h"
+#include "txscan.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { MAX_DIRS = 64 };
+
+/* Counts SIGTERM/SIGINT: the first asks for a clean stop, the second for
+ * an immediate one (stream_worker_run reads it). */
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (stop_requested < 2)
+		stop_requested++;
+}
+
+/* No SA_RESTART: a blocked wait returns early and sees the flag. */
+static void catch_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a dropped Redis socket is an error, not a death */
+}
+
+static const char worker_usage[] =
+    "usage: txscan worker [-p DIR]... [options]\n\n"
+    "Joins a Redis Streams consumer group: reads transactions (field 'tx') from\n"
+    "the input stream, scans each with every plugin, adds one report per entry\n"
+    "to the report stream (fields entry, tx, report) and acks it. Entries that\n"
+    "cannot be scanned go to the dead-letter stream. SIGTERM or SIGINT: stop\n"
+    "reading, finish what is in flight, exit 0; a second signal exits at once\n"
+    "(unacked entries stay pending for another worker).\n\n"
+    "options:\n"
+    "  -p, --plugins DIR       plugin folder or folder of plugins (repeatable;\n"
+    "                          default ./plugins, else examples/plugins)\n"
+    "      --redis URL         redis://[[user]:password@]host[:port][/db] or\n"
+    "                          unix:///path (default redis://127.0.0.1:6379)\n"
+    "      --stream NAME       input stream (default txs)\n"
+    "      --group NAME        consumer group, created if missing (default scanners)\n"
+    "      --consumer NAME     this worker's name in the group; keep it stable\n"
+    "                          across restarts (default HOSTNAME-PID)\n"
+    "      --out NAME          report stream (default reports)\n"
+    "      --dead-letter NAME  dead-letter stream (default <stream>:dead)\n"
+    "      --batch N           entries per read or claim (default 64)\n"
+    "      --block-ms N        how long a read waits for new entries (default 1000)\n"
+    "      --max-in-flight N   entries read and not yet acked, at most (default 256)\n"
+    "      --claim-idle-ms N   take over entries pending this long on any consumer\n"
+    "                          (default 30000)\n"
+    "      --max-deliveries N  dead-letter an entry delivered more often (default 5)\n"
+    "      --done-ttl-s N      lifetime of the once-only keys <out>:done:<id>\n"
+    "                          (default 86400)\n"
+    "  -q, --quiet             discard plugin console output\n"
+    "  -h, --help              this text\n";
+
+static const char publish_usage[] =
+    "usage: txscan publish [--redis URL] [--stream NAME] FILE.jsonl|-\n\n"
+    "Adds every non-empty line of FILE (or standard input) to the stream as\n"
+    "field 'tx', pipelined, and prints how many entries were added.\n\n"
+    "options:\n"
+    "      --redis URL     as for txscan worker (default redis://127.0.0.1:6379)\n"
+    "      --stream NAME   stream to add to (default txs)\n"
+    "  -h, --help          this text\n";
+
+/* ---- option parsing ------------------------------------------------------ */
+
+struct worker_args {
+	struct stream_options opt;
+	const char *dirs[MAX_DIRS];
+	int ndirs;
+	int quiet;
+	char consumer[300];
+	char dead[512];
+};
+
+/* "--name VALUE" or "--name=VALUE"; NULL (and *i unchanged) when argv[*i]
+ * is not this option. *missing is set when the value is absent. */
+static const char *value_of(int argc, char **argv, int *i, const char *name, const char *alias,
+                            int *missing)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+	if (!strncmp(a, name, n) && a[n] == '=')
+		return a + n + 1;
+	if (strcmp(a, name) && (!alias || strcmp(a, alias)))
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = 1;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static int parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > UINT32_MAX) {
+		cli_error("%s: '%s' is not a number >= %u", name, s, min);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+struct num_opt {
+	const char *name;
+	uint32_t min;
+	size_t offset; /* into struct stream_options */
+};
+
+static const struct num_opt num_opts[] = {
+    {"--batch", 1, offsetof(struct stream_options, batch)},
+    {"--block-ms", 1, offsetof(struct stream_options, block_ms)},
+    {"--claim-idle-ms", 1, offsetof(struct stream_options, claim_idle_ms)},
+    {"--max-deliveries", 1, offsetof(struct stream_options, max_deliveries)},
+    {"--max-in-flight", 1, offsetof(struct stream_options, max_in_flight)},
+    {"--done-ttl-s", 1, offsetof(struct stream_options, done_ttl_s)},
+};
+
+struct str_opt {
+	const char *name;
+	size_t offset; /* into struct stream_options */
+};
+
+static const struct str_opt str_opts[] = {
+    {"--redis", offsetof(struct stream_options, redis_url)},
+    {"--stream", offsetof(struct stream_options, stream)},
+    {"--group", offsetof(struct stream_options, group)},
+    {"--consumer", offsetof(struct stream_options, consumer)},
+    {"--out", offsetof(struct stream_options, out)},
+    {"--dead-letter", offsetof(struct stream_options, dead)},
+};
+
+/* 1 consumed, 0 not this kind of option, -1 bad value. */
+static int stream_option(int argc, char **argv, int *i, struct stream_options *o, int *missing)
+{
+	for (size_t k = 0; k < sizeof str_opts / sizeof str_opts[0]; k++) {
+		const char *v = value_of(argc, argv, i, str_opts[k].name, NULL, missing);
+		if (*missing)
+			return -1;
+		if (v && !*v) {
+			cli_error("%s: empty name", str_opts[k].name);
+			return -1;
+		}
+		if (v) {
+			*(const char **)((char *)o + str_opts[k].offset) = v;
+			return 1;
+		}
+	}
+	for (size_t k = 0; k < sizeof num_opts / sizeof num_opts[0]; k++) {
+		const char *v = value_of(argc, argv, i, num_opts[k].name, NULL, missing);
+		if (*missing)
+			return -1;
+		if (v)
+			return parse_u32(num_opts[k].name, v, num_opts[k].min,
+			                 (uint32_t *)((char *)o + num_opts[k].offset)) ? -1 : 1;
+	}
+	return 0;
+}
+
+static int worker_option(int argc, char **argv, int *i, struct worker_args *a)
+{
+	int missing = 0;
+	const char *dir = value_of(argc, argv, i, "--plugins", "-p", &missing);
+	if (dir && a->ndirs == MAX_DIRS) {
+		cli_error("--plugins: at most %d folders", MAX_DIRS);
+		return -1;
+	}
+	if (dir) {
+		a->dirs[a->ndirs++] = dir;
+		return 0;
+	}
+	if (!missing && (!strcmp(argv[*i], "-q") || !strcmp(argv[*i], "--quiet"))) {
+		a->quiet = 1;
+		return 0;
+	}
+	int rc = missing ? -1 : stream_option(argc, argv, i, &a->opt, &missing);
+	if (missing)
+		cli_error("%s needs a value", argv[*i]);
+	else if (rc == 0)
+		cli_error("worker: unknown option '%s'", argv[*i]);
+	return rc == 1 ? 0 : -1;
+}
+
+/* Names every worker needs and nobody gave. */
+static void worker_defaults(struct worker_args *a)
+{
+	if (!a->opt.consumer) {
+		char host[256] = "worker";
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "worker");
+		host[sizeof host - 1] = '\0';
+		snprintf(a->consumer, sizeof a->consumer, "%s-%ld", host, (long)getpid());
+		a->opt.consumer = a->consumer;
+	}
+	if (!a->opt.dead) {
+		snprintf(a->dead, sizeof a->dead, "%s:dead", a->opt.stream);
+		a->opt.dead = a->dead;
+	}
+}
+
+static int parse_worker(int argc, char **argv, struct worker_args *a)
+{
+	stream_options_init(&a->opt);
+	for (int i = 1; i < argc; i++)
+		if (worker_option(argc, argv, &i, a))
+			return -1;
+	worker_defaults(a);
+	struct stream_url url;
+	char err[1024];
+	if (stream_url_parse(a->opt.redis_url, &url, err, sizeof err)) {
+		cli_error("worker: %s", err);
+		return -1;
+	}
+	if (!strcmp(a->opt.stream, a->opt.out) || !strcmp(a->opt.stream, a->opt.dead) ||
+	    !strcmp(a->opt.out, a->opt.dead)) {
+		cli_error("worker: --stream, --out and --dead-letter must be three different streams");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+static void print_stats(const struct stream_options *o, const struct stream_stats *s)
+{
+	fprintf(stderr,
+	        "txscan worker %s: %llu read, %llu claimed, %llu reports written, "
+	        "%llu duplicate deliveries acked, %llu dead letters, %llu reconnects\n",
+	        o->consumer, (unsigned long long)s->read, (unsigned long long)s->claimed,
+	        (unsigned long long)s->written, (unsigned long long)s->duplicates,
+	        (unsigned long long)s->dead, (unsigned long long)s->reconnects);
+}
+
+int cmd_worker(int argc, char **argv)
+{
+	static struct worker_args a; /* static: big, and one per process */
+	if (cli_wants_help(argc, argv)) {
+		fputs(worker_usage, stdout);
+		return EXIT_CLEAN;
+	}
+	memset(&a, 0, sizeof a);
+	if (parse_worker(argc, argv, &a)) {
+		fputs(worker_usage, stderr);
+		return EXIT_USAGE;
+	}
+	struct txs_host *host = cli_load_host(a.dirs, a.ndirs, a.quiet);
+	if (!host)
+		return EXIT_ERRORS;
+	catch_signals();
+	fprintf(stderr, "txscan worker %s: %zu plugins, reading %s as group %s, reports to %s\n",
+	        a.opt.consumer, txs_host_plugin_count(host), a.opt.stream, a.opt.group, a.opt.out);
+	struct stream_stats stats = {0};
+	int rc = stream_worker_run(host, &a.opt, &stop_requested, &stats);
+	txs_host_free(host);
+	print_stats(&a.opt, &stats);
+	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
+}
+
+static int parse_publish(int argc, char **argv, const char **url, const char **stream,
+                         const char **file)
+{
+	for (int i = 1; i < argc; i++) {
+		int missing = 0;
+		const char *v = value_of(argc, argv, &i, "--redis", NULL, &missing);
+		if (v) {
+			*url = v;
+			continue;
+		}
+		v = missing ? NULL : value_of(argc, argv, &i, "--stream", NULL, &missing);
+		if (v && *v) {
+			*stream = v;
+			continue;
+		}
+		if (missing || v) {
+			cli_error("%s needs a value", argv[i]);
+			return -1;
+		}
+		if (argv[i][0] == '-' && argv[i][1]) {
+			cli_error("publish: unknown option '%s'", argv[i]);
+			return -1;
+		}
+		if (*file) {
+			cli_error("publish: one input file only ('%s' and '%s')", *file, argv[i]);
+			return -1;
+		}
+		*file = argv[i];
+	}
+	if (!*file)
+		cli_error("publish: no input file (use - for standard input)");
+	return *file ? 0 : -1;
+}
+
+int cmd_publish(int argc, char **argv)
+{
+	const char *url = "redis://127.0.0.1:6379", *stream = "txs", *file = NULL;
+	if (cli_wants_help(argc, argv)) {
+		fputs(publish_usage, stdout);
+		return EXIT_CLEAN;
+	}
+	struct stream_url parsed;
+	char err[1024];
+	int bad = parse_publish(argc, argv, &url, &stream, &file);
+	if (!bad && stream_url_parse(url, &parsed, err, sizeof err)) {
+		cli_error("publish: %s", err);
+		bad = 1;
+	}
+	if (bad) {
+		fputs(publish_usage, stderr);
+		return EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	FILE *in = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!in) {
+		cli_error("cannot open %s: %s", file, strerror(errno));
+		return EXIT_ERRORS;
+	}
+	uint64_t count = 0;
+	int rc = stream_publish(url, stream, in, file, &count);
+	if (in != stdin)
+		fclose(in);
+	printf("published %llu entries to %s\n", (unsigned long long)count, stream);
+	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
+}

@@ -1,0 +1,97 @@
+/*
+ * server.h - the HTTP API of `txscan serve` (libmicrohttpd), on the public
+ * txscan API only. docs/http-api.md describes the endpoints.
+ *
+ * Threads: MHD runs a pool of `threads` event loops; a scan never blocks
+ * them (it is submitted to the host and the connection is suspended until
+ * the report arrives on an executor thread). Restarts and reloads run on one
+ * control thread of the server. Everything here is any-thread unless said.
+ */
+#ifndef TXS_SERVER_H
+#define TXS_SERVER_H
+
+#include "txscan.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct server_options {
+	const char *listen;      /* "HOST:PORT", "[V6]:PORT" or ":PORT"; port 0 = any free */
+	size_t max_body;         /* request body cap in bytes; default 1 MiB */
+	unsigned threads;        /* MHD event loops; default 2 */
+	unsigned max_inflight;   /* scan requests at once, more get 503; default 256 */
+	unsigned max_batch;      /* transactions in one batch; default 1000 */
+	unsigned max_connections;/* open connections; default 1024 */
+	unsigned conn_timeout_s; /* idle connection timeout; default 30 */
+} server_options;
+
+/* Fills in the defaults above (listen = "127.0.0.1:8080"). */
+void server_options_init(server_options *opts);
+
+typedef struct server server;
+
+/* Binds, starts the MHD threads and the control thread. The host is
+ * borrowed: it must outlive the server or be detached first. On failure
+ * returns -1 with a message naming what failed in err. */
+int server_start(server **out, txs_host *host, const server_options *opts, char *err,
+                 size_t errlen);
+
+/* The address actually bound, e.g. "127.0.0.1:41877". */
+const char *server_address(const server *srv);
+
+/* Requests being handled now (read, scanned, or being answered). */
+uint32_t server_in_flight(const server *srv);
+
+/* Stops accepting connections; /readyz answers 503 from now on. Requests
+ * already accepted (and keep-alive connections) are still served. */
+void server_quiesce(server *srv);
+
+/* No host call starts after this returns, and none is still running; later
+ * requests get 503. Call before txs_host_free (which delivers the reports
+ * still pending, so their connections get an answer). */
+void server_detach_host(server *srv);
+
+/* Stops MHD (closing every connection) and the control thread, then frees.
+ * Accepts NULL. Call after server_detach_host + txs_host_free, or with the
+ * host still attached and no scans pending. */
+void server_free(server *srv);
+
+/* Reloads one plugin (id) or all (id == NULL) from another thread than
+ * MHD's (SIGHUP, --watch), serialized with HTTP restarts/reloads; logs the
+ * outcome with `source`. Returns the txs_error_code. */
+int server_reload(server *srv, const char *id, const char *source);
+
+/* ---- request bodies (shared with fuzz/fuzz_scan_body.c) ---------------- */
+
+enum body_kind { BODY_SCAN, BODY_BATCH };
+
+typedef struct body_error {
+	int status;     /* HTTP status: 400 or 413 */
+	char msg[256];  /* what is wrong, with the position for JSON errors */
+	int line, column;
+	size_t position;/* byte offset from jansson; 0 when not a JSON error */
+} body_error;
+
+/* One transaction's bytes inside the body. */
+typedef struct body_span {
+	size_t off, len;
+} body_span;
+
+/* Validates a scan body: one JSON object (BODY_SCAN) or an array of at
+ * most max_items values (BODY_BATCH; elements that are not objects are
+ * passed on and get an error report each). 0 with *spans (malloc'ed, the
+ * caller frees it) holding the raw text of each transaction, or -1 with
+ * *err filled in. Thread-safe; body need not be NUL-terminated. */
+int server_parse_body(const char *body, size_t len, enum body_kind kind, size_t max_items,
+                      body_span **spans, size_t *nspans, body_error *err);
+
+/* ---- logging ----------------------------------------------------------- */
+
+/* Writes one JSON line to stderr: {"ts", "level", "event", ...fields}.
+ * Steals fields (may be NULL). One write(2) per line, so lines from
+ * different threads never interleave. */
+void server_log(const char *level, const char *event, json_t *fields);
+
+#endif

@@ -1,0 +1,1069 @@
+/*
+ * stream.c - txscan as a Redis Streams consumer: XREADGROUP in batches,
+ * scan through txs_host_submit with many transactions in flight, write each
+ * report once, XACK.
+ *
+ * Threads: every Redis call happens on the thread that runs
+ * stream_worker_run, on one hiredis context (hiredis is not thread-safe).
+ * Reports arrive on executor threads (txs_report_fn); the callback only
+ * appends its job to `done` under `lock` and signals `cond` when the list
+ * goes from empty to non-empty. The loop swaps the list out under the lock
+ * and does the rest unlocked.
+ *
+ * Delivery: an entry is acked only by the script (WRITE_ONCE) that writes
+ * its report - or its dead letter - in the same atomic step, so a crash or a
+ * lost connection leaves it pending and XAUTOCLAIM hands it to a live
+ * consumer. The script writes only while <out>:done:<entry-id> is absent, so
+ * a second delivery of one entry is acked without a second report. A script
+ * whose reply was lost is simply sent again after reconnecting.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "stream.h"
+#include "txscan.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+	ID_MAX = 48,          /* "<ms>-<seq>": two 20-digit numbers and a dash */
+	PIPELINE_MAX = 256,   /* scripts per round trip */
+	PUBLISH_CHUNK = 1000, /* XADDs per round trip */
+	CONNECT_TIMEOUT_MS = 2000,
+	IO_SLACK_MS = 5000,   /* socket timeout beyond the longest BLOCK */
+	BACKOFF_FIRST_MS = 100,
+	BACKOFF_MAX_MS = 5000,
+	IDLE_POLL_MS = 5,     /* wait for reports while the stream is empty */
+	WRITE_ARGS = 24,
+};
+
+/* KEYS: idempotence key, target stream, input stream.
+ * ARGV: group, entry id, key TTL (s), then the target entry's field/value
+ * pairs. The XADD comes before the SET because a script is not rolled back:
+ * a failed XADD must leave no key behind, or the retry would only ack. */
+static const char WRITE_ONCE[] =
+    "local first = redis.call('EXISTS', KEYS[1]) == 0\n"
+    "if first then\n"
+    "  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))\n"
+    "  redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])\n"
+    "end\n"
+    "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
+    "if first then return 1 end\n"
+    "return 0\n";
+
+struct worker;
+
+/* One stream entry from delivery to ack. */
+struct job {
+	struct job *next;
+	struct worker *w;
+	char id[ID_MAX];
+	char *tx;            /* the entry's "tx" value, NUL-terminated; NULL if absent */
+	size_t tx_len;
+	long long deliveries;
+	txs_report *report;  /* set on an executor thread, then the loop's */
+	char *hash;          /* the report's "tx", "" when none */
+	char *reason;        /* non-NULL: dead letter instead of report */
+};
+
+struct joblist {
+	struct job *head, *tail;
+	size_t n;
+};
+
+struct worker {
+	const struct stream_options *opt;
+	volatile sig_atomic_t *stop;
+	struct stream_url url;
+	struct txs_host *host;
+	redisContext *rc;
+	char sha[41];
+	char *key;              /* "<out>:done:" + room for an id */
+	size_t key_prefix;
+	char ttl[16];
+	bool connected_once;
+
+	/* loop thread only */
+	struct joblist writes;  /* scanned (or poison), waiting for WRITE_ONCE */
+	size_t scanning;        /* submitted, report not collected yet */
+	char history[ID_MAX];   /* own pending entries read up to here; "" = done */
+	char cursor[ID_MAX];    /* XAUTOCLAIM cursor; "0-0" = pass complete */
+	uint64_t next_claim_ms;
+	uint32_t backoff_ms;
+	struct stream_stats stats;
+
+	/* shared with the report callbacks; under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct joblist done;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void wlog(const struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wlog(const struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "txscan worker %s: ", w->opt->consumer);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *p = n < 0 ? NULL : malloc((size_t)n + 1);
+	if (p) {
+		va_start(ap, fmt);
+		vsnprintf(p, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	return p;
+}
+
+/* Daemon code may abort on out-of-memory (STYLE.md); the library never does. */
+static void *need(void *p)
+{
+	if (!p) {
+		fputs("txscan worker: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+static void list_push(struct joblist *l, struct job *j)
+{
+	j->next = NULL;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->n++;
+}
+
+static struct job *list_pop(struct joblist *l)
+{
+	struct job *j = l->head;
+	if (j) {
+		l->head = j->next;
+		if (!l->head)
+			l->tail = NULL;
+		l->n--;
+		j->next = NULL;
+	}
+	return j;
+}
+
+/* Puts `front` (in order) before everything in l. */
+static void list_prepend(struct joblist *l, struct joblist *front)
+{
+	if (!front->head)
+		return;
+	front->tail->next = l->head;
+	if (!l->tail)
+		l->tail = front->tail;
+	l->head = front->head;
+	l->n += front->n;
+	*front = (struct joblist){0};
+}
+
+static struct job *job_new(struct worker *w, const char *id, long long deliveries)
+{
+	struct job *j = need(calloc(1, sizeof *j));
+	j->w = w;
+	snprintf(j->id, sizeof j->id, "%s", id);
+	j->deliveries = deliveries;
+	return j;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	txs_report_free(j->report);
+	free(j->tx);
+	free(j->hash);
+	free(j->reason);
+	free(j);
+}
+
+static void list_free(struct joblist *l)
+{
+	struct job *j;
+	while ((j = list_pop(l)))
+		job_free(j);
+}
+
+/* ---- URL and connection ---------------------------------------------- */
+
+static int url_fail(char *err, size_t errlen, const char *url, const char *why)
+{
+	snprintf(err, errlen, "invalid Redis URL '%s': %s", url, why);
+	return -1;
+}
+
+static int copy_part(char *dst, size_t cap, const char *s, size_t n)
+{
+	if (n >= cap)
+		return -1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* "[[user]:password@]" at the start of s; returns where the host begins. */
+static const char *parse_auth(const char *s, struct stream_url *u, int *bad)
+{
+	const char *at = strchr(s, '@');
+	const char *slash = strchr(s, '/');
+	if (!at || (slash && slash < at))
+		return s;
+	const char *colon = memchr(s, ':', (size_t)(at - s));
+	if (!colon) {
+		*bad = copy_part(u->password, sizeof u->password, s, (size_t)(at - s));
+		return at + 1;
+	}
+	*bad = copy_part(u->user, sizeof u->user, s, (size_t)(colon - s)) ||
+	       copy_part(u->password, sizeof u->password, colon + 1, (size_t)(at - colon - 1));
+	return at + 1;
+}
+
+static int parse_int(const char *s, const char *end, int lo, int hi, int *out)
+{
+	long v = 0;
+	if (s == end)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9' || v > hi)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_tcp(const char *url, const char *s, struct stream_url *u, char *err, size_t errlen)
+{
+	int bad = 0;
+	s = parse_auth(s, u, &bad);
+	if (bad)
+		return url_fail(err, errlen, url, "user or password too long");
+	const char *slash = strchr(s, '/');
+	const char *end = slash ? slash : s + strlen(s);
+	const char *colon = memchr(s, ':', (size_t)(end - s));
+	const char *host_end = colon ? colon : end;
+	if (host_end > s && copy_part(u->host, sizeof u->host, s, (size_t)(host_end - s)))
+		return url_fail(err, errlen, url, "host name too long");
+	if (colon && parse_int(colon + 1, end, 1, 65535, &u->port))
+		return url_fail(err, errlen, url, "port is not a number in 1..65535");
+	if (slash && slash[1] && parse_int(slash + 1, slash + strlen(slash), 0, 1 << 20, &u->db))
+		return url_fail(err, errlen, url, "database is not a number");
+	return 0;
+}
+
+static int parse_unix(const char *url, const char *s, struct stream_url *u, char *err, size_t errlen)
+{
+	const char *q = strchr(s, '?');
+	size_t n = q ? (size_t)(q - s) : strlen(s);
+	if (n == 0 || copy_part(u->unix_path, sizeof u->unix_path, s, n))
+		return url_fail(err, errlen, url, "socket path missing or too long");
+	if (q && (strncmp(q, "?db=", 4) || parse_int(q + 4, q + strlen(q), 0, 1 << 20, &u->db)))
+		return url_fail(err, errlen, url, "only ?db=N may follow the socket path");
+	return 0;
+}
+
+int stream_url_parse(const char *url, struct stream_url *out, char *err, size_t errlen)
+{
+	*out = (struct stream_url){.port = 6379};
+	snprintf(out->host, sizeof out->host, "127.0.0.1");
+	if (!strncmp(url, "redis://", 8))
+		return parse_tcp(url, url + 8, out, err, errlen);
+	if (!strncmp(url, "unix://", 7))
+		return parse_unix(url, url + 7, out, err, errlen);
+	if (strstr(url, "://"))
+		return url_fail(err, errlen, url, "scheme must be redis:// or unix://");
+	return parse_tcp(url, url, out, err, errlen); /* plain host:port */
+}
+
+static struct timeval tv_ms(uint32_t ms)
+{
+	return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}
+
+/* A command whose reply must not be an error; -1 with the reason in err. */
+static int simple(redisContext *rc, char *err, size_t errlen, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+	int ret = 0;
+	if (!r) {
+		snprintf(err, errlen, "%s: %s", argv[0], rc->errstr);
+		ret = -1;
+	} else if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "%s: %s", argv[0], r->str);
+		ret = -1;
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
+static int handshake(redisContext *rc, const struct stream_url *u, char *err, size_t errlen)
+{
+	char db[16];
+	snprintf(db, sizeof db, "%d", u->db);
+	if (u->password[0] && u->user[0] &&
+	    simple(rc, err, errlen, 3, (const char *[]){"AUTH", u->user, u->password}))
+		return -1;
+	if (u->password[0] && !u->user[0] &&
+	    simple(rc, err, errlen, 2, (const char *[]){"AUTH", u->password}))
+		return -1;
+	if (u->db && simple(rc, err, errlen, 2, (const char *[]){"SELECT", db}))
+		return -1;
+	return 0;
+}
+
+/* A connected, authenticated context, or NULL with the reason in err.
+ * *io is set when the failure is the network's rather than Redis's answer. */
+static redisContext *connect_url(const struct stream_url *u, uint32_t io_ms, char *err,
+                                 size_t errlen, bool *io)
+{
+	struct timeval ctv = tv_ms(CONNECT_TIMEOUT_MS);
+	redisContext *rc = u->unix_path[0] ? redisConnectUnixWithTimeout(u->unix_path, ctv)
+	                                   : redisConnectWithTimeout(u->host, u->port, ctv);
+	*io = true;
+	if (!rc || rc->err) {
+		const char *why = rc ? rc->errstr : "out of memory";
+		if (u->unix_path[0])
+			snprintf(err, errlen, "cannot connect to %.256s: %.128s", u->unix_path, why);
+		else
+			snprintf(err, errlen, "cannot connect to %.256s:%d: %.128s", u->host, u->port, why);
+		goto fail;
+	}
+	redisSetTimeout(rc, tv_ms(io_ms));
+	redisEnableKeepAlive(rc);
+	if (handshake(rc, u, err, errlen)) {
+		*io = rc->err != 0;
+		goto fail;
+	}
+	return rc;
+fail:
+	redisFree(rc);
+	return NULL;
+}
+
+/* ---- the worker's connection ------------------------------------------- */
+
+static void disconnect(struct worker *w)
+{
+	redisFree(w->rc);
+	w->rc = NULL;
+}
+
+static int ensure_group(struct worker *w, char *err, size_t errlen)
+{
+	const char *argv[] = {"XGROUP", "CREATE", w->opt->stream, w->opt->group, "0", "MKSTREAM"};
+	redisReply *r = redisCommandArgv(w->rc, 6, argv, NULL);
+	int ret = 0;
+	if (!r) {
+		snprintf(err, errlen, "XGROUP CREATE %s %s: %s", w->opt->stream, w->opt->group,
+		         w->rc->errstr);
+		ret = -1;
+	} else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9)) {
+		snprintf(err, errlen, "XGROUP CREATE %s %s: %s", w->opt->stream, w->opt->group, r->str);
+		ret = -1;
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
+static int load_script(struct worker *w, char *err, size_t errlen)
+{
+	const char *argv[] = {"SCRIPT", "LOAD", WRITE_ONCE};
+	redisReply *r = redisCommandArgv(w->rc, 3, argv, NULL);
+	int ret = -1;
+	if (!r)
+		snprintf(err, errlen, "SCRIPT LOAD: %s", w->rc->errstr);
+	else if (r->type != REDIS_REPLY_STRING || r->len != 40)
+		snprintf(err, errlen, "SCRIPT LOAD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	else {
+		memcpy(w->sha, r->str, 40);
+		w->sha[40] = '\0';
+		ret = 0;
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
+/* Waits out the backoff, in slices so a second signal is noticed. */
+static void backoff(struct worker *w)
+{
+	uint64_t until = now_ms() + w->backoff_ms;
+	while (*w->stop < 2 && now_ms() < until)
+		sleep_ms(50);
+	w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_FIRST_MS;
+	if (w->backoff_ms > BACKOFF_MAX_MS)
+		w->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* 0 connected; -1 try again later; -2 give up (Redis refused us at start:
+ * bad password, wrong key type, ... - retrying would not help). */
+static int reconnect(struct worker *w)
+{
+	char err[1024] = "";
+	bool io = true;
+	if (w->backoff_ms)
+		backoff(w);
+	else
+		w->backoff_ms = BACKOFF_FIRST_MS;
+	if (*w->stop >= 2)
+		return -1;
+	w->rc = connect_url(&w->url, w->opt->block_ms + IO_SLACK_MS, err, sizeof err, &io);
+	if (w->rc && (ensure_group(w, err, sizeof err) || load_script(w, err, sizeof err))) {
+		io = w->rc->err != 0;
+		disconnect(w);
+	}
+	if (!w->rc) {
+		wlog(w, "%s%s", err, io || w->connected_once ? "; retrying" : "");
+		return io || w->connected_once ? -1 : -2;
+	}
+	if (w->connected_once)
+		w->stats.reconnects++;
+	w->connected_once = true;
+	w->next_claim_ms = 0; /* entries delivered while we were away may be stuck */
+	return 0;
+}
+
+/* ---- reports coming back from the executors ---------------------------- */
+
+/* On an executor thread (or inside txs_host_submit for invalid input). */
+static void on_report(txs_report *report, void *userdata)
+{
+	struct job *j = userdata;
+	struct worker *w = j->w;
+	j->report = report;
+	pthread_mutex_lock(&w->lock);
+	bool wake = w->done.head == NULL;
+	list_push(&w->done, j);
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		pthread_cond_signal(&w->cond);
+}
+
+/* Waits until a report is back or ms passed. */
+static void wait_done(struct worker *w, uint32_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->done.head)
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Reads the report's "tx" (for the report entry) and, for rejected input,
+ * its "error" (for the dead letter). */
+static void finish_job(struct job *j)
+{
+	size_t len = 0;
+	const char *text = txs_report_json(j->report, &len);
+	json_t *root = json_loadb(text, len, 0, NULL);
+	json_t *tx = json_object_get(root, "tx");
+	if (json_is_string(tx))
+		j->hash = dupn(json_string_value(tx), json_string_length(tx));
+	else if (json_is_integer(tx))
+		j->hash = format("%" JSON_INTEGER_FORMAT, json_integer_value(tx));
+	else
+		j->hash = dupn("", 0);
+	need(j->hash);
+	if (txs_report_input_error(j->report)) {
+		const char *e = json_string_value(json_object_get(root, "error"));
+		j->reason = need(format("entry %s of stream %s is not a valid transaction: %s", j->id,
+		                        j->w->opt->stream, e ? e : "rejected by the host"));
+	}
+	json_decref(root);
+}
+
+/* Moves every returned report to the write queue. */
+static void collect(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	struct joblist got = w->done;
+	w->done = (struct joblist){0};
+	pthread_mutex_unlock(&w->lock);
+	struct job *j;
+	while ((j = list_pop(&got))) {
+		w->scanning--;
+		finish_job(j);
+		list_push(&w->writes, j);
+	}
+}
+
+/* ---- taking entries ----------------------------------------------------- */
+
+static void dead_letter(struct worker *w, struct job *j, char *reason)
+{
+	j->reason = need(reason);
+	list_push(&w->writes, j);
+}
+
+static void submit(struct worker *w, struct job *j)
+{
+	int rc = txs_host_submit(w->host, j->tx, j->tx_len, 0, on_report, j);
+	if (rc != 0) {
+		/* Not acked: it stays pending, is claimed again later and, if this
+		 * persists, ends in the dead letters after --max-deliveries. */
+		wlog(w, "cannot scan entry %s of stream %s: %s; left pending", j->id, w->opt->stream,
+		     txs_last_error());
+		job_free(j);
+		return;
+	}
+	w->scanning++;
+}
+
+static const redisReply *field(const redisReply *fields, const char *name)
+{
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		const redisReply *k = fields->element[i];
+		if (k->type == REDIS_REPLY_STRING && !strcmp(k->str, name))
+			return fields->element[i + 1];
+	}
+	return NULL;
+}
+
+/* e = [id, [field, value, ...]] (fields nil when the entry was deleted). */
+static void take_entry(struct worker *w, const redisReply *e, long long deliveries)
+{
+	const struct stream_options *o = w->opt;
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= ID_MAX) {
+		wlog(w, "stream %s: skipping a malformed entry in a reply", o->stream);
+		return;
+	}
+	struct job *j = job_new(w, e->element[0]->str, deliveries);
+	const redisReply *fields = e->element[1];
+	const redisReply *tx = fields->type == REDIS_REPLY_ARRAY ? field(fields, "tx") : NULL;
+	if (tx && tx->type == REDIS_REPLY_STRING) {
+		j->tx = need(dupn(tx->str, tx->len));
+		j->tx_len = tx->len;
+	}
+	if (fields->type != REDIS_REPLY_ARRAY)
+		dead_letter(w, j, format("entry %s was deleted from stream %s before it was scanned",
+		                         j->id, o->stream));
+	else if (!j->tx)
+		dead_letter(w, j, format("entry %s of stream %s has no field 'tx'", j->id, o->stream));
+	else if (deliveries > (long long)o->max_deliveries)
+		dead_letter(w, j, format("entry %s of stream %s was delivered %lld times (max %u)",
+		                         j->id, o->stream, deliveries, o->max_deliveries));
+	else if (j->tx_len == 0)
+		dead_letter(w, j, format("entry %s of stream %s: field 'tx' is empty", j->id, o->stream));
+	else
+		submit(w, j);
+}
+
+/* The entries of an XREADGROUP reply: nil, or [[stream, [entry, ...]]]. */
+static const redisReply *read_entries(const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+		return NULL;
+	const redisReply *s = r->element[0];
+	if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 || s->element[1]->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	return s->element[1];
+}
+
+/* Errors are fatal to the connection: the caller reconnects with backoff. */
+static redisReply *command(struct worker *w, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(w->rc, argc, argv, NULL);
+	if (!r) {
+		wlog(w, "%s on stream %s: %s", argv[0], w->opt->stream, w->rc->errstr);
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		wlog(w, "%s on stream %s: %s", argv[0], w->opt->stream, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Delivery counts of recovered entries (one pipelined XPENDING each), then
+ * takes them. An entry no longer pending was acked meanwhile: skipped. */
+static int take_recovered(struct worker *w, const redisReply *entries)
+{
+	const struct stream_options *o = w->opt;
+	size_t n = entries->elements;
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *e = entries->element[i];
+		const char *id = "0-0"; /* malformed: XPENDING finds nothing, skipped */
+		if (e->type == REDIS_REPLY_ARRAY && e->elements && e->element[0]->type == REDIS_REPLY_STRING)
+			id = e->element[0]->str;
+		const char *argv[] = {"XPENDING", o->stream, o->group, id, id, "1"};
+		if (redisAppendCommandArgv(w->rc, 6, argv, NULL) != REDIS_OK)
+			return -1;
+	}
+	int ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *p = NULL;
+		if (ret == 0 && redisGetReply(w->rc, (void **)&p) != REDIS_OK) {
+			wlog(w, "XPENDING on stream %s: %s", o->stream, w->rc->errstr);
+			ret = -1;
+		}
+		if (ret == 0 && p->type == REDIS_REPLY_ARRAY && p->elements == 1 &&
+		    p->element[0]->type == REDIS_REPLY_ARRAY && p->element[0]->elements == 4 &&
+		    p->element[0]->element[3]->type == REDIS_REPLY_INTEGER)
+			take_entry(w, entries->element[i], p->element[0]->element[3]->integer);
+		freeReplyObject(p);
+	}
+	return ret;
+}
+
+/* New entries; blocks up to block_ms when asked to. Returns how many, or -1. */
+static int read_new(struct worker *w, size_t count, uint32_t block_ms)
+{
+	const struct stream_options *o = w->opt;
+	char cnt[24], blk[24];
+	snprintf(cnt, sizeof cnt, "%zu", count);
+	snprintf(blk, sizeof blk, "%u", block_ms);
+	const char *argv[] = {"XREADGROUP", "GROUP", o->group, o->consumer, "COUNT", cnt,
+	                      "BLOCK", blk, "STREAMS", o->stream, ">"};
+	int argc = 11;
+	if (!block_ms) { /* drop BLOCK: a plain poll */
+		argv[6] = "STREAMS", argv[7] = o->stream, argv[8] = ">";
+		argc = 9;
+	}
+	redisReply *r = command(w, argc, argv);
+	if (!r)
+		return -1;
+	const redisReply *entries = read_entries(r);
+	size_t n = entries ? entries->elements : 0;
+	for (size_t i = 0; i < n; i++)
+		take_entry(w, entries->element[i], 1);
+	w->stats.read += n;
+	freeReplyObject(r);
+	return (int)n;
+}
+
+/* Our own pending entries from an earlier run under the same name: they
+ * were delivered to us and will never come again through ">". */
+static int read_history(struct worker *w, size_t count)
+{
+	const struct stream_options *o = w->opt;
+	char cnt[24];
+	snprintf(cnt, sizeof cnt, "%zu", count);
+	const char *argv[] = {"XREADGROUP", "GROUP", o->group, o->consumer, "COUNT", cnt,
+	                      "STREAMS", o->stream, w->history};
+	redisReply *r = command(w, 9, argv);
+	if (!r)
+		return -1;
+	const redisReply *entries = read_entries(r);
+	size_t n = entries ? entries->elements : 0;
+	if (n == 0)
+		w->history[0] = '\0';
+	else {
+		const redisReply *last = entries->element[n - 1];
+		if (last->type == REDIS_REPLY_ARRAY && last->elements && last->element[0]->len < ID_MAX)
+			snprintf(w->history, sizeof w->history, "%s", last->element[0]->str);
+		wlog(w, "resuming %zu entries left pending by an earlier run of %s", n, o->consumer);
+	}
+	int ret = n ? take_recovered(w, entries) : 0;
+	w->stats.read += n;
+	freeReplyObject(r);
+	return ret < 0 ? -1 : (int)n;
+}
+
+static uint32_t claim_period_ms(const struct stream_options *o)
+{
+	uint32_t p = o->claim_idle_ms / 2;
+	return p < 100 ? 100 : p > 10000 ? 10000 : p;
+}
+
+/* One XAUTOCLAIM step: entries idle past --claim-idle-ms, whoever holds
+ * them (a dead worker's, or ours whose reply was lost with a connection).
+ * Reply: [next cursor, [entry, ...], deleted ids (Redis 7)]. */
+static int claim(struct worker *w, size_t count)
+{
+	const struct stream_options *o = w->opt;
+	char idle[24], cnt[24];
+	snprintf(idle, sizeof idle, "%u", o->claim_idle_ms);
+	snprintf(cnt, sizeof cnt, "%zu", count);
+	const char *argv[] = {"XAUTOCLAIM", o->stream, o->group, o->consumer, idle, w->cursor,
+	                      "COUNT", cnt};
+	redisReply *r = command(w, 8, argv);
+	if (!r)
+		return -1;
+	int ret = -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[0]->len >= ID_MAX || r->element[1]->type != REDIS_REPLY_ARRAY) {
+		wlog(w, "XAUTOCLAIM on stream %s: unexpected reply", o->stream);
+		goto out;
+	}
+	snprintf(w->cursor, sizeof w->cursor, "%s", r->element[0]->str);
+	if (!strcmp(w->cursor, "0-0"))
+		w->next_claim_ms = now_ms() + claim_period_ms(o);
+	size_t n = r->element[1]->elements;
+	if (n)
+		wlog(w, "claimed %zu entries of stream %s idle for over %u ms", n, o->stream,
+		     o->claim_idle_ms);
+	w->stats.claimed += n;
+	ret = n && take_recovered(w, r->element[1]) ? -1 : (int)n;
+out:
+	freeReplyObject(r);
+	return ret;
+}
+
+/* ---- writing reports ---------------------------------------------------- */
+
+struct args {
+	const char *v[WRITE_ARGS];
+	size_t len[WRITE_ARGS];
+	int n;
+};
+
+static void arg(struct args *a, const char *s, size_t len)
+{
+	a->v[a->n] = s;
+	a->len[a->n++] = len;
+}
+
+static void arg_pair(struct args *a, const char *name, const char *value, size_t len)
+{
+	arg(a, name, strlen(name));
+	arg(a, value, len);
+}
+
+/* EVALSHA WRITE_ONCE for one job: the report entry, or the dead letter
+ * (reason, delivery count, who gave up, and the input and report if any). */
+static int append_write(struct worker *w, struct job *j)
+{
+	const struct stream_options *o = w->opt;
+	const char *target = j->reason ? o->dead : o->out;
+	struct args a = {.n = 0};
+	char deliveries[24];
+	snprintf(deliveries, sizeof deliveries, "%lld", j->deliveries);
+	snprintf(w->key + w->key_prefix, ID_MAX, "%s", j->id);
+	const char *head[] = {"EVALSHA", w->sha, "3", w->key, target, o->stream, o->group, j->id, w->ttl};
+	for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+		arg(&a, head[i], strlen(head[i]));
+	arg_pair(&a, "entry", j->id, strlen(j->id));
+	if (j->reason) {
+		arg_pair(&a, "reason", j->reason, strlen(j->reason));
+		arg_pair(&a, "deliveries", deliveries, strlen(deliveries));
+		arg_pair(&a, "consumer", o->consumer, strlen(o->consumer));
+		if (j->tx) /* the input travels with its dead letter */
+			arg_pair(&a, "tx", j->tx, j->tx_len);
+	} else {
+		arg_pair(&a, "tx", j->hash, strlen(j->hash));
+	}
+	if (j->report) {
+		size_t len = 0;
+		const char *json = txs_report_json(j->report, &len);
+		arg_pair(&a, "report", json, len);
+	}
+	return redisAppendCommandArgv(w->rc, a.n, a.v, a.len) == REDIS_OK ? 0 : -1;
+}
+
+static void written(struct worker *w, struct job *j, const redisReply *r)
+{
+	if (r->integer == 0)
+		w->stats.duplicates++;
+	else if (j->reason) {
+		w->stats.dead++;
+		wlog(w, "dead letter %s -> %s: %s", j->id, w->opt->dead, j->reason);
+	} else
+		w->stats.written++;
+	job_free(j);
+}
+
+/* Sends up to PIPELINE_MAX scripts in one round trip. A job whose reply is
+ * not a success stays queued (in order) for the next connection. */
+static int flush_writes(struct worker *w)
+{
+	struct job *batch[PIPELINE_MAX];
+	size_t n = 0;
+	while (n < PIPELINE_MAX && w->writes.head)
+		batch[n++] = list_pop(&w->writes);
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = append_write(w, batch[i]);
+	struct joblist keep = {0};
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r = NULL;
+		if (ret == 0 && redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
+			wlog(w, "writing entry %s to %s: %s", batch[i]->id,
+			     batch[i]->reason ? w->opt->dead : w->opt->out, w->rc->errstr);
+			ret = -1;
+		} else if (ret == 0 && r->type != REDIS_REPLY_INTEGER) {
+			wlog(w, "writing entry %s to %s: %s", batch[i]->id,
+			     batch[i]->reason ? w->opt->dead : w->opt->out,
+			     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			ret = -1; /* NOSCRIPT after a Redis restart, OOM, ...: reconnect */
+		}
+		if (ret == 0)
+			written(w, batch[i], r);
+		else
+			list_push(&keep, batch[i]);
+		freeReplyObject(r);
+	}
+	list_prepend(&w->writes, &keep);
+	return ret;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/* Reads, recovers or waits, within the in-flight bound. -1: reconnect. */
+static int step(struct worker *w)
+{
+	const struct stream_options *o = w->opt;
+	size_t busy = w->scanning + w->writes.n;
+	size_t room = busy < o->max_in_flight ? o->max_in_flight - busy : 0;
+	size_t want = o->batch < o->max_in_flight / 2 ? o->batch : o->max_in_flight / 2;
+	if (want == 0)
+		want = 1;
+	if (room < want && w->scanning) { /* full enough: let reports come back */
+		wait_done(w, o->block_ms);
+		return 0;
+	}
+	if (room > o->batch)
+		room = o->batch;
+	int n;
+	if (w->history[0])
+		n = read_history(w, room);
+	else if (strcmp(w->cursor, "0-0") || now_ms() >= w->next_claim_ms)
+		n = claim(w, room);
+	else
+		n = read_new(w, room, w->scanning ? 0 : o->block_ms);
+	if (n > 0)
+		w->backoff_ms = 0;
+	if (n == 0 && w->scanning)
+		wait_done(w, IDLE_POLL_MS < o->block_ms ? IDLE_POLL_MS : o->block_ms);
+	return n < 0 ? -1 : 0;
+}
+
+/* 0 after a clean stop, -1 when it gave up. */
+static int loop(struct worker *w)
+{
+	while (*w->stop < 2) {
+		collect(w);
+		if (*w->stop && !w->scanning && !w->writes.head)
+			return 0;
+		if (!w->rc) {
+			int rc = reconnect(w);
+			if (rc == -2)
+				return -1;
+			continue;
+		}
+		if (w->writes.head) {
+			if (flush_writes(w))
+				disconnect(w);
+			else
+				w->backoff_ms = 0;
+			continue;
+		}
+		if (*w->stop) {
+			wait_done(w, 100);
+			continue;
+		}
+		if (step(w))
+			disconnect(w);
+	}
+	return -1;
+}
+
+/* After giving up: every submitted job still belongs to a callback that
+ * will come (the host's deadline bounds it); wait for them, then free all.
+ * Their entries were not acked and stay pending. */
+static void drain(struct worker *w)
+{
+	while (w->scanning) {
+		wait_done(w, 100);
+		collect(w);
+	}
+	if (w->writes.n)
+		wlog(w, "%zu entries left pending (not acked) for another worker", w->writes.n);
+	list_free(&w->writes);
+}
+
+static int worker_init(struct worker *w, struct txs_host *host, const struct stream_options *o,
+                       volatile sig_atomic_t *stop)
+{
+	char err[1024];
+	*w = (struct worker){.opt = o, .stop = stop, .host = host};
+	if (stream_url_parse(o->redis_url, &w->url, err, sizeof err)) {
+		fprintf(stderr, "txscan worker: %s\n", err);
+		return -1;
+	}
+	w->key_prefix = strlen(o->out) + strlen(":done:");
+	w->key = need(malloc(w->key_prefix + ID_MAX));
+	snprintf(w->key, w->key_prefix + 1, "%s:done:", o->out);
+	snprintf(w->ttl, sizeof w->ttl, "%u", o->done_ttl_s);
+	snprintf(w->history, sizeof w->history, "0");
+	snprintf(w->cursor, sizeof w->cursor, "0-0");
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_done uses it */
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&w->lock, NULL);
+	return 0;
+}
+
+static void worker_fini(struct worker *w)
+{
+	disconnect(w);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w->key);
+}
+
+void stream_options_init(struct stream_options *o)
+{
+	*o = (struct stream_options){
+	    .redis_url = "redis://127.0.0.1:6379",
+	    .stream = "txs",
+	    .group = "scanners",
+	    .out = "reports",
+	    .batch = 64,
+	    .block_ms = 1000,
+	    .claim_idle_ms = 30000,
+	    .max_deliveries = 5,
+	    .max_in_flight = 256,
+	    .done_ttl_s = 86400,
+	};
+}
+
+int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
+                      volatile sig_atomic_t *stop, struct stream_stats *stats)
+{
+	struct worker w;
+	if (worker_init(&w, host, opts, stop))
+		return -1;
+	int ret = loop(&w);
+	if (ret)
+		drain(&w);
+	if (stats)
+		*stats = w.stats;
+	worker_fini(&w);
+	return ret;
+}
+
+/* ---- publish ------------------------------------------------------------ */
+
+/* Reads the replies of `pending` pipelined XADDs; first failure wins. */
+static int publish_replies(redisContext *rc, const char *stream, size_t pending, uint64_t *count)
+{
+	int ret = 0;
+	for (size_t i = 0; i < pending; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
+			fprintf(stderr, "txscan publish: XADD %s: %s\n", stream, rc->errstr);
+			return -1;
+		}
+		if (r->type == REDIS_REPLY_ERROR && ret == 0) {
+			fprintf(stderr, "txscan publish: XADD %s: %s\n", stream, r->str);
+			ret = -1;
+		} else if (r->type != REDIS_REPLY_ERROR)
+			(*count)++;
+		freeReplyObject(r);
+	}
+	return ret;
+}
+
+static int publish_lines(redisContext *rc, const char *stream, FILE *in, const char *name,
+                         uint64_t *count)
+{
+	char *line = NULL;
+	size_t cap = 0, pending = 0;
+	ssize_t n;
+	int ret = 0;
+	while (ret == 0 && (n = getline(&line, &cap, in)) >= 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			n--;
+		if (n == 0)
+			continue;
+		const char *argv[] = {"XADD", stream, "*", "tx", line};
+		size_t len[] = {4, strlen(stream), 1, 2, (size_t)n};
+		if (redisAppendCommandArgv(rc, 5, argv, len) != REDIS_OK) {
+			fprintf(stderr, "txscan publish: XADD %s: %s\n", stream, rc->errstr);
+			ret = -1;
+		} else if (++pending == PUBLISH_CHUNK) {
+			ret = publish_replies(rc, stream, pending, count);
+			pending = 0;
+		}
+	}
+	if (ret == 0 && ferror(in)) {
+		fprintf(stderr, "txscan publish: reading %s: %s\n", name, strerror(errno));
+		ret = -1;
+	}
+	if (ret == 0)
+		ret = publish_replies(rc, stream, pending, count);
+	free(line);
+	return ret;
+}
+
+int stream_publish(const char *redis_url, const char *stream, FILE *in, const char *name,
+                   uint64_t *count)
+{
+	struct stream_url u;
+	char err[1024];
+	bool io;
+	*count = 0;
+	if (stream_url_parse(redis_url, &u, err, sizeof err)) {
+		fprintf(stderr, "txscan publish: %s\n", err);
+		return -1;
+	}
+	redisContext *rc = connect_url(&u, 30000, err, sizeof err, &io);
+	if (!rc) {
+		fprintf(stderr, "txscan publish: %s\n", err);
+		return -1;
+	}
+	int ret = publish_lines(rc, stream, in, name, count);
+	redisFree(rc);
+	return ret;
+}

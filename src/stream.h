@@ -1,0 +1,78 @@
+/*
+ * stream.h - txscan as a member of a Redis Streams consumer group
+ * (`txscan worker`) and the feeder for such a stream (`txscan publish`).
+ *
+ * Part of the txscan binary, not of libtxscan: it uses only the public API
+ * (txscan.h) plus hiredis. Not thread-safe: call each function from one
+ * thread; the worker does all its Redis I/O on the thread that runs it.
+ */
+#ifndef TXS_STREAM_H
+#define TXS_STREAM_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct txs_host;
+
+/* Where Redis is: redis://[[user]:password@]host[:port][/db] or
+ * unix:///path/to/socket[?db=N]. */
+struct stream_url {
+	char host[256];
+	char unix_path[256]; /* non-empty: connect through this socket */
+	int port;
+	char user[128];      /* empty: AUTH with the password only */
+	char password[256];  /* empty: no AUTH */
+	int db;
+};
+
+/* 0, or -1 with a message naming the bad part written to err (errlen bytes). */
+int stream_url_parse(const char *url, struct stream_url *out, char *err, size_t errlen);
+
+struct stream_options {
+	const char *redis_url;     /* as for stream_url_parse */
+	const char *stream;        /* input stream; entries carry field "tx" */
+	const char *group;         /* consumer group, created when missing */
+	const char *consumer;      /* this worker's name in the group */
+	const char *out;           /* report stream; idempotence keys <out>:done:<id> */
+	const char *dead;          /* dead-letter stream */
+	uint32_t batch;            /* entries per XREADGROUP / XAUTOCLAIM */
+	uint32_t block_ms;         /* XREADGROUP BLOCK when nothing is in flight */
+	uint32_t claim_idle_ms;    /* XAUTOCLAIM entries pending at least this long */
+	uint32_t max_deliveries;   /* an entry delivered more often is dead-lettered */
+	uint32_t max_in_flight;    /* entries read and not yet acked, at most */
+	uint32_t done_ttl_s;       /* lifetime of an idempotence key */
+};
+
+/* Fills in the defaults (the names stay NULL except the ones with a
+ * default: stream "txs", group "scanners", out "reports"). */
+void stream_options_init(struct stream_options *opts);
+
+struct stream_stats {
+	uint64_t read;       /* entries delivered by XREADGROUP (new and history) */
+	uint64_t claimed;    /* entries taken over by XAUTOCLAIM */
+	uint64_t written;    /* reports written to the report stream */
+	uint64_t duplicates; /* deliveries whose report was already written: acked only */
+	uint64_t dead;       /* entries written to the dead-letter stream */
+	uint64_t reconnects; /* connections made after the first */
+};
+
+/* Runs the worker until *stop becomes non-zero, scanning with host (loaded,
+ * owned by the caller, and not freed before this returns).
+ *
+ * *stop == 1 (first SIGTERM/SIGINT): stop reading, finish the transactions
+ * in flight, write and ack their reports (waiting for Redis if it is down),
+ * return 0. *stop >= 2: give up at once; entries not acked stay pending in
+ * the group and another worker claims them. Returns -1 after printing why
+ * when it gave up or could not start. stats (may be NULL) is filled in on
+ * return. */
+int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
+                      volatile sig_atomic_t *stop, struct stream_stats *stats);
+
+/* XADDs every non-empty line of in (named name in messages) to stream as
+ * field "tx", pipelined. *count = entries added (also on failure). 0, or -1
+ * after printing why. */
+int stream_publish(const char *redis_url, const char *stream, FILE *in, const char *name,
+                   uint64_t *count);
+
+#endif
