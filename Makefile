@@ -3,7 +3,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 CMAKE   ?= cmake
 
-.PHONY: all deps build run test sanitize tsan bench clean
+.PHONY: all deps build run test sanitize tsan bench fuzz clean
 
 all: build
 
@@ -40,6 +40,12 @@ tsan: deps
 
 bench: build
 	./bench/run
+
+# libFuzzer drivers (clang): plugin.json parsing and the scan request body.
+# FUZZ_SECONDS per driver (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: build
+	./fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
