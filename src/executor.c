@@ -19,6 +19,7 @@
  * Stats are atomics written by the thread and read from anywhere.
  */
 #define _GNU_SOURCE
+#include "clock.h"
 #include "engine.h"
 #include "error.h"
 #include "txscan.h"
@@ -107,9 +108,7 @@ const double *txs_latency_bounds_ms(void)
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return txs_now_ns();
 }
 
 #define INC(field) atomic_fetch_add_explicit(&(field), 1, memory_order_relaxed)
@@ -536,8 +535,7 @@ static size_t next_cmds(txs_executor *ex, cmd **out, size_t max)
 			pthread_cond_wait(&ex->wake, &ex->mu);
 			continue;
 		}
-		struct timespec ts = {.tv_sec = (time_t)(ex->retry_at_ns / 1000000000ull),
-		                      .tv_nsec = (long)(ex->retry_at_ns % 1000000000ull)};
+		struct timespec ts = txs_timespec(ex->retry_at_ns);
 		if (pthread_cond_timedwait(&ex->wake, &ex->mu, &ts) == ETIMEDOUT) {
 			pthread_mutex_unlock(&ex->mu);
 			replace(ex, ex->code, R_RECOVER, NULL);
@@ -640,7 +638,7 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 	ex->ring = calloc(ex->ring_cap, sizeof *ex->ring);
 	ex->code = code_copy(code);
 	pthread_mutex_init(&ex->mu, NULL);
-	pthread_cond_init(&ex->wake, NULL);
+	txs_cond_init(&ex->wake);
 	*out = ex;
 	if (!ex->ring || !ex->code)
 		return txs_fail(TXS_ENOMEM, "out of memory");

@@ -16,6 +16,7 @@
  * sleeps until the head's deadline.
  */
 #define _GNU_SOURCE
+#include "clock.h"
 #include "console.h"
 #include "error.h"
 #include "plugin.h"
@@ -52,7 +53,7 @@ struct fanout;
 typedef struct slot {
 	struct fanout *f;
 	_Atomic int state; /* SLOT_PENDING, then ANSWERED or EXPIRED */
-	txs_scan_result res;
+	report_part part;  /* written once, by whoever claimed the slot */
 } slot;
 
 enum { SLOT_PENDING, SLOT_ANSWERED, SLOT_EXPIRED };
@@ -85,14 +86,13 @@ struct txs_host {
 	pthread_mutex_t dmu;
 	pthread_cond_t dcv;
 	fanout *head, *tail; /* under dmu */
+	uint64_t dsleep_ns;  /* under dmu: the deadline thread sleeps until then (0: awake) */
 	bool stopping;       /* under dmu */
 };
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return txs_now_ns();
 }
 
 /* ---- pending list and deadline thread ------------------------------- */
@@ -123,9 +123,11 @@ static void list_add(txs_host *h, fanout *f)
 		h->head = f;
 	h->tail = f;
 	f->listed = true;
-	bool first = h->head == f;
+	/* Deadlines come in order, so the sleeper is woken only from an
+	 * untimed wait, not once per fan-out. */
+	bool wake = f->deadline_ns < h->dsleep_ns;
 	pthread_mutex_unlock(&h->dmu);
-	if (first)
+	if (wake)
 		pthread_cond_signal(&h->dcv);
 }
 
@@ -134,7 +136,7 @@ static void release(fanout *f)
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < f->n; i++)
-		txs_scan_result_clear(&f->slots[i].res);
+		report_part_clear(&f->slots[i].part);
 	json_decref(f->txid);
 	free(f);
 }
@@ -145,14 +147,14 @@ static void deliver(fanout *f)
 	pthread_mutex_lock(&h->dmu);
 	list_remove_locked(h, f);
 	pthread_mutex_unlock(&h->dmu);
-	report_outcome o[f->n];
+	const char *ids[f->n];
+	report_part parts[f->n];
 	for (size_t i = 0; i < f->n; i++) {
-		const slot *s = &f->slots[i];
-		o[i] = (report_outcome){.plugin = h->plugins[i]->id, .status = s->res.status,
-		                        .json = s->res.json, .json_len = s->res.json_len,
-		                        .error = s->res.error, .ms = s->res.ms};
+		ids[i] = h->plugins[i]->id;
+		parts[i] = f->slots[i].part;
 	}
-	txs_report *rep = report_build(f->txid, f->line, (double)(now_ns() - f->t0_ns) / 1e6, o, f->n);
+	txs_report *rep =
+	    report_build(f->txid, f->line, (double)(now_ns() - f->t0_ns) / 1e6, ids, parts, f->n);
 	if (!rep)
 		rep = report_input_error(f->line, "out of memory building the report");
 	atomic_fetch_sub(&h->in_flight, 1);
@@ -180,11 +182,11 @@ static void expire(fanout *f)
 		if (!claim(f, i, SLOT_EXPIRED))
 			continue;
 		slot *s = &f->slots[i];
-		s->res.status = TXS_STATUS_TIMEOUT;
-		s->res.ms = waited;
-		if (asprintf(&s->res.error, "no answer within the scan deadline of %u ms (queued behind "
+		s->part.status = TXS_STATUS_TIMEOUT;
+		s->part.ms = waited;
+		if (asprintf(&s->part.error, "no answer within the scan deadline of %u ms (queued behind "
 		             "other scans)", f->h->scan_timeout_ms) < 0)
-			s->res.error = NULL;
+			s->part.error = NULL;
 		settle_one(f);
 	}
 }
@@ -194,23 +196,24 @@ static void *deadline_main(void *arg)
 	txs_host *h = arg;
 	pthread_mutex_lock(&h->dmu);
 	while (!h->stopping) {
-		if (!h->head) {
-			pthread_cond_wait(&h->dcv, &h->dmu);
-			continue;
-		}
 		fanout *f = h->head;
-		if (now_ns() < f->deadline_ns) {
-			struct timespec ts = {.tv_sec = (time_t)(f->deadline_ns / 1000000000ull),
-			                      .tv_nsec = (long)(f->deadline_ns % 1000000000ull)};
-			pthread_cond_timedwait(&h->dcv, &h->dmu, &ts);
+		if (f && now_ns() >= f->deadline_ns) {
+			list_remove_locked(h, f);
+			atomic_fetch_add(&f->refs, 1);
+			pthread_mutex_unlock(&h->dmu);
+			expire(f);
+			release(f);
+			pthread_mutex_lock(&h->dmu);
 			continue;
 		}
-		list_remove_locked(h, f);
-		atomic_fetch_add(&f->refs, 1);
-		pthread_mutex_unlock(&h->dmu);
-		expire(f);
-		release(f);
-		pthread_mutex_lock(&h->dmu);
+		h->dsleep_ns = f ? f->deadline_ns : UINT64_MAX;
+		if (f) {
+			struct timespec ts = txs_timespec(f->deadline_ns);
+			pthread_cond_timedwait(&h->dcv, &h->dmu, &ts);
+		} else {
+			pthread_cond_wait(&h->dcv, &h->dmu);
+		}
+		h->dsleep_ns = 0;
 	}
 	pthread_mutex_unlock(&h->dmu);
 	return NULL;
@@ -222,8 +225,11 @@ static void on_answer(txs_scan_result *res, void *ud)
 {
 	slot *s = ud;
 	fanout *f = s->f;
-	if (claim(f, (size_t)(s - f->slots), SLOT_ANSWERED)) {
-		s->res = *res;
+	size_t i = (size_t)(s - f->slots);
+	if (claim(f, i, SLOT_ANSWERED)) {
+		/* validated here, on the executor's thread: in parallel with the
+		 * other plugins of the fan-out, not serially when the last answers */
+		report_part_set(&s->part, f->h->plugins[i]->id, res);
 		settle_one(f);
 	} else {
 		txs_scan_result_clear(res);
@@ -251,11 +257,11 @@ static void refused(fanout *f, size_t i, int rc)
 	slot *s = &f->slots[i];
 	if (!claim(f, i, SLOT_ANSWERED))
 		return;
-	s->res.status = rc == TXS_EOVERLOADED    ? TXS_STATUS_OVERLOADED
+	s->part.status = rc == TXS_EOVERLOADED    ? TXS_STATUS_OVERLOADED
 	                : rc == TXS_EUNAVAILABLE ? TXS_STATUS_UNAVAILABLE
 	                : rc == TXS_ESTOPPED     ? TXS_STATUS_STOPPED
 	                                         : TXS_STATUS_ERROR;
-	s->res.error = strdup(txs_last_error());
+	s->part.error = strdup(txs_last_error());
 	settle_one(f);
 }
 
@@ -552,7 +558,7 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 	if (opts)
 		h->opt = *opts;
 	pthread_mutex_init(&h->dmu, NULL);
-	pthread_cond_init(&h->dcv, NULL);
+	txs_cond_init(&h->dcv);
 	if (!h->opt.console && !h->opt.console_quiet)
 		h->sink = console_sink_new(CONSOLE_BUFFER);
 	h->deadline_started = pthread_create(&h->deadline_thread, NULL, deadline_main, h) == 0;

@@ -102,24 +102,103 @@ static char *check_finding(json_t *f, size_t i, txs_severity *sev)
 	return NULL;
 }
 
-static json_t *tagged(const char *plugin, json_t *f)
+/* ---- text building ------------------------------------------------------ */
+
+typedef struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "plugin", json_string(plugin));
-	json_object_set(o, "code", json_object_get(f, "code"));
-	json_object_set(o, "severity", json_object_get(f, "severity"));
-	json_object_set(o, "message", json_object_get(f, "message"));
-	json_t *meta = json_object_get(f, "metadata");
-	if (meta)
-		json_object_set(o, "metadata", meta);
-	return o;
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
-/* Appends o's findings to out and raises *verdict; NULL, or the error. */
-static char *collect(const report_outcome *o, json_t *out, txs_severity *verdict)
+static void sb_str(sbuf *b, const char *s)
 {
+	sb_put(b, s, strlen(s));
+}
+
+/* Any JSON value, compact, keys in their order. */
+static void sb_json(sbuf *b, const json_t *v)
+{
+	char *t = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	if (!t) {
+		b->oom = true;
+		return;
+	}
+	sb_str(b, t);
+	free(t);
+}
+
+/* A C string as a JSON string literal. */
+static void sb_quoted(sbuf *b, const char *s)
+{
+	json_t *v = json_string(s);
+	if (!v) /* not UTF-8: keep what can be kept */
+		v = json_stringn_nocheck(s, strlen(s));
+	sb_json(b, v);
+	json_decref(v);
+}
+
+/* Milliseconds to the microsecond, as jansson prints a real. */
+static void sb_ms(sbuf *b, double ms)
+{
+	char t[48];
+	int n = snprintf(t, sizeof t, "%.10g", round(ms * 1000.0) / 1000.0);
+	if (n > 0 && (size_t)n < sizeof t - 2 && !strpbrk(t, ".eE")) {
+		t[n++] = '.';
+		t[n++] = '0';
+		t[n] = '\0';
+	}
+	sb_str(b, t);
+}
+
+/* ---- one plugin's part ------------------------------------------------------ */
+
+/* Appends finding f (already checked) to b, tagged with the plugin id. */
+static void put_finding(sbuf *b, const char *plugin, json_t *f)
+{
+	static const char *const keys[] = {"code", "severity", "message", "metadata"};
+	sb_str(b, "{\"plugin\":");
+	sb_quoted(b, plugin);
+	for (size_t k = 0; k < 4; k++) {
+		json_t *v = json_object_get(f, keys[k]);
+		if (!v)
+			continue;
+		sb_str(b, ",\"");
+		sb_str(b, keys[k]);
+		sb_str(b, "\":");
+		sb_json(b, v);
+	}
+	sb_put(b, "}", 1);
+}
+
+/* Validates a result and serialises its findings into part; NULL, or the
+ * error. */
+static char *collect(report_part *part, const char *plugin, const char *json, size_t len)
+{
+	if ((len == 4 && !memcmp(json, "null", 4)) || (len == 2 && !memcmp(json, "[]", 2)))
+		return NULL; /* the common answer: nothing found */
 	json_error_t je;
-	json_t *r = json_loadb(o->json, o->json_len, JSON_DECODE_ANY, &je);
+	json_t *r = json_loadb(json, len, JSON_DECODE_ANY, &je);
 	if (!r)
 		return fmt("result is not JSON: %s", je.text);
 	json_t *list = r;
@@ -141,85 +220,132 @@ static char *collect(const report_outcome *o, json_t *out, txs_severity *verdict
 		err = check_finding(json_array_get(list, i), i, &sev);
 		top = sev > top ? sev : top;
 	}
-	size_t base = json_array_size(out);
-	for (size_t i = 0; !err && i < n; i++)
-		json_array_append_new(out, tagged(o->plugin, json_array_get(list, i)));
-	if (err)
-		while (json_array_size(out) > base)
-			json_array_remove(out, base);
-	else if (top > *verdict)
-		*verdict = top;
+	sbuf b = {0};
+	for (size_t i = 0; !err && i < n; i++) {
+		if (i)
+			sb_put(&b, ",", 1);
+		put_finding(&b, plugin, json_array_get(list, i));
+	}
+	if (!err && b.oom)
+		err = strdup("out of memory serialising the findings");
+	if (err) {
+		free(b.p);
+	} else {
+		part->findings = b.p;
+		part->findings_len = b.len;
+		part->top = top;
+	}
 	if (list != r)
 		json_decref(list);
 	json_decref(r);
 	return err;
 }
 
-static double round_ms(double ms)
+void report_part_set(report_part *part, const char *plugin, txs_scan_result *res)
 {
-	return round(ms * 1000.0) / 1000.0;
+	*part = (report_part){.status = res->status, .error = res->error, .ms = res->ms};
+	res->error = NULL;
+	if (res->status == TXS_STATUS_OK) {
+		char *err = collect(part, plugin, res->json, res->json_len);
+		if (err) {
+			part->status = TXS_STATUS_ERROR;
+			free(part->error);
+			part->error = err;
+		}
+	}
+	txs_scan_result_clear(res);
 }
 
-static txs_report *finish(json_t *root, txs_severity verdict, bool complete, bool input_error)
+void report_part_clear(report_part *part)
 {
-	txs_report *rep = calloc(1, sizeof *rep);
-	if (rep)
-		rep->json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-	json_decref(root);
-	if (!rep || !rep->json) {
-		free(rep);
+	free(part->error);
+	free(part->findings);
+	*part = (report_part){0};
+}
+
+/* ---- the report ---------------------------------------------------------------- */
+
+static txs_report *finish(sbuf *b, txs_severity verdict, bool complete, bool input_error)
+{
+	txs_report *rep = b->oom ? NULL : calloc(1, sizeof *rep);
+	if (!rep) {
+		free(b->p);
 		return NULL;
 	}
-	rep->len = strlen(rep->json);
+	rep->json = b->p;
+	rep->len = b->len;
 	rep->verdict = verdict;
 	rep->complete = complete;
 	rep->input_error = input_error;
 	return rep;
 }
 
-static json_t *plugin_entry(const report_outcome *o, txs_status st, const char *error)
+txs_report *report_build(json_t *txid, uint64_t line, double ms, const char *const *ids,
+                         const report_part *parts, size_t n)
 {
-	json_t *p = json_object();
-	json_object_set_new(p, "id", json_string(o->plugin));
-	json_object_set_new(p, "status", json_string(txs_status_name(st)));
-	json_object_set_new(p, "ms", json_real(round_ms(o->ms)));
-	if (error)
-		json_object_set_new(p, "error", json_string(error));
-	return p;
-}
-
-txs_report *report_build(json_t *txid, uint64_t line, double ms, const report_outcome *o, size_t n)
-{
-	json_t *root = json_object(), *findings = json_array(), *plugins = json_array();
 	txs_severity verdict = TXS_SEVERITY_NONE;
 	bool complete = true;
 	for (size_t i = 0; i < n; i++) {
-		txs_status st = o[i].status;
-		char *err = st == TXS_STATUS_OK ? collect(&o[i], findings, &verdict) : NULL;
-		if (err)
-			st = TXS_STATUS_ERROR;
-		complete = complete && st == TXS_STATUS_OK;
-		json_array_append_new(plugins, plugin_entry(&o[i], st, err ? err : o[i].error));
-		free(err);
+		complete = complete && parts[i].status == TXS_STATUS_OK;
+		if (parts[i].findings && parts[i].top > verdict)
+			verdict = parts[i].top;
 	}
-	json_object_set(root, "tx", txid ? txid : json_null());
-	if (line)
-		json_object_set_new(root, "line", json_integer((json_int_t)line));
-	json_object_set_new(root, "verdict", json_string(txs_severity_name(verdict)));
-	json_object_set_new(root, "complete", json_boolean(complete));
-	json_object_set_new(root, "ms", json_real(round_ms(ms)));
-	json_object_set_new(root, "findings", findings);
-	json_object_set_new(root, "plugins", plugins);
-	return finish(root, verdict, complete, false);
+	sbuf b = {0};
+	char num[32];
+	sb_str(&b, "{\"tx\":");
+	if (txid)
+		sb_json(&b, txid);
+	else
+		sb_str(&b, "null");
+	if (line) {
+		snprintf(num, sizeof num, ",\"line\":%llu", (unsigned long long)line);
+		sb_str(&b, num);
+	}
+	sb_str(&b, ",\"verdict\":\"");
+	sb_str(&b, txs_severity_name(verdict));
+	sb_str(&b, complete ? "\",\"complete\":true,\"ms\":" : "\",\"complete\":false,\"ms\":");
+	sb_ms(&b, ms);
+	sb_str(&b, ",\"findings\":[");
+	bool first = true;
+	for (size_t i = 0; i < n; i++) {
+		if (!parts[i].findings)
+			continue;
+		if (!first)
+			sb_put(&b, ",", 1);
+		sb_put(&b, parts[i].findings, parts[i].findings_len);
+		first = false;
+	}
+	sb_str(&b, "],\"plugins\":[");
+	for (size_t i = 0; i < n; i++) {
+		sb_str(&b, i ? ",{\"id\":" : "{\"id\":");
+		sb_quoted(&b, ids[i]);
+		sb_str(&b, ",\"status\":\"");
+		sb_str(&b, txs_status_name(parts[i].status));
+		sb_str(&b, "\",\"ms\":");
+		sb_ms(&b, parts[i].ms);
+		if (parts[i].error) {
+			sb_str(&b, ",\"error\":");
+			sb_quoted(&b, parts[i].error);
+		}
+		sb_put(&b, "}", 1);
+	}
+	sb_str(&b, "]}");
+	return finish(&b, verdict, complete, false);
 }
 
 txs_report *report_input_error(uint64_t line, const char *message)
 {
-	json_t *root = json_object();
-	if (line)
-		json_object_set_new(root, "line", json_integer((json_int_t)line));
-	json_object_set_new(root, "error", json_string(message ? message : "invalid input"));
-	return finish(root, TXS_SEVERITY_NONE, false, true);
+	sbuf b = {0};
+	char num[32];
+	sb_put(&b, "{", 1);
+	if (line) {
+		snprintf(num, sizeof num, "\"line\":%llu,", (unsigned long long)line);
+		sb_str(&b, num);
+	}
+	sb_str(&b, "\"error\":");
+	sb_quoted(&b, message ? message : "invalid input");
+	sb_put(&b, "}", 1);
+	return finish(&b, TXS_SEVERITY_NONE, false, true);
 }
 
 const char *txs_report_json(const txs_report *r, size_t *len)

@@ -8,20 +8,28 @@
 
 #include <jansson.h>
 
-/* One plugin's answer, as the host hands it over. */
-typedef struct report_outcome {
-	const char *plugin;
+/* One plugin's share of a report: its status, and its findings already
+ * validated and serialised (tagged with the plugin id). Prepared by
+ * report_part_set on the thread that received the answer, so fan-outs
+ * validate in parallel and report_build only concatenates. */
+typedef struct report_part {
 	txs_status status;
-	const char *json; /* status OK: the handler's result */
-	size_t json_len;
-	const char *error;
+	char *error;         /* owned; NULL when OK */
+	char *findings;      /* owned: comma-separated finding objects; NULL for none */
+	size_t findings_len;
+	txs_severity top;    /* highest severity among the findings */
 	double ms;
-} report_outcome;
+} report_part;
+
+/* Takes over res (its strings are freed or kept by part). A result that is
+ * not valid findings turns the part into status "error" naming the field. */
+void report_part_set(report_part *part, const char *plugin, txs_scan_result *res);
+void report_part_clear(report_part *part);
 
 /* txid: the input's hash/id (borrowed; NULL or json null for none). line 0
- * is omitted. A plugin whose result is not valid findings turns "error". */
-txs_report *report_build(json_t *txid, uint64_t line, double ms, const report_outcome *o,
-                         size_t n);
+ * is omitted. ids[i] names parts[i]. */
+txs_report *report_build(json_t *txid, uint64_t line, double ms, const char *const *ids,
+                         const report_part *parts, size_t n);
 
 /* {"line": 7, "error": "invalid JSON: ..."} (line omitted when 0). */
 txs_report *report_input_error(uint64_t line, const char *message);

@@ -566,6 +566,71 @@ static void test_caps(void **state)
 	txs_executor_free(ex);
 }
 
+/* ---- crash-loop guard ---------------------------------------------------- */
+
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* init starts failing once the clock passes T: the engine that hangs is
+ * killed, every rebuild fails, and after quarantine_after failures the
+ * executor answers "unavailable" at once and retries with backoff, without
+ * spinning (a monotonic deadline on a realtime condvar made it retry in a
+ * busy loop). */
+static void test_quarantine(void **state)
+{
+	(void)state;
+	char src[512];
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	snprintf(src, sizeof src,
+	         "const T = %.0f;\n"
+	         "module.exports = { init() { if (Date.now() > T) throw new Error('broken now'); },\n"
+	         "  scanTransaction(tx) { if (tx.hang) for (;;) {} return null; } };\n",
+	         (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 + 300);
+	txs_limits l = limits(20);
+	l.quarantine_after = 3;
+	txs_executor *ex = make("flaky", src, &l);
+	assert_int_equal(scan(ex, TX).status, TXS_STATUS_OK);
+	struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000L};
+	nanosleep(&pause, NULL);
+	txs_scan_result r = scan(ex, "{\"hang\":true}");
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
+	txs_executor_stats st;
+	for (int i = 0; i < 5; i++) {
+		txs_executor_stats_get(ex, &st);
+		if (st.quarantined)
+			break;
+		r = scan(ex, TX);
+		assert_int_equal(r.status, TXS_STATUS_UNAVAILABLE);
+		txs_scan_result_clear(&r);
+	}
+	txs_executor_stats_get(ex, &st);
+	assert_true(st.quarantined);
+	assert_int_equal(st.consecutive_failures, 3);
+	double t0 = now_ms();
+	txs_scan_result q;
+	assert_int_equal(txs_executor_scan(ex, TX, strlen(TX), &q), 0);
+	assert_int_equal(q.status, TXS_STATUS_UNAVAILABLE);
+	assert_true(now_ms() - t0 < 50);
+	txs_scan_result_clear(&q);
+	/* idle while quarantined: backoff 100, 200, 400 ms... not a busy loop */
+	uint64_t before = st.failed_starts;
+	double c0 = cpu_ms();
+	nanosleep(&pause, NULL);
+	double used = cpu_ms() - c0;
+	txs_executor_stats_get(ex, &st);
+	assert_true(st.quarantined);
+	assert_true(st.failed_starts - before <= 3);
+	if (used > 200)
+		fail_msg("quarantined executor used %.0f ms of CPU in 400 ms", used);
+	txs_executor_free(ex);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +651,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_code),
 	    cmocka_unit_test(test_exports_forms),
 	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_quarantine),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

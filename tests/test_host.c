@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include "plugin.h"
 #include "txscan.h"
 
@@ -347,6 +349,37 @@ static void test_instances(void **state)
 	txs_host_free(h);
 }
 
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* While a fan-out waits on one busy plugin, only that plugin's thread
+ * works: the deadline thread sleeps until the deadline (it once waited on a
+ * realtime condvar with a monotonic deadline, and spun). */
+static void test_waiting_is_idle(void **state)
+{
+	(void)state;
+	add_plugin("busy", "\"timeout_ms\": 2000",
+	           "module.exports = { scanTransaction() {\n"
+	           "  const t = Date.now(); while (Date.now() - t < 300) {} return null; } };\n");
+	txs_host *h = host_of(root);
+	struct timespec w0, w1;
+	clock_gettime(CLOCK_MONOTONIC, &w0);
+	double c0 = cpu_ms();
+	json_t *rep = scan_json(h, "{\"hash\":\"0x1\"}");
+	double used = cpu_ms() - c0;
+	clock_gettime(CLOCK_MONOTONIC, &w1);
+	double wall = (double)(w1.tv_sec - w0.tv_sec) * 1e3 + (double)(w1.tv_nsec - w0.tv_nsec) / 1e6;
+	assert_string_equal(json_string_value(json_object_get(plugin_entry(rep, "busy"), "status")), "ok");
+	json_decref(rep);
+	txs_host_free(h);
+	if (used > 1.5 * wall)
+		fail_msg("one busy plugin, %.0f ms wall, but %.0f ms of CPU", wall, used);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +390,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_waiting_is_idle, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
