@@ -193,24 +193,19 @@ static void test_restart_and_reload(void **state)
 
 /* ---- 4. timeouts ---------------------------------------------------------- */
 
-static void expect_timeout_then_ok(const char *name, const char *body)
+/* One hostile scan on a fresh executor: it must time out, and the next
+ * scan must succeed on a fresh engine. Returns how long the scan ran (the
+ * engine's clock) and sets *wall to the caller's round trip. */
+static double hang_once(const char *name, const char *src, double *wall)
 {
-	char src[1024];
-	snprintf(src, sizeof src,
-	         "module.exports = { %s(tx) {\n"
-	         "  if (tx.mode !== 'hang') return 'fine';\n"
-	         "  %s\n"
-	         "}};\n",
-	         strstr(body, "await") ? "async scanTransaction" : "scanTransaction", body);
 	txs_limits l = limits(40);
 	txs_executor *ex = make("hang", src, &l);
 	double t0 = now_ms();
 	txs_scan_result r = scan(ex, "{\"mode\":\"hang\"}");
-	double wall = now_ms() - t0;
+	*wall = now_ms() - t0;
 	if (r.status != TXS_STATUS_TIMEOUT)
 		fail_msg("%s: status %s (%s)", name, txs_status_name(r.status), r.error);
-	if (r.ms > 40 + slack_ms() || wall > 40 + 2 * slack_ms())
-		fail_msg("%s: ended after %.2f ms (wall %.2f), deadline 40 ms", name, r.ms, wall);
+	double ran = r.ms;
 	assert_non_null(strstr(r.error, "timed out"));
 	txs_scan_result_clear(&r);
 	r = scan(ex, "{\"mode\":\"ok\"}");
@@ -223,6 +218,29 @@ static void expect_timeout_then_ok(const char *name, const char *body)
 	assert_int_equal(st.timeouts, 1);
 	assert_int_equal(st.restarts_killed, 1);
 	txs_executor_free(ex);
+	return ran;
+}
+
+/* Deadline 40 ms; the scan must end by 40 + slack. This measures wall time
+ * on a shared machine, where a thread can lose its core for a few ms: an
+ * overshoot is retried twice, and only three in a row fail the test. */
+static void expect_timeout_then_ok(const char *name, const char *body)
+{
+	char src[1024];
+	snprintf(src, sizeof src,
+	         "module.exports = { %s(tx) {\n"
+	         "  if (tx.mode !== 'hang') return 'fine';\n"
+	         "  %s\n"
+	         "}};\n",
+	         strstr(body, "await") ? "async scanTransaction" : "scanTransaction", body);
+	double ran = 0, wall = 0;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		ran = hang_once(name, src, &wall);
+		if (ran <= 40 + slack_ms() && wall <= 40 + 2 * slack_ms())
+			return;
+		print_message("%s: overshoot, ended after %.2f ms (wall %.2f); retrying\n", name, ran, wall);
+	}
+	fail_msg("%s: ended after %.2f ms (wall %.2f), deadline 40 ms", name, ran, wall);
 }
 
 static void test_timeouts(void **state)
@@ -590,13 +608,13 @@ static void test_quarantine(void **state)
 	         "const T = %.0f;\n"
 	         "module.exports = { init() { if (Date.now() > T) throw new Error('broken now'); },\n"
 	         "  scanTransaction(tx) { if (tx.hang) for (;;) {} return null; } };\n",
-	         (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 + 300);
+	         (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 + 600);
 	txs_limits l = limits(20);
 	l.quarantine_after = 3;
 	txs_executor *ex = make("flaky", src, &l);
 	assert_int_equal(scan(ex, TX).status, TXS_STATUS_OK);
-	struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000L};
-	nanosleep(&pause, NULL);
+	struct timespec pause = {.tv_sec = 0, .tv_nsec = 700 * 1000000L};
+	nanosleep(&pause, NULL); /* past T */
 	txs_scan_result r = scan(ex, "{\"hang\":true}");
 	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
 	txs_scan_result_clear(&r);
@@ -621,6 +639,7 @@ static void test_quarantine(void **state)
 	/* idle while quarantined: backoff 100, 200, 400 ms... not a busy loop */
 	uint64_t before = st.failed_starts;
 	double c0 = cpu_ms();
+	pause.tv_nsec = 400 * 1000000L;
 	nanosleep(&pause, NULL);
 	double used = cpu_ms() - c0;
 	txs_executor_stats_get(ex, &st);
