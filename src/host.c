@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -156,7 +157,7 @@ static void deliver(fanout *f)
 	txs_report *rep =
 	    report_build(f->txid, f->line, (double)(now_ns() - f->t0_ns) / 1e6, ids, parts, f->n);
 	if (!rep)
-		rep = report_input_error(f->line, "out of memory building the report");
+		rep = report_oom();
 	atomic_fetch_sub(&h->in_flight, 1);
 	f->cb(rep, f->userdata);
 	release(f);
@@ -296,8 +297,11 @@ static char *check_input(const txs_host *h, const char *tx, size_t len, json_t *
 	json_t *id = json_object_get(v, "hash");
 	if (!json_is_string(id))
 		id = json_object_get(v, "id");
-	if (json_is_real(id) && json_real_value(id) == (double)(json_int_t)json_real_value(id))
-		*txid = json_integer((json_int_t)json_real_value(id));
+	double num = json_is_real(id) ? json_real_value(id) : 0.5;
+	if (num >= -9007199254740992.0 && num <= 9007199254740992.0 && num == floor(num))
+		*txid = json_integer((json_int_t)num); /* an integral id, within double's exact range */
+	else if (json_is_real(id))
+		*txid = json_incref(id);
 	else
 		*txid = json_is_string(id) ? json_incref(id) : NULL;
 	json_decref(v);
@@ -334,7 +338,7 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 		txs_report *rep = report_input_error(line, bad);
 		free(bad);
 		if (!rep)
-			return txs_fail(TXS_ENOMEM, "out of memory");
+			rep = report_oom();
 		cb(rep, ud);
 		return 0;
 	}

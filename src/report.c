@@ -25,6 +25,7 @@ struct txs_report {
 	txs_severity verdict;
 	bool complete;
 	bool input_error;
+	bool is_static; /* report_oom's: never freed */
 };
 
 static const char *const SEVERITY[] = {"none", "info", "low", "medium", "high", "critical"};
@@ -348,6 +349,16 @@ txs_report *report_input_error(uint64_t line, const char *message)
 	return finish(&b, TXS_SEVERITY_NONE, false, true);
 }
 
+static char oom_json[] = "{\"tx\":null,\"verdict\":\"none\",\"complete\":false,"
+                         "\"error\":\"out of memory building the report\"}";
+static txs_report oom_report = {.json = oom_json, .len = sizeof oom_json - 1,
+                                .complete = false, .is_static = true};
+
+txs_report *report_oom(void)
+{
+	return &oom_report;
+}
+
 const char *txs_report_json(const txs_report *r, size_t *len)
 {
 	if (len)
@@ -372,7 +383,7 @@ bool txs_report_input_error(const txs_report *r)
 
 void txs_report_free(txs_report *r)
 {
-	if (!r)
+	if (!r || r->is_static)
 		return;
 	free(r->json);
 	free(r);

@@ -34,4 +34,8 @@ txs_report *report_build(json_t *txid, uint64_t line, double ms, const char *con
 /* {"line": 7, "error": "invalid JSON: ..."} (line omitted when 0). */
 txs_report *report_input_error(uint64_t line, const char *message);
 
+/* The report delivered when memory ran out building the real one: not an
+ * input error, never complete. Static: txs_report_free ignores it. */
+txs_report *report_oom(void);
+
 #endif

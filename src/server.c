@@ -358,7 +358,7 @@ int server_parse_body(const char *body, size_t len, enum body_kind kind, size_t 
 	*nspans = 0;
 	memset(err, 0, sizeof *err);
 	/* Big integers are valid JSON; only the plugins read the numbers. */
-	json_t *doc = json_loadb(body, len, JSON_DECODE_INT_AS_REAL, &je);
+	json_t *doc = json_loadb(body, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
 	if (!doc) {
 		err->line = je.line;
 		err->column = je.column;

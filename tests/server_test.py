@@ -212,6 +212,12 @@ class Api(unittest.TestCase):
         self.assertEqual(code, "200", out.stderr)
         self.assertEqual(json.loads(body)["tx"], self.txs[2]["hash"])
 
+    def test_nul_in_a_string_is_valid_json(self):
+        # "\u0000" is valid JSON; `txscan scan` and the worker accept it too
+        status, _, body = self.srv.post_json("/v1/scan", {"hash": "0xnul", "data": "a\u0000b"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["tx"], "0xnul")
+
     def test_charset_parameter_accepted(self):
         status, _, _ = self.srv.request("POST", "/v1/scan", json.dumps(self.txs[0]),
                                         {"Content-Type": "Application/JSON; charset=utf-8"})

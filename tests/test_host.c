@@ -294,6 +294,19 @@ static void test_invalid_input(void **state)
 		json_decref(j);
 		txs_report_free(rep);
 	}
+	/* the report's "tx" is the input's hash or id, whatever its number */
+	struct { const char *tx, *want; } ids[] = {
+	    {"{\"id\": 1e300}", "1e300"}, {"{\"id\": 42}", "42"}, {"{\"id\": 2.5}", "2.5"},
+	    {"{\"id\": -1e19}", "-1e19"}, {"{\"hash\": \"0xab\", \"id\": 3}", "\"0xab\""},
+	    {"{\"id\": [1]}", "null"},
+	};
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		json_t *j = scan_json(h, ids[i].tx);
+		char *tx = json_dumps(json_object_get(j, "tx"), JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+		assert_string_equal(tx, ids[i].want);
+		free(tx);
+		json_decref(j);
+	}
 	txs_host_free(h);
 }
 

@@ -15,7 +15,7 @@ int cmd_serve(int argc, char **argv);   /* src/cli/serve.c + src/server.c */
 int cmd_worker(int argc, char **argv);  /* src/cli/worker.c + src/stream.c */
 int cmd_publish(int argc, char **argv); /* src/cli/worker.c */
 
-/* Exit codes shared by every subcommand (docs/cli.md). */
+/* Exit codes shared by every subcommand (each --help documents its own). */
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
 
 /* Prints "txscan: " + message to stderr. */
@@ -25,7 +25,7 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_wants_help(int argc, char **argv);
 
 /* A host loaded from every -p/--plugins directory given, else from
- * ./plugins, else examples/plugins; NULL after printing the error. */
+ * $TXSCAN_PLUGINS, else ./plugins; NULL after printing the error. */
 struct txs_host;
 struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_console);
 struct txs_host_options;

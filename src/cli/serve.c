@@ -52,7 +52,7 @@ static void usage(FILE *out)
 	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, /healthz, /readyz,\n"
 	        "/metrics and a status page at /.\n\n"
 	        "  -p, --plugins DIR       plugin folder, or folder of plugin folders (repeatable;\n"
-	        "                          default ./plugins, else examples/plugins)\n"
+	        "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
 	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:8080;\n"
 	        "                          port 0 picks a free port, logged in the start line)\n"
 	        "      --max-body BYTES    request body cap, suffix k or m allowed (default 1m)\n"
