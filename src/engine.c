@@ -345,24 +345,30 @@ static JSObjectRef harness_fn(engine *e, const char *name)
 	return f;
 }
 
-/* Copies a tagged answer out of the VM, refusing oversized results before
- * converting them. */
-static char *tagged_text(engine *e, JSValueRef v, size_t *len, char **exc_text)
+/* Copies an answer's text out of the VM, refusing oversized results
+ * before converting them. tagged: the text starts with a one-character tag. */
+static char *answer_text(engine *e, JSValueRef v, bool tagged, size_t *len, char **exc_text)
 {
 	JSStringRef s = JSValueToStringCopy(e->ctx, v, NULL);
 	if (!s) {
 		*exc_text = strdup("harness returned a non-string");
 		return NULL;
 	}
-	if (e->max_result && JSStringGetLength(s) > e->max_result + 1) {
+	size_t chars = JSStringGetLength(s) - (tagged && JSStringGetLength(s) ? 1 : 0);
+	if (e->max_result && chars > e->max_result) {
 		*exc_text = xstrdup_printf("result too large: %zu characters, the cap is %zu bytes",
-		                           JSStringGetLength(s) - 1, e->max_result);
+		                           chars, e->max_result);
 		JSStringRelease(s);
 		return NULL;
 	}
 	char *text = js_string_utf8(s, len);
 	JSStringRelease(s);
 	return text;
+}
+
+static char *tagged_text(engine *e, JSValueRef v, size_t *len, char **exc_text)
+{
+	return answer_text(e, v, true, len, exc_text);
 }
 
 /* Calls fn(args) and copies the tagged string it returns. On a JS exception
@@ -400,28 +406,38 @@ static void killed_result(engine *e, engine_result *res)
 		          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
 }
 
-/* Turns the harness's tagged answer (owned) into a result; tag P is a
- * promise that cannot settle: every microtask has run and nothing else ever
- * will. */
-static void decode(engine *e, char *text, size_t len, engine_result *res)
+enum { TAG_RESULT, TAG_ERROR, TAG_PENDING };
+
+/* Turns an answer (text owned, without its tag) into a result; a pending
+ * answer is a promise that cannot settle: every microtask has run and
+ * nothing else ever will. */
+static void decode_answer(engine *e, int tag, char *text, size_t len, engine_result *res)
 {
-	if (text[0] == 'R' && (!e->max_result || len - 1 <= e->max_result)) {
-		memmove(text, text + 1, len);
+	if (tag == TAG_RESULT && (!e->max_result || len <= e->max_result)) {
 		res->status = ENGINE_OK;
 		res->json = text;
-		res->json_len = len - 1;
+		res->json_len = len;
 		return;
 	}
-	if (text[0] == 'R')
+	if (tag == TAG_RESULT)
 		set_error(res, ENGINE_ERROR,
-		          xstrdup_printf("result too large: %zu bytes, the cap is %zu", len - 1, e->max_result));
-	else if (text[0] == 'E')
-		set_error(res, ENGINE_ERROR, strdup(text + 1));
+		          xstrdup_printf("result too large: %zu bytes, the cap is %zu", len, e->max_result));
+	else if (tag == TAG_ERROR)
+		set_error(res, ENGINE_ERROR, strdup(text));
 	else
 		set_error(res, ENGINE_ERROR,
 		          strdup("promise did not settle: it waits on something that never comes "
 		                 "(txscan has no timers or I/O)"));
 	free(text);
+}
+
+/* The same for a tagged string ('R' + JSON, 'E' + text, 'P'). */
+static void decode(engine *e, char *text, size_t len, engine_result *res)
+{
+	int tag = text[0] == 'R' ? TAG_RESULT : text[0] == 'E' ? TAG_ERROR : TAG_PENDING;
+	if (len)
+		memmove(text, text + 1, len--);
+	decode_answer(e, tag, text, len, res);
 }
 
 static void finish(engine *e, char *text, size_t len, char *exc_text, engine_result *res)
@@ -439,7 +455,7 @@ static void finish(engine *e, char *text, size_t len, char *exc_text, engine_res
 }
 
 /* mark(i): scan i of the batch starts, with its own deadline.
- * mark(i, answer): scan i's tagged answer, copied out at once. */
+ * mark(i, tag, text): scan i's answer, copied out at once. */
 static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
                               const JSValueRef argv[], JSValueRef *exc)
 {
@@ -448,18 +464,19 @@ static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	engine *e = JSObjectGetPrivate(fn);
 	size_t i = (size_t)JSValueToNumber(ctx, argv[0], NULL);
 	uint64_t now = now_ns();
-	if (argc < 2) {
+	if (argc < 3) {
 		e->bcur = i;
 		e->bstart_ns = now;
 		e->deadline_ns = now + e->timeout_ns;
 		return JSValueMakeUndefined(ctx);
 	}
 	engine_result *res = &e->bres[i];
+	int tag = (int)JSValueToNumber(ctx, argv[1], NULL);
 	size_t len = 0;
 	char *exc_text = NULL;
-	char *text = tagged_text(e, argv[1], &len, &exc_text);
+	char *text = answer_text(e, argv[2], false, &len, &exc_text);
 	if (text)
-		decode(e, text, len, res);
+		decode_answer(e, tag, text, len, res);
 	else
 		set_error(res, ENGINE_ERROR, exc_text);
 	res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;

@@ -37,7 +37,12 @@
 /* Queued scans run per VM entry. Only a backlog makes batches: an idle
  * executor runs each scan as it comes, so batching adds no latency then. */
 #define BATCH_MAX 16 /* ring room kept for restart/reload */
-#define HEAP_FORCE_EVERY 16 /* samples: every 1024 scans by default */
+/* Heap statistics cost ~1 ms per 20 k live objects: read at least every
+ * STATS_GAP_MIN scans, and no more often than keeps their cost near
+ * STATS_BUDGET of scan time (see heap_policy). */
+#define STATS_GAP_MIN 1024u
+#define STATS_GAP_MAX (1u << 20)
+#define STATS_BUDGET 0.01
 #define BACKOFF_MIN_NS (100 * 1000000ull)
 #define BACKOFF_MAX_NS (30 * 1000000000ull)
 
@@ -88,8 +93,9 @@ struct txs_executor {
 	engine *retired;  /* replaced, destroyed when next idle */
 	txs_plugin_code *code;
 	txs_limits lim;
-	uint32_t scans_in_gen, since_sample, quiet_samples;
+	uint32_t scans_in_gen, since_sample, since_stats, stats_gap;
 	size_t rss_at_sample;
+	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
 	char *last_start_err;
 	txs_console_fn console;
@@ -124,7 +130,7 @@ void txs_limits_init(txs_limits *l)
 	    .init_timeout_ms = 1000,
 	    .heap_limit_mb = 64,
 	    .heap_restart_mb = 32,
-	    .restart_every = 1000,
+	    .restart_every = 10000,
 	    .heap_sample_every = 64,
 	    .queue_capacity = 1024,
 	    .quarantine_after = 3,
@@ -283,7 +289,8 @@ static int replace(txs_executor *ex, const txs_plugin_code *code, enum reason wh
 		retire(ex);
 		ex->eng = fresh;
 		SET(ex->st.running, true);
-		ex->scans_in_gen = ex->since_sample = 0;
+		ex->scans_in_gen = ex->since_sample = ex->since_stats = 0;
+		ex->rss_at_sample = 0;
 		ex->backoff_ns = 0;
 		INC(ex->st.restarts[why]);
 		INC(ex->st.generation);
@@ -318,6 +325,7 @@ static void record_latency(txs_executor *ex, uint64_t ns)
 		b++;
 	INC(ex->st.latency[b]);
 	atomic_fetch_add_explicit(&ex->st.latency_sum_ns, ns, memory_order_relaxed);
+	ex->scan_ns_avg += ((double)ns - ex->scan_ns_avg) / 64;
 }
 
 static txs_status map_status(engine_status s)
@@ -368,18 +376,42 @@ static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
 	answer(ex, c, &r);
 }
 
-/* JSC's heap statistics walk the heap (~1 ms per 20 k objects), so they
- * are read only when process RSS grew by a MiB since the last reading, or
- * every HEAP_FORCE_EVERY samples. RSS is one pread. */
-static bool heap_sample_due(txs_executor *ex)
+/* How many scans to leave between heap statistics that cost cost_ns, so
+ * that they take about STATS_BUDGET of the scan time. */
+static uint32_t stats_gap(const txs_executor *ex, uint64_t cost_ns)
 {
+	double scan = ex->scan_ns_avg > 1000 ? ex->scan_ns_avg : 1000;
+	double gap = (double)cost_ns / (STATS_BUDGET * scan);
+	return gap < STATS_GAP_MIN ? STATS_GAP_MIN : gap > STATS_GAP_MAX ? STATS_GAP_MAX : (uint32_t)gap;
+}
+
+/* heap_restart_mb. Every heap_sample_every scans, process RSS (one pread)
+ * is read; JSC's heap statistics, which walk the heap, are read when RSS
+ * passed its high-water mark by a MiB (growth: each MiB is paid for once,
+ * however RSS swings below it), or once the gap has passed. The gap adapts
+ * to what a reading costs. A new engine starts with a reading. */
+static void heap_policy(txs_executor *ex, size_t n)
+{
+	ex->since_sample += (uint32_t)n;
+	ex->since_stats += (uint32_t)n;
+	if (!ex->lim.heap_restart_mb || ex->since_sample < ex->lim.heap_sample_every)
+		return;
+	ex->since_sample = 0;
+	if (!ex->stats_gap)
+		ex->stats_gap = STATS_GAP_MIN;
 	size_t rss = engine_process_rss();
 	bool grew = rss > ex->rss_at_sample + (1u << 20);
-	if (!grew && ++ex->quiet_samples < HEAP_FORCE_EVERY)
-		return false;
-	ex->rss_at_sample = rss;
-	ex->quiet_samples = 0;
-	return true;
+	if (ex->since_stats < ex->stats_gap && !grew)
+		return;
+	uint64_t t0 = now_ns();
+	size_t heap = engine_heap_bytes(ex->eng);
+	ex->stats_gap = stats_gap(ex, now_ns() - t0);
+	ex->since_stats = 0;
+	if (rss > ex->rss_at_sample)
+		ex->rss_at_sample = rss;
+	SET(ex->st.heap_bytes, heap);
+	if (heap > ((size_t)ex->lim.heap_restart_mb << 20))
+		replace(ex, ex->code, R_HEAP, NULL);
 }
 
 /* The recycling policy, after n scans were answered. */
@@ -394,16 +426,7 @@ static void after_scans(txs_executor *ex, size_t n)
 		replace(ex, ex->code, R_SCHEDULED, NULL);
 		return;
 	}
-	ex->since_sample += (uint32_t)n;
-	if (!ex->lim.heap_restart_mb || ex->since_sample < ex->lim.heap_sample_every)
-		return;
-	ex->since_sample = 0;
-	if (!heap_sample_due(ex))
-		return;
-	size_t heap = engine_heap_bytes(ex->eng);
-	SET(ex->st.heap_bytes, heap);
-	if (heap > ((size_t)ex->lim.heap_restart_mb << 20))
-		replace(ex, ex->code, R_HEAP, NULL);
+	heap_policy(ex, n);
 }
 
 /* How many of n queued scans the engine may run before the policy must run

@@ -5,12 +5,13 @@
  * the C side validates anyway).
  *
  * It is called as harness(native, drain, mark, globalThis) and returns {load,
- * init, runBatch}. Each scan's answer (and init's) is one string whose first
- * character is a tag: 'R' + JSON (settled result), 'E' + text (error), 'P'
- * (a promise that did not settle). drain() runs every pending microtask right
+ * init, runBatch}. init's answer is one string whose first character is a
+ * tag: 'R' + JSON (settled result), 'E' + text (error), 'P' (a promise that
+ * did not settle); a scan's answer is the same tag as a number (0, 1, 2)
+ * and the text, apart. drain() runs every pending microtask right
  * there, inside the same VM entry, so the watchdog covers them too.
  * runBatch(texts) scans several transactions in one VM entry: mark(i) starts
- * scan i's own deadline, mark(i, answer) hands its answer to C at once, so a
+ * scan i's own deadline, mark(i, tag, text) hands its answer to C at once, so a
  * scan that is terminated loses nothing that finished before it.
  */
 (function (native, drain, mark, g) {
@@ -20,7 +21,7 @@ const P = Promise, then = P.prototype.then, Str = String;
 const define = Object.defineProperty, freeze = Object.freeze;
 const join = Array.prototype.join, split = String.prototype.split, filter = Array.prototype.filter;
 const indexOf = String.prototype.indexOf;
-let mod = null, scanFn = null, initFn = null, pctx = null, state = 0, out = '';
+let mod = null, scanFn = null, initFn = null, pctx = null, state = 0;
 g.self = g; g.global = g;
 for (const k of ['WebAssembly', 'FinalizationRegistry', 'Atomics', 'SharedArrayBuffer'])
   try { delete g[k]; } catch (e) {}
@@ -56,33 +57,38 @@ function fmtErr(e) {
     return 'uncaught ' + typeof e + ': ' + Str(e);
   } catch (x) { return 'uncaught exception that cannot be printed'; }
 }
+// The last answer, read by C through mark(i, rtag, rtext): tag 0 is a
+// settled result (rtext is its JSON), 1 an error (rtext is the message and
+// stack), 2 a promise that did not settle. Passing the tag apart from the
+// text spares a string concatenation (and its rope) per scan.
+let rtag = 0, rtext = '', seq = 0;
 function ser(v) {
-  try { const s = stringify(v === undefined ? null : v); return 'R' + (s === undefined ? 'null' : s); }
-  catch (e) { return 'Eresult cannot be serialised as JSON: ' + fmtErr(e); }
+  try { const s = stringify(v === undefined ? null : v); rtag = 0; rtext = s === undefined ? 'null' : s; }
+  catch (e) { rtag = 1; rtext = 'result cannot be serialised as JSON: ' + fmtErr(e); }
 }
+// true when r is a thenable whose outcome the microtasks will deliver
 function settle(r) {
   if (r !== null && (typeof r === 'object' || typeof r === 'function')) {
     let t;
-    try { t = r.then; } catch (e) { return 'E' + fmtErr(e); }
+    try { t = r.then; } catch (e) { rtag = 1; rtext = fmtErr(e); return false; }
     if (typeof t === 'function') {
-      state = 1;
+      const my = seq; // a promise of an earlier scan settling now answers nothing
       const p = new P(function (res) { res(r); });
-      apply(then, p, [function (v) { out = ser(v); state = 2; },
-                       function (e) { out = 'E' + fmtErr(e); state = 2; }]);
-      return 'P';
+      apply(then, p, [function (v) { if (my === seq) { ser(v); state = 2; } },
+                       function (e) { if (my === seq) { rtag = 1; rtext = fmtErr(e); state = 2; } }]);
+      return true;
     }
   }
-  return ser(r);
+  ser(r);
+  return false;
 }
 function call(fn, args) {
-  state = 0; out = '';
-  let r;
-  try { r = settle(apply(fn, mod, args)); } catch (e) { r = 'E' + fmtErr(e); }
+  state = 0; rtag = 1; rtext = ''; seq++;
+  let pending = false;
+  try { pending = settle(apply(fn, mod, args)); } catch (e) { rtag = 1; rtext = fmtErr(e); }
   drain();
-  if (r !== 'P') return r;
-  if (state !== 2) return 'P';
-  r = out; state = 0; out = '';
-  return r;
+  if (pending && state !== 2) { rtag = 2; rtext = ''; }
+  state = 0; seq++;
 }
 function describe(v) { return v === undefined ? 'missing' : 'not a function (it is ' + (v === null ? 'null' : typeof v) + ')'; }
 return {
@@ -101,15 +107,18 @@ return {
   },
   init(id, version, config) {
     pctx = {plugin: freeze({id: id, version: version}), config: parse(config)};
-    return initFn === null ? 'R' : call(initFn, [pctx]);
+    if (initFn === null) return 'R';
+    call(initFn, [pctx]);
+    return (rtag === 0 ? 'R' : rtag === 1 ? 'E' : 'P') + rtext;
   },
   runBatch(texts) {
     const n = texts.length;
     for (let i = 0; i < n; i++) {
       mark(i);
       let tx;
-      try { tx = parse(texts[i]); } catch (e) { mark(i, 'Etransaction is not valid JSON: ' + fmtErr(e)); continue; }
-      mark(i, call(scanFn, [tx, pctx]));
+      try { tx = parse(texts[i]); } catch (e) { mark(i, 1, 'transaction is not valid JSON: ' + fmtErr(e)); continue; }
+      call(scanFn, [tx, pctx]);
+      mark(i, rtag, rtext);
     }
   },
 };
