@@ -13,9 +13,14 @@
  * Delivery: an entry is acked only by the script (WRITE_ONCE) that writes
  * its report - or its dead letter - in the same atomic step, so a crash or a
  * lost connection leaves it pending and XAUTOCLAIM hands it to a live
- * consumer. The script writes only while <out>:done:<entry-id> is absent, so
- * a second delivery of one entry is acked without a second report. A script
- * whose reply was lost is simply sent again after reconnecting.
+ * consumer. The script writes only while <out>:done:<stream>:<group>:<id>
+ * is absent, so a second delivery of one entry is acked without a second
+ * report; the key names the stream and the group because entry IDs are only
+ * unique within one stream, and each group owes every entry its own report.
+ * A script whose reply was lost is simply sent again after reconnecting.
+ *
+ * Plugin reloads (SIGHUP) also run on the loop thread, between two Redis
+ * calls: scans in flight go on meanwhile and are collected afterwards.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -25,22 +30,27 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
-	ID_MAX = 48,          /* "<ms>-<seq>": two 20-digit numbers and a dash */
-	PIPELINE_MAX = 256,   /* scripts per round trip */
-	PUBLISH_CHUNK = 1000, /* XADDs per round trip */
+	ID_MAX = 48,           /* "<ms>-<seq>": two 20-digit numbers and a dash */
+	PIPELINE_MAX = 256,    /* scripts per round trip */
+	PUBLISH_CHUNK = 1000,  /* XADDs per round trip, at most */
+	PUBLISH_WAIT_MS = 100, /* a line waits this long at most for its chunk */
+	PUBLISH_READ = 65536,  /* first size of publish's input buffer */
 	CONNECT_TIMEOUT_MS = 2000,
-	IO_SLACK_MS = 5000,   /* socket timeout beyond the longest BLOCK */
+	IO_SLACK_MS = 5000,    /* socket timeout beyond the longest BLOCK */
 	BACKOFF_FIRST_MS = 100,
 	BACKOFF_MAX_MS = 5000,
-	IDLE_POLL_MS = 5,     /* wait for reports while the stream is empty */
+	IDLE_POLL_MS = 5,      /* wait for reports while the stream is empty */
 	WRITE_ARGS = 24,
 };
 
@@ -65,12 +75,12 @@ struct job {
 	struct job *next;
 	struct worker *w;
 	char id[ID_MAX];
-	char *tx;            /* the entry's "tx" value, NUL-terminated; NULL if absent */
+	char *tx;             /* the entry's "tx" value, NUL-terminated; NULL if absent */
 	size_t tx_len;
-	long long deliveries;
-	txs_report *report;  /* set on an executor thread, then the loop's */
-	char *hash;          /* the report's "tx", "" when none */
-	char *reason;        /* non-NULL: dead letter instead of report */
+	long long deliveries; /* 0: unknown (the pending entry is gone) */
+	txs_report *report;   /* set on an executor thread, then the loop's */
+	char *hash;           /* the report's "tx", "" when none */
+	char *reason;         /* non-NULL: dead letter instead of report */
 };
 
 struct joblist {
@@ -81,11 +91,12 @@ struct joblist {
 struct worker {
 	const struct stream_options *opt;
 	volatile sig_atomic_t *stop;
+	volatile sig_atomic_t *reload; /* NULL: never */
 	struct stream_url url;
 	struct txs_host *host;
 	redisContext *rc;
 	char sha[41];
-	char *key;              /* "<out>:done:" + room for an id */
+	char *key;              /* "<out>:done:<stream>:<group>:" + room for an id */
 	size_t key_prefix;
 	char ttl[16];
 	bool connected_once;
@@ -232,11 +243,106 @@ static void list_free(struct joblist *l)
 		job_free(j);
 }
 
+/* ---- plugin reload (SIGHUP) -------------------------------------------- */
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void timestamp(char *dst, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(dst, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(dst + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* {"plugin id": "version", ...}: what serves now. */
+static json_t *plugin_versions(struct txs_host *host)
+{
+	json_t *v = need(json_object());
+	txs_plugin_info info;
+	for (size_t i = 0; i < txs_host_plugin_count(host); i++)
+		if (txs_host_plugin_info(host, i, &info) == 0)
+			json_object_set_new(v, info.id, json_string(info.version));
+	return v;
+}
+
+/* One line in one write(2), so that the plugins' console lines (JSON on
+ * stderr too, from other threads) never cut into it. */
+static void log_json(json_t *o)
+{
+	/* ms is rounded to 3 decimals; 10 digits print it without noise */
+	size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
+	char *text = need(json_dumps(o, flags));
+	char *line = need(format("%s\n", text));
+	ssize_t n = write(STDERR_FILENO, line, strlen(line));
+	(void)n;
+	free(line);
+	free(text);
+}
+
+/* Canary reload of every plugin (txs_host_reload_all): a plugin whose new
+ * code or plugin.json fails keeps its old version, the others move on. The
+ * outcome is one JSON line, like `txscan serve`'s "reload" event. */
+static void reload_plugins(struct worker *w)
+{
+	double t0 = mono_ms();
+	int rc = txs_host_reload_all(w->host);
+	char *err = rc ? need(format("%s", txs_last_error())) : NULL;
+	double ms = (double)(long long)((mono_ms() - t0) * 1000.0 + 0.5) / 1000.0;
+	char ts[40];
+	timestamp(ts, sizeof ts);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:f, s:o}", "ts", ts, "level",
+	                      rc ? "error" : "info", "event", "reload", "consumer", w->opt->consumer,
+	                      "plugin", "*", "source", "sighup", "ok", rc == 0, "ms", ms,
+	                      "versions", plugin_versions(w->host));
+	need(o);
+	if (err)
+		json_object_set_new(o, "error", json_string(err));
+	log_json(o);
+	json_decref(o);
+	free(err);
+}
+
+/* Runs a reload that SIGHUP asked for since the last call. */
+static void maybe_reload(struct worker *w)
+{
+	if (!w->reload || !*w->reload)
+		return;
+	*w->reload = 0; /* first: a SIGHUP during the reload asks for another */
+	reload_plugins(w);
+}
+
 /* ---- URL and connection ---------------------------------------------- */
+
+/* The URL as messages may show it: the password (the part that parse_auth
+ * takes for one) becomes "***". */
+static void redact(char *dst, size_t cap, const char *url)
+{
+	const char *s = strstr(url, "://");
+	s = s ? s + 3 : url;
+	const char *at = strchr(s, '@');
+	const char *slash = strchr(s, '/');
+	if (!at || (slash && slash < at)) {
+		snprintf(dst, cap, "%s", url);
+		return;
+	}
+	const char *colon = memchr(s, ':', (size_t)(at - s));
+	const char *keep = colon ? colon + 1 : s;
+	snprintf(dst, cap, "%.*s***%s", (int)(keep - url), url, at);
+}
 
 static int url_fail(char *err, size_t errlen, const char *url, const char *why)
 {
-	snprintf(err, errlen, "invalid Redis URL '%s': %s", url, why);
+	char shown[1024];
+	redact(shown, sizeof shown, url);
+	snprintf(err, errlen, "invalid Redis URL '%s': %s", shown, why);
 	return -1;
 }
 
@@ -437,8 +543,10 @@ static int load_script(struct worker *w, char *err, size_t errlen)
 static void backoff(struct worker *w)
 {
 	uint64_t until = now_ms() + w->backoff_ms;
-	while (*w->stop < 2 && now_ms() < until)
+	while (*w->stop < 2 && now_ms() < until) {
+		maybe_reload(w);
 		sleep_ms(50);
+	}
 	w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_FIRST_MS;
 	if (w->backoff_ms > BACKOFF_MAX_MS)
 		w->backoff_ms = BACKOFF_MAX_MS;
@@ -724,9 +832,33 @@ static uint32_t claim_period_ms(const struct stream_options *o)
 	return p < 100 ? 100 : p > 10000 ? 10000 : p;
 }
 
+/* Redis 7 drops pending entries that were deleted from the stream from the
+ * pending list while it claims, and names them only in this reply: they get
+ * their dead letter now, or nothing would ever show they were lost. The
+ * deliveries are unknown by now (the pending entry is gone). Returns how
+ * many. */
+static size_t take_deleted(struct worker *w, const redisReply *ids)
+{
+	const struct stream_options *o = w->opt;
+	size_t n = 0;
+	for (size_t i = 0; i < ids->elements; i++) {
+		const redisReply *id = ids->element[i];
+		if (id->type != REDIS_REPLY_STRING || id->len >= ID_MAX)
+			continue;
+		struct job *j = job_new(w, id->str, 0);
+		dead_letter(w, j, format("entry %s was deleted from stream %s before it was scanned",
+		                         j->id, o->stream));
+		n++;
+	}
+	if (n)
+		wlog(w, "XAUTOCLAIM: %zu pending entries of stream %s were deleted from the stream "
+		     "before they were scanned; writing their dead letters", n, o->stream);
+	return n;
+}
+
 /* One XAUTOCLAIM step: entries idle past --claim-idle-ms, whoever holds
  * them (a dead worker's, or ours whose reply was lost with a connection).
- * Reply: [next cursor, [entry, ...], deleted ids (Redis 7)]. */
+ * Reply: [next cursor, [entry, ...]] and, from Redis 7 on, [deleted id, ...]. */
 static int claim(struct worker *w, size_t count)
 {
 	const struct stream_options *o = w->opt;
@@ -752,7 +884,10 @@ static int claim(struct worker *w, size_t count)
 		wlog(w, "claimed %zu entries of stream %s idle for over %u ms", n, o->stream,
 		     o->claim_idle_ms);
 	w->stats.claimed += n;
-	ret = n && take_recovered(w, r->element[1]) ? -1 : (int)n;
+	size_t gone = 0;
+	if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY)
+		gone = take_deleted(w, r->element[2]);
+	ret = n && take_recovered(w, r->element[1]) ? -1 : (int)(n + gone);
 out:
 	freeReplyObject(r);
 	return ret;
@@ -794,7 +929,8 @@ static int append_write(struct worker *w, struct job *j)
 	arg_pair(&a, "entry", j->id, strlen(j->id));
 	if (j->reason) {
 		arg_pair(&a, "reason", j->reason, strlen(j->reason));
-		arg_pair(&a, "deliveries", deliveries, strlen(deliveries));
+		if (j->deliveries > 0)
+			arg_pair(&a, "deliveries", deliveries, strlen(deliveries));
 		arg_pair(&a, "consumer", o->consumer, strlen(o->consumer));
 		if (j->tx) /* the input travels with its dead letter */
 			arg_pair(&a, "tx", j->tx, j->tx_len);
@@ -890,6 +1026,7 @@ static int step(struct worker *w)
 static int loop(struct worker *w)
 {
 	while (*w->stop < 2) {
+		maybe_reload(w);
 		collect(w);
 		if (*w->stop && !w->scanning && !w->writes.head)
 			return 0;
@@ -931,17 +1068,17 @@ static void drain(struct worker *w)
 }
 
 static int worker_init(struct worker *w, struct txs_host *host, const struct stream_options *o,
-                       volatile sig_atomic_t *stop)
+                       volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
 	char err[1024];
-	*w = (struct worker){.opt = o, .stop = stop, .host = host};
+	*w = (struct worker){.opt = o, .stop = stop, .reload = reload, .host = host};
 	if (stream_url_parse(o->redis_url, &w->url, err, sizeof err)) {
 		fprintf(stderr, "txscan worker: %s\n", err);
 		return -1;
 	}
-	w->key_prefix = strlen(o->out) + strlen(":done:");
+	w->key_prefix = strlen(o->out) + strlen(o->stream) + strlen(o->group) + strlen(":done:::");
 	w->key = need(malloc(w->key_prefix + ID_MAX));
-	snprintf(w->key, w->key_prefix + 1, "%s:done:", o->out);
+	snprintf(w->key, w->key_prefix + 1, "%s:done:%s:%s:", o->out, o->stream, o->group);
 	snprintf(w->ttl, sizeof w->ttl, "%u", o->done_ttl_s);
 	snprintf(w->history, sizeof w->history, "0");
 	snprintf(w->cursor, sizeof w->cursor, "0-0");
@@ -965,7 +1102,7 @@ static void worker_fini(struct worker *w)
 void stream_options_init(struct stream_options *o)
 {
 	*o = (struct stream_options){
-	    .redis_url = "redis://127.0.0.1:6379",
+	    .redis_url = STREAM_REDIS_URL_DEFAULT,
 	    .stream = "txs",
 	    .group = "scanners",
 	    .out = "reports",
@@ -979,10 +1116,11 @@ void stream_options_init(struct stream_options *o)
 }
 
 int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
-                      volatile sig_atomic_t *stop, struct stream_stats *stats)
+                      volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                      struct stream_stats *stats)
 {
 	struct worker w;
-	if (worker_init(&w, host, opts, stop))
+	if (worker_init(&w, host, opts, stop, reload))
 		return -1;
 	int ret = loop(&w);
 	if (ret)
@@ -995,59 +1133,144 @@ int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
 
 /* ---- publish ------------------------------------------------------------ */
 
-/* Reads the replies of `pending` pipelined XADDs; first failure wins. */
-static int publish_replies(redisContext *rc, const char *stream, size_t pending, uint64_t *count)
+/* publish's input, read with read(2) rather than stdio so that poll(2) can
+ * tell whether more is ready: stdio would hide what it has buffered. */
+struct input {
+	int fd;
+	char *buf;
+	size_t cap, start, end; /* unread bytes: buf[start, end) */
+	bool eof;
+};
+
+/* XADDs in a pipeline; their replies are read a chunk at a time. */
+struct publisher {
+	redisContext *rc;
+	const char *stream;
+	size_t pending;    /* XADDs appended whose replies are not read yet */
+	uint64_t since_ms; /* when the first of them was appended */
+	uint64_t *count;   /* entries added */
+};
+
+/* The next line without its line end (the last one may lack its \n);
+ * false when no whole line is buffered. */
+static bool next_line(struct input *in, const char **line, size_t *len)
+{
+	char *s = in->buf + in->start;
+	size_t avail = in->end - in->start;
+	char *nl = memchr(s, '\n', avail);
+	if (!nl && !(in->eof && avail))
+		return false;
+	size_t n = nl ? (size_t)(nl - s) : avail;
+	in->start += n + (nl != NULL);
+	while (n > 0 && s[n - 1] == '\r')
+		n--;
+	*line = s;
+	*len = n;
+	return true;
+}
+
+/* Reads more, blocking until there is some: 0, or -1 on a read error. The
+ * buffer grows to hold the longest line. */
+static int fill(struct input *in)
+{
+	size_t kept = in->end - in->start;
+	memmove(in->buf, in->buf + in->start, kept);
+	in->start = 0;
+	in->end = kept;
+	if (in->end == in->cap) {
+		in->cap *= 2;
+		in->buf = need(realloc(in->buf, in->cap));
+	}
+	ssize_t n;
+	do
+		n = read(in->fd, in->buf + in->end, in->cap - in->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	in->eof = n == 0;
+	in->end += (size_t)n;
+	return 0;
+}
+
+/* True when a read would not block (data, end of input, or an error). */
+static bool input_ready(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Reads the replies of every pipelined XADD (sending them first); the first
+ * failure wins. */
+static int flush_xadds(struct publisher *p)
 {
 	int ret = 0;
-	for (size_t i = 0; i < pending; i++) {
+	for (; p->pending > 0; p->pending--) {
 		redisReply *r = NULL;
-		if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", stream, rc->errstr);
+		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK) {
+			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
+			p->pending = 0;
 			return -1;
 		}
 		if (r->type == REDIS_REPLY_ERROR && ret == 0) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", stream, r->str);
+			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, r->str);
 			ret = -1;
 		} else if (r->type != REDIS_REPLY_ERROR)
-			(*count)++;
+			(*p->count)++;
 		freeReplyObject(r);
 	}
 	return ret;
 }
 
-static int publish_lines(redisContext *rc, const char *stream, FILE *in, const char *name,
-                         uint64_t *count)
+static int add_line(struct publisher *p, const char *line, size_t n)
 {
-	char *line = NULL;
-	size_t cap = 0, pending = 0;
-	ssize_t n;
-	int ret = 0;
-	while (ret == 0 && (n = getline(&line, &cap, in)) >= 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			n--;
-		if (n == 0)
-			continue;
-		const char *argv[] = {"XADD", stream, "*", "tx", line};
-		size_t len[] = {4, strlen(stream), 1, 2, (size_t)n};
-		if (redisAppendCommandArgv(rc, 5, argv, len) != REDIS_OK) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", stream, rc->errstr);
-			ret = -1;
-		} else if (++pending == PUBLISH_CHUNK) {
-			ret = publish_replies(rc, stream, pending, count);
-			pending = 0;
-		}
+	if (n == 0)
+		return 0;
+	const char *argv[] = {"XADD", p->stream, "*", "tx", line};
+	size_t len[] = {4, strlen(p->stream), 1, 2, n};
+	if (redisAppendCommandArgv(p->rc, 5, argv, len) != REDIS_OK) {
+		fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
+		return -1;
 	}
-	if (ret == 0 && ferror(in)) {
-		fprintf(stderr, "txscan publish: reading %s: %s\n", name, strerror(errno));
-		ret = -1;
-	}
-	if (ret == 0)
-		ret = publish_replies(rc, stream, pending, count);
-	free(line);
-	return ret;
+	if (p->pending++ == 0)
+		p->since_ms = now_ms();
+	return p->pending == PUBLISH_CHUNK ? flush_xadds(p) : 0;
 }
 
-int stream_publish(const char *redis_url, const char *stream, FILE *in, const char *name,
+/* Before blocking for more input: whether what is pending goes out now. */
+static bool send_now(const struct publisher *p, const struct input *in)
+{
+	if (!p->pending)
+		return false;
+	return !input_ready(in->fd) || now_ms() - p->since_ms >= PUBLISH_WAIT_MS;
+}
+
+/* Batches while the input keeps coming; sends what it has as soon as the
+ * input has nothing more ready (a slow pipe must not hold lines back), and
+ * at the latest PUBLISH_WAIT_MS after the oldest line it holds. */
+static int publish_lines(struct publisher *p, struct input *in, const char *name)
+{
+	const char *line;
+	size_t n;
+	int ret = 0;
+	while (ret == 0) {
+		if (next_line(in, &line, &n)) {
+			ret = add_line(p, line, n);
+			continue;
+		}
+		if (in->eof)
+			break;
+		if (send_now(p, in))
+			ret = flush_xadds(p);
+		if (ret == 0 && fill(in)) {
+			fprintf(stderr, "txscan publish: reading %s: %s\n", name, strerror(errno));
+			ret = -1;
+		}
+	}
+	int sent = flush_xadds(p); /* also after a read error: what was read goes out */
+	return ret ? ret : sent;
+}
+
+int stream_publish(const char *redis_url, const char *stream, int fd, const char *name,
                    uint64_t *count)
 {
 	struct stream_url u;
@@ -1063,7 +1286,11 @@ int stream_publish(const char *redis_url, const char *stream, FILE *in, const ch
 		fprintf(stderr, "txscan publish: %s\n", err);
 		return -1;
 	}
-	int ret = publish_lines(rc, stream, in, name, count);
+	struct input in = {.fd = fd, .cap = PUBLISH_READ};
+	in.buf = need(malloc(in.cap));
+	struct publisher p = {.rc = rc, .stream = stream, .count = count};
+	int ret = publish_lines(&p, &in, name);
+	free(in.buf);
 	redisFree(rc);
 	return ret;
 }

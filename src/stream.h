@@ -11,9 +11,14 @@
 
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
+#include <stddef.h>
 
 struct txs_host;
+
+/* The URL when --redis is not given: this environment variable (which keeps
+ * a password out of ps), else the default. */
+#define STREAM_REDIS_URL_ENV "TXSCAN_REDIS_URL"
+#define STREAM_REDIS_URL_DEFAULT "redis://127.0.0.1:6379"
 
 /* Where Redis is: redis://[[user]:password@]host[:port][/db] or
  * unix:///path/to/socket[?db=N]. */
@@ -26,7 +31,8 @@ struct stream_url {
 	int db;
 };
 
-/* 0, or -1 with a message naming the bad part written to err (errlen bytes). */
+/* 0, or -1 with a message naming the bad part written to err (errlen bytes;
+ * the message shows the URL with its password replaced by ***). */
 int stream_url_parse(const char *url, struct stream_url *out, char *err, size_t errlen);
 
 struct stream_options {
@@ -34,7 +40,8 @@ struct stream_options {
 	const char *stream;        /* input stream; entries carry field "tx" */
 	const char *group;         /* consumer group, created when missing */
 	const char *consumer;      /* this worker's name in the group */
-	const char *out;           /* report stream; idempotence keys <out>:done:<id> */
+	const char *out;           /* report stream; idempotence keys
+	                            * <out>:done:<stream>:<group>:<entry-id> */
 	const char *dead;          /* dead-letter stream */
 	uint32_t batch;            /* entries per XREADGROUP / XAUTOCLAIM */
 	uint32_t block_ms;         /* XREADGROUP BLOCK when nothing is in flight */
@@ -65,14 +72,21 @@ struct stream_stats {
  * return 0. *stop >= 2: give up at once; entries not acked stay pending in
  * the group and another worker claims them. Returns -1 after printing why
  * when it gave up or could not start. stats (may be NULL) is filled in on
- * return. */
+ * return.
+ *
+ * reload (may be NULL): when a signal handler makes it non-zero, the loop
+ * sets it back to 0 and canary-reloads every plugin (txs_host_reload_all)
+ * on this thread, logging the outcome as one JSON line on stderr. */
 int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
-                      volatile sig_atomic_t *stop, struct stream_stats *stats);
+                      volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                      struct stream_stats *stats);
 
-/* XADDs every non-empty line of in (named name in messages) to stream as
- * field "tx", pipelined. *count = entries added (also on failure). 0, or -1
- * after printing why. */
-int stream_publish(const char *redis_url, const char *stream, FILE *in, const char *name,
+/* XADDs every non-empty line read from fd (named name in messages; not
+ * closed) to stream as field "tx", pipelined: up to 1000 per round trip
+ * while input keeps coming, and at once whenever the input has nothing more
+ * ready (at the latest 100 ms after a line was read). *count = entries added
+ * (also on failure). 0, or -1 after printing why. */
+int stream_publish(const char *redis_url, const char *stream, int fd, const char *name,
                    uint64_t *count);
 
 #endif

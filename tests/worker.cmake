@@ -1,6 +1,8 @@
 # txscan worker / publish against a real redis-server (tests/worker_test.py):
 # exactly one report per entry through 3 workers, kill -9 recovery, SIGTERM
-# drain, dead letters and redelivery, and a Redis restart mid-run.
+# drain, dead letters and redelivery, deleted pending entries, once-only keys
+# per stream and group, SIGHUP plugin reload, publish from a slow pipe,
+# TXSCAN_REDIS_URL, and a Redis restart mid-run.
 find_package(Python3 COMPONENTS Interpreter)
 find_program(TXS_REDIS_SERVER redis-server)
 if(Python3_Interpreter_FOUND AND TXS_REDIS_SERVER)

@@ -30,9 +30,11 @@ class RedisError(Exception):
 
 
 class Redis:
-    def __init__(self, port, timeout=30):
+    def __init__(self, port, timeout=30, password=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = self.sock.makefile("rb")
+        if password:
+            self("AUTH", password)
 
     def close(self):
         self.buf.close()
@@ -86,12 +88,14 @@ def free_port():
 
 class RedisServer:
     """redis-server on a free loopback port; persistent=True keeps an
-    append-only file so the data survives restart()."""
+    append-only file so the data survives restart(); password sets
+    requirepass."""
 
-    def __init__(self, persistent=False):
+    def __init__(self, persistent=False, password=None):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="txscan-redis-")
         self.persistent = persistent
+        self.password = password
         self.proc = None
         self.start()
 
@@ -100,11 +104,12 @@ class RedisServer:
                 "--save", "", "--dir", self.dir, "--logfile", os.path.join(self.dir, "log")]
         args += (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
                  else ["--appendonly", "no"])
+        args += ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
-                r = Redis(self.port, timeout=1)
+                r = Redis(self.port, timeout=1, password=self.password)
                 try:
                     if r("PING") == "PONG":
                         return
@@ -130,10 +135,11 @@ class RedisServer:
 
     @property
     def url(self):
-        return "redis://127.0.0.1:%d" % self.port
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s127.0.0.1:%d" % (auth, self.port)
 
     def client(self):
-        return Redis(self.port)
+        return Redis(self.port, password=self.password)
 
 
 # ---- helpers -----------------------------------------------------------------
@@ -160,14 +166,20 @@ def publish(server, path, stream="txs"):
 
 
 class Worker:
-    def __init__(self, server, name, logdir, *extra):
+    """A worker on stream txs, group scanners, out reports unless extra
+    overrides them (the last value of an option wins). redis=None leaves
+    --redis out (TXSCAN_REDIS_URL in env, or the default)."""
+
+    def __init__(self, server, name, logdir, *extra, plugins=None, redis="", env=None):
         self.name = name
         self.log_path = os.path.join(logdir, name + ".log")
         self.log = open(self.log_path, "w")
-        args = [TXSCAN, "worker", "-p", PLUGINS, "--redis", server.url, "--stream", "txs",
-                "--group", "scanners", "--consumer", name, "--out", "reports",
-                "--block-ms", "200", *extra]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        redis = server.url if redis == "" else redis
+        args = [TXSCAN, "worker", "-p", plugins or PLUGINS]
+        args += ["--redis", redis] if redis is not None else []
+        args += ["--stream", "txs", "--group", "scanners", "--consumer", name,
+                 "--out", "reports", "--block-ms", "200", *extra]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def stop(self, timeout=60):
         """SIGTERM and wait; returns the exit code."""
@@ -230,10 +242,11 @@ def pending_of(r, consumer):
 
 class WorkerTest(unittest.TestCase):
     persistent = False
+    password = None
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="txscan-worker-test-")
-        self.server = RedisServer(persistent=self.persistent)
+        self.server = RedisServer(persistent=self.persistent, password=self.password)
         self.r = self.server.client()
         self.workers = []
 
@@ -245,8 +258,8 @@ class WorkerTest(unittest.TestCase):
         self.server.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def start_worker(self, name, *extra):
-        w = Worker(self.server, name, self.tmp, *extra)
+    def start_worker(self, name, *extra, **kw):
+        w = Worker(self.server, name, self.tmp, *extra, **kw)
         self.workers.append(w)
         return w
 
@@ -371,7 +384,7 @@ class TestPoison(WorkerTest):
         dup = r("XADD", "txs", "*", "tx", json.dumps(tx(900002)))
         r("XREADGROUP", "GROUP", "scanners", "ghost", "COUNT", 2, "STREAMS", "txs", ">")
         r("XCLAIM", "txs", "scanners", "ghost", 0, worn, "RETRYCOUNT", 10)
-        r("SET", "reports:done:" + dup, "1", "EX", 600)
+        r("SET", "reports:done:txs:scanners:" + dup, "1", "EX", 600)
         good = [tx(i) for i in range(100)]
         bad = {
             r("XADD", "txs", "*", "tx", "not json"): ("invalid JSON", "not json"),
@@ -424,6 +437,263 @@ class TestRedisRestart(WorkerTest):
         self.stop_all()
         self.assert_exactly_once([t["hash"] for t in txs])
         self.assertRegex("".join(w.output() for w in ws), r"[1-9]\d* reconnects")
+
+def redis_major(r):
+    info = r("INFO", "server")
+    for line in info.splitlines():
+        if line.startswith("redis_version:"):
+            return int(line.split(":")[1].split(".")[0])
+    return 0
+
+
+def group_done(r, stream, group):
+    """True when group has delivered every entry of stream and acked it."""
+    last = r("XREVRANGE", stream, "+", "-", "COUNT", 1)
+    for g in r("XINFO", "GROUPS", stream):
+        g = fields(g)
+        if g["name"] == group:
+            return (g["pending"] == 0 and bool(last)
+                    and g["last-delivered-id"] == last[0][0])
+    return False
+
+
+class TestOnceOnlyKeys(WorkerTest):
+    """The once-only key names the input stream and the group, so pipelines
+    that share one --out do not suppress each other's reports."""
+
+    def test_two_groups_on_one_stream_share_one_out(self):
+        txs = [tx(i) for i in range(50)]
+        self.publish_txs(txs)
+        ids = [eid for eid, _ in xrange_all(self.r, "txs")]
+        for group in ("g1", "g2"):  # one after the other: g2 meets g1's keys
+            w = self.start_worker(group, "--group", group)
+            wait_for("group %s to finish" % group,
+                     lambda: group_done(self.r, "txs", group), 60, [w])
+            self.assertEqual(w.stop(), 0, w.output())
+        reports = xrange_all(self.r, "reports")
+        self.assertEqual(len(reports), 100, "a group's reports were suppressed")
+        per_entry = {}
+        for _, f in reports:
+            per_entry[f["entry"]] = per_entry.get(f["entry"], 0) + 1
+        self.assertEqual(per_entry, {eid: 2 for eid in ids})
+        self.assertIn("50 reports written", self.workers[1].output())
+        for group in ("g1", "g2"):
+            ttl = self.r("TTL", "reports:done:txs:%s:%s" % (group, ids[0]))
+            self.assertGreater(ttl, 86000, "once-only key of group %s" % group)
+        self.assertEqual(self.r("EXISTS", "reports:done:" + ids[0]), 0)
+
+    def test_two_streams_share_one_out(self):
+        # the same entry IDs in both streams
+        for stream in ("a", "b"):
+            for i in (1, 2):
+                t = tx(i, hash="%s-%d" % (stream, i))
+                self.r("XADD", stream, "%d-1" % i, "tx", json.dumps(t))
+        ws = [self.start_worker("w" + s, "--stream", s) for s in ("a", "b")]
+        wait_for("both streams", lambda: group_done(self.r, "a", "scanners")
+                 and group_done(self.r, "b", "scanners"), 60, ws)
+        self.stop_all()
+        got = sorted((f["entry"], f["tx"]) for _, f in xrange_all(self.r, "reports"))
+        self.assertEqual(got, [("1-1", "a-1"), ("1-1", "b-1"), ("2-1", "a-2"), ("2-1", "b-2")])
+        self.assertEqual(self.r("EXISTS", "reports:done:a:scanners:1-1",
+                                "reports:done:b:scanners:1-1"), 2)
+
+
+class TestDeletedPending(WorkerTest):
+    def test_claimed_entry_deleted_from_stream_is_dead_lettered(self):
+        r = self.r
+        if redis_major(r) < 7:
+            self.skipTest("XAUTOCLAIM reports deleted entries from Redis 7 on")
+        r("XGROUP", "CREATE", "txs", "scanners", "0", "MKSTREAM")
+        ids = [r("XADD", "txs", "*", "tx", json.dumps(tx(i))) for i in range(3)]
+        r("XREADGROUP", "GROUP", "scanners", "ghost", "COUNT", 3, "STREAMS", "txs", ">")
+        r("XDEL", "txs", ids[1])  # pending on ghost, gone from the stream
+        w = self.start_worker("solo", "--claim-idle-ms", "200")
+        wait_for("2 reports and a dead letter",
+                 lambda: r("XLEN", "reports") >= 2 and r("XLEN", "txs:dead") >= 1
+                 and pending_total(r) == 0, 30, [w])
+        time.sleep(0.5)  # nothing more may arrive
+        self.stop_all()
+        self.assertEqual(sorted(f["entry"] for _, f in xrange_all(r, "reports")),
+                         [ids[0], ids[2]])
+        dead = xrange_all(r, "txs:dead")
+        self.assertEqual(len(dead), 1)
+        f = dead[0][1]
+        self.assertEqual(f["entry"], ids[1])
+        self.assertIn("deleted from stream txs before it was scanned", f["reason"])
+        self.assertIn(ids[1], f["reason"])
+        self.assertEqual(f["consumer"], "solo")
+        self.assertNotIn("tx", f)
+        self.assertEqual(r("EXISTS", "reports:done:txs:scanners:" + ids[1]), 1)
+        out = w.output()
+        self.assertIn("dead letter %s" % ids[1], out)
+        self.assertIn("deleted from the stream", out)
+        self.assertIn("1 dead letters", out)
+
+
+def json_lines(text):
+    """The JSON objects among the lines of text."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+class TestSighup(WorkerTest):
+    def write_plugin(self, version, code):
+        with open(os.path.join(self.plugin, "plugin.json"), "w") as f:
+            json.dump({"id": "worker-flag", "version": version, "main": "index.js",
+                       "timeout_ms": 200}, f)
+        with open(os.path.join(self.plugin, "index.js"), "w") as f:
+            f.write(code)
+
+    def scan_one(self, i):
+        """Adds one flagged tx and returns the codes of its report's findings."""
+        eid = self.r("XADD", "txs", "*", "tx", json.dumps(tx(i, flag=True)))
+        found = {}
+
+        def reported():
+            for _, f in xrange_all(self.r, "reports"):
+                if f["entry"] == eid:
+                    found["r"] = json.loads(f["report"])
+            return "r" in found
+        wait_for("the report of %s" % eid, reported, 30, self.workers)
+        return [x["code"] for x in found["r"]["findings"]]
+
+    def reload_logged(self, w, n):
+        """Sends SIGHUP and returns the n-th reload log line once it is there."""
+        w.proc.send_signal(signal.SIGHUP)
+        lines = []
+
+        def logged():
+            lines[:] = [o for o in json_lines(w.output()) if o.get("event") == "reload"]
+            return len(lines) >= n
+        wait_for("reload log line %d" % n, logged, 30, [w])
+        return lines[n - 1]
+
+    def test_sighup_reloads_plugins(self):
+        root = os.path.join(self.tmp, "plugins")
+        self.plugin = os.path.join(root, "flag")
+        shutil.copytree(os.path.join(PLUGINS, "flag"), self.plugin)
+        w = self.start_worker("solo", plugins=root)
+        self.assertEqual(self.scan_one(1), ["FLAGGED"])
+
+        self.write_plugin("2.0.0", "module.exports = { scanTransaction(tx) {\n"
+                          "  return { code: 'RELOADED', severity: 'low', message: 'v2' };\n"
+                          "} };\n")
+        line = self.reload_logged(w, 1)
+        self.assertTrue(line["ok"], line)
+        self.assertEqual(line["source"], "sighup")
+        self.assertEqual(line["level"], "info")
+        self.assertEqual(line["versions"], {"worker-flag": "2.0.0"})
+        self.assertEqual(self.scan_one(2), ["RELOADED"])
+
+        # canary: new code that does not load keeps the old code running
+        self.write_plugin("3.0.0", "module.exports = { scanTransaction(tx) {\n")
+        line = self.reload_logged(w, 2)
+        self.assertFalse(line["ok"], line)
+        self.assertEqual(line["level"], "error")
+        self.assertIn("error", line)
+        self.assertEqual(line["versions"], {"worker-flag": "2.0.0"})
+        self.assertIsNone(w.proc.poll(), "SIGHUP stopped the worker")
+        self.assertEqual(self.scan_one(3), ["RELOADED"])
+        self.assertEqual(w.stop(), 0, w.output())
+        self.assertEqual(pending_total(self.r), 0)
+
+    def test_usage_mentions_sighup(self):
+        out = subprocess.run([TXSCAN, "worker", "--help"], capture_output=True, text=True)
+        self.assertIn("SIGHUP", out.stdout)
+
+
+class TestPublishPipe(WorkerTest):
+    def test_slow_pipe_is_not_held_back(self):
+        before = int(fields_of_info(self.r("INFO", "clients"))["connected_clients"])
+        p = subprocess.Popen([TXSCAN, "publish", "--redis", self.server.url, "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for("publish to connect",
+                     lambda: int(fields_of_info(self.r("INFO", "clients"))
+                                 ["connected_clients"]) > before, 10)
+            for n in (1, 2):  # a line, then silence with the pipe open
+                p.stdin.write(json.dumps(tx(n)) + "\n")
+                p.stdin.flush()
+                wait_for("entry %d in the stream" % n, lambda: self.r("XLEN", "txs") == n, 1.0)
+            out, err = p.communicate(timeout=30)  # closes stdin: end of input
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("published 2 entries", out)
+        self.assertEqual([json.loads(f["tx"])["hash"] for _, f in xrange_all(self.r, "txs")],
+                         [tx(1)["hash"], tx(2)["hash"]])
+
+    def test_fast_input_without_final_newline(self):
+        path = os.path.join(self.tmp, "in.jsonl")
+        with open(path, "w") as f:
+            f.write("\n".join(json.dumps(tx(i)) for i in range(2500)))  # no final \n
+        self.assertIn("published 2500 entries", publish(self.server, path))
+        got = [json.loads(f["tx"])["hash"] for _, f in xrange_all(self.r, "txs")]
+        self.assertEqual(got, [tx(i)["hash"] for i in range(2500)])
+
+
+def fields_of_info(text):
+    return dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
+
+
+class TestRedisUrlFromEnvironment(WorkerTest):
+    password = "s3cret-pw"
+
+    def env(self, url):
+        e = dict(os.environ)
+        e.pop("TXSCAN_REDIS_URL", None)
+        if url is not None:
+            e["TXSCAN_REDIS_URL"] = url
+        return e
+
+    def run_publish(self, args, url):
+        return subprocess.run([TXSCAN, "publish", *args], capture_output=True, text=True,
+                              timeout=60, env=self.env(url))
+
+    def test_publish_and_worker_read_the_url_from_the_environment(self):
+        path = os.path.join(self.tmp, "in.jsonl")
+        txs = [tx(i) for i in range(20)]
+        write_jsonl(path, txs)
+        out = self.run_publish([path], self.server.url)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("published 20 entries", out.stdout)
+        # --redis wins over the environment
+        out = self.run_publish(["--redis", self.server.url, path], "redis://127.0.0.1:1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.r("XLEN", "txs"), 40)
+
+        w = self.start_worker("env", redis=None, env=self.env(self.server.url))
+        self.wait_reports(40, 60, [w])
+        with open("/proc/%d/cmdline" % w.proc.pid, "rb") as f:
+            self.assertNotIn(self.password.encode(), f.read())
+        self.stop_all()
+        self.assertEqual(pending_total(self.r), 0)
+
+    def test_bad_url_in_the_environment(self):
+        out = self.run_publish(["-"], "http://nope")
+        self.assertEqual(out.returncode, 64)
+        self.assertIn("TXSCAN_REDIS_URL", out.stderr)
+        out = subprocess.run([TXSCAN, "worker", "-p", PLUGINS], capture_output=True, text=True,
+                             timeout=30, env=self.env("redis://127.0.0.1:99999"))
+        self.assertEqual(out.returncode, 64)
+        self.assertIn("TXSCAN_REDIS_URL", out.stderr)
+        for cmd in ("worker", "publish"):
+            out = subprocess.run([TXSCAN, cmd, "--help"], capture_output=True, text=True)
+            self.assertIn("TXSCAN_REDIS_URL", out.stdout, cmd)
+        # a wrong password in the environment: refused, named, not retried
+        url = "redis://:wrong@127.0.0.1:%d" % self.server.port
+        out = self.run_publish([os.devnull], url)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("AUTH", out.stderr)
 
 
 def main():

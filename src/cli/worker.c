@@ -1,8 +1,10 @@
 /*
  * worker.c - `txscan worker` (scan a Redis stream as one consumer of a
  * group) and `txscan publish` (feed a JSON Lines file into a stream). The
- * Redis side is src/stream.c; this file parses options, loads the plugins
- * and turns SIGTERM/SIGINT into a clean stop.
+ * Redis side is src/stream.c; this file parses options, loads the plugins,
+ * turns SIGTERM/SIGINT into a clean stop and SIGHUP into a plugin reload.
+ * The handlers only set flags; stream_worker_run acts on them on its own
+ * thread.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -11,9 +13,11 @@
 #include "txscan.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,13 +25,16 @@
 enum { MAX_DIRS = 64 };
 
 /* Counts SIGTERM/SIGINT: the first asks for a clean stop, the second for
- * an immediate one (stream_worker_run reads it). */
+ * an immediate one. SIGHUP asks for a plugin reload. stream_worker_run
+ * reads both. */
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	if (stop_requested < 2)
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else if (stop_requested < 2)
 		stop_requested++;
 }
 
@@ -40,6 +47,7 @@ static void catch_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a dropped Redis socket is an error, not a death */
 }
 
@@ -50,12 +58,14 @@ static const char worker_usage[] =
     "to the report stream (fields entry, tx, report) and acks it. Entries that\n"
     "cannot be scanned go to the dead-letter stream. SIGTERM or SIGINT: stop\n"
     "reading, finish what is in flight, exit 0; a second signal exits at once\n"
-    "(unacked entries stay pending for another worker).\n\n"
+    "(unacked entries stay pending for another worker). SIGHUP reloads every\n"
+    "plugin; one whose new version fails keeps its old one (a JSON log line).\n\n"
     "options:\n"
     "  -p, --plugins DIR       plugin folder or folder of plugins (repeatable;\n"
-    "                          default ./plugins, else examples/plugins)\n"
+    "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
     "      --redis URL         redis://[[user]:password@]host[:port][/db] or\n"
-    "                          unix:///path (default redis://127.0.0.1:6379)\n"
+    "                          unix:///path (default $TXSCAN_REDIS_URL, then\n"
+    "                          redis://127.0.0.1:6379)\n"
     "      --stream NAME       input stream (default txs)\n"
     "      --group NAME        consumer group, created if missing (default scanners)\n"
     "      --consumer NAME     this worker's name in the group; keep it stable\n"
@@ -68,19 +78,29 @@ static const char worker_usage[] =
     "      --claim-idle-ms N   take over entries pending this long on any consumer\n"
     "                          (default 30000)\n"
     "      --max-deliveries N  dead-letter an entry delivered more often (default 5)\n"
-    "      --done-ttl-s N      lifetime of the once-only keys <out>:done:<id>\n"
-    "                          (default 86400)\n"
+    "      --done-ttl-s N      lifetime of the once-only keys\n"
+    "                          <out>:done:<stream>:<group>:<entry-id> (default 86400)\n"
     "  -q, --quiet             discard plugin console output\n"
-    "  -h, --help              this text\n";
+    "  -h, --help              this text\n\n"
+    "environment:\n"
+    "  TXSCAN_REDIS_URL        the URL when --redis is not given: keeps a\n"
+    "                          password out of ps and /proc/PID/cmdline\n"
+    "  TXSCAN_PLUGINS          the plugin folder when no -p is given\n";
 
 static const char publish_usage[] =
     "usage: txscan publish [--redis URL] [--stream NAME] FILE.jsonl|-\n\n"
     "Adds every non-empty line of FILE (or standard input) to the stream as\n"
     "field 'tx', pipelined, and prints how many entries were added.\n\n"
+    "Lines are sent in batches of up to 1000 while input keeps coming, and at\n"
+    "once when the input has nothing more ready, so a slow pipe is not held up.\n\n"
     "options:\n"
-    "      --redis URL     as for txscan worker (default redis://127.0.0.1:6379)\n"
+    "      --redis URL     as for txscan worker (default $TXSCAN_REDIS_URL, then\n"
+    "                      redis://127.0.0.1:6379)\n"
     "      --stream NAME   stream to add to (default txs)\n"
-    "  -h, --help          this text\n";
+    "  -h, --help          this text\n\n"
+    "environment:\n"
+    "  TXSCAN_REDIS_URL    the URL when --redis is not given (keeps a password\n"
+    "                      out of ps)\n";
 
 /* ---- option parsing ------------------------------------------------------ */
 
@@ -221,19 +241,36 @@ static void worker_defaults(struct worker_args *a)
 	}
 }
 
+/* *url: --redis if given, else $TXSCAN_REDIS_URL if set and not empty,
+ * else the default. 0, or -1 after printing why it is bad and where it
+ * came from. */
+static int resolve_url(const char *cmd, const char **url)
+{
+	const char *from = "--redis";
+	if (!*url) {
+		const char *env = getenv(STREAM_REDIS_URL_ENV);
+		bool set = env && *env;
+		from = set ? "$" STREAM_REDIS_URL_ENV : "the default";
+		*url = set ? env : STREAM_REDIS_URL_DEFAULT;
+	}
+	struct stream_url parsed;
+	char err[1024];
+	if (stream_url_parse(*url, &parsed, err, sizeof err) == 0)
+		return 0;
+	cli_error("%s: %s (from %s)", cmd, err, from);
+	return -1;
+}
+
 static int parse_worker(int argc, char **argv, struct worker_args *a)
 {
 	stream_options_init(&a->opt);
+	a->opt.redis_url = NULL; /* resolve_url fills it in */
 	for (int i = 1; i < argc; i++)
 		if (worker_option(argc, argv, &i, a))
 			return -1;
 	worker_defaults(a);
-	struct stream_url url;
-	char err[1024];
-	if (stream_url_parse(a->opt.redis_url, &url, err, sizeof err)) {
-		cli_error("worker: %s", err);
+	if (resolve_url("worker", &a->opt.redis_url))
 		return -1;
-	}
 	if (!strcmp(a->opt.stream, a->opt.out) || !strcmp(a->opt.stream, a->opt.dead) ||
 	    !strcmp(a->opt.out, a->opt.dead)) {
 		cli_error("worker: --stream, --out and --dead-letter must be three different streams");
@@ -266,14 +303,14 @@ int cmd_worker(int argc, char **argv)
 		fputs(worker_usage, stderr);
 		return EXIT_USAGE;
 	}
+	catch_signals(); /* first: a SIGHUP while the plugins load must not kill us */
 	struct txs_host *host = cli_load_host(a.dirs, a.ndirs, a.quiet);
 	if (!host)
 		return EXIT_ERRORS;
-	catch_signals();
 	fprintf(stderr, "txscan worker %s: %zu plugins, reading %s as group %s, reports to %s\n",
 	        a.opt.consumer, txs_host_plugin_count(host), a.opt.stream, a.opt.group, a.opt.out);
 	struct stream_stats stats = {0};
-	int rc = stream_worker_run(host, &a.opt, &stop_requested, &stats);
+	int rc = stream_worker_run(host, &a.opt, &stop_requested, &reload_requested, &stats);
 	txs_host_free(host);
 	print_stats(&a.opt, &stats);
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
@@ -315,32 +352,25 @@ static int parse_publish(int argc, char **argv, const char **url, const char **s
 
 int cmd_publish(int argc, char **argv)
 {
-	const char *url = "redis://127.0.0.1:6379", *stream = "txs", *file = NULL;
+	const char *url = NULL, *stream = "txs", *file = NULL;
 	if (cli_wants_help(argc, argv)) {
 		fputs(publish_usage, stdout);
 		return EXIT_CLEAN;
 	}
-	struct stream_url parsed;
-	char err[1024];
-	int bad = parse_publish(argc, argv, &url, &stream, &file);
-	if (!bad && stream_url_parse(url, &parsed, err, sizeof err)) {
-		cli_error("publish: %s", err);
-		bad = 1;
-	}
-	if (bad) {
+	if (parse_publish(argc, argv, &url, &stream, &file) || resolve_url("publish", &url)) {
 		fputs(publish_usage, stderr);
 		return EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	FILE *in = strcmp(file, "-") ? fopen(file, "r") : stdin;
-	if (!in) {
+	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0) {
 		cli_error("cannot open %s: %s", file, strerror(errno));
 		return EXIT_ERRORS;
 	}
 	uint64_t count = 0;
-	int rc = stream_publish(url, stream, in, file, &count);
-	if (in != stdin)
-		fclose(in);
+	int rc = stream_publish(url, stream, fd, file, &count);
+	if (fd != STDIN_FILENO)
+		close(fd);
 	printf("published %llu entries to %s\n", (unsigned long long)count, stream);
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
 }
