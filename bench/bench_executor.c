@@ -10,6 +10,7 @@
  *   bench_executor idle     PLUGIN_DIR TX.jsonl [--n N]
  *   bench_executor restarts PLUGIN_DIR TX.jsonl [--n N] [--no-scan]
  *   bench_executor handoff  [--n N]
+ *   bench_executor latency  PLUGIN_DIR TX.jsonl [--n N] [--gap-ms G] [--restart-every K]
  *
  * restart:  txs_executor_restart latency (build the new engine, load, init,
  *           destroy the old one, round trip to the executor thread). With a
@@ -27,6 +28,10 @@
  *           per engine generation unless --no-scan).
  * handoff:  round trip of a semaphore ping-pong between two threads: the
  *           floor under any synchronous call into an executor thread.
+ * latency:  a service's view: one txs_executor_scan at a time, --gap-ms of
+ *           idle between scans, --n scans: round-trip p50/p99/max, and how
+ *           many restarts happened. Run with --restart-every K and 0 to see
+ *           whether recycling shows up in scan latency.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -34,12 +39,14 @@
 #include "txscan.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void limits_from(const bench_plugin *p, txs_limits *l, int argc, char **argv)
 {
@@ -488,6 +495,55 @@ static int mode_handoff(int argc, char **argv)
 	return 0;
 }
 
+/* ---- latency: one scan at a time, with idle gaps ------------------------ */
+
+static int mode_latency(int argc, char **argv)
+{
+	bench_plugin p;
+	bench_lines tx;
+	bench_plugin_load(&p, argv[2]);
+	bench_lines_load(&tx, argv[3]);
+	long n = (long)bench_opt_num(argc, argv, "--n", 2000);
+	double gap_ms = bench_opt_num(argc, argv, "--gap-ms", 1);
+	long warmup = (long)bench_opt_num(argc, argv, "--warmup", 200);
+	txs_limits l;
+	limits_from(&p, &l, argc, argv);
+	txs_executor *ex = executor(&p, &l);
+	double *us = malloc((size_t)n * sizeof *us);
+	if (!us)
+		bench_die("out of memory");
+	struct timespec gap = {.tv_sec = (time_t)(gap_ms / 1e3),
+	                       .tv_nsec = (long)(fmod(gap_ms, 1e3) * 1e6)};
+	for (long i = 0; i < warmup; i++)
+		scan_ok(ex, tx.line[(size_t)i % tx.n], tx.len[(size_t)i % tx.n]);
+	txs_executor_stats s0, s1;
+	txs_executor_stats_get(ex, &s0);
+	for (long i = 0; i < n; i++) {
+		nanosleep(&gap, NULL);
+		size_t k = (size_t)i % tx.n;
+		uint64_t t0 = bench_now_ns();
+		scan_ok(ex, tx.line[k], tx.len[k]);
+		us[i] = (double)(bench_now_ns() - t0) / 1e3;
+	}
+	txs_executor_stats_get(ex, &s1);
+	txs_executor_free(ex);
+	bench_json_begin("bench_executor", "latency");
+	bench_json_str("plugin", p.id);
+	bench_json_int("n", n);
+	bench_json_num("gap_ms", gap_ms);
+	bench_json_int("restart_every", l.restart_every);
+	bench_json_int("restarts", (long long)(s1.restarts_scheduled - s0.restarts_scheduled));
+	bench_json_num("p50_us", bench_percentile(us, (size_t)n, 50));
+	bench_json_num("p99_us", bench_percentile(us, (size_t)n, 99));
+	bench_json_num("p999_us", bench_percentile(us, (size_t)n, 99.9));
+	bench_json_num("max_us", us[n - 1]);
+	bench_json_end();
+	free(us);
+	bench_plugin_free(&p);
+	bench_lines_free(&tx);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "handoff"))
@@ -508,5 +564,7 @@ int main(int argc, char **argv)
 		return mode_idle(argc, argv);
 	if (!strcmp(m, "restarts"))
 		return mode_restarts(argc, argv);
+	if (!strcmp(m, "latency"))
+		return mode_latency(argc, argv);
 	bench_die("unknown mode %s", m);
 }
