@@ -363,6 +363,9 @@ static void test_sandbox(void **state)
 	    "  case 'async-ctor': return (async function () {}).constructor('return 1')();\n"
 	    "  case 'globals': return [typeof WebAssembly, typeof setTimeout, typeof require,\n"
 	    "      typeof fetch, typeof process, typeof self, typeof global, typeof globalThis];\n"
+	    "  case 'shared': return [typeof SharedArrayBuffer, typeof FinalizationRegistry,\n"
+	    "      (() => { try { Atomics.wait(new Int32Array(4), 0, 0, 1000); return 'waited'; }\n"
+	    "               catch (e) { return e.name; } })()];\n"
 	    "  case 'pst': Error.prepareStackTrace = () => { while (true) {} };\n"
 	    "    throw new Error('still killable');\n"
 	    "  }\n"
@@ -376,6 +379,11 @@ static void test_sandbox(void **state)
 	assert_int_equal(r.status, TXS_STATUS_OK);
 	assert_string_equal(r.json, "[\"undefined\",\"undefined\",\"undefined\",\"undefined\","
 	                            "\"undefined\",\"object\",\"object\",\"object\"]");
+	txs_scan_result_clear(&r);
+	/* no shared memory: Atomics.wait cannot block a scan */
+	r = scan(ex, "{\"t\":\"shared\"}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[\"undefined\",\"undefined\",\"TypeError\"]");
 	txs_scan_result_clear(&r);
 	txs_executor_free(ex);
 }
