@@ -90,7 +90,8 @@ static char *check_finding(json_t *f, size_t i, txs_severity *sev)
 	if (!json_is_string(code) || !json_string_length(code) || json_string_length(code) > MAX_CODE)
 		return fmt("finding %zu: code must be a non-empty string of at most %d characters", i,
 		           MAX_CODE);
-	if (!json_is_string(s) || txs_severity_parse(json_string_value(s), sev) ||
+	if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s) ||
+	    txs_severity_parse(json_string_value(s), sev) ||
 	    *sev == TXS_SEVERITY_NONE)
 		return fmt("finding %zu (%s): severity must be one of info, low, medium, high, critical",
 		           i, json_string_value(code));
@@ -149,6 +150,41 @@ static void sb_json(sbuf *b, const json_t *v)
 	free(t);
 }
 
+/* UTF-8 text already known to be valid (a jansson string, a plugin id) as a
+ * JSON string literal: quotes, backslashes and control characters escaped,
+ * everything else copied. No allocation per value on the hot path. */
+static void sb_escaped(sbuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	sb_put(b, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_put(b, s + run, i - run);
+		run = i + 1;
+		char esc[7] = {'\\', (char)c, 0};
+		size_t len = 2;
+		switch (c) {
+		case '"': case '\\': break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			len = 6;
+		}
+		sb_put(b, esc, len);
+	}
+	sb_put(b, s + run, n - run);
+	sb_put(b, "\"", 1);
+}
+
 /* A C string as a JSON string literal. */
 static void sb_quoted(sbuf *b, const char *s)
 {
@@ -179,7 +215,7 @@ static void put_finding(sbuf *b, const char *plugin, json_t *f)
 {
 	static const char *const keys[] = {"code", "severity", "message", "metadata"};
 	sb_str(b, "{\"plugin\":");
-	sb_quoted(b, plugin);
+	sb_escaped(b, plugin, strlen(plugin));
 	for (size_t k = 0; k < 4; k++) {
 		json_t *v = json_object_get(f, keys[k]);
 		if (!v)
@@ -187,7 +223,10 @@ static void put_finding(sbuf *b, const char *plugin, json_t *f)
 		sb_str(b, ",\"");
 		sb_str(b, keys[k]);
 		sb_str(b, "\":");
-		sb_json(b, v);
+		if (json_is_string(v))
+			sb_escaped(b, json_string_value(v), json_string_length(v));
+		else
+			sb_json(b, v);
 	}
 	sb_put(b, "}", 1);
 }
@@ -199,7 +238,7 @@ static char *collect(report_part *part, const char *plugin, const char *json, si
 	if ((len == 4 && !memcmp(json, "null", 4)) || (len == 2 && !memcmp(json, "[]", 2)))
 		return NULL; /* the common answer: nothing found */
 	json_error_t je;
-	json_t *r = json_loadb(json, len, JSON_DECODE_ANY, &je);
+	json_t *r = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (!r)
 		return fmt("result is not JSON: %s", je.text);
 	json_t *list = r;
@@ -319,7 +358,7 @@ txs_report *report_build(json_t *txid, uint64_t line, double ms, const char *con
 	sb_str(&b, "],\"plugins\":[");
 	for (size_t i = 0; i < n; i++) {
 		sb_str(&b, i ? ",{\"id\":" : "{\"id\":");
-		sb_quoted(&b, ids[i]);
+		sb_escaped(&b, ids[i], strlen(ids[i]));
 		sb_str(&b, ",\"status\":\"");
 		sb_str(&b, txs_status_name(parts[i].status));
 		sb_str(&b, "\",\"ms\":");

@@ -393,6 +393,39 @@ static void test_waiting_is_idle(void **state)
 		fail_msg("one busy plugin, %.0f ms wall, but %.0f ms of CPU", wall, used);
 }
 
+/* Findings are re-serialised by hand (report.c): every string must come
+ * back exactly as the plugin wrote it, escapes and all. */
+static void test_finding_strings_round_trip(void **state)
+{
+	(void)state;
+	add_plugin("strings", NULL,
+	           "module.exports = { scanTransaction(tx) {\n"
+	           "  const m = 'q\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\\u0000 \\u00e9\\u2028\\ud83d\\ude00';\n"
+	           "  return {code: 'C\\u0000\"', severity: 'low', message: m, metadata: {k: m, n: [1.5, null, true]}};\n"
+	           "}};\n");
+	txs_host *h = host_of(root);
+	txs_report *raw;
+	assert_int_equal(txs_host_scan(h, "{}", 2, 0, &raw), 0);
+	json_error_t je;
+	json_t *rep = json_loads(txs_report_json(raw, NULL), JSON_ALLOW_NUL, &je);
+	if (!rep)
+		fail_msg("report is not JSON (%s): %s", je.text, txs_report_json(raw, NULL));
+	txs_report_free(raw);
+	json_t *f = json_array_get(json_object_get(rep, "findings"), 0);
+	if (!f)
+		fail_msg("no finding: %s", json_dumps(rep, 0));
+	const char want[] = "q\"b\\s/\n\r\t\b\f\x01\x1f\x7f\0 \xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80";
+	json_t *msg = json_object_get(f, "message");
+	assert_int_equal(json_string_length(msg), sizeof want - 1);
+	assert_memory_equal(json_string_value(msg), want, sizeof want - 1);
+	assert_int_equal(json_string_length(json_object_get(f, "code")), 3);
+	assert_memory_equal(json_string_value(json_object_get(f, "code")), "C\0\"", 3);
+	assert_true(json_equal(json_object_get(json_object_get(f, "metadata"), "k"), msg));
+	assert_string_equal(json_string_value(json_object_get(f, "plugin")), "strings");
+	json_decref(rep);
+	txs_host_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +437,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_restart_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_waiting_is_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_finding_strings_round_trip, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
