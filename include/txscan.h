@@ -105,7 +105,7 @@ typedef struct txs_plugin_code {
 	const char *config_json; /* ctx.config as JSON text; NULL means {} */
 } txs_plugin_code;
 
-/* A console line from the plugin, on the executor's thread. Must not block:
+/* A console line from the plugin, on one of the executor's threads. Must not block:
  * a slow sink slows the plugin's scans. */
 typedef void (*txs_console_fn)(const char *plugin_id, const char *level, const char *msg,
                                size_t len, void *userdata);
@@ -127,7 +127,8 @@ TXS_EXTERN int txs_executor_new(txs_executor **out, const txs_plugin_code *code,
 TXS_EXTERN int txs_executor_scan(txs_executor *ex, const char *tx, size_t len,
                                  txs_scan_result *result);
 
-/* Called exactly once per accepted submit, on the executor's thread. The
+/* Called exactly once per accepted submit, on one of the executor's two
+ * threads (whichever serves the queue at the time: see docs/engine.md). The
  * callback owns result's strings (txs_scan_result_clear them or keep them). */
 typedef void (*txs_scan_fn)(txs_scan_result *result, void *userdata);
 
@@ -169,6 +170,8 @@ typedef struct txs_executor_stats {
 	bool quarantined;
 	bool running;                /* an engine is up and serving */
 	bool busy;                   /* a command is running now */
+	uint64_t standby_swaps;      /* restarts served by an engine the standby lane built */
+	bool standby_ready;          /* the standby lane holds a fresh engine now */
 	double latency_sum_ms;
 	uint64_t latency_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */
 } txs_executor_stats;

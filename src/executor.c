@@ -1,22 +1,53 @@
 /*
- * executor.c - one plugin instance: one thread, one engine, one queue.
+ * executor.c - one plugin instance: two lanes (OS threads), one queue.
  *
- * The engine is created, used and destroyed only on the executor's thread;
- * commands arrive through a bounded ring guarded by `mu` and carry plain C
- * data (bytes in, JSON text and numbers out). The thread waits on `wake`
- * while the ring is empty, pops under the lock and runs the command unlocked.
- * Submitters signal only on empty -> non-empty: there is one consumer, which
- * drains the ring before it waits again.
+ * Every engine is created, used and destroyed on one lane's thread; no
+ * engine pointer leaves it. Commands arrive through a bounded ring guarded
+ * by `mu` and carry plain C data (bytes in, JSON text and numbers out).
+ *
+ * Lanes. Exactly one lane is ACTIVE (`active`): it pops the ring and runs
+ * commands on its engine. It waits on `wake` while the ring is empty;
+ * submitters signal only on empty -> non-empty (one consumer drains the
+ * ring before it waits again). The other lane is the STANDBY: it waits on
+ * `sb_wake` and, when asked, builds a fresh engine from the current code
+ * and holds it. The standby lane's thread is started on the first request,
+ * so an executor that never nears a restart runs one thread and one engine.
+ *
+ * Standby state `sb` (guarded by mu; "A" = active lane, "S" = standby lane):
+ *
+ *   IDLE --A asks--> WANTED --S starts--> BUILDING --S: built--> READY
+ *     ^                                      |                    |
+ *     +----- S: failed, or code changed -----+                    |
+ *     +---- A: reload (S drops it) / A: swap (S becomes A) -------+
+ *
+ * A asks when its engine is near a scheduled restart (the last quarter of
+ * restart_every, or sooner when the remaining scans at the current pace
+ * would take less than two builds), when the heap passes 3/4 of
+ * heap_restart_mb, and right after a kill.
+ *
+ * Swap: when A's engine must be replaced (scheduled, heap, killed, manual,
+ * recovery) and sb == READY, A, under mu, puts the commands it popped but
+ * did not run back at the head of the ring, starts the new generation's
+ * stats, and sets `active` to S. S's engine was never used, so it is fresh.
+ * A then, as the new standby, destroys its old engine on its own thread.
+ * A kill leaves sb == WANTED so that the next engine is built at once.
+ * With no READY standby, A builds the replacement inline, as a one-lane
+ * executor would (correctness first); a reload always does (canary), and
+ * bumps `code_epoch` so that an engine built from the old code is dropped.
  *
  * Recycling: a scan is answered first, then the policy runs (so a restart
  * is not part of that scan's latency): a dead engine (timeout, memory) is
  * always replaced; otherwise every restart_every scans, or when a sampled
- * heap passes heap_restart_mb. A replacement is built before the old engine
- * is destroyed; if it cannot be built, a live old engine keeps serving. With
- * no engine left, scans answer "unavailable"; after quarantine_after failed
- * starts in a row the executor is quarantined and retries with backoff.
+ * heap passes heap_restart_mb. An inline replacement is built before the
+ * old engine is destroyed; if it cannot be built, a live old engine keeps
+ * serving. With no engine left, scans answer "unavailable"; after
+ * quarantine_after failed starts in a row the executor is quarantined and
+ * retries with backoff. Standby builds are speculative: their failures are
+ * not counted (the inline build that follows reports them).
  *
- * Stats are atomics written by the thread and read from anywhere.
+ * State owned by "the active lane" (scans_in_gen ...) is touched only by
+ * whichever lane is active; a swap hands it over under mu. Stats are
+ * atomics written by the lanes and read from anywhere.
  */
 #define _GNU_SOURCE
 #include "clock.h"
@@ -36,7 +67,7 @@
 #define CONTROL_SLOTS 8
 /* Queued scans run per VM entry. Only a backlog makes batches: an idle
  * executor runs each scan as it comes, so batching adds no latency then. */
-#define BATCH_MAX 16 /* ring room kept for restart/reload */
+#define BATCH_MAX 16
 /* Heap statistics cost ~1 ms per 20 k live objects: read at least every
  * STATS_GAP_MIN scans, and no more often than keeps their cost near
  * STATS_BUDGET of scan time (see heap_policy). */
@@ -45,9 +76,13 @@
 #define STATS_BUDGET 0.01
 #define BACKOFF_MIN_NS (100 * 1000000ull)
 #define BACKOFF_MAX_NS (30 * 1000000000ull)
+/* Ask the standby this long before a scheduled restart: two builds plus. */
+#define LEAD_BUILDS 2.0
+#define LEAD_EXTRA_NS 1000000.0
 
 enum cmd_kind { CMD_SCAN, CMD_RESTART, CMD_RELOAD };
 enum reason { R_SCHEDULED, R_HEAP, R_KILLED, R_MANUAL, R_RELOAD, R_RECOVER };
+enum sb_state { SB_IDLE, SB_WANTED, SB_BUILDING, SB_READY };
 
 typedef struct cmd {
 	enum cmd_kind kind;
@@ -66,19 +101,36 @@ typedef struct cmd {
 struct stats {
 	_Atomic uint64_t scans, ok, errors, timeouts, memory_stops, overloaded, unavailable;
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
+	_Atomic uint64_t standby_swaps, build_ns;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
 	_Atomic uint32_t pending, consecutive_failures;
-	_Atomic bool quarantined, busy, running;
+	_Atomic bool quarantined, busy, running, standby_ready;
 };
 
-struct txs_executor {
+typedef struct lane {
+	struct txs_executor *ex;
 	pthread_t thread;
+	int idx;
+	bool started;     /* thread created; guarded by mu */
+	/* this lane's thread only */
+	engine *eng;      /* active: the serving engine; standby: READY or stale */
+	engine *retired;  /* replaced inline, destroyed when next idle */
+	bool swapped;     /* handed the ring to the other lane */
+	cmd **rest;       /* popped, not yet run: given back on a swap */
+	size_t nrest;
+} lane;
+
+struct txs_executor {
 	pthread_mutex_t mu;
-	pthread_cond_t wake;
+	pthread_cond_t wake;     /* the active lane waits here */
+	pthread_cond_t sb_wake;  /* the standby lane waits here */
+	lane lanes[2];
 	/* set at creation, read by any thread */
 	uint32_t queue_cap;
 	size_t max_input;
 	char id[65];
+	txs_console_fn console;
+	void *console_ud;
 
 	/* guarded by mu */
 	cmd **ring;
@@ -86,24 +138,25 @@ struct txs_executor {
 	bool stopping, started;
 	int start_rc;
 	char *start_err;
+	int active;              /* index of the active lane */
+	enum sb_state sb;
+	uint64_t code_epoch;     /* bumped by every successful reload */
 
-	/* the executor's thread only (and the constructor before it starts) */
-	engine *eng;
-	engine *standby;  /* built while idle, for the next scheduled restart */
-	engine *retired;  /* replaced, destroyed when next idle */
+	/* written by the active lane under mu; read by it freely, by others
+	 * under mu */
 	txs_plugin_code *code;
 	txs_limits lim;
+
+	/* the active lane only */
 	uint32_t scans_in_gen, since_sample, since_stats, stats_gap;
+	uint64_t gen_start_ns, asked_gen;
 	size_t rss_at_sample;
 	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
 	char *last_start_err;
-	txs_console_fn console;
-	void *console_ud;
 
 	struct stats st;
 };
-
 static const double bounds_ms[TXS_LATENCY_BUCKETS] = {
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 1e300};
 
@@ -159,9 +212,22 @@ static void limits_normalize(txs_limits *l)
 		l->max_result_bytes = d.max_result_bytes;
 }
 
+/* Code is shared, read-only, between the active lane and a standby build
+ * (a reload may replace it mid-build): counted references. */
+typedef struct shared_code {
+	txs_plugin_code c; /* first: a txs_plugin_code * is a shared_code * */
+	_Atomic unsigned refs;
+} shared_code;
+
+static txs_plugin_code *code_hold(txs_plugin_code *c)
+{
+	atomic_fetch_add_explicit(&((shared_code *)c)->refs, 1, memory_order_relaxed);
+	return c;
+}
+
 static void code_free(txs_plugin_code *c)
 {
-	if (!c)
+	if (!c || atomic_fetch_sub_explicit(&((shared_code *)c)->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	free((char *)c->id);
 	free((char *)c->version);
@@ -178,12 +244,14 @@ static char *dup_or(const char *s, const char *fallback)
 
 static txs_plugin_code *code_copy(const txs_plugin_code *in)
 {
-	txs_plugin_code *c = calloc(1, sizeof *c);
-	char *src = c ? malloc(in->source_len + 1) : NULL;
+	shared_code *sc = calloc(1, sizeof *sc);
+	char *src = sc ? malloc(in->source_len + 1) : NULL;
 	if (!src) {
-		free(c);
+		free(sc);
 		return NULL;
 	}
+	atomic_init(&sc->refs, 1);
+	txs_plugin_code *c = &sc->c;
 	memcpy(src, in->source, in->source_len);
 	src[in->source_len] = '\0';
 	c->source = src;
@@ -206,17 +274,18 @@ static int code_check(const txs_plugin_code *c)
 	return 0;
 }
 
-/* ---- engine building (executor thread) ------------------------------- */
+/* ---- engine building (any lane, on its own thread) ----------------------- */
 
 static void console_bridge(int level, const char *msg, size_t len, void *ud)
 {
 	static const char *const names[] = {"debug", "log", "info", "warn", "error"};
 	txs_executor *ex = ud;
 	if (ex->console)
-		ex->console(ex->code->id, names[level], msg, len, ex->console_ud);
+		ex->console(ex->id, names[level], msg, len, ex->console_ud);
 }
 
-static int build(txs_executor *ex, const txs_plugin_code *code, engine **out, char **err)
+static int build(txs_executor *ex, const txs_plugin_code *code, const txs_limits *lim,
+                 engine **out, char **err)
 {
 	engine_config cfg = {
 	    .plugin_id = code->id,
@@ -225,25 +294,37 @@ static int build(txs_executor *ex, const txs_plugin_code *code, engine **out, ch
 	    .source = code->source,
 	    .source_len = code->source_len,
 	    .config_json = code->config_json,
-	    .timeout_ms = ex->lim.timeout_ms,
-	    .init_timeout_ms = ex->lim.init_timeout_ms,
-	    .heap_limit_mb = ex->lim.heap_limit_mb,
-	    .max_result_bytes = ex->lim.max_result_bytes,
+	    .timeout_ms = lim->timeout_ms,
+	    .init_timeout_ms = lim->init_timeout_ms,
+	    .heap_limit_mb = lim->heap_limit_mb,
+	    .max_result_bytes = lim->max_result_bytes,
 	    .console = console_bridge,
 	    .console_userdata = ex,
 	};
-	return engine_new(out, &cfg, err);
+	uint64_t t0 = now_ns();
+	int rc = engine_new(out, &cfg, err);
+	if (rc == 0)
+		SET(ex->st.build_ns, now_ns() - t0);
+	return rc;
 }
 
-static void engine_drop(txs_executor *ex)
+static void engine_release(txs_executor *ex, engine **e)
 {
-	if (!ex->eng)
+	if (!*e)
 		return;
-	atomic_fetch_add_explicit(&ex->st.console_dropped, engine_console_dropped(ex->eng),
+	atomic_fetch_add_explicit(&ex->st.console_dropped, engine_console_dropped(*e),
 	                          memory_order_relaxed);
-	engine_free(ex->eng);
-	ex->eng = NULL;
-	SET(ex->st.running, false);
+	engine_free(*e);
+	*e = NULL;
+}
+
+/* The active lane drops its engine: no engine serves any more. */
+static void engine_drop(lane *ln)
+{
+	if (!ln->eng)
+		return;
+	engine_release(ln->ex, &ln->eng);
+	SET(ln->ex->st.running, false);
 }
 
 static void quarantine_or_retry(txs_executor *ex)
@@ -258,64 +339,170 @@ static void quarantine_or_retry(txs_executor *ex)
 	SET(ex->st.quarantined, true);
 }
 
-/* Builds a fresh engine from code, then destroys the old one. If the build
- * fails, a live old engine stays; a dead one is dropped. *err (may be NULL)
- * gets the failure. */
-/* The old engine is retired (destroyed when the thread is next idle) unless
- * it is dead: a dead engine is never kept. */
-static void retire(txs_executor *ex)
+/* ---- the standby lane, seen from the active lane ------------------------- */
+
+static void *lane_main(void *arg);
+
+/* The standby lane's thread starts on the first request. mu held. */
+static bool standby_thread_locked(txs_executor *ex)
 {
-	if (!ex->eng)
-		return;
-	if (engine_dead(ex->eng) || ex->retired) {
-		engine_drop(ex);
-		return;
-	}
-	atomic_fetch_add_explicit(&ex->st.console_dropped, engine_console_dropped(ex->eng),
-	                          memory_order_relaxed);
-	ex->retired = ex->eng;
-	ex->eng = NULL;
+	lane *sb = &ex->lanes[1 - ex->active];
+	if (sb->started)
+		return true;
+	if (ex->stopping || pthread_create(&sb->thread, NULL, lane_main, sb) != 0)
+		return false;
+	sb->started = true;
+	return true;
 }
 
-static int replace(txs_executor *ex, const txs_plugin_code *code, enum reason why, char **err)
+/* Asks the standby lane to build an engine (once per generation). */
+static void request_standby(txs_executor *ex)
 {
-	engine *fresh = NULL;
-	char *msg = NULL;
-	if (ex->standby && code == ex->code) {
-		fresh = ex->standby; /* prebuilt from the same code while idle */
-		ex->standby = NULL;
+	ex->asked_gen = GET(ex->st.generation);
+	pthread_mutex_lock(&ex->mu);
+	bool ask = ex->sb == SB_IDLE && standby_thread_locked(ex);
+	if (ask)
+		ex->sb = SB_WANTED;
+	pthread_mutex_unlock(&ex->mu);
+	if (ask)
+		pthread_cond_signal(&ex->sb_wake);
+}
+
+/* A scheduled restart is near: the last quarter of restart_every, or less
+ * scan time left, at this generation's pace, than LEAD_BUILDS builds. */
+static bool restart_near(const txs_executor *ex)
+{
+	uint32_t every = ex->lim.restart_every, done = ex->scans_in_gen;
+	if (!every || !done || done >= every)
+		return false;
+	uint32_t left = every - done;
+	if (left <= every / 4)
+		return true;
+	double per_scan = (double)(now_ns() - ex->gen_start_ns) / done;
+	return left * per_scan < LEAD_BUILDS * (double)GET(ex->st.build_ns) + LEAD_EXTRA_NS;
+}
+
+static void maybe_request_standby(txs_executor *ex)
+{
+	if (ex->asked_gen != GET(ex->st.generation) && restart_near(ex))
+		request_standby(ex);
+}
+
+/* Puts n popped commands back at the head of the ring, in order. The ring
+ * has BATCH_MAX slots beyond what push() fills, so they always fit. */
+static void unpop_locked(txs_executor *ex, cmd **c, size_t n)
+{
+	while (n--) {
+		ex->head = (ex->head + ex->ring_cap - 1) % ex->ring_cap;
+		ex->ring[ex->head] = c[n];
+		ex->count++;
 	}
-	if (fresh || build(ex, code, &fresh, &msg) == 0) {
-		retire(ex);
-		ex->eng = fresh;
-		SET(ex->st.running, true);
-		ex->scans_in_gen = ex->since_sample = ex->since_stats = 0;
-		ex->rss_at_sample = 0;
-		ex->backoff_ns = 0;
-		INC(ex->st.restarts[why]);
-		INC(ex->st.generation);
-		SET(ex->st.consecutive_failures, 0);
-		SET(ex->st.quarantined, false);
-		return 0;
+}
+
+/* A new engine serves from now on: stats and per-generation state. */
+static void new_generation(txs_executor *ex, enum reason why)
+{
+	ex->scans_in_gen = ex->since_sample = ex->since_stats = 0;
+	ex->rss_at_sample = 0;
+	ex->backoff_ns = 0;
+	ex->gen_start_ns = now_ns();
+	INC(ex->st.restarts[why]);
+	INC(ex->st.generation);
+	SET(ex->st.running, true);
+	SET(ex->st.consecutive_failures, 0);
+	SET(ex->st.quarantined, false);
+}
+
+/* Hands the ring to the standby lane's READY engine, with the commands this
+ * lane popped but did not run. This lane becomes the standby; its engine is
+ * destroyed by standby_step. */
+static bool try_swap(lane *ln, enum reason why)
+{
+	txs_executor *ex = ln->ex;
+	pthread_mutex_lock(&ex->mu);
+	bool ok = ex->sb == SB_READY;
+	if (ok) {
+		unpop_locked(ex, ln->rest, ln->nrest);
+		ln->nrest = 0;
+		new_generation(ex, why);
+		INC(ex->st.standby_swaps);
+		SET(ex->st.standby_ready, false);
+		SET(ex->st.busy, false);
+		ex->sb = why == R_KILLED ? SB_WANTED : SB_IDLE;
+		ex->active = 1 - ln->idx;
+		ln->swapped = true;
 	}
+	pthread_mutex_unlock(&ex->mu);
+	if (ok)
+		pthread_cond_broadcast(&ex->sb_wake);
+	return ok;
+}
+
+/* ---- replacing the active engine (active lane) --------------------------- */
+
+/* The old engine is retired (destroyed when the thread is next idle) unless
+ * it is dead: a dead engine is never kept. */
+static void retire(lane *ln)
+{
+	if (!ln->eng)
+		return;
+	if (engine_dead(ln->eng) || ln->retired) {
+		engine_drop(ln);
+		return;
+	}
+	atomic_fetch_add_explicit(&ln->ex->st.console_dropped, engine_console_dropped(ln->eng),
+	                          memory_order_relaxed);
+	ln->retired = ln->eng;
+	ln->eng = NULL;
+}
+
+static void start_failed(lane *ln, char *msg, char **err)
+{
+	txs_executor *ex = ln->ex;
 	INC(ex->st.failed_starts);
 	INC(ex->st.consecutive_failures);
 	free(ex->last_start_err);
 	ex->last_start_err = strdup(msg ? msg : "engine start failed");
-	if (ex->eng && engine_dead(ex->eng))
-		engine_drop(ex);
-	if (!ex->eng)
+	if (ln->eng && engine_dead(ln->eng))
+		engine_drop(ln);
+	if (!ln->eng)
 		quarantine_or_retry(ex);
 	if (err)
 		*err = msg;
 	else
 		free(msg);
-	return TXS_EPLUGIN;
 }
 
-/* ---- scans (executor thread) --------------------------------------------- */
+/* Replaces the active engine: by a swap to a READY standby when the code is
+ * the current one, else by building one here from code and lim, then
+ * retiring the old. If the build fails, a live old engine stays; a dead one
+ * is dropped. *err (may be NULL) gets the failure. */
+static int replace(lane *ln, const txs_plugin_code *code, const txs_limits *lim,
+                   enum reason why, char **err)
+{
+	txs_executor *ex = ln->ex;
+	if (code == ex->code && try_swap(ln, why))
+		return 0;
+	engine *fresh = NULL;
+	char *msg = NULL;
+	if (build(ex, code, lim, &fresh, &msg) != 0) {
+		start_failed(ln, msg, err);
+		return TXS_EPLUGIN;
+	}
+	retire(ln);
+	ln->eng = fresh;
+	new_generation(ex, why);
+	if (why == R_KILLED)
+		request_standby(ex); /* one kill may follow another */
+	return 0;
+}
 
-static void record_latency(txs_executor *ex, uint64_t ns);
+static int restart(lane *ln, enum reason why)
+{
+	return replace(ln, ln->ex->code, &ln->ex->lim, why, NULL);
+}
+
+/* ---- scans (active lane) ------------------------------------------------- */
 
 static void record_latency(txs_executor *ex, uint64_t ns)
 {
@@ -353,7 +540,7 @@ static void scan_unavailable(txs_executor *ex, txs_scan_result *r)
 	INC(ex->st.unavailable);
 	r->status = TXS_STATUS_UNAVAILABLE;
 	char buf[1024];
-	snprintf(buf, sizeof buf, "plugin %s has no running engine%s%s", ex->code->id,
+	snprintf(buf, sizeof buf, "plugin %s has no running engine%s%s", ex->id,
 	         ex->last_start_err ? ": " : "", ex->last_start_err ? ex->last_start_err : "");
 	r->error = strdup(buf);
 }
@@ -389,9 +576,11 @@ static uint32_t stats_gap(const txs_executor *ex, uint64_t cost_ns)
  * is read; JSC's heap statistics, which walk the heap, are read when RSS
  * passed its high-water mark by a MiB (growth: each MiB is paid for once,
  * however RSS swings below it), or once the gap has passed. The gap adapts
- * to what a reading costs. A new engine starts with a reading. */
-static void heap_policy(txs_executor *ex, size_t n)
+ * to what a reading costs. A new engine starts with a reading. Past 3/4 of
+ * the threshold the standby is asked for an engine. */
+static void heap_policy(lane *ln, size_t n)
 {
+	txs_executor *ex = ln->ex;
 	ex->since_sample += (uint32_t)n;
 	ex->since_stats += (uint32_t)n;
 	if (!ex->lim.heap_restart_mb || ex->since_sample < ex->lim.heap_sample_every)
@@ -404,29 +593,34 @@ static void heap_policy(txs_executor *ex, size_t n)
 	if (ex->since_stats < ex->stats_gap && !grew)
 		return;
 	uint64_t t0 = now_ns();
-	size_t heap = engine_heap_bytes(ex->eng);
+	size_t heap = engine_heap_bytes(ln->eng);
 	ex->stats_gap = stats_gap(ex, now_ns() - t0);
 	ex->since_stats = 0;
 	if (rss > ex->rss_at_sample)
 		ex->rss_at_sample = rss;
 	SET(ex->st.heap_bytes, heap);
-	if (heap > ((size_t)ex->lim.heap_restart_mb << 20))
-		replace(ex, ex->code, R_HEAP, NULL);
+	size_t limit = (size_t)ex->lim.heap_restart_mb << 20;
+	if (heap > limit)
+		restart(ln, R_HEAP);
+	else if (heap > limit / 4 * 3 && ex->asked_gen != GET(ex->st.generation))
+		request_standby(ex);
 }
 
 /* The recycling policy, after n scans were answered. */
-static void after_scans(txs_executor *ex, size_t n)
+static void after_scans(lane *ln, size_t n)
 {
-	if (engine_dead(ex->eng)) {
-		replace(ex, ex->code, R_KILLED, NULL);
+	txs_executor *ex = ln->ex;
+	if (engine_dead(ln->eng)) {
+		restart(ln, R_KILLED);
 		return;
 	}
 	ex->scans_in_gen += (uint32_t)n;
 	if (ex->lim.restart_every && ex->scans_in_gen >= ex->lim.restart_every) {
-		replace(ex, ex->code, R_SCHEDULED, NULL);
+		restart(ln, R_SCHEDULED);
 		return;
 	}
-	heap_policy(ex, n);
+	maybe_request_standby(ex);
+	heap_policy(ln, n);
 }
 
 /* How many of n queued scans the engine may run before the policy must run
@@ -440,57 +634,79 @@ static size_t batch_size(const txs_executor *ex, size_t n)
 }
 
 /* Runs queued scans through the engine in batches, answering each; a scan
- * that kills the engine ends its batch, and the rest go to the fresh one. */
-static void do_scans(txs_executor *ex, cmd **c, size_t n)
+ * that kills the engine ends its batch, and the rest go to the fresh one:
+ * on this lane, or, after a swap, back to the ring for the other lane. */
+static void do_scans(lane *ln, cmd **c, size_t n)
 {
+	txs_executor *ex = ln->ex;
 	const char *tx[BATCH_MAX];
 	engine_result er[BATCH_MAX];
 	size_t i = 0;
 	while (i < n) {
-		if (!ex->eng && !GET(ex->st.quarantined))
-			replace(ex, ex->code, R_RECOVER, NULL);
-		if (!ex->eng)
+		ln->rest = c + i;
+		ln->nrest = n - i;
+		if (!ln->eng && !GET(ex->st.quarantined))
+			restart(ln, R_RECOVER);
+		if (ln->swapped || !ln->eng)
 			break;
 		size_t k = batch_size(ex, n - i);
 		for (size_t j = 0; j < k; j++)
 			tx[j] = c[i + j]->tx;
-		size_t ran = engine_scan_batch(ex->eng, tx, k, er);
+		size_t ran = engine_scan_batch(ln->eng, tx, k, er);
 		for (size_t j = 0; j < ran; j++)
 			answer_run(ex, c[i + j], &er[j]);
 		i += ran;
-		after_scans(ex, ran);
+		ln->rest = c + i;
+		ln->nrest = n - i;
+		after_scans(ln, ran);
+		if (ln->swapped)
+			break;
 	}
-	for (; i < n; i++) {
+	ln->nrest = 0;
+	for (; !ln->swapped && i < n; i++) {
 		txs_scan_result r = {0};
 		scan_unavailable(ex, &r);
 		answer(ex, c[i], &r);
 	}
 }
 
-static void do_control(txs_executor *ex, cmd *c)
+/* A reload: canary build here, with the new code and limits; only if it
+ * works does the code change, and a standby engine of the old code goes. */
+static int reload(lane *ln, cmd *c)
+{
+	txs_executor *ex = ln->ex;
+	txs_limits lim = ex->lim;
+	if (c->has_lim) {
+		lim = c->lim;
+		lim.queue_capacity = ex->lim.queue_capacity;
+		lim.max_input_bytes = ex->lim.max_input_bytes;
+	}
+	int rc = replace(ln, c->code, &lim, R_RELOAD, &c->err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&ex->mu);
+	txs_plugin_code *old = ex->code;
+	ex->code = c->code;
+	c->code = old; /* the caller frees what it gets back */
+	ex->lim = lim;
+	ex->code_epoch++;
+	if (ex->sb == SB_READY)
+		ex->sb = SB_IDLE; /* the standby lane drops it */
+	SET(ex->st.standby_ready, false);
+	pthread_mutex_unlock(&ex->mu);
+	pthread_cond_broadcast(&ex->sb_wake);
+	return 0;
+}
+
+static void do_control(lane *ln, cmd *c)
 {
 	c->err = NULL;
-	if (c->kind == CMD_RESTART) {
-		c->rc = replace(ex, ex->code, R_MANUAL, &c->err);
-	} else {
-		txs_limits old_lim = ex->lim;
-		engine_free(ex->standby); /* built from the old code */
-		ex->standby = NULL;
-		if (c->has_lim) {
-			ex->lim = c->lim;
-			ex->lim.queue_capacity = old_lim.queue_capacity;
-			ex->lim.max_input_bytes = old_lim.max_input_bytes;
-		}
-		c->rc = replace(ex, c->code, R_RELOAD, &c->err);
-		if (c->rc == 0) {
-			txs_plugin_code *old = ex->code;
-			ex->code = c->code;
-			c->code = old; /* the caller frees what it gets back */
-		} else {
-			ex->lim = old_lim;
-		}
-	}
-	atomic_fetch_sub_explicit(&ex->st.pending, 1, memory_order_relaxed);
+	ln->nrest = 0;
+	if (c->kind == CMD_RESTART)
+		c->rc = replace(ln, ln->ex->code, &ln->ex->lim, R_MANUAL, &c->err);
+	else
+		c->rc = reload(ln, c);
+	atomic_fetch_sub_explicit(&ln->ex->st.pending, 1, memory_order_relaxed);
 	sem_post(c->done);
 }
 
@@ -508,7 +724,7 @@ static void answer_stopped(txs_executor *ex, cmd *c)
 	free(c);
 }
 
-/* ---- the thread ---------------------------------------------------------- */
+/* ---- the active lane's loop ---------------------------------------------- */
 
 static cmd *pop_locked(txs_executor *ex)
 {
@@ -518,55 +734,45 @@ static cmd *pop_locked(txs_executor *ex)
 	return c;
 }
 
-/* Waits for the next commands: one control command, or up to max scans in
- * a row. 0 when stopping. While quarantined, wakes at retry time and tries
- * to start an engine. */
-/* A scheduled restart is near: the last eighth of restart_every. */
-static bool standby_wanted(const txs_executor *ex)
+/* Destroys an engine replaced inline, once no command waits. mu held. */
+static bool idle_work_locked(lane *ln)
 {
-	uint32_t every = ex->lim.restart_every;
-	return ex->eng && !ex->standby && every && ex->scans_in_gen >= every - every / 8;
-}
-
-/* Work done only while no command waits: destroy a retired engine, build
- * the standby. Called with mu held; returns with it held. */
-static bool idle_work_locked(txs_executor *ex)
-{
-	if (!ex->retired && !standby_wanted(ex))
+	if (!ln->retired)
 		return false;
-	pthread_mutex_unlock(&ex->mu);
-	if (ex->retired) {
-		engine_free(ex->retired);
-		ex->retired = NULL;
-	} else {
-		char *err = NULL;
-		if (build(ex, ex->code, &ex->standby, &err) != 0)
-			ex->standby = NULL; /* the scheduled restart will build and report it */
-		free(err);
-	}
-	pthread_mutex_lock(&ex->mu);
+	pthread_mutex_unlock(&ln->ex->mu);
+	engine_release(ln->ex, &ln->retired);
+	pthread_mutex_lock(&ln->ex->mu);
 	return true;
 }
 
-static size_t next_cmds(txs_executor *ex, cmd **out, size_t max)
+/* While quarantined: waits until the retry time, then tries to start. */
+static void quarantine_wait_locked(lane *ln)
 {
+	txs_executor *ex = ln->ex;
+	struct timespec ts = txs_timespec(ex->retry_at_ns);
+	if (pthread_cond_timedwait(&ex->wake, &ex->mu, &ts) != ETIMEDOUT)
+		return;
+	pthread_mutex_unlock(&ex->mu);
+	restart(ln, R_RECOVER);
 	pthread_mutex_lock(&ex->mu);
-	while (ex->count == 0 && !ex->stopping) {
-		if (idle_work_locked(ex))
+}
+
+/* Waits for the next commands: one control command, or up to max scans in
+ * a row. 0 when stopping, or when this lane swapped (it is standby now). */
+static size_t next_cmds(lane *ln, cmd **out, size_t max)
+{
+	txs_executor *ex = ln->ex;
+	pthread_mutex_lock(&ex->mu);
+	while (ex->count == 0 && !ex->stopping && !ln->swapped) {
+		if (idle_work_locked(ln))
 			continue;
-		if (!GET(ex->st.quarantined)) {
+		if (GET(ex->st.quarantined))
+			quarantine_wait_locked(ln);
+		else
 			pthread_cond_wait(&ex->wake, &ex->mu);
-			continue;
-		}
-		struct timespec ts = txs_timespec(ex->retry_at_ns);
-		if (pthread_cond_timedwait(&ex->wake, &ex->mu, &ts) == ETIMEDOUT) {
-			pthread_mutex_unlock(&ex->mu);
-			replace(ex, ex->code, R_RECOVER, NULL);
-			pthread_mutex_lock(&ex->mu);
-		}
 	}
 	size_t n = 0;
-	if (!ex->stopping) {
+	if (!ex->stopping && !ln->swapped) {
 		out[n++] = pop_locked(ex);
 		while (out[0]->kind == CMD_SCAN && n < max && ex->count &&
 		       ex->ring[ex->head]->kind == CMD_SCAN)
@@ -575,6 +781,74 @@ static size_t next_cmds(txs_executor *ex, cmd **out, size_t max)
 	pthread_mutex_unlock(&ex->mu);
 	return n;
 }
+
+/* Serves the ring until stopping or a swap made this lane the standby. */
+static void serve(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	cmd *c[BATCH_MAX];
+	size_t n;
+	ln->swapped = false;
+	while ((n = next_cmds(ln, c, BATCH_MAX))) {
+		SET(ex->st.busy, true);
+		if (c[0]->kind == CMD_SCAN)
+			do_scans(ln, c, n);
+		else
+			do_control(ln, c[0]);
+		if (!ln->swapped)
+			SET(ex->st.busy, false);
+	}
+}
+
+/* ---- the standby lane's loop --------------------------------------------- */
+
+/* Builds an engine from the current code, unlocked; keeps it READY unless
+ * the code changed meanwhile or the executor is stopping. mu held. */
+static void build_standby_locked(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	ex->sb = SB_BUILDING;
+	uint64_t epoch = ex->code_epoch;
+	txs_plugin_code *code = code_hold(ex->code);
+	txs_limits lim = ex->lim;
+	pthread_mutex_unlock(&ex->mu);
+	engine *e = NULL;
+	char *err = NULL;
+	int rc = build(ex, code, &lim, &e, &err);
+	free(err); /* speculative: the inline build that follows reports it */
+	code_free(code);
+	pthread_mutex_lock(&ex->mu);
+	if (rc == 0 && epoch == ex->code_epoch && !ex->stopping) {
+		ln->eng = e;
+		ex->sb = SB_READY;
+		SET(ex->st.standby_ready, true);
+		return;
+	}
+	ex->sb = SB_IDLE;
+	pthread_mutex_unlock(&ex->mu);
+	engine_release(ex, &e);
+	pthread_mutex_lock(&ex->mu);
+}
+
+/* One step of the standby lane: drop an engine that is not READY (the one
+ * it served with before a swap, or one of old code), build when asked, or
+ * wait. mu held. */
+static void standby_step_locked(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	if ((ln->eng && ex->sb != SB_READY) || ln->retired) {
+		pthread_mutex_unlock(&ex->mu);
+		engine_release(ex, &ln->eng);
+		engine_release(ex, &ln->retired);
+		pthread_mutex_lock(&ex->mu);
+	} else if (ex->sb == SB_WANTED) {
+		build_standby_locked(ln);
+	} else {
+		pthread_cond_wait(&ex->sb_wake, &ex->mu);
+	}
+}
+
+/* ---- lanes ----------------------------------------------------------------- */
 
 static void drain_stopped(txs_executor *ex)
 {
@@ -598,36 +872,47 @@ static void handshake(txs_executor *ex, int rc, char *err)
 	pthread_cond_broadcast(&ex->wake);
 }
 
-static void *thread_main(void *arg)
+/* Lane 0 builds the first engine and answers the constructor. */
+static bool startup(lane *ln)
 {
-	txs_executor *ex = arg;
-	char name[16];
-	snprintf(name, sizeof name, "txs:%s", ex->code->id);
-	pthread_setname_np(pthread_self(), name);
-
+	txs_executor *ex = ln->ex;
 	char *err = NULL;
-	int rc = build(ex, ex->code, &ex->eng, &err);
+	int rc = build(ex, ex->code, &ex->lim, &ln->eng, &err);
 	if (rc == 0) {
+		ex->gen_start_ns = now_ns();
 		INC(ex->st.generation);
 		SET(ex->st.running, true);
 	}
 	handshake(ex, rc, err);
-	if (rc != 0)
+	return rc == 0;
+}
+
+static void *lane_main(void *arg)
+{
+	lane *ln = arg;
+	txs_executor *ex = ln->ex;
+	char name[16];
+	snprintf(name, sizeof name, "txs:%.11s", ex->id);
+	pthread_setname_np(pthread_self(), name);
+	if (ln->idx == 0 && !startup(ln))
 		return NULL;
-	cmd *c[BATCH_MAX];
-	size_t n;
-	while ((n = next_cmds(ex, c, BATCH_MAX))) {
-		SET(ex->st.busy, true);
-		if (c[0]->kind == CMD_SCAN)
-			do_scans(ex, c, n);
-		else
-			do_control(ex, c[0]);
-		SET(ex->st.busy, false);
+	pthread_mutex_lock(&ex->mu);
+	while (!ex->stopping) {
+		if (ex->active != ln->idx) {
+			standby_step_locked(ln);
+			continue;
+		}
+		pthread_mutex_unlock(&ex->mu);
+		serve(ln);
+		pthread_mutex_lock(&ex->mu);
 	}
+	bool was_active = ex->active == ln->idx;
+	pthread_mutex_unlock(&ex->mu);
 	drain_stopped(ex);
-	engine_drop(ex);
-	engine_free(ex->standby);
-	engine_free(ex->retired);
+	if (was_active)
+		engine_drop(ln);
+	engine_release(ex, &ln->eng);
+	engine_release(ex, &ln->retired);
 	return NULL;
 }
 
@@ -637,6 +922,7 @@ static void executor_destroy(txs_executor *ex)
 {
 	pthread_mutex_destroy(&ex->mu);
 	pthread_cond_destroy(&ex->wake);
+	pthread_cond_destroy(&ex->sb_wake);
 	free(ex->ring);
 	free(ex->start_err);
 	free(ex->last_start_err);
@@ -657,11 +943,14 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 	snprintf(ex->id, sizeof ex->id, "%s", code->id);
 	ex->queue_cap = ex->lim.queue_capacity;
 	ex->max_input = ex->lim.max_input_bytes;
-	ex->ring_cap = ex->queue_cap + CONTROL_SLOTS;
+	ex->ring_cap = ex->queue_cap + CONTROL_SLOTS + BATCH_MAX; /* see unpop_locked */
 	ex->ring = calloc(ex->ring_cap, sizeof *ex->ring);
 	ex->code = code_copy(code);
 	pthread_mutex_init(&ex->mu, NULL);
 	txs_cond_init(&ex->wake);
+	txs_cond_init(&ex->sb_wake);
+	for (int i = 0; i < 2; i++)
+		ex->lanes[i] = (lane){.ex = ex, .idx = i};
 	*out = ex;
 	if (!ex->ring || !ex->code)
 		return txs_fail(TXS_ENOMEM, "out of memory");
@@ -678,7 +967,8 @@ int txs_executor_new(txs_executor **out, const txs_plugin_code *code, const txs_
 		goto fail;
 	ex->console = console;
 	ex->console_ud = userdata;
-	if (pthread_create(&ex->thread, NULL, thread_main, ex) != 0) {
+	ex->lanes[0].started = true;
+	if (pthread_create(&ex->lanes[0].thread, NULL, lane_main, &ex->lanes[0]) != 0) {
 		rc = txs_fail(TXS_ENOMEM, "cannot start a thread for plugin %s", code->id);
 		goto fail;
 	}
@@ -687,7 +977,7 @@ int txs_executor_new(txs_executor **out, const txs_plugin_code *code, const txs_
 		pthread_cond_wait(&ex->wake, &ex->mu);
 	pthread_mutex_unlock(&ex->mu);
 	if (ex->start_rc != 0) {
-		pthread_join(ex->thread, NULL);
+		pthread_join(ex->lanes[0].thread, NULL);
 		rc = txs_fail_msg(TXS_EPLUGIN, ex->start_err);
 		goto fail;
 	}
@@ -702,7 +992,7 @@ fail:
 /* Pushes c; control commands may use the reserved slots. */
 static int push(txs_executor *ex, cmd *c)
 {
-	uint32_t limit = c->kind == CMD_SCAN ? ex->queue_cap : ex->ring_cap;
+	uint32_t limit = ex->queue_cap + (c->kind == CMD_SCAN ? 0 : CONTROL_SLOTS);
 	pthread_mutex_lock(&ex->mu);
 	if (ex->stopping) {
 		pthread_mutex_unlock(&ex->mu);
@@ -869,6 +1159,8 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->quarantined = GET(st->quarantined);
 	s->running = GET(st->running);
 	s->busy = GET(st->busy);
+	s->standby_swaps = GET(st->standby_swaps);
+	s->standby_ready = GET(st->standby_ready);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(st->latency[i]);
@@ -885,9 +1177,13 @@ void txs_executor_free(txs_executor *ex)
 		return;
 	pthread_mutex_lock(&ex->mu);
 	ex->stopping = true;
+	bool two = ex->lanes[1].started;
 	pthread_mutex_unlock(&ex->mu);
 	pthread_cond_broadcast(&ex->wake);
-	pthread_join(ex->thread, NULL);
+	pthread_cond_broadcast(&ex->sb_wake);
+	pthread_join(ex->lanes[0].thread, NULL);
+	if (two)
+		pthread_join(ex->lanes[1].thread, NULL);
 	executor_destroy(ex);
 }
 
