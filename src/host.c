@@ -741,10 +741,11 @@ static json_t *info_json(const txs_plugin_info *in)
 	                           "heap_limit_mb", (json_int_t)in->limits.heap_limit_mb,
 	                           "heap_restart_mb", (json_int_t)in->limits.heap_restart_mb,
 	                           "restart_every", (json_int_t)in->limits.restart_every);
-	json_t *restarts = json_pack("{s:I,s:I,s:I,s:I,s:I}", "scheduled", (json_int_t)s->restarts_scheduled,
+	json_t *restarts = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "scheduled", (json_int_t)s->restarts_scheduled,
 	                             "heap", (json_int_t)s->restarts_heap, "killed",
 	                             (json_int_t)s->restarts_killed, "manual",
-	                             (json_int_t)s->restarts_manual, "reload", (json_int_t)s->reloads);
+	                             (json_int_t)s->restarts_manual, "reload", (json_int_t)s->reloads,
+	                             "from_standby", (json_int_t)s->standby_swaps);
 	json_t *stats = json_pack(
 	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:b,s:b,s:f}", "scans", (json_int_t)s->scans,
 	    "ok", (json_int_t)s->ok, "errors", (json_int_t)s->errors, "timeouts",

@@ -248,6 +248,7 @@ class Api(unittest.TestCase):
         self.assertEqual(ids, sorted(os.listdir(EXAMPLES)))
         for p in plugins:
             self.assertIn("scans", p["stats"])
+            self.assertIsInstance(p["stats"]["restarts"]["from_standby"], int)
 
     def test_health_and_ready(self):
         status, body = self.srv.get_json("/healthz")
@@ -373,6 +374,7 @@ class Api(unittest.TestCase):
                        'txscan_plugin_restarts_total{plugin="permit",reason="killed"}',
                        'txscan_plugin_results_total{plugin="permit",status="overloaded"}',
                        'txscan_plugin_queue_depth{plugin="permit"}',
+                       'txscan_plugin_standby_swaps_total{plugin="permit"}',
                        "txscan_http_requests_in_flight ",
                        'txscan_http_requests_total{handler="/v1/scan",code="200"}',
                        "txscan_host_in_flight "]:
