@@ -11,7 +11,8 @@
  * before a tick pays nothing but JSC's own per-entry timer.
  *
  * Heap limit: on each tick, process RSS (one pread) is compared with the RSS
- * baseline; growth past the limit is confirmed with JSC's heap statistics
+ * baseline read when the batch began (so memory other threads took before
+ * does not count); growth past the limit is confirmed with JSC's heap statistics
  * (which walk the heap, so only then) or by growth past twice the limit (JSC's
  * heapSize lags for bombs of small objects). A terminated engine is dead.
  */
@@ -36,7 +37,7 @@ extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
 #define CONSOLE_BURST 100.0      /* lines */
 #define CONSOLE_PER_SEC 100.0    /* refill rate */
 #define CONSOLE_MAX_LINE 4096    /* bytes; longer lines are cut */
-#define BASELINE_EVERY 64        /* scans between RSS baseline refreshes */
+#define BASELINE_AGE_NS 1000000ull /* an RSS baseline older than this is re-read */
 
 struct engine {
 	JSContextGroupRef group;
@@ -55,8 +56,8 @@ struct engine {
 	uint64_t deadline_ns;
 	double armed_s;          /* limit the watchdog is armed with */
 	engine_status killed;    /* set by on_tick when it terminates */
-	size_t rss_baseline;
-	unsigned scans_since_baseline;
+	size_t rss_baseline;     /* process RSS when the batch began (at most 1 ms old) */
+	uint64_t baseline_ns;
 	bool dead;
 
 	/* the batch in progress (engine_scan_batch) */
@@ -615,6 +616,7 @@ static int setup_context(engine *e, const engine_config *cfg)
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();
 	e->rss_baseline = engine_process_rss();
+	e->baseline_ns = now_ns();
 	e->group = JSContextGroupCreate();
 	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
 	if (!e->id || !e->version || !e->ctx)
@@ -677,10 +679,12 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 			set_error(&res[i], ENGINE_ERROR, strdup("internal: bad batch or terminated engine"));
 		return n;
 	}
-	e->scans_since_baseline += (unsigned)n;
-	if (e->heap_limit && e->scans_since_baseline >= BASELINE_EVERY) {
+	/* RSS is the process's: what other threads took since the last reading
+	 * must not count against this batch (one pread, at most once per ms) */
+	uint64_t now = now_ns();
+	if (e->heap_limit && now - e->baseline_ns >= BASELINE_AGE_NS) {
 		e->rss_baseline = engine_process_rss();
-		e->scans_since_baseline = 0;
+		e->baseline_ns = now;
 	}
 	JSValueRef items[ENGINE_BATCH_MAX];
 	for (size_t i = 0; i < n; i++)

@@ -340,6 +340,32 @@ static void test_memory_bomb(void **state)
 	txs_executor_free(ex);
 }
 
+/* RSS is per process: memory another plugin (or the host) took after this
+ * engine was built is not this scan's. */
+static void test_memory_of_others(void **state)
+{
+	(void)state;
+	txs_limits l = limits(5000);
+	l.heap_limit_mb = 16;
+	txs_executor *ex = make("innocent",
+	    "module.exports = { scanTransaction() {\n"
+	    "  const end = Date.now() + 40; let n = 0; while (Date.now() < end) n++;\n"
+	    "  return 1;\n"
+	    "}};\n", &l);
+	assert_int_equal(scan_num(ex), 1);
+	size_t big = 48u << 20;
+	char *other = malloc(big);
+	assert_non_null(other);
+	memset(other, 1, big); /* resident: 3 x the limit, not the plugin's */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(scan_num(ex), 1);
+	free(other);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.memory_stops, 0);
+	txs_executor_free(ex);
+}
+
 /* ---- 6. sandbox ---------------------------------------------------------- */
 
 static void expect_error(txs_executor *ex, const char *tx, const char *needle)
@@ -816,6 +842,7 @@ int main(void)
 	    cmocka_unit_test(test_async_results),
 	    cmocka_unit_test(test_heap_restart),
 	    cmocka_unit_test(test_memory_bomb),
+	    cmocka_unit_test(test_memory_of_others),
 	    cmocka_unit_test(test_sandbox),
 	    cmocka_unit_test(test_console),
 	    cmocka_unit_test(test_cross_thread_lifetime),
