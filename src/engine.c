@@ -455,22 +455,25 @@ static void finish(engine *e, char *text, size_t len, char *exc_text, engine_res
 	}
 }
 
-/* mark(i): scan i of the batch starts, with its own deadline.
- * mark(i, tag, text): scan i's answer, copied out at once. */
+/* Scan i of the batch starts now, with its own deadline. */
+static void batch_mark_start(engine *e, size_t i, uint64_t now)
+{
+	e->bcur = i;
+	e->bstart_ns = now;
+	e->deadline_ns = now + e->timeout_ns;
+}
+
+/* mark(i, tag, text): scan i's answer, copied out at once; scan i + 1 starts
+ * (one native call and one clock reading per scan). */
 static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
                               const JSValueRef argv[], JSValueRef *exc)
 {
 	(void)self;
 	(void)exc;
 	engine *e = JSObjectGetPrivate(fn);
-	size_t i = (size_t)JSValueToNumber(ctx, argv[0], NULL);
-	uint64_t now = now_ns();
-	if (argc < 3) {
-		e->bcur = i;
-		e->bstart_ns = now;
-		e->deadline_ns = now + e->timeout_ns;
+	if (argc < 3)
 		return JSValueMakeUndefined(ctx);
-	}
+	size_t i = (size_t)JSValueToNumber(ctx, argv[0], NULL);
 	engine_result *res = &e->bres[i];
 	int tag = (int)JSValueToNumber(ctx, argv[1], NULL);
 	size_t len = 0;
@@ -480,8 +483,9 @@ static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		decode_answer(e, tag, text, len, res);
 	else
 		set_error(res, ENGINE_ERROR, exc_text);
-	res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;
-	e->bcur = i + 1;
+	uint64_t now = now_ns();
+	res->ms = (double)(now - e->bstart_ns) / 1e6;
+	batch_mark_start(e, i + 1, now);
 	return JSValueMakeUndefined(ctx);
 }
 
@@ -691,8 +695,8 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 		items[i] = make_string(e->ctx, tx[i]);
 	JSValueRef arr = JSObjectMakeArray(e->ctx, n, items, NULL);
 	e->bres = res;
-	e->bcur = 0;
 	begin(e, e->timeout_ns);
+	batch_mark_start(e, 0, now);
 	JSValueRef exc = NULL;
 	JSObjectCallAsFunction(e->ctx, e->fn_batch, NULL, 1, &arr, &exc);
 	size_t ran = batch_cut(e, n, exc);

@@ -10,9 +10,9 @@
  * did not settle); a scan's answer is the same tag as a number (0, 1, 2)
  * and the text, apart. drain() runs every pending microtask right
  * there, inside the same VM entry, so the watchdog covers them too.
- * runBatch(texts) scans several transactions in one VM entry: mark(i) starts
- * scan i's own deadline, mark(i, tag, text) hands its answer to C at once, so a
- * scan that is terminated loses nothing that finished before it.
+ * runBatch(texts) scans several transactions in one VM entry: mark(i, tag,
+ * text) hands scan i's answer to C at once (so a scan that is terminated
+ * loses nothing that finished before it) and starts scan i + 1's own deadline.
  */
 (function (native, drain, mark, g) {
 'use strict';
@@ -116,7 +116,6 @@ return {
   runBatch(texts) {
     const n = texts.length;
     for (let i = 0; i < n; i++) {
-      mark(i);
       let tx;
       try { tx = parse(texts[i]); } catch (e) { mark(i, 1, 'transaction is not valid JSON: ' + fmtErr(e)); continue; }
       call(scanFn, [tx, pctx]);
