@@ -344,6 +344,14 @@ class TestKill9(WorkerTest):
         ws = [self.start_worker("w%d" % i, *opts) for i in range(3)]
         self.wait_reports(2000, 120, ws)
         victim = ws[0]
+        # freeze it first, so it is killed holding entries (between two
+        # batches it may briefly hold none); bounded retries
+        for _ in range(200):
+            victim.proc.send_signal(signal.SIGSTOP)
+            if pending_of(self.r, victim.name) > 0:
+                break
+            victim.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
         victim.kill()
         held = pending_of(self.r, victim.name)
         self.assertGreater(held, 0, "the killed worker held no entries: nothing to claim")
