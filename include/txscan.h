@@ -164,6 +164,7 @@ typedef struct txs_executor_stats {
 	uint64_t failed_starts;      /* engine builds that failed */
 	uint64_t generation;         /* current engine's generation; 0 = none */
 	uint64_t heap_bytes;         /* last sampled heap */
+	uint64_t heap_readings;      /* heap statistics read (each walks the heap) */
 	uint64_t console_dropped;    /* console lines over the rate limit */
 	uint32_t queue_depth;
 	uint32_t consecutive_failures;

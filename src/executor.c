@@ -101,7 +101,7 @@ typedef struct cmd {
 struct stats {
 	_Atomic uint64_t scans, ok, errors, timeouts, memory_stops, overloaded, unavailable;
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
-	_Atomic uint64_t standby_swaps, build_ns;
+	_Atomic uint64_t standby_swaps, build_ns, heap_readings;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
 	_Atomic uint32_t pending, consecutive_failures;
 	_Atomic bool quarantined, busy, running, standby_ready;
@@ -150,7 +150,7 @@ struct txs_executor {
 	/* the active lane only */
 	uint32_t scans_in_gen, since_sample, since_stats, stats_gap;
 	uint64_t gen_start_ns, asked_gen;
-	size_t rss_at_sample;
+	size_t rss_at_walk, heap_at_walk; /* at the last heap statistics reading */
 	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
 	char *last_start_err;
@@ -403,7 +403,7 @@ static void unpop_locked(txs_executor *ex, cmd **c, size_t n)
 static void new_generation(txs_executor *ex, enum reason why)
 {
 	ex->scans_in_gen = ex->since_sample = ex->since_stats = 0;
-	ex->rss_at_sample = 0;
+	ex->rss_at_walk = ex->heap_at_walk = 0;
 	ex->backoff_ns = 0;
 	ex->gen_start_ns = now_ns();
 	INC(ex->st.restarts[why]);
@@ -573,11 +573,16 @@ static uint32_t stats_gap(const txs_executor *ex, uint64_t cost_ns)
 }
 
 /* heap_restart_mb. Every heap_sample_every scans, process RSS (one pread)
- * is read; JSC's heap statistics, which walk the heap, are read when RSS
- * passed its high-water mark by a MiB (growth: each MiB is paid for once,
- * however RSS swings below it), or once the gap has passed. The gap adapts
- * to what a reading costs. A new engine starts with a reading. Past 3/4 of
- * the threshold the standby is asked for an engine. */
+ * is read; JSC's heap statistics, which walk the heap, are read once the gap
+ * has passed (it adapts to what a reading costs), or sooner when RSS passed
+ * its high-water mark (RSS swings as GCs free memory) by half the room this
+ * engine had left below the threshold at the last reading, at least a MiB.
+ * RSS is the whole process's, shared by every executor: with a fixed step
+ * every executor walked its heap whenever any engine grew (a fifth of the
+ * CPU of a fan-out to 8 plugins), while this engine's own growth shows in
+ * RSS, so it is found by the step, or by the gap at the latest. A new engine
+ * starts with a reading. Past 3/4 of the threshold the standby is asked
+ * for an engine. */
 static void heap_policy(lane *ln, size_t n)
 {
 	txs_executor *ex = ln->ex;
@@ -589,17 +594,21 @@ static void heap_policy(lane *ln, size_t n)
 	if (!ex->stats_gap)
 		ex->stats_gap = STATS_GAP_MIN;
 	size_t rss = engine_process_rss();
-	bool grew = rss > ex->rss_at_sample + (1u << 20);
+	size_t limit = (size_t)ex->lim.heap_restart_mb << 20;
+	size_t room = limit > ex->heap_at_walk ? limit - ex->heap_at_walk : 0;
+	size_t step = room / 2 > (1u << 20) ? room / 2 : (1u << 20);
+	bool grew = !ex->rss_at_walk || rss >= ex->rss_at_walk + step;
 	if (ex->since_stats < ex->stats_gap && !grew)
 		return;
 	uint64_t t0 = now_ns();
 	size_t heap = engine_heap_bytes(ln->eng);
 	ex->stats_gap = stats_gap(ex, now_ns() - t0);
 	ex->since_stats = 0;
-	if (rss > ex->rss_at_sample)
-		ex->rss_at_sample = rss;
+	if (rss > ex->rss_at_walk)
+		ex->rss_at_walk = rss; /* a high-water mark: RSS swings as GCs free memory */
+	ex->heap_at_walk = heap;
 	SET(ex->st.heap_bytes, heap);
-	size_t limit = (size_t)ex->lim.heap_restart_mb << 20;
+	INC(ex->st.heap_readings);
 	if (heap > limit)
 		restart(ln, R_HEAP);
 	else if (heap > limit / 4 * 3 && ex->asked_gen != GET(ex->st.generation))
@@ -1160,6 +1169,7 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->running = GET(st->running);
 	s->busy = GET(st->busy);
 	s->standby_swaps = GET(st->standby_swaps);
+	s->heap_readings = GET(st->heap_readings);
 	s->standby_ready = GET(st->standby_ready);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)

@@ -698,6 +698,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->restarts_manual += s->restarts_manual;
 	sum->reloads += s->reloads;
 	sum->standby_swaps += s->standby_swaps;
+	sum->heap_readings += s->heap_readings;
 	sum->failed_starts += s->failed_starts;
 	sum->heap_bytes += s->heap_bytes;
 	sum->console_dropped += s->console_dropped;

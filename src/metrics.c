@@ -240,6 +240,9 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_standby_swaps_total", "counter",
 	           "Restarts served by an engine the standby lane had built in advance.",
 	           offsetof(txs_executor_stats, standby_swaps));
+	u64_family(b, s, "txscan_plugin_heap_readings_total", "counter",
+	           "JavaScript heap statistics read for heap_restart_mb (each walks the heap).",
+	           offsetof(txs_executor_stats, heap_readings));
 	u64_family(b, s, "txscan_plugin_console_dropped_total", "counter",
 	           "Console lines dropped by the per-plugin rate limit.",
 	           offsetof(txs_executor_stats, console_dropped));

@@ -375,6 +375,7 @@ class Api(unittest.TestCase):
                        'txscan_plugin_results_total{plugin="permit",status="overloaded"}',
                        'txscan_plugin_queue_depth{plugin="permit"}',
                        'txscan_plugin_standby_swaps_total{plugin="permit"}',
+                       'txscan_plugin_heap_readings_total{plugin="permit"}',
                        "txscan_http_requests_in_flight ",
                        'txscan_http_requests_total{handler="/v1/scan",code="200"}',
                        "txscan_host_in_flight "]:

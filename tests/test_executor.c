@@ -366,6 +366,38 @@ static void test_memory_of_others(void **state)
 	txs_executor_free(ex);
 }
 
+/* The process's RSS grows with every engine in it: growth that is not this
+ * engine's must not make it walk its heap again and again. */
+static void test_heap_readings_not_multiplied(void **state)
+{
+	(void)state;
+	txs_limits l = limits(2000);
+	l.heap_restart_mb = 32;
+	l.heap_sample_every = 1;
+	txs_executor *ex = make("steady", "module.exports = { scanTransaction() { return 1; } };\n", &l);
+	for (int i = 0; i < 10; i++)
+		scan_num(ex);
+	txs_executor_stats a, b;
+	txs_executor_stats_get(ex, &a);
+	enum { STEPS = 48 };
+	char *others[STEPS];
+	for (int i = 0; i < STEPS; i++) { /* someone else takes a MiB at a time */
+		others[i] = malloc(1u << 20);
+		assert_non_null(others[i]);
+		memset(others[i], 1, 1u << 20);
+		scan_num(ex);
+	}
+	txs_executor_stats_get(ex, &b);
+	for (int i = 0; i < STEPS; i++)
+		free(others[i]);
+	/* half the room left below 32 MB is ~15 MiB: a few readings, not 48 */
+	if (b.heap_readings - a.heap_readings > 6)
+		fail_msg("%llu heap readings for 48 MiB of other memory",
+		         (unsigned long long)(b.heap_readings - a.heap_readings));
+	assert_int_equal(b.restarts_heap, 0);
+	txs_executor_free(ex);
+}
+
 /* ---- 6. sandbox ---------------------------------------------------------- */
 
 static void expect_error(txs_executor *ex, const char *tx, const char *needle)
@@ -843,6 +875,7 @@ int main(void)
 	    cmocka_unit_test(test_heap_restart),
 	    cmocka_unit_test(test_memory_bomb),
 	    cmocka_unit_test(test_memory_of_others),
+	    cmocka_unit_test(test_heap_readings_not_multiplied),
 	    cmocka_unit_test(test_sandbox),
 	    cmocka_unit_test(test_console),
 	    cmocka_unit_test(test_cross_thread_lifetime),
