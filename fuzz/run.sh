@@ -4,6 +4,8 @@
 #
 #   fuzz_scan_body  POST /v1/scan(/batch) bodies: server_parse_body (src/server.c)
 #   fuzz_manifest   plugin.json: plugin_manifest_parse (src/plugin.c)
+#   fuzz_findings   a plugin's answer: findings_collect (src/findings.c),
+#                   differential against jansson
 #
 # The code under test is compiled here with coverage instrumentation; the
 # rest of the library comes from $BUILD/libtxscan.a (built if missing) and
@@ -68,5 +70,9 @@ fi
 if [ -z "$only" ] || [ "$only" = fuzz_manifest ]; then
   build fuzz_manifest "$ROOT/fuzz/fuzz_manifest.c" "$ROOT/src/plugin.c"
   run fuzz_manifest manifest
+fi
+if [ -z "$only" ] || [ "$only" = fuzz_findings ]; then
+  build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/findings.c"
+  run fuzz_findings findings
 fi
 echo "fuzz: no crash in ${SECS}s per driver"

@@ -9,15 +9,15 @@
 #define _GNU_SOURCE
 #include "report.h"
 
+#include "findings.h"
+#include "sbuf.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CODE 128
-#define MAX_MESSAGE 4096
-#define MAX_FINDINGS 1000
 
 struct txs_report {
 	char *json;
@@ -45,98 +45,7 @@ int txs_severity_parse(const char *name, txs_severity *out)
 	return TXS_EINVAL;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
-static const char *json_kind(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	default: return "null";
-	}
-}
-
-/* NULL when f is a valid finding, else what is wrong (malloc'ed). */
-static char *check_finding(json_t *f, size_t i, txs_severity *sev)
-{
-	if (!json_is_object(f))
-		return fmt("finding %zu: must be an object, got %s", i, json_kind(f));
-	const char *key;
-	json_t *v;
-	json_object_foreach(f, key, v)
-	{
-		if (strcmp(key, "code") && strcmp(key, "severity") && strcmp(key, "message") &&
-		    strcmp(key, "metadata"))
-			return fmt("finding %zu: unknown field \"%s\" (allowed: code, severity, message, "
-			           "metadata)", i, key);
-	}
-	json_t *code = json_object_get(f, "code"), *s = json_object_get(f, "severity");
-	json_t *msg = json_object_get(f, "message"), *meta = json_object_get(f, "metadata");
-	if (!json_is_string(code) || !json_string_length(code) || json_string_length(code) > MAX_CODE)
-		return fmt("finding %zu: code must be a non-empty string of at most %d characters", i,
-		           MAX_CODE);
-	if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s) ||
-	    txs_severity_parse(json_string_value(s), sev) ||
-	    *sev == TXS_SEVERITY_NONE)
-		return fmt("finding %zu (%s): severity must be one of info, low, medium, high, critical",
-		           i, json_string_value(code));
-	if (!json_is_string(msg) || json_string_length(msg) > MAX_MESSAGE)
-		return fmt("finding %zu (%s): message must be a string of at most %d characters", i,
-		           json_string_value(code), MAX_MESSAGE);
-	if (meta && !json_is_object(meta))
-		return fmt("finding %zu (%s): metadata must be an object, got %s", i,
-		           json_string_value(code), json_kind(meta));
-	return NULL;
-}
-
 /* ---- text building ------------------------------------------------------ */
-
-typedef struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
 
 /* Any JSON value, compact, keys in their order. */
 static void sb_json(sbuf *b, const json_t *v)
@@ -148,41 +57,6 @@ static void sb_json(sbuf *b, const json_t *v)
 	}
 	sb_str(b, t);
 	free(t);
-}
-
-/* UTF-8 text already known to be valid (a jansson string, a plugin id) as a
- * JSON string literal: quotes, backslashes and control characters escaped,
- * everything else copied. No allocation per value on the hot path. */
-static void sb_escaped(sbuf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	sb_put(b, "\"", 1);
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		sb_put(b, s + run, i - run);
-		run = i + 1;
-		char esc[7] = {'\\', (char)c, 0};
-		size_t len = 2;
-		switch (c) {
-		case '"': case '\\': break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			len = 6;
-		}
-		sb_put(b, esc, len);
-	}
-	sb_put(b, s + run, n - run);
-	sb_put(b, "\"", 1);
 }
 
 /* A C string as a JSON string literal. */
@@ -210,75 +84,23 @@ static void sb_ms(sbuf *b, double ms)
 
 /* ---- one plugin's part ------------------------------------------------------ */
 
-/* Appends finding f (already checked) to b, tagged with the plugin id. */
-static void put_finding(sbuf *b, const char *plugin, json_t *f)
-{
-	static const char *const keys[] = {"code", "severity", "message", "metadata"};
-	sb_str(b, "{\"plugin\":");
-	sb_escaped(b, plugin, strlen(plugin));
-	for (size_t k = 0; k < 4; k++) {
-		json_t *v = json_object_get(f, keys[k]);
-		if (!v)
-			continue;
-		sb_str(b, ",\"");
-		sb_str(b, keys[k]);
-		sb_str(b, "\":");
-		if (json_is_string(v))
-			sb_escaped(b, json_string_value(v), json_string_length(v));
-		else
-			sb_json(b, v);
-	}
-	sb_put(b, "}", 1);
-}
-
 /* Validates a result and serialises its findings into part; NULL, or the
  * error. */
 static char *collect(report_part *part, const char *plugin, const char *json, size_t len)
 {
 	if ((len == 4 && !memcmp(json, "null", 4)) || (len == 2 && !memcmp(json, "[]", 2)))
 		return NULL; /* the common answer: nothing found */
-	json_error_t je;
-	json_t *r = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-	if (!r)
-		return fmt("result is not JSON: %s", je.text);
-	json_t *list = r;
-	if (json_is_object(r)) {
-		list = json_array();
-		json_array_append(list, r);
-	} else if (!json_is_array(r) && !json_is_null(r)) {
-		char *e = fmt("scanTransaction returned %s; expected null, a finding or an array of "
-		              "findings", json_kind(r));
-		json_decref(r);
-		return e;
-	}
-	char *err = NULL;
-	size_t n = json_is_array(list) ? json_array_size(list) : 0;
-	if (n > MAX_FINDINGS)
-		err = fmt("%zu findings; at most %d per scan", n, MAX_FINDINGS);
-	txs_severity sev = TXS_SEVERITY_NONE, top = TXS_SEVERITY_NONE;
-	for (size_t i = 0; !err && i < n; i++) {
-		err = check_finding(json_array_get(list, i), i, &sev);
-		top = sev > top ? sev : top;
-	}
 	sbuf b = {0};
-	for (size_t i = 0; !err && i < n; i++) {
-		if (i)
-			sb_put(&b, ",", 1);
-		put_finding(&b, plugin, json_array_get(list, i));
-	}
-	if (!err && b.oom)
-		err = strdup("out of memory serialising the findings");
-	if (err) {
+	txs_severity top = TXS_SEVERITY_NONE;
+	char *err = findings_collect(&b, plugin, json, len, &top);
+	if (err || !b.len) {
 		free(b.p);
-	} else {
-		part->findings = b.p;
-		part->findings_len = b.len;
-		part->top = top;
+		return err;
 	}
-	if (list != r)
-		json_decref(list);
-	json_decref(r);
-	return err;
+	part->findings = b.p;
+	part->findings_len = b.len;
+	part->top = top;
+	return NULL;
 }
 
 void report_part_set(report_part *part, const char *plugin, txs_scan_result *res)
