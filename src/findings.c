@@ -287,9 +287,8 @@ static bool next_or_close(jscan *s, char close, bool *more)
 	return bad(s, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
 }
 
-/* s->p at '{'. With fields, records the spans of the finding fields and the
- * first key that is not one (*unknown, decoded). */
-static bool jobject(jscan *s, int depth, span *fields, jstr *unknown, bool *has_unknown)
+/* s->p at '{': any object. */
+static bool jobject(jscan *s, int depth)
 {
 	if (depth > MAX_DEPTH)
 		return bad(s, "nested too deeply");
@@ -303,14 +302,40 @@ static bool jobject(jscan *s, int depth, span *fields, jstr *unknown, bool *has_
 		ws(s);
 		if (!at(s, '"'))
 			return bad(s, "expected a string key");
-		jstr key = {0};
-		if (!jstring(s, fields ? &key : NULL, NULL))
+		if (!jstring(s, NULL, NULL))
+			return false;
+		ws(s);
+		if (!at(s, ':'))
+			return bad(s, "expected ':'");
+		s->p++;
+		if (!jvalue(s, depth + 1) || !next_or_close(s, '}', &more))
+			return false;
+	}
+	return true;
+}
+
+/* s->p at '{': a finding. Records the spans of its fields (a repeated key:
+ * the last wins) and the first key that is not one (*unknown, decoded). */
+static bool jfinding(jscan *s, span *fields, jstr *unknown, bool *has_unknown)
+{
+	s->p++;
+	ws(s);
+	if (at(s, '}')) {
+		s->p++;
+		return true;
+	}
+	for (bool more = true; more;) {
+		ws(s);
+		if (!at(s, '"'))
+			return bad(s, "expected a string key");
+		jstr key = {.len = 0};
+		if (!jstring(s, &key, NULL))
 			return false;
 		int which = -1;
-		for (int k = 0; fields && k < F_COUNT && which < 0; k++)
+		for (int k = 0; k < F_COUNT && which < 0; k++)
 			if (!key.nul && key.len == strlen(FIELD[k]) && !memcmp(key.buf, FIELD[k], key.len))
 				which = k;
-		if (fields && which < 0 && !*has_unknown) {
+		if (which < 0 && !*has_unknown) {
 			*unknown = key;
 			*has_unknown = true;
 		}
@@ -320,10 +345,10 @@ static bool jobject(jscan *s, int depth, span *fields, jstr *unknown, bool *has_
 		s->p++;
 		ws(s);
 		const char *v0 = s->p;
-		if (!jvalue(s, depth + 1))
+		if (!jvalue(s, 3))
 			return false;
 		if (which >= 0)
-			fields[which] = (span){v0, s->p}; /* a repeated key: the last wins */
+			fields[which] = (span){v0, s->p};
 		if (!next_or_close(s, '}', &more))
 			return false;
 	}
@@ -352,7 +377,7 @@ static bool jvalue(jscan *s, int depth)
 	if (s->p >= s->end)
 		return bad(s, "unexpected end of text");
 	switch (*s->p) {
-	case '{': return jobject(s, depth, NULL, NULL, NULL);
+	case '{': return jobject(s, depth);
 	case '[': return jarray(s, depth);
 	case '"': return jstring(s, NULL, NULL);
 	case 't': return jliteral(s, "true");
@@ -434,7 +459,7 @@ static void finding(jscan *s, collect *c)
 	jstr unknown;
 	bool has_unknown = false;
 	size_t i = c->n++;
-	if (!jobject(s, 2, f, &unknown, &has_unknown) || c->err || i >= FINDINGS_MAX)
+	if (!jfinding(s, f, &unknown, &has_unknown) || c->err || i >= FINDINGS_MAX)
 		return;
 	if (i)
 		sb_put(c->out, ",", 1);
