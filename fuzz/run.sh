@@ -72,7 +72,7 @@ if [ -z "$only" ] || [ "$only" = fuzz_manifest ]; then
   run fuzz_manifest manifest
 fi
 if [ -z "$only" ] || [ "$only" = fuzz_findings ]; then
-  build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/findings.c"
+  build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/findings.c" "$ROOT/src/jscan.c"
   run fuzz_findings findings
 fi
 echo "fuzz: no crash in ${SECS}s per driver"

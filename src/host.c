@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "console.h"
 #include "error.h"
+#include "jscan.h"
 #include "plugin.h"
 #include "report.h"
 #include "txscan.h"
@@ -266,45 +267,77 @@ static void refused(fanout *f, size_t i, int rc)
 	settle_one(f);
 }
 
-static const char *kind_name(const json_t *v)
+typedef struct tx_ids {
+	span hash, id; /* top-level members; a repeated key: the last wins */
+} tx_ids;
+
+static void tx_member(const jstr *key, span value, void *ud)
 {
-	return json_is_array(v) ? "an array" : json_is_string(v) ? "a string"
-	     : json_is_number(v) ? "a number" : json_is_boolean(v) ? "a boolean" : "null";
+	tx_ids *t = ud;
+	if (key->nul)
+		return;
+	if (key->len == 4 && !memcmp(key->buf, "hash", 4))
+		t->hash = value;
+	else if (key->len == 2 && !memcmp(key->buf, "id", 2))
+		t->id = value;
 }
 
-/* The one C-side check before fan-out. On success *txid is the input's
- * "hash" or "id" (a new reference, or NULL). */
+/* The input's "hash" when it is a string, else its "id" when a string or a
+ * number (integral ones within double's exact range as integers): a new
+ * reference, or NULL. jansson reads just that value. */
+static json_t *txid_of(const tx_ids *t)
+{
+	span v = t->hash.p && *t->hash.p == '"' ? t->hash : t->id;
+	if (!v.p || !(*v.p == '"' || *v.p == '-' || (*v.p >= '0' && *v.p <= '9')))
+		return NULL;
+	json_t *j = json_loadb(v.p, (size_t)(v.end - v.p),
+	                       JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
+	double num = json_is_real(j) ? json_real_value(j) : 0.5;
+	if (num >= -9007199254740992.0 && num <= 9007199254740992.0 && num == floor(num)) {
+		json_decref(j);
+		return json_integer((json_int_t)num);
+	}
+	return j;
+}
+
+/* The one C-side check before fan-out: size, JSON syntax (jscan.c: checked
+ * in place, nothing built), a JSON object. On success *txid is the input's
+ * id (see txid_of). */
 static char *check_input(const txs_host *h, const char *tx, size_t len, json_t **txid)
 {
 	char *msg = NULL;
-	json_error_t je;
 	if (len > h->max_input) {
 		if (asprintf(&msg, "transaction is %zu bytes, the cap is %zu", len, h->max_input) < 0)
 			msg = NULL;
 		return msg ? msg : strdup("transaction too large");
 	}
-	/* INT_AS_REAL: a number too big for int64 is still valid JSON (the VM
-	 * parses it as a double, as JSON.parse does) */
-	json_t *v = json_loadb(tx, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
-	if (!v || !json_is_object(v)) {
-		if (!v && asprintf(&msg, "invalid JSON: %s at column %d", je.text, je.column) < 0)
+	jscan s;
+	jscan_init(&s, tx, len);
+	tx_ids ids = {{0}, {0}};
+	jscan_ws(&s);
+	const char *v0 = s.p;
+	bool ok = jscan_at(&s, '{') ? jscan_object(&s, 1, tx_member, &ids)
+	        : s.p < s.end       ? jscan_value(&s, 1)
+	                            : jscan_fail(&s, "no JSON value");
+	if (ok)
+		jscan_end(&s);
+	if (s.syntax) {
+		size_t line = 1, col = 1;
+		for (size_t i = 0; i < s.at; i++, col++)
+			if (tx[i] == '\n') {
+				line++;
+				col = 0;
+			}
+		int rc = line > 1 ? asprintf(&msg, "invalid JSON: %s at line %zu, column %zu", s.syntax, line, col)
+		                  : asprintf(&msg, "invalid JSON: %s at column %zu", s.syntax, col);
+		return rc < 0 ? strdup("invalid JSON") : msg;
+	}
+	if (*v0 != '{') {
+		if (asprintf(&msg, "transaction must be a JSON object, got %s", jscan_kind(v0)) < 0)
 			msg = NULL;
-		if (v && asprintf(&msg, "transaction must be a JSON object, got %s", kind_name(v)) < 0)
-			msg = NULL;
-		json_decref(v);
 		return msg ? msg : strdup("invalid input");
 	}
-	json_t *id = json_object_get(v, "hash");
-	if (!json_is_string(id))
-		id = json_object_get(v, "id");
-	double num = json_is_real(id) ? json_real_value(id) : 0.5;
-	if (num >= -9007199254740992.0 && num <= 9007199254740992.0 && num == floor(num))
-		*txid = json_integer((json_int_t)num); /* an integral id, within double's exact range */
-	else if (json_is_real(id))
-		*txid = json_incref(id);
-	else
-		*txid = json_is_string(id) ? json_incref(id) : NULL;
-	json_decref(v);
+	*txid = txid_of(&ids);
 	return NULL;
 }
 

@@ -282,6 +282,11 @@ static void test_invalid_input(void **state)
 	struct { const char *tx, *needle; } cases[] = {
 	    {"{\"a\": ", "invalid JSON"}, {"[1,2]", "must be a JSON object, got an array"},
 	    {"\"s\"", "got a string"}, {"", "invalid JSON"},
+	    {"{\"a\": }", "invalid JSON: expected a value at column 7"},
+	    {"{\"a\": 1}\n{", "invalid JSON: text after the JSON value at line 2, column 1"},
+	    {"{\"a\": \"\\ud800\"}", "invalid JSON: invalid Unicode"},
+	    {"{\"a\": \"\xff\"}", "invalid JSON: invalid UTF-8"},
+	    {"{\"a\": 01}", "invalid JSON"}, {"  ", "invalid JSON: no JSON value"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		txs_report *rep;
@@ -298,7 +303,8 @@ static void test_invalid_input(void **state)
 	struct { const char *tx, *want; } ids[] = {
 	    {"{\"id\": 1e300}", "1e300"}, {"{\"id\": 42}", "42"}, {"{\"id\": 2.5}", "2.5"},
 	    {"{\"id\": -1e19}", "-1e19"}, {"{\"hash\": \"0xab\", \"id\": 3}", "\"0xab\""},
-	    {"{\"id\": [1]}", "null"},
+	    {"{\"id\": [1]}", "null"}, {"{\"hash\": 5, \"id\": \"x\"}", "\"x\""},
+	    {"{\"hash\": \"a\", \"hash\": \"b\"}", "\"b\""}, {"{\"h\\u0061sh\": \"esc\"}", "\"esc\""},
 	};
 	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
 		json_t *j = scan_json(h, ids[i].tx);
