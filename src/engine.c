@@ -34,6 +34,9 @@
 extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
 
 #define TICK_NS (10 * 1000000ull)
+#define BACKSTOP_FACTOR 10                  /* x the budget, in wall-clock time */
+#define BACKSTOP_MIN_NS (1000 * 1000000ull) /* and at least the budget + 1 s */
+#define WAIT_READ_AGE_NS 1000000ull          /* run-queue wait re-read after 1 ms */
 #define CONSOLE_BURST 100.0      /* lines */
 #define CONSOLE_PER_SEC 100.0    /* refill rate */
 #define CONSOLE_MAX_LINE 4096    /* bytes; longer lines are cut */
@@ -52,8 +55,14 @@ struct engine {
 	engine_console_fn console;
 	void *console_ud;
 
-	/* the scan in progress */
-	uint64_t deadline_ns;
+	/* the execution in progress: one VM entry (a batch, or load/init) */
+	uint64_t budget_ns;      /* time one scan may take, less waits for a core */
+	uint64_t entry_wall_ns;  /* when the entry began ... */
+	uint64_t entry_wait_ns;  /* ... and the thread's run-queue wait until then */
+	uint64_t wait_read_ns;   /* when entry_wait_ns was read */
+	uint64_t deadline_ns;    /* the current scan's wall-clock backstop */
+	bool over_backstop;      /* the kill was the backstop's */
+	int sched_fd;            /* /proc/thread-self/schedstat of the owner, or -1 */
 	double armed_s;          /* limit the watchdog is armed with */
 	engine_status killed;    /* set by on_tick when it terminates */
 	size_t rss_baseline;     /* process RSS when the batch began (at most 1 ms old) */
@@ -81,6 +90,26 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* How long the owner thread has waited on a run queue for a core, in all
+ * (the second field of schedstat; one pread). 0 without schedstat. */
+static uint64_t runqueue_wait_ns(const engine *e)
+{
+	char buf[96];
+	ssize_t n = e->sched_fd >= 0 ? pread(e->sched_fd, buf, sizeof buf - 1, 0) : -1;
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	unsigned long long run = 0, wait = 0;
+	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+}
+
+/* Wall-clock time a scan may take in all, waits for a core included. */
+static uint64_t backstop_ns(uint64_t budget_ns)
+{
+	uint64_t ten = budget_ns * BACKSTOP_FACTOR;
+	return ten > budget_ns + BACKSTOP_MIN_NS ? ten : budget_ns + BACKSTOP_MIN_NS;
 }
 
 static char *xstrdup_printf(const char *fmt, ...)
@@ -230,31 +259,58 @@ static void arm(engine *e, double seconds)
 	e->armed_s = seconds;
 }
 
+/* JSC calls this once the thread used the armed CPU time in this VM entry.
+ * The scan running now is stopped when the time it took reached its
+ * budget, or when its wall-clock backstop passed. Time its thread spent
+ * waiting on a run queue for a core beyond a quarter of the budget is not
+ * counted: an overloaded machine does not make an innocent scan time out,
+ * while the plugin's own GC and JIT threads, which also keep it waiting
+ * briefly, do not buy it more time. The entry's whole wait is used (some
+ * may predate this scan: the error is in the scan's favour, and the
+ * backstop bounds it). */
 static bool on_tick(JSContextRef ctx, void *ud)
 {
 	(void)ctx;
 	engine *e = ud;
 	uint64_t now = now_ns();
-	if (now >= e->deadline_ns) {
+	uint64_t wait = runqueue_wait_ns(e);
+	uint64_t waited = wait > e->entry_wait_ns ? wait - e->entry_wait_ns : 0;
+	uint64_t grace = e->budget_ns / 4, forgiven = waited > grace ? waited - grace : 0;
+	uint64_t took = now - e->bstart_ns;
+	uint64_t used = took > forgiven ? took - forgiven : 0;
+	if (used >= e->budget_ns || now >= e->deadline_ns) {
 		e->killed = ENGINE_TIMEOUT;
+		e->over_backstop = used < e->budget_ns;
 		return true;
 	}
 	if (e->heap_limit && heap_exceeded(e)) {
 		e->killed = ENGINE_MEMORY;
 		return true;
 	}
-	uint64_t left = e->deadline_ns - now;
+	uint64_t left = e->budget_ns - used, wall_left = e->deadline_ns - now;
+	left = left < wall_left ? left : wall_left;
 	double next = (double)(left < e->tick_ns ? left : e->tick_ns) / 1e9;
 	JSContextGroupSetExecutionTimeLimit(e->group, next, on_tick, e);
 	e->armed_s = next;
 	return false;
 }
 
-/* Sets the deadline and makes sure the watchdog fires no later than it. */
+/* A VM entry begins: each scan in it (or the one execution) has budget_ns;
+ * the watchdog fires no later than that. */
 static void begin(engine *e, uint64_t budget_ns)
 {
-	e->deadline_ns = now_ns() + budget_ns;
+	uint64_t now = now_ns();
+	e->budget_ns = budget_ns;
+	e->entry_wall_ns = e->bstart_ns = now;
+	/* a reading up to 1 ms old will do: it can only count up to 1 ms more
+	 * of waiting in the scan's favour, and saves a pread per entry */
+	if (now - e->wait_read_ns >= WAIT_READ_AGE_NS || !e->wait_read_ns) {
+		e->entry_wait_ns = runqueue_wait_ns(e);
+		e->wait_read_ns = now;
+	}
+	e->deadline_ns = now + backstop_ns(budget_ns);
 	e->killed = ENGINE_OK;
+	e->over_backstop = false;
 	double s = (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9;
 	if (s != e->armed_s) {
 		JSContextGroupSetExecutionTimeLimit(e->group, s, on_tick, e);
@@ -398,10 +454,15 @@ static void set_error(engine_result *res, engine_status st, char *msg)
 static void killed_result(engine *e, engine_result *res)
 {
 	e->dead = true;
-	if (e->killed == ENGINE_TIMEOUT)
+	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
+		set_error(res, ENGINE_TIMEOUT,
+		          xstrdup_printf("timed out: no answer after %llu ms of wall-clock time, most "
+		                         "of it waiting for a core (the machine is overloaded)",
+		                         (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
+	else if (e->killed == ENGINE_TIMEOUT)
 		set_error(res, ENGINE_TIMEOUT,
 		          xstrdup_printf("timed out after %llu ms",
-		                         (unsigned long long)(e->timeout_ns / 1000000)));
+		                         (unsigned long long)(e->budget_ns / 1000000)));
 	else
 		set_error(res, ENGINE_MEMORY,
 		          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
@@ -460,7 +521,7 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 {
 	e->bcur = i;
 	e->bstart_ns = now;
-	e->deadline_ns = now + e->timeout_ns;
+	e->deadline_ns = now + backstop_ns(e->budget_ns);
 }
 
 /* mark(i, tag, text): scan i's answer, copied out at once; scan i + 1 starts
@@ -609,6 +670,7 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 static int setup_context(engine *e, const engine_config *cfg)
 {
 	e->owner = pthread_self();
+	e->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	e->id = strdup(cfg->plugin_id);
 	e->version = strdup(cfg->plugin_version);
 	e->timeout_ns = (uint64_t)cfg->timeout_ms * 1000000ull;
@@ -696,7 +758,7 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 	JSValueRef arr = JSObjectMakeArray(e->ctx, n, items, NULL);
 	e->bres = res;
 	begin(e, e->timeout_ns);
-	batch_mark_start(e, 0, now);
+	batch_mark_start(e, 0, e->entry_wall_ns);
 	JSValueRef exc = NULL;
 	JSObjectCallAsFunction(e->ctx, e->fn_batch, NULL, 1, &arr, &exc);
 	size_t ran = batch_cut(e, n, exc);
@@ -752,6 +814,8 @@ void engine_free(engine *e)
 		JSClassRelease(e->native_class);
 	if (e->mark_class)
 		JSClassRelease(e->mark_class);
+	if (e->sched_fd >= 0)
+		close(e->sched_fd);
 	free(e->id);
 	free(e->version);
 	free(e);
