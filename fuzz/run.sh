@@ -64,7 +64,7 @@ run() { # name corpus-name
 
 only=${FUZZ_ONLY:-}
 if [ -z "$only" ] || [ "$only" = fuzz_scan_body ]; then
-  build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/server.c" "$ROOT/src/metrics.c"
+  build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/server.c" "$ROOT/src/metrics.c" "$ROOT/src/jscan.c"
   run fuzz_scan_body scan_body
 fi
 if [ -z "$only" ] || [ "$only" = fuzz_manifest ]; then

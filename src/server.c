@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "server.h"
+#include "jscan.h"
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -161,6 +162,14 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
+static void *xrealloc(void *q, size_t size)
+{
+	void *p = realloc(q, size ? size : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
 static char *xstrdup(const char *s)
 {
 	char *p = strdup(s);
@@ -286,56 +295,6 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Where the JSON value starting at s[i] ends: the index of the ',' or ']'
- * that closes it at depth 0. Only called on text jansson accepted. */
-static size_t value_end(const char *s, size_t i, size_t len)
-{
-	size_t depth = 0;
-	bool str = false;
-	for (; i < len; i++) {
-		char c = s[i];
-		if (str) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				str = false;
-		} else if (c == '"') {
-			str = true;
-		} else if (c == '[' || c == '{') {
-			depth++;
-		} else if (c == ']' || c == '}') {
-			if (depth == 0)
-				return i;
-			depth--;
-		} else if (c == ',' && depth == 0) {
-			return i;
-		}
-	}
-	return len;
-}
-
-/* The raw text of each element of a validated JSON array, so a batch item
- * reaches the plugins byte for byte as sent (re-serialising would round
- * big numbers). */
-static size_t split_array(const char *s, size_t len, body_span *spans, size_t max)
-{
-	size_t i = 0, n = 0;
-	while (i < len && s[i] != '[')
-		i++;
-	for (i++; i < len && n < max;) {
-		while (i < len && (is_ws(s[i]) || s[i] == ','))
-			i++;
-		if (i >= len || s[i] == ']')
-			break;
-		size_t end = value_end(s, i, len), e = end;
-		while (e > i && is_ws(s[e - 1]))
-			e--;
-		spans[n++] = (body_span){i, e - i};
-		i = end;
-	}
-	return n;
-}
-
 static int body_fail(body_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -349,45 +308,91 @@ static int body_fail(body_error *err, int status, const char *fmt, ...)
 	return -1;
 }
 
+/* The elements of the array at s->p, validated; the first max_items + 1
+ * are recorded as spans (one more tells the caller it is over the limit). */
+static size_t batch_elements(jscan *s, size_t max_items, body_span **spans)
+{
+	size_t n = 0, cap = 0;
+	s->p++;
+	jscan_ws(s);
+	if (jscan_at(s, ']')) {
+		s->p++;
+		return 0;
+	}
+	for (bool more = true; more;) {
+		jscan_ws(s);
+		const char *v0 = s->p;
+		if (!jscan_value(s, 2))
+			return n;
+		if (n <= max_items) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				*spans = xrealloc(*spans, cap * sizeof **spans);
+			}
+			(*spans)[n] = (body_span){(size_t)(v0 - s->start), (size_t)(s->p - v0)};
+		}
+		n++;
+		if (!jscan_next_or_close(s, ']', &more))
+			return n;
+	}
+	return n;
+}
+
 int server_parse_body(const char *body, size_t len, enum body_kind kind, size_t max_items,
                       body_span **spans, size_t *nspans, body_error *err)
 {
-	json_error_t je;
-	int rc = -1;
 	*spans = NULL;
 	*nspans = 0;
 	memset(err, 0, sizeof *err);
-	/* Big integers are valid JSON; only the plugins read the numbers. */
-	json_t *doc = json_loadb(body, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
-	if (!doc) {
-		err->line = je.line;
-		err->column = je.column;
-		err->position = (size_t)je.position;
-		return body_fail(err, 400, "invalid JSON at line %d, column %d (byte %d): %s", je.line,
-		                 je.column, je.position, je.text);
-	}
-	if (kind == BODY_SCAN && !json_is_object(doc)) {
+	/* validated in place (src/jscan.c): big numbers stay valid JSON, only
+	 * the plugins read them, and each item reaches them byte for byte */
+	jscan s;
+	jscan_init(&s, body, len);
+	jscan_ws(&s);
+	const char *v0 = s.p;
+	size_t n = 0;
+	bool batch = kind == BODY_BATCH && jscan_at(&s, '[');
+	if (batch)
+		n = batch_elements(&s, max_items, spans);
+	else if (s.p < s.end)
+		jscan_value(&s, 1);
+	else
+		jscan_fail(&s, "no JSON value");
+	if (!s.syntax)
+		jscan_end(&s);
+	int rc = -1;
+	if (s.syntax) {
+		err->line = 1;
+		err->column = 1;
+		for (size_t i = 0; i < s.at; i++, err->column++)
+			if (body[i] == '\n') {
+				err->line++;
+				err->column = 0;
+			}
+		err->position = s.at;
+		body_fail(err, 400, "invalid JSON at line %d, column %d (byte %zu): %s", err->line,
+		          err->column, s.at, s.syntax);
+	} else if (kind == BODY_SCAN && *v0 != '{') {
 		body_fail(err, 400, "the body must be one JSON object (a transaction); "
 		                    "send arrays to /v1/scan/batch");
-		goto out;
-	}
-	if (kind == BODY_BATCH && !json_is_array(doc)) {
+	} else if (kind == BODY_BATCH && !batch) {
 		body_fail(err, 400, "the body must be a JSON array of transactions");
-		goto out;
-	}
-	size_t n = kind == BODY_SCAN ? 1 : json_array_size(doc);
-	if (n > max_items) {
+	} else if (n > max_items) {
 		body_fail(err, 413, "the batch has %zu transactions; the limit is %zu (--max-batch)", n,
 		          max_items);
-		goto out;
+	} else {
+		if (kind == BODY_SCAN) {
+			*spans = xcalloc(1, sizeof **spans);
+			(*spans)[0] = (body_span){0, len};
+			n = 1;
+		}
+		*nspans = n;
+		rc = 0;
 	}
-	*spans = xcalloc(n, sizeof **spans);
-	if (kind == BODY_SCAN)
-		(*spans)[0] = (body_span){0, len};
-	*nspans = kind == BODY_SCAN ? 1 : split_array(body, len, *spans, n);
-	rc = 0;
-out:
-	json_decref(doc);
+	if (rc) {
+		free(*spans);
+		*spans = NULL;
+	}
 	return rc;
 }
 

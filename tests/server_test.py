@@ -301,7 +301,7 @@ class Api(unittest.TestCase):
             self.srv.request("POST", "/v1/scan", '{"hash": "0x1",\n "to": }', JSON), 400,
             "invalid JSON")
         self.assertEqual((err["line"], err["column"]), (2, 8))
-        self.assertEqual(err["position"], 24)  # jansson: bytes read, up to the bad token
+        self.assertEqual(err["position"], 23)  # the offset of the bad byte
 
     def test_400_wrong_shape(self):
         self.assert_error(self.srv.post_json("/v1/scan", [self.txs[0]]), 400, "one JSON object")
