@@ -2,19 +2,22 @@
  * engine.c - one JavaScriptCore VM running one plugin.
  *
  * Each engine has its own context group, because JSC's watchdog is per group.
- * A scan is exactly one VM entry: the harness calls scanTransaction, then
- * drains every microtask it caused from inside that entry (jsc_private.h),
- * then serialises the result. The watchdog is armed once with a "tick"
- * (min(timeout, 10 ms)); JSC starts it on every VM entry and calls on_tick()
- * after that much CPU time. on_tick compares the wall clock with the scan's
- * absolute deadline and re-arms itself with what is left, so a scan that ends
- * before a tick pays nothing but JSC's own per-entry timer.
+ * A batch of scans is one VM entry: for each, the harness calls
+ * scanTransaction, drains every microtask it caused from inside the entry
+ * (jsc_private.h), serialises the result and hands it to C at once. The
+ * watchdog is armed once with a "tick" (min(timeout, 10 ms)); JSC starts it
+ * on every VM entry and calls on_tick() after that much CPU time. on_tick
+ * measures the running scan (its time less what its thread waited for a
+ * core, see on_tick) against the timeout and re-arms itself with what is
+ * left, so a scan that ends before a tick pays nothing but JSC's own
+ * per-entry timer.
  *
  * Heap limit: on each tick, process RSS (one pread) is compared with the RSS
  * baseline read when the batch began (so memory other threads took before
- * does not count); growth past the limit is confirmed with JSC's heap statistics
- * (which walk the heap, so only then) or by growth past twice the limit (JSC's
- * heapSize lags for bombs of small objects). A terminated engine is dead.
+ * does not count); growth past the limit is confirmed with JSC's heap
+ * statistics (which walk the heap, so only then) or by growth past twice
+ * the limit (JSC's heapSize lags for bombs of small objects). A terminated
+ * engine is dead.
  */
 #define _GNU_SOURCE
 #include "engine.h"
