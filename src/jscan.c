@@ -238,7 +238,7 @@ static bool jnumber(jscan *s)
 bool jscan_literal(jscan *s, const char *word)
 {
 	size_t n = strlen(word);
-	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n))
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
 		return jscan_fail(s, "invalid literal");
 	s->p += n;
 	return true;
