@@ -25,6 +25,7 @@
 #include "jsc_private.h"
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,6 +38,7 @@
 extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
 
 #define TICK_NS (10 * 1000000ull)
+#define SCAVENGE_MS 1000.0 /* libpas's period for handing memory back (see slow_scavenger) */
 #define BACKSTOP_FACTOR 10                  /* x the budget, in wall-clock time */
 #define BACKSTOP_MIN_NS (1000 * 1000000ull) /* and at least the budget + 1 s */
 #define WAIT_READ_AGE_NS 1000000ull          /* run-queue wait re-read after 1 ms */
@@ -131,6 +133,23 @@ static char *xstrdup_printf(const char *fmt, ...)
 static int statm_fd = -1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* JSC's allocator (libpas) hands free memory back to the kernel every
+ * 100 ms. Engines are recycled all the time, so the memory goes back and
+ * is faulted in again at once, and each hand-back flushes TLBs on every
+ * core: `txscan scan` with the 7 example plugins spent a tenth of its CPU
+ * in madvise. Every second keeps the peak RSS within ~8 % and scans
+ * 100 000 transactions 30-45 % faster (BENCHMARKS.md). The variable is
+ * libpas's own, looked up at run time: without it nothing changes.
+ * TXS_SCAVENGE_MS overrides the period. */
+static void slow_scavenger(void)
+{
+	double *period = dlsym(RTLD_DEFAULT, "pas_scavenger_period_in_milliseconds");
+	const char *env = getenv("TXS_SCAVENGE_MS");
+	double ms = env && atof(env) > 0 ? atof(env) : SCAVENGE_MS;
+	if (period)
+		*period = ms;
+}
+
 static void global_init(void)
 {
 	/* Polling traps: termination without signals. Signal-based traps make the
@@ -139,6 +158,7 @@ static void global_init(void)
 	 * before the first VM of the process. */
 	setenv("JSC_usePollingTraps", "1", 0);
 	statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	slow_scavenger();
 }
 
 size_t engine_process_rss(void)
