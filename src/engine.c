@@ -41,11 +41,10 @@ extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
 #define SCAVENGE_MS 1000.0 /* libpas's period for handing memory back (see slow_scavenger) */
 #define BACKSTOP_FACTOR 10                  /* x the budget, in wall-clock time */
 #define BACKSTOP_MIN_NS (1000 * 1000000ull) /* and at least the budget + 1 s */
-#define WAIT_READ_AGE_NS 1000000ull          /* run-queue wait re-read after 1 ms */
+#define READINGS_AGE_NS 1000000ull           /* /proc readings re-read after 1 ms */
 #define CONSOLE_BURST 100.0      /* lines */
 #define CONSOLE_PER_SEC 100.0    /* refill rate */
 #define CONSOLE_MAX_LINE 4096    /* bytes; longer lines are cut */
-#define BASELINE_AGE_NS 1000000ull /* an RSS baseline older than this is re-read */
 
 struct engine {
 	JSContextGroupRef group;
@@ -64,14 +63,13 @@ struct engine {
 	uint64_t budget_ns;      /* time one scan may take, less waits for a core */
 	uint64_t entry_wall_ns;  /* when the entry began ... */
 	uint64_t entry_wait_ns;  /* ... and the thread's run-queue wait until then */
-	uint64_t wait_read_ns;   /* when entry_wait_ns was read */
+	uint64_t readings_ns;    /* when entry_wait_ns and rss_baseline were read */
 	uint64_t deadline_ns;    /* the current scan's wall-clock backstop */
 	bool over_backstop;      /* the kill was the backstop's */
 	int sched_fd;            /* /proc/thread-self/schedstat of the owner, or -1 */
 	double armed_s;          /* limit the watchdog is armed with */
 	engine_status killed;    /* set by on_tick when it terminates */
-	size_t rss_baseline;     /* process RSS when the batch began (at most 1 ms old) */
-	uint64_t baseline_ns;
+	size_t rss_baseline;     /* process RSS when the entry began (at most 1 ms old) */
 	bool dead;
 
 	/* the batch in progress (engine_scan_batch) */
@@ -325,11 +323,15 @@ static void begin(engine *e, uint64_t budget_ns)
 	uint64_t now = now_ns();
 	e->budget_ns = budget_ns;
 	e->entry_wall_ns = e->bstart_ns = now;
-	/* a reading up to 1 ms old will do: it can only count up to 1 ms more
-	 * of waiting in the scan's favour, and saves a pread per entry */
-	if (now - e->wait_read_ns >= WAIT_READ_AGE_NS || !e->wait_read_ns) {
+	/* Readings from /proc, up to 1 ms old (a pread each, not per entry):
+	 * the RSS baseline, so memory other threads took before does not count
+	 * against this entry, and the run-queue wait so far (an older one can
+	 * only count up to 1 ms more of waiting in the scan's favour). */
+	if (!e->readings_ns || now - e->readings_ns >= READINGS_AGE_NS) {
+		if (e->heap_limit)
+			e->rss_baseline = engine_process_rss();
 		e->entry_wait_ns = runqueue_wait_ns(e);
-		e->wait_read_ns = now;
+		e->readings_ns = now;
 	}
 	e->deadline_ns = now + backstop_ns(budget_ns);
 	e->killed = ENGINE_OK;
@@ -704,8 +706,6 @@ static int setup_context(engine *e, const engine_config *cfg)
 	e->console_ud = cfg->console_userdata;
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();
-	e->rss_baseline = engine_process_rss();
-	e->baseline_ns = now_ns();
 	e->group = JSContextGroupCreate();
 	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
 	if (!e->id || !e->version || !e->ctx)
@@ -768,20 +768,13 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 			set_error(&res[i], ENGINE_ERROR, strdup("internal: bad batch or terminated engine"));
 		return n;
 	}
-	/* RSS is the process's: what other threads took since the last reading
-	 * must not count against this batch (one pread, at most once per ms) */
-	uint64_t now = now_ns();
-	if (e->heap_limit && now - e->baseline_ns >= BASELINE_AGE_NS) {
-		e->rss_baseline = engine_process_rss();
-		e->baseline_ns = now;
-	}
 	JSValueRef items[ENGINE_BATCH_MAX];
 	for (size_t i = 0; i < n; i++)
 		items[i] = make_string(e->ctx, tx[i]);
 	JSValueRef arr = JSObjectMakeArray(e->ctx, n, items, NULL);
 	e->bres = res;
-	begin(e, e->timeout_ns);
-	batch_mark_start(e, 0, e->entry_wall_ns);
+	begin(e, e->timeout_ns); /* scan 0 starts with the entry */
+	e->bcur = 0;
 	JSValueRef exc = NULL;
 	JSObjectCallAsFunction(e->ctx, e->fn_batch, NULL, 1, &arr, &exc);
 	size_t ran = batch_cut(e, n, exc);

@@ -124,32 +124,18 @@ static void finding(jscan *s, collect *c)
 		c->top = sev;
 }
 
-static void element(jscan *s, collect *c)
+/* One element of the answer's array: a finding, or an error for it. */
+static bool element(jscan *s, int depth, void *ud)
 {
-	jscan_ws(s);
+	collect *c = ud;
 	if (jscan_at(s, '{')) {
 		finding(s, c);
-		return;
+		return !s->syntax;
 	}
 	if (s->p < s->end && !c->err)
 		c->err = fmt("finding %zu: must be an object, got %s", c->n, jscan_kind(s->p));
 	c->n++;
-	jscan_value(s, 2);
-}
-
-static void findings_array(jscan *s, collect *c)
-{
-	s->p++;
-	jscan_ws(s);
-	if (jscan_at(s, ']')) {
-		s->p++;
-		return;
-	}
-	for (bool more = true; more;) {
-		element(s, c);
-		if (s->syntax || !jscan_next_or_close(s, ']', &more))
-			return;
-	}
+	return jscan_value(s, depth);
 }
 
 char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t len,
@@ -161,7 +147,7 @@ char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t l
 	jscan_ws(&s);
 	const char *v0 = s.p;
 	if (jscan_at(&s, '['))
-		findings_array(&s, &c);
+		jscan_array(&s, 1, element, &c);
 	else if (jscan_at(&s, '{'))
 		finding(&s, &c);
 	else if (jscan_at(&s, 'n'))
@@ -171,9 +157,8 @@ char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t l
 	else if (jscan_value(&s, 1))
 		c.err = fmt("scanTransaction returned %s; expected null, a finding or an array of findings",
 		            jscan_kind(v0));
-	jscan_ws(&s);
-	if (!s.syntax && s.p != s.end)
-		jscan_fail(&s, "text after the JSON value");
+	if (!s.syntax)
+		jscan_end(&s);
 	if (s.syntax) {
 		free(c.err);
 		return fmt("result is not JSON: %s at byte %zu", s.syntax, s.at);

@@ -322,12 +322,8 @@ static char *check_input(const txs_host *h, const char *tx, size_t len, json_t *
 	if (ok)
 		jscan_end(&s);
 	if (s.syntax) {
-		size_t line = 1, col = 1;
-		for (size_t i = 0; i < s.at; i++, col++)
-			if (tx[i] == '\n') {
-				line++;
-				col = 0;
-			}
+		size_t line, col;
+		jscan_position(&s, &line, &col);
 		int rc = line > 1 ? asprintf(&msg, "invalid JSON: %s at line %zu, column %zu", s.syntax, line, col)
 		                  : asprintf(&msg, "invalid JSON: %s at column %zu", s.syntax, col);
 		return rc < 0 ? strdup("invalid JSON") : msg;

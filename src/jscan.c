@@ -304,7 +304,7 @@ bool jscan_object(jscan *s, int depth, jscan_member_fn member, void *ud)
 	return object(s, depth, member, ud, member ? &key : NULL);
 }
 
-static bool jarray(jscan *s, int depth)
+bool jscan_array(jscan *s, int depth, jscan_element_fn element, void *ud)
 {
 	if (depth > JSCAN_MAX_DEPTH)
 		return jscan_fail(s, "nested too deeply");
@@ -314,10 +314,23 @@ static bool jarray(jscan *s, int depth)
 		s->p++;
 		return true;
 	}
-	for (bool more = true; more;)
-		if (!jscan_value(s, depth + 1) || !jscan_next_or_close(s, ']', &more))
+	for (bool more = true; more;) {
+		jscan_ws(s);
+		if (!(element ? element(s, depth + 1, ud) : jscan_value(s, depth + 1)) ||
+		    !jscan_next_or_close(s, ']', &more))
 			return false;
+	}
 	return true;
+}
+
+void jscan_position(const jscan *s, size_t *line, size_t *column)
+{
+	*line = *column = 1;
+	for (const char *c = s->start; c < s->start + s->at; c++, ++*column)
+		if (*c == '\n') {
+			++*line;
+			*column = 0;
+		}
 }
 
 bool jscan_value(jscan *s, int depth)
@@ -327,7 +340,7 @@ bool jscan_value(jscan *s, int depth)
 		return jscan_fail(s, "unexpected end of text");
 	switch (*s->p) {
 	case '{': return object(s, depth, NULL, NULL, NULL);
-	case '[': return jarray(s, depth);
+	case '[': return jscan_array(s, depth, NULL, NULL);
 	case '"': return jscan_string(s, NULL, NULL);
 	case 't': return jscan_literal(s, "true");
 	case 'f': return jscan_literal(s, "false");

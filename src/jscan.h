@@ -32,6 +32,9 @@ typedef struct span {
 
 /* Called for each member of an object walked with a member function. */
 typedef void (*jscan_member_fn)(const jstr *key, span value, void *ud);
+/* Called with s->p at each element of an array (whitespace skipped); must
+ * consume one value at the given depth. False stops the walk. */
+typedef bool (*jscan_element_fn)(jscan *s, int depth, void *ud);
 
 void jscan_init(jscan *s, const char *text, size_t len);
 void jstr_init(jstr *d);
@@ -50,11 +53,15 @@ bool jscan_value(jscan *s, int depth);
 bool jscan_string(jscan *s, jstr *d, sbuf *out);
 /* s->p at '{'. member (may be NULL) sees each key, decoded, and its value. */
 bool jscan_object(jscan *s, int depth, jscan_member_fn member, void *ud);
+/* s->p at '['. element (may be NULL: any value) consumes each element. */
+bool jscan_array(jscan *s, int depth, jscan_element_fn element, void *ud);
 bool jscan_literal(jscan *s, const char *word);
 /* After an element: ',' (true, *more) or the closing character. */
 bool jscan_next_or_close(jscan *s, char close, bool *more);
 /* "an object", "an array", "a string", "a number", "a boolean", "null" for
  * the value starting at p. */
 const char *jscan_kind(const char *p);
+/* Where the first syntax error is: 1-based line and column. */
+void jscan_position(const jscan *s, size_t *line, size_t *column);
 
 #endif

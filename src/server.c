@@ -308,34 +308,28 @@ static int body_fail(body_error *err, int status, const char *fmt, ...)
 	return -1;
 }
 
-/* The elements of the array at s->p, validated; the first max_items + 1
- * are recorded as spans (one more tells the caller it is over the limit). */
-static size_t batch_elements(jscan *s, size_t max_items, body_span **spans)
+/* The spans of a batch's elements: the first max_items + 1 are kept (one
+ * more tells the caller it is over the limit), all are counted. */
+typedef struct batch {
+	body_span *spans;
+	size_t n, cap, max_items;
+} batch;
+
+static bool batch_element(jscan *s, int depth, void *ud)
 {
-	size_t n = 0, cap = 0;
-	s->p++;
-	jscan_ws(s);
-	if (jscan_at(s, ']')) {
-		s->p++;
-		return 0;
-	}
-	for (bool more = true; more;) {
-		jscan_ws(s);
-		const char *v0 = s->p;
-		if (!jscan_value(s, 2))
-			return n;
-		if (n <= max_items) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				*spans = xrealloc(*spans, cap * sizeof **spans);
-			}
-			(*spans)[n] = (body_span){(size_t)(v0 - s->start), (size_t)(s->p - v0)};
+	batch *b = ud;
+	const char *v0 = s->p;
+	if (!jscan_value(s, depth))
+		return false;
+	if (b->n <= b->max_items) {
+		if (b->n == b->cap) {
+			b->cap = b->cap ? b->cap * 2 : 16;
+			b->spans = xrealloc(b->spans, b->cap * sizeof *b->spans);
 		}
-		n++;
-		if (!jscan_next_or_close(s, ']', &more))
-			return n;
+		b->spans[b->n] = (body_span){(size_t)(v0 - s->start), (size_t)(s->p - v0)};
 	}
-	return n;
+	b->n++;
+	return true;
 }
 
 int server_parse_body(const char *body, size_t len, enum body_kind kind, size_t max_items,
@@ -350,50 +344,45 @@ int server_parse_body(const char *body, size_t len, enum body_kind kind, size_t 
 	jscan_init(&s, body, len);
 	jscan_ws(&s);
 	const char *v0 = s.p;
-	size_t n = 0;
-	bool batch = kind == BODY_BATCH && jscan_at(&s, '[');
-	if (batch)
-		n = batch_elements(&s, max_items, spans);
+	batch b = {.max_items = max_items};
+	bool is_batch = kind == BODY_BATCH && jscan_at(&s, '[');
+	if (is_batch)
+		jscan_array(&s, 1, batch_element, &b);
 	else if (s.p < s.end)
 		jscan_value(&s, 1);
 	else
 		jscan_fail(&s, "no JSON value");
 	if (!s.syntax)
 		jscan_end(&s);
-	int rc = -1;
+	size_t n = b.n;
 	if (s.syntax) {
-		err->line = 1;
-		err->column = 1;
-		for (size_t i = 0; i < s.at; i++, err->column++)
-			if (body[i] == '\n') {
-				err->line++;
-				err->column = 0;
-			}
+		size_t line, col;
+		jscan_position(&s, &line, &col);
+		err->line = (int)line;
+		err->column = (int)col;
 		err->position = s.at;
 		body_fail(err, 400, "invalid JSON at line %d, column %d (byte %zu): %s", err->line,
 		          err->column, s.at, s.syntax);
 	} else if (kind == BODY_SCAN && *v0 != '{') {
 		body_fail(err, 400, "the body must be one JSON object (a transaction); "
 		                    "send arrays to /v1/scan/batch");
-	} else if (kind == BODY_BATCH && !batch) {
+	} else if (kind == BODY_BATCH && !is_batch) {
 		body_fail(err, 400, "the body must be a JSON array of transactions");
 	} else if (n > max_items) {
 		body_fail(err, 413, "the batch has %zu transactions; the limit is %zu (--max-batch)", n,
 		          max_items);
 	} else {
 		if (kind == BODY_SCAN) {
-			*spans = xcalloc(1, sizeof **spans);
-			(*spans)[0] = (body_span){0, len};
+			b.spans = xcalloc(1, sizeof *b.spans);
+			b.spans[0] = (body_span){0, len};
 			n = 1;
 		}
+		*spans = b.spans;
 		*nspans = n;
-		rc = 0;
+		return 0;
 	}
-	if (rc) {
-		free(*spans);
-		*spans = NULL;
-	}
-	return rc;
+	free(b.spans);
+	return -1;
 }
 
 /* ---- responses ------------------------------------------------------------- */
