@@ -27,6 +27,7 @@
 #include <assert.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -148,13 +149,57 @@ static void slow_scavenger(void)
 		*period = ms;
 }
 
+/* JSC makes one run loop per thread, on the GLib context that is the
+ * thread's default when its first VM is made (a new hidden one otherwise),
+ * and destroying a VM hands the deletion of that VM's run-loop timer to
+ * this loop (JSRunLoopTimer::Manager::PerVMData). A thread that never runs
+ * its loop kept every VM's timer, GSource and dispatched task: ~1 KiB per
+ * restart, for ever. So each thread that builds engines gets a context of
+ * its own, and engine_free runs what is pending there. A thread that
+ * already has a default context is left alone (its owner runs it). */
+static pthread_key_t loop_key;
+static _Thread_local GMainContext *thread_loop;
+
+static void loop_exit(void *ctx)
+{
+	g_main_context_pop_thread_default(ctx);
+	g_main_context_unref(ctx);
+}
+
+static void own_loop(void)
+{
+	if (thread_loop || g_main_context_get_thread_default())
+		return;
+	thread_loop = g_main_context_new();
+	g_main_context_push_thread_default(thread_loop);
+	pthread_setspecific(loop_key, thread_loop);
+}
+
+/* Runs what is due on this thread's loop: deferred deletions, and JSC's
+ * timers (GC, sweeping) of the engine that lives here. */
+static void run_loop_work(void)
+{
+	for (int i = 0; thread_loop && i < 16; i++)
+		if (!g_main_context_iteration(thread_loop, FALSE))
+			break;
+}
+
 static void global_init(void)
 {
+	pthread_key_create(&loop_key, loop_exit);
 	/* Polling traps: termination without signals. Signal-based traps make the
 	 * watchdog never fire under TSan and send signals into the host's own
 	 * threads; polling measured no slower on this workload. Must be set
 	 * before the first VM of the process. */
 	setenv("JSC_usePollingTraps", "1", 0);
+	/* JSC's top tier (FTL) compiles a function once it has run ~100 000
+	 * counts in the tier below; an engine recycled every few thousand scans
+	 * pays that compile in every generation and rarely earns it back (JIT
+	 * threads took 16 % of the CPU of a busy executor). Ten times later,
+	 * only code that stays hot in a long-lived engine gets there:
+	 * `txscan scan -p examples/plugins` ~16.3k -> ~18.3k tx/s
+	 * (BENCHMARKS.md section 11). The environment overrides it. */
+	setenv("JSC_thresholdForFTLOptimizeAfterWarmUp", "1000000", 0);
 	statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 	slow_scavenger();
 }
@@ -400,6 +445,17 @@ static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef s
 	return JSValueMakeUndefined(ctx);
 }
 
+/* Runs every queued microtask now, inside this VM entry. A termination
+ * inside leaves its exception pending, and JSC unwinds once we return. */
+static void drain_microtasks(JSContextRef ctx)
+{
+	JSContextGroupRef vm = JSContextGetGroup(ctx);
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, vm);
+	txs_jsc_drain_microtasks(vm);
+	txs_jsc_lock_holder_destroy(&lock);
+}
+
 static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
                                const JSValueRef argv[], JSValueRef *exc)
 {
@@ -408,11 +464,7 @@ static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef sel
 	(void)argc;
 	(void)argv;
 	(void)exc;
-	JSContextGroupRef vm = JSContextGetGroup(ctx);
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, vm);
-	txs_jsc_drain_microtasks(vm);
-	txs_jsc_lock_holder_destroy(&lock);
+	drain_microtasks(ctx);
 	return JSValueMakeUndefined(ctx);
 }
 
@@ -569,6 +621,13 @@ static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		decode_answer(e, tag, text, len, res);
 	else
 		set_error(res, ENGINE_ERROR, exc_text);
+	/* Scan i's microtasks run under its deadline. When they are terminated,
+	 * bcur stays at i and batch_cut replaces this answer with the stop. */
+	if (argc < 4 || !JSValueToBoolean(ctx, argv[3])) {
+		drain_microtasks(ctx);
+		if (e->killed != ENGINE_OK)
+			return JSValueMakeUndefined(ctx);
+	}
 	uint64_t now = now_ns();
 	res->ms = (double)(now - e->bstart_ns) / 1e6;
 	batch_mark_start(e, i + 1, now);
@@ -722,6 +781,7 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 	*out = NULL;
 	*err = NULL;
 	pthread_once(&once, global_init);
+	own_loop();
 	engine *e = calloc(1, sizeof *e);
 	if (!e || setup_context(e, cfg) < 0) {
 		*err = strdup("cannot create a JavaScriptCore context");
@@ -835,6 +895,7 @@ void engine_free(engine *e)
 	free(e->id);
 	free(e->version);
 	free(e);
+	run_loop_work();
 }
 
 void engine_result_clear(engine_result *r)

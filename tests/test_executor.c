@@ -259,6 +259,63 @@ static void test_timeouts(void **state)
 	expect_timeout_then_ok("looping toJSON", "return {toJSON() { for (;;) {} }};");
 }
 
+/* Scans queued behind a busy one run as one batch in one VM entry. Each
+ * scan's microtasks still run before the next scan starts, and a microtask
+ * flood queued by a synchronous scan times out that scan only: the scans
+ * before it keep their answers, the ones after it run on a fresh engine. */
+static const char TICKS_SRC[] =
+    "let ticks = 0;\n"
+    "module.exports = { scanTransaction(tx) {\n"
+    "  if (tx.wait) { const end = Date.now() + 20; while (Date.now() < end) {} return -1; }\n"
+    "  if (tx.flood) { const f = () => Promise.resolve().then(f); f(); return -2; }\n"
+    "  Promise.resolve().then(() => { ticks++; });\n"
+    "  return ticks;\n"
+    "}};\n";
+
+struct slot {
+	atomic_int done;
+	txs_scan_result r;
+};
+
+static void on_slot(txs_scan_result *r, void *ud)
+{
+	struct slot *s = ud;
+	s->r = *r;
+	atomic_store(&s->done, 1);
+}
+
+static void test_microtasks_in_a_batch(void **state)
+{
+	(void)state;
+	txs_limits l = limits(40);
+	l.restart_every = 0;
+	txs_executor *ex = make("ticks", TICKS_SRC, &l);
+	static const char *const txs[] = {"{\"wait\":1}", "{}", "{}", "{}", "{\"flood\":1}", "{}", "{}"};
+	enum { N = sizeof txs / sizeof txs[0] };
+	struct slot slots[N] = {0};
+	for (int i = 0; i < N; i++)
+		assert_int_equal(txs_executor_submit(ex, txs[i], strlen(txs[i]), on_slot, &slots[i]), 0);
+	for (int i = 0; i < N; i++)
+		for (int waited = 0; !atomic_load(&slots[i].done); waited++) {
+			assert_true(waited < 5000); /* 5 s */
+			usleep(1000);
+		}
+	static const char *const want[] = {"-1", "0", "1", "2", NULL, "0", "1"};
+	for (int i = 0; i < N; i++) {
+		txs_scan_result *r = &slots[i].r;
+		if (!want[i]) {
+			assert_int_equal(r->status, TXS_STATUS_TIMEOUT);
+		} else {
+			if (r->status != TXS_STATUS_OK)
+				fail_msg("scan %d: %s: %s", i, txs_status_name(r->status), r->error);
+			assert_string_equal(r->json, want[i]);
+		}
+		assert_int_equal(r->generation, i <= 4 ? 1 : 2);
+		txs_scan_result_clear(r);
+	}
+	txs_executor_free(ex);
+}
+
 /* An innocent scan on an overloaded machine: its thread shares one core
  * with four busy threads, so ~15 ms of work takes ~75 ms of wall time
  * against a 40 ms timeout. Waiting for a core is not the plugin's
@@ -956,6 +1013,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_every),
 	    cmocka_unit_test(test_restart_and_reload),
 	    cmocka_unit_test(test_timeouts),
+	    cmocka_unit_test(test_microtasks_in_a_batch),
 	    cmocka_unit_test(test_waiting_for_a_core_is_not_a_timeout),
 	    cmocka_unit_test(test_never_settles),
 	    cmocka_unit_test(test_async_results),
