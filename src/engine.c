@@ -196,9 +196,10 @@ static void global_init(void)
 	 * counts in the tier below; an engine recycled every few thousand scans
 	 * pays that compile in every generation and rarely earns it back (JIT
 	 * threads took 16 % of the CPU of a busy executor). Ten times later,
-	 * only code that stays hot in a long-lived engine gets there:
-	 * `txscan scan -p examples/plugins` ~16.3k -> ~18.3k tx/s
-	 * (BENCHMARKS.md section 11). The environment overrides it. */
+	 * only code that stays hot in a long-lived engine gets there: CPU per
+	 * scan -7 % (small plugin), -34 % (ethers), -2.5 % throughput for
+	 * ethers in an engine never recycled (BENCHMARKS.md section 11). The
+	 * environment overrides it. */
 	setenv("JSC_thresholdForFTLOptimizeAfterWarmUp", "1000000", 0);
 	statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 	slow_scavenger();
@@ -445,17 +446,6 @@ static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef s
 	return JSValueMakeUndefined(ctx);
 }
 
-/* Runs every queued microtask now, inside this VM entry. A termination
- * inside leaves its exception pending, and JSC unwinds once we return. */
-static void drain_microtasks(JSContextRef ctx)
-{
-	JSContextGroupRef vm = JSContextGetGroup(ctx);
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, vm);
-	txs_jsc_drain_microtasks(vm);
-	txs_jsc_lock_holder_destroy(&lock);
-}
-
 static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
                                const JSValueRef argv[], JSValueRef *exc)
 {
@@ -464,7 +454,11 @@ static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef sel
 	(void)argc;
 	(void)argv;
 	(void)exc;
-	drain_microtasks(ctx);
+	JSContextGroupRef vm = JSContextGetGroup(ctx);
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, vm);
+	txs_jsc_drain_microtasks(vm);
+	txs_jsc_lock_holder_destroy(&lock);
 	return JSValueMakeUndefined(ctx);
 }
 
@@ -621,13 +615,6 @@ static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		decode_answer(e, tag, text, len, res);
 	else
 		set_error(res, ENGINE_ERROR, exc_text);
-	/* Scan i's microtasks run under its deadline. When they are terminated,
-	 * bcur stays at i and batch_cut replaces this answer with the stop. */
-	if (argc < 4 || !JSValueToBoolean(ctx, argv[3])) {
-		drain_microtasks(ctx);
-		if (e->killed != ENGINE_OK)
-			return JSValueMakeUndefined(ctx);
-	}
 	uint64_t now = now_ns();
 	res->ms = (double)(now - e->bstart_ns) / 1e6;
 	batch_mark_start(e, i + 1, now);

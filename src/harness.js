@@ -11,11 +11,8 @@
  * and the text, apart. drain() runs every pending microtask right
  * there, inside the same VM entry, so the watchdog covers them too.
  * runBatch(texts) scans several transactions in one VM entry: mark(i, tag,
- * text, drained) hands scan i's answer to C at once (so a scan that is
- * terminated loses nothing that finished before it), drains the microtasks
- * first unless `drained` says the scan did already (a synchronous answer is
- * final before its microtasks run, so one native call per scan does both),
- * and starts scan i + 1's own deadline.
+ * text) hands scan i's answer to C at once (so a scan that is terminated
+ * loses nothing that finished before it) and starts scan i + 1's own deadline.
  */
 (function (native, drain, mark, g) {
 'use strict';
@@ -87,18 +84,13 @@ function settle(r) {
   ser(r);
   return false;
 }
-// Calls fn; a thenable's outcome needs the microtasks, so they are drained
-// here then. Returns whether they were: the caller drains them otherwise.
 function call(fn, args) {
   state = 0; rtag = 1; rtext = ''; seq++;
   let pending = false;
   try { pending = settle(apply(fn, mod, args)); } catch (e) { rtag = 1; rtext = fmtErr(e); }
-  if (pending) {
-    drain();
-    if (state !== 2) { rtag = 2; rtext = ''; }
-  }
+  drain();
+  if (pending && state !== 2) { rtag = 2; rtext = ''; }
   state = 0; seq++;
-  return pending;
 }
 function describe(v) { return v === undefined ? 'missing' : 'not a function (it is ' + (v === null ? 'null' : typeof v) + ')'; }
 return {
@@ -118,16 +110,16 @@ return {
   init(id, version, config) {
     pctx = {plugin: freeze({id: id, version: version}), config: parse(config)};
     if (initFn === null) return 'R';
-    if (!call(initFn, [pctx])) drain();
+    call(initFn, [pctx]);
     return (rtag === 0 ? 'R' : rtag === 1 ? 'E' : 'P') + rtext;
   },
   runBatch(texts) {
     const n = texts.length;
     for (let i = 0; i < n; i++) {
       let tx;
-      try { tx = parse(texts[i]); } catch (e) { mark(i, 1, 'transaction is not valid JSON: ' + fmtErr(e), true); continue; }
-      const drained = call(scanFn, [tx, pctx]);
-      mark(i, rtag, rtext, drained);
+      try { tx = parse(texts[i]); } catch (e) { mark(i, 1, 'transaction is not valid JSON: ' + fmtErr(e)); continue; }
+      call(scanFn, [tx, pctx]);
+      mark(i, rtag, rtext);
     }
   },
 };
