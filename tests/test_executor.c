@@ -260,6 +260,42 @@ static void test_timeouts(void **state)
 	expect_timeout_then_ok("looping toJSON", "return {toJSON() { for (;;) {} }};");
 }
 
+/* Answers come out of the VM as UTF-8 whatever their length and wherever a
+ * non-ASCII character sits (the copy-out has a 16-at-a-time ASCII path and
+ * falls back at the first other character). */
+static void test_answer_encoding(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	txs_executor *ex = make("encoding",
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  const a = 'a'.repeat(tx.n);\n"
+	    "  return tx.c === undefined ? a : a + tx.c + 'b'.repeat(tx.n);\n"
+	    "}};\n", &l);
+	static const struct { const char *tx, *want; } cases[] = {
+	    {"{\"n\":0}", "\"\""},
+	    {"{\"n\":15}", "\"aaaaaaaaaaaaaaa\""},
+	    {"{\"n\":33}", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""},
+	    /* U+00FF is still an 8-bit string in JSC; U+00E9 in the SIMD part */
+	    {"{\"n\":20,\"c\":\"\\u00ff\"}",
+	     "\"aaaaaaaaaaaaaaaaaaaa\xc3\xbf" "bbbbbbbbbbbbbbbbbbbb\""},
+	    {"{\"n\":3,\"c\":\"\\u00e9\"}", "\"aaa\xc3\xa9" "bbb\""},
+	    {"{\"n\":17,\"c\":\"\\ud83d\\ude00\"}",
+	     "\"aaaaaaaaaaaaaaaaa\xf0\x9f\x98\x80" "bbbbbbbbbbbbbbbbb\""},
+	    {"{\"n\":16,\"c\":\"\\u007f\"}",
+	     "\"aaaaaaaaaaaaaaaa\x7f" "bbbbbbbbbbbbbbbb\""},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		txs_scan_result r = scan(ex, cases[i].tx);
+		if (r.status != TXS_STATUS_OK)
+			fail_msg("%s: %s: %s", cases[i].tx, txs_status_name(r.status), r.error);
+		assert_string_equal(r.json, cases[i].want);
+		assert_int_equal(r.json_len, strlen(cases[i].want));
+		txs_scan_result_clear(&r);
+	}
+	txs_executor_free(ex);
+}
+
 /* Scans queued behind a busy one run as one batch in one VM entry. Each
  * scan's microtasks still run before the next scan starts, and a microtask
  * flood queued by a synchronous scan times out that scan only: the scans
@@ -1026,6 +1062,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_and_reload),
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_microtasks_in_a_batch),
+	    cmocka_unit_test(test_answer_encoding),
 	    cmocka_unit_test(test_waiting_for_a_core_is_not_a_timeout),
 	    cmocka_unit_test(test_never_settles),
 	    cmocka_unit_test(test_async_results),
