@@ -22,6 +22,8 @@
 
 #include "txscan.h"
 
+#include <jsc/jsc.h>
+
 static const char TX[] = "{\"hash\":\"0xabc\",\"value\":\"0x1\"}";
 
 static double slack_ms(void)
@@ -700,6 +702,23 @@ static void test_cross_thread_lifetime(void **state)
 	pthread_join(t, NULL);
 }
 
+/* The JSC options txscan sets before the first VM (docs/engine.md):
+ * polling traps, and the FTL tier ten times later than JSC's default. */
+static void test_jsc_options(void **state)
+{
+	(void)state;
+	txs_executor *ex = make("options", COUNTER_SRC, NULL);
+	assert_int_equal(scan_num(ex), 1);
+	gboolean polling = FALSE;
+	gint ftl = 0;
+	assert_true(jsc_options_get_boolean("usePollingTraps", &polling));
+	assert_true(jsc_options_get_int("thresholdForFTLOptimizeAfterWarmUp", &ftl));
+	assert_true(polling);
+	if (!getenv("JSC_thresholdForFTLOptimizeAfterWarmUp"))
+		assert_int_equal(ftl, 1000000);
+	txs_executor_free(ex);
+}
+
 /* Restarts leave nothing behind in malloc: JSC hands the deletion of a
  * destroyed VM's run-loop timer (a GSource and its name, ~230 bytes) to
  * the thread's run loop, which the engine thread must run. Under ASan
@@ -1073,6 +1092,7 @@ int main(void)
 	    cmocka_unit_test(test_sandbox),
 	    cmocka_unit_test(test_console),
 	    cmocka_unit_test(test_cross_thread_lifetime),
+	    cmocka_unit_test(test_jsc_options),
 	    cmocka_unit_test(test_thousand_restarts),
 	    cmocka_unit_test(test_free_with_queued_scans),
 	    cmocka_unit_test(test_overload),
