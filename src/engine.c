@@ -157,8 +157,9 @@ static void slow_scavenger(void)
  * thread's default when its first VM is made (a new hidden one otherwise),
  * and destroying a VM hands the deletion of that VM's run-loop timer to
  * this loop (JSRunLoopTimer::Manager::PerVMData). A thread that never runs
- * its loop kept every VM's timer, GSource and dispatched task: ~1 KiB per
- * restart, for ever. So each thread that builds engines gets a context of
+ * its loop kept every VM's timer, GSource and dispatched task: ~0.7 KiB of
+ * RSS per restart, for ever (BENCHMARKS.md section 12). So each thread that
+ * builds engines gets a context of
  * its own, and engine_free runs what is pending there. A thread that
  * already has a default context is left alone (its owner runs it). */
 static pthread_key_t loop_key;
