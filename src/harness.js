@@ -4,9 +4,11 @@
  * JSON.stringify or Promise.prototype.then only breaks its own results, which
  * the C side validates anyway).
  *
- * It is called as harness(native, drain, mark, globalThis) and returns {load,
- * init, runBatch}. init's answer is one string whose first character is a
- * tag: 'R' + JSON (settled result), 'E' + text (error), 'P' (a promise that
+ * It is called as harness(drain, mark, globalThis) and returns {load, init,
+ * runBatch}. The globals a plugin sees (console, self, what is removed or
+ * pinned) are set up in C before this runs (engine.c, install_globals):
+ * JavaScript here is parsed and compiled again by every new engine.
+ * init's answer is one string whose first character is a tag: 'R' + JSON (settled result), 'E' + text (error), 'P' (a promise that
  * did not settle); a scan's answer is the same tag as a number (0, 1, 2)
  * and the text, apart. drain() runs every pending microtask right
  * there, inside the same VM entry, so the watchdog covers them too.
@@ -14,38 +16,14 @@
  * text) hands scan i's answer to C at once (so a scan that is terminated
  * loses nothing that finished before it) and starts scan i + 1's own deadline.
  */
-(function (native, drain, mark, g) {
+(function (drain, mark, g) {
 'use strict';
 const parse = JSON.parse, stringify = JSON.stringify, apply = Reflect.apply;
 const P = Promise, then = P.prototype.then, Str = String;
-const define = Object.defineProperty, freeze = Object.freeze;
+const freeze = Object.freeze;
 const join = Array.prototype.join, split = String.prototype.split, filter = Array.prototype.filter;
 const indexOf = String.prototype.indexOf;
 let mod = null, scanFn = null, initFn = null, pctx = null, state = 0;
-g.self = g; g.global = g;
-// Atomics stays: without SharedArrayBuffer nothing can wait on it, and
-// deleting it materialises it first (~90 KiB per engine, measured).
-for (const k of ['WebAssembly', 'FinalizationRegistry', 'SharedArrayBuffer'])
-  try { delete g[k]; } catch (e) {}
-// Hooks that run plugin code while a stack is built (Error.prepareStackTrace
-// makes V8-style hosts unkillable) are pinned; so is the stack depth.
-for (const k of ['prepareStackTrace', 'captureStackTrace'])
-  define(Error, k, {value: undefined, writable: false, enumerable: false, configurable: false});
-define(Error, 'stackTraceLimit', {value: Error.stackTraceLimit, writable: false, enumerable: false, configurable: false});
-function fmtArg(a) {
-  if (typeof a === 'string') return a;
-  try { if (a !== null && typeof a === 'object') { const s = stringify(a); if (s !== undefined) return s; } } catch (e) {}
-  try { return Str(a); } catch (e) { return '[unprintable]'; }
-}
-function logger(level) {
-  return function () {
-    const parts = [];
-    for (let i = 0; i < arguments.length; i++) parts[i] = fmtArg(arguments[i]);
-    native(level, apply(join, parts, [' ']));
-  };
-}
-const con = {debug: logger(0), log: logger(1), info: logger(2), warn: logger(3), error: logger(4), trace: logger(0)};
-define(g, 'console', {value: freeze(con), writable: true, enumerable: false, configurable: true});
 function fmtErr(e) {
   try {
     if (e !== null && typeof e === 'object') {
