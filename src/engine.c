@@ -804,8 +804,10 @@ static bool js_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef
 	return !exc;
 }
 
-/* A frozen console whose methods print through native_console. */
-static JSObjectRef make_console(engine *e, JSObjectRef object_ctor)
+/* A frozen console whose methods print through native_console. They are
+ * callable objects with Function.prototype as their prototype, so that
+ * console.log.apply(console, args) and .bind work as on functions. */
+static JSObjectRef make_console(engine *e, JSObjectRef object_ctor, JSObjectRef function_proto)
 {
 	static const struct { const char *name; int level; } methods[] = {
 	    {"debug", ENGINE_LOG_DEBUG}, {"log", ENGINE_LOG_LOG},    {"info", ENGINE_LOG_INFO},
@@ -815,8 +817,9 @@ static JSObjectRef make_console(engine *e, JSObjectRef object_ctor)
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
 		struct console_fn *cf = &e->con[methods[i].level];
 		*cf = (struct console_fn){e, methods[i].level};
-		if (!js_set(ctx, con, methods[i].name, JSObjectMake(ctx, e->console_class, cf),
-		            kJSPropertyAttributeNone))
+		JSObjectRef fn = JSObjectMake(ctx, e->console_class, cf);
+		JSObjectSetPrototype(ctx, fn, function_proto);
+		if (!js_set(ctx, con, methods[i].name, fn, kJSPropertyAttributeNone))
 			return NULL;
 	}
 	JSObjectRef freeze = object_ctor ? js_object_prop(ctx, object_ctor, "freeze") : NULL;
@@ -854,7 +857,9 @@ static bool install_globals(engine *e)
 	     js_pin(ctx, define, err, "prepareStackTrace", JSValueMakeUndefined(ctx)) &&
 	     js_pin(ctx, define, err, "captureStackTrace", JSValueMakeUndefined(ctx)) &&
 	     js_pin(ctx, define, err, "stackTraceLimit", depth);
-	JSObjectRef con = ok ? make_console(e, object) : NULL;
+	JSObjectRef function = ok ? js_object_prop(ctx, g, "Function") : NULL;
+	JSObjectRef function_proto = function ? js_object_prop(ctx, function, "prototype") : NULL;
+	JSObjectRef con = function_proto ? make_console(e, object, function_proto) : NULL;
 	ok = con && js_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum);
 	e->string_fn = ok ? js_object_prop(ctx, g, "String") : NULL;
 	if (e->string_fn)

@@ -654,6 +654,9 @@ static void test_console(void **state)
 	    "  if (tx.flood) { for (let i = 0; i < 1000; i++) console.log(i); return 0; }\n"
 	    "  if (tx.kinds) { console.trace('s', 1, null, undefined, Symbol('q'), function f() {},\n"
 	    "      [1, 'x'], {toJSON() { throw 1; }, toString() { return 'ts'; }}); return 0; }\n"
+	    "  if (tx.apply) { console.error.apply(console, ['via', 'apply']);\n"
+	    "      console.info.call(null, 'via call'); console.warn.bind(console, 'bound')('x');\n"
+	    "      return [typeof console.log, console.log instanceof Function]; }\n"
 	    "  if (tx.props) return [Object.isFrozen(console), Object.keys(globalThis).includes('console'),\n"
 	    "      Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit').writable,\n"
 	    "      Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace').configurable];\n"
@@ -673,6 +676,12 @@ static void test_console(void **state)
 	txs_scan_result_clear(&r);
 	assert_string_equal(log.last, "chatty/debug/s 1 null undefined Symbol(q) function f() {} "
 	                              "[1,\"x\"] ts");
+	/* the methods are functions: apply, call and bind work (bundles use them) */
+	r = scan(ex, "{\"apply\":true}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[\"function\",true]");
+	txs_scan_result_clear(&r);
+	assert_string_equal(log.last, "chatty/warn/bound x");
 	r = scan(ex, "{\"props\":true}");
 	assert_int_equal(r.status, TXS_STATUS_OK);
 	assert_string_equal(r.json, "[true,false,false,false]");
