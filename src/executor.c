@@ -50,6 +50,7 @@
  * atomics written by the lanes and read from anywhere.
  */
 #define _GNU_SOURCE
+#include "bell.h"
 #include "clock.h"
 #include "engine.h"
 #include "error.h"
@@ -122,7 +123,8 @@ typedef struct lane {
 
 struct txs_executor {
 	pthread_mutex_t mu;
-	pthread_cond_t wake;     /* the active lane waits here */
+	pthread_cond_t wake;     /* the active lane waits here, unless ... */
+	txs_bell *bell;          /* ... it shares its host's bell (mu) */
 	pthread_cond_t sb_wake;  /* the standby lane waits here */
 	lane lanes[2];
 	/* set at creation, read by any thread */
@@ -758,11 +760,31 @@ static bool idle_work_locked(lane *ln)
 static void quarantine_wait_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
-	struct timespec ts = txs_timespec(ex->retry_at_ns);
-	if (pthread_cond_timedwait(&ex->wake, &ex->mu, &ts) != ETIMEDOUT)
-		return;
+	if (ex->bell) {
+		uint32_t seq = txs_bell_seq(ex->bell);
+		pthread_mutex_unlock(&ex->mu);
+		txs_bell_wait(ex->bell, seq, ex->retry_at_ns);
+		pthread_mutex_lock(&ex->mu);
+		if (txs_now_ns() < ex->retry_at_ns)
+			return;
+	} else {
+		struct timespec ts = txs_timespec(ex->retry_at_ns);
+		if (pthread_cond_timedwait(&ex->wake, &ex->mu, &ts) != ETIMEDOUT)
+			return;
+	}
 	pthread_mutex_unlock(&ex->mu);
 	restart(ln, R_RECOVER);
+	pthread_mutex_lock(&ex->mu);
+}
+
+/* Sleeps on the bell until it rings. mu held (the queue was found empty
+ * under it, and the sequence is read before it is let go). */
+static void bell_wait_locked(txs_executor *ex)
+{
+	txs_bell *b = ex->bell;
+	uint32_t seq = txs_bell_seq(b);
+	pthread_mutex_unlock(&ex->mu);
+	txs_bell_wait(b, seq, 0);
 	pthread_mutex_lock(&ex->mu);
 }
 
@@ -777,6 +799,8 @@ static size_t next_cmds(lane *ln, cmd **out, size_t max)
 			continue;
 		if (GET(ex->st.quarantined))
 			quarantine_wait_locked(ln);
+		else if (ex->bell)
+			bell_wait_locked(ex);
 		else
 			pthread_cond_wait(&ex->wake, &ex->mu);
 	}
@@ -998,8 +1022,10 @@ fail:
 	return rc;
 }
 
-/* Pushes c; control commands may use the reserved slots. */
-static int push(txs_executor *ex, cmd *c)
+/* Pushes c; control commands may use the reserved slots. A serving
+ * thread that slept on an empty queue is woken, or, when ring_due is not
+ * NULL and it sleeps on a bell, *ring_due is set for the caller to ring. */
+static int push(txs_executor *ex, cmd *c, bool *ring_due)
 {
 	uint32_t limit = ex->queue_cap + (c->kind == CMD_SCAN ? 0 : CONTROL_SLOTS);
 	pthread_mutex_lock(&ex->mu);
@@ -1014,14 +1040,27 @@ static int push(txs_executor *ex, cmd *c)
 	}
 	ex->ring[(ex->head + ex->count) % ex->ring_cap] = c;
 	bool was_empty = ex->count++ == 0;
+	txs_bell *bell = ex->bell;
 	atomic_fetch_add_explicit(&ex->st.pending, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&ex->mu);
-	if (was_empty)
+	if (!was_empty)
+		return 0;
+	if (!bell)
 		pthread_cond_signal(&ex->wake);
+	else if (ring_due)
+		*ring_due = true;
+	else
+		txs_bell_ring(bell);
 	return 0;
 }
 
 int txs_executor_submit(txs_executor *ex, const char *tx, size_t len, txs_scan_fn cb, void *userdata)
+{
+	return txs_executor_submit_quiet(ex, tx, len, cb, userdata, NULL);
+}
+
+int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len, txs_scan_fn cb,
+                              void *userdata, bool *ring_due)
 {
 	if (!ex || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_executor_submit: NULL argument");
@@ -1039,7 +1078,7 @@ int txs_executor_submit(txs_executor *ex, const char *tx, size_t len, txs_scan_f
 	*c = (cmd){.kind = CMD_SCAN, .cb = cb, .userdata = userdata, .len = len, .tx = (char *)(c + 1)};
 	memcpy(c->tx, tx, len);
 	c->tx[len] = '\0';
-	int rc = push(ex, c);
+	int rc = push(ex, c, ring_due);
 	if (rc) {
 		free(c);
 		return rc == TXS_ESTOPPED ? txs_fail(rc, "executor is stopping")
@@ -1106,7 +1145,7 @@ static int control(txs_executor *ex, enum cmd_kind kind, txs_plugin_code *code,
 		c.lim = *lim;
 		limits_normalize(&c.lim);
 	}
-	int rc = push(ex, &c);
+	int rc = push(ex, &c, NULL);
 	if (rc == 0) {
 		sem_wait_all(&done);
 		rc = c.rc;
@@ -1176,6 +1215,14 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 		s->latency_buckets[i] = GET(st->latency[i]);
 }
 
+void txs_executor_use_bell(txs_executor *ex, txs_bell *b)
+{
+	pthread_mutex_lock(&ex->mu);
+	ex->bell = b;
+	pthread_mutex_unlock(&ex->mu);
+	pthread_cond_broadcast(&ex->wake); /* a thread asleep on the condvar moves to the bell */
+}
+
 uint32_t txs_executor_load(const txs_executor *ex)
 {
 	return GET(ex->st.pending);
@@ -1188,9 +1235,12 @@ void txs_executor_free(txs_executor *ex)
 	pthread_mutex_lock(&ex->mu);
 	ex->stopping = true;
 	bool two = ex->lanes[1].started;
+	txs_bell *bell = ex->bell;
 	pthread_mutex_unlock(&ex->mu);
 	pthread_cond_broadcast(&ex->wake);
 	pthread_cond_broadcast(&ex->sb_wake);
+	if (bell)
+		txs_bell_ring(bell);
 	pthread_join(ex->lanes[0].thread, NULL);
 	if (two)
 		pthread_join(ex->lanes[1].thread, NULL);

@@ -16,6 +16,7 @@
  * sleeps until the head's deadline.
  */
 #define _GNU_SOURCE
+#include "bell.h"
 #include "clock.h"
 #include "console.h"
 #include "error.h"
@@ -82,6 +83,7 @@ struct txs_host {
 	uint32_t scan_timeout_ms;
 	size_t max_input;
 	_Atomic uint32_t in_flight;
+	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
 
 	pthread_t deadline_thread;
 	bool deadline_started;
@@ -379,13 +381,17 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 	atomic_fetch_add(&h->in_flight, 1);
 	if (f->deadline_ns != UINT64_MAX)
 		list_add(h, f);
+	bool ring = false;
 	for (size_t i = 0; i < h->n; i++) {
-		int rc = txs_executor_submit(pick(h->plugins[i]), tx, len, on_answer, &f->slots[i]);
+		int rc = txs_executor_submit_quiet(pick(h->plugins[i]), tx, len, on_answer, &f->slots[i],
+		                                   &ring);
 		if (rc) {
 			refused(f, i, rc);
 			release(f);
 		}
 	}
+	if (ring)
+		txs_bell_ring(&h->bell);
 	return 0;
 }
 
@@ -461,6 +467,8 @@ static int plugin_start(txs_host *h, const plugin_manifest *m, plugin **out)
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
 		rc = txs_executor_new(&p->ex[i], &code, &m->limits, con, ud);
 		p->instances = i + (rc == 0);
+		if (!rc)
+			txs_executor_use_bell(p->ex[i], &h->bell);
 	}
 	if (rc) {
 		plugin_free(p);
@@ -592,6 +600,7 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 		h->opt = *opts;
 	pthread_mutex_init(&h->dmu, NULL);
 	txs_cond_init(&h->dcv);
+	txs_bell_init(&h->bell);
 	if (!h->opt.console && !h->opt.console_quiet)
 		h->sink = console_sink_new(CONSOLE_BUFFER);
 	h->deadline_started = pthread_create(&h->deadline_thread, NULL, deadline_main, h) == 0;

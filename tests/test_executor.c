@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bell.h"
 #include "txscan.h"
 
 #include <jsc/jsc.h>
@@ -1052,9 +1054,10 @@ static double cpu_ms(void)
  * executor answers "unavailable" at once and retries with backoff, without
  * spinning (a monotonic deadline on a realtime condvar made it retry in a
  * busy loop). */
-static void test_quarantine(void **state)
+/* A quarantined executor retries with backoff, idle in between: on its
+ * own condition variable, or asleep on a bell (as the host's executors). */
+static void quarantine(txs_bell *bell)
 {
-	(void)state;
 	char src[512];
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
@@ -1066,6 +1069,8 @@ static void test_quarantine(void **state)
 	txs_limits l = limits(20);
 	l.quarantine_after = 3;
 	txs_executor *ex = make("flaky", src, &l);
+	if (bell)
+		txs_executor_use_bell(ex, bell);
 	assert_int_equal(scan(ex, TX).status, TXS_STATUS_OK);
 	struct timespec pause = {.tv_sec = 0, .tv_nsec = 700 * 1000000L};
 	nanosleep(&pause, NULL); /* past T */
@@ -1104,6 +1109,68 @@ static void test_quarantine(void **state)
 	txs_executor_free(ex);
 }
 
+static void test_quarantine(void **state)
+{
+	(void)state;
+	quarantine(NULL);
+	txs_bell bell;
+	txs_bell_init(&bell);
+	quarantine(&bell);
+}
+
+struct bell_round {
+	sem_t done;
+	atomic_int ok;
+};
+
+static void bell_answer(txs_scan_result *r, void *ud)
+{
+	struct bell_round *b = ud;
+	if (r->status == TXS_STATUS_OK)
+		atomic_fetch_add(&b->ok, 1);
+	txs_scan_result_clear(r);
+	sem_post(&b->done);
+}
+
+/* Executors asleep on one bell: scans queued quietly and one ring wake
+ * them all, round after round with no wake-up lost (each round must end
+ * within 5 s); control commands and free wake them too. */
+static void test_bell(void **state)
+{
+	(void)state;
+	enum { EXECUTORS = 3, ROUNDS = 2000 };
+	txs_bell bell;
+	txs_bell_init(&bell);
+	txs_executor *ex[EXECUTORS];
+	for (int i = 0; i < EXECUTORS; i++) {
+		ex[i] = make("belled", COUNTER_SRC, NULL);
+		txs_executor_use_bell(ex[i], &bell);
+	}
+	struct bell_round b = {.ok = 0};
+	sem_init(&b.done, 0, 0);
+	for (int round = 0; round < ROUNDS; round++) {
+		bool ring = false;
+		for (int i = 0; i < EXECUTORS; i++)
+			assert_int_equal(txs_executor_submit_quiet(ex[i], TX, strlen(TX), bell_answer, &b,
+			                                           &ring), 0);
+		if (ring)
+			txs_bell_ring(&bell);
+		for (int i = 0; i < EXECUTORS; i++) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 5;
+			if (sem_timedwait(&b.done, &until) != 0)
+				fail_msg("round %d: an executor asleep on the bell was not woken", round);
+		}
+	}
+	assert_int_equal(atomic_load(&b.ok), EXECUTORS * ROUNDS);
+	assert_int_equal(txs_executor_restart(ex[0]), 0);
+	assert_int_equal(scan_num(ex[0]), 1); /* a fresh engine counts from 1 */
+	sem_destroy(&b.done);
+	for (int i = 0; i < EXECUTORS; i++)
+		txs_executor_free(ex[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1135,6 +1202,7 @@ int main(void)
 	    cmocka_unit_test(test_exports_forms),
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_quarantine),
+	    cmocka_unit_test(test_bell),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,56 @@
+/*
+ * bell.h - one wake-up word shared by the executors of a host.
+ *
+ * A fan-out queues a scan on every plugin's executor. Waking eight sleeping
+ * executor threads one condition variable at a time costs the submitting
+ * thread eight futex calls in a row, each a trip through the hypervisor on
+ * a paravirtualised guest. Executors that share a bell sleep on one futex
+ * word instead, and the host rings it once after queueing all the scans:
+ * one call wakes them all (BENCHMARKS.md section 15). A ring wakes every
+ * sleeper; one with nothing queued looks at its queue and sleeps again.
+ *
+ * The waiter reads the sequence (txs_bell_seq) while it still holds the
+ * lock under which it found its queue empty, then sleeps unless the
+ * sequence moved: a ring after that read is never lost.
+ */
+#ifndef TXS_BELL_H
+#define TXS_BELL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct txs_bell {
+	atomic_uint seq;      /* bumped by every ring */
+	atomic_int sleepers;  /* threads in txs_bell_wait: a ring with none makes no call */
+} txs_bell;
+
+void txs_bell_init(txs_bell *b);
+
+/* Wakes every thread asleep on b. */
+void txs_bell_ring(txs_bell *b);
+
+uint32_t txs_bell_seq(txs_bell *b);
+
+/* Sleeps until b rings after seq was read, or until deadline_ns
+ * (txs_now_ns() clock; 0 for none). It may return early. */
+void txs_bell_wait(txs_bell *b, uint32_t seq, uint64_t deadline_ns);
+
+/* ---- executors on a bell (src/executor.c; for the host) ---------------- */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct txs_executor txs_executor;
+typedef struct txs_scan_result txs_scan_result;
+
+/* From now on ex's serving thread sleeps on b (which must outlive ex). */
+void txs_executor_use_bell(txs_executor *ex, txs_bell *b);
+
+/* txs_executor_submit, except that when ex sleeps on a bell it is not
+ * woken: *ring_due is set, and the caller rings the bell once for all the
+ * scans it queued. */
+int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len,
+                              void (*cb)(txs_scan_result *, void *), void *userdata,
+                              bool *ring_due);
+
+#endif
