@@ -8,7 +8,7 @@
  *
  *   raw_jsc call    PLUGIN_DIR TX.jsonl [--seconds S] [--warmup N] [--watchdog] [--polling]
  *   raw_jsc cold    PLUGIN_DIR TX.jsonl [--contexts C] [--calls N]
- *   raw_jsc restart PLUGIN_DIR [--n N] [--polling]
+ *   raw_jsc restart PLUGIN_DIR [--n N] [--polling] [--watchdog] [--loop]
  *
  * call:    calls/s in steady state (transactions round-robin over the file).
  *          --watchdog arms JSC's execution time limit once (50 ms, as txscan's
@@ -16,7 +16,11 @@
  * cold:    the first N calls on fresh contexts (what a recycled engine pays
  *          before the JIT has warmed up again).
  * restart: create a context group + global context, load the module, run
- *          init, destroy: the floor for txs_executor_restart.
+ *          init, destroy: the floor for txs_executor_restart. --watchdog
+ *          arms the execution time limit on each context before loading;
+ *          --loop gives the thread a GLib context of its own and runs what
+ *          is pending there after each destroy, as txscan's engine threads
+ *          do (without it JSC's deferred per-VM deletions pile up).
  * --polling sets JSC_usePollingTraps=1 (what txscan's engine sets) before
  * the first VM.
  */
@@ -24,6 +28,7 @@
 #include "common.h"
 
 #include <JavaScriptCore/JavaScript.h>
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,10 +230,14 @@ static int mode_restart(int argc, char **argv)
 	bench_plugin p;
 	bench_plugin_load(&p, argv[2]);
 	long n = (long)bench_opt_num(argc, argv, "--n", 500);
+	bool watchdog = bench_flag(argc, argv, "--watchdog");
+	GMainContext *loop = bench_flag(argc, argv, "--loop") ? g_main_context_new() : NULL;
+	if (loop)
+		g_main_context_push_thread_default(loop);
 	double *ms = malloc((size_t)n * sizeof *ms);
 	raw first;
 	uint64_t t0 = bench_now_ns();
-	raw_new(&first, &p, false);
+	raw_new(&first, &p, watchdog);
 	double first_ms = (double)(bench_now_ns() - t0) / 1e6;
 	raw cur = first;
 	long rss0 = bench_rss_kb(), rss_1k = -1;
@@ -238,8 +247,10 @@ static int mode_restart(int argc, char **argv)
 		/* as txscan does it: build the new engine, then destroy the old one */
 		t0 = bench_now_ns();
 		raw next;
-		raw_new(&next, &p, false);
+		raw_new(&next, &p, watchdog);
 		raw_free(&cur);
+		for (int k = 0; loop && k < 16 && g_main_context_iteration(loop, FALSE); k++)
+			;
 		cur = next;
 		ms[i] = (double)(bench_now_ns() - t0) / 1e6;
 	}
@@ -250,6 +261,8 @@ static int mode_restart(int argc, char **argv)
 		sum += ms[i];
 	bench_json_begin("raw_jsc", "restart");
 	bench_json_str("plugin", p.id);
+	bench_json_int("watchdog", watchdog);
+	bench_json_int("loop", loop != NULL);
 	bench_json_int("n", n);
 	bench_json_num("first_ms", first_ms);
 	bench_json_num("mean_ms", sum / (double)n);
