@@ -274,6 +274,7 @@ static int mode_scan(int argc, char **argv)
 	bench_json_num("engine_us_per_scan",
 	               (s1.latency_sum_ms - s0.latency_sum_ms) * 1e3 / (double)(s1.scans - s0.scans));
 	bench_json_int("restarts", (long long)restarts);
+	bench_json_int("heap_readings", (long long)(s1.heap_readings - s0.heap_readings));
 	bench_json_end();
 	bench_plugin_free(&p);
 	bench_lines_free(&tx);
