@@ -870,7 +870,7 @@ static bool install_globals(engine *e)
 static int build_harness(engine *e, char **err)
 {
 	JSClassDefinition def = kJSClassDefinitionEmpty;
-	def.className = "TxscanConsole";
+	def.className = "Function"; /* what Object.prototype.toString reports, as for functions */
 	def.callAsFunction = native_console;
 	e->console_class = JSClassCreate(&def);
 	def.className = "TxscanMark";

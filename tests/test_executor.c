@@ -707,6 +707,47 @@ static void test_console(void **state)
 	assert_true(flood < 1000);
 }
 
+/* What bundled libraries (UMD and esbuild/webpack output, such as ethers)
+ * do while they load: find the global object, feature-test console and
+ * call its methods through apply/bind, define exports with getters. A
+ * console without Function.prototype once broke ethers at load time. */
+static void test_bundle_idioms(void **state)
+{
+	(void)state;
+	const char src[] =
+	    "(function (root, factory) {\n"
+	    "  if (typeof exports === 'object' && typeof module !== 'undefined') factory(exports);\n"
+	    "  else root.lib = factory({});\n"
+	    "})(typeof globalThis !== 'undefined' ? globalThis : typeof self !== 'undefined' ? self : this,\n"
+	    "function (exports) {\n"
+	    "  'use strict';\n"
+	    "  const g = typeof globalThis !== 'undefined' ? globalThis : typeof window !== 'undefined'\n"
+	    "      ? window : typeof global !== 'undefined' ? global : self;\n"
+	    "  const log = typeof console !== 'undefined' && console.log ? console.log.bind(console)\n"
+	    "      : function () {};\n"
+	    "  function warn() { console.warn.apply(console, ['lib:'].concat([].slice.call(arguments))); }\n"
+	    "  log('loaded'); warn('deprecated', 1);\n"
+	    "  Object.defineProperty(exports, '__esModule', {value: true});\n"
+	    "  Object.defineProperty(exports, 'scanTransaction', {enumerable: true, get: function () {\n"
+	    "    return function (tx) { return [g === globalThis, typeof window, tx.hash,\n"
+	    "        Object.prototype.toString.call(console.log), typeof String(console.log)]; }; }});\n"
+	    "});\n";
+	txs_plugin_code c = {.id = "bundle", .version = "1", .filename = "bundle.js",
+	                     .source = src, .source_len = strlen(src)};
+	struct console_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	txs_executor *ex = NULL;
+	if (txs_executor_new(&ex, &c, NULL, on_console, &log) != 0)
+		fail_msg("bundle did not load: %s", txs_last_error());
+	txs_scan_result r = scan(ex, TX);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[true,\"undefined\",\"0xabc\",\"[object Function]\",\"string\"]");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	assert_int_equal(log.lines, 2);
+	assert_string_equal(log.first, "bundle/log/loaded");
+	assert_string_equal(log.last, "bundle/warn/lib: deprecated 1");
+}
+
 /* ---- 7. lifetime ----------------------------------------------------------- */
 
 static void *create_thread(void *arg)
@@ -1189,6 +1230,7 @@ int main(void)
 	    cmocka_unit_test(test_heap_readings_not_multiplied),
 	    cmocka_unit_test(test_sandbox),
 	    cmocka_unit_test(test_console),
+	    cmocka_unit_test(test_bundle_idioms),
 	    cmocka_unit_test(test_cross_thread_lifetime),
 	    cmocka_unit_test(test_jsc_options),
 	    cmocka_unit_test(test_thousand_restarts),
