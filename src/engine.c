@@ -764,32 +764,6 @@ static JSObjectRef js_object_prop(JSContextRef ctx, JSObjectRef o, const char *n
 	return v && JSValueIsObject(ctx, v) ? (JSObjectRef)v : NULL;
 }
 
-/* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
- * Unlike a delete and a set, it keeps what the object does on a define
- * (Error.stackTraceLimit is also JSC's stack depth, and a delete unsets
- * it). */
-static bool js_pin(JSContextRef ctx, JSObjectRef define, JSObjectRef o, const char *name,
-                   JSValueRef v)
-{
-	static const char *const fixed[] = {"writable", "enumerable", "configurable"};
-	JSObjectRef desc = JSObjectMake(ctx, NULL, NULL);
-	JSStringRef n = JSStringCreateWithUTF8CString("value");
-	JSObjectSetProperty(ctx, desc, n, v, kJSPropertyAttributeNone, NULL);
-	JSStringRelease(n);
-	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-		n = JSStringCreateWithUTF8CString(fixed[i]);
-		JSObjectSetProperty(ctx, desc, n, JSValueMakeBoolean(ctx, false), kJSPropertyAttributeNone,
-		                    NULL);
-		JSStringRelease(n);
-	}
-	n = JSStringCreateWithUTF8CString(name);
-	JSValueRef exc = NULL;
-	JSValueRef args[3] = {o, JSValueMakeString(ctx, n), desc};
-	JSValueRef r = JSObjectCallAsFunction(ctx, define, NULL, 3, args, &exc);
-	JSStringRelease(n);
-	return r && !exc;
-}
-
 /* o[name] = v: an existing property keeps its attributes, a new one gets
  * a. Replacing JSC's own global console this way costs ~15 us; deleting it
  * first costs ~0.2 ms per engine (the global object's layout becomes a
@@ -802,6 +776,23 @@ static bool js_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef
 	JSObjectSetProperty(ctx, o, n, v, a, &exc);
 	JSStringRelease(n);
 	return !exc;
+}
+
+/* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
+ * Unlike a delete and a set, it keeps what the object does on a define
+ * (Error.stackTraceLimit is also JSC's stack depth, and a delete unsets
+ * it). */
+static bool js_pin(JSContextRef ctx, JSObjectRef define, JSObjectRef o, const char *name,
+                   JSValueRef v)
+{
+	static const char *const fixed[] = {"writable", "enumerable", "configurable"};
+	JSObjectRef desc = JSObjectMake(ctx, NULL, NULL);
+	bool ok = js_set(ctx, desc, "value", v, kJSPropertyAttributeNone);
+	for (size_t i = 0; ok && i < sizeof fixed / sizeof fixed[0]; i++)
+		ok = js_set(ctx, desc, fixed[i], JSValueMakeBoolean(ctx, false), kJSPropertyAttributeNone);
+	JSValueRef exc = NULL;
+	JSValueRef args[3] = {o, make_string(ctx, name), desc};
+	return ok && JSObjectCallAsFunction(ctx, define, NULL, 3, args, &exc) && !exc;
 }
 
 /* A frozen console whose methods print through native_console. They are
@@ -835,36 +826,43 @@ static JSObjectRef make_console(engine *e, JSObjectRef object_ctor, JSObjectRef 
  * would build it first: ~90 KiB per engine), no FinalizationRegistry (its
  * callbacks would run from the run loop, outside any scan); the Error hooks
  * that run plugin code while a stack is built (they make V8-style hosts
- * unkillable) pinned to undefined, and the stack depth pinned; console. */
-static bool install_globals(engine *e)
+ * unkillable) pinned to undefined, and the stack depth pinned; console.
+ * NULL, or the name of what could not be set up. */
+static const char *install_globals(engine *e)
 {
 	static const char *const removed[] = {"WebAssembly", "FinalizationRegistry",
 	                                      "SharedArrayBuffer"};
 	JSContextRef ctx = e->ctx;
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	bool ok = js_set(ctx, g, "self", g, kJSPropertyAttributeNone) &&
-	          js_set(ctx, g, "global", g, kJSPropertyAttributeNone);
-	for (size_t i = 0; ok && i < sizeof removed / sizeof removed[0]; i++) {
+	if (!js_set(ctx, g, "self", g, kJSPropertyAttributeNone) ||
+	    !js_set(ctx, g, "global", g, kJSPropertyAttributeNone))
+		return "self, global";
+	for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
 		JSStringRef n = JSStringCreateWithUTF8CString(removed[i]);
-		ok = JSObjectDeleteProperty(ctx, g, n, NULL);
+		bool gone = JSObjectDeleteProperty(ctx, g, n, NULL);
 		JSStringRelease(n);
+		if (!gone)
+			return removed[i];
 	}
 	JSObjectRef object = js_object_prop(ctx, g, "Object");
 	JSObjectRef define = object ? js_object_prop(ctx, object, "defineProperty") : NULL;
 	JSObjectRef err = js_object_prop(ctx, g, "Error");
 	JSValueRef depth = err ? js_prop(ctx, err, "stackTraceLimit") : NULL;
-	ok = ok && define && err && depth &&
-	     js_pin(ctx, define, err, "prepareStackTrace", JSValueMakeUndefined(ctx)) &&
-	     js_pin(ctx, define, err, "captureStackTrace", JSValueMakeUndefined(ctx)) &&
-	     js_pin(ctx, define, err, "stackTraceLimit", depth);
-	JSObjectRef function = ok ? js_object_prop(ctx, g, "Function") : NULL;
+	if (!define || !depth ||
+	    !js_pin(ctx, define, err, "prepareStackTrace", JSValueMakeUndefined(ctx)) ||
+	    !js_pin(ctx, define, err, "captureStackTrace", JSValueMakeUndefined(ctx)) ||
+	    !js_pin(ctx, define, err, "stackTraceLimit", depth))
+		return "Error.prepareStackTrace, captureStackTrace, stackTraceLimit";
+	JSObjectRef function = js_object_prop(ctx, g, "Function");
 	JSObjectRef function_proto = function ? js_object_prop(ctx, function, "prototype") : NULL;
 	JSObjectRef con = function_proto ? make_console(e, object, function_proto) : NULL;
-	ok = con && js_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum);
-	e->string_fn = ok ? js_object_prop(ctx, g, "String") : NULL;
-	if (e->string_fn)
-		JSValueProtect(ctx, e->string_fn);
-	return e->string_fn != NULL;
+	if (!con || !js_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum))
+		return "console";
+	e->string_fn = js_object_prop(ctx, g, "String");
+	if (!e->string_fn)
+		return "String";
+	JSValueProtect(ctx, e->string_fn);
+	return NULL;
 }
 
 static int build_harness(engine *e, char **err)
@@ -876,8 +874,9 @@ static int build_harness(engine *e, char **err)
 	def.className = "TxscanMark";
 	def.callAsFunction = native_mark;
 	e->mark_class = JSClassCreate(&def);
-	if (!install_globals(e)) {
-		*err = strdup("internal: cannot set up the plugin's globals");
+	const char *failed = install_globals(e);
+	if (failed) {
+		*err = xstrdup_printf("internal: cannot set up the plugin's globals: %s", failed);
 		return -1;
 	}
 	JSValueRef exc = NULL;
