@@ -58,14 +58,39 @@ struct console_fn {
 	int level;
 };
 
+/* The native functions a step uses: its entry and init's promise handlers. */
+enum step_kind { STEP_LOAD, STEP_INIT, STEP_FULFILLED, STEP_REJECTED };
+struct step_fn {
+	struct engine *e;
+	enum step_kind kind;
+};
+
+/* Intrinsics taken before any plugin code runs: init and the harness use
+ * these, not what the plugin may have replaced. */
+enum { PRISTINE_PARSE, PRISTINE_STRINGIFY, PRISTINE_APPLY, PRISTINE_PROMISE, PRISTINE_THEN,
+       PRISTINE_FREEZE, PRISTINE_COUNT };
+/* What engine_new holds (protected) from the first plugin code until the
+ * harness holds it: the intrinsics, the module, its init, ctx. */
+enum { KEPT_MAX = PRISTINE_COUNT + 3 };
+
 struct engine {
 	JSContextGroupRef group;
 	JSGlobalContextRef ctx;
-	JSClassRef console_class, mark_class;
-	JSObjectRef harness, fn_batch;
+	JSClassRef console_class, mark_class, step_class, fmt_class;
+	JSObjectRef fn_batch;
 	JSObjectRef string_fn;   /* the pristine String(), to print symbols */
 	struct console_fn con[ENGINE_LOG_ERROR + 1];
 	pthread_t owner;
+
+	/* loading and init (engine_new) */
+	struct step_fn steps[STEP_REJECTED + 1];
+	JSValueRef pristine[PRISTINE_COUNT];
+	JSObjectRef mod, init_fn, pctx;
+	JSValueRef kept[KEPT_MAX];
+	size_t nkept;
+	const engine_config *cfg;
+	char *step_err;  /* why a step failed, when not by an exception */
+	enum { INIT_PENDING, INIT_FULFILLED, INIT_REJECTED } init_state;
 
 	char *id, *version;
 	uint64_t timeout_ns, tick_ns;
@@ -319,6 +344,28 @@ static JSValueRef js_prop(JSContextRef ctx, JSObjectRef o, const char *name)
 	return v;
 }
 
+static JSValueRef make_string(JSContextRef ctx, const char *s)
+{
+	JSStringRef js = JSStringCreateWithUTF8CString(s);
+	JSValueRef v = JSValueMakeString(ctx, js);
+	JSStringRelease(js);
+	return v;
+}
+
+/* o[name] = v: an existing property keeps its attributes, a new one gets
+ * a. Replacing JSC's own global console this way costs ~15 us; deleting it
+ * first costs ~0.2 ms per engine (the global object's layout becomes a
+ * dictionary). */
+static bool js_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef v,
+                   JSPropertyAttributes a)
+{
+	JSStringRef n = JSStringCreateWithUTF8CString(name);
+	JSValueRef exc = NULL;
+	JSObjectSetProperty(ctx, o, n, v, a, &exc);
+	JSStringRelease(n);
+	return !exc;
+}
+
 /* Keeps the stack lines that belong to the plugin: drops the harness's own
  * frames and native ones. */
 static void strip_stack(char *st)
@@ -550,6 +597,16 @@ static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef s
 	return JSValueMakeUndefined(ctx);
 }
 
+/* Runs every queued microtask now, inside the VM entry that is running. */
+static void drain_microtasks(JSContextRef ctx)
+{
+	JSContextGroupRef vm = JSContextGetGroup(ctx);
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, vm);
+	txs_jsc_drain_microtasks(vm);
+	txs_jsc_lock_holder_destroy(&lock);
+}
+
 static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
                                const JSValueRef argv[], JSValueRef *exc)
 {
@@ -558,35 +615,339 @@ static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef sel
 	(void)argc;
 	(void)argv;
 	(void)exc;
-	JSContextGroupRef vm = JSContextGetGroup(ctx);
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, vm);
-	txs_jsc_drain_microtasks(vm);
-	txs_jsc_lock_holder_destroy(&lock);
+	drain_microtasks(ctx);
 	return JSValueMakeUndefined(ctx);
 }
 
-/* ---- calls into the harness -------------------------------------------- */
+/* ---- errors as the plugin's author reads them --------------------------- */
 
-static JSObjectRef harness_fn(engine *e, const char *name)
+static const char *type_name(JSContextRef ctx, JSValueRef v)
 {
-	JSValueRef v = js_prop(e->ctx, e->harness, name);
-	JSObjectRef f = v && JSValueIsObject(e->ctx, v) ? (JSObjectRef)v : NULL;
-	if (f)
-		JSValueProtect(e->ctx, f);
-	return f;
+	switch (JSValueGetType(ctx, v)) {
+	case kJSTypeUndefined: return "undefined";
+	case kJSTypeNull: return "null";
+	case kJSTypeBoolean: return "boolean";
+	case kJSTypeNumber: return "number";
+	case kJSTypeString: return "string";
+	case kJSTypeSymbol: return "symbol";
+	case kJSTypeBigInt: return "bigint";
+	default: return JSObjectIsFunction(ctx, (JSObjectRef)v) ? "function" : "object";
+	}
 }
 
+/* o[name], or NULL with *exc set when a getter threw. */
+static JSValueRef js_get(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef *exc)
+{
+	JSStringRef n = JSStringCreateWithUTF8CString(name);
+	JSValueRef v = JSObjectGetProperty(ctx, o, n, exc);
+	JSStringRelease(n);
+	return *exc ? NULL : v;
+}
+
+/* String(v): symbols through the pristine String, which prints them. */
+static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
+{
+	if (JSValueIsSymbol(ctx, v) && e->string_fn) {
+		JSValueRef t = JSObjectCallAsFunction(ctx, e->string_fn, NULL, 1, &v, exc);
+		if (!t || *exc)
+			return NULL;
+		v = t;
+	}
+	JSStringRef s = JSValueToStringCopy(ctx, v, exc);
+	if (!s)
+		return NULL;
+	char *p = js_string_utf8(s, NULL);
+	JSStringRelease(s);
+	return p;
+}
+
+/* A thrown value as text: "Name: message" and the plugin's stack lines, or
+ * "uncaught <type>: <text>" for a value that is not an object. Getters and
+ * toString run (under the watchdog); NULL once the watchdog has stopped the
+ * entry, with *exc the termination for the caller to throw on (JavaScript's
+ * catch sees a termination that a native function threw). */
+static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
+{
+	JSValueRef x = NULL;
+	char *name = NULL, *msg = NULL, *st = NULL, *out = NULL;
+	if (JSValueIsObject(ctx, v)) {
+		JSObjectRef o = (JSObjectRef)v;
+		JSValueRef n = js_get(ctx, o, "name", &x);
+		JSValueRef m = x ? NULL : js_get(ctx, o, "message", &x);
+		JSValueRef s = x ? NULL : js_get(ctx, o, "stack", &x);
+		name = x ? NULL : JSValueIsUndefined(ctx, n) ? strdup("Error") : string_of(e, ctx, n, &x);
+		msg = x ? NULL : string_of(e, ctx, m, &x);
+		st = !x && JSValueIsString(ctx, s) ? string_of(e, ctx, s, &x) : NULL;
+		if (st)
+			strip_stack(st);
+		if (name && msg)
+			out = xstrdup_printf("%s: %s%s%s", name, msg, st && *st ? "\n" : "", st ? st : "");
+	} else {
+		char *t = string_of(e, ctx, v, &x);
+		out = t ? xstrdup_printf("uncaught %s: %s", type_name(ctx, v), t) : NULL;
+		free(t);
+	}
+	free(name);
+	free(msg);
+	free(st);
+	if (e->killed != ENGINE_OK) { /* v may be the termination itself, caught */
+		free(out);
+		*exc = x ? x : v;
+		return NULL;
+	}
+	return out ? out : strdup("uncaught exception that cannot be printed");
+}
+
+/* fmt(e) for the harness. */
+static JSValueRef native_fmt(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                             const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	engine *e = JSObjectGetPrivate(fn);
+	char *t = error_text(e, ctx, argc ? argv[0] : JSValueMakeUndefined(ctx), exc);
+	if (!t)
+		return JSValueMakeUndefined(ctx);
+	JSValueRef v = make_string(ctx, t);
+	free(t);
+	return v;
+}
+
+/* ---- loading and init, in C --------------------------------------------- */
+
+/* Protects v until the harness holds it (or the engine is freed). */
+static void keep(engine *e, JSValueRef v)
+{
+	assert(e->nkept < KEPT_MAX);
+	JSValueProtect(e->ctx, v);
+	e->kept[e->nkept++] = v;
+}
+
+static void drop_kept(engine *e)
+{
+	while (e->nkept)
+		JSValueUnprotect(e->ctx, e->kept[--e->nkept]);
+}
+
+/* The intrinsics init and the harness use, taken before plugin code runs. */
+static bool take_pristine(engine *e)
+{
+	static const char *const path[PRISTINE_COUNT][2] = {
+	    {"JSON", "parse"}, {"JSON", "stringify"}, {"Reflect", "apply"},
+	    {"Promise", NULL}, {"Promise", "prototype"}, {"Object", "freeze"}};
+	JSContextRef ctx = e->ctx;
+	JSObjectRef g = JSContextGetGlobalObject(ctx);
+	for (int i = 0; i < PRISTINE_COUNT; i++) {
+		JSValueRef v = js_prop(ctx, g, path[i][0]);
+		if (v && JSValueIsObject(ctx, v) && path[i][1])
+			v = js_prop(ctx, (JSObjectRef)v, path[i][1]);
+		if (v && JSValueIsObject(ctx, v) && i == PRISTINE_THEN)
+			v = js_prop(ctx, (JSObjectRef)v, "then");
+		if (!v || !JSValueIsObject(ctx, v))
+			return false;
+		e->pristine[i] = v;
+		keep(e, v);
+	}
+	return true;
+}
+
+static JSObjectRef pristine_fn(engine *e, int i)
+{
+	return (JSObjectRef)e->pristine[i];
+}
+
+static char *describe(JSContextRef ctx, const char *what, JSValueRef v)
+{
+	if (JSValueIsUndefined(ctx, v))
+		return xstrdup_printf("%s is missing", what);
+	return xstrdup_printf("%s is not a function (it is %s)", what, type_name(ctx, v));
+}
+
+static bool is_function(JSContextRef ctx, JSValueRef v)
+{
+	return v && JSValueIsObject(ctx, v) && JSObjectIsFunction(ctx, (JSObjectRef)v);
+}
+
+/* Checks module.exports (or its default export) and keeps its functions. */
+static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *exc)
+{
+	if (!JSValueIsObject(ctx, m)) {
+		e->step_err = xstrdup_printf("module.exports must be an object, it is %s",
+		                             type_name(ctx, m));
+		return;
+	}
+	JSValueRef scan = js_get(ctx, (JSObjectRef)m, "scanTransaction", exc);
+	JSValueRef def = scan && JSValueIsUndefined(ctx, scan) ? js_get(ctx, (JSObjectRef)m, "default", exc) : NULL;
+	if (def && JSValueIsObject(ctx, def)) {
+		JSValueRef s = js_get(ctx, (JSObjectRef)def, "scanTransaction", exc);
+		if (is_function(ctx, s)) {
+			m = def;
+			scan = s;
+		}
+	}
+	if (*exc)
+		return;
+	if (!is_function(ctx, scan)) {
+		e->step_err = describe(ctx, "module.exports.scanTransaction", scan);
+		return;
+	}
+	JSValueRef init = js_get(ctx, (JSObjectRef)m, "init", exc);
+	if (*exc)
+		return;
+	if (!JSValueIsUndefined(ctx, init) && !is_function(ctx, init)) {
+		e->step_err = describe(ctx, "module.exports.init", init);
+		return;
+	}
+	e->mod = (JSObjectRef)m;
+	e->init_fn = JSValueIsUndefined(ctx, init) ? NULL : (JSObjectRef)init;
+	keep(e, e->mod);
+	if (e->init_fn)
+		keep(e, e->init_fn);
+}
+
+/* wrapper.call(globalThis, module, module.exports), its microtasks, then
+ * the exports. */
+static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRef *exc)
+{
+	JSObjectRef module = JSObjectMake(ctx, NULL, NULL);
+	JSObjectRef exports = JSObjectMake(ctx, NULL, NULL);
+	js_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
+	JSValueRef args[2] = {module, exports};
+	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
+	if (*exc)
+		return;
+	drain_microtasks(ctx);
+	if (e->killed != ENGINE_OK)
+		return;
+	JSValueRef m = js_get(ctx, module, "exports", exc);
+	if (m)
+		take_exports(e, ctx, m, exc);
+}
+
+/* ctx = {plugin: frozen {id, version}, config}. */
+static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef plugin = JSObjectMake(ctx, NULL, NULL);
+	js_set(ctx, plugin, "id", make_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
+	js_set(ctx, plugin, "version", make_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
+	JSObjectCallAsFunction(ctx, pristine_fn(e, PRISTINE_FREEZE), NULL, 1, (JSValueRef[]){plugin}, exc);
+	JSStringRef cs = JSStringCreateWithUTF8CString(e->cfg->config_json ? e->cfg->config_json : "{}");
+	JSValueRef config = JSValueMakeFromJSONString(ctx, cs);
+	JSStringRelease(cs);
+	if (*exc)
+		return NULL;
+	if (!config) {
+		e->step_err = strdup("config is not valid JSON");
+		return NULL;
+	}
+	JSObjectRef pctx = JSObjectMake(ctx, NULL, NULL);
+	js_set(ctx, pctx, "plugin", plugin, kJSPropertyAttributeNone);
+	js_set(ctx, pctx, "config", config, kJSPropertyAttributeNone);
+	keep(e, pctx);
+	e->pctx = pctx;
+	return pctx;
+}
+
+/* Waits for a thenable through a pristine promise: the handlers are
+ * step functions that record the outcome. */
+static void await_thenable(engine *e, JSContextRef ctx, JSValueRef r, JSValueRef *exc)
+{
+	JSObjectRef resolve, reject;
+	JSObjectRef p = JSObjectMakeDeferredPromise(ctx, &resolve, &reject, exc);
+	if (!p)
+		return;
+	JSObjectCallAsFunction(ctx, resolve, NULL, 1, &r, exc);
+	JSValueRef handlers[2] = {JSObjectMake(ctx, e->step_class, &e->steps[STEP_FULFILLED]),
+	                          JSObjectMake(ctx, e->step_class, &e->steps[STEP_REJECTED])};
+	if (!*exc)
+		JSObjectCallAsFunction(ctx, pristine_fn(e, PRISTINE_THEN), p, 2, handlers, exc);
+}
+
+/* init(ctx), awaited when it returns a thenable, with every microtask. */
+static void step_init(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef pctx = make_pctx(e, ctx, exc);
+	if (!pctx || !e->init_fn)
+		return;
+	JSValueRef r = JSObjectCallAsFunction(ctx, e->init_fn, e->mod, 1, (JSValueRef[]){pctx}, exc);
+	if (*exc)
+		return;
+	JSValueRef then = JSValueIsObject(ctx, r) ? js_get(ctx, (JSObjectRef)r, "then", exc) : NULL;
+	bool pending = is_function(ctx, then);
+	if (pending)
+		await_thenable(e, ctx, r, exc);
+	if (*exc)
+		return;
+	drain_microtasks(ctx);
+	if (e->killed == ENGINE_OK && pending && e->init_state == INIT_PENDING)
+		e->step_err = strdup("promise did not settle: it waits on something that never comes "
+		                     "(txscan has no timers or I/O)");
+}
+
+/* The native function each step runs in, so that the step and every
+ * microtask it queues are one VM entry that the watchdog covers (microtasks
+ * drained as an API call returns would each get a fresh entry); also
+ * init's promise handlers. An exception the plugin threw becomes step_err;
+ * a termination is thrown on. */
+static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                              const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	const struct step_fn *sf = JSObjectGetPrivate(fn);
+	engine *e = sf->e;
+	JSValueRef x = NULL;
+	switch (sf->kind) {
+	case STEP_LOAD:
+		step_load(e, ctx, argv[0], &x);
+		break;
+	case STEP_INIT:
+		step_init(e, ctx, &x);
+		break;
+	case STEP_FULFILLED:
+	case STEP_REJECTED:
+		if (e->init_state == INIT_PENDING && sf->kind == STEP_REJECTED)
+			e->step_err = error_text(e, ctx, argc ? argv[0] : JSValueMakeUndefined(ctx), &x);
+		e->init_state = sf->kind == STEP_FULFILLED ? INIT_FULFILLED : INIT_REJECTED;
+		break;
+	}
+	if (x && e->killed == ENGINE_OK && !e->step_err)
+		e->step_err = error_text(e, ctx, x, &x);
+	if (e->killed != ENGINE_OK)
+		*exc = x;
+	return JSValueMakeUndefined(ctx);
+}
+
+/* Runs a step as one VM entry with the init budget. 0, or -1 with *why
+ * (owned) set; a kill leaves *why NULL and e->killed set. */
+static int run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
+{
+	JSObjectRef fn = JSObjectMake(e->ctx, e->step_class, &e->steps[kind]);
+	JSValueRef exc = NULL;
+	e->step_err = NULL;
+	JSObjectCallAsFunction(e->ctx, fn, NULL, arg ? 1 : 0, &arg, &exc);
+	*why = e->step_err;
+	e->step_err = NULL;
+	if (e->killed != ENGINE_OK) {
+		free(*why);
+		*why = NULL;
+		return -1;
+	}
+	if (!*why && exc)
+		*why = exception_text(e->ctx, exc);
+	return *why ? -1 : 0;
+}
+
+/* ---- the harness's answers ---------------------------------------------- */
+
 /* Copies an answer's text out of the VM, refusing oversized results
- * before converting them. tagged: the text starts with a one-character tag. */
-static char *answer_text(engine *e, JSValueRef v, bool tagged, size_t *len, char **exc_text)
+ * before converting them. */
+static char *answer_text(engine *e, JSValueRef v, size_t *len, char **exc_text)
 {
 	JSStringRef s = JSValueToStringCopy(e->ctx, v, NULL);
 	if (!s) {
 		*exc_text = strdup("harness returned a non-string");
 		return NULL;
 	}
-	size_t chars = JSStringGetLength(s) - (tagged && JSStringGetLength(s) ? 1 : 0);
+	size_t chars = JSStringGetLength(s);
 	if (e->max_result && chars > e->max_result) {
 		*exc_text = xstrdup_printf("result too large: %zu characters, the cap is %zu bytes",
 		                           chars, e->max_result);
@@ -596,28 +957,6 @@ static char *answer_text(engine *e, JSValueRef v, bool tagged, size_t *len, char
 	char *text = js_string_utf8(s, len);
 	JSStringRelease(s);
 	return text;
-}
-
-static char *tagged_text(engine *e, JSValueRef v, size_t *len, char **exc_text)
-{
-	return answer_text(e, v, true, len, exc_text);
-}
-
-/* Calls fn(args) and copies the tagged string it returns. On a JS exception
- * (termination, or an error outside the harness's try/catch) returns NULL and
- * sets *exc_text unless the engine was killed. */
-static char *call_tagged(engine *e, JSObjectRef fn, size_t argc, const JSValueRef *argv,
-                         size_t *len, char **exc_text)
-{
-	JSValueRef exc = NULL;
-	JSValueRef r = JSObjectCallAsFunction(e->ctx, fn, NULL, argc, argv, &exc);
-	if (e->killed != ENGINE_OK)
-		return NULL;
-	if (!r || exc) {
-		*exc_text = exception_text(e->ctx, exc);
-		return NULL;
-	}
-	return tagged_text(e, r, len, exc_text);
 }
 
 static void set_error(engine_result *res, engine_status st, char *msg)
@@ -668,29 +1007,6 @@ static void decode_answer(engine *e, int tag, char *text, size_t len, engine_res
 	free(text);
 }
 
-/* The same for a tagged string ('R' + JSON, 'E' + text, 'P'). */
-static void decode(engine *e, char *text, size_t len, engine_result *res)
-{
-	int tag = text[0] == 'R' ? TAG_RESULT : text[0] == 'E' ? TAG_ERROR : TAG_PENDING;
-	if (len)
-		memmove(text, text + 1, len--);
-	decode_answer(e, tag, text, len, res);
-}
-
-static void finish(engine *e, char *text, size_t len, char *exc_text, engine_result *res)
-{
-	if (e->killed != ENGINE_OK) {
-		free(text);
-		free(exc_text);
-		killed_result(e, res);
-	} else if (!text) {
-		set_error(res, ENGINE_ERROR, exc_text);
-	} else {
-		free(exc_text);
-		decode(e, text, len, res);
-	}
-}
-
 /* Scan i of the batch starts now, with its own deadline. */
 static void batch_mark_start(engine *e, size_t i, uint64_t now)
 {
@@ -714,7 +1030,7 @@ static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	int tag = (int)JSValueToNumber(ctx, argv[1], NULL);
 	size_t len = 0;
 	char *exc_text = NULL;
-	char *text = answer_text(e, argv[2], false, &len, &exc_text);
+	char *text = answer_text(e, argv[2], &len, &exc_text);
 	if (text)
 		decode_answer(e, tag, text, len, res);
 	else
@@ -725,28 +1041,8 @@ static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	return JSValueMakeUndefined(ctx);
 }
 
-/* One execution: fn(args) and its microtasks, in one VM entry. */
-static void execute(engine *e, JSObjectRef fn, size_t argc, const JSValueRef *argv,
-                    uint64_t budget_ns, engine_result *res)
-{
-	char *exc_text = NULL;
-	size_t len = 0;
-	memset(res, 0, sizeof *res);
-	begin(e, budget_ns);
-	char *text = call_tagged(e, fn, argc, argv, &len, &exc_text);
-	finish(e, text, len, exc_text, res);
-	arm(e, (double)e->tick_ns / 1e9);
-}
-
 /* ---- life cycle ---------------------------------------------------------- */
 
-static JSValueRef make_string(JSContextRef ctx, const char *s)
-{
-	JSStringRef js = JSStringCreateWithUTF8CString(s);
-	JSValueRef v = JSValueMakeString(ctx, js);
-	JSStringRelease(js);
-	return v;
-}
 
 static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValueRef *exc)
 {
@@ -764,19 +1060,6 @@ static JSObjectRef js_object_prop(JSContextRef ctx, JSObjectRef o, const char *n
 	return v && JSValueIsObject(ctx, v) ? (JSObjectRef)v : NULL;
 }
 
-/* o[name] = v: an existing property keeps its attributes, a new one gets
- * a. Replacing JSC's own global console this way costs ~15 us; deleting it
- * first costs ~0.2 ms per engine (the global object's layout becomes a
- * dictionary). */
-static bool js_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef v,
-                   JSPropertyAttributes a)
-{
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
-	JSValueRef exc = NULL;
-	JSObjectSetProperty(ctx, o, n, v, a, &exc);
-	JSStringRelease(n);
-	return !exc;
-}
 
 /* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
  * Unlike a delete and a set, it keeps what the object does on a define
@@ -865,7 +1148,9 @@ static const char *install_globals(engine *e)
 	return NULL;
 }
 
-static int build_harness(engine *e, char **err)
+/* The classes of the native functions, and the globals, before any
+ * JavaScript runs. */
+static int prepare(engine *e, char **err)
 {
 	JSClassDefinition def = kJSClassDefinitionEmpty;
 	def.className = "Function"; /* what Object.prototype.toString reports, as for functions */
@@ -874,32 +1159,26 @@ static int build_harness(engine *e, char **err)
 	def.className = "TxscanMark";
 	def.callAsFunction = native_mark;
 	e->mark_class = JSClassCreate(&def);
+	def.className = "TxscanFmt";
+	def.callAsFunction = native_fmt;
+	e->fmt_class = JSClassCreate(&def);
+	def.className = "TxscanStep";
+	def.callAsFunction = native_step;
+	e->step_class = JSClassCreate(&def);
+	for (int k = STEP_LOAD; k <= STEP_REJECTED; k++)
+		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
 	const char *failed = install_globals(e);
+	if (!failed && !take_pristine(e))
+		failed = "JSON, Reflect.apply, Promise, Object.freeze";
 	if (failed) {
 		*err = xstrdup_printf("internal: cannot set up the plugin's globals: %s", failed);
 		return -1;
 	}
-	JSValueRef exc = NULL;
-	JSValueRef f = evaluate(e, HARNESS_JS, "txscan:harness", &exc);
-	JSValueRef args[3] = {JSObjectMakeFunctionWithCallback(e->ctx, NULL, native_drain),
-	                      JSObjectMake(e->ctx, e->mark_class, e),
-	                      JSContextGetGlobalObject(e->ctx)};
-	JSValueRef h = f && !exc ? JSObjectCallAsFunction(e->ctx, (JSObjectRef)f, NULL, 3, args, &exc)
-	                         : NULL;
-	if (!h || exc || !JSValueIsObject(e->ctx, h)) {
-		char *t = exception_text(e->ctx, exc);
-		*err = xstrdup_printf("internal: harness failed: %s", t ? t : "?");
-		free(t);
-		return -1;
-	}
-	e->harness = (JSObjectRef)h;
-	JSValueProtect(e->ctx, h);
-	e->fn_batch = harness_fn(e, "runBatch");
 	return 0;
 }
 
 /* Wraps the source as CommonJS on its own first line, so line numbers in
- * stack traces match the file. */
+ * stack traces match the file, and runs it. */
 static int load_module(engine *e, const engine_config *cfg, char **err)
 {
 	static const char head[] = "(function (module, exports) {";
@@ -917,40 +1196,66 @@ static int load_module(engine *e, const engine_config *cfg, char **err)
 	begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
 	JSValueRef wrapper = evaluate(e, code, cfg->filename, &exc);
 	free(code);
-	JSObjectRef load = wrapper && !exc ? harness_fn(e, "load") : NULL;
-	if (load) {
-		JSObjectCallAsFunction(e->ctx, load, NULL, 1, &wrapper, &exc);
-		JSValueUnprotect(e->ctx, load);
-	}
+	char *why = NULL;
+	if (!wrapper || exc)
+		why = exception_text(e->ctx, exc);
+	else if (run_step(e, STEP_LOAD, wrapper, &why) == 0)
+		return 0;
 	if (e->killed != ENGINE_OK) {
 		*err = xstrdup_printf("%s: loading the module timed out after %u ms", cfg->filename,
 		                      cfg->init_timeout_ms);
 		return -1;
 	}
-	if (!exc)
-		return 0;
-	char *t = exception_text(e->ctx, exc);
-	bool located = t && strncmp(t, cfg->filename, strlen(cfg->filename)) == 0;
+	bool located = why && strncmp(why, cfg->filename, strlen(cfg->filename)) == 0;
 	*err = xstrdup_printf("%s%s%s", located ? "" : cfg->filename, located ? "" : ": ",
-	                      t ? t : "failed to load");
-	free(t);
+	                      why ? why : "failed to load");
+	free(why);
 	return -1;
 }
 
 static int run_init(engine *e, const engine_config *cfg, char **err)
 {
-	JSObjectRef init = harness_fn(e, "init");
-	JSValueRef args[3] = {make_string(e->ctx, cfg->plugin_id),
-	                      make_string(e->ctx, cfg->plugin_version),
-	                      make_string(e->ctx, cfg->config_json ? cfg->config_json : "{}")};
-	engine_result res;
-	execute(e, init, 3, args, (uint64_t)cfg->init_timeout_ms * 1000000ull, &res);
-	JSValueUnprotect(e->ctx, init);
-	int rc = res.status == ENGINE_OK ? 0 : -1;
-	if (rc)
-		*err = xstrdup_printf("%s: init(ctx) failed: %s", cfg->filename, res.error);
-	engine_result_clear(&res);
-	return rc;
+	begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
+	char *why = NULL;
+	int rc = run_step(e, STEP_INIT, NULL, &why);
+	arm(e, (double)e->tick_ns / 1e9);
+	if (rc == 0)
+		return 0;
+	if (e->killed != ENGINE_OK) {
+		engine_result res = {0};
+		killed_result(e, &res);
+		why = res.error;
+	}
+	*err = xstrdup_printf("%s: init(ctx) failed: %s", cfg->filename, why ? why : "out of memory");
+	free(why);
+	return -1;
+}
+
+/* The harness takes over what loading and init kept. */
+static int build_harness(engine *e, char **err)
+{
+	JSContextRef ctx = e->ctx;
+	JSValueRef exc = NULL;
+	JSValueRef f = evaluate(e, HARNESS_JS, "txscan:harness", &exc);
+	JSValueRef args[] = {JSObjectMakeFunctionWithCallback(ctx, NULL, native_drain),
+	                     JSObjectMake(ctx, e->mark_class, e),
+	                     JSObjectMake(ctx, e->fmt_class, e),
+	                     e->pristine[PRISTINE_PARSE], e->pristine[PRISTINE_STRINGIFY],
+	                     e->pristine[PRISTINE_APPLY], e->pristine[PRISTINE_PROMISE],
+	                     e->pristine[PRISTINE_THEN], e->mod, e->pctx};
+	JSValueRef h = f && !exc ? JSObjectCallAsFunction(ctx, (JSObjectRef)f, NULL,
+	                                                  sizeof args / sizeof args[0], args, &exc)
+	                         : NULL;
+	if (!is_function(ctx, h) || exc) {
+		char *t = exception_text(ctx, exc);
+		*err = xstrdup_printf("internal: harness failed: %s", t ? t : "?");
+		free(t);
+		return -1;
+	}
+	e->fn_batch = (JSObjectRef)h;
+	JSValueProtect(ctx, h);
+	drop_kept(e);
+	return 0;
 }
 
 static int setup_context(engine *e, const engine_config *cfg)
@@ -989,8 +1294,11 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 		*err = strdup("cannot create a JavaScriptCore context");
 		goto fail;
 	}
-	if (build_harness(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0)
+	e->cfg = cfg;
+	if (prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0 ||
+	    build_harness(e, err) < 0)
 		goto fail;
+	e->cfg = NULL;
 	*out = e;
 	return 0;
 fail:
@@ -1080,7 +1388,8 @@ void engine_free(engine *e)
 		return;
 	ASSERT_OWNER(e);
 	if (e->ctx) {
-		JSObjectRef protect[] = {e->harness, e->fn_batch, e->string_fn};
+		drop_kept(e);
+		JSObjectRef protect[] = {e->fn_batch, e->string_fn};
 		for (size_t i = 0; i < sizeof protect / sizeof protect[0]; i++)
 			if (protect[i])
 				JSValueUnprotect(e->ctx, protect[i]);
@@ -1092,6 +1401,10 @@ void engine_free(engine *e)
 		JSClassRelease(e->console_class);
 	if (e->mark_class)
 		JSClassRelease(e->mark_class);
+	if (e->step_class)
+		JSClassRelease(e->step_class);
+	if (e->fmt_class)
+		JSClassRelease(e->fmt_class);
 	if (e->sched_fd >= 0)
 		close(e->sched_fd);
 	free(e->id);

@@ -1063,6 +1063,58 @@ static void test_exports_forms(void **state)
 	txs_executor_free(ex);
 }
 
+/* Loading and init run in C, each as one VM entry with its microtasks. */
+static void test_load_and_init(void **state)
+{
+	(void)state;
+	/* async init is awaited, also when the plugin replaced intrinsics */
+	const char async_src[] =
+	    "JSON.parse = () => { throw new Error('poisoned'); };\n"
+	    "Reflect.apply = Object.freeze = JSON.parse;\n"
+	    "let ready = 0;\n"
+	    "module.exports = { async init(ctx) { await null; await null; ready = ctx.config.n; },\n"
+	    "  scanTransaction() { return ready; } };\n";
+	txs_plugin_code c = {.id = "async-init", .version = "1", .filename = "a.js",
+	                     .source = async_src, .source_len = strlen(async_src),
+	                     .config_json = "{\"n\":7}"};
+	txs_executor *ex;
+	assert_int_equal(txs_executor_new(&ex, &c, NULL, NULL, NULL), 0);
+	txs_scan_result r = scan(ex, TX);
+	assert_string_equal(r.json, "7");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	/* the method is looked up per scan, as the module object has it */
+	ex = make("self-replacing", "module.exports = { scanTransaction() {\n"
+	                            "  module.exports.scanTransaction = () => 2; return 1; } };", NULL);
+	r = scan(ex, TX);
+	assert_string_equal(r.json, "1");
+	txs_scan_result_clear(&r);
+	r = scan(ex, TX);
+	assert_string_equal(r.json, "2");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+
+	expect_bad("module.exports = { async init() { await null; throw new RangeError('late'); },\n"
+	           "  scanTransaction() {} };",
+	           "bad.js: init(ctx) failed: RangeError: late\ninit@bad.js:1:");
+	expect_bad("module.exports = { init() { return new Promise(() => {}); }, scanTransaction() {} };",
+	           "init(ctx) failed: promise did not settle");
+	expect_bad("module.exports = { init() { throw 'plain'; }, scanTransaction() {} };",
+	           "init(ctx) failed: uncaught string: plain");
+	expect_bad("module.exports = { init() { const f = () => Promise.resolve().then(f); f(); },\n"
+	           "  scanTransaction() {} };",
+	           "init(ctx) failed: timed out");
+	/* a microtask flood queued by the module's top level is stopped too */
+	expect_bad("const f = () => Promise.resolve().then(f); f();\n"
+	           "module.exports = { scanTransaction() {} };",
+	           "bad.js: loading the module timed out");
+	expect_bad("Object.defineProperty(module, 'exports', { get() { throw new Error('no'); } });",
+	           "bad.js: Error: no");
+	expect_bad("module.exports = { scanTransaction() {}, init: 'x' };",
+	           "bad.js: module.exports.init is not a function (it is string)");
+	expect_bad("module.exports = null;", "bad.js: module.exports must be an object, it is null");
+}
+
 static void test_caps(void **state)
 {
 	(void)state;
@@ -1242,6 +1294,7 @@ int main(void)
 	    cmocka_unit_test(test_reload_drops_standby),
 	    cmocka_unit_test(test_bad_code),
 	    cmocka_unit_test(test_exports_forms),
+	    cmocka_unit_test(test_load_and_init),
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_quarantine),
 	    cmocka_unit_test(test_bell),
