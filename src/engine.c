@@ -731,17 +731,14 @@ static void drop_kept(engine *e)
 /* The intrinsics init and the harness use, taken before plugin code runs. */
 static bool take_pristine(engine *e)
 {
-	static const char *const path[PRISTINE_COUNT][2] = {
+	static const char *const path[PRISTINE_COUNT][3] = {
 	    {"JSON", "parse"}, {"JSON", "stringify"}, {"Reflect", "apply"},
-	    {"Promise", NULL}, {"Promise", "prototype"}, {"Object", "freeze"}};
+	    {"Promise"}, {"Promise", "prototype", "then"}, {"Object", "freeze"}};
 	JSContextRef ctx = e->ctx;
-	JSObjectRef g = JSContextGetGlobalObject(ctx);
 	for (int i = 0; i < PRISTINE_COUNT; i++) {
-		JSValueRef v = js_prop(ctx, g, path[i][0]);
-		if (v && JSValueIsObject(ctx, v) && path[i][1])
-			v = js_prop(ctx, (JSObjectRef)v, path[i][1]);
-		if (v && JSValueIsObject(ctx, v) && i == PRISTINE_THEN)
-			v = js_prop(ctx, (JSObjectRef)v, "then");
+		JSValueRef v = JSContextGetGlobalObject(ctx);
+		for (int k = 0; k < 3 && path[i][k] && v && JSValueIsObject(ctx, v); k++)
+			v = js_prop(ctx, (JSObjectRef)v, path[i][k]);
 		if (!v || !JSValueIsObject(ctx, v))
 			return false;
 		e->pristine[i] = v;
