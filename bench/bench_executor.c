@@ -21,7 +21,7 @@
  *           to W scans queued with txs_executor_submit, as a batch job does;
  *           --sync: one txs_executor_scan at a time (round trip per scan).
  * engine:   the engine alone (src/engine.h, internal) on the calling thread:
- *           harness + watchdog, no executor thread, no queue, no recycling.
+ *           calls into the VM + watchdog, no executor thread, no queue, no recycling.
  * idle:     RSS per instance: create N executors (engine built, init run),
  *           then after 10 scans each.
  * restarts: RSS after 1k, 10k, 100k ... restarts of one executor (one scan

@@ -1,7 +1,7 @@
 /*
  * raw_jsc.c - the ceiling: the same plugin driven by a bare JavaScriptCore
  * C-API loop on one thread, with nothing txscan adds (no executor thread, no
- * queue, no harness, no watchdog unless --watchdog, no eval ban, no
+ * queue, no C-side calling code, no watchdog unless --watchdog, no eval ban, no
  * recycling). Per call: the transaction's JSON text goes in as a JS string,
  * JSON.parse, scanTransaction(tx, ctx), JSON.stringify, and the result is
  * copied out as UTF-8, which is the least any host has to do.

@@ -2,9 +2,11 @@
  * engine.c - one JavaScriptCore VM running one plugin.
  *
  * Each engine has its own context group, because JSC's watchdog is per group.
- * A batch of scans is one VM entry: for each, the harness calls
- * scanTransaction, drains every microtask it caused from inside the entry
- * (jsc_private.h), serialises the result and hands it to C at once. The
+ * No JavaScript of txscan's runs in it: loading, init and a batch of scans
+ * are each one VM entry into a native function (native_step), which calls
+ * the plugin through the C API, drains every microtask the call caused from
+ * inside the entry (jsc_private.h), and serialises each scan's result into
+ * its answer as soon as it is known. The
  * watchdog is armed once with a "tick" (min(timeout, 10 ms)); JSC starts it
  * on every VM entry and calls on_tick() after that much CPU time. on_tick
  * measures the running scan (its time less what its thread waited for a
@@ -41,7 +43,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern const char HARNESS_JS[]; /* src/harness.js, embedded by the build */
 
 #define TICK_NS (10 * 1000000ull)
 #define SCAVENGE_MS 1000.0 /* libpas's period for handing memory back (see slow_scavenger) */
@@ -58,39 +59,49 @@ struct console_fn {
 	int level;
 };
 
-/* The native functions a step uses: its entry and init's promise handlers. */
-enum step_kind { STEP_LOAD, STEP_INIT, STEP_FULFILLED, STEP_REJECTED };
+/* The native functions an engine calls as VM entries: loading, init and a
+ * batch of scans, each one entry that the watchdog covers with every
+ * microtask it queues (microtasks drained as an API call returns would each
+ * get a fresh entry, so a flood would never be stopped). */
+enum step_kind { STEP_LOAD, STEP_INIT, STEP_BATCH };
 struct step_fn {
 	struct engine *e;
 	enum step_kind kind;
 };
 
-/* Intrinsics taken before any plugin code runs: init and the harness use
- * these, not what the plugin may have replaced. */
-enum { PRISTINE_PARSE, PRISTINE_STRINGIFY, PRISTINE_APPLY, PRISTINE_PROMISE, PRISTINE_THEN,
-       PRISTINE_FREEZE, PRISTINE_COUNT };
-/* What engine_new holds (protected) from the first plugin code until the
- * harness holds it: the intrinsics, the module, its init, ctx. */
-enum { KEPT_MAX = PRISTINE_COUNT + 3 };
+/* A handler of the promise a call returned: which call it answers (one
+ * that settles after its call ended answers nothing). Freed with its
+ * function object. */
+struct settle_fn {
+	struct engine *e;
+	uint64_t call;
+	bool rejected;
+};
+
+/* What the engine keeps protected until it is freed. */
+enum { KEPT_MAX = 8 };
 
 struct engine {
 	JSContextGroupRef group;
 	JSGlobalContextRef ctx;
-	JSClassRef console_class, mark_class, step_class, fmt_class;
-	JSObjectRef fn_batch;
+	JSClassRef console_class, step_class, settle_class;
 	JSObjectRef string_fn;   /* the pristine String(), to print symbols */
-	struct console_fn con[ENGINE_LOG_ERROR + 1];
-	pthread_t owner;
-
-	/* loading and init (engine_new) */
-	struct step_fn steps[STEP_REJECTED + 1];
-	JSValueRef pristine[PRISTINE_COUNT];
-	JSObjectRef mod, init_fn, pctx;
+	JSObjectRef then_fn;     /* the pristine Promise.prototype.then */
+	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
+	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
 	JSValueRef kept[KEPT_MAX];
 	size_t nkept;
-	const engine_config *cfg;
-	char *step_err;  /* why a step failed, when not by an exception */
-	enum { INIT_PENDING, INIT_FULFILLED, INIT_REJECTED } init_state;
+	struct console_fn con[ENGINE_LOG_ERROR + 1];
+	struct step_fn steps[STEP_BATCH + 1];
+	pthread_t owner;
+	const engine_config *cfg; /* during engine_new */
+	char *step_err;           /* why loading or init failed, when not by an exception */
+
+	/* the call in progress (init, or one scan) */
+	uint64_t call;           /* counts calls, twice each: a late settlement is ignored */
+	engine_result *ans;      /* where its answer goes */
+	bool keep_value;         /* a scan answers its value; init only whether it failed */
+	bool settled;            /* the promise it returned has settled */
 
 	char *id, *version;
 	uint64_t timeout_ns, tick_ns;
@@ -112,6 +123,8 @@ struct engine {
 	bool dead;
 
 	/* the batch in progress (engine_scan_batch) */
+	const char *const *btx;
+	size_t bn;
 	engine_result *bres;
 	size_t bcur;       /* scan running now */
 	uint64_t bstart_ns;
@@ -344,6 +357,12 @@ static JSValueRef js_prop(JSContextRef ctx, JSObjectRef o, const char *name)
 	return v;
 }
 
+static JSObjectRef js_object_prop(JSContextRef ctx, JSObjectRef o, const char *name)
+{
+	JSValueRef v = js_prop(ctx, o, name);
+	return v && JSValueIsObject(ctx, v) ? (JSObjectRef)v : NULL;
+}
+
 static JSValueRef make_string(JSContextRef ctx, const char *s)
 {
 	JSStringRef js = JSStringCreateWithUTF8CString(s);
@@ -366,16 +385,14 @@ static bool js_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef
 	return !exc;
 }
 
-/* Keeps the stack lines that belong to the plugin: drops the harness's own
- * frames and native ones. */
+/* Keeps the stack lines that belong to the plugin: drops native frames. */
 static void strip_stack(char *st)
 {
 	char *out = st;
 	for (char *line = st; *line;) {
 		char *end = strchr(line, '\n');
 		size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
-		bool ours = memmem(line, n, "txscan:harness", 14) || memmem(line, n, "[native code]", 13);
-		if (!ours) {
+		if (!memmem(line, n, "[native code]", 13)) {
 			memmove(out, line, n);
 			out += n;
 		}
@@ -387,7 +404,7 @@ static void strip_stack(char *st)
 }
 
 /* "index.js:3: SyntaxError: Unexpected token '}'" plus the plugin's stack,
- * for errors thrown outside the harness's try/catch (parse and load). */
+ * for errors thrown while the module is parsed or loaded. */
 static char *exception_text(JSContextRef ctx, JSValueRef exc)
 {
 	char *msg = js_value_text(ctx, exc);
@@ -399,7 +416,7 @@ static char *exception_text(JSContextRef ctx, JSValueRef exc)
 	JSValueRef stack = js_prop(ctx, o, "stack");
 	char *u = url && JSValueIsString(ctx, url) ? js_value_text(ctx, url) : NULL;
 	char *where = NULL, *st = NULL;
-	if (u && strcmp(u, "txscan:harness") != 0 && line && JSValueIsNumber(ctx, line))
+	if (u && line && JSValueIsNumber(ctx, line))
 		where = xstrdup_printf("%s:%.0f: ", u, JSValueToNumber(ctx, line, NULL));
 	if (stack && JSValueIsString(ctx, stack)) {
 		st = js_value_text(ctx, stack);
@@ -534,8 +551,7 @@ static void console_emit(engine *e, int level, char *msg, size_t len)
 	e->console(level, msg, len, e->console_ud);
 }
 
-/* One console argument as text, as the harness printed it when it was
- * JavaScript: a string as it is, an object as its JSON when it has one,
+/* One console argument as text, as a JavaScript console prints it: a string as it is, an object as its JSON when it has one,
  * anything else (or an object whose JSON throws) as String(v) prints it.
  * NULL once the watchdog has stopped the entry: nothing more may run, and
  * *exc is the termination, for the caller to throw on. */
@@ -605,18 +621,6 @@ static void drain_microtasks(JSContextRef ctx)
 	txs_jsc_lock_holder_init(&lock, vm);
 	txs_jsc_drain_microtasks(vm);
 	txs_jsc_lock_holder_destroy(&lock);
-}
-
-static JSValueRef native_drain(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
-                               const JSValueRef argv[], JSValueRef *exc)
-{
-	(void)fn;
-	(void)self;
-	(void)argc;
-	(void)argv;
-	(void)exc;
-	drain_microtasks(ctx);
-	return JSValueMakeUndefined(ctx);
 }
 
 /* ---- errors as the plugin's author reads them --------------------------- */
@@ -698,23 +702,9 @@ static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *e
 	return out ? out : strdup("uncaught exception that cannot be printed");
 }
 
-/* fmt(e) for the harness. */
-static JSValueRef native_fmt(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
-                             const JSValueRef argv[], JSValueRef *exc)
-{
-	(void)self;
-	engine *e = JSObjectGetPrivate(fn);
-	char *t = error_text(e, ctx, argc ? argv[0] : JSValueMakeUndefined(ctx), exc);
-	if (!t)
-		return JSValueMakeUndefined(ctx);
-	JSValueRef v = make_string(ctx, t);
-	free(t);
-	return v;
-}
+/* ---- loading, init and scans, in C -------------------------------------- */
 
-/* ---- loading and init, in C --------------------------------------------- */
-
-/* Protects v until the harness holds it (or the engine is freed). */
+/* Protects v until the engine is freed. */
 static void keep(engine *e, JSValueRef v)
 {
 	assert(e->nkept < KEPT_MAX);
@@ -728,28 +718,25 @@ static void drop_kept(engine *e)
 		JSValueUnprotect(e->ctx, e->kept[--e->nkept]);
 }
 
-/* The intrinsics init and the harness use, taken before plugin code runs. */
+/* The intrinsics C calls, taken before any plugin code runs: a plugin
+ * that replaces them changes nothing here. (JSON parsing and
+ * serialising go through the C API, which uses JSC's own.) */
 static bool take_pristine(engine *e)
 {
-	static const char *const path[PRISTINE_COUNT][3] = {
-	    {"JSON", "parse"}, {"JSON", "stringify"}, {"Reflect", "apply"},
-	    {"Promise"}, {"Promise", "prototype", "then"}, {"Object", "freeze"}};
 	JSContextRef ctx = e->ctx;
-	for (int i = 0; i < PRISTINE_COUNT; i++) {
-		JSValueRef v = JSContextGetGlobalObject(ctx);
-		for (int k = 0; k < 3 && path[i][k] && v && JSValueIsObject(ctx, v); k++)
-			v = js_prop(ctx, (JSObjectRef)v, path[i][k]);
-		if (!v || !JSValueIsObject(ctx, v))
-			return false;
-		e->pristine[i] = v;
-		keep(e, v);
-	}
+	JSObjectRef g = JSContextGetGlobalObject(ctx);
+	JSObjectRef promise = js_object_prop(ctx, g, "Promise");
+	JSObjectRef proto = promise ? js_object_prop(ctx, promise, "prototype") : NULL;
+	JSObjectRef object = js_object_prop(ctx, g, "Object");
+	e->then_fn = proto ? js_object_prop(ctx, proto, "then") : NULL;
+	e->freeze_fn = object ? js_object_prop(ctx, object, "freeze") : NULL;
+	e->string_fn = js_object_prop(ctx, g, "String");
+	if (!e->then_fn || !e->freeze_fn || !e->string_fn)
+		return false;
+	keep(e, e->then_fn);
+	keep(e, e->freeze_fn);
+	keep(e, e->string_fn);
 	return true;
-}
-
-static JSObjectRef pristine_fn(engine *e, int i)
-{
-	return (JSObjectRef)e->pristine[i];
 }
 
 static char *describe(JSContextRef ctx, const char *what, JSValueRef v)
@@ -795,11 +782,191 @@ static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *
 		return;
 	}
 	e->mod = (JSObjectRef)m;
+	e->scan_fn = (JSObjectRef)scan;
 	e->init_fn = JSValueIsUndefined(ctx, init) ? NULL : (JSObjectRef)init;
 	keep(e, e->mod);
+	keep(e, e->scan_fn);
 	if (e->init_fn)
 		keep(e, e->init_fn);
 }
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void set_error(engine_result *res, engine_status st, char *msg)
+{
+	res->status = st;
+	res->error = msg ? msg : strdup("out of memory");
+}
+
+static void killed_result(engine *e, engine_result *res)
+{
+	e->dead = true;
+	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
+		set_error(res, ENGINE_TIMEOUT,
+		          xstrdup_printf("timed out: no answer after %llu ms of wall-clock time, most "
+		                         "of it waiting for a core (the machine is overloaded)",
+		                         (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
+	else if (e->killed == ENGINE_TIMEOUT)
+		set_error(res, ENGINE_TIMEOUT,
+		          xstrdup_printf("timed out after %llu ms",
+		                         (unsigned long long)(e->budget_ns / 1000000)));
+	else
+		set_error(res, ENGINE_MEMORY,
+		          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
+}
+
+#define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
+                    "(txscan has no timers or I/O)"
+
+/* res = the JSON text (owned), unless it is over the cap in bytes. */
+static void answer_json(engine *e, char *text, size_t len, engine_result *res)
+{
+	if (e->max_result && len > e->max_result) {
+		set_error(res, ENGINE_ERROR,
+		          xstrdup_printf("result too large: %zu bytes, the cap is %zu", len, e->max_result));
+		free(text);
+		return;
+	}
+	res->status = ENGINE_OK;
+	res->json = text;
+	res->json_len = len;
+}
+
+/* res = a thrown value, as text. Nothing once the engine is killed. */
+static void answer_error(engine *e, JSContextRef ctx, JSValueRef v, engine_result *res)
+{
+	JSValueRef x = NULL;
+	char *t = error_text(e, ctx, v, &x);
+	if (t)
+		set_error(res, ENGINE_ERROR, t);
+}
+
+/* res = v's JSON ("null" where JSON.stringify gives undefined), refused
+ * when larger than the cap before it is copied out; for init, just OK. */
+static void answer_value(engine *e, JSContextRef ctx, JSValueRef v, engine_result *res)
+{
+	if (!e->keep_value) {
+		res->status = ENGINE_OK;
+		return;
+	}
+	JSValueRef x = NULL;
+	JSStringRef s = JSValueCreateJSONString(ctx, v, 0, &x);
+	if (x) {
+		char *t = error_text(e, ctx, x, &x);
+		if (t)
+			set_error(res, ENGINE_ERROR,
+			          xstrdup_printf("result cannot be serialised as JSON: %s", t));
+		free(t);
+		return;
+	}
+	size_t chars = s ? JSStringGetLength(s) : 4;
+	if (e->max_result && chars > e->max_result) {
+		set_error(res, ENGINE_ERROR,
+		          xstrdup_printf("result too large: %zu characters, the cap is %zu bytes", chars,
+		                         e->max_result));
+		JSStringRelease(s);
+		return;
+	}
+	size_t len = 4;
+	char *text = s ? js_string_utf8(s, &len) : strdup("null");
+	if (s)
+		JSStringRelease(s);
+	if (text)
+		answer_json(e, text, len, res);
+	else
+		set_error(res, ENGINE_ERROR, NULL);
+}
+
+/* A handler of the pristine promise that follows a thenable. */
+static JSValueRef native_settle(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                                const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	(void)exc;
+	const struct settle_fn *sf = JSObjectGetPrivate(fn);
+	engine *e = sf->e;
+	if (sf->call == e->call && !e->settled) {
+		e->settled = true;
+		JSValueRef v = argc ? argv[0] : JSValueMakeUndefined(ctx);
+		if (sf->rejected)
+			answer_error(e, ctx, v, e->ans);
+		else
+			answer_value(e, ctx, v, e->ans);
+	}
+	return JSValueMakeUndefined(ctx);
+}
+
+static void settle_finalize(JSObjectRef fn)
+{
+	free(JSObjectGetPrivate(fn));
+}
+
+static JSObjectRef settle_handler(engine *e, bool rejected)
+{
+	struct settle_fn *sf = malloc(sizeof *sf);
+	if (!sf)
+		return NULL;
+	*sf = (struct settle_fn){e, e->call, rejected};
+	return JSObjectMake(e->ctx, e->settle_class, sf);
+}
+
+/* Follows the thenable r as a pristine promise resolved with it would (its
+ * then runs in a microtask); the handlers answer. */
+static void await_thenable(engine *e, JSContextRef ctx, JSValueRef r, JSValueRef *exc)
+{
+	JSObjectRef resolve, reject;
+	JSObjectRef p = JSObjectMakeDeferredPromise(ctx, &resolve, &reject, exc);
+	if (!p)
+		return;
+	JSObjectCallAsFunction(ctx, resolve, NULL, 1, &r, exc);
+	JSValueRef handlers[2] = {settle_handler(e, false), settle_handler(e, true)};
+	if (!*exc && handlers[0] && handlers[1])
+		JSObjectCallAsFunction(ctx, e->then_fn, p, 2, handlers, exc);
+}
+
+/* true when r is a thenable whose outcome the microtasks will deliver;
+ * else res is answered. */
+static bool answer_or_await(engine *e, JSContextRef ctx, JSValueRef r, engine_result *res)
+{
+	JSValueRef x = NULL;
+	JSValueRef then = JSValueIsObject(ctx, r) ? js_get(ctx, (JSObjectRef)r, "then", &x) : NULL;
+	if (!x && is_function(ctx, then))
+		await_thenable(e, ctx, r, &x);
+	if (x)
+		answer_error(e, ctx, x, res);
+	else if (!is_function(ctx, then))
+		answer_value(e, ctx, r, res);
+	return !x && is_function(ctx, then);
+}
+
+/* res = fn.call(self, ...argv) and every microtask it queued: its value,
+ * its error, or what the promise it returned settled to ("promise did not
+ * settle" when it cannot: nothing is left to run it). Runs inside a VM
+ * entry. false when the engine was killed (res is left alone). */
+static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                   const JSValueRef argv[], engine_result *res)
+{
+	e->call++;
+	e->ans = res;
+	e->settled = false;
+	JSValueRef x = NULL;
+	JSValueRef r = JSObjectCallAsFunction(ctx, fn, self, argc, argv, &x);
+	bool pending = false;
+	if (e->killed == ENGINE_OK && x)
+		answer_error(e, ctx, x, res);
+	else if (e->killed == ENGINE_OK)
+		pending = answer_or_await(e, ctx, r, res);
+	if (e->killed == ENGINE_OK)
+		drain_microtasks(ctx);
+	e->call++;
+	if (e->killed != ENGINE_OK)
+		return false;
+	if (pending && !e->settled)
+		set_error(res, ENGINE_ERROR, strdup(NOT_SETTLED));
+	return true;
+}
+
+/* ---- the steps: load, init, a batch of scans ------------------------------ */
 
 /* wrapper.call(globalThis, module, module.exports), its microtasks, then
  * the exports. */
@@ -826,7 +993,7 @@ static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 	JSObjectRef plugin = JSObjectMake(ctx, NULL, NULL);
 	js_set(ctx, plugin, "id", make_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
 	js_set(ctx, plugin, "version", make_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
-	JSObjectCallAsFunction(ctx, pristine_fn(e, PRISTINE_FREEZE), NULL, 1, (JSValueRef[]){plugin}, exc);
+	JSObjectCallAsFunction(ctx, e->freeze_fn, NULL, 1, (JSValueRef[]){plugin}, exc);
 	JSStringRef cs = JSStringCreateWithUTF8CString(e->cfg->config_json ? e->cfg->config_json : "{}");
 	JSValueRef config = JSValueMakeFromJSONString(ctx, cs);
 	JSStringRelease(cs);
@@ -844,51 +1011,60 @@ static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 	return pctx;
 }
 
-/* Waits for a thenable through a pristine promise: the handlers are
- * step functions that record the outcome. */
-static void await_thenable(engine *e, JSContextRef ctx, JSValueRef r, JSValueRef *exc)
-{
-	JSObjectRef resolve, reject;
-	JSObjectRef p = JSObjectMakeDeferredPromise(ctx, &resolve, &reject, exc);
-	if (!p)
-		return;
-	JSObjectCallAsFunction(ctx, resolve, NULL, 1, &r, exc);
-	JSValueRef handlers[2] = {JSObjectMake(ctx, e->step_class, &e->steps[STEP_FULFILLED]),
-	                          JSObjectMake(ctx, e->step_class, &e->steps[STEP_REJECTED])};
-	if (!*exc)
-		JSObjectCallAsFunction(ctx, pristine_fn(e, PRISTINE_THEN), p, 2, handlers, exc);
-}
-
 /* init(ctx), awaited when it returns a thenable, with every microtask. */
-static void step_init(engine *e, JSContextRef ctx, JSValueRef *exc)
+static void step_init(engine *e, JSContextRef ctx)
 {
-	JSObjectRef pctx = make_pctx(e, ctx, exc);
+	JSValueRef x = NULL;
+	JSObjectRef pctx = make_pctx(e, ctx, &x);
+	if (x && e->killed == ENGINE_OK && !e->step_err)
+		e->step_err = error_text(e, ctx, x, &x);
 	if (!pctx || !e->init_fn)
 		return;
-	JSValueRef r = JSObjectCallAsFunction(ctx, e->init_fn, e->mod, 1, (JSValueRef[]){pctx}, exc);
-	if (*exc)
-		return;
-	JSValueRef then = JSValueIsObject(ctx, r) ? js_get(ctx, (JSObjectRef)r, "then", exc) : NULL;
-	bool pending = is_function(ctx, then);
-	if (pending)
-		await_thenable(e, ctx, r, exc);
-	if (*exc)
-		return;
-	drain_microtasks(ctx);
-	if (e->killed == ENGINE_OK && pending && e->init_state == INIT_PENDING)
-		e->step_err = strdup("promise did not settle: it waits on something that never comes "
-		                     "(txscan has no timers or I/O)");
+	engine_result res = {0};
+	e->keep_value = false;
+	if (invoke(e, ctx, e->init_fn, e->mod, 1, (JSValueRef[]){pctx}, &res) && res.error) {
+		e->step_err = res.error;
+		res.error = NULL;
+	}
+	engine_result_clear(&res);
+	e->keep_value = true;
 }
 
-/* The native function each step runs in, so that the step and every
- * microtask it queues are one VM entry that the watchdog covers (microtasks
- * drained as an API call returns would each get a fresh entry); also
- * init's promise handlers. An exception the plugin threw becomes step_err;
- * a termination is thrown on. */
+/* Scan i of the batch starts now, with its own deadline. */
+static void batch_mark_start(engine *e, size_t i, uint64_t now)
+{
+	e->bcur = i;
+	e->bstart_ns = now;
+	e->deadline_ns = now + backstop_ns(e->budget_ns);
+}
+
+/* Scans the batch's transactions in turn; each answer is in place as soon
+ * as it is known, so a kill loses nothing that finished before it. */
+static void step_batch(engine *e, JSContextRef ctx)
+{
+	JSValueRef args[2] = {NULL, e->pctx};
+	for (size_t i = 0; i < e->bn; i++) {
+		engine_result *res = &e->bres[i];
+		JSStringRef s = JSStringCreateWithUTF8CString(e->btx[i]);
+		args[0] = JSValueMakeFromJSONString(ctx, s);
+		JSStringRelease(s);
+		if (!args[0])
+			set_error(res, ENGINE_ERROR, strdup("transaction is not valid JSON"));
+		else if (!invoke(e, ctx, e->scan_fn, e->mod, 2, args, res))
+			return;
+		uint64_t now = now_ns();
+		res->ms = (double)(now - e->bstart_ns) / 1e6;
+		batch_mark_start(e, i + 1, now);
+	}
+}
+
+/* The native function a step runs in (one VM entry). An exception the
+ * plugin threw while loading becomes step_err; a kill is thrown on. */
 static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
                               const JSValueRef argv[], JSValueRef *exc)
 {
 	(void)self;
+	(void)argc;
 	const struct step_fn *sf = JSObjectGetPrivate(fn);
 	engine *e = sf->e;
 	JSValueRef x = NULL;
@@ -897,13 +1073,10 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		step_load(e, ctx, argv[0], &x);
 		break;
 	case STEP_INIT:
-		step_init(e, ctx, &x);
+		step_init(e, ctx);
 		break;
-	case STEP_FULFILLED:
-	case STEP_REJECTED:
-		if (e->init_state == INIT_PENDING && sf->kind == STEP_REJECTED)
-			e->step_err = error_text(e, ctx, argc ? argv[0] : JSValueMakeUndefined(ctx), &x);
-		e->init_state = sf->kind == STEP_FULFILLED ? INIT_FULFILLED : INIT_REJECTED;
+	case STEP_BATCH:
+		step_batch(e, ctx);
 		break;
 	}
 	if (x && e->killed == ENGINE_OK && !e->step_err)
@@ -913,8 +1086,8 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	return JSValueMakeUndefined(ctx);
 }
 
-/* Runs a step as one VM entry with the init budget. 0, or -1 with *why
- * (owned) set; a kill leaves *why NULL and e->killed set. */
+/* Runs loading or init as one VM entry. 0, or -1 with *why (owned) set; a
+ * kill leaves *why NULL and e->killed set. */
 static int run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
 {
 	JSObjectRef fn = JSObjectMake(e->ctx, e->step_class, &e->steps[kind]);
@@ -933,111 +1106,6 @@ static int run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
 	return *why ? -1 : 0;
 }
 
-/* ---- the harness's answers ---------------------------------------------- */
-
-/* Copies an answer's text out of the VM, refusing oversized results
- * before converting them. */
-static char *answer_text(engine *e, JSValueRef v, size_t *len, char **exc_text)
-{
-	JSStringRef s = JSValueToStringCopy(e->ctx, v, NULL);
-	if (!s) {
-		*exc_text = strdup("harness returned a non-string");
-		return NULL;
-	}
-	size_t chars = JSStringGetLength(s);
-	if (e->max_result && chars > e->max_result) {
-		*exc_text = xstrdup_printf("result too large: %zu characters, the cap is %zu bytes",
-		                           chars, e->max_result);
-		JSStringRelease(s);
-		return NULL;
-	}
-	char *text = js_string_utf8(s, len);
-	JSStringRelease(s);
-	return text;
-}
-
-static void set_error(engine_result *res, engine_status st, char *msg)
-{
-	res->status = st;
-	res->error = msg ? msg : strdup("out of memory");
-}
-
-static void killed_result(engine *e, engine_result *res)
-{
-	e->dead = true;
-	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
-		set_error(res, ENGINE_TIMEOUT,
-		          xstrdup_printf("timed out: no answer after %llu ms of wall-clock time, most "
-		                         "of it waiting for a core (the machine is overloaded)",
-		                         (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
-	else if (e->killed == ENGINE_TIMEOUT)
-		set_error(res, ENGINE_TIMEOUT,
-		          xstrdup_printf("timed out after %llu ms",
-		                         (unsigned long long)(e->budget_ns / 1000000)));
-	else
-		set_error(res, ENGINE_MEMORY,
-		          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
-}
-
-enum { TAG_RESULT, TAG_ERROR, TAG_PENDING };
-
-/* Turns an answer (text owned, without its tag) into a result; a pending
- * answer is a promise that cannot settle: every microtask has run and
- * nothing else ever will. */
-static void decode_answer(engine *e, int tag, char *text, size_t len, engine_result *res)
-{
-	if (tag == TAG_RESULT && (!e->max_result || len <= e->max_result)) {
-		res->status = ENGINE_OK;
-		res->json = text;
-		res->json_len = len;
-		return;
-	}
-	if (tag == TAG_RESULT)
-		set_error(res, ENGINE_ERROR,
-		          xstrdup_printf("result too large: %zu bytes, the cap is %zu", len, e->max_result));
-	else if (tag == TAG_ERROR)
-		set_error(res, ENGINE_ERROR, strdup(text));
-	else
-		set_error(res, ENGINE_ERROR,
-		          strdup("promise did not settle: it waits on something that never comes "
-		                 "(txscan has no timers or I/O)"));
-	free(text);
-}
-
-/* Scan i of the batch starts now, with its own deadline. */
-static void batch_mark_start(engine *e, size_t i, uint64_t now)
-{
-	e->bcur = i;
-	e->bstart_ns = now;
-	e->deadline_ns = now + backstop_ns(e->budget_ns);
-}
-
-/* mark(i, tag, text): scan i's answer, copied out at once; scan i + 1 starts
- * (one native call and one clock reading per scan). */
-static JSValueRef native_mark(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
-                              const JSValueRef argv[], JSValueRef *exc)
-{
-	(void)self;
-	(void)exc;
-	engine *e = JSObjectGetPrivate(fn);
-	if (argc < 3)
-		return JSValueMakeUndefined(ctx);
-	size_t i = (size_t)JSValueToNumber(ctx, argv[0], NULL);
-	engine_result *res = &e->bres[i];
-	int tag = (int)JSValueToNumber(ctx, argv[1], NULL);
-	size_t len = 0;
-	char *exc_text = NULL;
-	char *text = answer_text(e, argv[2], &len, &exc_text);
-	if (text)
-		decode_answer(e, tag, text, len, res);
-	else
-		set_error(res, ENGINE_ERROR, exc_text);
-	uint64_t now = now_ns();
-	res->ms = (double)(now - e->bstart_ns) / 1e6;
-	batch_mark_start(e, i + 1, now);
-	return JSValueMakeUndefined(ctx);
-}
-
 /* ---- life cycle ---------------------------------------------------------- */
 
 
@@ -1051,11 +1119,6 @@ static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValue
 	return v;
 }
 
-static JSObjectRef js_object_prop(JSContextRef ctx, JSObjectRef o, const char *name)
-{
-	JSValueRef v = js_prop(ctx, o, name);
-	return v && JSValueIsObject(ctx, v) ? (JSObjectRef)v : NULL;
-}
 
 
 /* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
@@ -1138,10 +1201,6 @@ static const char *install_globals(engine *e)
 	JSObjectRef con = function_proto ? make_console(e, object, function_proto) : NULL;
 	if (!con || !js_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum))
 		return "console";
-	e->string_fn = js_object_prop(ctx, g, "String");
-	if (!e->string_fn)
-		return "String";
-	JSValueProtect(ctx, e->string_fn);
 	return NULL;
 }
 
@@ -1153,20 +1212,17 @@ static int prepare(engine *e, char **err)
 	def.className = "Function"; /* what Object.prototype.toString reports, as for functions */
 	def.callAsFunction = native_console;
 	e->console_class = JSClassCreate(&def);
-	def.className = "TxscanMark";
-	def.callAsFunction = native_mark;
-	e->mark_class = JSClassCreate(&def);
-	def.className = "TxscanFmt";
-	def.callAsFunction = native_fmt;
-	e->fmt_class = JSClassCreate(&def);
 	def.className = "TxscanStep";
 	def.callAsFunction = native_step;
 	e->step_class = JSClassCreate(&def);
-	for (int k = STEP_LOAD; k <= STEP_REJECTED; k++)
+	def.className = "TxscanSettle";
+	def.callAsFunction = native_settle;
+	def.finalize = settle_finalize;
+	e->settle_class = JSClassCreate(&def);
+	for (int k = STEP_LOAD; k <= STEP_BATCH; k++)
 		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
-	const char *failed = install_globals(e);
-	if (!failed && !take_pristine(e))
-		failed = "JSON, Reflect.apply, Promise, Object.freeze";
+	e->keep_value = true;
+	const char *failed = take_pristine(e) ? install_globals(e) : "String, Promise.prototype.then, Object.freeze";
 	if (failed) {
 		*err = xstrdup_printf("internal: cannot set up the plugin's globals: %s", failed);
 		return -1;
@@ -1228,33 +1284,6 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 	return -1;
 }
 
-/* The harness takes over what loading and init kept. */
-static int build_harness(engine *e, char **err)
-{
-	JSContextRef ctx = e->ctx;
-	JSValueRef exc = NULL;
-	JSValueRef f = evaluate(e, HARNESS_JS, "txscan:harness", &exc);
-	JSValueRef args[] = {JSObjectMakeFunctionWithCallback(ctx, NULL, native_drain),
-	                     JSObjectMake(ctx, e->mark_class, e),
-	                     JSObjectMake(ctx, e->fmt_class, e),
-	                     e->pristine[PRISTINE_PARSE], e->pristine[PRISTINE_STRINGIFY],
-	                     e->pristine[PRISTINE_APPLY], e->pristine[PRISTINE_PROMISE],
-	                     e->pristine[PRISTINE_THEN], e->mod, e->pctx};
-	JSValueRef h = f && !exc ? JSObjectCallAsFunction(ctx, (JSObjectRef)f, NULL,
-	                                                  sizeof args / sizeof args[0], args, &exc)
-	                         : NULL;
-	if (!is_function(ctx, h) || exc) {
-		char *t = exception_text(ctx, exc);
-		*err = xstrdup_printf("internal: harness failed: %s", t ? t : "?");
-		free(t);
-		return -1;
-	}
-	e->fn_batch = (JSObjectRef)h;
-	JSValueProtect(ctx, h);
-	drop_kept(e);
-	return 0;
-}
-
 static int setup_context(engine *e, const engine_config *cfg)
 {
 	e->owner = pthread_self();
@@ -1292,10 +1321,11 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 		goto fail;
 	}
 	e->cfg = cfg;
-	if (prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0 ||
-	    build_harness(e, err) < 0)
+	if (prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0)
 		goto fail;
 	e->cfg = NULL;
+	e->batch_fn = JSObjectMake(e->ctx, e->step_class, &e->steps[STEP_BATCH]);
+	keep(e, e->batch_fn);
 	*out = e;
 	return 0;
 fail:
@@ -1306,7 +1336,7 @@ fail:
 }
 
 /* The scan that was running when the batch ended without finishing: the
- * engine was killed, or (never expected) an exception escaped the harness. */
+ * engine was killed, or (never expected) an exception escaped. */
 static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 {
 	if (e->bcur >= n)
@@ -1321,7 +1351,7 @@ static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 	char *t = exception_text(e->ctx, exc);
 	for (size_t i = e->bcur; i < n; i++)
 		set_error(&e->bres[i], ENGINE_ERROR,
-		          xstrdup_printf("internal: harness failed: %s", t ? t : "?"));
+		          xstrdup_printf("internal: the batch failed: %s", t ? t : "?"));
 	free(t);
 	return n;
 }
@@ -1335,16 +1365,15 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 			set_error(&res[i], ENGINE_ERROR, strdup("internal: bad batch or terminated engine"));
 		return n;
 	}
-	JSValueRef items[ENGINE_BATCH_MAX];
-	for (size_t i = 0; i < n; i++)
-		items[i] = make_string(e->ctx, tx[i]);
-	JSValueRef arr = JSObjectMakeArray(e->ctx, n, items, NULL);
+	e->btx = tx;
+	e->bn = n;
 	e->bres = res;
 	begin(e, e->timeout_ns); /* scan 0 starts with the entry */
 	e->bcur = 0;
 	JSValueRef exc = NULL;
-	JSObjectCallAsFunction(e->ctx, e->fn_batch, NULL, 1, &arr, &exc);
+	JSObjectCallAsFunction(e->ctx, e->batch_fn, NULL, 0, NULL, &exc);
 	size_t ran = batch_cut(e, n, exc);
+	e->btx = NULL;
 	e->bres = NULL;
 	arm(e, (double)e->tick_ns / 1e9);
 	return ran;
@@ -1386,22 +1415,17 @@ void engine_free(engine *e)
 	ASSERT_OWNER(e);
 	if (e->ctx) {
 		drop_kept(e);
-		JSObjectRef protect[] = {e->fn_batch, e->string_fn};
-		for (size_t i = 0; i < sizeof protect / sizeof protect[0]; i++)
-			if (protect[i])
-				JSValueUnprotect(e->ctx, protect[i]);
 		JSGlobalContextRelease(e->ctx);
 	}
 	if (e->group)
 		JSContextGroupRelease(e->group);
 	if (e->console_class)
 		JSClassRelease(e->console_class);
-	if (e->mark_class)
-		JSClassRelease(e->mark_class);
+
 	if (e->step_class)
 		JSClassRelease(e->step_class);
-	if (e->fmt_class)
-		JSClassRelease(e->fmt_class);
+	if (e->settle_class)
+		JSClassRelease(e->settle_class);
 	if (e->sched_fd >= 0)
 		close(e->sched_fd);
 	free(e->id);

@@ -33,7 +33,7 @@ function listPlugins(root) {
 }
 
 // Runs inside the context. step(text) answers with one tagged string, as
-// txscan's harness does: 'R' + JSON (settled), 'E' + message, 'P' (a promise
+// txscan's JavaScript harness once did: 'R' + JSON (settled), 'E' + message, 'P' (a promise
 // still pending: read settled() after the microtasks have run).
 const BOOT_SRC = `(function (wrapper, ctxJson) {
   'use strict';
