@@ -75,6 +75,14 @@ static txs_scan_result scan(txs_executor *ex, const char *tx)
 	return r;
 }
 
+static void expect_error(txs_executor *ex, const char *tx, const char *needle)
+{
+	txs_scan_result r = scan(ex, tx);
+	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, needle))
+		fail_msg("%s: status %s, error %s", tx, txs_status_name(r.status), r.error);
+	txs_scan_result_clear(&r);
+}
+
 /* Scans and returns the JSON as an integer (plugins below return numbers). */
 static long scan_num(txs_executor *ex)
 {
@@ -457,6 +465,43 @@ static void test_async_results(void **state)
 	txs_executor_free(ex);
 }
 
+/* What a result that is not JSON, or a promise of an earlier scan, answers. */
+static void test_result_edges(void **state)
+{
+	(void)state;
+	txs_executor *ex = make("edges",
+	    "let late = null;\n"
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (tx.k === 'bigint') return 1n;\n"
+	    "  if (tx.k === 'cycle') { const o = {}; o.o = o; return o; }\n"
+	    "  if (tx.k === 'tojson') return {toJSON() { throw new SyntaxError('tj'); }};\n"
+	    "  if (tx.k === 'async-bigint') return Promise.resolve(2n);\n"
+	    "  if (tx.k === 'thenable') return {then(ok) { ok({via: 'then'}); }};\n"
+	    "  if (tx.k === 'park') return new Promise((ok) => { late = ok; });\n"
+	    "  if (tx.k === 'wake') { late('stale'); return 'fresh'; }\n"
+	    "  if (tx.k === 'undefined') return undefined;\n"
+	    "  if (tx.k === 'fn') return function () {};\n"
+	    "  throw 'plain';\n"
+	    "}};\n", NULL);
+	expect_error(ex, "{\"k\":\"bigint\"}", "result cannot be serialised as JSON: TypeError");
+	expect_error(ex, "{\"k\":\"cycle\"}", "result cannot be serialised as JSON: TypeError");
+	expect_error(ex, "{\"k\":\"tojson\"}", "result cannot be serialised as JSON: SyntaxError: tj");
+	expect_error(ex, "{\"k\":\"async-bigint\"}", "result cannot be serialised as JSON: TypeError");
+	expect_error(ex, "{\"k\":\"park\"}", "promise did not settle");
+	expect_error(ex, "{\"k\":\"other\"}", "uncaught string: plain");
+	static const char *const ok[][2] = {{"{\"k\":\"thenable\"}", "{\"via\":\"then\"}"},
+	                                    {"{\"k\":\"wake\"}", "\"fresh\""}, /* the stale one is ignored */
+	                                    {"{\"k\":\"undefined\"}", "null"},
+	                                    {"{\"k\":\"fn\"}", "null"}};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		txs_scan_result r = scan(ex, ok[i][0]);
+		assert_int_equal(r.status, TXS_STATUS_OK);
+		assert_string_equal(r.json, ok[i][1]);
+		txs_scan_result_clear(&r);
+	}
+	txs_executor_free(ex);
+}
+
 /* ---- 5. heap ------------------------------------------------------------- */
 
 static void test_heap_restart(void **state)
@@ -583,14 +628,6 @@ static void test_heap_readings_not_multiplied(void **state)
 }
 
 /* ---- 6. sandbox ---------------------------------------------------------- */
-
-static void expect_error(txs_executor *ex, const char *tx, const char *needle)
-{
-	txs_scan_result r = scan(ex, tx);
-	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, needle))
-		fail_msg("%s: status %s, error %s", tx, txs_status_name(r.status), r.error);
-	txs_scan_result_clear(&r);
-}
 
 static void test_sandbox(void **state)
 {
@@ -1275,6 +1312,7 @@ int main(void)
 	    cmocka_unit_test(test_waiting_for_a_core_is_not_a_timeout),
 	    cmocka_unit_test(test_never_settles),
 	    cmocka_unit_test(test_async_results),
+	    cmocka_unit_test(test_result_edges),
 	    cmocka_unit_test(test_heap_restart),
 	    cmocka_unit_test(test_memory_bomb),
 	    cmocka_unit_test(test_memory_of_others),
