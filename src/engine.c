@@ -89,6 +89,7 @@ struct engine {
 	JSObjectRef then_fn;     /* the pristine Promise.prototype.then */
 	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
 	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
+	JSStringRef then_name;   /* "then", made once: looked up on every object result */
 	JSValueRef kept[KEPT_MAX];
 	size_t nkept;
 	struct console_fn con[ENGINE_LOG_ERROR + 1];
@@ -929,7 +930,8 @@ static void await_thenable(engine *e, JSContextRef ctx, JSValueRef r, JSValueRef
 static bool answer_or_await(engine *e, JSContextRef ctx, JSValueRef r, engine_result *res)
 {
 	JSValueRef x = NULL;
-	JSValueRef then = JSValueIsObject(ctx, r) ? js_get(ctx, (JSObjectRef)r, "then", &x) : NULL;
+	JSValueRef then = JSValueIsObject(ctx, r) ? JSObjectGetProperty(ctx, (JSObjectRef)r, e->then_name, &x)
+	                                          : NULL;
 	if (!x && is_function(ctx, then))
 		await_thenable(e, ctx, r, &x);
 	if (x)
@@ -1222,6 +1224,7 @@ static int prepare(engine *e, char **err)
 	for (int k = STEP_LOAD; k <= STEP_BATCH; k++)
 		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
 	e->keep_value = true;
+	e->then_name = JSStringCreateWithUTF8CString("then");
 	const char *failed = take_pristine(e) ? install_globals(e) : "String, Promise.prototype.then, Object.freeze";
 	if (failed) {
 		*err = xstrdup_printf("internal: cannot set up the plugin's globals: %s", failed);
@@ -1419,6 +1422,8 @@ void engine_free(engine *e)
 	}
 	if (e->group)
 		JSContextGroupRelease(e->group);
+	if (e->then_name)
+		JSStringRelease(e->then_name);
 	if (e->console_class)
 		JSClassRelease(e->console_class);
 

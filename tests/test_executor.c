@@ -1300,7 +1300,8 @@ static void test_bell(void **state)
 		txs_executor_free(ex[i]);
 }
 
-int main(void)
+/* argv[1], if given, runs only the tests it matches (cmocka's pattern: * and ?). */
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_concurrency),
@@ -1336,5 +1337,7 @@ int main(void)
 	    cmocka_unit_test(test_quarantine),
 	    cmocka_unit_test(test_bell),
 	};
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

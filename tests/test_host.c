@@ -432,7 +432,8 @@ static void test_finding_strings_round_trip(void **state)
 	txs_host_free(h);
 }
 
-int main(void)
+/* argv[1], if given, runs only the tests it matches (cmocka's pattern: * and ?). */
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_manifest_validation),
@@ -445,5 +446,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_waiting_is_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_finding_strings_round_trip, setup, teardown),
 	};
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
