@@ -25,17 +25,14 @@
 #include "engine.h"
 
 #include "jsc_private.h"
+#include "jsval.h"
 #include "sbuf.h"
 
 #include <assert.h>
 #include <dlfcn.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #include <fcntl.h>
 #include <glib.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,16 +165,6 @@ static uint64_t backstop_ns(uint64_t budget_ns)
 	return ten > budget_ns + BACKSTOP_MIN_NS ? ten : budget_ns + BACKSTOP_MIN_NS;
 }
 
-static char *xstrdup_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 /* ---- process-wide set-up -------------------------------------------- */
 
@@ -272,166 +259,14 @@ size_t engine_process_rss(void)
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* ---- strings ---------------------------------------------------------- */
 
-/* Copies n UTF-16 units to out as bytes; false at the first one that is
- * not ASCII. Sixteen at a time where SSE2 is there (x86-64 always). */
-static bool narrow_ascii(const JSChar *c, size_t n, char *out)
-{
-	size_t i = 0;
-#ifdef __SSE2__
-	const __m128i high = _mm_set1_epi16((short)0xff80), zero = _mm_setzero_si128();
-	for (; i + 16 <= n; i += 16) {
-		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)(c + i));
-		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(c + i + 8));
-		__m128i bad = _mm_and_si128(_mm_or_si128(a, b), high);
-		if (_mm_movemask_epi8(_mm_cmpeq_epi16(bad, zero)) != 0xffff)
-			return false;
-		_mm_storeu_si128((__m128i *)(void *)(out + i), _mm_packus_epi16(a, b));
-	}
-#endif
-	for (; i < n; i++) {
-		if (c[i] >= 0x80)
-			return false;
-		out[i] = (char)c[i];
-	}
-	return true;
-}
 
-/* The text when it is all ASCII (answers nearly always are), else NULL.
- * JSStringGetUTF8CString encodes one character at a time; JSC widens an
- * 8-bit string to UTF-16 with SIMD, and narrowing it back is cheap. */
-static char *js_string_ascii(JSStringRef s, size_t *len)
-{
-	size_t n = JSStringGetLength(s);
-	const JSChar *c = JSStringGetCharactersPtr(s);
-	char *p = c ? malloc(n + 1) : NULL;
-	if (!p)
-		return NULL;
-	if (!narrow_ascii(c, n, p)) {
-		free(p);
-		return NULL;
-	}
-	p[n] = '\0';
-	*len = n;
-	return p;
-}
 
-static char *js_string_utf8(JSStringRef s, size_t *len)
-{
-	size_t ascii_len;
-	char *ascii = js_string_ascii(s, &ascii_len);
-	if (ascii) {
-		if (len)
-			*len = ascii_len;
-		return ascii;
-	}
-	size_t cap = JSStringGetMaximumUTF8CStringSize(s);
-	char *p = malloc(cap ? cap : 1);
-	if (!p)
-		return NULL;
-	size_t n = JSStringGetUTF8CString(s, p, cap);
-	if (n == 0)
-		p[0] = '\0';
-	if (len)
-		*len = n ? n - 1 : 0;
-	return p;
-}
 
-/* Converts any value to text; under the watchdog, so a looping toString is
- * terminated. Never returns NULL unless out of memory. */
-static char *js_value_text(JSContextRef ctx, JSValueRef v)
-{
-	JSStringRef s = v ? JSValueToStringCopy(ctx, v, NULL) : NULL;
-	if (!s)
-		return strdup("exception that cannot be printed");
-	char *p = js_string_utf8(s, NULL);
-	JSStringRelease(s);
-	return p;
-}
 
-static JSValueRef js_prop(JSContextRef ctx, JSObjectRef o, const char *name)
-{
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
-	JSValueRef v = JSObjectGetProperty(ctx, o, n, NULL);
-	JSStringRelease(n);
-	return v;
-}
 
-static JSObjectRef js_object_prop(JSContextRef ctx, JSObjectRef o, const char *name)
-{
-	JSValueRef v = js_prop(ctx, o, name);
-	return v && JSValueIsObject(ctx, v) ? (JSObjectRef)v : NULL;
-}
 
-static JSValueRef make_string(JSContextRef ctx, const char *s)
-{
-	JSStringRef js = JSStringCreateWithUTF8CString(s);
-	JSValueRef v = JSValueMakeString(ctx, js);
-	JSStringRelease(js);
-	return v;
-}
 
-/* o[name] = v: an existing property keeps its attributes, a new one gets
- * a. Replacing JSC's own global console this way costs ~15 us; deleting it
- * first costs ~0.2 ms per engine (the global object's layout becomes a
- * dictionary). */
-static bool js_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef v,
-                   JSPropertyAttributes a)
-{
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
-	JSValueRef exc = NULL;
-	JSObjectSetProperty(ctx, o, n, v, a, &exc);
-	JSStringRelease(n);
-	return !exc;
-}
-
-/* Keeps the stack lines that belong to the plugin: drops native frames. */
-static void strip_stack(char *st)
-{
-	char *out = st;
-	for (char *line = st; *line;) {
-		char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
-		if (!memmem(line, n, "[native code]", 13)) {
-			memmove(out, line, n);
-			out += n;
-		}
-		line += n;
-	}
-	*out = '\0';
-	if (out > st && out[-1] == '\n')
-		out[-1] = '\0';
-}
-
-/* "index.js:3: SyntaxError: Unexpected token '}'" plus the plugin's stack,
- * for errors thrown while the module is parsed or loaded. */
-static char *exception_text(JSContextRef ctx, JSValueRef exc)
-{
-	char *msg = js_value_text(ctx, exc);
-	if (!msg || !exc || !JSValueIsObject(ctx, exc))
-		return msg;
-	JSObjectRef o = (JSObjectRef)exc;
-	JSValueRef line = js_prop(ctx, o, "line");
-	JSValueRef url = js_prop(ctx, o, "sourceURL");
-	JSValueRef stack = js_prop(ctx, o, "stack");
-	char *u = url && JSValueIsString(ctx, url) ? js_value_text(ctx, url) : NULL;
-	char *where = NULL, *st = NULL;
-	if (u && line && JSValueIsNumber(ctx, line))
-		where = xstrdup_printf("%s:%.0f: ", u, JSValueToNumber(ctx, line, NULL));
-	if (stack && JSValueIsString(ctx, stack)) {
-		st = js_value_text(ctx, stack);
-		if (st)
-			strip_stack(st);
-	}
-	char *out = xstrdup_printf("%s%s%s%s", where ? where : "", msg, st && *st ? "\n" : "",
-	                           st && *st ? st : "");
-	free(msg);
-	free(u);
-	free(where);
-	free(st);
-	return out;
-}
 
 /* ---- watchdog ---------------------------------------------------------- */
 
@@ -577,7 +412,7 @@ static char *console_arg(engine *e, JSContextRef ctx, JSValueRef v, size_t *len,
 		*len = strlen("[unprintable]");
 		return strdup("[unprintable]");
 	}
-	char *p = js_string_utf8(s, len);
+	char *p = jsv_utf8(s, len);
 	JSStringRelease(s);
 	return p;
 }
@@ -626,28 +461,7 @@ static void drain_microtasks(JSContextRef ctx)
 
 /* ---- errors as the plugin's author reads them --------------------------- */
 
-static const char *type_name(JSContextRef ctx, JSValueRef v)
-{
-	switch (JSValueGetType(ctx, v)) {
-	case kJSTypeUndefined: return "undefined";
-	case kJSTypeNull: return "null";
-	case kJSTypeBoolean: return "boolean";
-	case kJSTypeNumber: return "number";
-	case kJSTypeString: return "string";
-	case kJSTypeSymbol: return "symbol";
-	case kJSTypeBigInt: return "bigint";
-	default: return JSObjectIsFunction(ctx, (JSObjectRef)v) ? "function" : "object";
-	}
-}
 
-/* o[name], or NULL with *exc set when a getter threw. */
-static JSValueRef js_get(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef *exc)
-{
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
-	JSValueRef v = JSObjectGetProperty(ctx, o, n, exc);
-	JSStringRelease(n);
-	return *exc ? NULL : v;
-}
 
 /* String(v): symbols through the pristine String, which prints them. */
 static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
@@ -661,7 +475,7 @@ static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *ex
 	JSStringRef s = JSValueToStringCopy(ctx, v, exc);
 	if (!s)
 		return NULL;
-	char *p = js_string_utf8(s, NULL);
+	char *p = jsv_utf8(s, NULL);
 	JSStringRelease(s);
 	return p;
 }
@@ -677,19 +491,19 @@ static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *e
 	char *name = NULL, *msg = NULL, *st = NULL, *out = NULL;
 	if (JSValueIsObject(ctx, v)) {
 		JSObjectRef o = (JSObjectRef)v;
-		JSValueRef n = js_get(ctx, o, "name", &x);
-		JSValueRef m = x ? NULL : js_get(ctx, o, "message", &x);
-		JSValueRef s = x ? NULL : js_get(ctx, o, "stack", &x);
+		JSValueRef n = jsv_get(ctx, o, "name", &x);
+		JSValueRef m = x ? NULL : jsv_get(ctx, o, "message", &x);
+		JSValueRef s = x ? NULL : jsv_get(ctx, o, "stack", &x);
 		name = x ? NULL : JSValueIsUndefined(ctx, n) ? strdup("Error") : string_of(e, ctx, n, &x);
 		msg = x ? NULL : string_of(e, ctx, m, &x);
 		st = !x && JSValueIsString(ctx, s) ? string_of(e, ctx, s, &x) : NULL;
 		if (st)
-			strip_stack(st);
+			jsv_strip_stack(st);
 		if (name && msg)
-			out = xstrdup_printf("%s: %s%s%s", name, msg, st && *st ? "\n" : "", st ? st : "");
+			out = jsv_printf("%s: %s%s%s", name, msg, st && *st ? "\n" : "", st ? st : "");
 	} else {
 		char *t = string_of(e, ctx, v, &x);
-		out = t ? xstrdup_printf("uncaught %s: %s", type_name(ctx, v), t) : NULL;
+		out = t ? jsv_printf("uncaught %s: %s", jsv_type_name(ctx, v), t) : NULL;
 		free(t);
 	}
 	free(name);
@@ -726,12 +540,12 @@ static bool take_pristine(engine *e)
 {
 	JSContextRef ctx = e->ctx;
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	JSObjectRef promise = js_object_prop(ctx, g, "Promise");
-	JSObjectRef proto = promise ? js_object_prop(ctx, promise, "prototype") : NULL;
-	JSObjectRef object = js_object_prop(ctx, g, "Object");
-	e->then_fn = proto ? js_object_prop(ctx, proto, "then") : NULL;
-	e->freeze_fn = object ? js_object_prop(ctx, object, "freeze") : NULL;
-	e->string_fn = js_object_prop(ctx, g, "String");
+	JSObjectRef promise = jsv_object_prop(ctx, g, "Promise");
+	JSObjectRef proto = promise ? jsv_object_prop(ctx, promise, "prototype") : NULL;
+	JSObjectRef object = jsv_object_prop(ctx, g, "Object");
+	e->then_fn = proto ? jsv_object_prop(ctx, proto, "then") : NULL;
+	e->freeze_fn = object ? jsv_object_prop(ctx, object, "freeze") : NULL;
+	e->string_fn = jsv_object_prop(ctx, g, "String");
 	if (!e->then_fn || !e->freeze_fn || !e->string_fn)
 		return false;
 	keep(e, e->then_fn);
@@ -743,42 +557,38 @@ static bool take_pristine(engine *e)
 static char *describe(JSContextRef ctx, const char *what, JSValueRef v)
 {
 	if (JSValueIsUndefined(ctx, v))
-		return xstrdup_printf("%s is missing", what);
-	return xstrdup_printf("%s is not a function (it is %s)", what, type_name(ctx, v));
+		return jsv_printf("%s is missing", what);
+	return jsv_printf("%s is not a function (it is %s)", what, jsv_type_name(ctx, v));
 }
 
-static bool is_function(JSContextRef ctx, JSValueRef v)
-{
-	return v && JSValueIsObject(ctx, v) && JSObjectIsFunction(ctx, (JSObjectRef)v);
-}
 
 /* Checks module.exports (or its default export) and keeps its functions. */
 static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *exc)
 {
 	if (!JSValueIsObject(ctx, m)) {
-		e->step_err = xstrdup_printf("module.exports must be an object, it is %s",
-		                             type_name(ctx, m));
+		e->step_err = jsv_printf("module.exports must be an object, it is %s",
+		                             jsv_type_name(ctx, m));
 		return;
 	}
-	JSValueRef scan = js_get(ctx, (JSObjectRef)m, "scanTransaction", exc);
-	JSValueRef def = scan && JSValueIsUndefined(ctx, scan) ? js_get(ctx, (JSObjectRef)m, "default", exc) : NULL;
+	JSValueRef scan = jsv_get(ctx, (JSObjectRef)m, "scanTransaction", exc);
+	JSValueRef def = scan && JSValueIsUndefined(ctx, scan) ? jsv_get(ctx, (JSObjectRef)m, "default", exc) : NULL;
 	if (def && JSValueIsObject(ctx, def)) {
-		JSValueRef s = js_get(ctx, (JSObjectRef)def, "scanTransaction", exc);
-		if (is_function(ctx, s)) {
+		JSValueRef s = jsv_get(ctx, (JSObjectRef)def, "scanTransaction", exc);
+		if (jsv_is_function(ctx, s)) {
 			m = def;
 			scan = s;
 		}
 	}
 	if (*exc)
 		return;
-	if (!is_function(ctx, scan)) {
+	if (!jsv_is_function(ctx, scan)) {
 		e->step_err = describe(ctx, "module.exports.scanTransaction", scan);
 		return;
 	}
-	JSValueRef init = js_get(ctx, (JSObjectRef)m, "init", exc);
+	JSValueRef init = jsv_get(ctx, (JSObjectRef)m, "init", exc);
 	if (*exc)
 		return;
-	if (!JSValueIsUndefined(ctx, init) && !is_function(ctx, init)) {
+	if (!JSValueIsUndefined(ctx, init) && !jsv_is_function(ctx, init)) {
 		e->step_err = describe(ctx, "module.exports.init", init);
 		return;
 	}
@@ -804,16 +614,16 @@ static void killed_result(engine *e, engine_result *res)
 	e->dead = true;
 	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
 		set_error(res, ENGINE_TIMEOUT,
-		          xstrdup_printf("timed out: no answer after %llu ms of wall-clock time, most "
+		          jsv_printf("timed out: no answer after %llu ms of wall-clock time, most "
 		                         "of it waiting for a core (the machine is overloaded)",
 		                         (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
 	else if (e->killed == ENGINE_TIMEOUT)
 		set_error(res, ENGINE_TIMEOUT,
-		          xstrdup_printf("timed out after %llu ms",
+		          jsv_printf("timed out after %llu ms",
 		                         (unsigned long long)(e->budget_ns / 1000000)));
 	else
 		set_error(res, ENGINE_MEMORY,
-		          xstrdup_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
+		          jsv_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
 }
 
 #define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
@@ -824,7 +634,7 @@ static void answer_json(engine *e, char *text, size_t len, engine_result *res)
 {
 	if (e->max_result && len > e->max_result) {
 		set_error(res, ENGINE_ERROR,
-		          xstrdup_printf("result too large: %zu bytes, the cap is %zu", len, e->max_result));
+		          jsv_printf("result too large: %zu bytes, the cap is %zu", len, e->max_result));
 		free(text);
 		return;
 	}
@@ -856,20 +666,20 @@ static void answer_value(engine *e, JSContextRef ctx, JSValueRef v, engine_resul
 		char *t = error_text(e, ctx, x, &x);
 		if (t)
 			set_error(res, ENGINE_ERROR,
-			          xstrdup_printf("result cannot be serialised as JSON: %s", t));
+			          jsv_printf("result cannot be serialised as JSON: %s", t));
 		free(t);
 		return;
 	}
 	size_t chars = s ? JSStringGetLength(s) : 4;
 	if (e->max_result && chars > e->max_result) {
 		set_error(res, ENGINE_ERROR,
-		          xstrdup_printf("result too large: %zu characters, the cap is %zu bytes", chars,
+		          jsv_printf("result too large: %zu characters, the cap is %zu bytes", chars,
 		                         e->max_result));
 		JSStringRelease(s);
 		return;
 	}
 	size_t len = 4;
-	char *text = s ? js_string_utf8(s, &len) : strdup("null");
+	char *text = s ? jsv_utf8(s, &len) : strdup("null");
 	if (s)
 		JSStringRelease(s);
 	if (text)
@@ -932,13 +742,13 @@ static bool answer_or_await(engine *e, JSContextRef ctx, JSValueRef r, engine_re
 	JSValueRef x = NULL;
 	JSValueRef then = JSValueIsObject(ctx, r) ? JSObjectGetProperty(ctx, (JSObjectRef)r, e->then_name, &x)
 	                                          : NULL;
-	if (!x && is_function(ctx, then))
+	if (!x && jsv_is_function(ctx, then))
 		await_thenable(e, ctx, r, &x);
 	if (x)
 		answer_error(e, ctx, x, res);
-	else if (!is_function(ctx, then))
+	else if (!jsv_is_function(ctx, then))
 		answer_value(e, ctx, r, res);
-	return !x && is_function(ctx, then);
+	return !x && jsv_is_function(ctx, then);
 }
 
 /* res = fn.call(self, ...argv) and every microtask it queued: its value,
@@ -976,7 +786,7 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRe
 {
 	JSObjectRef module = JSObjectMake(ctx, NULL, NULL);
 	JSObjectRef exports = JSObjectMake(ctx, NULL, NULL);
-	js_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
+	jsv_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
 	JSValueRef args[2] = {module, exports};
 	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
 	if (*exc)
@@ -984,7 +794,7 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRe
 	drain_microtasks(ctx);
 	if (e->killed != ENGINE_OK)
 		return;
-	JSValueRef m = js_get(ctx, module, "exports", exc);
+	JSValueRef m = jsv_get(ctx, module, "exports", exc);
 	if (m)
 		take_exports(e, ctx, m, exc);
 }
@@ -993,8 +803,8 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRe
 static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 {
 	JSObjectRef plugin = JSObjectMake(ctx, NULL, NULL);
-	js_set(ctx, plugin, "id", make_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
-	js_set(ctx, plugin, "version", make_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
+	jsv_set(ctx, plugin, "id", jsv_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
+	jsv_set(ctx, plugin, "version", jsv_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
 	JSObjectCallAsFunction(ctx, e->freeze_fn, NULL, 1, (JSValueRef[]){plugin}, exc);
 	JSStringRef cs = JSStringCreateWithUTF8CString(e->cfg->config_json ? e->cfg->config_json : "{}");
 	JSValueRef config = JSValueMakeFromJSONString(ctx, cs);
@@ -1006,8 +816,8 @@ static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 		return NULL;
 	}
 	JSObjectRef pctx = JSObjectMake(ctx, NULL, NULL);
-	js_set(ctx, pctx, "plugin", plugin, kJSPropertyAttributeNone);
-	js_set(ctx, pctx, "config", config, kJSPropertyAttributeNone);
+	jsv_set(ctx, pctx, "plugin", plugin, kJSPropertyAttributeNone);
+	jsv_set(ctx, pctx, "config", config, kJSPropertyAttributeNone);
 	keep(e, pctx);
 	e->pctx = pctx;
 	return pctx;
@@ -1104,7 +914,7 @@ static int run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
 		return -1;
 	}
 	if (!*why && exc)
-		*why = exception_text(e->ctx, exc);
+		*why = jsv_exception_text(e->ctx, exc);
 	return *why ? -1 : 0;
 }
 
@@ -1132,11 +942,11 @@ static bool js_pin(JSContextRef ctx, JSObjectRef define, JSObjectRef o, const ch
 {
 	static const char *const fixed[] = {"writable", "enumerable", "configurable"};
 	JSObjectRef desc = JSObjectMake(ctx, NULL, NULL);
-	bool ok = js_set(ctx, desc, "value", v, kJSPropertyAttributeNone);
+	bool ok = jsv_set(ctx, desc, "value", v, kJSPropertyAttributeNone);
 	for (size_t i = 0; ok && i < sizeof fixed / sizeof fixed[0]; i++)
-		ok = js_set(ctx, desc, fixed[i], JSValueMakeBoolean(ctx, false), kJSPropertyAttributeNone);
+		ok = jsv_set(ctx, desc, fixed[i], JSValueMakeBoolean(ctx, false), kJSPropertyAttributeNone);
 	JSValueRef exc = NULL;
-	JSValueRef args[3] = {o, make_string(ctx, name), desc};
+	JSValueRef args[3] = {o, jsv_string(ctx, name), desc};
 	return ok && JSObjectCallAsFunction(ctx, define, NULL, 3, args, &exc) && !exc;
 }
 
@@ -1155,10 +965,10 @@ static JSObjectRef make_console(engine *e, JSObjectRef object_ctor, JSObjectRef 
 		*cf = (struct console_fn){e, methods[i].level};
 		JSObjectRef fn = JSObjectMake(ctx, e->console_class, cf);
 		JSObjectSetPrototype(ctx, fn, function_proto);
-		if (!js_set(ctx, con, methods[i].name, fn, kJSPropertyAttributeNone))
+		if (!jsv_set(ctx, con, methods[i].name, fn, kJSPropertyAttributeNone))
 			return NULL;
 	}
-	JSObjectRef freeze = object_ctor ? js_object_prop(ctx, object_ctor, "freeze") : NULL;
+	JSObjectRef freeze = object_ctor ? jsv_object_prop(ctx, object_ctor, "freeze") : NULL;
 	JSValueRef exc = NULL;
 	if (!freeze || !JSObjectCallAsFunction(ctx, freeze, NULL, 1, (JSValueRef[]){con}, &exc) || exc)
 		return NULL;
@@ -1179,8 +989,8 @@ static const char *install_globals(engine *e)
 	                                      "SharedArrayBuffer"};
 	JSContextRef ctx = e->ctx;
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	if (!js_set(ctx, g, "self", g, kJSPropertyAttributeNone) ||
-	    !js_set(ctx, g, "global", g, kJSPropertyAttributeNone))
+	if (!jsv_set(ctx, g, "self", g, kJSPropertyAttributeNone) ||
+	    !jsv_set(ctx, g, "global", g, kJSPropertyAttributeNone))
 		return "self, global";
 	for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
 		JSStringRef n = JSStringCreateWithUTF8CString(removed[i]);
@@ -1189,19 +999,19 @@ static const char *install_globals(engine *e)
 		if (!gone)
 			return removed[i];
 	}
-	JSObjectRef object = js_object_prop(ctx, g, "Object");
-	JSObjectRef define = object ? js_object_prop(ctx, object, "defineProperty") : NULL;
-	JSObjectRef err = js_object_prop(ctx, g, "Error");
-	JSValueRef depth = err ? js_prop(ctx, err, "stackTraceLimit") : NULL;
+	JSObjectRef object = jsv_object_prop(ctx, g, "Object");
+	JSObjectRef define = object ? jsv_object_prop(ctx, object, "defineProperty") : NULL;
+	JSObjectRef err = jsv_object_prop(ctx, g, "Error");
+	JSValueRef depth = err ? jsv_prop(ctx, err, "stackTraceLimit") : NULL;
 	if (!define || !depth ||
 	    !js_pin(ctx, define, err, "prepareStackTrace", JSValueMakeUndefined(ctx)) ||
 	    !js_pin(ctx, define, err, "captureStackTrace", JSValueMakeUndefined(ctx)) ||
 	    !js_pin(ctx, define, err, "stackTraceLimit", depth))
 		return "Error.prepareStackTrace, captureStackTrace, stackTraceLimit";
-	JSObjectRef function = js_object_prop(ctx, g, "Function");
-	JSObjectRef function_proto = function ? js_object_prop(ctx, function, "prototype") : NULL;
+	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
+	JSObjectRef function_proto = function ? jsv_object_prop(ctx, function, "prototype") : NULL;
 	JSObjectRef con = function_proto ? make_console(e, object, function_proto) : NULL;
-	if (!con || !js_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum))
+	if (!con || !jsv_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum))
 		return "console";
 	return NULL;
 }
@@ -1227,7 +1037,7 @@ static int prepare(engine *e, char **err)
 	e->then_name = JSStringCreateWithUTF8CString("then");
 	const char *failed = take_pristine(e) ? install_globals(e) : "String, Promise.prototype.then, Object.freeze";
 	if (failed) {
-		*err = xstrdup_printf("internal: cannot set up the plugin's globals: %s", failed);
+		*err = jsv_printf("internal: cannot set up the plugin's globals: %s", failed);
 		return -1;
 	}
 	return 0;
@@ -1254,16 +1064,16 @@ static int load_module(engine *e, const engine_config *cfg, char **err)
 	free(code);
 	char *why = NULL;
 	if (!wrapper || exc)
-		why = exception_text(e->ctx, exc);
+		why = jsv_exception_text(e->ctx, exc);
 	else if (run_step(e, STEP_LOAD, wrapper, &why) == 0)
 		return 0;
 	if (e->killed != ENGINE_OK) {
-		*err = xstrdup_printf("%s: loading the module timed out after %u ms", cfg->filename,
+		*err = jsv_printf("%s: loading the module timed out after %u ms", cfg->filename,
 		                      cfg->init_timeout_ms);
 		return -1;
 	}
 	bool located = why && strncmp(why, cfg->filename, strlen(cfg->filename)) == 0;
-	*err = xstrdup_printf("%s%s%s", located ? "" : cfg->filename, located ? "" : ": ",
+	*err = jsv_printf("%s%s%s", located ? "" : cfg->filename, located ? "" : ": ",
 	                      why ? why : "failed to load");
 	free(why);
 	return -1;
@@ -1282,7 +1092,7 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 		killed_result(e, &res);
 		why = res.error;
 	}
-	*err = xstrdup_printf("%s: init(ctx) failed: %s", cfg->filename, why ? why : "out of memory");
+	*err = jsv_printf("%s: init(ctx) failed: %s", cfg->filename, why ? why : "out of memory");
 	free(why);
 	return -1;
 }
@@ -1351,10 +1161,10 @@ static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 		res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;
 		return e->bcur + 1;
 	}
-	char *t = exception_text(e->ctx, exc);
+	char *t = jsv_exception_text(e->ctx, exc);
 	for (size_t i = e->bcur; i < n; i++)
 		set_error(&e->bres[i], ENGINE_ERROR,
-		          xstrdup_printf("internal: the batch failed: %s", t ? t : "?"));
+		          jsv_printf("internal: the batch failed: %s", t ? t : "?"));
 	free(t);
 	return n;
 }
@@ -1399,8 +1209,8 @@ size_t engine_heap_bytes(engine *e)
 	JSObjectRef st = JSGetMemoryUsageStatistics(e->ctx);
 	if (!st)
 		return 0;
-	JSValueRef heap = js_prop(e->ctx, st, "heapSize");
-	JSValueRef extra = js_prop(e->ctx, st, "extraMemorySize");
+	JSValueRef heap = jsv_prop(e->ctx, st, "heapSize");
+	JSValueRef extra = jsv_prop(e->ctx, st, "extraMemorySize");
 	double h = heap ? JSValueToNumber(e->ctx, heap, NULL) : 0;
 	double x = extra ? JSValueToNumber(e->ctx, extra, NULL) : 0;
 	return (size_t)((h > 0 ? h : 0) + (x > 0 ? x : 0));
