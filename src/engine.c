@@ -40,7 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #define TICK_NS (10 * 1000000ull)
 #define SCAVENGE_MS 1000.0 /* libpas's period for handing memory back (see slow_scavenger) */
 #define BACKSTOP_FACTOR 10                  /* x the budget, in wall-clock time */
@@ -165,7 +164,6 @@ static uint64_t backstop_ns(uint64_t budget_ns)
 	return ten > budget_ns + BACKSTOP_MIN_NS ? ten : budget_ns + BACKSTOP_MIN_NS;
 }
 
-
 /* ---- process-wide set-up -------------------------------------------- */
 
 static int statm_fd = -1;
@@ -258,15 +256,6 @@ size_t engine_process_rss(void)
 		return 0;
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
-
-
-
-
-
-
-
-
-
 
 /* ---- watchdog ---------------------------------------------------------- */
 
@@ -387,8 +376,9 @@ static void console_emit(engine *e, int level, char *msg, size_t len)
 	e->console(level, msg, len, e->console_ud);
 }
 
-/* One console argument as text, as a JavaScript console prints it: a string as it is, an object as its JSON when it has one,
- * anything else (or an object whose JSON throws) as String(v) prints it.
+/* One console argument as text, as a JavaScript console prints it: a
+ * string as it is, an object as its JSON when it has one, anything else (or
+ * an object whose JSON throws) as String(v) prints it.
  * NULL once the watchdog has stopped the entry: nothing more may run, and
  * *exc is the termination, for the caller to throw on. */
 static char *console_arg(engine *e, JSContextRef ctx, JSValueRef v, size_t *len,
@@ -460,8 +450,6 @@ static void drain_microtasks(JSContextRef ctx)
 }
 
 /* ---- errors as the plugin's author reads them --------------------------- */
-
-
 
 /* String(v): symbols through the pristine String, which prints them. */
 static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
@@ -561,17 +549,18 @@ static char *describe(JSContextRef ctx, const char *what, JSValueRef v)
 	return jsv_printf("%s is not a function (it is %s)", what, jsv_type_name(ctx, v));
 }
 
-
 /* Checks module.exports (or its default export) and keeps its functions. */
 static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *exc)
 {
 	if (!JSValueIsObject(ctx, m)) {
 		e->step_err = jsv_printf("module.exports must be an object, it is %s",
-		                             jsv_type_name(ctx, m));
+		                         jsv_type_name(ctx, m));
 		return;
 	}
 	JSValueRef scan = jsv_get(ctx, (JSObjectRef)m, "scanTransaction", exc);
-	JSValueRef def = scan && JSValueIsUndefined(ctx, scan) ? jsv_get(ctx, (JSObjectRef)m, "default", exc) : NULL;
+	JSValueRef def = scan && JSValueIsUndefined(ctx, scan)
+	                     ? jsv_get(ctx, (JSObjectRef)m, "default", exc)
+	                     : NULL;
 	if (def && JSValueIsObject(ctx, def)) {
 		JSValueRef s = jsv_get(ctx, (JSObjectRef)def, "scanTransaction", exc);
 		if (jsv_is_function(ctx, s)) {
@@ -615,12 +604,12 @@ static void killed_result(engine *e, engine_result *res)
 	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
 		set_error(res, ENGINE_TIMEOUT,
 		          jsv_printf("timed out: no answer after %llu ms of wall-clock time, most "
-		                         "of it waiting for a core (the machine is overloaded)",
-		                         (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
+		                     "of it waiting for a core (the machine is overloaded)",
+		                     (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
 	else if (e->killed == ENGINE_TIMEOUT)
 		set_error(res, ENGINE_TIMEOUT,
 		          jsv_printf("timed out after %llu ms",
-		                         (unsigned long long)(e->budget_ns / 1000000)));
+		                     (unsigned long long)(e->budget_ns / 1000000)));
 	else
 		set_error(res, ENGINE_MEMORY,
 		          jsv_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
@@ -674,7 +663,7 @@ static void answer_value(engine *e, JSContextRef ctx, JSValueRef v, engine_resul
 	if (e->max_result && chars > e->max_result) {
 		set_error(res, ENGINE_ERROR,
 		          jsv_printf("result too large: %zu characters, the cap is %zu bytes", chars,
-		                         e->max_result));
+		                     e->max_result));
 		JSStringRelease(s);
 		return;
 	}
@@ -740,8 +729,9 @@ static void await_thenable(engine *e, JSContextRef ctx, JSValueRef r, JSValueRef
 static bool answer_or_await(engine *e, JSContextRef ctx, JSValueRef r, engine_result *res)
 {
 	JSValueRef x = NULL;
-	JSValueRef then = JSValueIsObject(ctx, r) ? JSObjectGetProperty(ctx, (JSObjectRef)r, e->then_name, &x)
-	                                          : NULL;
+	JSValueRef then = JSValueIsObject(ctx, r)
+	                      ? JSObjectGetProperty(ctx, (JSObjectRef)r, e->then_name, &x)
+	                      : NULL;
 	if (!x && jsv_is_function(ctx, then))
 		await_thenable(e, ctx, r, &x);
 	if (x)
@@ -920,7 +910,6 @@ static int run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-
 static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValueRef *exc)
 {
 	JSStringRef src = JSStringCreateWithUTF8CString(code);
@@ -930,8 +919,6 @@ static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValue
 	JSStringRelease(u);
 	return v;
 }
-
-
 
 /* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
  * Unlike a delete and a set, it keeps what the object does on a define
@@ -1035,7 +1022,8 @@ static int prepare(engine *e, char **err)
 		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
 	e->keep_value = true;
 	e->then_name = JSStringCreateWithUTF8CString("then");
-	const char *failed = take_pristine(e) ? install_globals(e) : "String, Promise.prototype.then, Object.freeze";
+	const char *failed = take_pristine(e) ? install_globals(e)
+	                                      : "String, Promise.prototype.then, Object.freeze";
 	if (failed) {
 		*err = jsv_printf("internal: cannot set up the plugin's globals: %s", failed);
 		return -1;
@@ -1069,12 +1057,12 @@ static int load_module(engine *e, const engine_config *cfg, char **err)
 		return 0;
 	if (e->killed != ENGINE_OK) {
 		*err = jsv_printf("%s: loading the module timed out after %u ms", cfg->filename,
-		                      cfg->init_timeout_ms);
+		                  cfg->init_timeout_ms);
 		return -1;
 	}
 	bool located = why && strncmp(why, cfg->filename, strlen(cfg->filename)) == 0;
 	*err = jsv_printf("%s%s%s", located ? "" : cfg->filename, located ? "" : ": ",
-	                      why ? why : "failed to load");
+	                  why ? why : "failed to load");
 	free(why);
 	return -1;
 }

@@ -128,7 +128,7 @@ JSValueRef jsv_string(JSContextRef ctx, const char *s)
  * first costs ~0.2 ms per engine (the global object's layout becomes a
  * dictionary). */
 bool jsv_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef v,
-                   JSPropertyAttributes a)
+             JSPropertyAttributes a)
 {
 	JSStringRef n = JSStringCreateWithUTF8CString(name);
 	JSValueRef exc = NULL;
@@ -176,7 +176,7 @@ char *jsv_exception_text(JSContextRef ctx, JSValueRef exc)
 			jsv_strip_stack(st);
 	}
 	char *out = jsv_printf("%s%s%s%s", where ? where : "", msg, st && *st ? "\n" : "",
-	                           st && *st ? st : "");
+	                       st && *st ? st : "");
 	free(msg);
 	free(u);
 	free(where);
