@@ -4,7 +4,7 @@
  * and JSBasePrivate.h (WebKitGTK 2.50, javascriptcoregtk-4.1).
  *
  * They are exported by libjavascriptcoregtk-4.1.so but absent from its public
- * headers. Only src/engine.c includes this file.
+ * headers. Only the engine (src/engine.c, src/calls.c) includes this file.
  */
 #ifndef TXS_JSC_PRIVATE_H
 #define TXS_JSC_PRIVATE_H

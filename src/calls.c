@@ -1,0 +1,546 @@
+/*
+ * calls.c - the plugin called from C: loading the module, init(ctx) and
+ * batches of scans. Each is one VM entry into a native function
+ * (native_step) that calls the plugin through the C API and drains every
+ * microtask the call caused from inside the entry (jsc_private.h), so the
+ * watchdog covers them. A scan's answer (its JSON, its error, or what its
+ * promise settled to) is in place as soon as it is known. No JavaScript of
+ * txscan's runs in the VM: JSC would compile it again in every new VM.
+ */
+#define _GNU_SOURCE
+#include "engine_impl.h"
+
+#include "jsc_private.h"
+#include "jsval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
+                    "(txscan has no timers or I/O)"
+
+/* Runs every queued microtask now, inside the VM entry that is running. */
+static void drain_microtasks(JSContextRef ctx)
+{
+	JSContextGroupRef vm = JSContextGetGroup(ctx);
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, vm);
+	txs_jsc_drain_microtasks(vm);
+	txs_jsc_lock_holder_destroy(&lock);
+}
+
+/* String(v): symbols through the pristine String, which prints them. */
+static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
+{
+	if (JSValueIsSymbol(ctx, v) && e->string_fn) {
+		JSValueRef t = JSObjectCallAsFunction(ctx, e->string_fn, NULL, 1, &v, exc);
+		if (!t || *exc)
+			return NULL;
+		v = t;
+	}
+	JSStringRef s = JSValueToStringCopy(ctx, v, exc);
+	if (!s)
+		return NULL;
+	char *p = jsv_utf8(s, NULL);
+	JSStringRelease(s);
+	return p;
+}
+
+/* A thrown value as text: "Name: message" and the plugin's stack lines, or
+ * "uncaught <type>: <text>" for a value that is not an object. Getters and
+ * toString run (under the watchdog); NULL once the watchdog has stopped the
+ * entry, with *exc the termination for the caller to throw on (JavaScript's
+ * catch sees a termination that a native function threw). */
+static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
+{
+	JSValueRef x = NULL;
+	char *name = NULL, *msg = NULL, *st = NULL, *out = NULL;
+	if (JSValueIsObject(ctx, v)) {
+		JSObjectRef o = (JSObjectRef)v;
+		JSValueRef n = jsv_get(ctx, o, "name", &x);
+		JSValueRef m = x ? NULL : jsv_get(ctx, o, "message", &x);
+		JSValueRef s = x ? NULL : jsv_get(ctx, o, "stack", &x);
+		name = x ? NULL : JSValueIsUndefined(ctx, n) ? strdup("Error") : string_of(e, ctx, n, &x);
+		msg = x ? NULL : string_of(e, ctx, m, &x);
+		st = !x && JSValueIsString(ctx, s) ? string_of(e, ctx, s, &x) : NULL;
+		if (st)
+			jsv_strip_stack(st);
+		if (name && msg)
+			out = jsv_printf("%s: %s%s%s", name, msg, st && *st ? "\n" : "", st ? st : "");
+	} else {
+		char *t = string_of(e, ctx, v, &x);
+		out = t ? jsv_printf("uncaught %s: %s", jsv_type_name(ctx, v), t) : NULL;
+		free(t);
+	}
+	free(name);
+	free(msg);
+	free(st);
+	if (e->killed != ENGINE_OK) { /* v may be the termination itself, caught */
+		free(out);
+		*exc = x ? x : v;
+		return NULL;
+	}
+	return out ? out : strdup("uncaught exception that cannot be printed");
+}
+
+/* Protects v until the engine is freed. */
+void engine_keep(engine *e, JSValueRef v)
+{
+	assert(e->nkept < KEPT_MAX);
+	JSValueProtect(e->ctx, v);
+	e->kept[e->nkept++] = v;
+}
+
+void engine_drop_kept(engine *e)
+{
+	while (e->nkept)
+		JSValueUnprotect(e->ctx, e->kept[--e->nkept]);
+}
+
+/* The intrinsics C calls, taken before any plugin code runs: a plugin
+ * that replaces them changes nothing here. (JSON parsing and
+ * serialising go through the C API, which uses JSC's own.) */
+static bool take_pristine(engine *e)
+{
+	JSContextRef ctx = e->ctx;
+	JSObjectRef g = JSContextGetGlobalObject(ctx);
+	JSObjectRef promise = jsv_object_prop(ctx, g, "Promise");
+	JSObjectRef proto = promise ? jsv_object_prop(ctx, promise, "prototype") : NULL;
+	JSObjectRef object = jsv_object_prop(ctx, g, "Object");
+	e->then_fn = proto ? jsv_object_prop(ctx, proto, "then") : NULL;
+	e->freeze_fn = object ? jsv_object_prop(ctx, object, "freeze") : NULL;
+	e->string_fn = jsv_object_prop(ctx, g, "String");
+	if (!e->then_fn || !e->freeze_fn || !e->string_fn)
+		return false;
+	engine_keep(e, e->then_fn);
+	engine_keep(e, e->freeze_fn);
+	engine_keep(e, e->string_fn);
+	return true;
+}
+
+static char *describe(JSContextRef ctx, const char *what, JSValueRef v)
+{
+	if (JSValueIsUndefined(ctx, v))
+		return jsv_printf("%s is missing", what);
+	return jsv_printf("%s is not a function (it is %s)", what, jsv_type_name(ctx, v));
+}
+
+/* Checks module.exports (or its default export) and keeps its functions. */
+static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *exc)
+{
+	if (!JSValueIsObject(ctx, m)) {
+		e->step_err = jsv_printf("module.exports must be an object, it is %s",
+		                         jsv_type_name(ctx, m));
+		return;
+	}
+	JSValueRef scan = jsv_get(ctx, (JSObjectRef)m, "scanTransaction", exc);
+	JSValueRef def = scan && JSValueIsUndefined(ctx, scan)
+	                     ? jsv_get(ctx, (JSObjectRef)m, "default", exc)
+	                     : NULL;
+	if (def && JSValueIsObject(ctx, def)) {
+		JSValueRef s = jsv_get(ctx, (JSObjectRef)def, "scanTransaction", exc);
+		if (jsv_is_function(ctx, s)) {
+			m = def;
+			scan = s;
+		}
+	}
+	if (*exc)
+		return;
+	if (!jsv_is_function(ctx, scan)) {
+		e->step_err = describe(ctx, "module.exports.scanTransaction", scan);
+		return;
+	}
+	JSValueRef init = jsv_get(ctx, (JSObjectRef)m, "init", exc);
+	if (*exc)
+		return;
+	if (!JSValueIsUndefined(ctx, init) && !jsv_is_function(ctx, init)) {
+		e->step_err = describe(ctx, "module.exports.init", init);
+		return;
+	}
+	e->mod = (JSObjectRef)m;
+	e->scan_fn = (JSObjectRef)scan;
+	e->init_fn = JSValueIsUndefined(ctx, init) ? NULL : (JSObjectRef)init;
+	engine_keep(e, e->mod);
+	engine_keep(e, e->scan_fn);
+	if (e->init_fn)
+		engine_keep(e, e->init_fn);
+}
+
+static void set_error(engine_result *res, engine_status st, char *msg)
+{
+	res->status = st;
+	res->error = msg ? msg : strdup("out of memory");
+}
+
+void engine_killed_result(engine *e, engine_result *res)
+{
+	e->dead = true;
+	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
+		set_error(res, ENGINE_TIMEOUT,
+		          jsv_printf("timed out: no answer after %llu ms of wall-clock time, most "
+		                     "of it waiting for a core (the machine is overloaded)",
+		                     (unsigned long long)(backstop_ns(e->budget_ns) / 1000000)));
+	else if (e->killed == ENGINE_TIMEOUT)
+		set_error(res, ENGINE_TIMEOUT,
+		          jsv_printf("timed out after %llu ms",
+		                     (unsigned long long)(e->budget_ns / 1000000)));
+	else
+		set_error(res, ENGINE_MEMORY,
+		          jsv_printf("heap limit of %zu MB exceeded", e->heap_limit >> 20));
+}
+
+/* res = the JSON text (owned), unless it is over the cap in bytes. */
+static void answer_json(engine *e, char *text, size_t len, engine_result *res)
+{
+	if (e->max_result && len > e->max_result) {
+		set_error(res, ENGINE_ERROR,
+		          jsv_printf("result too large: %zu bytes, the cap is %zu", len, e->max_result));
+		free(text);
+		return;
+	}
+	res->status = ENGINE_OK;
+	res->json = text;
+	res->json_len = len;
+}
+
+/* res = a thrown value, as text. Nothing once the engine is killed. */
+static void answer_error(engine *e, JSContextRef ctx, JSValueRef v, engine_result *res)
+{
+	JSValueRef x = NULL;
+	char *t = error_text(e, ctx, v, &x);
+	if (t)
+		set_error(res, ENGINE_ERROR, t);
+}
+
+/* res = v's JSON ("null" where JSON.stringify gives undefined), refused
+ * when larger than the cap before it is copied out; for init, just OK. */
+static void answer_value(engine *e, JSContextRef ctx, JSValueRef v, engine_result *res)
+{
+	if (!e->keep_value) {
+		res->status = ENGINE_OK;
+		return;
+	}
+	JSValueRef x = NULL;
+	JSStringRef s = JSValueCreateJSONString(ctx, v, 0, &x);
+	if (x) {
+		char *t = error_text(e, ctx, x, &x);
+		if (t)
+			set_error(res, ENGINE_ERROR,
+			          jsv_printf("result cannot be serialised as JSON: %s", t));
+		free(t);
+		return;
+	}
+	size_t chars = s ? JSStringGetLength(s) : 4;
+	if (e->max_result && chars > e->max_result) {
+		set_error(res, ENGINE_ERROR,
+		          jsv_printf("result too large: %zu characters, the cap is %zu bytes", chars,
+		                     e->max_result));
+		JSStringRelease(s);
+		return;
+	}
+	size_t len = 4;
+	char *text = s ? jsv_utf8(s, &len) : strdup("null");
+	if (s)
+		JSStringRelease(s);
+	if (text)
+		answer_json(e, text, len, res);
+	else
+		set_error(res, ENGINE_ERROR, NULL);
+}
+
+/* A handler of the pristine promise that follows a thenable. */
+static JSValueRef native_settle(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                                const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	(void)exc;
+	const struct settle_fn *sf = JSObjectGetPrivate(fn);
+	engine *e = sf->e;
+	if (sf->call == e->call && !e->settled) {
+		e->settled = true;
+		JSValueRef v = argc ? argv[0] : JSValueMakeUndefined(ctx);
+		if (sf->rejected)
+			answer_error(e, ctx, v, e->ans);
+		else
+			answer_value(e, ctx, v, e->ans);
+	}
+	return JSValueMakeUndefined(ctx);
+}
+
+static void settle_finalize(JSObjectRef fn)
+{
+	free(JSObjectGetPrivate(fn));
+}
+
+static JSObjectRef settle_handler(engine *e, bool rejected)
+{
+	struct settle_fn *sf = malloc(sizeof *sf);
+	if (!sf)
+		return NULL;
+	*sf = (struct settle_fn){e, e->call, rejected};
+	return JSObjectMake(e->ctx, e->settle_class, sf);
+}
+
+/* Follows the thenable r as a pristine promise resolved with it would (its
+ * then runs in a microtask); the handlers answer. */
+static void await_thenable(engine *e, JSContextRef ctx, JSValueRef r, JSValueRef *exc)
+{
+	JSObjectRef resolve, reject;
+	JSObjectRef p = JSObjectMakeDeferredPromise(ctx, &resolve, &reject, exc);
+	if (!p)
+		return;
+	JSObjectCallAsFunction(ctx, resolve, NULL, 1, &r, exc);
+	JSValueRef handlers[2] = {settle_handler(e, false), settle_handler(e, true)};
+	if (!*exc && handlers[0] && handlers[1])
+		JSObjectCallAsFunction(ctx, e->then_fn, p, 2, handlers, exc);
+}
+
+/* true when r is a thenable whose outcome the microtasks will deliver;
+ * else res is answered. */
+static bool answer_or_await(engine *e, JSContextRef ctx, JSValueRef r, engine_result *res)
+{
+	JSValueRef x = NULL;
+	JSValueRef then = JSValueIsObject(ctx, r)
+	                      ? JSObjectGetProperty(ctx, (JSObjectRef)r, e->then_name, &x)
+	                      : NULL;
+	if (!x && jsv_is_function(ctx, then))
+		await_thenable(e, ctx, r, &x);
+	if (x)
+		answer_error(e, ctx, x, res);
+	else if (!jsv_is_function(ctx, then))
+		answer_value(e, ctx, r, res);
+	return !x && jsv_is_function(ctx, then);
+}
+
+/* res = fn.call(self, ...argv) and every microtask it queued: its value,
+ * its error, or what the promise it returned settled to ("promise did not
+ * settle" when it cannot: nothing is left to run it). Runs inside a VM
+ * entry. false when the engine was killed (res is left alone). */
+static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                   const JSValueRef argv[], engine_result *res)
+{
+	e->call++;
+	e->ans = res;
+	e->settled = false;
+	JSValueRef x = NULL;
+	JSValueRef r = JSObjectCallAsFunction(ctx, fn, self, argc, argv, &x);
+	bool pending = false;
+	if (e->killed == ENGINE_OK && x)
+		answer_error(e, ctx, x, res);
+	else if (e->killed == ENGINE_OK)
+		pending = answer_or_await(e, ctx, r, res);
+	if (e->killed == ENGINE_OK)
+		drain_microtasks(ctx);
+	e->call++;
+	if (e->killed != ENGINE_OK)
+		return false;
+	if (pending && !e->settled)
+		set_error(res, ENGINE_ERROR, strdup(NOT_SETTLED));
+	return true;
+}
+
+/* wrapper.call(globalThis, module, module.exports), its microtasks, then
+ * the exports. */
+static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRef *exc)
+{
+	JSObjectRef module = JSObjectMake(ctx, NULL, NULL);
+	JSObjectRef exports = JSObjectMake(ctx, NULL, NULL);
+	jsv_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
+	JSValueRef args[2] = {module, exports};
+	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
+	if (*exc)
+		return;
+	drain_microtasks(ctx);
+	if (e->killed != ENGINE_OK)
+		return;
+	JSValueRef m = jsv_get(ctx, module, "exports", exc);
+	if (m)
+		take_exports(e, ctx, m, exc);
+}
+
+/* ctx = {plugin: frozen {id, version}, config}. */
+static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef plugin = JSObjectMake(ctx, NULL, NULL);
+	jsv_set(ctx, plugin, "id", jsv_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
+	jsv_set(ctx, plugin, "version", jsv_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
+	JSObjectCallAsFunction(ctx, e->freeze_fn, NULL, 1, (JSValueRef[]){plugin}, exc);
+	JSStringRef cs = JSStringCreateWithUTF8CString(e->cfg->config_json ? e->cfg->config_json : "{}");
+	JSValueRef config = JSValueMakeFromJSONString(ctx, cs);
+	JSStringRelease(cs);
+	if (*exc)
+		return NULL;
+	if (!config) {
+		e->step_err = strdup("config is not valid JSON");
+		return NULL;
+	}
+	JSObjectRef pctx = JSObjectMake(ctx, NULL, NULL);
+	jsv_set(ctx, pctx, "plugin", plugin, kJSPropertyAttributeNone);
+	jsv_set(ctx, pctx, "config", config, kJSPropertyAttributeNone);
+	engine_keep(e, pctx);
+	e->pctx = pctx;
+	return pctx;
+}
+
+/* init(ctx), awaited when it returns a thenable, with every microtask. */
+static void step_init(engine *e, JSContextRef ctx)
+{
+	JSValueRef x = NULL;
+	JSObjectRef pctx = make_pctx(e, ctx, &x);
+	if (x && e->killed == ENGINE_OK && !e->step_err)
+		e->step_err = error_text(e, ctx, x, &x);
+	if (!pctx || !e->init_fn)
+		return;
+	engine_result res = {0};
+	e->keep_value = false;
+	if (invoke(e, ctx, e->init_fn, e->mod, 1, (JSValueRef[]){pctx}, &res) && res.error) {
+		e->step_err = res.error;
+		res.error = NULL;
+	}
+	engine_result_clear(&res);
+	e->keep_value = true;
+}
+
+/* Scan i of the batch starts now, with its own deadline. */
+static void batch_mark_start(engine *e, size_t i, uint64_t now)
+{
+	e->bcur = i;
+	e->bstart_ns = now;
+	e->deadline_ns = now + backstop_ns(e->budget_ns);
+}
+
+/* Scans the batch's transactions in turn; each answer is in place as soon
+ * as it is known, so a kill loses nothing that finished before it. */
+static void step_batch(engine *e, JSContextRef ctx)
+{
+	JSValueRef args[2] = {NULL, e->pctx};
+	for (size_t i = 0; i < e->bn; i++) {
+		engine_result *res = &e->bres[i];
+		JSStringRef s = JSStringCreateWithUTF8CString(e->btx[i]);
+		args[0] = JSValueMakeFromJSONString(ctx, s);
+		JSStringRelease(s);
+		if (!args[0])
+			set_error(res, ENGINE_ERROR, strdup("transaction is not valid JSON"));
+		else if (!invoke(e, ctx, e->scan_fn, e->mod, 2, args, res))
+			return;
+		uint64_t now = now_ns();
+		res->ms = (double)(now - e->bstart_ns) / 1e6;
+		batch_mark_start(e, i + 1, now);
+	}
+}
+
+/* The native function a step runs in (one VM entry). An exception the
+ * plugin threw while loading becomes step_err; a kill is thrown on. */
+static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
+                              const JSValueRef argv[], JSValueRef *exc)
+{
+	(void)self;
+	(void)argc;
+	const struct step_fn *sf = JSObjectGetPrivate(fn);
+	engine *e = sf->e;
+	JSValueRef x = NULL;
+	switch (sf->kind) {
+	case STEP_LOAD:
+		step_load(e, ctx, argv[0], &x);
+		break;
+	case STEP_INIT:
+		step_init(e, ctx);
+		break;
+	case STEP_BATCH:
+		step_batch(e, ctx);
+		break;
+	}
+	if (x && e->killed == ENGINE_OK && !e->step_err)
+		e->step_err = error_text(e, ctx, x, &x);
+	if (e->killed != ENGINE_OK)
+		*exc = x;
+	return JSValueMakeUndefined(ctx);
+}
+
+/* Runs loading or init as one VM entry. 0, or -1 with *why (owned) set; a
+ * kill leaves *why NULL and e->killed set. */
+int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
+{
+	JSObjectRef fn = JSObjectMake(e->ctx, e->step_class, &e->steps[kind]);
+	JSValueRef exc = NULL;
+	e->step_err = NULL;
+	JSObjectCallAsFunction(e->ctx, fn, NULL, arg ? 1 : 0, &arg, &exc);
+	*why = e->step_err;
+	e->step_err = NULL;
+	if (e->killed != ENGINE_OK) {
+		free(*why);
+		*why = NULL;
+		return -1;
+	}
+	if (!*why && exc)
+		*why = jsv_exception_text(e->ctx, exc);
+	return *why ? -1 : 0;
+}
+
+/* The scan that was running when the batch ended without finishing: the
+ * engine was killed, or (never expected) an exception escaped. */
+static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
+{
+	if (e->bcur >= n)
+		return n;
+	engine_result *res = &e->bres[e->bcur];
+	engine_result_clear(res);
+	if (e->killed != ENGINE_OK) {
+		engine_killed_result(e, res);
+		res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;
+		return e->bcur + 1;
+	}
+	char *t = jsv_exception_text(e->ctx, exc);
+	for (size_t i = e->bcur; i < n; i++)
+		set_error(&e->bres[i], ENGINE_ERROR,
+		          jsv_printf("internal: the batch failed: %s", t ? t : "?"));
+	free(t);
+	return n;
+}
+
+size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_result *res)
+{
+	ASSERT_OWNER(e);
+	memset(res, 0, n * sizeof *res);
+	if (e->dead || n == 0 || n > ENGINE_BATCH_MAX) {
+		for (size_t i = 0; i < n; i++)
+			set_error(&res[i], ENGINE_ERROR, strdup("internal: bad batch or terminated engine"));
+		return n;
+	}
+	e->btx = tx;
+	e->bn = n;
+	e->bres = res;
+	engine_begin(e, e->timeout_ns); /* scan 0 starts with the entry */
+	e->bcur = 0;
+	JSValueRef exc = NULL;
+	JSObjectCallAsFunction(e->ctx, e->batch_fn, NULL, 0, NULL, &exc);
+	size_t ran = batch_cut(e, n, exc);
+	e->btx = NULL;
+	e->bres = NULL;
+	engine_arm(e, (double)e->tick_ns / 1e9);
+	return ran;
+}
+
+void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
+{
+	(void)tx_len;
+	engine_scan_batch(e, &tx, 1, res);
+}
+
+bool engine_calls_prepare(engine *e)
+{
+	JSClassDefinition def = kJSClassDefinitionEmpty;
+	def.className = "TxscanStep";
+	def.callAsFunction = native_step;
+	e->step_class = JSClassCreate(&def);
+	def.className = "TxscanSettle";
+	def.callAsFunction = native_settle;
+	def.finalize = settle_finalize;
+	e->settle_class = JSClassCreate(&def);
+	for (int k = STEP_LOAD; k <= STEP_BATCH; k++)
+		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
+	e->keep_value = true;
+	e->then_name = JSStringCreateWithUTF8CString("then");
+	return take_pristine(e);
+}

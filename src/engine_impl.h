@@ -1,0 +1,151 @@
+/*
+ * engine_impl.h - what src/engine.c (life cycle, watchdog), src/calls.c
+ * (loading, init and scans, called from C) and src/sandbox.c (the plugin's
+ * globals and console) share: struct engine and the functions each offers
+ * the others. Internal to the engine; src/engine.h is its interface.
+ */
+#ifndef TXS_ENGINE_IMPL_H
+#define TXS_ENGINE_IMPL_H
+
+#include "engine.h"
+
+#include <JavaScriptCore/JavaScript.h>
+#include <assert.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define TICK_NS (10 * 1000000ull)
+#define SCAVENGE_MS 1000.0 /* libpas's period for handing memory back (see slow_scavenger) */
+#define BACKSTOP_FACTOR 10                  /* x the budget, in wall-clock time */
+#define BACKSTOP_MIN_NS (1000 * 1000000ull) /* and at least the budget + 1 s */
+#define READINGS_AGE_NS 1000000ull           /* /proc readings re-read after 1 ms */
+#define CONSOLE_BURST 100.0      /* lines */
+#define CONSOLE_PER_SEC 100.0    /* refill rate */
+#define CONSOLE_MAX_LINE 4096    /* bytes; longer lines are cut */
+
+/* What a console method object points to: its engine and its level. */
+struct console_fn {
+	struct engine *e;
+	int level;
+};
+
+/* The native functions an engine calls as VM entries: loading, init and a
+ * batch of scans, each one entry that the watchdog covers with every
+ * microtask it queues (microtasks drained as an API call returns would each
+ * get a fresh entry, so a flood would never be stopped). */
+enum step_kind { STEP_LOAD, STEP_INIT, STEP_BATCH };
+struct step_fn {
+	struct engine *e;
+	enum step_kind kind;
+};
+
+/* A handler of the promise a call returned: which call it answers (one
+ * that settles after its call ended answers nothing). Freed with its
+ * function object. */
+struct settle_fn {
+	struct engine *e;
+	uint64_t call;
+	bool rejected;
+};
+
+/* What the engine keeps protected until it is freed. */
+enum { KEPT_MAX = 8 };
+
+struct engine {
+	JSContextGroupRef group;
+	JSGlobalContextRef ctx;
+	JSClassRef console_class, step_class, settle_class;
+	JSObjectRef string_fn;   /* the pristine String(), to print symbols */
+	JSObjectRef then_fn;     /* the pristine Promise.prototype.then */
+	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
+	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
+	JSStringRef then_name;   /* "then", made once: looked up on every object result */
+	JSValueRef kept[KEPT_MAX];
+	size_t nkept;
+	struct console_fn con[ENGINE_LOG_ERROR + 1];
+	struct step_fn steps[STEP_BATCH + 1];
+	pthread_t owner;
+	const engine_config *cfg; /* during engine_new */
+	char *step_err;           /* why loading or init failed, when not by an exception */
+
+	/* the call in progress (init, or one scan) */
+	uint64_t call;           /* counts calls, twice each: a late settlement is ignored */
+	engine_result *ans;      /* where its answer goes */
+	bool keep_value;         /* a scan answers its value; init only whether it failed */
+	bool settled;            /* the promise it returned has settled */
+
+	char *id, *version;
+	uint64_t timeout_ns, tick_ns;
+	size_t heap_limit, max_result;
+	engine_console_fn console;
+	void *console_ud;
+
+	/* the execution in progress: one VM entry (a batch, or load/init) */
+	uint64_t budget_ns;      /* time one scan may take, less waits for a core */
+	uint64_t entry_wall_ns;  /* when the entry began ... */
+	uint64_t entry_wait_ns;  /* ... and the thread's run-queue wait until then */
+	uint64_t readings_ns;    /* when entry_wait_ns and rss_baseline were read */
+	uint64_t deadline_ns;    /* the current scan's wall-clock backstop */
+	bool over_backstop;      /* the kill was the backstop's */
+	int sched_fd;            /* /proc/thread-self/schedstat of the owner, or -1 */
+	double armed_s;          /* limit the watchdog is armed with */
+	engine_status killed;    /* set by on_tick when it terminates */
+	size_t rss_baseline;     /* process RSS when the entry began (at most 1 ms old) */
+	bool dead;
+
+	/* the batch in progress (engine_scan_batch) */
+	const char *const *btx;
+	size_t bn;
+	engine_result *bres;
+	size_t bcur;       /* scan running now */
+	uint64_t bstart_ns;
+
+	double tokens;           /* console rate limit */
+	uint64_t tokens_at_ns;
+	uint64_t console_dropped, console_dropped_reported;
+};
+
+#ifdef NDEBUG
+#define ASSERT_OWNER(e) ((void)(e))
+#else
+#define ASSERT_OWNER(e) assert(pthread_equal((e)->owner, pthread_self()))
+#endif
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall-clock time a scan may take in all, waits for a core included. */
+static inline uint64_t backstop_ns(uint64_t budget_ns)
+{
+	uint64_t ten = budget_ns * BACKSTOP_FACTOR;
+	return ten > budget_ns + BACKSTOP_MIN_NS ? ten : budget_ns + BACKSTOP_MIN_NS;
+}
+
+/* engine.c: a VM entry begins (each scan in it, or the one execution, has
+ * budget_ns); the watchdog armed with a tick of that many seconds. */
+void engine_begin(engine *e, uint64_t budget_ns);
+void engine_arm(engine *e, double seconds);
+
+/* calls.c */
+/* Classes, the pristine intrinsics C calls; false if one is missing. */
+bool engine_calls_prepare(engine *e);
+/* Loading or init as one VM entry: 0, or -1 with *why (owned) set; a kill
+ * leaves *why NULL and e->killed set. */
+int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why);
+/* The result of a killed execution (timeout or heap limit); e is dead. */
+void engine_killed_result(engine *e, engine_result *res);
+/* Protects v until engine_drop_kept (when the engine is freed). */
+void engine_keep(engine *e, JSValueRef v);
+void engine_drop_kept(engine *e);
+
+/* sandbox.c: the console class and the globals a plugin sees; NULL, or
+ * the name of what could not be set up. */
+const char *engine_sandbox_install(engine *e);
+
+#endif
