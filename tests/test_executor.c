@@ -270,6 +270,16 @@ static void test_timeouts(void **state)
 	expect_timeout_then_ok("looping getter during serialisation",
 	                       "return {code: 'X', get severity() { while (true) {} }};");
 	expect_timeout_then_ok("looping toJSON", "return {toJSON() { for (;;) {} }};");
+	/* a stop inside native code that runs plugin code (console formatting,
+	 * the answer of a promise) cannot be caught and outlived */
+	expect_timeout_then_ok("caught stop in console.log",
+	                       "try { console.log({toJSON() { for (;;) {} }}); } catch (e) {}\n"
+	                       "  for (;;) {}");
+	expect_timeout_then_ok("console.log stops caught in a loop",
+	                       "for (;;) { try { console.log({toJSON() { for (;;) {} }}); } catch (e) {} }");
+	expect_timeout_then_ok("looping toJSON of a promised value, more microtasks queued",
+	                       "(async () => { await null; await null; for (;;) {} })();\n"
+	                       "  return Promise.resolve({toJSON() { for (;;) {} }});");
 }
 
 /* Answers come out of the VM as UTF-8 whatever their length and wherever a
