@@ -33,13 +33,7 @@ static void drain_microtasks(JSContextRef ctx)
 /* String(v): symbols through the pristine String, which prints them. */
 static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
 {
-	if (JSValueIsSymbol(ctx, v) && e->string_fn) {
-		JSValueRef t = JSObjectCallAsFunction(ctx, e->string_fn, NULL, 1, &v, exc);
-		if (!t || *exc)
-			return NULL;
-		v = t;
-	}
-	JSStringRef s = JSValueToStringCopy(ctx, v, exc);
+	JSStringRef s = jsv_string_of(ctx, e->string_fn, v, exc);
 	if (!s)
 		return NULL;
 	char *p = jsv_utf8(s, NULL);
@@ -304,13 +298,14 @@ static bool answer_or_await(engine *e, JSContextRef ctx, JSValueRef r, engine_re
 	JSValueRef then = JSValueIsObject(ctx, r)
 	                      ? JSObjectGetProperty(ctx, (JSObjectRef)r, e->then_name, &x)
 	                      : NULL;
-	if (!x && jsv_is_function(ctx, then))
+	bool thenable = !x && jsv_is_function(ctx, then);
+	if (thenable)
 		await_thenable(e, ctx, r, &x);
 	if (x)
 		answer_error(e, ctx, x, res);
-	else if (!jsv_is_function(ctx, then))
+	else if (!thenable)
 		answer_value(e, ctx, r, res);
-	return !x && jsv_is_function(ctx, then);
+	return !x && thenable;
 }
 
 /* res = fn.call(self, ...argv) and every microtask it queued: its value,
@@ -372,7 +367,7 @@ static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 	if (*exc)
 		return NULL;
 	if (!config) {
-		e->step_err = strdup("config is not valid JSON");
+		e->step_err = strdup("ctx.config: the plugin's config is not valid JSON");
 		return NULL;
 	}
 	JSObjectRef pctx = JSObjectMake(ctx, NULL, NULL);

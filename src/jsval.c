@@ -123,6 +123,21 @@ JSValueRef jsv_string(JSContextRef ctx, const char *s)
 	return v;
 }
 
+/* String(v) as a JSC string; a symbol goes through string_fn (the
+ * pristine String, which prints symbols where ToString throws). NULL with
+ * *exc set when it threw. */
+JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc)
+{
+	*exc = NULL;
+	if (JSValueIsSymbol(ctx, v) && string_fn) {
+		JSValueRef t = JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc);
+		if (!t || *exc)
+			return NULL;
+		v = t;
+	}
+	return JSValueToStringCopy(ctx, v, exc);
+}
+
 /* o[name] = v: an existing property keeps its attributes, a new one gets
  * a. Replacing JSC's own global console this way costs ~15 us; deleting it
  * first costs ~0.2 ms per engine (the global object's layout becomes a

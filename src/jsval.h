@@ -17,6 +17,9 @@ char *jsv_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *jsv_utf8(JSStringRef s, size_t *len);
 /* String(v), under the watchdog; never NULL unless out of memory. */
 char *jsv_text(JSContextRef ctx, JSValueRef v);
+/* String(v), a symbol through string_fn (the pristine String); NULL with
+ * *exc set when it threw. */
+JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc);
 /* A string value made from UTF-8. */
 JSValueRef jsv_string(JSContextRef ctx, const char *s);
 

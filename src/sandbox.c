@@ -57,12 +57,8 @@ static char *console_arg(engine *e, JSContextRef ctx, JSValueRef v, size_t *len,
 	JSStringRef s = NULL;
 	if (JSValueIsObject(ctx, v))
 		s = JSValueCreateJSONString(ctx, v, 0, exc);
-	if (!s && e->killed == ENGINE_OK && JSValueIsSymbol(ctx, v) && e->string_fn) {
-		JSValueRef t = JSObjectCallAsFunction(ctx, e->string_fn, NULL, 1, &v, exc);
-		v = t ? t : v;
-	}
 	if (!s && e->killed == ENGINE_OK)
-		s = JSValueToStringCopy(ctx, v, exc);
+		s = jsv_string_of(ctx, e->string_fn, v, exc);
 	if (e->killed != ENGINE_OK) {
 		if (s)
 			JSStringRelease(s);
