@@ -153,6 +153,30 @@ static bool unescape(jscan *s, char *u, size_t *n)
 	return true;
 }
 
+/* Bytes from p that a string holds as they are: printable ASCII other than
+ * '"' and '\\'. Eight at a time: a word has none of the others unless a
+ * byte has its top bit set (0x80 and up), is below 0x20, or equals '"' or
+ * '\\' (each found exactly by the has-a-zero-byte test on the word XOR the
+ * byte: any false positive sits above a true one). */
+static size_t plain_run(const char *p, const char *end)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	const char *q = p;
+	for (; end - q >= 8; q += 8) {
+		uint64_t v, quote, bslash;
+		memcpy(&v, q, 8);
+		quote = v ^ (ones * '"');
+		bslash = v ^ (ones * '\\');
+		uint64_t special = v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+		                   ((bslash - ones) & ~bslash);
+		if (special & highs)
+			break;
+	}
+	while (q < end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' && *q != '\\')
+		q++;
+	return (size_t)(q - p);
+}
+
 /* s->p at '"': one string. d (may be NULL) gets what it decodes to; out
  * (may be NULL) gets it as a canonical JSON literal. Bytes that need no
  * escape are copied in runs, straight from the input. */
@@ -165,6 +189,13 @@ bool jscan_string(jscan *s, jstr *d, sbuf *out)
 	for (;;) {
 		if (s->p >= s->end)
 			return jscan_fail(s, "unterminated string");
+		size_t run_len = plain_run(s->p, s->end);
+		if (run_len) {
+			if (d)
+				keep(d, s->p, run_len);
+			s->p += run_len;
+			continue;
+		}
 		unsigned char c = (unsigned char)*s->p;
 		if (c == '"')
 			break;
