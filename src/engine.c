@@ -73,6 +73,38 @@ static void slow_scavenger(void)
 		*period = ms;
 }
 
+/* libpas gives each thread, for each size class of JSC's main malloc heap
+ * ("intrinsic"), a cache of up to 1.6 MB of pages that thread emptied (its
+ * "view cache"). Pages in it stay committed and marked in use for
+ * allocation, so no other thread and no scavenge can take them back, and
+ * an engine's restart frees small objects in patterns that keep adding
+ * pages to it: RSS grew ~1.2-1.9 MB over 19,000 restarts, all of it pages
+ * of 32- and 64-byte objects with nothing allocated in them, held by the
+ * caches (libpas's own status report). Without the cache, an emptied page
+ * goes back to the heap's shared directory, where any thread reuses it and
+ * the scavenger returns it (BENCHMARKS.md section 18). A directory's
+ * capacity is read when libpas makes it, on the heap's first allocation of
+ * that size, so this runs before main (JSC allocates nothing when it is
+ * loaded). Looked up at run time: without the symbols nothing changes.
+ * TXS_PAS_VIEW_CACHE=1 keeps libpas's default. */
+__attribute__((constructor)) static void no_view_caches(void)
+{
+	if (getenv("TXS_PAS_VIEW_CACHE"))
+		return;
+	void *aggressive = dlsym(RTLD_DEFAULT, "pas_heap_runtime_config_aggressive_view_cache_capacity");
+	void *zero = dlsym(RTLD_DEFAULT, "pas_heap_runtime_config_zero_view_cache_capacity");
+	void **config = dlsym(RTLD_DEFAULT, "bmalloc_intrinsic_runtime_config");
+	if (!aggressive || !zero || !config)
+		return;
+	/* pas_basic_heap_runtime_config: the capacity callback is one of its
+	 * first five words; found by its value rather than a guessed offset. */
+	for (int i = 0; i < 5; i++)
+		if (config[i] == aggressive) {
+			config[i] = zero;
+			return;
+		}
+}
+
 /* JSC makes one run loop per thread, on the GLib context that is the
  * thread's default when its first VM is made (a new hidden one otherwise),
  * and destroying a VM hands the deletion of that VM's run-loop timer to

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -837,6 +838,19 @@ static void test_jsc_options(void **state)
 	assert_true(polling);
 	if (!getenv("JSC_thresholdForFTLOptimizeAfterWarmUp"))
 		assert_int_equal(ftl, 1000000);
+	/* libpas's per-thread view caches are off in JSC's main heap (engine.c,
+	 * no_view_caches): its capacity callback is the zero one. */
+	void *aggressive = dlsym(RTLD_DEFAULT, "pas_heap_runtime_config_aggressive_view_cache_capacity");
+	void *zero = dlsym(RTLD_DEFAULT, "pas_heap_runtime_config_zero_view_cache_capacity");
+	void **config = dlsym(RTLD_DEFAULT, "bmalloc_intrinsic_runtime_config");
+	if (aggressive && zero && config && !getenv("TXS_PAS_VIEW_CACHE")) {
+		bool zeroed = false;
+		for (int i = 0; i < 5; i++) {
+			assert_ptr_not_equal(config[i], aggressive);
+			zeroed = zeroed || config[i] == zero;
+		}
+		assert_true(zeroed);
+	}
 	txs_executor_free(ex);
 }
 
