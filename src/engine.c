@@ -158,6 +158,17 @@ static void global_init(void)
 	 * ethers in an engine never recycled (BENCHMARKS.md section 11). The
 	 * environment overrides it. */
 	setenv("JSC_thresholdForFTLOptimizeAfterWarmUp", "1000000", 0);
+	/* On a machine with 16 GB of RAM or more JSC sizes each heap
+	 * "aggressively": it lets a heap grow about 4x between collections and
+	 * its young generation to 8 MB, as fits one browser tab per machine.
+	 * txscan runs many small heaps at once, one per plugin: eight engines
+	 * cycling 8 MB each outgrow the caches and keep faulting in fresh
+	 * pages. JSC's default growth (2x, collections from ~1.6 MB) cut the
+	 * CPU of a fan-out to 8 plugins by a fifth and `txscan scan` with the
+	 * 7 example plugins by 17 % (peak RSS -38 %), for ~5 % fewer scans/s
+	 * with a single plugin, which now collects more often
+	 * (BENCHMARKS.md section 20). The environment overrides it. */
+	setenv("JSC_aggressiveHeapThresholdInMB", "4294967295", 0);
 	statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 	slow_scavenger();
 }

@@ -838,6 +838,10 @@ static void test_jsc_options(void **state)
 	assert_true(polling);
 	if (!getenv("JSC_thresholdForFTLOptimizeAfterWarmUp"))
 		assert_int_equal(ftl, 1000000);
+	guint aggressive_mb = 0;
+	assert_true(jsc_options_get_uint("aggressiveHeapThresholdInMB", &aggressive_mb));
+	if (!getenv("JSC_aggressiveHeapThresholdInMB"))
+		assert_int_equal(aggressive_mb, 4294967295u);
 	/* libpas's per-thread view caches are off in JSC's main heap (engine.c,
 	 * no_view_caches): its capacity callback is the zero one. */
 	void *aggressive = dlsym(RTLD_DEFAULT, "pas_heap_runtime_config_aggressive_view_cache_capacity");
