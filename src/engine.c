@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,23 @@ size_t engine_process_rss(void)
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Process RSS read at most READINGS_AGE_NS before now: one pread per
+ * millisecond for the process, whichever engine asks, rather than one per
+ * engine (eight engines in a fan-out read the same number eight times). A
+ * reader racing a refresh may see the older value: it is still that fresh. */
+static size_t process_rss_recent(uint64_t now)
+{
+	static _Atomic uint64_t read_ns;
+	static _Atomic size_t rss;
+	uint64_t at = atomic_load_explicit(&read_ns, memory_order_acquire);
+	if (at && now >= at && now - at < READINGS_AGE_NS)
+		return atomic_load_explicit(&rss, memory_order_relaxed);
+	size_t r = engine_process_rss();
+	atomic_store_explicit(&rss, r, memory_order_relaxed);
+	atomic_store_explicit(&read_ns, now, memory_order_release);
+	return r;
+}
+
 /* ---- watchdog ---------------------------------------------------------- */
 
 static bool heap_exceeded(engine *e)
@@ -254,11 +272,12 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	e->entry_wall_ns = e->bstart_ns = now;
 	/* Readings from /proc, up to 1 ms old (a pread each, not per entry):
 	 * the RSS baseline, so memory other threads took before does not count
-	 * against this entry, and the run-queue wait so far (an older one can
-	 * only count up to 1 ms more of waiting in the scan's favour). */
+	 * against this entry (the process's, shared by every engine), and this
+	 * thread's run-queue wait so far (an older one can only count up to
+	 * 1 ms more of waiting in the scan's favour). */
+	if (e->heap_limit)
+		e->rss_baseline = process_rss_recent(now);
 	if (!e->readings_ns || now - e->readings_ns >= READINGS_AGE_NS) {
-		if (e->heap_limit)
-			e->rss_baseline = engine_process_rss();
 		e->entry_wait_ns = runqueue_wait_ns(e);
 		e->readings_ns = now;
 	}

@@ -86,7 +86,7 @@ struct engine {
 	uint64_t budget_ns;      /* time one scan may take, less waits for a core */
 	uint64_t entry_wall_ns;  /* when the entry began ... */
 	uint64_t entry_wait_ns;  /* ... and the thread's run-queue wait until then */
-	uint64_t readings_ns;    /* when entry_wait_ns and rss_baseline were read */
+	uint64_t readings_ns;    /* when entry_wait_ns was read */
 	uint64_t deadline_ns;    /* the current scan's wall-clock backstop */
 	bool over_backstop;      /* the kill was the backstop's */
 	int sched_fd;            /* /proc/thread-self/schedstat of the owner, or -1 */
