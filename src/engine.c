@@ -192,7 +192,7 @@ size_t engine_process_rss(void)
  * millisecond for the process, whichever engine asks, rather than one per
  * engine (eight engines in a fan-out read the same number eight times). A
  * reader racing a refresh may see the older value: it is still that fresh. */
-static size_t process_rss_recent(uint64_t now)
+size_t engine_process_rss_recent(uint64_t now)
 {
 	static _Atomic uint64_t read_ns;
 	static _Atomic size_t rss;
@@ -276,7 +276,7 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	 * thread's run-queue wait so far (an older one can only count up to
 	 * 1 ms more of waiting in the scan's favour). */
 	if (e->heap_limit)
-		e->rss_baseline = process_rss_recent(now);
+		e->rss_baseline = engine_process_rss_recent(now);
 	if (!e->readings_ns || now - e->readings_ns >= READINGS_AGE_NS) {
 		e->entry_wait_ns = runqueue_wait_ns(e);
 		e->readings_ns = now;

@@ -91,5 +91,8 @@ void engine_result_clear(engine_result *r);
 
 /* Process RSS in bytes, from /proc/self/statm (microseconds to read). */
 size_t engine_process_rss(void);
+/* The same, read at most 1 ms before now (now_ns() clock) by any engine:
+ * one pread per millisecond for the process. */
+size_t engine_process_rss_recent(uint64_t now);
 
 #endif

@@ -574,10 +574,10 @@ static uint32_t stats_gap(const txs_executor *ex, uint64_t cost_ns)
 	return gap < STATS_GAP_MIN ? STATS_GAP_MIN : gap > STATS_GAP_MAX ? STATS_GAP_MAX : (uint32_t)gap;
 }
 
-/* heap_restart_mb. Every heap_sample_every scans, process RSS (one pread)
- * is read; JSC's heap statistics, which walk the heap, are read once the gap
- * has passed (it adapts to what a reading costs), or sooner when RSS passed
- * its high-water mark (RSS swings as GCs free memory) by half the room this
+/* heap_restart_mb. Every heap_sample_every scans, process RSS is read (at
+ * most 1 ms old, shared by every engine); JSC's heap statistics, which
+ * walk the heap, are read once the gap has passed (it adapts to what a
+ * reading costs), or sooner when RSS passed its high-water mark (RSS swings as GCs free memory) by half the room this
  * engine had left below the threshold at the last reading, at least a MiB.
  * RSS is the whole process's, shared by every executor: with a fixed step
  * every executor walked its heap whenever any engine grew (a fifth of the
@@ -595,7 +595,7 @@ static void heap_policy(lane *ln, size_t n)
 	ex->since_sample = 0;
 	if (!ex->stats_gap)
 		ex->stats_gap = STATS_GAP_MIN;
-	size_t rss = engine_process_rss();
+	size_t rss = engine_process_rss_recent(now_ns());
 	size_t limit = (size_t)ex->lim.heap_restart_mb << 20;
 	size_t room = limit > ex->heap_at_walk ? limit - ex->heap_at_walk : 0;
 	size_t step = room / 2 > (1u << 20) ? room / 2 : (1u << 20);
