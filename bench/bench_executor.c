@@ -10,6 +10,7 @@
  *   bench_executor idle     PLUGIN_DIR TX.jsonl [--n N]
  *   bench_executor restarts PLUGIN_DIR TX.jsonl [--n N] [--no-scan]
  *   bench_executor handoff  [--n N]
+ *   bench_executor cpus     [--reps R]
  *   bench_executor latency  PLUGIN_DIR TX.jsonl [--n N] [--gap-ms G] [--restart-every K]
  *
  * restart:  txs_executor_restart latency (build the new engine, load, init,
@@ -28,6 +29,11 @@
  *           per engine generation unless --no-scan).
  * handoff:  round trip of a semaphore ping-pong between two threads: the
  *           floor under any synchronous call into an executor thread.
+ * cpus:     the speed of each CPU this process may run on: a fixed integer
+ *           loop pinned to each in turn (best of R), in ms and relative to
+ *           the fastest. On a shared host one vCPU can run far slower than
+ *           the other for minutes (a busy sibling thread on the host): this
+ *           says which state a run's latencies were measured in.
  * latency:  a service's view: one txs_executor_scan at a time, --gap-ms of
  *           idle between scans, --n scans: round-trip p50/p99/max, and how
  *           many restarts happened. Run with --restart-every K and 0 to see
@@ -41,6 +47,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -496,6 +503,57 @@ static int mode_handoff(int argc, char **argv)
 	return 0;
 }
 
+/* ---- cpus: the speed of each CPU ---------------------------------------- */
+
+static double spin_ms(void)
+{
+	/* a store and a load per step, as the interpreter and the GC do: a pure
+	 * register chain does not see a busy sibling thread on the host */
+	volatile uint64_t x = 0;
+	uint64_t t0 = bench_now_ns();
+	for (uint64_t i = 0; i < 30 * 1000 * 1000; i++)
+		x += i * i;
+	return (double)(bench_now_ns() - t0) / 1e6;
+}
+
+static int mode_cpus(int argc, char **argv)
+{
+	long reps = (long)bench_opt_num(argc, argv, "--reps", 3);
+	cpu_set_t all, one;
+	if (sched_getaffinity(0, sizeof all, &all) != 0)
+		bench_die("sched_getaffinity: %s", strerror(errno));
+	double ms[CPU_SETSIZE], best = 0;
+	int cpus[CPU_SETSIZE], n = 0;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &all))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		if (sched_setaffinity(0, sizeof one, &one) != 0)
+			bench_die("sched_setaffinity %d: %s", c, strerror(errno));
+		double m = 1e300;
+		for (long r = 0; r < reps; r++) {
+			double t = spin_ms();
+			m = t < m ? t : m;
+		}
+		cpus[n] = c;
+		ms[n++] = m;
+		best = !best || m < best ? m : best;
+	}
+	sched_setaffinity(0, sizeof all, &all);
+	bench_json_begin("bench_executor", "cpus");
+	char key[32];
+	double slowest = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "cpu%d_ms", cpus[i]);
+		bench_json_num(key, ms[i]);
+		slowest = ms[i] > slowest ? ms[i] : slowest;
+	}
+	bench_json_num("slowest_vs_fastest", slowest / best);
+	bench_json_end();
+	return 0;
+}
+
 /* ---- latency: one scan at a time, with idle gaps ------------------------ */
 
 static int mode_latency(int argc, char **argv)
@@ -549,9 +607,11 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "handoff"))
 		return mode_handoff(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "cpus"))
+		return mode_cpus(argc, argv);
 	if (argc < 3)
-		bench_die("usage: bench_executor restart|scan|engine|idle|restarts PLUGIN_DIR [TX.jsonl] "
-		          "[options]");
+		bench_die("usage: bench_executor restart|scan|engine|idle|restarts|latency PLUGIN_DIR [TX.jsonl] "
+		          "[options] | handoff | cpus");
 	const char *m = argv[1];
 	if (!strcmp(m, "restart"))
 		return mode_restart(argc, argv);

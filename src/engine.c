@@ -51,7 +51,6 @@ static uint64_t runqueue_wait_ns(const engine *e)
 	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
 }
 
-
 /* ---- process-wide set-up -------------------------------------------- */
 
 static int statm_fd = -1;
@@ -291,36 +290,6 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	}
 }
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 /* ---- life cycle ---------------------------------------------------------- */
 
 static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValueRef *exc)
@@ -332,9 +301,6 @@ static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValue
 	JSStringRelease(u);
 	return v;
 }
-
-
-
 
 /* The classes of the native functions, and the globals, before any
  * JavaScript runs. */
@@ -453,9 +419,6 @@ fail:
 		*err = strdup("out of memory");
 	return -1;
 }
-
-
-
 
 bool engine_dead(const engine *e)
 {

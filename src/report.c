@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 struct txs_report {
 	char *json;
 	size_t len;

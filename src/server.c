@@ -493,7 +493,6 @@ static bool report_overloaded(const txs_report *rep)
 	return hit;
 }
 
-
 static void req_unref(struct req *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)

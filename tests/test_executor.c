@@ -938,7 +938,6 @@ static void test_overload(void **state)
 	txs_executor_free(ex);
 }
 
-
 /* ---- two lanes: the standby builds the next engine ------------------------ */
 
 /* init busy-loops ~30 ms; a scan is cheap. With restart_every 20 and 5 ms
