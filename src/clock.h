@@ -10,7 +10,9 @@
 #define TXS_CLOCK_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 static inline uint64_t txs_now_ns(void)
@@ -18,6 +20,11 @@ static inline uint64_t txs_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline double txs_now_ms(void)
+{
+	return (double)txs_now_ns() / 1e6;
 }
 
 static inline struct timespec txs_timespec(uint64_t ns)
@@ -38,6 +45,18 @@ static inline int txs_cond_init(pthread_cond_t *cv)
 		rc = pthread_cond_init(cv, &ca);
 	pthread_condattr_destroy(&ca);
 	return rc;
+}
+
+/* Wall-clock now as the JSON log lines print it, UTC with milliseconds:
+ * 2026-12-02T02:34:10.123Z. cap: at least 25. */
+static inline void txs_utc_timestamp(char *dst, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(dst, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(dst + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef TXS_ENGINE_IMPL_H
 #define TXS_ENGINE_IMPL_H
 
+#include "clock.h"
 #include "engine.h"
 
 #include <JavaScriptCore/JavaScript.h>
@@ -115,9 +116,7 @@ struct engine {
 
 static inline uint64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return txs_now_ns();
 }
 
 /* Wall-clock time a scan may take in all, waits for a core included. */

@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "server.h"
+#include "clock.h"
 #include "jscan.h"
 #include "metrics.h"
 
@@ -178,13 +179,6 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static double wall_s(void)
 {
 	struct timespec ts;
@@ -224,20 +218,10 @@ static unsigned log_count;
 static _Atomic uint64_t log_suppressed;
 static uint64_t log_suppressed_reported; /* guarded by log_mu */
 
-static void timestamp(char *dst, size_t cap)
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(dst, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(dst + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 void server_log(const char *level, const char *event, json_t *fields)
 {
 	char ts[40];
-	timestamp(ts, sizeof ts);
+	txs_utc_timestamp(ts, sizeof ts);
 	json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "event", event);
 	if (!o)
 		abort();
@@ -412,7 +396,7 @@ static size_t bucket_of(double ms)
 static void count_answer(struct req *r, int status)
 {
 	server *srv = r->srv;
-	double ms = now_ms() - r->t0;
+	double ms = txs_now_ms() - r->t0;
 	atomic_fetch_add(&srv->requests[r->route][code_index(status)], 1);
 	atomic_fetch_add(&srv->duration[r->route][bucket_of(ms)], 1);
 	atomic_fetch_add(&srv->duration_sum_us[r->route], (uint64_t)(ms * 1000.0));
@@ -595,7 +579,7 @@ static struct req *req_new(server *srv, struct MHD_Connection *conn, const char 
 	struct req *r = xcalloc(1, sizeof *r);
 	r->srv = srv;
 	r->conn = conn;
-	r->t0 = now_ms();
+	r->t0 = txs_now_ms();
 	atomic_init(&r->refs, 1);
 	pthread_mutex_init(&r->mu, NULL);
 	snprintf(r->method, sizeof r->method, "%s", method);
@@ -1019,7 +1003,7 @@ static int control_run(server *srv, enum route_id op, const char *id, const char
 {
 	txs_plugin_info info = {0};
 	char err[1024] = "";
-	double t0 = now_ms();
+	double t0 = txs_now_ms();
 	pthread_mutex_lock(&srv->reload_mu);
 	pthread_rwlock_rdlock(&srv->host_lock);
 	txs_host *host = srv->host;
@@ -1035,7 +1019,7 @@ static int control_run(server *srv, enum route_id op, const char *id, const char
 	pthread_rwlock_unlock(&srv->host_lock);
 	pthread_mutex_unlock(&srv->reload_mu);
 
-	double ms = now_ms() - t0;
+	double ms = txs_now_ms() - t0;
 	const char *what = op_name(op);
 	json_t *log = json_pack("{s:s, s:s, s:b, s:f}", "plugin", id ? id : "*", "source", source,
 	                        "ok", rc == 0, "ms", ms3(ms));

@@ -24,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "clock.h"
 #include "stream.h"
 #include "txscan.h"
 
@@ -120,9 +121,7 @@ struct worker {
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return txs_now_ns() / 1000000u;
 }
 
 static void sleep_ms(uint32_t ms)
@@ -245,23 +244,6 @@ static void list_free(struct joblist *l)
 
 /* ---- plugin reload (SIGHUP) -------------------------------------------- */
 
-static double mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void timestamp(char *dst, size_t cap)
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(dst, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(dst + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 /* {"plugin id": "version", ...}: what serves now. */
 static json_t *plugin_versions(struct txs_host *host)
 {
@@ -292,12 +274,12 @@ static void log_json(json_t *o)
  * outcome is one JSON line, like `txscan serve`'s "reload" event. */
 static void reload_plugins(struct worker *w)
 {
-	double t0 = mono_ms();
+	uint64_t t0 = txs_now_ns();
 	int rc = txs_host_reload_all(w->host);
 	char *err = rc ? need(format("%s", txs_last_error())) : NULL;
-	double ms = (double)(long long)((mono_ms() - t0) * 1000.0 + 0.5) / 1000.0;
+	double ms = (double)((txs_now_ns() - t0 + 500) / 1000) / 1000.0; /* 3 decimals */
 	char ts[40];
-	timestamp(ts, sizeof ts);
+	txs_utc_timestamp(ts, sizeof ts);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:f, s:o}", "ts", ts, "level",
 	                      rc ? "error" : "info", "event", "reload", "consumer", w->opt->consumer,
 	                      "plugin", "*", "source", "sighup", "ok", rc == 0, "ms", ms,
@@ -599,14 +581,7 @@ static void on_report(txs_report *report, void *userdata)
 /* Waits until a report is back or ms passed. */
 static void wait_done(struct worker *w, uint32_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = txs_timespec(txs_now_ns() + (uint64_t)ms * 1000000u);
 	pthread_mutex_lock(&w->lock);
 	while (!w->done.head)
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
@@ -1082,11 +1057,7 @@ static int worker_init(struct worker *w, struct txs_host *host, const struct str
 	snprintf(w->ttl, sizeof w->ttl, "%u", o->done_ttl_s);
 	snprintf(w->history, sizeof w->history, "0");
 	snprintf(w->cursor, sizeof w->cursor, "0-0");
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_done uses it */
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	txs_cond_init(&w->cond); /* wait_done gives it monotonic deadlines */
 	pthread_mutex_init(&w->lock, NULL);
 	return 0;
 }

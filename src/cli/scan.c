@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "clock.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -60,9 +61,7 @@ static struct ticket tickets[WINDOW];
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)txs_now_ns() / 1e9;
 }
 
 static void usage(FILE *out)

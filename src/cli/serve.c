@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "clock.h"
 #include "server.h"
 #include "txscan.h"
 
@@ -196,13 +197,6 @@ struct watch {
 	double *due;  /* monotonic ms when the debounced reload runs; 0 = none */
 };
 
-static double mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void watch_close(struct watch *w)
 {
 	if (w->fd >= 0)
@@ -261,7 +255,7 @@ static void watch_read(struct watch *w)
 			p += sizeof *ev + ev->len;
 			for (size_t i = 0; i < w->n; i++)
 				if (w->wd[i] == ev->wd && !ignored_name(ev))
-					w->due[i] = mono_ms() + DEBOUNCE_MS;
+					w->due[i] = txs_now_ms() + DEBOUNCE_MS;
 		}
 	}
 }
@@ -269,7 +263,7 @@ static void watch_read(struct watch *w)
 /* Milliseconds until the next debounced reload; -1 when none is due. */
 static int watch_timeout(const struct watch *w)
 {
-	double next = 0, now = mono_ms();
+	double next = 0, now = txs_now_ms();
 	for (size_t i = 0; i < w->n; i++)
 		if (w->due[i] && (!next || w->due[i] < next))
 			next = w->due[i];
@@ -280,7 +274,7 @@ static int watch_timeout(const struct watch *w)
 
 static void watch_fire(struct watch *w, server *srv)
 {
-	double now = mono_ms();
+	double now = txs_now_ms();
 	for (size_t i = 0; i < w->n; i++)
 		if (w->due[i] && w->due[i] <= now) {
 			w->due[i] = 0;
@@ -334,9 +328,9 @@ static int run(server *srv, int sfd, struct watch *w)
  * cut the wait short. */
 static bool drain(server *srv, int sfd, unsigned timeout_s)
 {
-	double deadline = mono_ms() + timeout_s * 1000.0;
+	double deadline = txs_now_ms() + timeout_s * 1000.0;
 	while (server_in_flight(srv) > 0) {
-		if (mono_ms() >= deadline)
+		if (txs_now_ms() >= deadline)
 			return false;
 		struct pollfd p = {.fd = sfd, .events = POLLIN};
 		int sig = poll(&p, 1, DRAIN_POLL_MS) > 0 ? next_signal(sfd) : 0;
@@ -369,7 +363,7 @@ static void log_start(server *srv, txs_host *host, const struct args *a)
 
 static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned drain_s)
 {
-	double t0 = mono_ms();
+	double t0 = txs_now_ms();
 	char name[32];
 	snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	server_log("info", "shutdown",
@@ -383,7 +377,7 @@ static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned dr
 	server_free(srv);
 	server_log(drained ? "info" : "warn", "stopped",
 	           json_pack("{s:b, s:i, s:f}", "drained", drained, "abandoned", (int)left, "ms",
-	                     round(mono_ms() - t0)));
+	                     round(txs_now_ms() - t0)));
 	return drained;
 }
 
