@@ -577,8 +577,9 @@ static uint32_t stats_gap(const txs_executor *ex, uint64_t cost_ns)
 /* heap_restart_mb. Every heap_sample_every scans, process RSS is read (at
  * most 1 ms old, shared by every engine); JSC's heap statistics, which
  * walk the heap, are read once the gap has passed (it adapts to what a
- * reading costs), or sooner when RSS passed its high-water mark (RSS swings as GCs free memory) by half the room this
- * engine had left below the threshold at the last reading, at least a MiB.
+ * reading costs), or sooner when RSS passed its high-water mark (RSS
+ * swings as GCs free memory) by half the room this engine had left below
+ * the threshold at the last reading, at least a MiB.
  * RSS is the whole process's, shared by every executor: with a fixed step
  * every executor walked its heap whenever any engine grew (a fifth of the
  * CPU of a fan-out to 8 plugins), while this engine's own growth shows in
