@@ -41,7 +41,7 @@
  */
 #define _GNU_SOURCE
 #include "common.h"
-#include "engine.h" /* internal: the `engine` mode only */
+#include "engine/engine.h" /* internal: the `engine` mode only */
 #include "txscan.h"
 
 #include <errno.h>

@@ -12,7 +12,7 @@
  * from the input. The input is copied to an allocation of exactly its size,
  * without a NUL, so ASan catches any read past its end.
  */
-#include "findings.h"
+#include "host/findings.h"
 
 #include <jansson.h>
 #include <stdint.h>

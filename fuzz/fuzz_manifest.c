@@ -10,7 +10,7 @@
  * as JSON text of an object. The text is copied to an allocation of exactly
  * its size (no NUL) so ASan catches reads past the end.
  */
-#include "plugin.h"
+#include "host/plugin.h"
 
 #include <jansson.h>
 #include <stdint.h>

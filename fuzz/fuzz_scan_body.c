@@ -13,7 +13,7 @@
  * The body is copied to an allocation of exactly its size, without a NUL,
  * so ASan catches any read past its end.
  */
-#include "server.h"
+#include "http/server.h"
 
 #include <jansson.h>
 #include <stdbool.h>

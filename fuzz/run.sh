@@ -2,9 +2,9 @@
 # fuzz/run.sh [SECONDS] - builds the libFuzzer drivers with clang and runs
 # each for SECONDS (default: $FUZZ_SECONDS, else 60), with ASan + UBSan.
 #
-#   fuzz_scan_body  POST /v1/scan(/batch) bodies: server_parse_body (src/server.c)
-#   fuzz_manifest   plugin.json: plugin_manifest_parse (src/plugin.c)
-#   fuzz_findings   a plugin's answer: findings_collect (src/findings.c),
+#   fuzz_scan_body  POST /v1/scan(/batch) bodies: server_parse_body (src/http/server.c)
+#   fuzz_manifest   plugin.json: plugin_manifest_parse (src/host/plugin.c)
+#   fuzz_findings   a plugin's answer: findings_collect (src/host/findings.c),
 #                   differential against jansson
 #
 # The code under test is compiled here with coverage instrumentation; the
@@ -64,15 +64,15 @@ run() { # name corpus-name
 
 only=${FUZZ_ONLY:-}
 if [ -z "$only" ] || [ "$only" = fuzz_scan_body ]; then
-  build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/server.c" "$ROOT/src/metrics.c" "$ROOT/src/jscan.c"
+  build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/http/server.c" "$ROOT/src/http/metrics.c" "$ROOT/src/util/jscan.c"
   run fuzz_scan_body scan_body
 fi
 if [ -z "$only" ] || [ "$only" = fuzz_manifest ]; then
-  build fuzz_manifest "$ROOT/fuzz/fuzz_manifest.c" "$ROOT/src/plugin.c"
+  build fuzz_manifest "$ROOT/fuzz/fuzz_manifest.c" "$ROOT/src/host/plugin.c"
   run fuzz_manifest manifest
 fi
 if [ -z "$only" ] || [ "$only" = fuzz_findings ]; then
-  build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/findings.c" "$ROOT/src/jscan.c"
+  build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/host/findings.c" "$ROOT/src/util/jscan.c"
   run fuzz_findings findings
 fi
 echo "fuzz: no crash in ${SECS}s per driver"

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bell.h"
+#include "executor/bell.h"
 #include "txscan.h"
 
 #include <jsc/jsc.h>

@@ -19,7 +19,7 @@
 
 #include <time.h>
 
-#include "plugin.h"
+#include "host/plugin.h"
 #include "txscan.h"
 
 static char root[256];

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jscan.h"
+#include "util/jscan.h"
 
 #define LEN_MAX 40
 

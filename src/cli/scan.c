@@ -8,7 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "clock.h"
+#include "util/clock.h"
 #include "txscan.h"
 
 #include <errno.h>

@@ -12,8 +12,8 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "clock.h"
-#include "server.h"
+#include "util/clock.h"
+#include "http/server.h"
 #include "txscan.h"
 
 #include <errno.h>

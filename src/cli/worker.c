@@ -9,7 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cli.h"
-#include "stream.h"
+#include "stream/stream.h"
 #include "txscan.h"
 
 #include <errno.h>

@@ -13,7 +13,7 @@
 #define _GNU_SOURCE
 #include "findings.h"
 
-#include "jscan.h"
+#include "util/jscan.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

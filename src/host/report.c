@@ -10,7 +10,7 @@
 #include "report.h"
 
 #include "findings.h"
-#include "sbuf.h"
+#include "util/sbuf.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -4,7 +4,7 @@
 #define _GNU_SOURCE
 #include "bell.h"
 
-#include "clock.h"
+#include "util/clock.h"
 
 #include <limits.h>
 #include <linux/futex.h>

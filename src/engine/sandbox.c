@@ -8,7 +8,7 @@
 #include "engine_impl.h"
 
 #include "jsval.h"
-#include "sbuf.h"
+#include "util/sbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 #ifndef TXS_FINDINGS_H
 #define TXS_FINDINGS_H
 
-#include "sbuf.h"
+#include "util/sbuf.h"
 #include "txscan.h"
 
 #include <stddef.h>

@@ -24,7 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "clock.h"
+#include "util/clock.h"
 #include "stream.h"
 #include "txscan.h"
 

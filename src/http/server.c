@@ -24,8 +24,8 @@
  */
 #define _GNU_SOURCE
 #include "server.h"
-#include "clock.h"
-#include "jscan.h"
+#include "util/clock.h"
+#include "util/jscan.h"
 #include "metrics.h"
 
 #include <arpa/inet.h>

@@ -16,11 +16,11 @@
  * sleeps until the head's deadline.
  */
 #define _GNU_SOURCE
-#include "bell.h"
-#include "clock.h"
+#include "executor/bell.h"
+#include "util/clock.h"
 #include "console.h"
-#include "error.h"
-#include "jscan.h"
+#include "util/error.h"
+#include "util/jscan.h"
 #include "plugin.h"
 #include "report.h"
 #include "txscan.h"

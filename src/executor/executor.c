@@ -51,9 +51,9 @@
  */
 #define _GNU_SOURCE
 #include "bell.h"
-#include "clock.h"
-#include "engine.h"
-#include "error.h"
+#include "util/clock.h"
+#include "engine/engine.h"
+#include "util/error.h"
 #include "txscan.h"
 
 #include <errno.h>

@@ -7,7 +7,7 @@
 #ifndef TXS_ENGINE_IMPL_H
 #define TXS_ENGINE_IMPL_H
 
-#include "clock.h"
+#include "util/clock.h"
 #include "engine.h"
 
 #include <JavaScriptCore/JavaScript.h>
