@@ -175,6 +175,12 @@ typedef struct txs_executor_stats {
 	bool standby_ready;          /* the standby lane holds a fresh engine now */
 	double latency_sum_ms;
 	uint64_t latency_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */
+	/* process isolation only (0 in thread isolation): */
+	uint64_t process_starts;  /* engine processes that became ready */
+	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit)
+	                           * or broke the channel protocol */
+	uint64_t process_kills;   /* engine processes the host killed: deadline, memory cap,
+	                           * protocol */
 } txs_executor_stats;
 
 /* A snapshot read without stopping scans (each counter is exact, the set is
@@ -208,6 +214,17 @@ TXS_EXTERN int txs_severity_parse(const char *name, txs_severity *out);
 typedef struct txs_host txs_host;
 typedef struct txs_report txs_report;
 
+/* Where plugins' engines run (docs/engine.md, "Isolation"). */
+typedef enum txs_isolation {
+	TXS_ISOLATION_DEFAULT = 0, /* $TXSCAN_ISOLATION ("thread" or "process"), else thread */
+	TXS_ISOLATION_THREAD,      /* engines on threads of this process */
+	TXS_ISOLATION_PROCESS,     /* each instance's engines in a sandboxed child process,
+	                            * killed at its deadline + a grace or past its memory cap */
+} txs_isolation;
+
+/* "thread" / "process" -> 0 and *out; TXS_EINVAL otherwise. */
+TXS_EXTERN int txs_isolation_parse(const char *name, txs_isolation *out);
+
 typedef struct txs_host_options {
 	/* Deadline for a whole report: a plugin that has not answered by then is
 	 * reported "timeout" (its scan may still be queued). 0 = the largest
@@ -219,6 +236,10 @@ typedef struct txs_host_options {
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */
+	txs_isolation isolation;
+	/* Process isolation: the txscan-engine helper; NULL: $TXSCAN_ENGINE, else
+	 * beside the running program, else the build tree's. */
+	const char *engine_path;
 } txs_host_options;
 
 /* opts may be NULL (defaults). */

@@ -1,0 +1,420 @@
+/*
+ * test_isolate.c - process isolation (src/isolate/): an engine process per
+ * plugin instance, the sandbox inside it, and the hard stops the host
+ * holds: deadline kills of native calls that never poll the watchdog,
+ * memory kills, crashes, the retry of innocent scans, the death of the
+ * children with their parent. Results are collected on callback threads;
+ * assertions run on the test's main thread.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "isolate/isolate.h"
+#include "txscan.h"
+
+extern char **environ;
+
+static const char TX[] = "{\"hash\":\"0xabc\",\"value\":\"0x1\"}";
+
+static const char ECHO[] =
+    "module.exports = { scanTransaction(tx) { if (tx.hash === '0xbad') return 7;"
+    " return [{code: 'SEEN', severity: 'low', message: tx.hash}]; } };";
+
+/* The quadratic regexp of issue 15 runs ~40 s; the fill ~8 s. */
+static const char STUCK[] =
+    "module.exports = { scanTransaction(tx) {"
+    " if (tx.hash === 'regexp') return /a*b/.test('a'.repeat(300000)) ? null : null;"
+    " if (tx.hash === 'fill') { new Uint8Array(2 ** 31 - 1).fill(7); }"
+    " return null; } };";
+
+static const char BOMB[] =
+    "module.exports = { scanTransaction(tx) {"
+    " if (tx.hash === 'bomb') { const a = new Uint8Array(600 * 1024 * 1024); a.fill(1);"
+    "   return [{code: 'BIG', severity: 'low', message: String(a[5])}]; }"
+    " return null; } };";
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static txs_proc *make(const char *id, const char *src, uint32_t timeout_ms)
+{
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = timeout_ms;
+	txs_plugin_code c = {.id = id, .version = "1.0.0", .filename = "index.js",
+	                     .source = src, .source_len = strlen(src)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, NULL))
+		fail_msg("txs_proc_new(%s): %s", id, txs_last_error());
+	return p;
+}
+
+/* ---- one answer, waited for -------------------------------------------- */
+
+typedef struct wait1 {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	txs_scan_result r;
+	double at_ms;
+} wait1;
+
+static void on_one(txs_scan_result *r, void *ud)
+{
+	wait1 *w = ud;
+	pthread_mutex_lock(&w->mu);
+	w->r = *r;
+	w->at_ms = now_ms();
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void wait1_init(wait1 *w)
+{
+	memset(w, 0, sizeof *w);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+}
+
+static void wait1_wait(wait1 *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static txs_scan_result scan(txs_proc *p, const char *tx, double *ms)
+{
+	wait1 w;
+	wait1_init(&w);
+	double t0 = now_ms();
+	assert_int_equal(txs_proc_submit(p, tx, strlen(tx), on_one, &w), 0);
+	wait1_wait(&w);
+	if (ms)
+		*ms = w.at_ms - t0;
+	return w.r;
+}
+
+static void expect_ok(txs_proc *p)
+{
+	txs_scan_result r = scan(p, TX, NULL);
+	if (r.status != TXS_STATUS_OK)
+		fail_msg("expected ok, got %s: %s", txs_status_name(r.status), r.error ? r.error : "");
+	txs_scan_result_clear(&r);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	txs_proc *p = make("echo", ECHO, 50);
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_non_null(strstr(r.json, "0xabc"));
+	assert_true(r.generation >= 1);
+	txs_scan_result_clear(&r);
+	r = scan(p, "{\"hash\":\"0xbad\"}", NULL);
+	assert_int_equal(r.status, TXS_STATUS_OK); /* 7: the host's findings check rejects it */
+	assert_string_equal(r.json, "7");
+	txs_scan_result_clear(&r);
+	assert_int_equal(txs_proc_restart(p), 0);
+	expect_ok(p);
+	const char *v2 = "module.exports = { scanTransaction() { return {code: 'V2', severity: 'high',"
+	                 " message: 'two'}; } };";
+	txs_plugin_code c = {.id = "echo", .version = "2", .filename = "index.js", .source = v2,
+	                     .source_len = strlen(v2)};
+	assert_int_equal(txs_proc_reload(p, &c, NULL), 0);
+	r = scan(p, TX, NULL);
+	assert_non_null(strstr(r.json, "V2"));
+	txs_scan_result_clear(&r);
+	c.source = "}) ; syntax error (";
+	c.source_len = strlen(c.source);
+	assert_int_equal(txs_proc_reload(p, &c, NULL), TXS_EPLUGIN);
+	r = scan(p, TX, NULL);
+	assert_non_null(strstr(r.json, "V2")); /* the canary kept the old code */
+	txs_scan_result_clear(&r);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.scans, 5);
+	assert_int_equal(s.ok, 5);
+	assert_int_equal(s.process_starts, 1);
+	assert_int_equal(s.process_crashes, 0);
+	txs_proc_free(p);
+}
+
+static void test_bad_code_is_reported(void **state)
+{
+	(void)state;
+	txs_plugin_code c = {.id = "bad", .version = "1", .filename = "bad.js",
+	                     .source = "throw new Error('nope at load')", .source_len = 31};
+	txs_proc *p = (txs_proc *)0x1;
+	assert_int_equal(txs_proc_new(&p, &c, NULL, NULL, NULL, NULL), TXS_EPLUGIN);
+	assert_null(p);
+	assert_non_null(strstr(txs_last_error(), "nope at load"));
+}
+
+/* A native call the watchdog cannot stop is answered timeout within
+ * timeout + 50 ms; the process is replaced and the next scan is ok. */
+static void stuck_case(const char *which)
+{
+	txs_proc *p = make("stuck", STUCK, 50);
+	pid_t before = txs_proc_pid(p);
+	char tx[64];
+	snprintf(tx, sizeof tx, "{\"hash\":\"%s\"}", which);
+	double ms;
+	txs_scan_result r = scan(p, tx, &ms);
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	if (ms > 100)
+		fail_msg("%s: answered after %.1f ms (timeout 50 + 50)", which, ms);
+	txs_scan_result_clear(&r);
+	expect_ok(p);
+	assert_int_not_equal(txs_proc_pid(p), before);
+	assert_int_equal(kill(before, 0), -1); /* reaped */
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 1);
+	assert_int_equal(s.timeouts, 1);
+	txs_proc_free(p);
+}
+
+static void test_stuck_regexp(void **state)
+{
+	(void)state;
+	stuck_case("regexp");
+}
+
+static void test_stuck_fill(void **state)
+{
+	(void)state;
+	stuck_case("fill");
+}
+
+/* ---- many answers ----------------------------------------------------------- */
+
+typedef struct many {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done, n;
+	int by_status[8];
+	char first_error[256];
+} many;
+
+static void on_many(txs_scan_result *r, void *ud)
+{
+	many *m = ud;
+	pthread_mutex_lock(&m->mu);
+	m->by_status[r->status]++;
+	if (r->status != TXS_STATUS_OK && !m->first_error[0])
+		snprintf(m->first_error, sizeof m->first_error, "%s", r->error ? r->error : "");
+	m->done++;
+	pthread_cond_signal(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	txs_scan_result_clear(r);
+}
+
+static void many_wait(many *m, int n)
+{
+	pthread_mutex_lock(&m->mu);
+	while (m->done < n)
+		pthread_cond_wait(&m->cv, &m->mu);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* Scans queued behind a stuck one are innocent: sent again to the
+ * replacement, answered ok. */
+static void test_innocent_scans_are_retried(void **state)
+{
+	(void)state;
+	txs_proc *p = make("stuck", STUCK, 50);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	const char *stuck = "{\"hash\":\"regexp\"}";
+	assert_int_equal(txs_proc_submit(p, stuck, strlen(stuck), on_many, &m), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	many_wait(&m, 21);
+	assert_int_equal(m.by_status[TXS_STATUS_TIMEOUT], 1);
+	assert_int_equal(m.by_status[TXS_STATUS_OK], 20);
+	txs_proc_free(p);
+}
+
+/* A signal during a stream of scans: the scan the process ran answers
+ * error naming the signal, the others are retried, later scans are
+ * complete. JSC handles SIGSEGV itself (its fault handlers), so a SIGSEGV
+ * sent from outside may be survived; SIGABRT (what JSC's own out-of-memory
+ * does) always ends the process. */
+static void crash_case(int sig, bool must_die)
+{
+	txs_proc *p = make("echo", ECHO, 50);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pid_t victim = txs_proc_pid(p);
+	int n = 0;
+	for (int i = 0; i < 400; i++, n++) {
+		while (txs_proc_submit(p, TX, strlen(TX), on_many, &m) == TXS_EOVERLOADED)
+			usleep(100);
+		if (i == 200)
+			kill(victim, sig);
+	}
+	many_wait(&m, n);
+	assert_int_equal(m.by_status[TXS_STATUS_OK] + m.by_status[TXS_STATUS_ERROR], n);
+	assert_true(m.by_status[TXS_STATUS_ERROR] <= 1);
+	if (m.by_status[TXS_STATUS_ERROR])
+		assert_non_null(strstr(m.first_error, sigabbrev_np(sig)));
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	if (must_die) {
+		assert_int_equal(s.process_crashes, 1);
+		assert_int_not_equal(txs_proc_pid(p), victim);
+	}
+	for (int i = 0; i < 20; i++)
+		expect_ok(p);
+	txs_proc_free(p);
+}
+
+static void test_segv_during_stream(void **state)
+{
+	(void)state;
+	crash_case(SIGSEGV, false);
+}
+
+static void test_abort_during_stream(void **state)
+{
+	(void)state;
+	crash_case(SIGABRT, true);
+}
+
+/* A process that fills 600 MB with heap_limit_mb 64 is killed for memory;
+ * the next scan is ok. */
+static void test_memory_cap(void **state)
+{
+	(void)state;
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 5000;
+	txs_plugin_code c = {.id = "bomb", .version = "1", .filename = "index.js", .source = BOMB,
+	                     .source_len = strlen(BOMB)};
+	txs_proc *p = NULL;
+	assert_int_equal(txs_proc_new(&p, &c, &l, NULL, NULL, NULL), 0);
+	txs_scan_result r = scan(p, "{\"hash\":\"bomb\"}", NULL);
+	if (r.status != TXS_STATUS_MEMORY)
+		fail_msg("expected memory, got %s: %s", txs_status_name(r.status), r.error ? r.error : r.json);
+	txs_scan_result_clear(&r);
+	expect_ok(p);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.memory_stops, 1);
+	assert_int_equal(s.process_kills, 1); /* the host's cap: the fill is one native call */
+	txs_proc_free(p);
+}
+
+/* The production filter, seen from inside a child. */
+static void test_sandbox_probe(void **state)
+{
+	(void)state;
+	txs_proc *p = make("echo", ECHO, 50);
+	char *report = NULL;
+	int rc = txs_proc_probe(p, &report);
+	if (rc)
+		fail_msg("sandbox probe: %s", report ? report : "?");
+	assert_non_null(strstr(report, "socket=EPERM"));
+	assert_non_null(strstr(report, "open_write=EPERM"));
+	assert_non_null(strstr(report, "fork=EPERM"));
+	free(report);
+	expect_ok(p);
+	txs_proc_free(p);
+}
+
+/* kill -9 of the host: its engine processes are gone within a second. */
+static void test_children_die_with_parent(void **state)
+{
+	(void)state;
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	/* the host is this program again (posix_spawn: no fork of a threaded process) */
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	char *argv[] = {"/proc/self/exe", "--host", NULL};
+	pid_t host;
+	assert_int_equal(posix_spawn(&host, "/proc/self/exe", &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	pid_t kids[2];
+	assert_int_equal(read(pfd[0], kids, sizeof kids), (ssize_t)sizeof kids);
+	assert_true(kids[0] > 0 && kids[1] > 0);
+	assert_int_equal(kill(kids[0], 0), 0);
+	kill(host, SIGKILL);
+	waitpid(host, NULL, 0);
+	double t0 = now_ms();
+	bool gone = false;
+	while (!gone && now_ms() - t0 < 1000) {
+		/* orphans are reaped by init (or a subreaper): gone = ESRCH, or a zombie */
+		char path[64], st = '?';
+		gone = true;
+		for (int i = 0; i < 2; i++) {
+			snprintf(path, sizeof path, "/proc/%d/stat", kids[i]);
+			FILE *f = fopen(path, "r");
+			if (f) {
+				if (fscanf(f, "%*d %*s %c", &st) == 1 && st != 'Z')
+					gone = false;
+				fclose(f);
+			}
+		}
+		if (!gone)
+			usleep(5000);
+	}
+	assert_true(gone);
+	close(pfd[0]);
+}
+
+/* --host: start two engine processes, print their pids, wait to be killed */
+static int host_main(void)
+{
+	txs_proc *a = make("a", ECHO, 50), *b = make("b", ECHO, 50);
+	pid_t kids[2] = {txs_proc_pid(a), txs_proc_pid(b)};
+	if (write(1, kids, sizeof kids) != sizeof kids)
+		return 1;
+	pause();
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "--host"))
+		return host_main();
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_bad_code_is_reported),
+	    cmocka_unit_test(test_stuck_regexp),
+	    cmocka_unit_test(test_stuck_fill),
+	    cmocka_unit_test(test_innocent_scans_are_retried),
+	    cmocka_unit_test(test_segv_during_stream),
+	    cmocka_unit_test(test_abort_during_stream),
+	    cmocka_unit_test(test_memory_cap),
+	    cmocka_unit_test(test_sandbox_probe),
+	    cmocka_unit_test(test_children_die_with_parent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
