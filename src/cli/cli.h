@@ -16,6 +16,11 @@ int cmd_worker(int argc, char **argv);  /* src/cli/worker.c + src/stream.c */
 int cmd_publish(int argc, char **argv); /* src/cli/worker.c */
 
 /* Exit codes shared by every subcommand (each --help documents its own). */
+/* The CLI's isolation when neither --isolation nor $TXSCAN_ISOLATION says
+ * (docs/engine.md, "Isolation", says why). */
+#define CLI_DEFAULT_ISOLATION TXS_ISOLATION_PROCESS
+#define CLI_DEFAULT_ISOLATION_NAME "process"
+
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
 
 /* Prints "txscan: " + message to stderr. */
@@ -31,6 +36,17 @@ struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_con
 struct txs_host_options;
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt);
+
+/* Takes --isolation thread|process (or --isolation=MODE) out of argv (any
+ * position after the subcommand) and remembers it for cli_load_host*.
+ * Without it: $TXSCAN_ISOLATION, else CLI_DEFAULT_ISOLATION. -1 after
+ * printing the error. */
+int cli_isolation_opts(int *argc, char **argv);
+#define CLI_ISOLATION_HELP \
+	"  --isolation MODE    thread: plugins' engines on threads of this process;\n" \
+	"                      process: each instance's engines in a sandboxed child\n" \
+	"                      process, killed at its deadline or memory cap (default\n" \
+	"                      $TXSCAN_ISOLATION, else " CLI_DEFAULT_ISOLATION_NAME ")\n"
 
 /* Collects -p/--plugins DIR (and -pDIR, --plugins=DIR) into dirs (at most
  * max); returns 1 if argv[*i] was such an option (and advances *i), 0 if

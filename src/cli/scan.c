@@ -68,7 +68,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: txscan scan [-p DIR]... [--fail-on SEVERITY] [--format jsonl|table]\n"
-	        "                   [--progress|--no-progress] [--quiet-console] [FILE...]\n\n"
+	        "                   [--progress|--no-progress] [--quiet-console]\n"
+	        "                   [--isolation thread|process] [FILE...]\n\n"
 	        "Scans transactions with every plugin and prints one report per input, in input\n"
 	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
 	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
@@ -80,7 +81,8 @@ static void usage(FILE *out)
 	        "  --format FORMAT     jsonl (default): one report per line; table: a summary\n"
 	        "  --progress          progress on stderr (default: when stderr is a terminal)\n"
 	        "  --quiet-console     discard plugins' console output (default: JSON lines on\n"
-	        "                      stderr)\n\n"
+	        "                      stderr)\n"
+	        CLI_ISOLATION_HELP "\n"
 	        "exit status: 0 clean; 1 a verdict at or above --fail-on; 2 an input or plugin\n"
 	        "error (invalid input, or a plugin that did not answer ok: the scan is\n"
 	        "incomplete) -- 2 wins over 1; 64 usage error.\n");

@@ -63,6 +63,8 @@ static void usage(FILE *out)
 	        "      --drain-timeout S   on SIGTERM/SIGINT, wait this long for requests (default 30)\n"
 	        "      --watch             reload a plugin when a file in its folder changes\n"
 	        "  -q, --quiet             discard the plugins' console output\n"
+	        "  --isolation MODE        thread or process (default $TXSCAN_ISOLATION, else\n"
+	        "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once);\n"
 	        "SIGHUP reloads every plugin. Logs are JSON lines on stderr.\n");

@@ -19,6 +19,7 @@
 #include "executor/bell.h"
 #include "util/clock.h"
 #include "console.h"
+#include "instance.h"
 #include "util/error.h"
 #include "util/jscan.h"
 #include "plugin.h"
@@ -45,7 +46,7 @@ typedef struct plugin {
 	char id[65];
 	char *dir;
 	uint32_t instances;
-	txs_executor **ex;
+	instance *ex;      /* thread executors or engine processes (instance.h) */
 	pthread_mutex_t mu; /* guards version, limits and reloads */
 	char version[65];
 	txs_limits limits;
@@ -84,6 +85,7 @@ struct txs_host {
 	size_t max_input;
 	_Atomic uint32_t in_flight;
 	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
+	txs_isolation isolation; /* THREAD or PROCESS, resolved at txs_host_new */
 
 	pthread_t deadline_thread;
 	bool deadline_started;
@@ -242,15 +244,15 @@ static void on_answer(txs_scan_result *res, void *ud)
 }
 
 /* Least pending commands among the plugin's instances. */
-static txs_executor *pick(const plugin *p)
+static instance *pick(const plugin *p)
 {
-	txs_executor *best = p->ex[0];
-	uint32_t load = p->instances > 1 ? txs_executor_load(best) : 0;
+	instance *best = &p->ex[0];
+	uint32_t load = p->instances > 1 ? instance_load(best) : 0;
 	for (uint32_t i = 1; i < p->instances && load; i++) {
-		uint32_t l = txs_executor_load(p->ex[i]);
+		uint32_t l = instance_load(&p->ex[i]);
 		if (l < load) {
 			load = l;
-			best = p->ex[i];
+			best = &p->ex[i];
 		}
 	}
 	return best;
@@ -383,7 +385,7 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 		list_add(h, f);
 	bool ring = false;
 	for (size_t i = 0; i < h->n; i++) {
-		int rc = txs_executor_submit_quiet(pick(h->plugins[i]), tx, len, on_answer, &f->slots[i],
+		int rc = instance_submit(pick(h->plugins[i]), tx, len, on_answer, &f->slots[i],
 		                                   &ring);
 		if (rc) {
 			refused(f, i, rc);
@@ -435,7 +437,7 @@ static void plugin_free(plugin *p)
 	if (!p)
 		return;
 	for (uint32_t i = 0; p->ex && i < p->instances; i++)
-		txs_executor_free(p->ex[i]);
+		instance_free(&p->ex[i]);
 	free(p->ex);
 	free(p->dir);
 	pthread_mutex_destroy(&p->mu);
@@ -465,10 +467,9 @@ static int plugin_start(txs_host *h, const plugin_manifest *m, plugin **out)
 	void *ud = h->opt.console ? h->opt.console_userdata : h->sink;
 	int rc = p->dir && p->ex ? 0 : txs_fail(TXS_ENOMEM, "out of memory");
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
-		rc = txs_executor_new(&p->ex[i], &code, &m->limits, con, ud);
+		rc = instance_new(&p->ex[i], h->isolation, h->opt.engine_path, &code, &m->limits, con, ud,
+		                  &h->bell);
 		p->instances = i + (rc == 0);
-		if (!rc)
-			txs_executor_use_bell(p->ex[i], &h->bell);
 	}
 	if (rc) {
 		plugin_free(p);
@@ -577,6 +578,9 @@ int txs_host_load(txs_host *h, const char *path)
 	size_t k = 0;
 	for (; !rc && k < nd; k++)
 		rc = load_one(h, dirs[k], fresh, k);
+	for (size_t i = 0; !rc && i < nd; i++) /* engine processes start in parallel */
+		for (uint32_t j = 0; !rc && j < fresh[i]->instances; j++)
+			rc = instance_wait_started(&fresh[i]->ex[j]);
 	if (rc) {
 		for (size_t i = 0; i < nd; i++)
 			plugin_free(fresh[i]);
@@ -598,6 +602,7 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	if (opts)
 		h->opt = *opts;
+	h->isolation = instance_mode(h->opt.isolation);
 	pthread_mutex_init(&h->dmu, NULL);
 	txs_cond_init(&h->dcv);
 	txs_bell_init(&h->bell);
@@ -662,7 +667,7 @@ int txs_host_restart(txs_host *h, const char *id)
 	int rc = 0;
 	pthread_mutex_lock(&p->mu);
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
-		rc = txs_executor_restart(p->ex[i]);
+		rc = instance_restart(&p->ex[i]);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }
@@ -678,7 +683,7 @@ static int reload_locked(plugin *p, const plugin_manifest *m)
 	txs_plugin_code code = code_of(m);
 	int rc = 0;
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
-		rc = txs_executor_reload(p->ex[i], &code, &m->limits);
+		rc = instance_reload(&p->ex[i], &code, &m->limits);
 	if (!rc) {
 		snprintf(p->version, sizeof p->version, "%s", m->version);
 		p->limits = m->limits;
@@ -746,6 +751,9 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->running = sum->running && s->running;
 	sum->busy = sum->busy || s->busy;
 	sum->latency_sum_ms += s->latency_sum_ms;
+	sum->process_starts += s->process_starts;
+	sum->process_crashes += s->process_crashes;
+	sum->process_kills += s->process_kills;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		sum->latency_buckets[i] += s->latency_buckets[i];
 	sum->generation = gen;
@@ -767,7 +775,7 @@ int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 	info->stats.running = true;
 	for (uint32_t i = 0; i < p->instances; i++) {
 		txs_executor_stats s;
-		txs_executor_stats_get(p->ex[i], &s);
+		instance_stats(&p->ex[i], &s);
 		add_stats(&info->stats, &s);
 	}
 	return 0;
@@ -794,6 +802,9 @@ static json_t *info_json(const txs_plugin_info *in)
 	    "heap_bytes", (json_int_t)s->heap_bytes, "queue_depth", (json_int_t)s->queue_depth,
 	    "quarantined", s->quarantined, "running", s->running, "latency_avg_ms",
 	    s->scans ? s->latency_sum_ms / (double)s->scans : 0.0);
+	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I}", "starts",
+	                    (json_int_t)s->process_starts, "crashes", (json_int_t)s->process_crashes,
+	                    "kills", (json_int_t)s->process_kills));
 	return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                 in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
 	                 stats);
@@ -817,7 +828,7 @@ bool txs_host_ready(txs_host *h)
 		plugin *p = h->plugins[i];
 		for (uint32_t k = 0; k < p->instances; k++) {
 			txs_executor_stats s;
-			txs_executor_stats_get(p->ex[k], &s);
+			instance_stats(&p->ex[k], &s);
 			if (s.quarantined || !s.running)
 				return false;
 		}

@@ -214,11 +214,30 @@ static char *copy_text(const char *s, size_t n)
 
 /* ---- results -------------------------------------------------------------- */
 
-int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r)
+int chan_lane_encode(chan_buf *b, const chan_lane *lane)
 {
 	size_t at;
-	uint32_t st = (uint32_t)r->status, pad = 0;
-	int rc = begin(b, CH_RESULT, id, &at) || chan_buf_put(b, &st, 4) || chan_buf_put(b, &pad, 4) ||
+	int rc = begin(b, CH_LANE, 0, &at) || chan_buf_put(b, &lane->tid, 4) ||
+	         chan_buf_put(b, &lane->wait_ns, 8);
+	return finish(b, at, rc);
+}
+
+const char *chan_lane_decode(const unsigned char *p, size_t len, chan_lane *lane)
+{
+	rd r = {p, len, false};
+	get(&r, &lane->tid, 4);
+	get(&r, &lane->wait_ns, 8);
+	if (r.bad || r.left || lane->tid == 0 || lane->tid > (1u << 30))
+		return "lane frame: bad contents";
+	return NULL;
+}
+
+int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r, const chan_lane *lane)
+{
+	size_t at;
+	uint32_t st = (uint32_t)r->status;
+	int rc = begin(b, CH_RESULT, id, &at) || chan_buf_put(b, &st, 4) ||
+	         chan_buf_put(b, &lane->tid, 4) || chan_buf_put(b, &lane->wait_ns, 8) ||
 	         chan_buf_put(b, &r->ms, 8) || chan_buf_put(b, &r->generation, 8) ||
 	         put_text(b, r->json, r->json ? r->json_len : 0) ||
 	         put_text(b, r->error, r->error ? strlen(r->error) : 0);
@@ -238,16 +257,17 @@ static bool status_ok(uint32_t st)
 }
 
 const char *chan_result_decode(const unsigned char *p, size_t len, size_t max_json,
-                               txs_scan_result *out)
+                               txs_scan_result *out, chan_lane *lane)
 {
 	rd r = {p, len, false};
-	uint32_t st, pad;
+	uint32_t st;
 	double ms;
 	uint64_t gen;
 	size_t jn, en;
 	memset(out, 0, sizeof *out);
 	get(&r, &st, 4);
-	get(&r, &pad, 4);
+	get(&r, &lane->tid, 4);
+	get(&r, &lane->wait_ns, 8);
 	get(&r, &ms, 8);
 	get(&r, &gen, 8);
 	const char *json = get_text(&r, &jn);
@@ -256,6 +276,8 @@ const char *chan_result_decode(const unsigned char *p, size_t len, size_t max_js
 		return "result frame: lengths do not add up";
 	if (!status_ok(st))
 		return "result frame: unknown status";
+	if (lane->tid == 0 || lane->tid > (1u << 30))
+		return "result frame: bad thread id";
 	if (!(ms >= 0 && ms < 1e9))
 		return "result frame: time out of range";
 	if (jn > max_json || en > CHAN_MAX_TEXT)

@@ -37,6 +37,7 @@ enum chan_type {
 	CH_DONE,       /* id, i32 rc, error text */
 	CH_STATS,      /* the child's executor counters */
 	CH_CONSOLE,    /* level, message */
+	CH_LANE,       /* the serving lane's thread and its run-queue wait (after CH_READY) */
 };
 
 #define CHAN_HEADER 16
@@ -44,7 +45,7 @@ enum chan_type {
  * start failure): longer text is a protocol violation. */
 #define CHAN_MAX_TEXT (1u << 20)
 /* Fixed part of a CH_RESULT payload. */
-#define CHAN_RESULT_FIXED 32
+#define CHAN_RESULT_FIXED 40
 
 typedef struct chan_header {
 	uint32_t len;
@@ -75,13 +76,24 @@ void chan_buf_free(chan_buf *b);
  * child's frame, payload over max_payload). */
 int chan_take(chan_buf *b, size_t max_payload, chan_header *h, const unsigned char **payload);
 
+/* Which thread of the child serves scans, and how long it had waited on a
+ * run queue (schedstat) when it sent the frame: the parent forgives a scan
+ * the time its thread waited for a core, as the executor does. */
+typedef struct chan_lane {
+	uint32_t tid;
+	uint64_t wait_ns;
+} chan_lane;
+
+int chan_lane_encode(chan_buf *b, const chan_lane *lane);
+const char *chan_lane_decode(const unsigned char *p, size_t len, chan_lane *lane);
+
 /* A result as the child sends it. The decode copies json and error out of
  * the frame into private memory (the payload is never read twice) and
  * checks them: json is one valid JSON value, error valid UTF-8 without NUL.
  * NULL on success, else a static description of the violation. */
-int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r);
+int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r, const chan_lane *lane);
 const char *chan_result_decode(const unsigned char *p, size_t len, size_t max_json,
-                               txs_scan_result *out);
+                               txs_scan_result *out, chan_lane *lane);
 
 /* rc + text frames (CH_READY, CH_DONE). decode: *text malloc'ed (may be
  * empty), checked as UTF-8. */

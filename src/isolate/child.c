@@ -25,7 +25,9 @@
 #include "sandbox.h"
 #include "util/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -108,13 +110,40 @@ static void cap_text(char *s)
 	s[n] = '\0';
 }
 
+/* This thread and its run-queue wait, read at most once per millisecond
+ * (a pread of /proc/thread-self/schedstat, opened once per thread). */
+static chan_lane this_lane(void)
+{
+	static _Thread_local int fd = -2;
+	static _Thread_local chan_lane lane;
+	static _Thread_local uint64_t read_ns;
+	uint64_t now = txs_now_ns();
+	if (fd == -2) {
+		fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+		lane.tid = (uint32_t)gettid();
+	}
+	if (fd >= 0 && (!read_ns || now - read_ns >= 1000000)) {
+		char buf[96];
+		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+		unsigned long long run, wait;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (sscanf(buf, "%llu %llu", &run, &wait) == 2)
+				lane.wait_ns = wait;
+		}
+		read_ns = now;
+	}
+	return lane;
+}
+
 static void feed(void);
 
 static void send_result(uint64_t id, txs_scan_result *r)
 {
+	chan_lane lane = this_lane();
 	cap_text(r->error);
 	pthread_mutex_lock(&C.wmu);
-	if (chan_result_encode(&C.out, id, r) == 0)
+	if (chan_result_encode(&C.out, id, r, &lane) == 0)
 		flush_locked();
 	pthread_mutex_unlock(&C.wmu);
 	txs_scan_result_clear(r);
@@ -277,6 +306,44 @@ static void serve(chan_buf *in)
 	}
 }
 
+/* The executor's first lane (the thread named txs:<id>, the only one at
+ * this point) and its run-queue wait: the parent's baseline for the first
+ * scan. Nothing is sent if it cannot be found. */
+static void send_first_lane(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char path[96], buf[96];
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/comm", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n < 4 || strncmp(buf, "txs:", 4))
+			continue;
+		chan_lane lane = {.tid = (uint32_t)atoi(de->d_name)};
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		unsigned long long run, wait;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (sscanf(buf, "%llu %llu", &run, &wait) == 2)
+				lane.wait_ns = wait;
+		}
+		pthread_mutex_lock(&C.wmu);
+		if (chan_lane_encode(&C.out, &lane) == 0)
+			flush_locked();
+		pthread_mutex_unlock(&C.wmu);
+		break;
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Dies with the parent; descriptors and limits. */
 static int detach(int fd, pid_t parent)
 {
@@ -321,6 +388,7 @@ int txs_isolate_child_main(int argc, char **argv)
 	send_rc(CH_READY, 0, rc, rc ? txs_last_error() : "");
 	if (rc)
 		return 0;
+	send_first_lane();
 	send_stats();
 	if (!dispatch(&in))
 		return 4;

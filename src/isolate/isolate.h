@@ -25,6 +25,13 @@ typedef struct txs_proc txs_proc;
  * (txs_isolate_engine_path). */
 int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
                  txs_console_fn console, void *userdata, const char *engine);
+/* new() in two halves, so that many children start at once: start returns
+ * when the child is being started; wait_started returns 0 once it runs
+ * init, or TXS_EPLUGIN (the caller then frees p). Scans submitted before
+ * are held until the child is ready. */
+int txs_proc_start(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
+                   txs_console_fn console, void *userdata, const char *engine);
+int txs_proc_wait_started(txs_proc *p);
 int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, void *userdata);
 int txs_proc_restart(txs_proc *p);
 int txs_proc_reload(txs_proc *p, const txs_plugin_code *code, const txs_limits *limits);

@@ -115,12 +115,17 @@ struct txs_proc {
 	uint64_t last_answer_ns;
 	uint64_t head_id, head_start_ns, head_allow_ns;
 	bool rebuild;           /* the child may rebuild its engine before the next scan */
+	uint32_t lane_tid;      /* the child's serving thread, as it last said */
+	uint64_t lane_wait_ns;  /* its run-queue wait then: the next head's baseline */
+	int sched_fd;           /* /proc/<pid>/task/<lane_tid>/schedstat */
+	uint64_t head_wait0_ns;
+	bool head_has_wait;
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
 	bool stopping, started;
 	int start_rc;
 	char *last_err;
-	uint32_t consecutive_failures;
+	uint32_t consecutive_failures, quarantine_after;
 	uint64_t retry_at_ns, backoff_ns;
 	txs_executor_stats child, base; /* the child's last counters; the dead ones' sum */
 
@@ -178,6 +183,33 @@ static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why)
 	return h;
 }
 
+static uint64_t sched_wait(int fd)
+{
+	char buf[96];
+	unsigned long long run = 0, wait = 0;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+}
+
+/* True when the head is past its allowance only by time its thread spent
+ * waiting for a core beyond a quarter of the timeout (the executor's own
+ * rule, engine.c), and not past the executor's backstop (10x the timeout,
+ * at least timeout + 1 s): then it is not killed yet. */
+static bool forgiven_locked(txs_proc *p, uint64_t now)
+{
+	uint64_t took = now - p->head_start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
+	uint64_t backstop = t * 10 > t + 1000000000ull ? t * 10 : t + 1000000000ull;
+	if (!p->head_has_wait || p->head->type != CH_SCAN || took >= p->head_allow_ns + backstop)
+		return false;
+	uint64_t wait = sched_wait(p->sched_fd);
+	uint64_t waited = wait > p->head_wait0_ns ? wait - p->head_wait0_ns : 0;
+	uint64_t forgiven = waited > t / 4 ? waited - t / 4 : 0;
+	return took - forgiven <= p->head_allow_ns;
+}
+
 /* One look at p; *busy when it still needs watching. A scan killed for
  * its deadline or memory is taken off the list and returned, to be
  * answered now rather than when the child's teardown ends (unmapping
@@ -194,7 +226,7 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 		return NULL;
 	*busy = true;
 	bool scan = p->head->type == CH_SCAN;
-	if (now > p->head_start_ns + p->head_allow_ns) {
+	if (now > p->head_start_ns + p->head_allow_ns && !forgiven_locked(p, now)) {
 		if (scan)
 			return pop_guilty_locked(p, K_TIMEOUT);
 		kill_locked(p, K_TIMEOUT, 0);
@@ -429,6 +461,22 @@ static void track_head_locked(txs_proc *p, uint64_t now)
 	                        (p->rebuild ? p->lim.init_timeout_ms + 100u : 0)
 	                  : 2ull * p->lim.init_timeout_ms + CONTROL_EXTRA_MS;
 	p->head_allow_ns = ms * 1000000ull;
+	p->head_wait0_ns = p->lane_wait_ns;
+	p->head_has_wait = p->sched_fd >= 0;
+}
+
+/* The child named its serving thread: follow its schedstat. mu held. */
+static void set_lane_locked(txs_proc *p, const chan_lane *lane)
+{
+	p->lane_wait_ns = lane->wait_ns;
+	if (lane->tid == p->lane_tid && p->sched_fd >= 0)
+		return;
+	char path[96];
+	if (p->sched_fd >= 0)
+		close(p->sched_fd);
+	snprintf(path, sizeof path, "/proc/%ld/task/%u/schedstat", (long)p->pid, lane->tid);
+	p->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
+	p->lane_tid = lane->tid;
 }
 
 static void append_locked(txs_proc *p, pend *pd)
@@ -548,12 +596,14 @@ static pend *pop_head_locked(txs_proc *p, uint64_t id, uint16_t type)
 static void on_result(txs_proc *p, const chan_header *h, const unsigned char *pl)
 {
 	txs_scan_result r;
-	const char *bad = chan_result_decode(pl, h->len, p->lim.max_result_bytes, &r);
+	chan_lane lane;
+	const char *bad = chan_result_decode(pl, h->len, p->lim.max_result_bytes, &r, &lane);
 	if (bad) {
 		violation(p, bad);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
+	set_lane_locked(p, &lane);
 	if (r.generation != p->gen_seen) {
 		p->gen_seen = r.generation;
 		p->scans_in_gen = 0;
@@ -630,6 +680,21 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	monitor_poke();
 }
 
+static void on_lane(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	chan_lane lane;
+	const char *bad = chan_lane_decode(pl, h->len, &lane);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	set_lane_locked(p, &lane);
+	p->head_id = 0; /* a head tracked before this frame gets the baseline */
+	track_head_locked(p, txs_now_ns());
+	pthread_mutex_unlock(&p->mu);
+}
+
 static void on_console(txs_proc *p, const chan_header *h, const unsigned char *pl)
 {
 	char level[16], *msg;
@@ -671,6 +736,7 @@ static bool frames(txs_proc *p)
 		case CH_READY: on_ready(p, &h, pl); break;
 		case CH_CONSOLE: on_console(p, &h, pl); break;
 		case CH_STATS: on_stats(p, &h, pl); break;
+		case CH_LANE: on_lane(p, &h, pl); break;
 		default: violation(p, "unknown frame type"); return false;
 		}
 		pthread_mutex_lock(&p->mu);
@@ -867,7 +933,11 @@ static void reap_locked(txs_proc *p)
 	close(p->fd);
 	if (p->statm_fd >= 0)
 		close(p->statm_fd);
-	p->fd = p->statm_fd = -1;
+	if (p->sched_fd >= 0)
+		close(p->sched_fd);
+	p->fd = p->statm_fd = p->sched_fd = -1;
+	p->lane_tid = 0;
+	p->lane_wait_ns = 0;
 	p->pid = 0;
 	p->state = S_DOWN;
 	add_child_stats(&p->base, &p->child);
@@ -1075,8 +1145,8 @@ static void proc_destroy(txs_proc *p)
 	free(p);
 }
 
-int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
-                 txs_console_fn console, void *userdata, const char *engine)
+int txs_proc_start(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
+                   txs_console_fn console, void *userdata, const char *engine)
 {
 	*out = NULL;
 	if (!code || !code->id || !code->source)
@@ -1086,7 +1156,7 @@ int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	pthread_mutex_init(&p->mu, NULL);
 	txs_cond_init(&p->cv);
-	p->fd = p->statm_fd = p->evfd = -1;
+	p->fd = p->statm_fd = p->evfd = p->sched_fd = -1;
 	snprintf(p->id, sizeof p->id, "%s", code->id);
 	p->console = console;
 	p->console_ud = userdata;
@@ -1094,8 +1164,9 @@ int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *
 		p->lim = *limits;
 	else
 		txs_limits_init(&p->lim);
-	if (!p->lim.quarantine_after)
-		p->lim.quarantine_after = 1;
+	p->quarantine_after = p->lim.quarantine_after ? p->lim.quarantine_after : 1;
+	/* a failed first start is not retried: txs_proc_wait_started reports it */
+	p->lim.quarantine_after = 1;
 	p->code = code_copy(code);
 	p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int rc = txs_isolate_engine_path(engine, p->engine, sizeof p->engine);
@@ -1103,32 +1174,43 @@ int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *
 		rc = txs_fail(TXS_ENOMEM, "out of memory");
 	if (rc)
 		goto fail;
-	/* a failed first start is not retried: new() reports it */
-	uint32_t q = p->lim.quarantine_after;
-	p->lim.quarantine_after = 1;
 	if (monitor_add(p) != 0 || pthread_create(&p->io, NULL, io_main, p) != 0) {
 		monitor_remove(p);
 		rc = txs_fail(TXS_ENOMEM, "cannot start the threads of plugin %s", code->id);
-		goto fail;
-	}
-	pthread_mutex_lock(&p->mu);
-	while (!p->started && p->state != S_QUARANTINED)
-		pthread_cond_wait(&p->cv, &p->mu);
-	bool ok = p->started && p->start_rc == 0;
-	p->lim.quarantine_after = q;
-	if (!ok)
-		p->stopping = true;
-	pthread_mutex_unlock(&p->mu);
-	if (!ok) {
-		pthread_join(p->io, NULL);
-		monitor_remove(p);
-		rc = txs_fail_msg(TXS_EPLUGIN, p->last_err ? p->last_err : "engine process did not start");
 		goto fail;
 	}
 	*out = p;
 	return 0;
 fail:
 	proc_destroy(p);
+	return rc;
+}
+
+int txs_proc_wait_started(txs_proc *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!p->started && p->state != S_QUARANTINED)
+		pthread_cond_wait(&p->cv, &p->mu);
+	bool ok = p->started && p->start_rc == 0;
+	if (ok)
+		p->lim.quarantine_after = p->quarantine_after;
+	pthread_mutex_unlock(&p->mu);
+	if (ok)
+		return 0;
+	return txs_fail_msg(TXS_EPLUGIN, p->last_err ? p->last_err : "engine process did not start");
+}
+
+int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
+                 txs_console_fn console, void *userdata, const char *engine)
+{
+	int rc = txs_proc_start(out, code, limits, console, userdata, engine);
+	if (!rc && (rc = txs_proc_wait_started(*out)) != 0) {
+		char *msg = strdup(txs_last_error());
+		txs_proc_free(*out);
+		*out = NULL;
+		txs_fail_msg(rc, msg);
+		free(msg);
+	}
 	return rc;
 }
 
