@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -176,19 +177,68 @@ static void test_bad_code_is_reported(void **state)
 	assert_non_null(strstr(txs_last_error(), "nope at load"));
 }
 
+/* Run-queue wait (ns) of the child's lane thread named txs:<id>; 0 if none. */
+static uint64_t lane_wait_ns(pid_t pid)
+{
+	char path[128], buf[128];
+	uint64_t total = 0;
+	snprintf(path, sizeof path, "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		snprintf(path, sizeof path, "/proc/%d/task/%.20s/comm", pid, de->d_name);
+		FILE *f = fopen(path, "r");
+		bool lane = f && fgets(buf, sizeof buf, f) && !strncmp(buf, "txs:", 4);
+		if (f)
+			fclose(f);
+		if (!lane)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", pid, de->d_name);
+		f = fopen(path, "r");
+		unsigned long long run, wait;
+		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2)
+			total += wait;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return total;
+}
+
 /* A native call the watchdog cannot stop is answered timeout within
- * timeout + 50 ms; the process is replaced and the next scan is ok. */
+ * timeout + 50 ms, plus the time its thread waited for a core beyond a
+ * quarter of the timeout (the host charges CPU, as the executor does:
+ * tests/test_executor.c); the process is replaced, the next scan is ok. */
 static void stuck_case(const char *which)
 {
 	txs_proc *p = make("stuck", STUCK, 50);
 	pid_t before = txs_proc_pid(p);
 	char tx[64];
 	snprintf(tx, sizeof tx, "{\"hash\":\"%s\"}", which);
-	double ms;
-	txs_scan_result r = scan(p, tx, &ms);
+	wait1 w;
+	wait1_init(&w);
+	uint64_t w0 = lane_wait_ns(before), waited = 0;
+	double t0 = now_ms();
+	assert_int_equal(txs_proc_submit(p, tx, strlen(tx), on_one, &w), 0);
+	for (;;) {
+		pthread_mutex_lock(&w.mu);
+		bool done = w.done;
+		pthread_mutex_unlock(&w.mu);
+		if (done)
+			break;
+		uint64_t wn = lane_wait_ns(before);
+		if (wn > w0 && wn - w0 > waited)
+			waited = wn - w0; /* the last reading before the kill */
+		usleep(2000);
+	}
+	double ms = w.at_ms - t0, forgiven = (double)waited / 1e6 > 12.5 ? (double)waited / 1e6 - 12.5 : 0;
+	txs_scan_result r = w.r;
 	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
-	if (ms > 100)
-		fail_msg("%s: answered after %.1f ms (timeout 50 + 50)", which, ms);
+	if (ms > 100 + forgiven)
+		fail_msg("%s: answered after %.1f ms (timeout 50 + 50 + %.1f waiting for a core)", which,
+		         ms, forgiven);
+	printf("%s: answered after %.1f ms (%.1f ms forgiven)\n", which, ms, forgiven);
 	txs_scan_result_clear(&r);
 	expect_ok(p);
 	assert_int_not_equal(txs_proc_pid(p), before);

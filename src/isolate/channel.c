@@ -218,7 +218,7 @@ int chan_lane_encode(chan_buf *b, const chan_lane *lane)
 {
 	size_t at;
 	int rc = begin(b, CH_LANE, 0, &at) || chan_buf_put(b, &lane->tid, 4) ||
-	         chan_buf_put(b, &lane->wait_ns, 8);
+	         chan_buf_put(b, &lane->run_ns, 8) || chan_buf_put(b, &lane->wait_ns, 8);
 	return finish(b, at, rc);
 }
 
@@ -226,6 +226,7 @@ const char *chan_lane_decode(const unsigned char *p, size_t len, chan_lane *lane
 {
 	rd r = {p, len, false};
 	get(&r, &lane->tid, 4);
+	get(&r, &lane->run_ns, 8);
 	get(&r, &lane->wait_ns, 8);
 	if (r.bad || r.left || lane->tid == 0 || lane->tid > (1u << 30))
 		return "lane frame: bad contents";
@@ -237,7 +238,8 @@ int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r, const
 	size_t at;
 	uint32_t st = (uint32_t)r->status;
 	int rc = begin(b, CH_RESULT, id, &at) || chan_buf_put(b, &st, 4) ||
-	         chan_buf_put(b, &lane->tid, 4) || chan_buf_put(b, &lane->wait_ns, 8) ||
+	         chan_buf_put(b, &lane->tid, 4) || chan_buf_put(b, &lane->run_ns, 8) ||
+	         chan_buf_put(b, &lane->wait_ns, 8) ||
 	         chan_buf_put(b, &r->ms, 8) || chan_buf_put(b, &r->generation, 8) ||
 	         put_text(b, r->json, r->json ? r->json_len : 0) ||
 	         put_text(b, r->error, r->error ? strlen(r->error) : 0);
@@ -267,6 +269,7 @@ const char *chan_result_decode(const unsigned char *p, size_t len, size_t max_js
 	memset(out, 0, sizeof *out);
 	get(&r, &st, 4);
 	get(&r, &lane->tid, 4);
+	get(&r, &lane->run_ns, 8);
 	get(&r, &lane->wait_ns, 8);
 	get(&r, &ms, 8);
 	get(&r, &gen, 8);

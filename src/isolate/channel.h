@@ -45,7 +45,7 @@ enum chan_type {
  * start failure): longer text is a protocol violation. */
 #define CHAN_MAX_TEXT (1u << 20)
 /* Fixed part of a CH_RESULT payload. */
-#define CHAN_RESULT_FIXED 40
+#define CHAN_RESULT_FIXED 48
 
 typedef struct chan_header {
 	uint32_t len;
@@ -76,12 +76,13 @@ void chan_buf_free(chan_buf *b);
  * child's frame, payload over max_payload). */
 int chan_take(chan_buf *b, size_t max_payload, chan_header *h, const unsigned char **payload);
 
-/* Which thread of the child serves scans, and how long it had waited on a
- * run queue (schedstat) when it sent the frame: the parent forgives a scan
- * the time its thread waited for a core, as the executor does. */
+/* Which thread of the child serves scans, and its schedstat when it sent
+ * the frame: time on a CPU and time waiting on a run queue. The parent
+ * charges a scan the CPU its thread used (plus a quarter of the timeout of
+ * waiting), as the executor forgives the wait for a core. */
 typedef struct chan_lane {
 	uint32_t tid;
-	uint64_t wait_ns;
+	uint64_t run_ns, wait_ns;
 } chan_lane;
 
 int chan_lane_encode(chan_buf *b, const chan_lane *lane);

@@ -128,8 +128,10 @@ static chan_lane this_lane(void)
 		unsigned long long run, wait;
 		if (n > 0) {
 			buf[n] = '\0';
-			if (sscanf(buf, "%llu %llu", &run, &wait) == 2)
+			if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+				lane.run_ns = run;
 				lane.wait_ns = wait;
+			}
 		}
 		read_ns = now;
 	}
@@ -331,8 +333,10 @@ static void send_first_lane(void)
 		unsigned long long run, wait;
 		if (n > 0) {
 			buf[n] = '\0';
-			if (sscanf(buf, "%llu %llu", &run, &wait) == 2)
+			if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+				lane.run_ns = run;
 				lane.wait_ns = wait;
+			}
 		}
 		pthread_mutex_lock(&C.wmu);
 		if (chan_lane_encode(&C.out, &lane) == 0)

@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,10 +117,10 @@ struct txs_proc {
 	uint64_t head_id, head_start_ns, head_allow_ns;
 	bool rebuild;           /* the child may rebuild its engine before the next scan */
 	uint32_t lane_tid;      /* the child's serving thread, as it last said */
-	uint64_t lane_wait_ns;  /* its run-queue wait then: the next head's baseline */
+	uint64_t lane_run_ns, lane_wait_ns; /* its schedstat then: the next head's baseline */
 	int sched_fd;           /* /proc/<pid>/task/<lane_tid>/schedstat */
-	uint64_t head_wait0_ns;
-	bool head_has_wait;
+	uint64_t head_run0_ns, head_wait0_ns;
+	bool head_has_lane;
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
 	bool stopping, started;
@@ -183,31 +184,44 @@ static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why)
 	return h;
 }
 
-static uint64_t sched_wait(int fd)
+static bool sched_read(int fd, uint64_t *run, uint64_t *wait)
 {
 	char buf[96];
-	unsigned long long run = 0, wait = 0;
+	unsigned long long r = 0, w = 0;
 	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
 	if (n <= 0)
-		return 0;
+		return false;
 	buf[n] = '\0';
-	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+	if (sscanf(buf, "%llu %llu", &r, &w) != 2)
+		return false;
+	*run = r;
+	*wait = w;
+	return true;
 }
 
-/* True when the head is past its allowance only by time its thread spent
- * waiting for a core beyond a quarter of the timeout (the executor's own
- * rule, engine.c), and not past the executor's backstop (10x the timeout,
- * at least timeout + 1 s): then it is not killed yet. */
+/* True when the head, past its allowance by the clock, has not used it:
+ * its thread ran (on a CPU, plus up to a quarter of the timeout waiting
+ * for one) for less than the allowance. A machine short of cores, or a
+ * child whose reader thread waits for one, does not get a scan killed;
+ * a native call that spins does. Bounded by the executor's backstop (10x
+ * the timeout, at least timeout + 1 s), which also stops a child that
+ * sleeps to look idle. Also true while the channel holds unread answers
+ * (the I/O thread is behind, not the child). */
 static bool forgiven_locked(txs_proc *p, uint64_t now)
 {
 	uint64_t took = now - p->head_start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
 	uint64_t backstop = t * 10 > t + 1000000000ull ? t * 10 : t + 1000000000ull;
-	if (!p->head_has_wait || p->head->type != CH_SCAN || took >= p->head_allow_ns + backstop)
+	if (took >= p->head_allow_ns + backstop)
 		return false;
-	uint64_t wait = sched_wait(p->sched_fd);
+	int unread = 0;
+	if (ioctl(p->fd, FIONREAD, &unread) == 0 && unread > 0)
+		return true;
+	uint64_t run, wait;
+	if (!p->head_has_lane || !sched_read(p->sched_fd, &run, &wait))
+		return false;
+	uint64_t ran = run > p->head_run0_ns ? run - p->head_run0_ns : 0;
 	uint64_t waited = wait > p->head_wait0_ns ? wait - p->head_wait0_ns : 0;
-	uint64_t forgiven = waited > t / 4 ? waited - t / 4 : 0;
-	return took - forgiven <= p->head_allow_ns;
+	return ran + (waited < t / 4 ? waited : t / 4) <= p->head_allow_ns;
 }
 
 /* One look at p; *busy when it still needs watching. A scan killed for
@@ -461,13 +475,15 @@ static void track_head_locked(txs_proc *p, uint64_t now)
 	                        (p->rebuild ? p->lim.init_timeout_ms + 100u : 0)
 	                  : 2ull * p->lim.init_timeout_ms + CONTROL_EXTRA_MS;
 	p->head_allow_ns = ms * 1000000ull;
+	p->head_run0_ns = p->lane_run_ns;
 	p->head_wait0_ns = p->lane_wait_ns;
-	p->head_has_wait = p->sched_fd >= 0;
+	p->head_has_lane = p->sched_fd >= 0 && p->lane_run_ns;
 }
 
 /* The child named its serving thread: follow its schedstat. mu held. */
 static void set_lane_locked(txs_proc *p, const chan_lane *lane)
 {
+	p->lane_run_ns = lane->run_ns;
 	p->lane_wait_ns = lane->wait_ns;
 	if (lane->tid == p->lane_tid && p->sched_fd >= 0)
 		return;
@@ -937,7 +953,7 @@ static void reap_locked(txs_proc *p)
 		close(p->sched_fd);
 	p->fd = p->statm_fd = p->sched_fd = -1;
 	p->lane_tid = 0;
-	p->lane_wait_ns = 0;
+	p->lane_run_ns = p->lane_wait_ns = 0;
 	p->pid = 0;
 	p->state = S_DOWN;
 	add_child_stats(&p->base, &p->child);
