@@ -151,11 +151,12 @@ static pthread_t gthread;
 
 static void kill_locked(txs_proc *p, enum kill_reason why, uint64_t guilty)
 {
-	if (p->kill || p->pid <= 0)
+	if (p->kill || p->pid == 0)
 		return;
 	p->kill = why;
 	p->guilty = guilty;
-	kill(p->pid, SIGKILL);
+	if (p->pid > 0) /* -1: the fuzz driver's proxy, which has no child */
+		kill(p->pid, SIGKILL);
 }
 
 static size_t statm_rss(int fd)
@@ -1420,3 +1421,72 @@ int txs_isolation_parse(const char *name, txs_isolation *out)
 		                name ? name : "(null)");
 	return 0;
 }
+
+#ifdef TXS_FUZZ
+/* fuzz/fuzz_channel.c: the bytes a (hostile) child could write, fed to the
+ * parent's frame handling with a proxy that has scans and a control
+ * command in flight and no child behind it. Checks the invariants the
+ * host relies on: each scan is answered at most once, with a known status,
+ * valid JSON on ok; processing stops at the first violation. */
+static void fuzz_cb(txs_scan_result *r, void *ud)
+{
+	int *answered = ud;
+	if ((unsigned)r->status > TXS_STATUS_STOPPED || (r->status == TXS_STATUS_OK && !r->json))
+		abort();
+	(*answered)++;
+	txs_scan_result_clear(r);
+}
+
+static void fuzz_console(const char *id, const char *level, const char *msg, size_t len, void *ud)
+{
+	(void)id;
+	(void)ud;
+	if (strlen(level) >= 16 || strlen(msg) != len)
+		abort();
+}
+
+int txs_proc_fuzz_feed(const unsigned char *data, size_t n)
+{
+	txs_proc *p = calloc(1, sizeof *p);
+	int answered = 0;
+	pthread_mutex_init(&p->mu, NULL);
+	txs_cond_init(&p->cv);
+	txs_limits_init(&p->lim);
+	p->lim.max_result_bytes = 4096;
+	p->fd = p->statm_fd = p->evfd = p->sched_fd = -1;
+	p->pid = -1;
+	p->state = S_UP;
+	p->console = fuzz_console;
+	snprintf(p->id, sizeof p->id, "fuzz");
+	pend *ctl = NULL;
+	for (int i = 0; i < 4; i++) {
+		pend *pd = pend_new(p, i == 2 ? CH_RESTART : CH_SCAN, "{}", 2);
+		if (i == 2)
+			ctl = pd;
+		pd->cb = fuzz_cb;
+		pd->ud = &answered;
+		pd->sent = true;
+		append_locked(p, pd);
+		if (pd->type == CH_SCAN)
+			atomic_fetch_add(&p->c.pending, 1);
+	}
+	chan_buf_put(&p->in, data, n);
+	frames(p);
+	if (answered > 3)
+		abort();
+	if (ctl->done) /* popped and answered: the waiter's to free */
+		pend_free(ctl);
+	while (p->head) {
+		pend *pd = p->head;
+		p->head = pd->next;
+		pend_free(pd);
+	}
+	chan_buf_free(&p->in);
+	chan_buf_free(&p->out);
+	free(p->last_err);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+	return 0;
+}
+#endif
