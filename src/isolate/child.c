@@ -53,6 +53,7 @@ typedef struct child {
 	pthread_mutex_t wmu; /* the channel's write side */
 	chan_buf out;
 	pthread_mutex_t qmu; /* the FIFO and `running` */
+	pthread_cond_t idle; /* the FIFO emptied and nothing runs */
 	job *head, *tail;
 	bool running;        /* a scan is in the executor */
 	size_t max_input;
@@ -156,8 +157,21 @@ static void on_result(txs_scan_result *r, void *ud)
 	send_result((uint64_t)(uintptr_t)ud, r);
 	pthread_mutex_lock(&C.qmu);
 	C.running = false;
+	if (!C.head)
+		pthread_cond_broadcast(&C.idle);
 	pthread_mutex_unlock(&C.qmu);
 	feed();
+}
+
+/* A control command runs after every scan that came before it (the parent
+ * matches answers in order), and before any that comes after (the main
+ * thread reads no more frames meanwhile). */
+static void wait_idle(void)
+{
+	pthread_mutex_lock(&C.qmu);
+	while (C.running || C.head)
+		pthread_cond_wait(&C.idle, &C.qmu);
+	pthread_mutex_unlock(&C.qmu);
 }
 
 /* Gives the executor the next scan when it holds none. */
@@ -171,6 +185,8 @@ static void feed(void)
 			if (!C.head)
 				C.tail = NULL;
 			C.running = true;
+		} else if (!C.running) {
+			pthread_cond_broadcast(&C.idle);
 		}
 		pthread_mutex_unlock(&C.qmu);
 		if (!j)
@@ -227,6 +243,7 @@ static void control(const chan_header *h, const unsigned char *p)
 {
 	char probe[256];
 	int rc = 0;
+	wait_idle();
 	if (h->type == CH_RESTART) {
 		rc = txs_executor_restart(C.ex);
 	} else if (h->type == CH_RELOAD) {
@@ -241,8 +258,8 @@ static void control(const chan_header *h, const unsigned char *p)
 		send_rc(CH_DONE, h->id, rc, probe);
 		return;
 	}
+	send_stats(); /* before the answer: a waiter reads the counters once it has it */
 	send_rc(CH_DONE, h->id, rc, rc ? txs_last_error() : "");
-	send_stats();
 }
 
 /* Handles every whole frame in in; false on a frame the parent cannot send. */
@@ -371,6 +388,7 @@ int txs_isolate_child_main(int argc, char **argv)
 	C.fd = 3;
 	pthread_mutex_init(&C.wmu, NULL);
 	pthread_mutex_init(&C.qmu, NULL);
+	pthread_cond_init(&C.idle, NULL);
 	chan_buf in = {0};
 	chan_header h;
 	const unsigned char *p = read_frame(&in, CH_INIT, &h);
@@ -389,11 +407,13 @@ int txs_isolate_child_main(int argc, char **argv)
 	}
 	rc = txs_executor_new(&C.ex, &code, has ? &lim : NULL, console_cb, NULL);
 	chan_code_clear(&code);
+	if (rc == 0) { /* counters and lane first: the parent reads them once it sees ready */
+		send_first_lane();
+		send_stats();
+	}
 	send_rc(CH_READY, 0, rc, rc ? txs_last_error() : "");
 	if (rc)
 		return 0;
-	send_first_lane();
-	send_stats();
 	if (!dispatch(&in))
 		return 4;
 	serve(&in);
