@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -379,6 +380,69 @@ static void test_memory_cap(void **state)
 	txs_proc_free(p);
 }
 
+/* ---- through the host ------------------------------------------------------ */
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void stage(const char *root, const char *id, const char *code, const char *extra)
+{
+	char dir[512], json[512];
+	snprintf(dir, sizeof dir, "%s/%s", root, id);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(json, sizeof json, "{\"id\": \"%s\", \"version\": \"1.0.0\", \"main\": "
+	         "\"index.js\"%s}", id, extra);
+	write_file(dir, "plugin.json", json);
+	write_file(dir, "index.js", code);
+}
+
+static void unstage(const char *root)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A plugin that allocates and fills 600 MB in one call beside a CPU-only
+ * plugin: the bomb answers memory, the CPU-only plugin is never stopped
+ * (issue 15 saw it stopped for its neighbour's memory in one process). */
+static void test_neighbour_memory_is_not_blamed(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/txs-iso-XXXXXX";
+	assert_non_null(mkdtemp(root));
+	stage(root, "bomb", BOMB, ", \"timeout_ms\": 5000");
+	stage(root, "cpu", "module.exports = { scanTransaction(tx) { let x = 0;"
+	      " for (let i = 0; i < 3e6; i++) x = (x * 31 + i) | 0; return null; } };",
+	      ", \"timeout_ms\": 2000");
+	txs_host_options o = {.console_quiet = true, .isolation = TXS_ISOLATION_PROCESS};
+	txs_host *h = NULL;
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	if (txs_host_load(h, root) != 0)
+		fail_msg("load: %s", txs_last_error());
+	int memory = 0;
+	for (int i = 0; i < 7; i++) {
+		txs_report *rep = NULL;
+		const char *tx = "{\"hash\":\"bomb\"}";
+		assert_int_equal(txs_host_scan(h, tx, strlen(tx), 0, &rep), 0);
+		const char *json = txs_report_json(rep, NULL);
+		if (!strstr(json, "{\"id\":\"cpu\",\"status\":\"ok\""))
+			fail_msg("the CPU-only plugin was stopped: %s", json);
+		memory += strstr(json, "{\"id\":\"bomb\",\"status\":\"memory\"") != NULL;
+		txs_report_free(rep);
+	}
+	assert_int_equal(memory, 7);
+	txs_host_free(h);
+	unstage(root);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -464,6 +528,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_abort_during_stream),
 	    cmocka_unit_test(test_memory_cap),
 	    cmocka_unit_test(test_sandbox_probe),
+	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
