@@ -120,6 +120,7 @@ struct txs_proc {
 	uint64_t lane_run_ns, lane_wait_ns; /* its schedstat then: the next head's baseline */
 	int sched_fd;           /* /proc/<pid>/task/<lane_tid>/schedstat */
 	uint64_t head_run0_ns, head_wait0_ns;
+	uint64_t kill_took_ns, kill_ran_ns; /* what the last deadline check saw */
 	bool head_has_lane;
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
@@ -218,10 +219,13 @@ static bool forgiven_locked(txs_proc *p, uint64_t now)
 	if (ioctl(p->fd, FIONREAD, &unread) == 0 && unread > 0)
 		return true;
 	uint64_t run, wait;
+	p->kill_took_ns = took;
+	p->kill_ran_ns = UINT64_MAX;
 	if (!p->head_has_lane || !sched_read(p->sched_fd, &run, &wait))
 		return false;
 	uint64_t ran = run > p->head_run0_ns ? run - p->head_run0_ns : 0;
 	uint64_t waited = wait > p->head_wait0_ns ? wait - p->head_wait0_ns : 0;
+	p->kill_ran_ns = ran;
 	return ran + (waited < t / 4 ? waited : t / 4) <= p->head_allow_ns;
 }
 
@@ -509,17 +513,20 @@ static void append_locked(txs_proc *p, pend *pd)
 static pend *pend_new(txs_proc *p, uint16_t type, const void *payload, size_t len)
 {
 	pend *pd = calloc(1, sizeof *pd);
-	chan_buf b = {0};
-	if (!pd)
-		return NULL;
-	pd->id = ++p->next_id;
-	pd->type = type;
-	if (chan_frame(&b, type, pd->id, payload, len) != 0) {
+	unsigned char *frame = malloc(CHAN_HEADER + len);
+	if (!pd || !frame || len > UINT32_MAX) {
 		free(pd);
+		free(frame);
 		return NULL;
 	}
-	pd->frame = b.p;
-	pd->flen = b.len;
+	pd->id = ++p->next_id;
+	pd->type = type;
+	chan_header h = {.len = (uint32_t)len, .type = type, .id = pd->id};
+	chan_header_put(frame, &h);
+	if (len)
+		memcpy(frame + CHAN_HEADER, payload, len);
+	pd->frame = frame;
+	pd->flen = CHAN_HEADER + len;
 	return pd;
 }
 
@@ -887,10 +894,15 @@ static void failed_start_locked(txs_proc *p)
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 {
-	if (k == K_TIMEOUT)
-		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms; its engine "
-		              "process was killed (a native call that cannot be interrupted)",
-		              p->lim.timeout_ms);
+	if (k == K_TIMEOUT && p->kill_ran_ns != UINT64_MAX)
+		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (%.1f ms on "
+		              "a CPU in %.1f ms); its engine process was killed (a native call that "
+		              "cannot be interrupted)", p->lim.timeout_ms, (double)p->kill_ran_ns / 1e6,
+		              (double)p->kill_took_ns / 1e6);
+	else if (k == K_TIMEOUT)
+		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (no answer "
+		              "in %.1f ms); its engine process was killed", p->lim.timeout_ms,
+		              (double)p->kill_took_ns / 1e6);
 	else
 		answer_status(p, pd, TXS_STATUS_MEMORY, "engine process passed its memory cap "
 		              "(heap_limit_mb %u + %u MB); it was killed", p->lim.heap_limit_mb,
