@@ -16,10 +16,11 @@ int cmd_worker(int argc, char **argv);  /* src/cli/worker.c + src/stream.c */
 int cmd_publish(int argc, char **argv); /* src/cli/worker.c */
 
 /* Exit codes shared by every subcommand (each --help documents its own). */
-/* The CLI's isolation when neither --isolation nor $TXSCAN_ISOLATION says
- * (docs/engine.md, "Isolation", says why). */
-#define CLI_DEFAULT_ISOLATION TXS_ISOLATION_PROCESS
-#define CLI_DEFAULT_ISOLATION_NAME "process"
+/* The CLI's isolation when neither --isolation nor $TXSCAN_ISOLATION says.
+ * Thread until process isolation meets its cost targets (docs/engine.md,
+ * "Isolation": fan-out latency and start-up missed them). */
+#define CLI_DEFAULT_ISOLATION TXS_ISOLATION_THREAD
+#define CLI_DEFAULT_ISOLATION_NAME "thread"
 
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
 
