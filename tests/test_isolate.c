@@ -329,10 +329,18 @@ static void crash_case(int sig, bool must_die)
 			kill(victim, sig);
 	}
 	many_wait(&m, n);
-	assert_int_equal(m.by_status[TXS_STATUS_OK] + m.by_status[TXS_STATUS_ERROR], n);
-	assert_true(m.by_status[TXS_STATUS_ERROR] <= 1);
-	if (m.by_status[TXS_STATUS_ERROR])
-		assert_non_null(strstr(m.first_error, sigabbrev_np(sig)));
+	/* at most the scan the process ran when the signal came is not ok: error
+	 * naming how it died, or timeout when dying took longer than its
+	 * deadline (ASan's own SIGSEGV report does) */
+	int bad = m.by_status[TXS_STATUS_ERROR] + m.by_status[TXS_STATUS_TIMEOUT];
+	if (m.by_status[TXS_STATUS_OK] + bad != n || bad > 1)
+		fail_msg("%d ok, %d error, %d timeout, %d other of %d; first not ok: %s",
+		         m.by_status[TXS_STATUS_OK], m.by_status[TXS_STATUS_ERROR],
+		         m.by_status[TXS_STATUS_TIMEOUT], n - m.by_status[TXS_STATUS_OK] -
+		         m.by_status[TXS_STATUS_ERROR] - m.by_status[TXS_STATUS_TIMEOUT], n, m.first_error);
+	if (m.by_status[TXS_STATUS_ERROR] && !strstr(m.first_error, sigabbrev_np(sig)) &&
+	    !strstr(m.first_error, "exited with status"))
+		fail_msg("the error does not say how the process died: %s", m.first_error);
 	txs_executor_stats s;
 	txs_proc_stats_get(p, &s);
 	if (must_die) {
