@@ -177,8 +177,7 @@ typedef struct txs_executor_stats {
 	uint64_t latency_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */
 	/* process isolation only (0 in thread isolation): */
 	uint64_t process_starts;  /* engine processes that became ready */
-	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit)
-	                           * or broke the channel protocol */
+	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit) */
 	uint64_t process_kills;   /* engine processes the host killed: deadline, memory cap,
 	                           * protocol */
 } txs_executor_stats;

@@ -451,6 +451,61 @@ static void test_neighbour_memory_is_not_blamed(void **state)
 	unstage(root);
 }
 
+/* A compromised child that answers a scan it was never sent: the host
+ * kills it, answers the scan it was running error naming the violation,
+ * and carries on (each replacement breaks the protocol again here). The
+ * "engine" is a Python script that speaks the framing (channel.h). */
+static const char LIAR[] =
+    "#!/usr/bin/env python3\n"
+    "import os, struct\n"
+    "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n"
+    "def text(b): return struct.pack('<I', len(b)) + b\n"
+    "buf = b''\n"
+    "def take():\n"
+    "    global buf\n"
+    "    while True:\n"
+    "        if len(buf) >= 16:\n"
+    "            n, t, f, i = struct.unpack('<IHHQ', buf[:16])\n"
+    "            if len(buf) >= 16 + n:\n"
+    "                buf = buf[16 + n:]\n"
+    "                return t, i\n"
+    "        d = os.read(3, 65536)\n"
+    "        if not d: raise SystemExit(0)\n"
+    "        buf += d\n"
+    "take()\n"
+    "os.write(3, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
+    "t, i = take()\n"
+    "res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "os.write(3, frame(17, i + 1000, res))\n"
+    "take()\n";
+
+static void test_protocol_violation_kills_the_child(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/txs-liar-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, LIAR, strlen(LIAR)), (ssize_t)strlen(LIAR));
+	close(fd);
+	assert_int_equal(chmod(path, 0700), 0);
+	txs_plugin_code c = {.id = "liar", .version = "1", .filename = "index.js", .source = ECHO,
+	                     .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, NULL, NULL, NULL, path) != 0)
+		fail_msg("start: %s", txs_last_error());
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_ERROR);
+	if (!strstr(r.error, "protocol") || !strstr(r.error, "not the oldest"))
+		fail_msg("unexpected error: %s", r.error);
+	txs_scan_result_clear(&r);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_true(s.process_kills >= 1);
+	assert_int_equal(s.process_crashes, 0);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -536,6 +591,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_abort_during_stream),
 	    cmocka_unit_test(test_memory_cap),
 	    cmocka_unit_test(test_sandbox_probe),
+	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
 	};

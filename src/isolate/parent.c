@@ -972,13 +972,16 @@ static void reap_locked(txs_proc *p)
 	add_child_stats(&p->base, &p->child);
 	p->gen_base += p->child.generation;
 	memset(&p->child, 0, sizeof p->child);
-	char how[160];
+	char how[320];
 	if (k == K_STOP)
 		snprintf(how, sizeof how, "the plugin was stopped");
+	else if (k == K_PROTOCOL)
+		snprintf(how, sizeof how, "killed by the host: it broke the channel protocol (%s)",
+		         p->last_err ? p->last_err : "?");
 	else if (k != K_NONE)
 		snprintf(how, sizeof how, "killed by the host: %s", reason_text(k));
 	else if (WIFSIGNALED(ws))
-		snprintf(how, sizeof how, "killed by signal %s (%d)", sigabbrev_np(WTERMSIG(ws))
+		snprintf(how, sizeof how, "killed by signal SIG%s (%d)", sigabbrev_np(WTERMSIG(ws))
 		         ? sigabbrev_np(WTERMSIG(ws)) : "?", WTERMSIG(ws));
 	else
 		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(ws));
@@ -990,15 +993,15 @@ static void reap_locked(txs_proc *p)
 		free(p->last_err);
 		p->last_err = e;
 		failed_start_locked(p);
-	} else if (k == K_NONE || k == K_PROTOCOL) {
+	} else if (k == K_NONE) {
 		INC(p->c.crashes);
 	} else if (k == K_TIMEOUT) {
 		INC(p->c.kills_timeout);
 	} else if (k == K_MEMORY) {
 		INC(p->c.kills_memory);
-	}
-	if (k == K_PROTOCOL)
+	} else if (k == K_PROTOCOL) {
 		INC(p->c.kills_protocol);
+	}
 	/* settle: take the list, answer outside the lock, put retries back */
 	pend *list = p->head, *rh = NULL, *rt = NULL;
 	p->head = p->tail = NULL;
