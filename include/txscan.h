@@ -45,6 +45,7 @@ typedef enum txs_error_code {
 	TXS_EIO = -7,          /* a file could not be read */
 	TXS_ETOOBIG = -8,      /* input over its size cap */
 	TXS_ENOTFOUND = -9,    /* no such plugin */
+	TXS_EBUSY = -10,       /* another restart or reload of this plugin is running */
 } txs_error_code;
 
 /* The message of the last failure on the calling thread; never NULL. Valid
@@ -91,6 +92,11 @@ typedef struct txs_limits {
 	uint32_t quarantine_after;/* consecutive failed starts; default 3 */
 	size_t max_input_bytes;   /* transaction JSON; default 1 MiB */
 	size_t max_result_bytes;  /* findings JSON; default 1 MiB */
+	/* Circuit breaker: after this many consecutive kills (timeout, memory)
+	 * the executor answers "unavailable" at once for a cool-down, then lets
+	 * one trial scan through; 0 = never open. Default 5. */
+	uint32_t breaker_after;
+	uint32_t breaker_cooldown_ms; /* first cool-down; doubles while trials fail, to 60 s; default 1000 */
 } txs_limits;
 
 /* Fills in the defaults above. */
@@ -175,7 +181,33 @@ typedef struct txs_executor_stats {
 	bool standby_ready;          /* the standby lane holds a fresh engine now */
 	double latency_sum_ms;
 	uint64_t latency_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */
+	uint64_t lanes_abandoned;    /* threads given up on, stuck in a native call past the backstop */
+	uint32_t lanes_stuck;        /* of those, still in their call now */
+	uint32_t breaker_state;      /* txs_breaker_state */
+	uint64_t breaker_opens;      /* times the circuit opened */
 } txs_executor_stats;
+
+typedef enum txs_breaker_state {
+	TXS_BREAKER_CLOSED = 0,    /* scans run */
+	TXS_BREAKER_OPEN,          /* cooling down: scans answer "unavailable" at once */
+	TXS_BREAKER_HALF_OPEN,     /* one trial scan runs; the others answer "unavailable" */
+} txs_breaker_state;
+
+/* "closed", "open", "half-open" */
+TXS_EXTERN const char *txs_breaker_state_name(uint32_t state);
+
+/* Something an operator should know happened to a plugin instance: event is
+ * one of "breaker_open", "breaker_half_open", "breaker_closed" (the circuit
+ * breaker), "lane_abandoned" (a thread stuck in a native call was given up
+ * on), "lanes_exhausted" (too many stuck threads: the plugin answers
+ * "unavailable" until one comes back), "lane_returned"; detail is one line
+ * of text. Called on any thread the executor uses, never under its locks;
+ * must not block. */
+typedef void (*txs_event_fn)(const char *plugin_id, const char *event, const char *detail,
+                             void *userdata);
+
+/* Sets the event callback; call before the first submit. */
+TXS_EXTERN void txs_executor_on_event(txs_executor *ex, txs_event_fn fn, void *userdata);
 
 /* A snapshot read without stopping scans (each counter is exact, the set is
  * not one instant). */
@@ -219,6 +251,9 @@ typedef struct txs_host_options {
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */
+	/* Executor events of every plugin (see txs_event_fn); NULL: none. */
+	txs_event_fn event;
+	void *event_userdata;
 } txs_host_options;
 
 /* opts may be NULL (defaults). */
@@ -278,7 +313,9 @@ TXS_EXTERN long txs_host_plugin_find(const txs_host *host, const char *id);
  * malloc'ed (free() it). */
 TXS_EXTERN int txs_host_plugins_json(txs_host *host, char **json);
 
-/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id. */
+/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id,
+ * TXS_EBUSY while another restart or reload of the plugin runs. No lock is
+ * held while the executors work: info, stats and scans go on meanwhile. */
 TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
 /* Re-reads plugin.json and the code from disk and canary-reloads every
  * instance; on failure the old version keeps serving and the error is

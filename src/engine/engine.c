@@ -14,10 +14,10 @@
  *
  * Heap limit: on each tick, process RSS (one pread) is compared with the RSS
  * baseline read when the batch began (so memory other threads took before
- * does not count); growth past the limit is confirmed with JSC's heap
- * statistics (which walk the heap, so only then) or by growth past twice
- * the limit (JSC's heapSize lags for bombs of small objects). A terminated
- * engine is dead.
+ * does not count); growth past the limit is only a trigger: the verdict is
+ * JSC's own count of this engine's heap (heap statistics, which walk the
+ * heap, so only then), so that a neighbour's memory is never blamed on this
+ * plugin (see heap_exceeded). A terminated engine is dead.
  */
 #define _GNU_SOURCE
 #include "engine_impl.h"
@@ -206,14 +206,22 @@ size_t engine_process_rss_recent(uint64_t now)
 
 /* ---- watchdog ---------------------------------------------------------- */
 
+/* Process RSS is shared by every engine of the process: growth past the
+ * limit only triggers a look at this engine's own heap (heapSize plus
+ * extraMemorySize, where JSC counts array buffers), which alone decides.
+ * When the growth was not this engine's, the baseline moves up so that the
+ * next look comes only after as much growth again as this engine has room
+ * left (a neighbour's 600 MB costs one heap walk here, not one per tick). */
 static bool heap_exceeded(engine *e)
 {
 	size_t rss = engine_process_rss();
 	if (rss < e->rss_baseline + e->heap_limit)
 		return false;
-	if (rss >= e->rss_baseline + 2 * e->heap_limit)
+	size_t own = engine_heap_bytes(e);
+	if (own >= e->heap_limit)
 		return true;
-	return engine_heap_bytes(e) >= e->heap_limit;
+	e->rss_baseline = rss - own;
+	return false;
 }
 
 static bool on_tick(JSContextRef ctx, void *ud);
@@ -281,6 +289,9 @@ void engine_begin(engine *e, uint64_t budget_ns)
 		e->readings_ns = now;
 	}
 	e->deadline_ns = now + backstop_ns(budget_ns);
+	if (e->progress)
+		atomic_store_explicit(&e->progress->budget_ns, budget_ns, memory_order_relaxed);
+	engine_progress_mark(e, now, 0);
 	e->killed = ENGINE_OK;
 	e->over_backstop = false;
 	double s = (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9;
@@ -381,6 +392,7 @@ static int setup_context(engine *e, const engine_config *cfg)
 	e->max_result = cfg->max_result_bytes;
 	e->console = cfg->console;
 	e->console_ud = cfg->console_userdata;
+	e->progress = cfg->progress;
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();
 	e->group = JSContextGroupCreate();
@@ -406,7 +418,9 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 		goto fail;
 	}
 	e->cfg = cfg;
-	if (prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0)
+	int rc = prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0;
+	engine_progress_mark(e, 0, 0);
+	if (rc)
 		goto fail;
 	e->cfg = NULL;
 	e->batch_fn = JSObjectMake(e->ctx, e->step_class, &e->steps[STEP_BATCH]);
@@ -469,6 +483,11 @@ void engine_free(engine *e)
 	free(e->version);
 	free(e);
 	run_loop_work();
+}
+
+uint64_t engine_backstop_ns(uint64_t budget_ns)
+{
+	return backstop_ns(budget_ns);
 }
 
 void engine_result_clear(engine_result *r)

@@ -14,9 +14,10 @@
 #ifndef TXS_ENGINE_H
 #define TXS_ENGINE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdbool.h>
 
 typedef struct engine engine;
 
@@ -26,6 +27,15 @@ enum { ENGINE_LOG_DEBUG, ENGINE_LOG_LOG, ENGINE_LOG_INFO, ENGINE_LOG_WARN, ENGIN
 /* Called on the engine's thread for each console line that passed the rate
  * limit; msg is NUL-terminated and valid only during the call. */
 typedef void (*engine_console_fn)(int level, const char *msg, size_t len, void *userdata);
+
+/* What the engine is running now, for a watcher on another thread (plain
+ * numbers, no engine pointer): written by the engine's thread as each
+ * execution (load, init, one scan of a batch) starts and ends. */
+typedef struct engine_progress {
+	_Atomic uint64_t start_ns;  /* when the running execution began; 0: none */
+	_Atomic uint64_t budget_ns; /* the time it may take */
+	_Atomic uint32_t index;     /* which scan of the batch runs */
+} engine_progress;
 
 typedef struct engine_config {
 	const char *plugin_id;
@@ -40,6 +50,7 @@ typedef struct engine_config {
 	size_t max_result_bytes;
 	engine_console_fn console;
 	void *console_userdata;
+	engine_progress *progress; /* may be NULL; must outlive the engine */
 } engine_config;
 
 typedef enum engine_status {
@@ -88,6 +99,11 @@ uint64_t engine_console_dropped(const engine *e);
 void engine_free(engine *e);
 
 void engine_result_clear(engine_result *r);
+
+/* Wall-clock time an execution with this budget may take in all, waits for
+ * a core included, before it counts as stuck (10x the budget, at least the
+ * budget + 1 s). */
+uint64_t engine_backstop_ns(uint64_t budget_ns);
 
 /* Process RSS in bytes, from /proc/self/statm (microseconds to read). */
 size_t engine_process_rss(void);

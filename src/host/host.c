@@ -46,9 +46,10 @@ typedef struct plugin {
 	char *dir;
 	uint32_t instances;
 	txs_executor **ex;
-	pthread_mutex_t mu; /* guards version, limits and reloads */
+	pthread_mutex_t mu; /* guards version and limits; never held while an executor works */
 	char version[65];
 	txs_limits limits;
+	_Atomic bool ctl_busy; /* a restart or reload runs (they take turns: TXS_EBUSY) */
 } plugin;
 
 struct fanout;
@@ -467,6 +468,8 @@ static int plugin_start(txs_host *h, const plugin_manifest *m, plugin **out)
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
 		rc = txs_executor_new(&p->ex[i], &code, &m->limits, con, ud);
 		p->instances = i + (rc == 0);
+		if (!rc && h->opt.event)
+			txs_executor_on_event(p->ex[i], h->opt.event, h->opt.event_userdata);
 		if (!rc)
 			txs_executor_use_bell(p->ex[i], &h->bell);
 	}
@@ -654,20 +657,34 @@ static plugin *find(txs_host *h, const char *id)
 	return i < 0 ? NULL : h->plugins[i];
 }
 
+/* Restarts and reloads of one plugin take turns; none waits under a lock,
+ * so info, stats and scans go on while executors rebuild. */
+static int ctl_begin(plugin *p)
+{
+	bool idle = false;
+	if (!atomic_compare_exchange_strong(&p->ctl_busy, &idle, true))
+		return txs_fail(TXS_EBUSY, "plugin %s: a restart or reload is already running", p->id);
+	return 0;
+}
+
+static void ctl_end(plugin *p)
+{
+	atomic_store(&p->ctl_busy, false);
+}
+
 int txs_host_restart(txs_host *h, const char *id)
 {
 	plugin *p = find(h, id);
 	if (!p)
 		return TXS_ENOTFOUND;
-	int rc = 0;
-	pthread_mutex_lock(&p->mu);
+	int rc = ctl_begin(p);
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
 		rc = txs_executor_restart(p->ex[i]);
-	pthread_mutex_unlock(&p->mu);
+	ctl_end(p);
 	return rc;
 }
 
-static int reload_locked(plugin *p, const plugin_manifest *m)
+static int reload_instances(plugin *p, const plugin_manifest *m)
 {
 	if (strcmp(m->id, p->id))
 		return txs_fail(TXS_EINVAL, "%s/plugin.json: id changed from \"%s\" to \"%s\"; restart "
@@ -680,8 +697,10 @@ static int reload_locked(plugin *p, const plugin_manifest *m)
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
 		rc = txs_executor_reload(p->ex[i], &code, &m->limits);
 	if (!rc) {
+		pthread_mutex_lock(&p->mu);
 		snprintf(p->version, sizeof p->version, "%s", m->version);
 		p->limits = m->limits;
+		pthread_mutex_unlock(&p->mu);
 	}
 	return rc;
 }
@@ -691,18 +710,20 @@ int txs_host_reload(txs_host *h, const char *id)
 	plugin *p = find(h, id);
 	if (!p)
 		return TXS_ENOTFOUND;
+	int rc = ctl_begin(p);
+	if (rc)
+		return rc;
 	plugin_manifest m;
 	char *err = NULL;
-	int rc = plugin_manifest_load(p->dir, &m, &err);
+	rc = plugin_manifest_load(p->dir, &m, &err);
 	if (rc) {
 		txs_fail_msg(rc, err);
 		free(err);
-		return rc;
+	} else {
+		rc = reload_instances(p, &m);
+		plugin_manifest_clear(&m);
 	}
-	pthread_mutex_lock(&p->mu);
-	rc = reload_locked(p, &m);
-	pthread_mutex_unlock(&p->mu);
-	plugin_manifest_clear(&m);
+	ctl_end(p);
 	return rc;
 }
 
@@ -746,6 +767,11 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->running = sum->running && s->running;
 	sum->busy = sum->busy || s->busy;
 	sum->latency_sum_ms += s->latency_sum_ms;
+	sum->lanes_abandoned += s->lanes_abandoned;
+	sum->lanes_stuck += s->lanes_stuck;
+	sum->breaker_opens += s->breaker_opens;
+	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
+		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		sum->latency_buckets[i] += s->latency_buckets[i];
 	sum->generation = gen;
@@ -794,6 +820,10 @@ static json_t *info_json(const txs_plugin_info *in)
 	    "heap_bytes", (json_int_t)s->heap_bytes, "queue_depth", (json_int_t)s->queue_depth,
 	    "quarantined", s->quarantined, "running", s->running, "latency_avg_ms",
 	    s->scans ? s->latency_sum_ms / (double)s->scans : 0.0);
+	json_object_set_new(stats, "breaker", json_string(txs_breaker_state_name(s->breaker_state)));
+	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
+	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
+	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
 	return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                 in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
 	                 stats);

@@ -61,7 +61,7 @@ out:
 
 static const char *const KNOWN[] = {"id", "version", "main", "timeout_ms", "heap_limit_mb",
                                     "heap_restart_mb", "restart_every", "instances", "config",
-                                    "description"};
+                                    "description", "breaker_after", "breaker_cooldown_ms"};
 
 static bool known_key(const char *k)
 {
@@ -126,7 +126,7 @@ static int check_keys(const char *path, json_t *root, char **err)
 			return fail(err,
 			            "%s: unknown key \"%s\" (known: id, version, main, timeout_ms, "
 			            "heap_limit_mb, heap_restart_mb, restart_every, instances, config, "
-			            "description)",
+			            "description, breaker_after, breaker_cooldown_ms)",
 			            path, key);
 	}
 	return 0;
@@ -148,7 +148,9 @@ static int get_limits(const char *path, json_t *root, plugin_manifest *m, char *
 	    (rc = get_uint(path, root, "heap_limit_mb", 1, 16384, &l->heap_limit_mb, err)) ||
 	    (rc = get_uint(path, root, "heap_restart_mb", 1, 16384, &l->heap_restart_mb, err)) ||
 	    (rc = get_uint(path, root, "restart_every", 0, 100000000, &l->restart_every, err)) ||
-	    (rc = get_uint(path, root, "instances", 1, 64, &m->instances, err)))
+	    (rc = get_uint(path, root, "instances", 1, 64, &m->instances, err)) ||
+	    (rc = get_uint(path, root, "breaker_after", 0, 1000000, &l->breaker_after, err)) ||
+	    (rc = get_uint(path, root, "breaker_cooldown_ms", 1, 3600000, &l->breaker_cooldown_ms, err)))
 		return rc;
 	if (l->heap_restart_mb > l->heap_limit_mb)
 		return fail(err, "%s: heap_restart_mb (%u) must not exceed heap_limit_mb (%u)", path,
