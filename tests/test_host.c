@@ -193,6 +193,121 @@ static void test_load_errors(void **state)
 	txs_host_free(h);
 }
 
+/* ---- plugin folders: nothing outside is read ------------------------------ */
+
+/* dir = root/<name>, with a plugin.json naming main. */
+static void manifest_dir(const char *name, const char *main, char *dir, size_t n)
+{
+	char text[512];
+	snprintf(dir, n, "%s/%s", root, name);
+	mkdir(dir, 0755);
+	snprintf(text, sizeof text, "{\"id\":\"%s\",\"version\":\"1\",\"main\":\"%s\"}", name, main);
+	write_file(dir, "plugin.json", text);
+}
+
+static void link_in(const char *dir, const char *name, const char *target)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	assert_int_equal(symlink(target, path), 0);
+}
+
+/* Loading dir fails naming the folder rule, and quotes nothing of the file. */
+static void expect_refused(const char *dir, const char *needle)
+{
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	int rc = txs_host_load(h, dir);
+	const char *err = txs_last_error();
+	if (!rc || !strstr(err, needle) || strstr(err, "TOPSECRET"))
+		fail_msg("%s: rc %d, error '%s', wanted '%s' and no file text", dir, rc, err, needle);
+	assert_int_equal(txs_host_plugin_count(h), 0);
+	txs_host_free(h);
+}
+
+static void test_symlinks_out(void **state)
+{
+	(void)state;
+	char outside[512], secret[600], dir[512];
+	/* a file and a folder outside the plugin folders, which JS would quote:
+	 * "ReferenceError: Can't find variable: TOPSECRET_TOKEN" */
+	snprintf(outside, sizeof outside, "%s/outside", root);
+	mkdir(outside, 0755);
+	write_file(outside, "secret.js", "TOPSECRET_TOKEN\n");
+	write_file(outside, "plugin.json", "{\"id\":\"evil\",\"version\":\"1\",\"main\":\"index.js\"}");
+	snprintf(secret, sizeof secret, "%s/secret.js", outside);
+	alarm(20); /* a FIFO read by fopen() once hung here */
+
+	manifest_dir("linked-file", "index.js", dir, sizeof dir);
+	link_in(dir, "index.js", secret);
+	expect_refused(dir, "linked-file/index.js: leads outside the plugin folder");
+
+	manifest_dir("linked-folder", "etc/secret.js", dir, sizeof dir);
+	link_in(dir, "etc", outside);
+	expect_refused(dir, "linked-folder/etc/secret.js: leads outside the plugin folder");
+
+	manifest_dir("proc-self", "self/environ", dir, sizeof dir);
+	link_in(dir, "self", "/proc/self");
+	expect_refused(dir, "proc-self/self/environ: leads outside the plugin folder");
+
+	manifest_dir("fifo", "pipe.js", dir, sizeof dir);
+	char fifo[600];
+	snprintf(fifo, sizeof fifo, "%s/pipe.js", dir);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	expect_refused(dir, "fifo/pipe.js: not a regular file (a FIFO)");
+
+	snprintf(dir, sizeof dir, "%s/linked-manifest", root);
+	mkdir(dir, 0755);
+	write_file(dir, "index.js", "module.exports = { scanTransaction() {} };");
+	char target[600];
+	snprintf(target, sizeof target, "%s/plugin.json", outside);
+	link_in(dir, "plugin.json", target);
+	expect_refused(dir, "linked-manifest/plugin.json: leads outside the plugin folder");
+
+	manifest_dir("dir-main", "lib", dir, sizeof dir);
+	snprintf(target, sizeof target, "%s/lib", dir);
+	mkdir(target, 0755);
+	expect_refused(dir, "dir-main/lib: not a regular file (a folder)");
+	alarm(0);
+
+	/* a symlink that stays inside the folder is fine */
+	manifest_dir("inside", "lib/index.js", dir, sizeof dir);
+	snprintf(target, sizeof target, "%s/dist", dir);
+	mkdir(target, 0755);
+	write_file(target, "index.js", "module.exports = { scanTransaction() { return null; } };");
+	link_in(dir, "lib", "dist");
+	txs_host *h = host_of(dir);
+	assert_int_equal(txs_host_plugin_count(h), 1);
+	txs_host_free(h);
+}
+
+/* plugin_read_file itself: bounds and paths. */
+static void test_read_file_rules(void **state)
+{
+	(void)state;
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	write_file(root, "ten.txt", "0123456789");
+	assert_int_equal(plugin_read_file(root, "ten.txt", 10, &buf, &len, &err), 0);
+	assert_int_equal(len, 10);
+	assert_string_equal(buf, "0123456789");
+	free(buf);
+	assert_int_not_equal(plugin_read_file(root, "ten.txt", 9, &buf, &len, &err), 0);
+	assert_null(buf);
+	assert_non_null(strstr(err, "ten.txt: larger than 9 bytes"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "/etc/hostname", 100, &buf, &len, &err), TXS_EINVAL);
+	assert_non_null(strstr(err, "not a relative path"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "../../etc/hostname", 100, &buf, &len, &err), TXS_EINVAL);
+	assert_non_null(strstr(err, "leads outside the plugin folder"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "nope.js", 100, &buf, &len, &err), TXS_EIO);
+	assert_non_null(strstr(err, "nope.js: cannot be read: No such file"));
+	free(err);
+}
+
 /* ---- fan-out ---------------------------------------------------------------- */
 
 static void test_fanout_mix(void **state)
@@ -438,6 +553,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_manifest_validation),
 	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlinks_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_file_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fanout_mix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_findings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),

@@ -24,13 +24,14 @@ typedef struct plugin_manifest {
 int plugin_manifest_parse(const char *path, const char *text, size_t len, plugin_manifest *out,
                           char **err);
 
-/* Reads dir/plugin.json and the main file it names. */
+/* Reads dir/plugin.json and the main file it names, both through
+ * plugin_read_file (pfile.h): inside dir, regular, bounded. The error names
+ * the file and the field; it never quotes a file from outside dir. */
 int plugin_manifest_load(const char *dir, plugin_manifest *out, char **err);
 
 void plugin_manifest_clear(plugin_manifest *m);
 
-/* Reads a whole file (NUL-terminated); NULL with errno set on failure.
- * Files over cap bytes fail with EFBIG. */
-char *plugin_read_file(const char *path, size_t cap, size_t *len);
+/* Files of a plugin folder are read with plugin_read_file (pfile.h). */
+#include "pfile.h"
 
 #endif
