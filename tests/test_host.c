@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +310,195 @@ static void test_read_file_rules(void **state)
 	free(err);
 }
 
+/* ---- broken plugins: all named; --allow-partial ------------------------- */
+
+static const char OK_CODE[] = "module.exports = { scanTransaction() { return null; } };";
+
+/* good, bad-init (init throws), bad-json (timeout_ms wrong), hang-init. */
+static void broken_set(bool hang)
+{
+	add_plugin("good", NULL, OK_CODE);
+	add_plugin("bad-init", NULL,
+	           "module.exports = { init() { throw new Error('init boom'); }, scanTransaction() {} };");
+	add_plugin("bad-json", "\"timeout_ms\": \"x\"", OK_CODE);
+	if (hang)
+		add_plugin("hang-init", NULL,
+		           "module.exports = { init() { for (;;) {} }, scanTransaction() {} };");
+}
+
+struct notices {
+	pthread_mutex_t mu;
+	char text[8192];
+};
+
+static void on_notice(const char *level, const char *msg, void *ud)
+{
+	struct notices *n = ud;
+	pthread_mutex_lock(&n->mu);
+	size_t len = strlen(n->text);
+	snprintf(n->text + len, sizeof n->text - len, "%s: %s\n", level, msg);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static bool noticed(struct notices *n, const char *needle)
+{
+	pthread_mutex_lock(&n->mu);
+	bool found = strstr(n->text, needle) != NULL;
+	pthread_mutex_unlock(&n->mu);
+	return found;
+}
+
+static txs_host *partial_host(struct notices *n)
+{
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true, .allow_partial = true, .notice = on_notice,
+	                      .notice_userdata = n};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	if (txs_host_load(h, root))
+		fail_msg("allow_partial load failed: %s", txs_last_error());
+	return h;
+}
+
+static void test_all_failures_listed(void **state)
+{
+	(void)state;
+	broken_set(true);
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	assert_int_not_equal(txs_host_load(h, root), 0);
+	const char *err = txs_last_error();
+	const char *want[] = {"bad-init/index.js: init(ctx) failed: Error: init boom",
+	                      "bad-json/plugin.json: timeout_ms must be",
+	                      "hang-init/index.js: init(ctx) failed"};
+	for (size_t i = 0; i < 3; i++)
+		if (!strstr(err, want[i]))
+			fail_msg("'%s' not in the error:\n%s", want[i], err);
+	size_t lines = 1;
+	for (const char *c = err; *c; c++)
+		lines += *c == '\n';
+	assert_int_equal(lines, 3); /* one line each, the stacks folded in */
+	assert_int_equal(txs_host_plugin_count(h), 0);
+	txs_host_free(h);
+}
+
+static void test_allow_partial(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	broken_set(false);
+	txs_host *h = partial_host(&n);
+	assert_int_equal(txs_host_plugin_count(h), 3);
+	assert_false(txs_host_ready(h));
+	assert_true(noticed(&n, "warn: plugin bad-init not started"));
+	for (int round = 0; round < 2; round++) {
+		json_t *r = scan_json(h, "{\"hash\":\"0x1\"}");
+		assert_false(json_is_true(json_object_get(r, "complete")));
+		assert_string_equal(status_of(r, "good"), "ok");
+		assert_string_equal(status_of(r, "bad-init"), "unavailable");
+		assert_string_equal(status_of(r, "bad-json"), "unavailable");
+		const char *e = json_string_value(json_object_get(plugin_entry(r, "bad-init"), "error"));
+		assert_non_null(strstr(e, "init boom"));
+		e = json_string_value(json_object_get(plugin_entry(r, "bad-json"), "error"));
+		assert_non_null(strstr(e, "timeout_ms must be"));
+		json_decref(r);
+	}
+	txs_plugin_info in;
+	assert_int_equal(txs_host_plugin_info(h, (size_t)txs_host_plugin_find(h, "bad-init"), &in), 0);
+	assert_false(in.started);
+	assert_false(in.stats.running);
+	assert_int_equal(in.instances, 0);
+	assert_non_null(strstr(in.error, "init boom"));
+	assert_int_equal(txs_host_plugin_info(h, (size_t)txs_host_plugin_find(h, "good"), &in), 0);
+	assert_true(in.started);
+	assert_int_equal(txs_host_restart(h, "bad-init"), TXS_EUNAVAILABLE);
+	char *js = NULL;
+	assert_int_equal(txs_host_plugins_json(h, &js), 0);
+	json_t *list = json_loads(js, 0, NULL);
+	free(js);
+	size_t i;
+	json_t *p;
+	json_array_foreach(list, i, p)
+	{
+		bool good = !strcmp(json_string_value(json_object_get(p, "id")), "good");
+		assert_int_equal(json_is_true(json_object_get(p, "started")), good);
+		assert_int_equal(json_object_get(p, "error") != NULL, !good);
+	}
+	json_decref(list);
+	txs_host_free(h);
+}
+
+static bool started_within(txs_host *h, const char *id, int ms)
+{
+	txs_plugin_info in;
+	for (int t = 0; t < ms; t += 10) {
+		if (txs_host_plugin_info(h, (size_t)txs_host_plugin_find(h, id), &in) == 0 && in.started)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* A plugin whose init failed joins once its files are fixed: by the
+ * background retry, or at once by a reload. */
+static void test_retry_joins(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	broken_set(false);
+	txs_host *h = partial_host(&n);
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/bad-init", root);
+	write_file(dir, "index.js",
+	           "module.exports = { scanTransaction() { return {code: 'BACK', severity: 'low',"
+	           " message: 'joined'}; } };");
+	if (!started_within(h, "bad-init", 3000))
+		fail_msg("bad-init did not start after its fix; notices:\n%s", n.text);
+	assert_true(noticed(&n, "info: plugin bad-init started (attempt"));
+	json_t *r = scan_json(h, "{}");
+	assert_string_equal(status_of(r, "bad-init"), "ok");
+	assert_string_equal(status_of(r, "bad-json"), "unavailable");
+	assert_int_equal(json_array_size(json_object_get(r, "findings")), 1);
+	json_decref(r);
+	assert_false(txs_host_ready(h));
+
+	snprintf(dir, sizeof dir, "%s/bad-json", root);
+	write_file(dir, "plugin.json", "{\"id\":\"bad-json\",\"version\":\"2\",\"main\":\"index.js\"}");
+	int rc = txs_host_reload(h, "bad-json"); /* may race the retry: then it has started */
+	if (rc != 0 && !started_within(h, "bad-json", 3000))
+		fail_msg("reload: %s", txs_last_error());
+	r = scan_json(h, "{}");
+	assert_true(json_is_true(json_object_get(r, "complete")));
+	json_decref(r);
+	assert_true(txs_host_ready(h));
+	txs_host_free(h);
+}
+
+/* Subfolders without plugin.json are skipped with a notice (issue 18). */
+static void test_skips_other_folders(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	add_plugin("only", NULL, OK_CODE);
+	char dir[512];
+	const char *others[] = {"src", "node_modules", "notes"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(dir, sizeof dir, "%s/%s", root, others[i]);
+		mkdir(dir, 0755);
+		write_file(dir, "README", "not a plugin");
+	}
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true, .notice = on_notice, .notice_userdata = &n};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	if (txs_host_load(h, root))
+		fail_msg("load: %s", txs_last_error());
+	assert_int_equal(txs_host_plugin_count(h), 1);
+	assert_true(noticed(&n, "/node_modules: skipped: no plugin.json in it"));
+	assert_true(noticed(&n, "/notes: skipped"));
+	assert_true(noticed(&n, "/src: skipped"));
+	txs_host_free(h);
+}
+
 /* ---- fan-out ---------------------------------------------------------------- */
 
 static void test_fanout_mix(void **state)
@@ -555,6 +746,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symlinks_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_file_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_failures_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_allow_partial, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_joins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_skips_other_folders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fanout_mix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_findings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),

@@ -170,22 +170,7 @@ int plugin_manifest_parse(const char *path, const char *text, size_t len, plugin
 	return rc;
 }
 
-/* Reads main through plugin_read_file (pfile.h): inside the folder only. */
-static int read_code(plugin_manifest *m, const char *manifest_path, char **err)
-{
-	char *why = NULL;
-	if (asprintf(&m->main_path, "%s/%s", m->dir, m->main) < 0) {
-		m->main_path = NULL;
-		return fail(err, "out of memory");
-	}
-	int rc = plugin_read_file(m->dir, m->main, MAX_CODE, &m->source, &m->source_len, &why);
-	if (rc)
-		fail(err, "%s: main file %s", manifest_path, why ? why : "cannot be read");
-	free(why);
-	return rc;
-}
-
-int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
+int plugin_manifest_read(const char *dir, plugin_manifest *m, char **err)
 {
 	char *path = NULL, *text = NULL;
 	size_t len;
@@ -196,12 +181,36 @@ int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
 	int rc = plugin_read_file(dir, "plugin.json", MAX_MANIFEST, &text, &len, err);
 	if (!rc && !(rc = plugin_manifest_parse(path, text, len, m, err))) {
 		m->dir = strdup(dir);
-		rc = m->dir ? read_code(m, path, err) : fail(err, "out of memory");
+		rc = m->dir ? 0 : fail(err, "out of memory");
 	}
 	if (rc)
 		plugin_manifest_clear(m);
 	free(text);
 	free(path);
+	return rc;
+}
+
+int plugin_manifest_read_code(plugin_manifest *m, char **err)
+{
+	char *why = NULL;
+	*err = NULL;
+	free(m->main_path);
+	if (asprintf(&m->main_path, "%s/%s", m->dir, m->main) < 0) {
+		m->main_path = NULL;
+		return fail(err, "out of memory");
+	}
+	int rc = plugin_read_file(m->dir, m->main, MAX_CODE, &m->source, &m->source_len, &why);
+	if (rc)
+		fail(err, "%s/plugin.json: main file %s", m->dir, why ? why : "cannot be read");
+	free(why);
+	return rc;
+}
+
+int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
+{
+	int rc = plugin_manifest_read(dir, m, err);
+	if (!rc && (rc = plugin_manifest_read_code(m, err)))
+		plugin_manifest_clear(m);
 	return rc;
 }
 
