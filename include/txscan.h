@@ -305,11 +305,14 @@ TXS_EXTERN long txs_host_plugin_find(const txs_host *host, const char *id);
  * malloc'ed (free() it). */
 TXS_EXTERN int txs_host_plugins_json(txs_host *host, char **json);
 
-/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id. */
+/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id;
+ * TXS_EUNAVAILABLE for a plugin that is not started (allow_partial). */
 TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
 /* Re-reads plugin.json and the code from disk and canary-reloads every
  * instance; on failure the old version keeps serving and the error is
- * returned. `instances` cannot change on reload. */
+ * returned. `instances` cannot change on reload. A plugin that is not
+ * started (allow_partial): one start attempt now, on the calling thread
+ * (TXS_EUNAVAILABLE if the retry thread is trying it at this moment). */
 TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
 /* Reloads every plugin; returns the first failure, after trying them all. */
 TXS_EXTERN int txs_host_reload_all(txs_host *host);
