@@ -452,7 +452,7 @@ static void test_retry_joins(void **state)
 	write_file(dir, "index.js",
 	           "module.exports = { scanTransaction() { return {code: 'BACK', severity: 'low',"
 	           " message: 'joined'}; } };");
-	if (!started_within(h, "bad-init", 3000))
+	if (!started_within(h, "bad-init", 5000))
 		fail_msg("bad-init did not start after its fix; notices:\n%s", n.text);
 	assert_true(noticed(&n, "info: plugin bad-init started (attempt"));
 	json_t *r = scan_json(h, "{}");
@@ -465,7 +465,7 @@ static void test_retry_joins(void **state)
 	snprintf(dir, sizeof dir, "%s/bad-json", root);
 	write_file(dir, "plugin.json", "{\"id\":\"bad-json\",\"version\":\"2\",\"main\":\"index.js\"}");
 	int rc = txs_host_reload(h, "bad-json"); /* may race the retry: then it has started */
-	if (rc != 0 && !started_within(h, "bad-json", 3000))
+	if (rc != 0 && !started_within(h, "bad-json", 5000))
 		fail_msg("reload: %s", txs_last_error());
 	r = scan_json(h, "{}");
 	assert_true(json_is_true(json_object_get(r, "complete")));
