@@ -474,6 +474,35 @@ static void test_retry_joins(void **state)
 	txs_host_free(h);
 }
 
+/* A plugin that starts late brings its own limits: the report deadline
+ * (4 x the largest timeout_ms + 100 ms) follows them. */
+static void test_late_start_limits(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	add_plugin("good", NULL, OK_CODE);
+	add_plugin("slow", "\"timeout_ms\": \"soon\"", OK_CODE);
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true, .allow_partial = true, .notice = on_notice,
+	                      .notice_userdata = &n};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	assert_int_equal(txs_host_load(h, root), 0);
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/slow", root);
+	write_file(dir, "index.js",
+	           "module.exports = { scanTransaction() {\n"
+	           "  const t = Date.now(); while (Date.now() - t < 400) {} return null; } };\n");
+	write_file(dir, "plugin.json",
+	           "{\"id\":\"slow\",\"version\":\"2\",\"main\":\"index.js\",\"timeout_ms\":1000}");
+	if (!started_within(h, "slow", 5000))
+		fail_msg("slow did not start; notices:\n%s", n.text);
+	json_t *r = scan_json(h, "{}"); /* 400 ms: past the 300 ms deadline of 50 ms plugins */
+	if (strcmp(status_of(r, "slow"), "ok"))
+		fail_msg("slow: %s", json_dumps(r, 0));
+	json_decref(r);
+	txs_host_free(h);
+}
+
 /* Subfolders without plugin.json are skipped with a notice (issue 18). */
 static void test_skips_other_folders(void **state)
 {
@@ -749,6 +778,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_all_failures_listed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_allow_partial, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_joins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_late_start_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_skips_other_folders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fanout_mix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_findings, setup, teardown),

@@ -104,8 +104,8 @@ struct txs_host {
 	console_sink *sink;
 	plugin **plugins;
 	size_t n;
-	uint32_t scan_timeout_ms;
-	size_t max_input;
+	_Atomic uint32_t scan_timeout_ms; /* atomic: a plugin that starts late */
+	_Atomic size_t max_input;         /* (allow_partial) updates them */
 	_Atomic uint32_t in_flight;
 	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
 
@@ -673,15 +673,17 @@ static void load_one(txs_host *h, const char *dir, plugin **fresh, size_t k, fai
 static void update_limits(txs_host *h)
 {
 	uint32_t max_timeout = 0;
-	h->max_input = 0;
+	size_t max_input = 0;
 	for (size_t i = 0; i < h->n; i++) {
 		plugin *p = h->plugins[i];
 		pthread_mutex_lock(&p->mu); /* a retry may publish limits meanwhile */
 		txs_limits l = p->limits;
 		pthread_mutex_unlock(&p->mu);
 		max_timeout = l.timeout_ms > max_timeout ? l.timeout_ms : max_timeout;
-		h->max_input = l.max_input_bytes > h->max_input ? l.max_input_bytes : h->max_input;
+		max_input = l.max_input_bytes > max_input ? l.max_input_bytes : max_input;
 	}
+	/* each stored once: scans read them meanwhile */
+	h->max_input = max_input;
 	h->scan_timeout_ms = h->opt.scan_timeout_ms ? h->opt.scan_timeout_ms : max_timeout * 4 + 100;
 }
 
@@ -752,6 +754,8 @@ static int attempt_locked(txs_host *h, plugin *p)
 	p->attempting = false;
 	if (rc)
 		schedule_retry(p);
+	else
+		update_limits(h); /* its limits may differ from those it was listed with */
 	return rc;
 }
 
