@@ -310,6 +310,14 @@ static void test_read_file_rules(void **state)
 	free(err);
 }
 
+/* The same folder rules on the path for kernels without openat2. */
+static void test_symlinks_out_fallback(void **state)
+{
+	plugin_read_file_without_openat2 = true;
+	test_symlinks_out(state);
+	plugin_read_file_without_openat2 = false;
+}
+
 /* ---- broken plugins: all named; --allow-partial ------------------------- */
 
 static const char OK_CODE[] = "module.exports = { scanTransaction() { return null; } };";
@@ -775,6 +783,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symlinks_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_file_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlinks_out_fallback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_all_failures_listed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_allow_partial, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_joins, setup, teardown),

@@ -670,6 +670,7 @@ static void load_one(txs_host *h, const char *dir, plugin **fresh, size_t k, fai
 	if (named)
 		plugin_manifest_clear(&m);
 }
+
 static void update_limits(txs_host *h)
 {
 	uint32_t max_timeout = 0;

@@ -23,6 +23,7 @@
 #ifndef TXS_PFILE_H
 #define TXS_PFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Reads dir/relpath (relpath: relative, e.g. "index.js" or "lib/a.js"; no
@@ -34,5 +35,9 @@
  * Any thread; no global state. */
 int plugin_read_file(const char *dir, const char *relpath, size_t max, char **buf, size_t *len,
                      char **err);
+
+/* Tests only: true makes every open take the fallback for kernels without
+ * openat2 (set before any read, from one thread). */
+extern bool plugin_read_file_without_openat2;
 
 #endif
