@@ -305,6 +305,9 @@ static void test_read_file_rules(void **state)
 	assert_int_equal(plugin_read_file(root, "../../etc/hostname", 100, &buf, &len, &err), TXS_EINVAL);
 	assert_non_null(strstr(err, "leads outside the plugin folder"));
 	free(err);
+	assert_int_equal(plugin_read_file(root, "./", 100, &buf, &len, &err), TXS_EINVAL);
+	assert_non_null(strstr(err, "the plugin folder itself"));
+	free(err);
 	assert_int_equal(plugin_read_file(root, "nope.js", 100, &buf, &len, &err), TXS_EIO);
 	assert_non_null(strstr(err, "nope.js: cannot be read: No such file"));
 	free(err);

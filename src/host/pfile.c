@@ -194,6 +194,8 @@ int plugin_read_file(const char *dir, const char *rel, size_t max, char **buf, s
 	const char *sub = real ? below(root, real) : NULL;
 	if (!real)
 		rc = fail(err, TXS_EIO, dir, rel, "cannot be read: %s", strerror(errno));
+	else if (!strcmp(real, root))
+		rc = fail(err, TXS_EINVAL, dir, rel, "not a regular file (the plugin folder itself)");
 	else if (!sub)
 		rc = fail(err, TXS_EINVAL, dir, rel, "leads outside the plugin folder (a symlink); "
 		          "only files inside it are read");
