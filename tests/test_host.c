@@ -332,9 +332,11 @@ static void broken_set(bool hang)
 	add_plugin("bad-init", NULL,
 	           "module.exports = { init() { throw new Error('init boom'); }, scanTransaction() {} };");
 	add_plugin("bad-json", "\"timeout_ms\": \"x\"", OK_CODE);
-	if (hang)
-		add_plugin("hang-init", NULL,
-		           "module.exports = { init() { for (;;) {} }, scanTransaction() {} };");
+	for (int i = 1; hang && i <= 2; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "hang-init-%d", i);
+		add_plugin(id, NULL, "module.exports = { init() { for (;;) {} }, scanTransaction() {} };");
+	}
 }
 
 struct notices {
@@ -377,18 +379,19 @@ static void test_all_failures_listed(void **state)
 	txs_host *h = NULL;
 	txs_host_options o = {.console_quiet = true};
 	assert_int_equal(txs_host_new(&h, &o), 0);
-	assert_int_not_equal(txs_host_load(h, root), 0);
+	assert_int_not_equal(txs_host_load(h, root), 0); /* the hanging inits run side by side */
 	const char *err = txs_last_error();
 	const char *want[] = {"bad-init/index.js: init(ctx) failed: Error: init boom",
 	                      "bad-json/plugin.json: timeout_ms must be",
-	                      "hang-init/index.js: init(ctx) failed"};
-	for (size_t i = 0; i < 3; i++)
+	                      "hang-init-1/index.js: init(ctx) failed",
+	                      "hang-init-2/index.js: init(ctx) failed"};
+	for (size_t i = 0; i < 4; i++)
 		if (!strstr(err, want[i]))
 			fail_msg("'%s' not in the error:\n%s", want[i], err);
 	size_t lines = 1;
 	for (const char *c = err; *c; c++)
 		lines += *c == '\n';
-	assert_int_equal(lines, 3); /* one line each, the stacks folded in */
+	assert_int_equal(lines, 4); /* one line each, the stacks folded in */
 	assert_int_equal(txs_host_plugin_count(h), 0);
 	txs_host_free(h);
 }

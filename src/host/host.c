@@ -604,18 +604,6 @@ static void notify(const txs_host *h, const char *level, const char *fmt, ...)
 	h->opt.notice(level, msg, h->opt.notice_userdata);
 }
 
-/* The plugin already holding id, among the loaded and the fresh ones. */
-static const plugin *holder_of(const txs_host *h, plugin **fresh, size_t k, const char *id)
-{
-	for (size_t i = 0; i < h->n; i++)
-		if (!strcmp(h->plugins[i]->id, id))
-			return h->plugins[i];
-	for (size_t i = 0; i < k; i++)
-		if (fresh[i] && !strcmp(fresh[i]->id, id))
-			return fresh[i];
-	return NULL;
-}
-
 /* A failed plugin kept as not started, listed under id. */
 static void keep_unstarted(txs_host *h, const char *dir, const char *id,
                            const plugin_manifest *m, plugin **out, failures *fl)
@@ -633,42 +621,118 @@ static void keep_unstarted(txs_host *h, const char *dir, const char *id,
 	       txs_last_error());
 }
 
-/* Loads and starts the plugin in dir into fresh[k]. A failure is added to
- * fl; with allow_partial the plugin stays, not started, unless its id is
- * unknown or already taken (then the failure is fatal). */
-static void load_one(txs_host *h, const char *dir, plugin **fresh, size_t k, failures *fl)
-{
+/* One plugin folder being loaded: read (in order), started (in parallel),
+ * then settled (in order). */
+typedef struct load_job {
+	const char *dir;
 	plugin_manifest m;
-	char *err = NULL, idbuf[65];
-	int rc = plugin_manifest_read(dir, &m, &err);
-	bool named = rc == 0;
-	if (named)
-		rc = plugin_manifest_read_code(&m, &err);
+	bool named;     /* m holds the parsed manifest */
+	bool duplicate; /* id taken by a loaded plugin or an earlier folder */
+	char idbuf[65];
+	const char *id; /* m.id, else the folder's name if valid, else NULL */
+	int rc;
+	char *msg;      /* rc != 0: why */
+	plugin *p;      /* rc == 0: started */
+} load_job;
+
+static void job_fail(load_job *j, int rc, const char *msg)
+{
+	j->rc = rc;
+	free(j->msg);
+	j->msg = strdup(msg ? msg : "unknown error");
+}
+
+/* The id's earlier holder: a loaded plugin's folder, or an earlier job's. */
+static const char *holder_of(const txs_host *h, const load_job *jobs, size_t k, const char *id)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (!strcmp(h->plugins[i]->id, id))
+			return h->plugins[i]->dir;
+	for (size_t i = 0; i < k; i++)
+		if (jobs[i].id && !jobs[i].duplicate && !strcmp(jobs[i].id, id))
+			return jobs[i].dir;
+	return NULL;
+}
+
+/* Reads jobs[k]'s manifest and code, and checks its id. */
+static void read_job(const txs_host *h, load_job *jobs, size_t k)
+{
+	load_job *j = &jobs[k];
+	char *err = NULL;
+	int rc = plugin_manifest_read(j->dir, &j->m, &err);
+	j->named = rc == 0;
+	if (j->named)
+		rc = plugin_manifest_read_code(&j->m, &err);
 	if (rc)
-		txs_fail_msg(rc, err);
+		job_fail(j, rc, err);
 	free(err);
-	const char *id = named ? m.id : folders_id(dir, idbuf);
-	const plugin *other = id ? holder_of(h, fresh, k, id) : NULL;
-	if (other)
-		rc = txs_fail(TXS_EINVAL, "%s/plugin.json: duplicate plugin id \"%s\" (also in %s)", dir,
-		              id, other->dir);
-	else if (!rc)
-		rc = plugin_start(h, &m, &fresh[k]);
-	if (rc) {
+	j->id = j->named ? j->m.id : folders_id(j->dir, j->idbuf);
+	const char *other = j->id ? holder_of(h, jobs, k, j->id) : NULL;
+	if (other) {
 		char msg[2048];
-		bool keep = h->opt.allow_partial && id && !other;
-		snprintf(msg, sizeof msg, "%s%s", txs_last_error(),
-		         h->opt.allow_partial && !id ? " (and it cannot be kept as not started: the "
-		         "manifest gives no id, and the folder's name is not a valid id)" : "");
-		failures_add(fl, rc, msg);
-		fl->fatal |= h->opt.allow_partial && !keep;
-		if (keep) {
-			txs_fail_msg(rc, msg);
-			keep_unstarted(h, dir, id, named ? &m : NULL, &fresh[k], fl);
-		}
+		snprintf(msg, sizeof msg, "%s/plugin.json: duplicate plugin id \"%s\" (also in %s)",
+		         j->dir, j->id, other);
+		job_fail(j, TXS_EINVAL, msg);
+		j->duplicate = true;
 	}
-	if (named)
-		plugin_manifest_clear(&m);
+}
+
+/* Start threads share the jobs: a hanging init costs its init timeout
+ * once, not once per plugin in a row. */
+#define START_THREADS 8
+
+struct starter {
+	txs_host *h;
+	load_job *jobs;
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *starter_main(void *arg)
+{
+	struct starter *s = arg;
+	for (size_t i; (i = atomic_fetch_add(&s->next, 1)) < s->n;) {
+		load_job *j = &s->jobs[i];
+		int rc = j->rc ? 0 : plugin_start(s->h, &j->m, &j->p);
+		if (rc)
+			job_fail(j, rc, txs_last_error());
+	}
+	return NULL;
+}
+
+static void start_all(txs_host *h, load_job *jobs, size_t n)
+{
+	struct starter s = {.h = h, .jobs = jobs, .n = n};
+	pthread_t t[START_THREADS];
+	size_t k = 0;
+	for (; k + 1 < START_THREADS && k + 1 < n; k++)
+		if (pthread_create(&t[k], NULL, starter_main, &s) != 0)
+			break;
+	starter_main(&s); /* this thread starts plugins too */
+	for (size_t i = 0; i < k; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* jobs[k] into fresh[k], or its failure into fl; with allow_partial a
+ * failed plugin stays, not started, unless its id is unknown or taken
+ * (then the failure is fatal). */
+static void settle_job(txs_host *h, load_job *j, plugin **out, failures *fl)
+{
+	if (!j->rc) {
+		*out = j->p;
+		return;
+	}
+	char msg[2048];
+	bool keep = h->opt.allow_partial && j->id && !j->duplicate;
+	snprintf(msg, sizeof msg, "%s%s", j->msg ? j->msg : "out of memory",
+	         h->opt.allow_partial && !j->id ? " (and it cannot be kept as not started: the "
+	         "manifest gives no id, and the folder's name is not a valid id)" : "");
+	failures_add(fl, j->rc, msg);
+	fl->fatal |= h->opt.allow_partial && !keep;
+	if (keep) {
+		txs_fail_msg(j->rc, msg);
+		keep_unstarted(h, j->dir, j->id, j->named ? &j->m : NULL, out, fl);
+	}
 }
 
 static void update_limits(txs_host *h)
@@ -833,12 +897,23 @@ int txs_host_load(txs_host *h, const char *path)
 	if (rc)
 		return rc;
 	plugin **fresh = calloc(nd, sizeof *fresh);
-	if (!fresh) {
+	load_job *jobs = calloc(nd, sizeof *jobs);
+	if (!fresh || !jobs) {
+		free(fresh);
+		free(jobs);
 		folders_free(dirs, nd);
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	}
-	for (size_t k = 0; k < nd; k++)
-		load_one(h, dirs[k], fresh, k, &fl);
+	for (size_t k = 0; k < nd; k++) {
+		jobs[k].dir = dirs[k];
+		read_job(h, jobs, k);
+	}
+	start_all(h, jobs, nd);
+	for (size_t k = 0; k < nd; k++) {
+		settle_job(h, &jobs[k], &fresh[k], &fl);
+		plugin_manifest_clear(&jobs[k].m);
+		free(jobs[k].msg);
+	}
 	bool failed = fl.count && (!h->opt.allow_partial || fl.fatal);
 	rc = failed ? fl.first_rc : add_plugins(h, fresh, nd);
 	if (rc)
@@ -847,6 +922,7 @@ int txs_host_load(txs_host *h, const char *path)
 	if (failed)
 		failures_raise(&fl); /* last: freeing executors must not overwrite it */
 	failures_clear(&fl);
+	free(jobs);
 	free(fresh);
 	folders_free(dirs, nd);
 	return rc;
