@@ -254,15 +254,38 @@ typedef struct txs_host_options {
 	/* Executor events of every plugin (see txs_event_fn); NULL: none. */
 	txs_event_fn event;
 	void *event_userdata;
+	/* false (default): txs_host_load fails when any plugin fails, listing
+	 * every failure. true: it starts the plugins that load and keeps each
+	 * one that does not (a bad manifest or code, an init that throws or
+	 * hangs) as "not started": every report answers it "unavailable" with
+	 * the load error (complete: false), txs_plugin_info says started ==
+	 * false and why, txs_host_ready is false, and a host thread retries it
+	 * from disk with the executor's quarantine back-off (100 ms, doubling
+	 * to 30 s) until it starts. Its id is the manifest's, or the folder's
+	 * name when the manifest could not be read. txs_host_reload of a
+	 * not-started plugin tries to start it at once. */
+	bool allow_partial;
+	/* Loading notices, one line each: a subfolder skipped because it has no
+	 * plugin.json ("warn"), a not-started plugin that failed again ("warn")
+	 * or started ("info"). level is "info" or "warn". Called on the thread
+	 * of txs_host_load, or on the host's retry thread; must not call back
+	 * into the host. NULL: notices are dropped. */
+	void (*notice)(const char *level, const char *message, void *userdata);
+	void *notice_userdata;
 } txs_host_options;
 
 /* opts may be NULL (defaults). */
 TXS_EXTERN int txs_host_new(txs_host **out, const txs_host_options *opts);
 
 /* Loads one plugin folder (it holds plugin.json) or a folder of plugin
- * folders, validates every manifest and starts every plugin's executors.
- * Nothing is loaded if anything fails; txs_last_error() names the file and
- * the field. Call before scanning; not safe concurrently with scans. */
+ * folders (subfolders without plugin.json are skipped with a notice),
+ * validates every manifest and starts every plugin's executors. Every
+ * plugin is tried: on failure nothing is loaded and txs_last_error() lists
+ * every plugin that failed, one line each, naming the file and the field
+ * (the return code is the first failure's). With allow_partial, a plugin
+ * that fails to start does not fail the load (see txs_host_options); a
+ * duplicate id still does. Call before scanning; not safe concurrently
+ * with scans. */
 TXS_EXTERN int txs_host_load(txs_host *host, const char *path);
 
 /* Scans one transaction (JSON text) with every plugin and waits for the
@@ -301,6 +324,10 @@ typedef struct txs_plugin_info {
 	txs_limits limits;
 	uint32_t instances;
 	txs_executor_stats stats; /* summed over instances; generation = the max */
+	/* false: not started (allow_partial): no executor yet, instances 0,
+	 * every scan answers "unavailable"; error says why (the last attempt). */
+	bool started;
+	char error[1024];
 } txs_plugin_info;
 
 TXS_EXTERN size_t txs_host_plugin_count(const txs_host *host);
@@ -313,18 +340,22 @@ TXS_EXTERN long txs_host_plugin_find(const txs_host *host, const char *id);
  * malloc'ed (free() it). */
 TXS_EXTERN int txs_host_plugins_json(txs_host *host, char **json);
 
-/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id,
+/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id;
+ * TXS_EUNAVAILABLE for a plugin that is not started (allow_partial);
  * TXS_EBUSY while another restart or reload of the plugin runs. No lock is
  * held while the executors work: info, stats and scans go on meanwhile. */
 TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
 /* Re-reads plugin.json and the code from disk and canary-reloads every
  * instance; on failure the old version keeps serving and the error is
- * returned. `instances` cannot change on reload. */
+ * returned. `instances` cannot change on reload. A plugin that is not
+ * started (allow_partial): one start attempt now, on the calling thread
+ * (TXS_EUNAVAILABLE if the retry thread is trying it at this moment). */
 TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
 /* Reloads every plugin; returns the first failure, after trying them all. */
 TXS_EXTERN int txs_host_reload_all(txs_host *host);
 
-/* True when every plugin has a running engine and none is quarantined. */
+/* True when every plugin is started and has a running engine and none is
+ * quarantined (txs_plugin_info says which is not). */
 TXS_EXTERN bool txs_host_ready(txs_host *host);
 /* Reports submitted and not yet delivered. */
 TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);

@@ -45,25 +45,47 @@ struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_con
 	return cli_load_host_opts(dirs, ndirs, &opt);
 }
 
+void cli_notice(const char *level, const char *msg, void *userdata)
+{
+	(void)userdata;
+	cli_error("%s%s", strcmp(level, "info") ? "warning: " : "", msg);
+}
+
+/* Each line of a list of load failures, as its own "txscan: " line. */
+static void error_lines(const char *text)
+{
+	for (const char *nl; *text; text = nl ? nl + 1 : text + strlen(text)) {
+		nl = strchr(text, '\n');
+		cli_error("%.*s", (int)(nl ? (size_t)(nl - text) : strlen(text)), text);
+	}
+}
+
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt)
 {
 	txs_host *h = NULL;
+	txs_host_options o = *opt;
 	const char *fallback = ndirs ? NULL : default_dir();
 	if (!ndirs && !fallback) {
 		cli_error("no plugins: pass -p DIR (or set TXSCAN_PLUGINS, or create ./plugins)");
 		return NULL;
 	}
-	if (txs_host_new(&h, opt)) {
+	if (!o.notice)
+		o.notice = cli_notice;
+	if (txs_host_new(&h, &o)) {
 		cli_error("%s", txs_last_error());
 		return NULL;
 	}
+	int failed = 0; /* every folder is tried: all failures are listed at once */
 	for (int i = 0; i < (ndirs ? ndirs : 1); i++) {
 		if (txs_host_load(h, ndirs ? dirs[i] : fallback)) {
-			cli_error("%s", txs_last_error());
-			txs_host_free(h);
-			return NULL;
+			error_lines(txs_last_error());
+			failed = 1;
 		}
+	}
+	if (failed) {
+		txs_host_free(h);
+		return NULL;
 	}
 	return h;
 }
