@@ -37,6 +37,8 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 /* A host notice (txs_host_options.notice) as a "txscan: [warning: ]" line
  * on stderr. */
 void cli_notice(const char *level, const char *msg, void *userdata);
+/* An executor event (txs_host_options.event) as a "txscan: warning:" line. */
+void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata);
 
 /* Collects -p/--plugins DIR (and -pDIR, --plugins=DIR) into dirs (at most
  * max); returns 1 if argv[*i] was such an option (and advances *i), 0 if

@@ -1,6 +1,7 @@
 /*
  * util.c - helpers shared by the subcommands.
  */
+#define _GNU_SOURCE
 #include "cli.h"
 #include "txscan.h"
 
@@ -13,9 +14,11 @@ void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	flockfile(stderr); /* one line, whole, from any thread */
 	fputs("txscan: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 
@@ -51,6 +54,14 @@ void cli_notice(const char *level, const char *msg, void *userdata)
 	cli_error("%s%s", strcmp(level, "info") ? "warning: " : "", msg);
 }
 
+/* An executor event (circuit breaker, a thread stuck in a native call) as a
+ * "txscan: warning: plugin ID: EVENT: detail" line; any thread. */
+void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata)
+{
+	(void)userdata;
+	cli_error("warning: plugin %s: %s: %s", plugin_id, event, detail);
+}
+
 /* Each line of a list of load failures, as its own "txscan: " line. */
 static void error_lines(const char *text)
 {
@@ -72,6 +83,8 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 	}
 	if (!o.notice)
 		o.notice = cli_notice;
+	if (!o.event)
+		o.event = cli_event;
 	if (txs_host_new(&h, &o)) {
 		cli_error("%s", txs_last_error());
 		return NULL;

@@ -163,6 +163,10 @@ typedef struct lane {
 	 * not answered yet (given back on a swap, taken by the watcher) */
 	cmd **held;
 	size_t nheld, hdone;
+	/* the batch the engine runs: er[k] answers held[hdone + k]; er[0..taken)
+	 * were taken by the watcher when it abandoned the lane (mu) */
+	engine_result er[BATCH_MAX];
+	size_t taken;
 	/* the watcher thread only */
 	uint64_t w_start, w_seen, w_cpu;
 	/* this lane's thread only */
@@ -819,7 +823,9 @@ static int breaker_gate(txs_executor *ex, bool *trial)
 	                (unsigned long long)(left / 1000000 + 1));
 }
 
-static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
+/* Answers c with what the engine said. by_lane: on the active lane, whose
+ * pace statistics it feeds; else on the watcher. */
+static void answer_result(txs_executor *ex, cmd *c, engine_result *er, bool by_lane)
 {
 	txs_scan_result r = {.status = map_status(er->status), .json = er->json,
 	                     .json_len = er->json_len, .error = er->error, .ms = er->ms,
@@ -827,9 +833,17 @@ static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
 	bool trial = c->trial;
 	INC(ex->st.scans);
 	count_status(ex, r.status);
-	record_latency(ex, (uint64_t)(er->ms * 1e6));
+	if (by_lane)
+		record_latency(ex, (uint64_t)(er->ms * 1e6));
+	else
+		count_latency(ex, (uint64_t)(er->ms * 1e6));
 	breaker_record(ex, r.status, trial); /* first: the next submit sees the new state */
 	answer(ex, c, &r);
+}
+
+static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
+{
+	answer_result(ex, c, er, true);
 }
 
 /* How many scans to leave between heap statistics that cost cost_ns, so
@@ -931,7 +945,7 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 {
 	txs_executor *ex = ln->ex;
 	const char *tx[BATCH_MAX];
-	engine_result er[BATCH_MAX];
+	engine_result *er = ln->er;
 	size_t i = 0;
 	while (i < n) {
 		if (GET(ex->st.breaker_state) == TXS_BREAKER_OPEN)
@@ -945,7 +959,7 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 			tx[j] = c[i + j]->tx;
 		size_t ran = engine_scan_batch(ln->eng, tx, k, er);
 		if (!claim(ln, i + ran)) {
-			for (size_t j = 0; j < ran; j++)
+			for (size_t j = ln->taken; j < k; j++) /* the watcher took the rest */
 				engine_result_clear(&er[j]);
 			return;
 		}
@@ -1448,6 +1462,9 @@ static bool lane_stuck(lane *ln, uint64_t now)
 /* What the watcher (or free) took from an abandoned lane, answered once
  * the locks are let go. */
 typedef struct takeback {
+	cmd *done[BATCH_MAX];           /* scans of its batch that had finished ... */
+	engine_result dres[BATCH_MAX];  /* ... and their answers */
+	size_t ndone;
 	cmd *stuck;          /* the scan it was stuck in: answered "timeout" */
 	uint64_t stuck_ms;
 	cmd_list orphans;    /* answered with orphan_status */
@@ -1526,13 +1543,19 @@ static void abandon_locked(txs_executor *ex, lane *ln, uint64_t now, takeback *t
 	uint32_t j = atomic_load(&ln->prog.index);
 	uint64_t start = atomic_load(&ln->prog.start_ns);
 	tb->orphans.v = to > from ? malloc((to - from) * sizeof(cmd *)) : NULL;
+	bool scans = !building && from < to && ln->held[from]->kind == CMD_SCAN;
 	for (size_t i = from; i < to; i++) {
 		cmd *c = ln->held[i];
-		if (!building && c->kind == CMD_SCAN && i == from + j && !tb->stuck)
+		if (scans && i < from + j && i - from < BATCH_MAX) { /* finished: its answer is in er */
+			tb->dres[tb->ndone] = ln->er[i - from];
+			tb->done[tb->ndone++] = c;
+		} else if (scans && i == from + j) {
 			tb->stuck = c;
-		else if (tb->orphans.v)
+		} else if (tb->orphans.v) {
 			tb->orphans.v[tb->orphans.n++] = c;
+		}
 	}
+	ln->taken = tb->ndone;
 	tb->stuck_ms = start && now > start ? (now - start) / 1000000 : 0;
 	ln->nheld = ln->hdone = 0;
 	ex->live--; /* it no longer serves: free does not wait for it */
@@ -1567,6 +1590,8 @@ static void abandon_locked(txs_executor *ex, lane *ln, uint64_t now, takeback *t
 /* Answers what was taken from an abandoned lane. No lock held. */
 static void answer_takeback(txs_executor *ex, takeback *tb)
 {
+	for (size_t i = 0; i < tb->ndone; i++)
+		answer_result(ex, tb->done[i], &tb->dres[i], false);
 	if (tb->stuck && tb->orphan_status == TXS_STATUS_STOPPED) {
 		answer_stopped(ex, tb->stuck);
 	} else if (tb->stuck) {
