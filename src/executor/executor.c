@@ -527,12 +527,20 @@ static bool restart_near(const txs_executor *ex)
 	return left * per_scan < LEAD_BUILDS * (double)GET(ex->st.build_ns) + LEAD_EXTRA_NS;
 }
 
+/* A fresh realm saves too little to be built inline: it took more than
+ * REALM_INLINE_NS and more than half a VM build (a slow module or init,
+ * which the standby lane hides in a VM build, while nothing hides a
+ * realm's). */
+static bool realm_slow(const txs_executor *ex)
+{
+	return ex->realm_ns > REALM_INLINE_NS && ex->realm_ns > GET(ex->st.build_ns) / 2;
+}
+
 /* The engine's next restart builds a new VM: its VM served realms_per_vm
- * realms, or a fresh realm costs too much to build inline (a slow init:
- * the standby lane hides a VM build, nothing hides a realm's). */
+ * realms, or a realm is slow. */
 static bool vm_due(const txs_executor *ex, const engine *e)
 {
-	return engine_realm_count(e) + 1 >= ex->lim.realms_per_vm || ex->realm_ns > REALM_INLINE_NS;
+	return engine_realm_count(e) + 1 >= ex->lim.realms_per_vm || realm_slow(ex);
 }
 
 /* A scheduled restart that will build a new VM is near: the standby
@@ -657,8 +665,11 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
                    char **err)
 {
 	txs_executor *ex = ln->ex;
-	if (code == ex->code && !realm_base(ln, code, lim, why) && try_swap(ln, why))
+	if (code == ex->code && !realm_base(ln, code, lim, why) && try_swap(ln, why)) {
+		if (why == R_SCHEDULED || why == R_MANUAL)
+			ex->realm_ns -= ex->realm_ns / 4;
 		return 0;
+	}
 	engine *fresh = NULL;
 	char *msg = NULL;
 	engine *base = realm_base(ln, code, lim, why);
@@ -666,6 +677,8 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
 	int rc = build(ln, code, lim, base, &fresh, &msg);
 	if (base)
 		ex->realm_ns = now_ns() - t0;
+	else if (why == R_SCHEDULED || why == R_MANUAL)
+		ex->realm_ns -= ex->realm_ns / 4; /* one slow realm (a busy moment) is not for ever */
 	if (lost(ln)) {
 		engine_free(fresh);
 		free(msg);
