@@ -30,6 +30,14 @@ int instance_new(instance *in, txs_isolation mode, const char *engine, const txs
 	return rc;
 }
 
+void instance_on_event(instance *in, txs_event_fn fn, void *userdata)
+{
+	if (in->ex)
+		txs_executor_on_event(in->ex, fn, userdata);
+	else
+		txs_proc_on_event(in->proc, fn, userdata);
+}
+
 int instance_wait_started(instance *in)
 {
 	return in->proc ? txs_proc_wait_started(in->proc) : 0;

@@ -20,6 +20,8 @@ txs_isolation instance_mode(txs_isolation opt);
 
 int instance_new(instance *in, txs_isolation mode, const char *engine, const txs_plugin_code *code,
                  const txs_limits *limits, txs_console_fn console, void *userdata, txs_bell *bell);
+/* Executor events (txscan.h); an engine process forwards its executor's. */
+void instance_on_event(instance *in, txs_event_fn fn, void *userdata);
 /* instance_new starts an engine process and returns: many start at once.
  * This waits until it ran init: 0, or TXS_EPLUGIN (the caller frees in).
  * A thread executor is ready when instance_new returns: 0 at once. */

@@ -377,6 +377,43 @@ const char *chan_console_decode(const unsigned char *p, size_t len, char *level,
 	return NULL;
 }
 
+/* ---- events ------------------------------------------------------------- */
+
+int chan_event_encode(chan_buf *b, const char *event, const char *detail)
+{
+	size_t at;
+	size_t dn = strlen(detail);
+	int rc = begin(b, CH_EVENT, 0, &at) || put_text(b, event, strlen(event)) ||
+	         put_text(b, detail, dn < CHAN_MAX_TEXT ? dn : CHAN_MAX_TEXT);
+	return finish(b, at, rc);
+}
+
+const char *chan_event_decode(const unsigned char *p, size_t len, char *event, size_t event_cap,
+                              char **detail)
+{
+	rd r = {p, len, false};
+	size_t en, dn;
+	*detail = NULL;
+	const char *e = get_text(&r, &en);
+	const char *d = get_text(&r, &dn);
+	if (r.bad || r.left || !e || !d || !en || en >= event_cap || dn > CHAN_MAX_TEXT)
+		return "event frame: bad lengths";
+	for (size_t i = 0; i < en; i++)
+		if ((e[i] < 'a' || e[i] > 'z') && e[i] != '_')
+			return "event frame: bad name";
+	memcpy(event, e, en);
+	event[en] = '\0';
+	*detail = copy_text(d, dn);
+	if (!*detail)
+		return "out of memory";
+	if (!chan_utf8_ok(*detail, dn)) {
+		free(*detail);
+		*detail = NULL;
+		return "event frame: invalid UTF-8";
+	}
+	return NULL;
+}
+
 /* ---- stats -------------------------------------------------------------- */
 
 int chan_stats_encode(chan_buf *b, const txs_executor_stats *s)
@@ -400,6 +437,8 @@ const char *chan_stats_decode(const unsigned char *p, size_t len, txs_executor_s
 			return "stats frame: bad flag";
 	if (!(in.latency_sum_ms >= 0 && in.latency_sum_ms < 1e18))
 		return "stats frame: bad latency";
+	if (in.breaker_state > TXS_BREAKER_HALF_OPEN)
+		return "stats frame: bad breaker state";
 	*s = in;
 	return NULL;
 }

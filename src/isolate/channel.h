@@ -38,6 +38,7 @@ enum chan_type {
 	CH_STATS,      /* the child's executor counters */
 	CH_CONSOLE,    /* level, message */
 	CH_LANE,       /* the serving lane's thread and its run-queue wait (after CH_READY) */
+	CH_EVENT,      /* an executor event (txs_event_fn): name, detail */
 };
 
 #define CHAN_HEADER 16
@@ -105,6 +106,11 @@ const char *chan_rc_decode(const unsigned char *p, size_t len, int *rc, char **t
 int chan_console_encode(chan_buf *b, const char *level, const char *msg, size_t len);
 const char *chan_console_decode(const unsigned char *p, size_t len, char *level, size_t level_cap,
                                 char **msg, size_t *msg_len);
+
+/* Executor events: name ([a-z_], < 32 bytes) and detail (UTF-8). */
+int chan_event_encode(chan_buf *b, const char *event, const char *detail);
+const char *chan_event_decode(const unsigned char *p, size_t len, char *event, size_t event_cap,
+                              char **detail);
 
 /* Stats: the child's counters; decode sanitises the booleans. */
 int chan_stats_encode(chan_buf *b, const txs_executor_stats *s);

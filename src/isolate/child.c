@@ -272,6 +272,18 @@ static void console_cb(const char *plugin, const char *level, const char *msg, s
 	pthread_mutex_unlock(&C.wmu);
 }
 
+/* Executor events go to the host, which also recycles this process when a
+ * lane was abandoned in a native call: its thread would spin on here. */
+static void event_cb(const char *plugin, const char *event, const char *detail, void *ud)
+{
+	(void)plugin;
+	(void)ud;
+	pthread_mutex_lock(&C.wmu);
+	if (chan_event_encode(&C.out, event, detail) == 0)
+		flush_locked();
+	pthread_mutex_unlock(&C.wmu);
+}
+
 static void control(const chan_header *h, const unsigned char *p)
 {
 	char probe[256];
@@ -441,6 +453,8 @@ int txs_isolate_child_main(int argc, char **argv)
 	}
 	rc = txs_executor_new(&C.ex, &code, has ? &lim : NULL, console_cb, NULL);
 	chan_code_clear(&code);
+	if (rc == 0)
+		txs_executor_on_event(C.ex, event_cb, NULL);
 	if (rc == 0) { /* counters and lane first: the parent reads them once it sees ready */
 		send_first_lane();
 		send_stats();

@@ -37,6 +37,9 @@ int txs_proc_restart(txs_proc *p);
 int txs_proc_reload(txs_proc *p, const txs_plugin_code *code, const txs_limits *limits);
 void txs_proc_stats_get(const txs_proc *p, txs_executor_stats *stats);
 uint32_t txs_proc_load(const txs_proc *p);
+/* Executor events of the child (txscan.h), on the I/O thread; before the
+ * first submit. "lane_abandoned" also gets the child replaced. */
+void txs_proc_on_event(txs_proc *p, txs_event_fn fn, void *userdata);
 void txs_proc_free(txs_proc *p);
 
 /* The engine process now (0 while none runs): for tests. */

@@ -67,7 +67,7 @@
 extern char **environ;
 
 enum state { S_DOWN, S_STARTING, S_UP, S_QUARANTINED };
-enum kill_reason { K_NONE, K_TIMEOUT, K_MEMORY, K_PROTOCOL, K_START, K_STOP };
+enum kill_reason { K_NONE, K_TIMEOUT, K_MEMORY, K_PROTOCOL, K_START, K_STOP, K_RECYCLE };
 
 typedef struct pend {
 	uint64_t id;
@@ -100,6 +100,8 @@ struct txs_proc {
 	char engine[PATH_MAX];
 	txs_console_fn console;
 	void *console_ud;
+	txs_event_fn event; /* set before the first submit */
+	void *event_ud;
 
 	/* under mu */
 	txs_plugin_code *code; /* what a replacement starts with */
@@ -719,6 +721,27 @@ static void on_lane(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* An executor event from the child, passed on; a lane abandoned in a
+ * native call (the executor answered its scan timeout and left the thread
+ * spinning) gets the child replaced: a process can be stopped. */
+static void on_event(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	char name[32], *detail;
+	const char *bad = chan_event_decode(pl, h->len, name, sizeof name, &detail);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	if (p->event)
+		p->event(p->id, name, detail, p->event_ud);
+	free(detail);
+	if (strcmp(name, "lane_abandoned") && strcmp(name, "lanes_exhausted"))
+		return;
+	pthread_mutex_lock(&p->mu);
+	kill_locked(p, K_RECYCLE, 0);
+	pthread_mutex_unlock(&p->mu);
+}
+
 static void on_console(txs_proc *p, const chan_header *h, const unsigned char *pl)
 {
 	char level[16], *msg;
@@ -761,6 +784,7 @@ static bool frames(txs_proc *p)
 		case CH_CONSOLE: on_console(p, &h, pl); break;
 		case CH_STATS: on_stats(p, &h, pl); break;
 		case CH_LANE: on_lane(p, &h, pl); break;
+		case CH_EVENT: on_event(p, &h, pl); break;
 		default: violation(p, "unknown frame type"); return false;
 		}
 		pthread_mutex_lock(&p->mu);
@@ -862,6 +886,7 @@ static const char *reason_text(enum kill_reason k)
 	case K_MEMORY: return "its memory passed the cap";
 	case K_PROTOCOL: return "it broke the channel protocol";
 	case K_START: return "it did not start";
+	case K_RECYCLE: return "a thread of it was stuck in a native call";
 	default: return "it was stopped";
 	}
 }
@@ -877,6 +902,9 @@ static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 	b->heap_readings += s->heap_readings;
 	b->console_dropped += s->console_dropped;
 	b->standby_swaps += s->standby_swaps;
+	b->realm_restarts += s->realm_restarts;
+	b->lanes_abandoned += s->lanes_abandoned;
+	b->breaker_opens += s->breaker_opens;
 }
 
 static void failed_start_locked(txs_proc *p)
@@ -995,7 +1023,7 @@ static void reap_locked(txs_proc *p)
 		failed_start_locked(p);
 	} else if (k == K_NONE) {
 		INC(p->c.crashes);
-	} else if (k == K_TIMEOUT) {
+	} else if (k == K_TIMEOUT || k == K_RECYCLE) {
 		INC(p->c.kills_timeout);
 	} else if (k == K_MEMORY) {
 		INC(p->c.kills_memory);
@@ -1389,9 +1417,17 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	s->running = up && ch.running;
 	s->busy = GET(p->c.pending) > 0;
 	s->standby_ready = up && ch.standby_ready;
+	s->lanes_stuck = ch.lanes_stuck;
+	s->breaker_state = ch.breaker_state;
 	s->latency_sum_ms = (double)GET(p->c.latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(p->c.latency[i]);
+}
+
+void txs_proc_on_event(txs_proc *p, txs_event_fn fn, void *userdata)
+{
+	p->event = fn;
+	p->event_ud = userdata;
 }
 
 uint32_t txs_proc_load(const txs_proc *p)
