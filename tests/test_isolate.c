@@ -251,6 +251,43 @@ static void stuck_case(const char *which)
 	txs_proc_free(p);
 }
 
+/* The breaker survives the child: two native hangs in a row (each a
+ * killed process) open it; submits are refused for the cool-down, then one
+ * trial runs and, being ok, closes it. */
+static void test_breaker_across_processes(void **state)
+{
+	(void)state;
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	l.breaker_after = 2;
+	l.breaker_cooldown_ms = 300;
+	txs_plugin_code c = {.id = "stuck", .version = "1", .filename = "index.js", .source = STUCK,
+	                     .source_len = strlen(STUCK)};
+	txs_proc *p = NULL;
+	assert_int_equal(txs_proc_new(&p, &c, &l, NULL, NULL, NULL), 0);
+	const char *stuck = "{\"hash\":\"regexp\"}";
+	for (int i = 0; i < 2; i++) {
+		txs_scan_result r = scan(p, stuck, NULL);
+		assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+		txs_scan_result_clear(&r);
+	}
+	wait1 w;
+	wait1_init(&w);
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_one, &w), TXS_EUNAVAILABLE);
+	assert_non_null(strstr(txs_last_error(), "circuit open"));
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.breaker_state, TXS_BREAKER_OPEN);
+	assert_int_equal(s.breaker_opens, 1);
+	usleep(350 * 1000);
+	expect_ok(p); /* the trial */
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.breaker_state, TXS_BREAKER_CLOSED);
+	expect_ok(p);
+	txs_proc_free(p);
+}
+
 static void test_stuck_regexp(void **state)
 {
 	(void)state;
@@ -426,7 +463,7 @@ static void test_neighbour_memory_is_not_blamed(void **state)
 	(void)state;
 	char root[] = "/tmp/txs-iso-XXXXXX";
 	assert_non_null(mkdtemp(root));
-	stage(root, "bomb", BOMB, ", \"timeout_ms\": 5000");
+	stage(root, "bomb", BOMB, ", \"timeout_ms\": 5000, \"breaker_after\": 0"); /* every time */
 	stage(root, "cpu", "module.exports = { scanTransaction(tx) { let x = 0;"
 	      " for (let i = 0; i < 3e6; i++) x = (x * 31 + i) | 0; return null; } };",
 	      ", \"timeout_ms\": 2000");
@@ -587,6 +624,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_stuck_regexp),
 	    cmocka_unit_test(test_stuck_fill),
 	    cmocka_unit_test(test_innocent_scans_are_retried),
+	    cmocka_unit_test(test_breaker_across_processes),
 	    cmocka_unit_test(test_segv_during_stream),
 	    cmocka_unit_test(test_abort_during_stream),
 	    cmocka_unit_test(test_memory_cap),

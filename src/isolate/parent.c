@@ -63,6 +63,7 @@
 #define BACKOFF_MIN_NS (100 * 1000000ull)
 #define BACKOFF_MAX_NS (30 * 1000000000ull)
 #define TICK_NS 1000000ull
+#define BREAKER_MAX_NS (60 * 1000000000ull)
 
 extern char **environ;
 
@@ -76,7 +77,7 @@ typedef struct pend {
 	void *ud;
 	unsigned char *frame;   /* header + payload, kept to send again */
 	size_t flen;
-	bool sent;
+	bool sent, trial;
 	int tries;
 	uint64_t sent_ns;
 	/* controls: the waiter's */
@@ -89,6 +90,7 @@ typedef struct pend {
 struct counters {
 	_Atomic uint64_t scans, ok, errors, timeouts, memory_stops, overloaded, unavailable;
 	_Atomic uint64_t crashes, kills_timeout, kills_memory, kills_protocol, starts, failed_starts;
+	_Atomic uint64_t breaker_opens;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
 	_Atomic uint32_t pending;
 };
@@ -130,6 +132,10 @@ struct txs_proc {
 	int start_rc;
 	char *last_err;
 	uint32_t consecutive_failures, quarantine_after;
+	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
+	uint32_t br_state, kills_in_row;
+	uint64_t br_until_ns, br_cooldown_ns;
+	bool br_trial_out;      /* the half-open trial was sent */
 	uint64_t retry_at_ns, backoff_ns;
 	txs_executor_stats child, base; /* the child's last counters; the dead ones' sum */
 
@@ -564,9 +570,95 @@ static void record(txs_proc *p, const txs_scan_result *r)
 }
 
 /* Answers a scan that leaves the pending list (no lock held). */
+static void emit(txs_proc *p, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void emit(txs_proc *p, const char *event, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+	if (!p->event)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	p->event(p->id, event, detail, p->event_ud);
+}
+
+/* The executor's circuit breaker, kept by the host across the child's
+ * lifetimes: the child's own breaker starts closed in every replacement,
+ * so a plugin whose every scan hangs in a native call would cost a
+ * process start per scan. breaker_after kills in a row (timeout, memory:
+ * the child's or the host's) open it: submits answer unavailable for a
+ * cool-down, then one trial runs (half-open); a kill reopens it for twice
+ * as long (to 60 s), anything that ran closes it. */
+static void breaker_record(txs_proc *p, txs_status st, bool trial)
+{
+	bool kill = st == TXS_STATUS_TIMEOUT || st == TXS_STATUS_MEMORY;
+	bool ran = kill || st == TXS_STATUS_OK || st == TXS_STATUS_ERROR;
+	const char *event = NULL;
+	uint64_t cool = 0;
+	uint32_t row;
+	pthread_mutex_lock(&p->mu);
+	if (kill)
+		p->kills_in_row++;
+	else if (ran)
+		p->kills_in_row = 0;
+	row = p->kills_in_row;
+	uint32_t after = p->lim.breaker_after;
+	if (trial && p->br_state == TXS_BREAKER_HALF_OPEN) {
+		p->br_trial_out = false;
+		if (kill) {
+			cool = p->br_cooldown_ns * 2;
+			event = "breaker_open";
+		} else if (ran) {
+			p->br_state = TXS_BREAKER_CLOSED;
+			p->br_cooldown_ns = 0;
+			event = "breaker_closed";
+		}
+	} else if (kill && p->br_state == TXS_BREAKER_CLOSED && after && row >= after) {
+		cool = (uint64_t)p->lim.breaker_cooldown_ms * 1000000ull;
+		event = "breaker_open";
+	}
+	if (cool) {
+		p->br_cooldown_ns = cool > BREAKER_MAX_NS ? BREAKER_MAX_NS : cool;
+		p->br_until_ns = txs_now_ns() + p->br_cooldown_ns;
+		p->br_state = TXS_BREAKER_OPEN;
+		INC(p->c.breaker_opens);
+	}
+	cool = p->br_cooldown_ns;
+	pthread_mutex_unlock(&p->mu);
+	if (event && !strcmp(event, "breaker_open"))
+		emit(p, event, "%u consecutive timeouts or memory stops; unavailable for %llu ms, then "
+		     "one trial scan", row, (unsigned long long)(cool / 1000000));
+	else if (event)
+		emit(p, event, "the trial scan ran: scans run again");
+}
+
+/* Submit's gate while the circuit is not closed: 0 (*trial set for the
+ * half-open trial), or TXS_EUNAVAILABLE. mu held. */
+static int breaker_gate_locked(txs_proc *p, bool *trial)
+{
+	if (p->br_state == TXS_BREAKER_CLOSED)
+		return 0;
+	uint64_t now = txs_now_ns();
+	if (p->br_state == TXS_BREAKER_OPEN && now >= p->br_until_ns) {
+		p->br_state = TXS_BREAKER_HALF_OPEN;
+		p->br_trial_out = false;
+	}
+	if (p->br_state == TXS_BREAKER_HALF_OPEN && !p->br_trial_out) {
+		p->br_trial_out = *trial = true;
+		return 0;
+	}
+	return txs_fail(TXS_EUNAVAILABLE, "plugin %s: circuit open after %u consecutive timeouts or "
+	                "memory stops (%s)", p->id, p->kills_in_row,
+	                p->br_state == TXS_BREAKER_OPEN ? "cooling down" : "a trial scan runs");
+}
+
 static void answer(txs_proc *p, pend *pd, txs_scan_result *r)
 {
 	record(p, r);
+	breaker_record(p, r->status, pd->trial);
 	atomic_fetch_sub_explicit(&p->c.pending, 1, memory_order_relaxed);
 	pd->cb(r, pd->ud);
 	pend_free(pd);
@@ -1291,7 +1383,14 @@ int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, voi
 	else if (GET(p->c.pending) >= p->lim.queue_capacity)
 		rc = txs_fail(TXS_EOVERLOADED, "plugin %s: queue full (%u)", p->id,
 		              p->lim.queue_capacity);
+	bool trial = false;
+	if (!rc)
+		rc = breaker_gate_locked(p, &trial);
 	pend *pd = rc ? NULL : pend_new(p, CH_SCAN, tx, len);
+	if (pd)
+		pd->trial = trial;
+	else if (trial)
+		p->br_trial_out = false;
 	if (!rc && !pd)
 		rc = txs_fail(TXS_ENOMEM, "out of memory");
 	if (rc) {
@@ -1393,7 +1492,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	txs_executor_stats sum = p->base;
 	uint64_t gen = p->gen_base + ch.generation;
 	bool up = p->state == S_UP, quarantined = p->state == S_QUARANTINED;
-	uint32_t fails = p->consecutive_failures;
+	uint32_t fails = p->consecutive_failures, br_state = p->br_state;
 	pthread_mutex_unlock(&p->mu);
 	add_child_stats(&sum, &ch);
 	*s = sum;
@@ -1418,7 +1517,8 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	s->busy = GET(p->c.pending) > 0;
 	s->standby_ready = up && ch.standby_ready;
 	s->lanes_stuck = ch.lanes_stuck;
-	s->breaker_state = ch.breaker_state;
+	s->breaker_state = br_state != TXS_BREAKER_CLOSED ? br_state : ch.breaker_state;
+	s->breaker_opens += GET(p->c.breaker_opens);
 	s->latency_sum_ms = (double)GET(p->c.latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(p->c.latency[i]);
