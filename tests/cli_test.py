@@ -112,7 +112,9 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         stuck = {p["id"]: p for p in out[0]["plugins"]}["stuck"]
         self.assertEqual(stuck["status"], "timeout")
-        self.assertIn("killed", stuck["error"])
+        # the host's deadline kill, or the child's executor abandoning the
+        # lane first (which gets the process replaced too)
+        self.assertRegex(stuck["error"], "killed|abandoned")
         self.assertTrue(out[1]["complete"], out[1])
         self.assertLess(took, 10, "the regexp runs ~40 s unless its process is killed")
 

@@ -136,6 +136,7 @@ struct txs_proc {
 	uint32_t br_state, kills_in_row;
 	uint64_t br_until_ns, br_cooldown_ns;
 	bool br_trial_out;      /* the half-open trial was sent */
+	bool init_failed;       /* the child said why it could not start (CH_READY) */
 	uint64_t retry_at_ns, backoff_ns;
 	txs_executor_stats child, base; /* the child's last counters; the dead ones' sum */
 
@@ -776,6 +777,7 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	if (rc != 0) {
 		free(p->last_err);
 		p->last_err = text;
+		p->init_failed = true;
 		kill_locked(p, K_START, 0);
 		pthread_mutex_unlock(&p->mu);
 		return;
@@ -1105,7 +1107,10 @@ static void reap_locked(txs_proc *p)
 		         ? sigabbrev_np(WTERMSIG(ws)) : "?", WTERMSIG(ws));
 	else
 		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(ws));
-	if (!was_up) {
+	if (!was_up && p->init_failed) { /* the plugin's own error, as thread isolation says it */
+		p->init_failed = false;
+		failed_start_locked(p);
+	} else if (!was_up) {
 		char *e = NULL;
 		if (asprintf(&e, "plugin %s: engine process did not start: %s%s%s", p->id, how,
 		             p->last_err ? ": " : "", p->last_err ? p->last_err : "") < 0)
@@ -1492,6 +1497,8 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	txs_executor_stats sum = p->base;
 	uint64_t gen = p->gen_base + ch.generation;
 	bool up = p->state == S_UP, quarantined = p->state == S_QUARANTINED;
+	/* a replacement being started is not an outage (readiness does not flap) */
+	bool replacing = p->started && (p->state == S_DOWN || p->state == S_STARTING);
 	uint32_t fails = p->consecutive_failures, br_state = p->br_state;
 	pthread_mutex_unlock(&p->mu);
 	add_child_stats(&sum, &ch);
@@ -1513,7 +1520,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	s->queue_depth = GET(p->c.pending);
 	s->consecutive_failures = fails + ch.consecutive_failures;
 	s->quarantined = quarantined || ch.quarantined;
-	s->running = up && ch.running;
+	s->running = (up && ch.running) || replacing;
 	s->busy = GET(p->c.pending) > 0;
 	s->standby_ready = up && ch.standby_ready;
 	s->lanes_stuck = ch.lanes_stuck;
