@@ -30,7 +30,9 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
+#include <linux/landlock.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -39,6 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,10 +125,82 @@ static int add_rules(scmp_filter_ctx f)
 	return rc;
 }
 
+/* ---- Landlock: what the engine may read ----------------------------------- */
+
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE /* ABI 3; Debian 12's headers stop at 2 */
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+
+static int landlock_abi;
+
+static bool ll_rule(int ruleset, const char *path, uint64_t access)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT; /* a path this system lacks is not a failure */
+	struct landlock_path_beneath_attr pb = {.allowed_access = access, .parent_fd = fd};
+	struct stat st;
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		pb.allowed_access &= LANDLOCK_ACCESS_FS_READ_FILE;
+	long rc = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+	close(fd);
+	return rc == 0;
+}
+
+/* Reads only beneath the system's libraries and data (/usr, /lib, the
+ * time zone), this process's own /proc/<pid>, the CPU list in /sys, and
+ * /dev/urandom; no write, create, remove or execute anywhere. Closes what
+ * seccomp cannot: a compromised engine reading the host user's files, or
+ * the host's /proc/<pid>/environ. Best effort: a kernel without Landlock
+ * (before 5.13, or not enabled) keeps the read-only opens of seccomp alone
+ * (txs_sandbox_landlock_abi() says which). */
+static int landlock_enter(void)
+{
+	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 1)
+		return 0;
+	uint64_t fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+	              LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+	              LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+	              LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+	              LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+	              LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+	              LANDLOCK_ACCESS_FS_MAKE_SYM;
+	if (abi >= 2)
+		fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	struct landlock_ruleset_attr attr = {.handled_access_fs = fs};
+	int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+	if (rs < 0)
+		return -errno;
+	const uint64_t rd = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+	const char *paths[] = {"/usr", "/lib", "/lib64", "/etc/localtime", "/proc/self",
+	                       "/sys/devices/system/cpu", "/dev/urandom"};
+	bool ok = true;
+	for (size_t i = 0; ok && i < sizeof paths / sizeof *paths; i++)
+		ok = ll_rule(rs, paths[i], rd);
+	long rc = ok ? syscall(SYS_landlock_restrict_self, rs, 0) : -1;
+	int err = errno;
+	close(rs);
+	if (rc != 0)
+		return -err;
+	landlock_abi = abi;
+	return 0;
+}
+
+int txs_sandbox_landlock_abi(void)
+{
+	return landlock_abi;
+}
+
 int txs_sandbox_enter(void)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		return -errno;
+	int ll = landlock_enter();
+	if (ll)
+		return ll;
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	if (!f)
 		return -ENOMEM;
@@ -154,6 +229,12 @@ bool txs_sandbox_probe(char *buf, unsigned cap)
 	int er = errno;
 	long k = kill(1, 0);
 	int ek = errno;
+	long pw = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	int epw = errno;
+	char host_env[64];
+	snprintf(host_env, sizeof host_env, "/proc/%ld/environ", (long)getppid());
+	long he = open(host_env, O_RDONLY | O_CLOEXEC);
+	int ehe = errno;
 	/* a raw fork: clone without CLONE_THREAD */
 	long c = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 	int ec = errno;
@@ -161,14 +242,17 @@ bool txs_sandbox_probe(char *buf, unsigned cap)
 		_exit(0);
 	if (c > 0)
 		waitpid((pid_t)c, NULL, 0);
-	snprintf(buf, cap, "socket=%s open_write=%s open_read=%s kill_other=%s fork=%s",
-	         outcome(s, es), outcome(o, eo), outcome(r, er), outcome(k, ek), outcome(c, ec));
+	snprintf(buf, cap, "socket=%s open_write=%s open_read=%s kill_other=%s fork=%s landlock=%d "
+	         "read_etc_passwd=%s read_host_environ=%s", outcome(s, es), outcome(o, eo),
+	         outcome(r, er), outcome(k, ek), outcome(c, ec), landlock_abi, outcome(pw, epw),
+	         outcome(he, ehe));
 	if (o >= 0)
 		unlink("/tmp/txscan-sandbox-probe");
-	long fds[] = {s, o, r};
-	for (int i = 0; i < 3; i++)
+	long fds[] = {s, o, r, pw, he};
+	for (int i = 0; i < 5; i++)
 		if (fds[i] >= 0)
 			close((int)fds[i]);
+	bool files = !landlock_abi || (pw < 0 && he < 0);
 	return s < 0 && es == EPERM && o < 0 && eo == EPERM && r >= 0 && k < 0 && ek == EPERM &&
-	       c < 0 && ec == EPERM;
+	       c < 0 && ec == EPERM && files;
 }

@@ -10,7 +10,8 @@
  * small descriptor table. 0, or -errno. */
 int txs_sandbox_limits(void);
 
-/* no_new_privs, then the seccomp filter (libseccomp), on every thread of
+/* no_new_privs, Landlock where the kernel has it (see sandbox.c), then the
+ * seccomp filter (libseccomp), on every thread of
  * the process (TSYNC). Allowed: what JavaScriptCore, glibc's threads and
  * the executor use (the list is in sandbox.c, measured with strace).
  * Refused with EPERM: sockets, exec, fork (clone without CLONE_THREAD),
@@ -18,6 +19,10 @@ int txs_sandbox_limits(void);
  * on the list. clone3 answers ENOSYS so that glibc falls back to clone,
  * whose flags the filter can read. 0, or -errno. Irreversible. */
 int txs_sandbox_enter(void);
+
+/* The Landlock ABI txs_sandbox_enter applied (reads confined to system
+ * files and the process's own /proc), or 0 when the kernel has none. */
+int txs_sandbox_landlock_abi(void);
 
 /* Inside a sandboxed child: tries socket(), an open for writing, fork and
  * kill of pid 1; writes what each did into buf ("socket=EPERM ..."). True
