@@ -1479,15 +1479,23 @@ static void on_guard_log(unsigned header, unsigned body, unsigned idle, void *ud
 	                     (int)idle));
 }
 
+/* MHD's own messages; rate-limited like request errors, since a flood of
+ * connections turned away by a limit makes one each. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
+	uint64_t suppressed;
 	(void)cls;
+	if (!log_error_allowed(&suppressed))
+		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	server_log("warn", "mhd", json_pack("{s:s}", "message", msg));
+	json_t *f = json_pack("{s:s}", "message", msg);
+	if (f && suppressed)
+		json_object_set_new(f, "suppressed_before", json_integer((json_int_t)suppressed));
+	server_log("warn", "mhd", f);
 }
 
 /* ---- listening ------------------------------------------------------------- */
