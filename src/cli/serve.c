@@ -453,11 +453,11 @@ static bool free_host_bounded(struct host_free_job *j, double until_ms)
 /* The exit past the deadline: the host's threads may still run, so no
  * atexit handlers, no destructors; log lines are written with write(2)
  * and need no flush, stdio does. */
-static void exit_now(const char *why, double t0, uint32_t left)
+static void exit_now(const char *why, bool drained, double t0, uint32_t left)
 {
 	server_log("warn", "stopped",
-	           json_pack("{s:b, s:i, s:f, s:b, s:s}", "drained", 0, "abandoned", (int)left, "ms",
-	                     round(txs_now_ms() - t0), "forced", 1, "reason", why));
+	           json_pack("{s:b, s:i, s:f, s:b, s:s}", "drained", drained, "abandoned", (int)left,
+	                     "ms", round(txs_now_ms() - t0), "forced", 1, "reason", why));
 	fflush(NULL);
 	_exit(EXIT_ERRORS);
 }
@@ -481,15 +481,17 @@ static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned dr
 		                                              : "shutting down: drain timeout passed");
 		hard = end == DRAIN_SIGNAL ? now + 100 : hard;
 		if (!wait_answered(srv, sfd, fmin(now + ABORT_FLUSH_MS, hard)))
-			exit_now("second signal", t0, server_in_flight(srv));
+			exit_now("second signal", false, t0, server_in_flight(srv));
 	}
 	uint32_t left = server_in_flight(srv);
-	if (!server_detach_host(srv, fmin(txs_now_ms() + ABORT_FLUSH_MS, hard)))
-		exit_now("a host call did not return (a plugin is stuck)", t0, left);
+	/* A reload still running (SIGHUP, --watch) may finish within the budget. */
+	if (!server_detach_host(srv, hard))
+		exit_now("a host call did not return (a plugin is stuck)", end == DRAINED, t0, left);
 	static struct host_free_job job; /* may outlive this frame: see exit_now */
 	job.host = host;
 	if (!free_host_bounded(&job, hard))
-		exit_now("the plugins did not stop in time (an engine is stuck)", t0, left);
+		exit_now("the plugins did not stop in time (an engine is stuck)", end == DRAINED, t0,
+		         left);
 	server_free(srv);
 	server_log(end == DRAINED ? "info" : "warn", "stopped",
 	           json_pack("{s:b, s:i, s:f}", "drained", end == DRAINED, "abandoned", (int)left,
