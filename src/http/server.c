@@ -130,7 +130,7 @@ struct server {
 	pthread_mutex_t ctl_mu;
 	pthread_cond_t ctl_cv;
 	struct ctl_job *ctl_head;   /* guarded by ctl_mu, as are the two flags */
-	bool ctl_running, ctl_stop;
+	bool ctl_http, ctl_stop;    /* ctl_http: an HTTP job is queued or running */
 	bool ctl_started;
 
 	pthread_mutex_t reqs_mu;    /* guards the list of live requests and abort_msg */
@@ -737,6 +737,13 @@ static enum MHD_Result get_readyz(struct req *r)
 	else if (!ready)
 		json_object_set_new(j, "reason", json_string("no plugin has a running engine that is not "
 		                                             "quarantined"));
+	if (v->attached && !ready) {
+		json_t *ids = json_array(); /* the shape /readyz had before "degraded" */
+		for (size_t i = 0; i < v->n; i++)
+			if (v->degraded[i] & (DEG_QUARANTINED | DEG_NOT_RUNNING))
+				json_array_append_new(ids, json_string(v->plugins[i].id));
+		json_object_set_new(j, "plugins", ids);
+	}
 	json_object_set_new(j, "degraded", degraded_json(v));
 	json_object_set_new(j, "snapshot_age_ms", json_real(round(age * 10.0) / 10.0));
 	if (age > SNAP_STALE_MS)
@@ -1243,13 +1250,13 @@ static bool same_job(const struct ctl_job *a, const struct ctl_job *b)
 }
 
 /* Queues a job for the control thread. An HTTP job (j->r) is refused while
- * another job runs or waits (409: the client retries); a signal or --watch
- * job waits its turn, and one already queued for the same plugin absorbs
- * it. Returns false when refused (j is then the caller's). */
+ * another HTTP job runs or waits (409: the client retries); jobs from a
+ * signal or --watch wait their turn, and one already queued for the same
+ * plugin absorbs another. Returns false when refused (j is the caller's). */
 static bool ctl_enqueue(server *srv, struct ctl_job *j)
 {
 	pthread_mutex_lock(&srv->ctl_mu);
-	bool refuse = srv->ctl_stop || (j->r && (srv->ctl_running || srv->ctl_head));
+	bool refuse = srv->ctl_stop || (j->r && srv->ctl_http);
 	struct ctl_job **pp = &srv->ctl_head;
 	while (!refuse && *pp) {
 		if (same_job(*pp, j))
@@ -1258,6 +1265,7 @@ static bool ctl_enqueue(server *srv, struct ctl_job *j)
 	}
 	if (!refuse) {
 		*pp = j;
+		srv->ctl_http = srv->ctl_http || j->r;
 		pthread_cond_signal(&srv->ctl_cv);
 	}
 	pthread_mutex_unlock(&srv->ctl_mu);
@@ -1290,11 +1298,12 @@ static void control_one(server *srv, struct ctl_job *j)
 		pthread_mutex_unlock(&r->mu);
 	}
 	json_decref(body);
-	pthread_mutex_lock(&srv->ctl_mu);
-	srv->ctl_running = false; /* before answering: the client may send the next at once */
-	pthread_mutex_unlock(&srv->ctl_mu);
-	if (r)
+	if (r) {
+		pthread_mutex_lock(&srv->ctl_mu);
+		srv->ctl_http = false; /* before answering: the client may send the next at once */
+		pthread_mutex_unlock(&srv->ctl_mu);
 		req_done_one(r, NULL, NULL);
+	}
 	free(j);
 }
 
@@ -1309,7 +1318,6 @@ static void *control_main(void *arg)
 			break;
 		struct ctl_job *j = srv->ctl_head;
 		srv->ctl_head = j->next;
-		srv->ctl_running = true;
 		pthread_mutex_unlock(&srv->ctl_mu);
 		control_one(srv, j);
 		pthread_mutex_lock(&srv->ctl_mu);
