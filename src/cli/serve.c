@@ -88,8 +88,8 @@ static void usage(FILE *out)
 	        "  -q, --quiet             discard the plugins' console output\n"
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
-	        "signal exits at once);\n"
-	        "SIGHUP reloads every plugin. Logs are JSON lines on stderr.\n");
+	        "signal exits at once); SIGHUP reloads every plugin. Logs are JSON lines on\n"
+	        "stderr.\n");
 }
 
 /* A positive integer with an optional k/m (KiB/MiB) suffix. */

@@ -1437,9 +1437,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->phase != PH_ANSWERED) {
+	uint64_t suppressed;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->phase != PH_ANSWERED &&
+	    log_error_allowed(&suppressed)) { /* slow clients cut by the guard come in floods */
 		json_t *f = json_pack("{s:s, s:s, s:i}", "method", r->method, "path", r->path, "code",
 		                      (int)toe);
+		if (f && suppressed)
+			json_object_set_new(f, "suppressed_before", json_integer((json_int_t)suppressed));
 		server_log("warn", "request_aborted", f);
 	}
 	if (r->counted_scan)
