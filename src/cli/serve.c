@@ -45,8 +45,8 @@
 #define DEBOUNCE_MS 200
 #define DRAIN_POLL_MS 20
 #define FD_RESERVE 256      /* descriptors kept for plugins, logs and JSC */
-#define ABORT_FLUSH_MS 300  /* time given to the 503s of a cut drain to be sent */
-#define EXIT_GRACE_MS 900   /* past the drain deadline, then exit whatever runs */
+#define ABORT_FLUSH_MS 200  /* time given to the 503s of a cut drain to be sent */
+#define EXIT_GRACE_MS 600   /* past the drain deadline, then exit whatever runs */
 
 struct args {
 	const char *dirs[MAX_DIRS];
@@ -484,8 +484,11 @@ static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned dr
 			exit_now("second signal", false, t0, server_in_flight(srv));
 	}
 	uint32_t left = server_in_flight(srv);
-	/* A reload still running (SIGHUP, --watch) may finish within the budget. */
-	if (!server_detach_host(srv, hard))
+	/* After a clean drain a reload still running (SIGHUP, --watch) may
+	 * finish within the budget; after a cut one, a host call still running
+	 * is a stuck plugin's. */
+	double detach_by = end == DRAINED ? hard : fmin(txs_now_ms() + ABORT_FLUSH_MS, hard);
+	if (!server_detach_host(srv, detach_by))
 		exit_now("a host call did not return (a plugin is stuck)", end == DRAINED, t0, left);
 	static struct host_free_job job; /* may outlive this frame: see exit_now */
 	job.host = host;

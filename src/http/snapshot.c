@@ -51,6 +51,7 @@ struct snapshots {
 	struct holder *cur;
 	uint64_t asked;          /* last ticket handed out */
 	uint64_t started;        /* ticket the running (or last) refresh serves */
+	uint64_t running_since;  /* when the running refresh began; 0 = none runs */
 	struct waiter *waiters;
 	bool stop;
 
@@ -208,9 +209,11 @@ static void *refresher_main(void *arg)
 		if (s->stop)
 			break;
 		uint64_t ticket = s->started = s->asked;
+		s->running_since = txs_now_ns();
 		pthread_mutex_unlock(&s->mu);
 		struct holder *h = take(s);
 		pthread_mutex_lock(&s->mu);
+		s->running_since = 0;
 		release_locked(s->cur);
 		s->cur = h;
 		struct waiter *done = unlink_locked(s, served, ticket);
@@ -318,9 +321,13 @@ void snapshots_request(snapshots *s, unsigned wait_ms, void (*done)(void *), voi
 	struct waiter *w = xcalloc(1, sizeof *w);
 	w->done = done;
 	w->userdata = userdata;
-	w->deadline_ns = txs_now_ns() + (uint64_t)wait_ms * 1000000u;
 	pthread_mutex_lock(&s->mu);
-	if (s->stop) {
+	/* A refresh running longer than this wait is stuck in the host: the
+	 * refresh that would serve this ticket cannot even start in time. */
+	uint64_t now = txs_now_ns(), wait_ns = (uint64_t)wait_ms * 1000000u;
+	bool hopeless = s->running_since && now - s->running_since >= wait_ns;
+	w->deadline_ns = now + wait_ns;
+	if (s->stop || hopeless) {
 		pthread_mutex_unlock(&s->mu);
 		free(w);
 		done(userdata);

@@ -70,7 +70,10 @@ void snapshots_release(snapshots *s, const snap_view *v);
 
 /* Asks for a snapshot taken after this call; done(userdata) runs exactly
  * once, on the refresher or the timer thread, when one is published or
- * wait_ms has passed. done must not block. */
+ * wait_ms has passed; or at once, on the caller's thread, when a refresh
+ * has been running for wait_ms already (stuck in the host: the one that
+ * would serve this request cannot start in time) or the threads stopped.
+ * done must not block. */
 void snapshots_request(snapshots *s, unsigned wait_ms, void (*done)(void *), void *userdata);
 
 #endif
