@@ -74,6 +74,8 @@ static void limits_from(const bench_plugin *p, txs_limits *l, int argc, char **a
 	    (uint32_t)bench_opt_num(argc, argv, "--heap-sample-every", l->heap_sample_every);
 	l->heap_limit_mb = (uint32_t)bench_opt_num(argc, argv, "--heap-limit-mb", l->heap_limit_mb);
 	l->timeout_ms = (uint32_t)bench_opt_num(argc, argv, "--timeout-ms", l->timeout_ms);
+	/* 1: every restart builds a new VM; the default gives fresh realms */
+	l->realms_per_vm = (uint32_t)bench_opt_num(argc, argv, "--realms-per-vm", l->realms_per_vm);
 }
 
 static txs_executor *executor(const bench_plugin *p, const txs_limits *l)
@@ -289,6 +291,54 @@ static int mode_scan(int argc, char **argv)
 }
 
 /* ---- engine (internal API, calling thread) ---------------------------- */
+
+/* realm: the engine alone, on this thread: a new VM (engine_new) against a
+ * fresh realm in the same VM (engine_new_realm), alternating, each
+ * followed by freeing the engine it replaces. */
+static int mode_realm(int argc, char **argv)
+{
+	bench_plugin p;
+	bench_plugin_load(&p, argv[2]);
+	long n = (long)bench_opt_num(argc, argv, "--n", 2000);
+	txs_limits l;
+	limits_from(&p, &l, argc, argv);
+	engine_config cfg = {.plugin_id = p.id, .plugin_version = p.version, .filename = p.filename,
+	                     .source = p.source, .source_len = p.source_len,
+	                     .config_json = p.config_json, .timeout_ms = l.timeout_ms,
+	                     .init_timeout_ms = l.init_timeout_ms, .heap_limit_mb = l.heap_limit_mb,
+	                     .max_result_bytes = l.max_result_bytes};
+	double *vm = malloc((size_t)n * sizeof *vm), *realm = malloc((size_t)n * sizeof *realm);
+	engine *e, *fresh;
+	char *err;
+	if (engine_new(&e, &cfg, &err) != 0)
+		bench_die("engine_new: %s", err);
+	for (long i = 0; i < n; i++) {
+		uint64_t t0 = bench_now_ns();
+		if (engine_new(&fresh, &cfg, &err) != 0)
+			bench_die("engine_new: %s", err);
+		engine_free(e);
+		e = fresh;
+		uint64_t t1 = bench_now_ns();
+		if (engine_new_realm(e, &fresh, &cfg, &err) != 0)
+			bench_die("engine_new_realm: %s", err);
+		engine_free(e);
+		e = fresh;
+		vm[i] = (double)(t1 - t0) / 1e6;
+		realm[i] = (double)(bench_now_ns() - t1) / 1e6;
+	}
+	engine_free(e);
+	bench_json_begin("bench_executor", "realm");
+	bench_json_str("plugin", p.id);
+	bench_json_int("n", n);
+	bench_json_num("vm_p50_ms", bench_percentile(vm, (size_t)n, 50));
+	bench_json_num("vm_p99_ms", bench_percentile(vm, (size_t)n, 99));
+	bench_json_num("realm_p50_ms", bench_percentile(realm, (size_t)n, 50));
+	bench_json_num("realm_p99_ms", bench_percentile(realm, (size_t)n, 99));
+	bench_json_end();
+	free(vm);
+	free(realm);
+	return 0;
+}
 
 static int mode_engine(int argc, char **argv)
 {
@@ -621,6 +671,8 @@ int main(int argc, char **argv)
 		return mode_scan(argc, argv);
 	if (!strcmp(m, "engine"))
 		return mode_engine(argc, argv);
+	if (!strcmp(m, "realm"))
+		return mode_realm(argc, argv);
 	if (!strcmp(m, "idle"))
 		return mode_idle(argc, argv);
 	if (!strcmp(m, "restarts"))

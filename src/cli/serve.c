@@ -55,6 +55,7 @@ struct args {
 	unsigned drain_s;
 	bool watch;
 	bool quiet;
+	bool allow_partial;
 };
 
 static void usage(FILE *out)
@@ -85,6 +86,10 @@ static void usage(FILE *out)
 	        "      --drain-timeout S   on SIGTERM/SIGINT, wait this long for requests; then\n"
 	        "                          answer the rest 503 and exit within a second (default 30)\n"
 	        "      --watch             reload a plugin when a file in its folder changes\n"
+	        "      --allow-partial     start with the plugins that load; the others answer\n"
+	        "                          \"unavailable\", show \"started\": false in /v1/plugins,\n"
+	        "                          keep /readyz at 503 and are retried in the background\n"
+	        "                          (default: list every failing plugin and exit 2)\n"
 	        "  -q, --quiet             discard the plugins' console output\n"
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
@@ -126,7 +131,8 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 
 enum {
 	OPT_MAX_BODY = 256, OPT_MAX_BATCH, OPT_MAX_INFLIGHT, OPT_THREADS, OPT_DRAIN, OPT_WATCH,
-	OPT_MAX_CONN, OPT_PER_IP, OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_IDLE_TIMEOUT
+	OPT_ALLOW_PARTIAL, OPT_MAX_CONN, OPT_PER_IP, OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT,
+	OPT_IDLE_TIMEOUT
 };
 
 static const struct option long_opts[] = {
@@ -143,6 +149,7 @@ static const struct option long_opts[] = {
     {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"watch", no_argument, NULL, OPT_WATCH},
+    {"allow-partial", no_argument, NULL, OPT_ALLOW_PARTIAL},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -162,6 +169,7 @@ static int apply_opt(struct args *a, int c, const char *v)
 	case 'l': a->opts.listen = v; return 0;
 	case 'q': a->quiet = true; return 0;
 	case OPT_WATCH: a->watch = true; return 0;
+	case OPT_ALLOW_PARTIAL: a->allow_partial = true; return 0;
 	case OPT_MAX_BODY:
 		if (parse_size(v, &a->opts.max_body) == 0)
 			return 0;
@@ -531,9 +539,30 @@ static json_t *plugin_list(txs_host *host)
 	txs_plugin_info info;
 	for (size_t i = 0; i < txs_host_plugin_count(host); i++)
 		if (txs_host_plugin_info(host, i, &info) == 0)
-			json_array_append_new(list, json_pack("{s:s, s:s, s:i}", "id", info.id, "version",
-			                                      info.version, "instances", info.instances));
+			json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:b}", "id", info.id,
+			                                      "version", info.version, "instances",
+			                                      info.instances, "started", info.started));
 	return list;
+}
+
+/* Host notices (a skipped folder, a plugin not started, then started) as
+ * JSON log lines; on the loading thread or the host's retry thread. */
+static void log_notice(const char *level, const char *msg, void *userdata)
+{
+	(void)userdata;
+	server_log(level, "plugin_load", json_pack("{s:s}", "message", msg));
+}
+
+/* Executor events (circuit breaker, a lane stuck in a native call) as JSON
+ * log lines; on any executor thread, never under its locks. */
+static void log_event(const char *plugin_id, const char *event, const char *detail,
+                      void *userdata)
+{
+	(void)userdata;
+	server_log(strstr(event, "closed") || strstr(event, "returned") ? "info" : "warn",
+	           "plugin_event",
+	           json_pack("{s:s, s:s, s:s}", "plugin", plugin_id, "event", event, "detail",
+	                     detail ? detail : ""));
 }
 
 static void log_start(server *srv, txs_host *host, const struct args *a)
@@ -568,7 +597,9 @@ int cmd_serve(int argc, char **argv)
 		cli_error("serve: signalfd: %s", strerror(errno));
 		return EXIT_ERRORS;
 	}
-	txs_host *host = cli_load_host(a.dirs, a.ndirs, a.quiet);
+	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial,
+	                         .notice = log_notice, .event = log_event};
+	txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	rc = EXIT_ERRORS;
 	if (!host)
 		goto out;

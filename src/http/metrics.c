@@ -194,6 +194,19 @@ static void gauges_family(sbuf *b, const snap *s)
 	family(b, "txscan_plugin_busy", "gauge", "1 when an instance is running a command now.");
 	EACH_PLUGIN(s, p)
 		sb_printf(b, "txscan_plugin_busy{plugin=\"%s\"} %d\n", p->id, p->stats.busy ? 1 : 0);
+	family(b, "txscan_plugin_started", "gauge",
+	       "0 for a plugin that did not load (--allow-partial; retried in the background).");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_started{plugin=\"%s\"} %d\n", p->id, p->started ? 1 : 0);
+	family(b, "txscan_plugin_breaker_state", "gauge",
+	       "Circuit breaker: 0 closed, 1 open (answers unavailable), 2 half-open (one trial).");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_breaker_state{plugin=\"%s\"} %u\n", p->id,
+		          p->stats.breaker_state);
+	family(b, "txscan_plugin_lanes_stuck", "gauge",
+	       "Threads given up on that are still stuck in a native call.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_lanes_stuck{plugin=\"%s\"} %u\n", p->id, p->stats.lanes_stuck);
 	family(b, "txscan_plugin_degraded", "gauge",
 	       "1 when the plugin is degraded (GET /readyz says why).");
 	EACH_PLUGIN(s, p)
@@ -233,6 +246,12 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_console_dropped_total", "counter",
 	           "Console lines dropped by the per-plugin rate limit.",
 	           offsetof(txs_executor_stats, console_dropped));
+	u64_family(b, s, "txscan_plugin_breaker_opens_total", "counter",
+	           "Times the plugin's circuit breaker opened (consecutive kills).",
+	           offsetof(txs_executor_stats, breaker_opens));
+	u64_family(b, s, "txscan_plugin_lanes_abandoned_total", "counter",
+	           "Threads given up on, stuck in a native call past the backstop.",
+	           offsetof(txs_executor_stats, lanes_abandoned));
 	u64_family(b, s, "txscan_plugin_generation", "gauge",
 	           "Generation of the newest engine (grows with every restart).",
 	           offsetof(txs_executor_stats, generation));

@@ -720,8 +720,36 @@ static json_t *degraded_json(const snap_view *v)
 	return list;
 }
 
-/* 200 while some plugin can answer (degraded ones listed), 503 when none
- * can, while draining and once the host is detached. */
+/* Ids of the plugins that make the server not ready: the never-started
+ * ones, or when none can answer, all of them. */
+static json_t *not_ready_ids(const snap_view *v, bool any_answers)
+{
+	json_t *ids = json_array();
+	for (size_t i = 0; i < v->n; i++)
+		if (v->degraded[i] & (any_answers ? DEG_NOT_STARTED : DEG_CANNOT_ANSWER))
+			json_array_append_new(ids, json_string(v->plugins[i].id));
+	return ids;
+}
+
+static bool any_unstarted(const snap_view *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->degraded[i] & DEG_NOT_STARTED)
+			return true;
+	return false;
+}
+
+/* /readyz's verdict (and txscan_ready's). */
+static bool view_ready(const snap_view *v)
+{
+	return v->attached && snap_any_can_answer(v) && !any_unstarted(v);
+}
+
+/* 200 while some plugin can answer and every plugin has started (degraded
+ * ones listed); 503 otherwise, while draining and once detached. A plugin
+ * that never started is a broken deployment (a rollout should stop there);
+ * trouble at run time (breaker, overload, quarantine) is one plugin's,
+ * shown in every report, and does not take the others out of rotation. */
 static enum MHD_Result get_readyz(struct req *r)
 {
 	server *srv = r->srv;
@@ -730,20 +758,18 @@ static enum MHD_Result get_readyz(struct req *r)
 		                    MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
 	const snap_view *v = snapshots_hold(srv->snaps);
 	double age = txs_now_ms() - v->taken_ms;
-	bool ready = v->attached && snap_any_can_answer(v);
+	bool answers = snap_any_can_answer(v), unstarted = any_unstarted(v);
+	bool ready = view_ready(v);
 	json_t *j = json_pack("{s:b}", "ready", ready);
 	if (!v->attached)
 		json_object_set_new(j, "reason", json_string("shutting down"));
-	else if (!ready)
-		json_object_set_new(j, "reason", json_string("no plugin has a running engine that is not "
-		                                             "quarantined"));
-	if (v->attached && !ready) {
-		json_t *ids = json_array(); /* the shape /readyz had before "degraded" */
-		for (size_t i = 0; i < v->n; i++)
-			if (v->degraded[i] & (DEG_QUARANTINED | DEG_NOT_RUNNING))
-				json_array_append_new(ids, json_string(v->plugins[i].id));
-		json_object_set_new(j, "plugins", ids);
-	}
+	else if (!answers)
+		json_object_set_new(j, "reason", json_string("no plugin can answer (not started, "
+		                                             "quarantined, no engine or breaker open)"));
+	else if (unstarted)
+		json_object_set_new(j, "reason", json_string("a plugin is not started (--allow-partial)"));
+	if (v->attached && !ready)
+		json_object_set_new(j, "plugins", not_ready_ids(v, answers));
 	json_object_set_new(j, "degraded", degraded_json(v));
 	json_object_set_new(j, "snapshot_age_ms", json_real(round(age * 10.0) / 10.0));
 	if (age > SNAP_STALE_MS)
@@ -791,7 +817,7 @@ static enum MHD_Result get_metrics(struct req *r)
 	size_t len;
 	http_snapshot(srv, &h, req, dur, sum_ms, names);
 	const snap_view *v = snapshots_hold(srv->snaps);
-	h.ready = v->attached && !h.draining && snap_any_can_answer(v);
+	h.ready = !h.draining && view_ready(v);
 	metrics_host mh = {.n = v->n, .plugins = v->plugins, .degraded = v->degraded,
 	                   .in_flight = v->host_in_flight, .console_dropped = v->console_dropped,
 	                   .age_s = (txs_now_ms() - v->taken_ms) / 1000.0};

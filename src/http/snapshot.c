@@ -74,8 +74,10 @@ json_t *snap_reasons_json(unsigned mask)
 	static const struct {
 		unsigned bit;
 		const char *name;
-	} names[] = {{DEG_QUARANTINED, "quarantined"}, {DEG_NOT_RUNNING, "not running"},
-	             {DEG_OVERLOADED, "overloaded recently"}, {DEG_QUEUE, "queue over half full"}};
+	} names[] = {{DEG_NOT_STARTED, "not started"},   {DEG_QUARANTINED, "quarantined"},
+	             {DEG_NOT_RUNNING, "not running"},   {DEG_BREAKER, "breaker open"},
+	             {DEG_STUCK, "lane stuck"},          {DEG_OVERLOADED, "overloaded recently"},
+	             {DEG_QUEUE, "queue over half full"}};
 	json_t *a = json_array();
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (mask & names[i].bit)
@@ -86,7 +88,7 @@ json_t *snap_reasons_json(unsigned mask)
 bool snap_any_can_answer(const snap_view *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		if (!(v->degraded[i] & (DEG_QUARANTINED | DEG_NOT_RUNNING)))
+		if (!(v->degraded[i] & DEG_CANNOT_ANSWER))
 			return true;
 	return false;
 }
@@ -111,10 +113,16 @@ static void degrade(snapshots *s, snap_view *v)
 		const txs_plugin_info *p = &v->plugins[i];
 		uint64_t cap = (uint64_t)p->limits.queue_capacity * p->instances;
 		unsigned m = 0;
+		if (!p->started)
+			m |= DEG_NOT_STARTED;
+		else if (!p->stats.running)
+			m |= DEG_NOT_RUNNING;
 		if (p->stats.quarantined)
 			m |= DEG_QUARANTINED;
-		if (!p->stats.running)
-			m |= DEG_NOT_RUNNING;
+		if (p->stats.breaker_state != TXS_BREAKER_CLOSED)
+			m |= DEG_BREAKER;
+		if (p->stats.lanes_stuck)
+			m |= DEG_STUCK;
 		if (cap && (uint64_t)p->stats.queue_depth * 2 >= cap)
 			m |= DEG_QUEUE;
 		if (i < s->hist_n) {

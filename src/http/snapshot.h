@@ -28,7 +28,13 @@ enum {
 	DEG_NOT_RUNNING = 1 << 1, /* an instance has no engine */
 	DEG_OVERLOADED = 1 << 2,  /* answered `overloaded` within the last SNAP_OVERLOAD_WINDOW_S */
 	DEG_QUEUE = 1 << 3,       /* its queue is at least half full */
+	DEG_NOT_STARTED = 1 << 4, /* never loaded (allow_partial): retried in the background */
+	DEG_BREAKER = 1 << 5,     /* its circuit breaker is open or half-open */
+	DEG_STUCK = 1 << 6,       /* a thread of it is stuck in a native call */
 };
+
+/* Plugins with one of these bits cannot answer scans now. */
+#define DEG_CANNOT_ANSWER (DEG_QUARANTINED | DEG_NOT_RUNNING | DEG_NOT_STARTED | DEG_BREAKER)
 
 #define SNAP_OVERLOAD_WINDOW_S 10
 
@@ -47,7 +53,7 @@ typedef struct snap_view {
 /* The names of the DEG_* bits in mask, as a new JSON array of strings. */
 json_t *snap_reasons_json(unsigned mask);
 
-/* True when at least one plugin can answer scans (running, not quarantined). */
+/* True when at least one plugin can answer scans (no DEG_CANNOT_ANSWER bit). */
 bool snap_any_can_answer(const snap_view *v);
 
 typedef struct snapshots snapshots;
