@@ -844,6 +844,55 @@ class SlowClients(unittest.TestCase):
             srv.stop_clean()
 
 
+LOOPS = """module.exports = { scanTransaction(tx, ctx) {
+  if (tx.loop) while (true) {}
+  return null;
+}};"""
+
+
+class Degraded(unittest.TestCase):
+    """A plugin whose circuit breaker opened is degraded: /readyz stays 200
+    while another plugin can answer, 503 when none can."""
+
+    def trip(self, srv):
+        for i in range(6):  # breaker_after defaults to 5 consecutive kills
+            srv.post_json("/v1/scan", {"hash": "0x%d" % i, "loop": True}, timeout=30)
+
+    def test_breaker_open_is_degraded_not_unready(self):
+        tmp = tempfile.mkdtemp(prefix="txs-serve-")
+        write_plugin(tmp, "loops", code=LOOPS, extra={"timeout_ms": 20})
+        write_plugin(tmp, "versioned", code=VERSIONED)
+        srv = Server("-p", tmp)
+        try:
+            self.trip(srv)
+            status, ready = srv.get_json("/readyz")
+            self.assertEqual(status, 200, ready)
+            self.assertEqual([d["id"] for d in ready["degraded"]], ["loops"], ready)
+            self.assertIn("breaker open", ready["degraded"][0]["reasons"])
+            text = srv.request("GET", "/metrics")[2].decode()
+            self.assertIn('txscan_plugin_breaker_opens_total{plugin="loops"} 1\n', text)
+            self.assertIn('txscan_plugin_degraded{plugin="loops"} 1\n', text)
+            self.assertTrue(srv.wait_log(lambda e: e.get("event") == "breaker_open" and
+                                         e.get("plugin") == "loops", 5))
+        finally:
+            srv.stop_clean()
+            shutil.rmtree(tmp)
+
+    def test_no_plugin_can_answer_is_503(self):
+        tmp = tempfile.mkdtemp(prefix="txs-serve-")
+        write_plugin(tmp, "loops", code=LOOPS, extra={"timeout_ms": 20})
+        srv = Server("-p", tmp)
+        try:
+            self.trip(srv)
+            status, ready = srv.get_json("/readyz")
+            self.assertEqual(status, 503, ready)
+            self.assertIn("no plugin can answer", ready["reason"])
+            self.assertEqual(ready["plugins"], ["loops"])
+        finally:
+            srv.stop_clean()
+            shutil.rmtree(tmp)
+
+
 class StuckPlugin(unittest.TestCase):
     """A plugin stuck in a native call, a restart waiting on it and scans
     queued behind it: /healthz, /readyz, /metrics and /v1/plugins still

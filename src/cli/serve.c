@@ -559,10 +559,8 @@ static void log_event(const char *plugin_id, const char *event, const char *deta
                       void *userdata)
 {
 	(void)userdata;
-	server_log(strstr(event, "closed") || strstr(event, "returned") ? "info" : "warn",
-	           "plugin_event",
-	           json_pack("{s:s, s:s, s:s}", "plugin", plugin_id, "event", event, "detail",
-	                     detail ? detail : ""));
+	server_log(strstr(event, "closed") || strstr(event, "returned") ? "info" : "warn", event,
+	           json_pack("{s:s, s:s}", "plugin", plugin_id, "detail", detail ? detail : ""));
 }
 
 static void log_start(server *srv, txs_host *host, const struct args *a)
