@@ -354,6 +354,62 @@ static int mode_scan(int argc, char **argv)
 
 /* ---- engine (internal API, calling thread) ---------------------------- */
 
+/* stuck: a scan stuck in JSC's regexp engine (quadratic /a*b/, which does
+ * not poll the watchdog), timeout 50 ms: how long until it is answered, and
+ * the CPU the abandoned thread burns after that, until its call returns.
+ * One stuck scan at a time: the next starts when the last lane is back. */
+static int mode_stuck(int argc, char **argv)
+{
+	long n = (long)bench_opt_num(argc, argv, "--n", 20);
+	long chars = (long)bench_opt_num(argc, argv, "--chars", 40000);
+	static const char src[] =
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (tx.stuck) /a*b/.test('a'.repeat(tx.stuck)); return null; } };\n";
+	txs_plugin_code code = {.id = "stuck", .version = "1", .filename = "stuck.js", .source = src,
+	                        .source_len = sizeof src - 1};
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	l.breaker_after = 0;
+	txs_executor *ex = NULL;
+	if (txs_executor_new(&ex, &code, &l, NULL, NULL) != 0)
+		bench_die("%s", txs_last_error());
+	char tx[64];
+	snprintf(tx, sizeof tx, "{\"stuck\":%ld}", chars);
+	double *answer = malloc((size_t)n * sizeof *answer), *burn = malloc((size_t)n * sizeof *burn);
+	for (long i = 0; i < n; i++) {
+		struct timespec c0, c1;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+		uint64_t t0 = bench_now_ns();
+		txs_scan_result r;
+		txs_executor_scan(ex, tx, strlen(tx), &r);
+		if (r.status != TXS_STATUS_TIMEOUT)
+			bench_die("stuck scan answered %s", txs_status_name(r.status));
+		txs_scan_result_clear(&r);
+		answer[i] = (double)(bench_now_ns() - t0) / 1e6;
+		txs_executor_stats st;
+		do {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+			txs_executor_stats_get(ex, &st);
+		} while (st.lanes_stuck);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+		double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+		burn[i] = cpu - answer[i];
+	}
+	txs_executor_free(ex);
+	bench_json_begin("bench_executor", "stuck");
+	bench_json_int("n", n);
+	bench_json_int("chars", chars);
+	bench_json_num("answer_p50_ms", bench_percentile(answer, (size_t)n, 50));
+	bench_json_num("answer_max_ms", bench_percentile(answer, (size_t)n, 100));
+	bench_json_num("abandoned_cpu_p50_ms", bench_percentile(burn, (size_t)n, 50));
+	bench_json_end();
+	free(answer);
+	free(burn);
+	return 0;
+}
+
 /* realm: the engine alone, on this thread: a new VM (engine_new) against a
  * fresh realm in the same VM (engine_new_realm), alternating, each
  * followed by freeing the engine it replaces. */
@@ -735,6 +791,8 @@ int main(int argc, char **argv)
 		return mode_engine(argc, argv);
 	if (!strcmp(m, "realm"))
 		return mode_realm(argc, argv);
+	if (!strcmp(m, "stuck"))
+		return mode_stuck(argc, argv);
 	if (!strcmp(m, "idle"))
 		return mode_idle(argc, argv);
 	if (!strcmp(m, "restarts"))

@@ -1160,7 +1160,8 @@ static void take_ring_locked(txs_executor *ex, cmd_list *out, bool scans_only)
 	cmd **v = n ? malloc((n + out->n) * sizeof *v) : NULL;
 	if (!v) /* out of memory: they stay queued, and are run */
 		return;
-	memcpy(v, out->v, out->n * sizeof *v);
+	if (out->n)
+		memcpy(v, out->v, out->n * sizeof *v);
 	free(out->v);
 	out->v = v;
 	for (size_t i = 0; i < n; i++) {
