@@ -1138,11 +1138,26 @@ static void reap_locked(txs_proc *p)
 		pend *pd = list;
 		list = list->next;
 		if (pd->type != CH_SCAN) {
-			pthread_mutex_lock(&p->mu);
-			control_done_locked(p, pd, stopping ? TXS_ESTOPPED : TXS_EPLUGIN,
-			                    strdup(how));
-			pthread_mutex_unlock(&p->mu);
-			first_sent = false;
+			/* a restart is what the replacement is; a reload or probe
+			 * goes to it, once, like an innocent scan */
+			bool done = stopping || quarantined || pd->type == CH_RESTART || pd->tries;
+			int rc = stopping ? TXS_ESTOPPED : quarantined ? TXS_EUNAVAILABLE
+			       : pd->type == CH_RESTART ? 0 : TXS_EPLUGIN;
+			first_sent = first_sent && !pd->sent;
+			if (done) {
+				pthread_mutex_lock(&p->mu);
+				control_done_locked(p, pd, rc, strdup(rc ? how : ""));
+				pthread_mutex_unlock(&p->mu);
+				continue;
+			}
+			pd->tries++;
+			pd->sent = false;
+			pd->next = NULL;
+			if (rt)
+				rt->next = pd;
+			else
+				rh = pd;
+			rt = pd;
 			continue;
 		}
 		if (stopping) {
