@@ -24,9 +24,12 @@ int txs_sandbox_enter(void);
  * files and the process's own /proc), or 0 when the kernel has none. */
 int txs_sandbox_landlock_abi(void);
 
-/* Inside a sandboxed child: tries socket(), an open for writing, fork and
- * kill of pid 1; writes what each did into buf ("socket=EPERM ..."). True
- * when every one was refused. For the tests (CH_PROBE). */
+/* Inside a sandboxed child: tries socket(), an open for writing, fork,
+ * kill of pid 1 and (with Landlock) reads outside the allowed paths, and
+ * what the engine needs (a read-only open, rt_sigsuspend woken by a
+ * signal, as JSC's collector suspends a thread); writes what each did into
+ * buf ("socket=EPERM ..."). True when every forbidden call was refused and
+ * every needed one worked. For the tests (CH_PROBE). */
 bool txs_sandbox_probe(char *buf, unsigned cap);
 
 #endif
