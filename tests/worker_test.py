@@ -7,6 +7,7 @@ Each test starts its own redis-server on a free loopback port (in a
 temporary directory) and stops it. Python 3 standard library only: Redis is
 spoken to through the tiny RESP client below.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -230,6 +231,16 @@ def xrange_all(r, stream):
         start = chunk[-1][0]
 
 
+def entry_digest(flat):
+    """The once-only identity of an entry with these fields (as the worker
+    computes it): SHA-256 of "<len>:<bytes>," per name and value, 32 hex."""
+    h = hashlib.sha256()
+    for x in flat:
+        b = x.encode()
+        h.update(b"%d:%s," % (len(b), b))
+    return h.hexdigest()[:32]
+
+
 def pending_total(r):
     return r("XPENDING", "txs", "scanners")[0]
 
@@ -392,7 +403,8 @@ class TestPoison(WorkerTest):
         dup = r("XADD", "txs", "*", "tx", json.dumps(tx(900002)))
         r("XREADGROUP", "GROUP", "scanners", "ghost", "COUNT", 2, "STREAMS", "txs", ">")
         r("XCLAIM", "txs", "scanners", "ghost", 0, worn, "RETRYCOUNT", 10)
-        r("SET", "reports:done:txs:scanners:" + dup, "1", "EX", 600)
+        r("HSET", "reports:done:txs:scanners:" + dup,
+          entry_digest(["tx", json.dumps(tx(900002))]), "1")
         good = [tx(i) for i in range(100)]
         bad = {
             r("XADD", "txs", "*", "tx", "not json"): ("invalid JSON", "not json"),
@@ -536,6 +548,53 @@ class TestDeletedPending(WorkerTest):
         self.assertIn("dead letter %s" % ids[1], out)
         self.assertIn("deleted from the stream", out)
         self.assertIn("1 dead letters", out)
+
+
+class TestEntryIdentity(WorkerTest):
+    """Issue 22 items 1 and 4: a new entry that reuses an old ID is not a
+    redelivery; field names are compared with their lengths."""
+
+    def test_reused_ids_after_del_are_reported(self):
+        r = self.r
+        for i in (1, 2):
+            r("XADD", "txs", "1000-%d" % i, "tx", json.dumps(tx(i)))
+        w = self.start_worker("solo")
+        wait_for("2 reports", lambda: r("XLEN", "reports") >= 2 and pending_total(r) == 0,
+                 30, [w])
+        r("DEL", "txs")  # the group goes with it; the worker re-creates it at 0
+        for i in (1, 2, 3):
+            r("XADD", "txs", "1000-%d" % i, "tx", json.dumps(tx(100 + i)))
+        wait_for("5 reports", lambda: r("XLEN", "reports") >= 5, 30, [w])
+        wait_for("nothing pending", lambda: pending_total(r) == 0, 30, [w])
+        time.sleep(0.5)  # nothing more may arrive
+        self.stop_all()
+        got = sorted((f["entry"], f["tx"]) for _, f in xrange_all(r, "reports"))
+        want = sorted([("1000-%d" % i, tx(i)["hash"]) for i in (1, 2)] +
+                      [("1000-%d" % i, tx(100 + i)["hash"]) for i in (1, 2, 3)])
+        self.assertEqual(got, want)
+        self.assertEqual(r("XLEN", "txs:dead"), 0)
+        self.assertIn("0 duplicate deliveries acked", w.output())
+        # both incarnations of 1000-1 are remembered under its key
+        self.assertEqual(r("HLEN", "reports:done:txs:scanners:1000-1"), 2)
+
+    def test_field_names_compare_lengths(self):
+        r = self.r
+        only_nul = r("XADD", "txs", "*", "tx\0zz", json.dumps(tx(1)))
+        nul_then_tx = r("XADD", "txs", "*", "tx\0zz", "not json", "tx", json.dumps(tx(2)))
+        two_tx = r("XADD", "txs", "*", "tx", json.dumps(tx(3)), "tx", "not json")
+        w = self.start_worker("solo")
+        wait_for("2 reports and a dead letter",
+                 lambda: r("XLEN", "reports") >= 2 and r("XLEN", "txs:dead") >= 1
+                 and pending_total(r) == 0, 30, [w])
+        time.sleep(0.3)
+        self.stop_all()
+        dead = xrange_all(r, "txs:dead")
+        self.assertEqual([f["entry"] for _, f in dead], [only_nul])
+        self.assertIn("has no field 'tx'", dead[0][1]["reason"])
+        self.assertNotIn("tx", dead[0][1])
+        got = {f["entry"]: f["tx"] for _, f in xrange_all(r, "reports")}
+        # the real "tx", and of two "tx" fields the first
+        self.assertEqual(got, {nul_then_tx: tx(2)["hash"], two_tx: tx(3)["hash"]})
 
 
 def json_lines(text):

@@ -29,6 +29,7 @@
 #include "txscan.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <poll.h>
@@ -53,17 +54,33 @@ enum {
 	BACKOFF_MAX_MS = 5000,
 	IDLE_POLL_MS = 5,      /* wait for reports while the stream is empty */
 	WRITE_ARGS = 24,
+	DIGEST_HEX = 32,       /* hex digits of an entry's digest kept (128 bits) */
 };
 
-/* KEYS: idempotence key, target stream, input stream.
- * ARGV: group, entry id, key TTL (s), then the target entry's field/value
- * pairs. The XADD comes before the SET because a script is not rolled back:
- * a failed XADD must leave no key behind, or the retry would only ack. */
+/* KEYS: once-only key, target stream, input stream.
+ * ARGV: group, entry id, key TTL (s), the entry's digest (entry_digest; ""
+ * when the entry is gone and its content unknown), then the target entry's
+ * field/value pairs.
+ *
+ * The once-only key of an entry ID is a hash whose fields are the digests
+ * of the entries answered under that ID: a redelivery (same ID, same
+ * content) finds its digest and is only acked, while a new entry that
+ * reuses an old ID (the stream was deleted and refilled with the same IDs)
+ * does not. An entry whose content is unknown (deleted before it was
+ * scanned) counts as answered when anything was answered under its ID. A
+ * string key is one of an older txscan (one entry per ID): answered. The
+ * XADD comes before the HSET because a script is not rolled back: a failed
+ * XADD must leave no key behind, or the retry would only ack. */
 static const char WRITE_ONCE[] =
-    "local first = redis.call('EXISTS', KEYS[1]) == 0\n"
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "local first = t == 'none'\n"
+    "if t == 'hash' and ARGV[4] ~= '' then\n"
+    "  first = redis.call('HEXISTS', KEYS[1], ARGV[4]) == 0\n"
+    "end\n"
     "if first then\n"
-    "  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))\n"
-    "  redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])\n"
+    "  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))\n"
+    "  redis.call('HSET', KEYS[1], ARGV[4] == '' and 'deleted' or ARGV[4], '1')\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
     "end\n"
     "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
     "if first then return 1 end\n"
@@ -76,6 +93,7 @@ struct job {
 	struct job *next;
 	struct worker *w;
 	char id[ID_MAX];
+	char digest[DIGEST_HEX + 1]; /* entry_digest; "" when the content is unknown */
 	char *tx;             /* the entry's "tx" value, NUL-terminated; NULL if absent */
 	size_t tx_len;
 	long long deliveries; /* 0: unknown (the pending entry is gone) */
@@ -649,14 +667,39 @@ static void submit(struct worker *w, struct job *j)
 	w->scanning++;
 }
 
+/* The value of the first field called name (an entry may carry a field
+ * twice: XADD does not refuse it). Names are compared with their lengths:
+ * a field "tx\0zz" is not "tx". */
 static const redisReply *field(const redisReply *fields, const char *name)
 {
+	size_t n = strlen(name);
 	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
 		const redisReply *k = fields->element[i];
-		if (k->type == REDIS_REPLY_STRING && !strcmp(k->str, name))
+		if (k->type == REDIS_REPLY_STRING && k->len == n && !memcmp(k->str, name, n))
 			return fields->element[i + 1];
 	}
 	return NULL;
+}
+
+/* What tells one entry from another under the same ID: SHA-256 over its
+ * field/value pairs in order, each written as "<length>:<bytes>," (so no two
+ * lists of fields encode alike), as lowercase hex cut to DIGEST_HEX digits.
+ * A redelivery of an entry has the same fields, byte for byte. */
+static void entry_digest(const redisReply *fields, char out[DIGEST_HEX + 1])
+{
+	GChecksum *c = need(g_checksum_new(G_CHECKSUM_SHA256));
+	char len[24];
+	for (size_t i = 0; i < fields->elements; i++) {
+		const redisReply *f = fields->element[i];
+		const char *s = f->type == REDIS_REPLY_STRING ? f->str : "";
+		size_t n = f->type == REDIS_REPLY_STRING ? f->len : 0;
+		int k = snprintf(len, sizeof len, "%zu:", n);
+		g_checksum_update(c, (const guchar *)len, (gssize)k);
+		g_checksum_update(c, (const guchar *)s, (gssize)n);
+		g_checksum_update(c, (const guchar *)",", 1);
+	}
+	snprintf(out, DIGEST_HEX + 1, "%s", g_checksum_get_string(c));
+	g_checksum_free(c);
 }
 
 /* e = [id, [field, value, ...]] (fields nil when the entry was deleted). */
@@ -671,6 +714,8 @@ static void take_entry(struct worker *w, const redisReply *e, long long deliveri
 	struct job *j = job_new(w, e->element[0]->str, deliveries);
 	const redisReply *fields = e->element[1];
 	const redisReply *tx = fields->type == REDIS_REPLY_ARRAY ? field(fields, "tx") : NULL;
+	if (fields->type == REDIS_REPLY_ARRAY)
+		entry_digest(fields, j->digest);
 	if (tx && tx->type == REDIS_REPLY_STRING) {
 		j->tx = need(dupn(tx->str, tx->len));
 		j->tx_len = tx->len;
@@ -898,7 +943,8 @@ static int append_write(struct worker *w, struct job *j)
 	char deliveries[24];
 	snprintf(deliveries, sizeof deliveries, "%lld", j->deliveries);
 	snprintf(w->key + w->key_prefix, ID_MAX, "%s", j->id);
-	const char *head[] = {"EVALSHA", w->sha, "3", w->key, target, o->stream, o->group, j->id, w->ttl};
+	const char *head[] = {"EVALSHA", w->sha,  "3",   w->key, target,
+	                      o->stream, o->group, j->id, w->ttl,  j->digest};
 	for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
 		arg(&a, head[i], strlen(head[i]));
 	arg_pair(&a, "entry", j->id, strlen(j->id));
