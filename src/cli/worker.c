@@ -293,10 +293,12 @@ static void print_stats(const struct stream_options *o, const struct stream_stat
 {
 	fprintf(stderr,
 	        "txscan worker %s: %llu read, %llu claimed, %llu reports written, "
-	        "%llu duplicate deliveries acked, %llu dead letters, %llu reconnects\n",
+	        "%llu duplicate deliveries acked, %llu dead letters, %llu scans retried after "
+	        "waiting, %llu reconnects\n",
 	        o->consumer, (unsigned long long)s->read, (unsigned long long)s->claimed,
 	        (unsigned long long)s->written, (unsigned long long)s->duplicates,
-	        (unsigned long long)s->dead, (unsigned long long)s->reconnects);
+	        (unsigned long long)s->dead, (unsigned long long)s->retried,
+	        (unsigned long long)s->reconnects);
 }
 
 int cmd_worker(int argc, char **argv)

@@ -100,6 +100,8 @@ struct job {
 	txs_report *report;   /* set on an executor thread, then the loop's */
 	char *hash;           /* the report's "tx", "" when none */
 	char *reason;         /* non-NULL: dead letter instead of report */
+	bool waited;          /* the report failed only by waiting (queued_only) */
+	bool retried;         /* scanned a second time after such a report */
 };
 
 struct joblist {
@@ -607,6 +609,27 @@ static void wait_done(struct worker *w, uint32_t ms)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* True when every plugin that did not answer "ok" is a host deadline
+ * expiry of a scan still queued ("no answer within the scan deadline ...
+ * (queued behind other scans)"), and at least one did not: the scan failed
+ * only by waiting (a stall of the process, a burst), not by a plugin. */
+static bool queued_only(json_t *root)
+{
+	json_t *plugins = json_object_get(root, "plugins"), *p;
+	size_t i, failed = 0;
+	json_array_foreach(plugins, i, p) {
+		const char *status = json_string_value(json_object_get(p, "status"));
+		const char *error = json_string_value(json_object_get(p, "error"));
+		if (status && !strcmp(status, "ok"))
+			continue;
+		if (!status || strcmp(status, "timeout") || !error ||
+		    !strstr(error, "(queued behind other scans)"))
+			return false;
+		failed++;
+	}
+	return failed > 0;
+}
+
 /* Reads the report's "tx" (for the report entry) and, for rejected input,
  * its "error" (for the dead letter). */
 static void finish_job(struct job *j)
@@ -627,10 +650,28 @@ static void finish_job(struct job *j)
 		j->reason = need(format("entry %s of stream %s is not a valid transaction: %s", j->id,
 		                        j->w->opt->stream, e ? e : "rejected by the host"));
 	}
+	j->waited = !j->reason && queued_only(root);
 	json_decref(root);
 }
 
-/* Moves every returned report to the write queue. */
+static void submit(struct worker *w, struct job *j);
+
+/* Scans j once more, with a fresh deadline, instead of writing a report
+ * that failed only by waiting; the second report is final whatever it
+ * says. */
+static void retry(struct worker *w, struct job *j)
+{
+	txs_report_free(j->report);
+	j->report = NULL;
+	free(j->hash);
+	j->hash = NULL;
+	j->retried = true;
+	w->stats.retried++;
+	submit(w, j);
+}
+
+/* Moves every returned report to the write queue, or back to the plugins
+ * once when it failed only by waiting (retry). */
 static void collect(struct worker *w)
 {
 	pthread_mutex_lock(&w->lock);
@@ -638,11 +679,19 @@ static void collect(struct worker *w)
 	w->done = (struct joblist){0};
 	pthread_mutex_unlock(&w->lock);
 	struct job *j;
+	size_t again = 0;
 	while ((j = list_pop(&got))) {
 		w->scanning--;
 		finish_job(j);
-		list_push(&w->writes, j);
+		if (j->waited && !j->retried) {
+			retry(w, j);
+			again++;
+		} else
+			list_push(&w->writes, j);
 	}
+	if (again)
+		wlog(w, "scanning %zu entries again: no plugin answered them before the scan "
+		     "deadline (they waited in the queue)", again);
 }
 
 /* ---- taking entries ----------------------------------------------------- */

@@ -61,6 +61,7 @@ struct stream_stats {
 	uint64_t written;    /* reports written to the report stream */
 	uint64_t duplicates; /* deliveries whose report was already written: acked only */
 	uint64_t dead;       /* entries written to the dead-letter stream */
+	uint64_t retried;    /* scans repeated because they failed only by waiting */
 	uint64_t reconnects; /* connections made after the first */
 };
 
