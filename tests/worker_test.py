@@ -10,6 +10,7 @@ spoken to through the tiny RESP client below.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -736,6 +737,80 @@ class TestPublishPipe(WorkerTest):
         self.assertIn("published 2500 entries", publish(self.server, path))
         got = [json.loads(f["tx"])["hash"] for _, f in xrange_all(self.r, "txs")]
         self.assertEqual(got, [tx(i)["hash"] for i in range(2500)])
+
+
+class TestPublishFailures(WorkerTest):
+    """Issue 22 item 3: publish counts what Redis confirmed, survives a
+    killed connection, and names where to resume after a refusal."""
+
+    def start_publish(self, path, *extra):
+        return subprocess.Popen([TXSCAN, "publish", "--redis", self.server.url, *extra, path],
+                                stdin=subprocess.PIPE if path == "-" else None,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def assert_each_line_once(self, lines):
+        got = [f["tx"] for _, f in xrange_all(self.r, "txs")]
+        self.assertEqual(len(got), len(lines), "entries in the stream")
+        self.assertEqual(got, lines)
+
+    def test_killed_connection_is_resumed_without_loss_or_duplicates(self):
+        lines = [json.dumps(tx(i)) for i in range(60000)]
+        p = self.start_publish("-")
+        try:
+            # fed through a pipe, so publish is surely connected when its
+            # connection is killed, and likely in the middle of a pipeline
+            kills = 0
+            for k in range(12):
+                p.stdin.write("".join(l + "\n" for l in lines[k * 5000:(k + 1) * 5000]))
+                p.stdin.flush()
+                if k in (2, 6):
+                    kills += self.r("CLIENT", "KILL", "TYPE", "normal")  # not this one
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(kills, 2, "publish was not connected when killed")
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("published 60000 entries", out)
+        self.assertRegex(err, r"lines? \d+.* (had been added before the connection was lost"
+                         r"|sent again)")
+        self.assert_each_line_once(lines)
+
+    def test_refused_line_names_where_to_resume(self):
+        path = os.path.join(self.tmp, "in.jsonl")
+        lines = [json.dumps(tx(i)) for i in range(40000)]
+        text = lines[0] + "\n\n" + "".join(l + "\n" for l in lines[1:])  # line 2 is empty
+        with open(path, "w") as f:
+            f.write(text)
+        half = text.index(lines[20000])
+        p = self.start_publish("-")
+        try:
+            p.stdin.write(text[:half])
+            p.stdin.flush()
+            wait_for("20000 entries", lambda: self.r("XLEN", "txs") == 20000, 60)
+            self.r("CONFIG", "SET", "maxmemory", "1")  # noeviction: XADD answers OOM
+            try:
+                p.stdin.write(text[half:])
+                p.stdin.close()
+            except BrokenPipeError:
+                pass  # it stopped at the first refusal
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.r("CONFIG", "SET", "maxmemory", "0")
+        self.assertEqual(p.returncode, 2, err)
+        self.assertIn("published 20000 entries", out)
+        self.assertIn("line 20002: XADD txs: OOM", err)
+        self.assertIn("resume with --from-line 20002", err)
+        self.assertEqual(self.r("XLEN", "txs"), 20000)
+        out = subprocess.run([TXSCAN, "publish", "--redis", self.server.url, "--from-line",
+                              "20002", path], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("published 20000 entries", out.stdout)
+        self.assert_each_line_once(lines)
 
 
 def fields_of_info(text):

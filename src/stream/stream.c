@@ -48,6 +48,8 @@ enum {
 	PUBLISH_CHUNK = 1000,  /* XADDs per round trip, at most */
 	PUBLISH_WAIT_MS = 100, /* a line waits this long at most for its chunk */
 	PUBLISH_READ = 65536,  /* first size of publish's input buffer */
+	PUBLISH_CHUNK_BYTES = 8 << 20, /* and at most this much text per round trip */
+	PUBLISH_TRIES = 8,     /* connection attempts in a row before publish gives up */
 	CONNECT_TIMEOUT_MS = 2000,
 	IO_SLACK_MS = 5000,    /* socket timeout beyond the longest BLOCK */
 	BACKOFF_FIRST_MS = 100,
@@ -1208,13 +1210,33 @@ struct input {
 	bool eof;
 };
 
+/* One XADD appended whose reply is not read yet: its input line number and
+ * a copy of its text (in the publisher's arena), kept until Redis confirms
+ * it, so that it can be checked for, and sent again, after a lost
+ * connection. */
+struct sent {
+	uint64_t line;
+	size_t off, len;
+};
+
 /* XADDs in a pipeline; their replies are read a chunk at a time. */
 struct publisher {
+	const struct stream_url *url;
 	redisContext *rc;
+	long long client_id;   /* this connection's CLIENT ID; 0: unknown */
 	const char *stream;
-	size_t pending;    /* XADDs appended whose replies are not read yet */
-	uint64_t since_ms; /* when the first of them was appended */
-	uint64_t *count;   /* entries added */
+	struct sent sent[PUBLISH_CHUNK];
+	size_t pending;        /* XADDs appended whose replies are not read yet */
+	size_t unread;         /* sent[unread, pending): no reply (connection lost) */
+	char *text;            /* arena of the pending lines' text */
+	size_t text_len, text_cap;
+	uint64_t since_ms;     /* when the first of them was appended */
+	char last_id[ID_MAX];  /* the last entry Redis confirmed (or the stream's
+	                        * last entry at start, "0-0" when none) */
+	uint64_t *count;       /* entries added, as Redis confirmed them */
+	uint64_t failed_line;  /* first line Redis refused; 0: none */
+	uint64_t added_after;  /* lines confirmed after failed_line */
+	uint32_t backoff_ms;
 };
 
 /* The next line without its line end (the last one may lack its \n);
@@ -1265,41 +1287,244 @@ static bool input_ready(int fd)
 	return poll(&p, 1, 0) > 0;
 }
 
-/* Reads the replies of every pipelined XADD (sending them first); the first
- * failure wins. */
-static int flush_xadds(struct publisher *p)
+/* Prints "lines A-B" (or "line A") for sent[from, to), which are in input
+ * order; lines skipped in between were empty. */
+static void print_lines(const struct publisher *p, size_t from, size_t to, const char *what)
+{
+	uint64_t a = p->sent[from].line, b = p->sent[to - 1].line;
+	if (a == b)
+		fprintf(stderr, "txscan publish: line %llu %s\n", (unsigned long long)a, what);
+	else
+		fprintf(stderr, "txscan publish: lines %llu-%llu (%zu lines) %s\n", (unsigned long long)a,
+		        (unsigned long long)b, to - from, what);
+}
+
+static void confirmed(struct publisher *p, const char *id, size_t len)
+{
+	(*p->count)++;
+	if (len < ID_MAX)
+		snprintf(p->last_id, sizeof p->last_id, "%.*s", (int)len, id);
+	if (p->failed_line)
+		p->added_after++;
+}
+
+/* Reads the replies of every pipelined XADD (sending them first). 0; -1
+ * when Redis refused one (failed_line; the replies after it are still
+ * read: a line confirmed after it counts in added_after); -2 when the
+ * connection broke: sent[unread, pending) got no reply. */
+static int read_replies(struct publisher *p)
 {
 	int ret = 0;
-	for (; p->pending > 0; p->pending--) {
+	for (p->unread = 0; p->unread < p->pending; p->unread++) {
+		size_t i = p->unread;
 		redisReply *r = NULL;
 		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK) {
 			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
-			p->pending = 0;
-			return -1;
+			return -2;
 		}
-		if (r->type == REDIS_REPLY_ERROR && ret == 0) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, r->str);
+		if (r->type == REDIS_REPLY_STRING)
+			confirmed(p, r->str, r->len);
+		else if (!p->failed_line) {
+			fprintf(stderr, "txscan publish: line %llu: XADD %s: %s\n",
+			        (unsigned long long)p->sent[i].line, p->stream,
+			        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			p->failed_line = p->sent[i].line;
 			ret = -1;
-		} else if (r->type != REDIS_REPLY_ERROR)
-			(*p->count)++;
+		}
 		freeReplyObject(r);
 	}
 	return ret;
 }
 
-static int add_line(struct publisher *p, const char *line, size_t n)
+static int append_xadd(struct publisher *p, const char *line, size_t n)
+{
+	const char *argv[] = {"XADD", p->stream, "*", "tx", line};
+	size_t len[] = {4, strlen(p->stream), 1, 2, n};
+	return redisAppendCommandArgv(p->rc, 5, argv, len) == REDIS_OK ? 0 : -1;
+}
+
+/* A command's reply; NULL (after printing why) on an error reply or a
+ * lost connection. */
+static redisReply *ask(redisContext *rc, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "txscan publish: %s: %s\n", argv[0], r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Connects, with back-off after a failure: 0, or -1 when it gives up
+ * (PUBLISH_TRIES failures in a row, or Redis refused us). Learns the
+ * connection's CLIENT ID (0 when not allowed). */
+static int publish_connect(struct publisher *p)
+{
+	char err[1024];
+	bool io = true;
+	for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
+		if (p->backoff_ms) {
+			sleep_ms(p->backoff_ms);
+			p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+		}
+		p->rc = connect_url(p->url, 30000, err, sizeof err, &io);
+		if (p->rc)
+			break;
+		fprintf(stderr, "txscan publish: %s%s\n", err, io ? "; retrying" : "");
+		if (!io)
+			return -1;
+		if (!p->backoff_ms)
+			p->backoff_ms = BACKOFF_FIRST_MS;
+	}
+	if (!p->rc)
+		return -1;
+	redisReply *r = ask(p->rc, 2, (const char *[]){"CLIENT", "ID"});
+	p->client_id = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* The stream's last entry ID before anything is added ("0-0" when none). */
+static int publish_start(struct publisher *p)
+{
+	snprintf(p->last_id, sizeof p->last_id, "0-0");
+	redisReply *r = ask(p->rc, 6, (const char *[]){"XREVRANGE", p->stream, "+", "-", "COUNT", "1"});
+	if (!r)
+		return -1;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements >= 1 &&
+	    r->element[0]->element[0]->len < ID_MAX)
+		snprintf(p->last_id, sizeof p->last_id, "%s", r->element[0]->element[0]->str);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* After a lost connection, on the new one: ends the old connection if Redis
+ * still has it (CLIENT KILL ID: what it had not run yet never runs), then
+ * reads the entries added since the last confirmed one and matches the
+ * unconfirmed lines against them in order (entries of other producers are
+ * skipped). Matched lines are confirmed; since Redis runs one connection's
+ * commands in order, the ones after the last match were never added.
+ * Returns how many matched, or -1 when that cannot be known. */
+static long resolve(struct publisher *p, long long old_id)
+{
+	char id[24], after[ID_MAX + 1], cnt[24];
+	size_t n = p->pending - p->unread;
+	if (!old_id)
+		return -1;
+	snprintf(id, sizeof id, "%lld", old_id);
+	redisReply *r = redisCommandArgv(p->rc, 4, (const char *[]){"CLIENT", "KILL", "ID", id}, NULL);
+	bool gone = r && r->type == REDIS_REPLY_INTEGER; /* how many it killed: 0 or 1 */
+	freeReplyObject(r);
+	if (!gone)
+		return -1;
+	snprintf(after, sizeof after, "(%s", p->last_id);
+	snprintf(cnt, sizeof cnt, "%zu", n + PUBLISH_CHUNK);
+	r = ask(p->rc, 6, (const char *[]){"XRANGE", p->stream, after, "+", "COUNT", cnt});
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return -1;
+	}
+	size_t m = 0;
+	for (size_t k = 0; k < r->elements && m < n; k++) {
+		const redisReply *e = r->element[k];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		const redisReply *tx = field(e->element[1], "tx");
+		const struct sent *s = &p->sent[p->unread + m];
+		if (tx && tx->type == REDIS_REPLY_STRING && tx->len == s->len &&
+		    !memcmp(tx->str, p->text + s->off, s->len)) {
+			confirmed(p, e->element[0]->str, e->element[0]->len);
+			m++;
+		}
+	}
+	long ret = m < n && r->elements == n + PUBLISH_CHUNK ? -1 : (long)m; /* window too small */
+	freeReplyObject(r);
+	return ret;
+}
+
+/* sent[unread, pending) goes out again on the new connection, at the head
+ * of the table. */
+static int resend(struct publisher *p, size_t from)
+{
+	size_t k = 0;
+	for (size_t i = from; i < p->pending; i++, k++)
+		p->sent[k] = p->sent[i];
+	p->pending = k;
+	for (size_t i = 0; i < k; i++)
+		if (append_xadd(p, p->text + p->sent[i].off, p->sent[i].len))
+			return -1;
+	return 0;
+}
+
+/* Gets every pending XADD confirmed, reconnecting as often as needed.
+ * 0; -1 when Redis refused a line or when it gave up (what is uncertain
+ * printed). The table is empty afterwards either way. */
+static int flush_xadds(struct publisher *p)
+{
+	int ret;
+	while ((ret = read_replies(p)) == -2) {
+		long long old_id = p->client_id;
+		size_t uncertain = p->unread;
+		redisFree(p->rc);
+		p->rc = NULL;
+		long m = -1;
+		if (publish_connect(p) == 0) {
+			m = resolve(p, old_id);
+			if (m >= 0) {
+				if (m)
+					print_lines(p, uncertain, uncertain + (size_t)m,
+					            "had been added before the connection was lost");
+				if (uncertain + (size_t)m < p->pending)
+					print_lines(p, uncertain + (size_t)m, p->pending, "sent again");
+				if (resend(p, uncertain + (size_t)m) == 0)
+					continue;
+			}
+		}
+		print_lines(p, uncertain, p->pending,
+		            "may or may not be in the stream (sent, no reply; check them)");
+		fprintf(stderr, "txscan publish: giving up: resume with --from-line %llu once the "
+		        "uncertain lines are checked\n",
+		        (unsigned long long)p->sent[p->pending - 1].line + 1);
+		p->pending = 0;
+		p->text_len = 0;
+		return -1;
+	}
+	if (ret == 0 && p->pending)
+		p->backoff_ms = 0;
+	p->pending = 0;
+	p->text_len = 0;
+	if (p->failed_line) {
+		fprintf(stderr, "txscan publish: lines from %llu on were not added: resume with "
+		        "--from-line %llu\n", (unsigned long long)p->failed_line,
+		        (unsigned long long)p->failed_line);
+		if (p->added_after)
+			fprintf(stderr, "txscan publish: but %llu lines after line %llu were added: "
+			        "remove them from the input first (or accept them twice)\n",
+			        (unsigned long long)p->added_after, (unsigned long long)p->failed_line);
+	}
+	return ret;
+}
+
+static int add_line(struct publisher *p, uint64_t lineno, const char *line, size_t n)
 {
 	if (n == 0)
 		return 0;
-	const char *argv[] = {"XADD", p->stream, "*", "tx", line};
-	size_t len[] = {4, strlen(p->stream), 1, 2, n};
-	if (redisAppendCommandArgv(p->rc, 5, argv, len) != REDIS_OK) {
+	if (p->text_len + n > p->text_cap) {
+		p->text_cap = (p->text_len + n) * 2;
+		p->text = need(realloc(p->text, p->text_cap));
+	}
+	memcpy(p->text + p->text_len, line, n);
+	p->sent[p->pending] = (struct sent){.line = lineno, .off = p->text_len, .len = n};
+	p->text_len += n;
+	if (append_xadd(p, line, n)) {
 		fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
 		return -1;
 	}
 	if (p->pending++ == 0)
 		p->since_ms = now_ms();
-	return p->pending == PUBLISH_CHUNK ? flush_xadds(p) : 0;
+	bool full = p->pending == PUBLISH_CHUNK || p->text_len >= PUBLISH_CHUNK_BYTES;
+	return full ? flush_xadds(p) : 0;
 }
 
 /* Before blocking for more input: whether what is pending goes out now. */
@@ -1312,15 +1537,20 @@ static bool send_now(const struct publisher *p, const struct input *in)
 
 /* Batches while the input keeps coming; sends what it has as soon as the
  * input has nothing more ready (a slow pipe must not hold lines back), and
- * at the latest PUBLISH_WAIT_MS after the oldest line it holds. */
-static int publish_lines(struct publisher *p, struct input *in, const char *name)
+ * at the latest PUBLISH_WAIT_MS after the oldest line it holds. Lines are
+ * numbered from 1, empty ones included; those before from_line are
+ * skipped. */
+static int publish_lines(struct publisher *p, struct input *in, const char *name,
+                         uint64_t from_line)
 {
 	const char *line;
 	size_t n;
+	uint64_t lineno = 0;
 	int ret = 0;
 	while (ret == 0) {
 		if (next_line(in, &line, &n)) {
-			ret = add_line(p, line, n);
+			lineno++;
+			ret = lineno < from_line ? 0 : add_line(p, lineno, line, n);
 			continue;
 		}
 		if (in->eof)
@@ -1332,31 +1562,31 @@ static int publish_lines(struct publisher *p, struct input *in, const char *name
 			ret = -1;
 		}
 	}
-	int sent = flush_xadds(p); /* also after a read error: what was read goes out */
+	int sent = p->pending ? flush_xadds(p) : 0; /* also after a read error */
 	return ret ? ret : sent;
 }
 
 int stream_publish(const char *redis_url, const char *stream, int fd, const char *name,
-                   uint64_t *count)
+                   uint64_t from_line, uint64_t *count)
 {
 	struct stream_url u;
 	char err[1024];
-	bool io;
 	*count = 0;
 	if (stream_url_parse(redis_url, &u, err, sizeof err)) {
 		fprintf(stderr, "txscan publish: %s\n", err);
 		return -1;
 	}
-	redisContext *rc = connect_url(&u, 30000, err, sizeof err, &io);
-	if (!rc) {
-		fprintf(stderr, "txscan publish: %s\n", err);
+	static struct publisher p; /* big; one per process */
+	p = (struct publisher){.url = &u, .stream = stream, .count = count};
+	if (publish_connect(&p) || publish_start(&p)) {
+		redisFree(p.rc);
 		return -1;
 	}
 	struct input in = {.fd = fd, .cap = PUBLISH_READ};
 	in.buf = need(malloc(in.cap));
-	struct publisher p = {.rc = rc, .stream = stream, .count = count};
-	int ret = publish_lines(&p, &in, name);
+	int ret = publish_lines(&p, &in, name, from_line);
 	free(in.buf);
-	redisFree(rc);
+	free(p.text);
+	redisFree(p.rc);
 	return ret;
 }
