@@ -172,7 +172,8 @@ class Worker:
     overrides them (the last value of an option wins). redis=None leaves
     --redis out (TXSCAN_REDIS_URL in env, or the default)."""
 
-    def __init__(self, server, name, logdir, *extra, plugins=None, redis="", env=None):
+    def __init__(self, server, name, logdir, *extra, plugins=None, redis="", env=None,
+                 preexec=None):
         self.name = name
         self.log_path = os.path.join(logdir, name + ".log")
         self.log = open(self.log_path, "w")
@@ -181,7 +182,8 @@ class Worker:
         args += ["--redis", redis] if redis is not None else []
         args += ["--stream", "txs", "--group", "scanners", "--consumer", name,
                  "--out", "reports", "--block-ms", "200", *extra]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=preexec)
 
     def stop(self, timeout=60):
         """SIGTERM and wait; returns the exit code."""
@@ -626,6 +628,44 @@ class TestStall(WorkerTest):
         # stall by the engine's and the executor's wall clocks (see the
         # report of issue 22): at most one per plugin instance.
         self.assertLessEqual(len(parts), 1, parts)
+
+
+def allow_core_dumps():
+    """preexec_fn: core dumps on, so a crash is a signal and a core file."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+class TestGroupDestroyed(WorkerTest):
+    """Issue 22: XGROUP DESTROY under load, several times; then SIGTERM.
+    The workers re-create the group (at 0: everything is delivered again and
+    acked as a duplicate where it was reported), and stop cleanly: exit 0,
+    never a signal (SIGABRT was seen once)."""
+
+    def test_group_destroyed_under_load(self):
+        r = self.r
+        txs = [tx(i, spin=300000) for i in range(1500)]
+        self.publish_txs(txs)
+        opts = ("--claim-idle-ms", "1000", "--max-in-flight", "32", "--batch", "16")
+        ws = [Worker(self.server, "w%d" % i, self.tmp, *opts, preexec=allow_core_dumps)
+              for i in range(2)]
+        self.workers += ws
+        self.wait_reports(100, 60, ws)
+        for _ in range(int(os.environ.get("TXS_DESTROY_ROUNDS", "4"))):
+            r("XGROUP", "DESTROY", "txs", "scanners")
+            time.sleep(0.6)
+            for w in ws:
+                self.assertIsNone(w.proc.poll(), w.output()[-3000:])
+        self.wait_reports(1500, 60, ws)
+        wait_for("every entry acked", lambda: group_done(r, "txs", "scanners"), 60, ws)
+        for w in ws:
+            w.proc.send_signal(signal.SIGTERM)
+        for w in ws:
+            rc = w.proc.wait(timeout=30)
+            w.log.close()
+            self.assertEqual(rc, 0, "worker %s exited %s:\n%s" % (w.name, rc, w.output()[-3000:]))
+            self.assertIn("NOGROUP", w.output())
+        self.assert_exactly_once([t["hash"] for t in txs])
 
 
 def json_lines(text):

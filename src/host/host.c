@@ -13,7 +13,8 @@
  *
  * Deadlines: every fan-out has the same scan timeout, so the pending list,
  * kept in submission order, is also in deadline order; the deadline thread
- * sleeps until the head's deadline.
+ * sleeps until the head's deadline. A stall of the process (seen as a late
+ * wake-up) moves every deadline back instead of expiring them.
  *
  * Loading tries every plugin and lists every failure. With allow_partial a
  * plugin that does not start stays in the registry "not started": no

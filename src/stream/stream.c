@@ -13,10 +13,12 @@
  * Delivery: an entry is acked only by the script (WRITE_ONCE) that writes
  * its report - or its dead letter - in the same atomic step, so a crash or a
  * lost connection leaves it pending and XAUTOCLAIM hands it to a live
- * consumer. The script writes only while <out>:done:<stream>:<group>:<id>
- * is absent, so a second delivery of one entry is acked without a second
- * report; the key names the stream and the group because entry IDs are only
- * unique within one stream, and each group owes every entry its own report.
+ * consumer. The script writes only while the hash <out>:done:<stream>:
+ * <group>:<id> lacks the entry's digest (its fields), so a second delivery
+ * of one entry is acked without a second report, while a new entry that
+ * reuses the ID is not; the key names the stream and the group because
+ * entry IDs are only unique within one stream, and each group owes every
+ * entry its own report.
  * A script whose reply was lost is simply sent again after reconnecting.
  *
  * Plugin reloads (SIGHUP) also run on the loop thread, between two Redis
