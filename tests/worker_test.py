@@ -817,6 +817,48 @@ class TestPublishFailures(WorkerTest):
                          r"|sent again)")
         self.assert_each_line_once(lines)
 
+    def test_unresolvable_lines_are_named(self):
+        # a user without CLIENT: after a lost connection publish cannot make
+        # sure the old one is gone, so it names the lines it is unsure of
+        self.r("ACL", "SETUSER", "pub", "on", ">pw", "~*", "&*", "+@all", "-client")
+        url = "redis://pub:pw@127.0.0.1:%d" % self.server.port
+        lines = [json.dumps(tx(i)) for i in range(20000)]
+        path = os.path.join(self.tmp, "in.jsonl")
+        write_jsonl(path, lines)
+        p = subprocess.Popen([TXSCAN, "publish", "--redis", url, "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            p.stdin.write("".join(l + "\n" for l in lines[:10000]))
+            p.stdin.flush()
+            kills = self.r("CLIENT", "KILL", "USER", "pub")
+            try:
+                p.stdin.write("".join(l + "\n" for l in lines[10000:]))
+                p.stdin.close()
+            except BrokenPipeError:
+                pass
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(kills, 1)
+        self.assertEqual(p.returncode, 2, err)
+        m = re.search(r"lines (\d+)-(\d+) \(\d+ lines\) may or may not be in the stream", err)
+        self.assertTrue(m, err)
+        first, last = int(m.group(1)), int(m.group(2))
+        self.assertIn("resume with --from-line %d" % (last + 1), err)
+        got = [f["tx"] for _, f in xrange_all(self.r, "txs")]
+        self.assertIn("published %d entries" % (first - 1), out)
+        # everything before the uncertain lines, then some of them, in order
+        self.assertEqual(got[:first - 1], lines[:first - 1])
+        self.assertEqual(got[first - 1:], lines[first - 1:first - 1 + len(got) - (first - 1)])
+        self.assertLessEqual(len(got), last)
+        out = subprocess.run([TXSCAN, "publish", "--redis", self.server.url, "--from-line",
+                              str(last + 1), path], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        got = [f["tx"] for _, f in xrange_all(self.r, "txs")]
+        self.assertEqual(got[-(20000 - last):], lines[last:])
+
     def test_refused_line_names_where_to_resume(self):
         path = os.path.join(self.tmp, "in.jsonl")
         lines = [json.dumps(tx(i)) for i in range(40000)]

@@ -1239,6 +1239,7 @@ struct publisher {
 	uint64_t failed_line;  /* first line Redis refused; 0: none */
 	uint64_t added_after;  /* lines confirmed after failed_line */
 	uint32_t backoff_ms;
+	bool warned_id;        /* CLIENT ID refused, said once */
 };
 
 /* The next line without its line end (the last one may lack its \n);
@@ -1381,8 +1382,13 @@ static int publish_connect(struct publisher *p)
 	}
 	if (!p->rc)
 		return -1;
-	redisReply *r = ask(p->rc, 2, (const char *[]){"CLIENT", "ID"});
+	redisReply *r = redisCommandArgv(p->rc, 2, (const char *[]){"CLIENT", "ID"}, NULL);
 	p->client_id = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	if (!p->client_id && !p->warned_id)
+		fprintf(stderr, "txscan publish: CLIENT ID: %s: after a lost connection the lines in "
+		        "flight cannot be checked\n", r && r->type == REDIS_REPLY_ERROR ? r->str
+		        : p->rc->errstr[0] ? p->rc->errstr : "unexpected reply");
+	p->warned_id |= !p->client_id;
 	freeReplyObject(r);
 	return 0;
 }
@@ -1481,6 +1487,7 @@ static int flush_xadds(struct publisher *p)
 					print_lines(p, uncertain + (size_t)m, p->pending, "sent again");
 				if (resend(p, uncertain + (size_t)m) == 0)
 					continue;
+				uncertain = 0; /* the table holds the lines not sent yet */
 			}
 		}
 		print_lines(p, uncertain, p->pending,
@@ -1496,7 +1503,8 @@ static int flush_xadds(struct publisher *p)
 		p->backoff_ms = 0;
 	p->pending = 0;
 	p->text_len = 0;
-	if (p->failed_line) {
+	if (p->failed_line) { /* maybe refused before a reconnect: still the end */
+		ret = -1;
 		fprintf(stderr, "txscan publish: lines from %llu on were not added: resume with "
 		        "--from-line %llu\n", (unsigned long long)p->failed_line,
 		        (unsigned long long)p->failed_line);
