@@ -794,14 +794,14 @@ class TestPublishFailures(WorkerTest):
         self.assertEqual(got, lines)
 
     def test_killed_connection_is_resumed_without_loss_or_duplicates(self):
-        lines = [json.dumps(tx(i)) for i in range(60000)]
+        lines = [json.dumps(tx(i)) for i in range(30000)]
         p = self.start_publish("-")
         try:
             # fed through a pipe, so publish is surely connected when its
             # connection is killed, and likely in the middle of a pipeline
             kills = 0
-            for k in range(12):
-                p.stdin.write("".join(l + "\n" for l in lines[k * 5000:(k + 1) * 5000]))
+            for k in range(10):
+                p.stdin.write("".join(l + "\n" for l in lines[k * 3000:(k + 1) * 3000]))
                 p.stdin.flush()
                 if k in (2, 6):
                     kills += self.r("CLIENT", "KILL", "TYPE", "normal")  # not this one
@@ -812,7 +812,7 @@ class TestPublishFailures(WorkerTest):
                 p.communicate()
         self.assertEqual(kills, 2, "publish was not connected when killed")
         self.assertEqual(p.returncode, 0, err)
-        self.assertIn("published 60000 entries", out)
+        self.assertIn("published 30000 entries", out)
         self.assertRegex(err, r"lines? \d+.* (had been added before the connection was lost"
                          r"|sent again)")
         self.assert_each_line_once(lines)
@@ -822,17 +822,17 @@ class TestPublishFailures(WorkerTest):
         # sure the old one is gone, so it names the lines it is unsure of
         self.r("ACL", "SETUSER", "pub", "on", ">pw", "~*", "&*", "+@all", "-client")
         url = "redis://pub:pw@127.0.0.1:%d" % self.server.port
-        lines = [json.dumps(tx(i)) for i in range(20000)]
+        lines = [json.dumps(tx(i)) for i in range(10000)]
         path = os.path.join(self.tmp, "in.jsonl")
         write_jsonl(path, lines)
         p = subprocess.Popen([TXSCAN, "publish", "--redis", url, "-"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            p.stdin.write("".join(l + "\n" for l in lines[:10000]))
+            p.stdin.write("".join(l + "\n" for l in lines[:5000]))
             p.stdin.flush()
             kills = self.r("CLIENT", "KILL", "USER", "pub")
             try:
-                p.stdin.write("".join(l + "\n" for l in lines[10000:]))
+                p.stdin.write("".join(l + "\n" for l in lines[5000:]))
                 p.stdin.close()
             except BrokenPipeError:
                 pass
@@ -857,20 +857,20 @@ class TestPublishFailures(WorkerTest):
                               str(last + 1), path], capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         got = [f["tx"] for _, f in xrange_all(self.r, "txs")]
-        self.assertEqual(got[-(20000 - last):], lines[last:])
+        self.assertEqual(got[-(10000 - last):], lines[last:])
 
     def test_refused_line_names_where_to_resume(self):
         path = os.path.join(self.tmp, "in.jsonl")
-        lines = [json.dumps(tx(i)) for i in range(40000)]
+        lines = [json.dumps(tx(i)) for i in range(20000)]
         text = lines[0] + "\n\n" + "".join(l + "\n" for l in lines[1:])  # line 2 is empty
         with open(path, "w") as f:
             f.write(text)
-        half = text.index(lines[20000])
+        half = text.index(lines[10000])
         p = self.start_publish("-")
         try:
             p.stdin.write(text[:half])
             p.stdin.flush()
-            wait_for("20000 entries", lambda: self.r("XLEN", "txs") == 20000, 60)
+            wait_for("10000 entries", lambda: self.r("XLEN", "txs") == 10000, 60)
             self.r("CONFIG", "SET", "maxmemory", "1")  # noeviction: XADD answers OOM
             try:
                 p.stdin.write(text[half:])
@@ -884,14 +884,14 @@ class TestPublishFailures(WorkerTest):
                 p.communicate()
         self.r("CONFIG", "SET", "maxmemory", "0")
         self.assertEqual(p.returncode, 2, err)
-        self.assertIn("published 20000 entries", out)
-        self.assertIn("line 20002: XADD txs: OOM", err)
-        self.assertIn("resume with --from-line 20002", err)
-        self.assertEqual(self.r("XLEN", "txs"), 20000)
+        self.assertIn("published 10000 entries", out)
+        self.assertIn("line 10002: XADD txs: OOM", err)
+        self.assertIn("resume with --from-line 10002", err)
+        self.assertEqual(self.r("XLEN", "txs"), 10000)
         out = subprocess.run([TXSCAN, "publish", "--redis", self.server.url, "--from-line",
-                              "20002", path], capture_output=True, text=True, timeout=120)
+                              "10002", path], capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("published 20000 entries", out.stdout)
+        self.assertIn("published 10000 entries", out.stdout)
         self.assert_each_line_once(lines)
 
 
