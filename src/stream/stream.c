@@ -1374,7 +1374,8 @@ static int publish_connect(struct publisher *p)
 		p->rc = connect_url(p->url, 30000, err, sizeof err, &io);
 		if (p->rc)
 			break;
-		fprintf(stderr, "txscan publish: %s%s\n", err, io ? "; retrying" : "");
+		bool again = io && tries + 1 < PUBLISH_TRIES;
+		fprintf(stderr, "txscan publish: %s%s\n", err, again ? "; retrying" : "");
 		if (!io)
 			return -1;
 		if (!p->backoff_ms)
