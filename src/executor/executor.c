@@ -80,6 +80,7 @@
 #include "util/clock.h"
 #include "engine/engine.h"
 #include "util/error.h"
+#include "util/stall.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -175,7 +176,7 @@ typedef struct lane {
 	engine_result er[BATCH_MAX];
 	size_t taken;
 	/* the watcher thread only */
-	uint64_t w_start, w_seen, w_cpu;
+	uint64_t w_start, w_seen, w_cpu, w_stall;
 	/* this lane's thread only */
 	engine *eng;      /* active: the serving engine; standby: READY or stale */
 	engine *retired;  /* replaced inline, destroyed when next idle */
@@ -1511,10 +1512,12 @@ static bool lane_stuck(lane *ln, uint64_t now)
 		ln->w_start = start;
 		ln->w_seen = now;
 		ln->w_cpu = start ? lane_cpu_ns(ln) : 0;
+		ln->w_stall = txs_stall_total_ns();
 		return false;
 	}
 	uint64_t budget = atomic_load_explicit(&ln->prog.budget_ns, memory_order_relaxed);
-	uint64_t wall = now > start ? now - start : 0;
+	uint64_t stalled = txs_stall_total_ns() - ln->w_stall; /* the process was stopped */
+	uint64_t wall = now > start + stalled ? now - start - stalled : 0;
 	if (wall >= engine_backstop_ns(budget))
 		return true;
 	/* the watchdog's own timer thread may be late on a busy machine: half
@@ -1729,9 +1732,11 @@ static void *watch_main(void *arg)
 		}
 		pthread_mutex_unlock(&W.mu);
 		struct timespec ts = {0, (long)WATCH_PERIOD_NS};
+		uint64_t asked = now_ns() + WATCH_PERIOD_NS;
 		nanosleep(&ts, NULL);
-		pthread_mutex_lock(&W.mu);
 		uint64_t now = now_ns();
+		txs_stall_observe(asked, now);
+		pthread_mutex_lock(&W.mu);
 		for (txs_executor *ex = W.head; ex; ex = ex->w_next)
 			watch_one(ex, now);
 	}
