@@ -1,0 +1,312 @@
+/*
+ * follow.c - the chain follower (see follow.h).
+ *
+ * State: a window of the last blocks passed (checkpoint.h), the tip being
+ * the last block whose reports are all written and flushed; `next` is
+ * tip + 1. Each round reads the head, and while blocks up to head -
+ * confirmations (and --to-block) are missing, fetches up to `batch` of them
+ * in one request and takes them in order. A block is taken only if its
+ * parentHash is the tip's hash; otherwise the chain under us changed: the
+ * window is walked back, asking the node for its block at each height,
+ * to the newest block both agree on; every transaction reported from the
+ * blocks above it gets a "removed" line (newest block first), the window
+ * and the checkpoint drop to the common block, and following resumes after
+ * it. When caught up, the tip itself is checked each round, so a reorg
+ * that does not lengthen the chain is seen too.
+ *
+ * Exactly once: the checkpoint is written after the tip's reports are
+ * flushed and before the next block is scanned; a stop request is seen
+ * between blocks. A crash between a flush and the checkpoint write can
+ * repeat that one block's reports on restart; nothing is ever skipped.
+ *
+ * Failures: a node that cannot be reached is waited for (back-off from
+ * poll_ms doubling to 10 s, one notice when it goes, one when it is back);
+ * a node that answers nonsense 3 times in a row is a fatal error.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "chain/follow.h"
+#include "chain/checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum { MAX_BATCH = 64, MAX_BACKOFF_MS = 10000, MAX_BAD_ANSWERS = 3 };
+
+struct follower {
+	struct eth_chain *c;
+	struct scanner *s;
+	const struct follow_opts *o;
+	volatile sig_atomic_t *stop;
+	struct window w;
+	uint64_t next;
+	uint32_t bad_answers, backoff_ms;
+	bool down;
+	char *err;
+	size_t errlen;
+};
+
+/* What a round, or a node call, came to; 0 = went on. */
+enum { STEP_DONE = 1, STEP_AGAIN = 2, STEP_REORG = 3, STEP_FATAL = -1 };
+
+static void notice(struct follower *f, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void notice(struct follower *f, const char *level, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (f->o->notice)
+		f->o->notice(level, msg, f->o->notice_ud);
+}
+
+static int fatal(struct follower *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fatal(struct follower *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->err, f->errlen, fmt, ap);
+	va_end(ap);
+	return STEP_FATAL;
+}
+
+static void nap(struct follower *f, uint32_t ms)
+{
+	for (uint32_t slept = 0; slept < ms && !*f->stop; slept += 20) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* After a node call: 0 = it worked; STEP_AGAIN = wait and retry the round;
+ * STEP_FATAL = give up. */
+static int settle(struct follower *f, int rc)
+{
+	if (rc == 0) {
+		if (f->down)
+			notice(f, "info", "%s answers again", rpc_display(f->c->rpc));
+		f->down = false;
+		f->bad_answers = 0;
+		f->backoff_ms = f->o->poll_ms;
+		return 0;
+	}
+	if (*f->stop)
+		return STEP_AGAIN;
+	if (rc != RPC_ENET && ++f->bad_answers >= MAX_BAD_ANSWERS)
+		return fatal(f, "%s (%u times in a row)", f->c->err, f->bad_answers);
+	if (!f->down || rc != RPC_ENET)
+		notice(f, "warn", "%s; retrying every %u ms at most", f->c->err,
+		       f->backoff_ms > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : f->backoff_ms);
+	f->down = rc == RPC_ENET;
+	nap(f, f->backoff_ms);
+	f->backoff_ms = f->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : f->backoff_ms * 2;
+	return STEP_AGAIN;
+}
+
+static int save(struct follower *f)
+{
+	char why[512];
+	if (!f->o->checkpoint)
+		return 0;
+	if (checkpoint_save(&f->w, f->o->checkpoint, why, sizeof why))
+		return fatal(f, "checkpoint: %s", why);
+	return 0;
+}
+
+static int write_failed(struct follower *f)
+{
+	return fatal(f, "cannot write reports to the output: %s", strerror(errno));
+}
+
+/* The newest window index whose block is still canonical, or -1 (with
+ * *again set when the node could not be asked). */
+static long common_ancestor(struct follower *f, int *again)
+{
+	*again = 0;
+	for (size_t i = f->w.n; i-- > 0;) {
+		struct eth_header h;
+		bool found;
+		int rc = settle(f, eth_header_get(f->c, false, f->w.b[i].h.number, &h, &found));
+		if (rc) {
+			*again = rc;
+			return -1;
+		}
+		if (found && !strcmp(h.hash, f->w.b[i].h.hash))
+			return (long)i;
+	}
+	return -1;
+}
+
+/* The chain changed under the tip: withdraw what left it (see the top). */
+static int unwind(struct follower *f)
+{
+	int again;
+	struct wblock *tip = window_tip(&f->w);
+	uint64_t was = tip->h.number;
+	long keep = common_ancestor(f, &again);
+	if (again)
+		return again;
+	if (keep < 0)
+		return fatal(f, "reorg deeper than %u blocks (--max-reorg): block %" PRIu64 " (%s) and the %zu "
+		             "blocks before it are no longer canonical; the checkpoint still names block %" PRIu64,
+		             f->o->max_reorg, was, tip->h.hash, f->w.n - 1, was);
+	size_t removed = 0;
+	while (f->w.n > (size_t)keep + 1) {
+		struct wblock *b = window_tip(&f->w);
+		for (size_t i = 0; b->reported && i < b->ntx; i++)
+			if (scanner_removed(f->s, b->txs[i], &b->h))
+				return write_failed(f);
+		removed++;
+		window_pop(&f->w);
+	}
+	if (scanner_flush(f->s))
+		return write_failed(f);
+	tip = window_tip(&f->w);
+	f->next = tip->h.number + 1;
+	notice(f, "warn", "reorg: %zu block(s) after block %" PRIu64 " left the canonical chain "
+	       "(was at %" PRIu64 "); their transactions are reported removed", removed,
+	       tip->h.number, was);
+	return save(f);
+}
+
+/* Scans one block that extends the tip; STEP_REORG when it does not. */
+static int take(struct follower *f, const struct eth_block *b)
+{
+	struct wblock *tip = window_tip(&f->w);
+	if (tip && strcmp(b->h.parent, tip->h.hash))
+		return STEP_REORG;
+	if (scanner_txs(f->s, b->txs, &b->h))
+		return write_failed(f);
+	if (window_push(&f->w, &b->h, true, b->txs))
+		return fatal(f, "out of memory");
+	f->next = b->h.number + 1;
+	return save(f);
+}
+
+/* Caught up: is the tip still canonical? */
+static int check_tip(struct follower *f, const struct eth_header *head)
+{
+	struct wblock *tip = window_tip(&f->w);
+	if (!tip)
+		return 0;
+	if (head->number == tip->h.number)
+		return strcmp(head->hash, tip->h.hash) ? unwind(f) : 0;
+	if (head->number < tip->h.number)
+		return unwind(f);
+	struct eth_header h;
+	bool found;
+	int rc = settle(f, eth_header_get(f->c, false, tip->h.number, &h, &found));
+	if (rc)
+		return rc;
+	return !found || strcmp(h.hash, tip->h.hash) ? unwind(f) : 0;
+}
+
+static int fetch_and_take(struct follower *f, uint64_t target)
+{
+	struct eth_block blocks[MAX_BATCH];
+	size_t got = 0, n = target - f->next + 1 < f->o->batch ? target - f->next + 1 : f->o->batch;
+	int rc = settle(f, eth_blocks_get(f->c, f->next, n, blocks, &got));
+	for (size_t i = 0; i < got; i++) {
+		if (!rc && !*f->stop) {
+			rc = take(f, &blocks[i]);
+			if (rc == STEP_REORG)
+				rc = unwind(f);
+			else if (rc == 0 && i + 1 < got && *f->stop)
+				notice(f, "info", "stopping after block %" PRIu64, blocks[i].h.number);
+		}
+		eth_block_clear(&blocks[i]);
+	}
+	return rc;
+}
+
+static int step(struct follower *f)
+{
+	struct eth_header head;
+	bool found;
+	if (f->o->has_to && f->next > f->o->to)
+		return STEP_DONE;
+	int rc = settle(f, eth_header_get(f->c, true, 0, &head, &found));
+	if (rc || !found)
+		return rc;
+	uint32_t k = f->o->confirmations;
+	uint64_t target = head.number >= k ? head.number - k : 0;
+	if (f->o->has_to && target > f->o->to)
+		target = f->o->to;
+	if (head.number < k || target < f->next) {
+		if ((rc = check_tip(f, &head)) == 0)
+			nap(f, f->o->poll_ms);
+		return rc;
+	}
+	return fetch_and_take(f, target);
+}
+
+/* Where to begin without a checkpoint: the block before the start is
+ * remembered (not reported) so that the first block's parent is checked. */
+static int start(struct follower *f)
+{
+	struct eth_header h;
+	bool found = false;
+	uint64_t first = f->o->from;
+	int rc;
+	while (f->o->from_latest && !*f->stop) {
+		if ((rc = settle(f, eth_header_get(f->c, true, 0, &h, &found))) == STEP_FATAL)
+			return rc;
+		if (!rc && found) {
+			first = h.number >= f->o->confirmations ? h.number - f->o->confirmations : 0;
+			break;
+		}
+		if (!rc)
+			nap(f, f->o->poll_ms);
+	}
+	f->next = first;
+	while (first > 0 && !*f->stop) {
+		if ((rc = settle(f, eth_header_get(f->c, false, first - 1, &h, &found))) == STEP_FATAL)
+			return rc;
+		if (!rc) {
+			if (found && window_push(&f->w, &h, false, NULL))
+				return fatal(f, "out of memory");
+			break;
+		}
+	}
+	return 0;
+}
+
+static int resume(struct follower *f)
+{
+	char why[512];
+	int rc = f->o->checkpoint ? checkpoint_load(&f->w, f->o->checkpoint, why, sizeof why) : 0;
+	if (rc < 0)
+		return fatal(f, "checkpoint: %s", why);
+	if (rc == 0)
+		return start(f);
+	f->next = window_tip(&f->w)->h.number + 1;
+	notice(f, "info", "resuming after block %" PRIu64 " (%s), from the checkpoint",
+	       window_tip(&f->w)->h.number, window_tip(&f->w)->h.hash);
+	return 0;
+}
+
+int follow_run(struct eth_chain *c, struct scanner *s, const struct follow_opts *o,
+               volatile sig_atomic_t *stop, char *err, size_t errlen)
+{
+	struct follow_opts opt = *o;
+	if (!opt.batch || opt.batch > MAX_BATCH)
+		opt.batch = opt.batch ? MAX_BATCH : 8;
+	if (!opt.poll_ms)
+		opt.poll_ms = 1000;
+	struct follower f = {.c = c, .s = s, .o = &opt, .stop = stop, .err = err, .errlen = errlen,
+	                     .backoff_ms = opt.poll_ms};
+	if (window_init(&f.w, c->chain_id, opt.max_reorg)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = resume(&f);
+	while (rc != STEP_FATAL && rc != STEP_DONE && !*stop)
+		rc = step(&f);
+	window_free(&f.w);
+	return rc == STEP_FATAL ? -1 : 0;
+}
