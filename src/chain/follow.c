@@ -228,8 +228,6 @@ static int step(struct follower *f)
 {
 	struct eth_header head;
 	bool found;
-	if (f->o->has_to && f->next > f->o->to)
-		return STEP_DONE;
 	int rc = settle(f, eth_header_get(f->c, true, 0, &head, &found));
 	if (rc || !found)
 		return rc;
@@ -238,9 +236,14 @@ static int step(struct follower *f)
 	if (f->o->has_to && target > f->o->to)
 		target = f->o->to;
 	if (head.number < k || target < f->next) {
-		if ((rc = check_tip(f, &head)) == 0)
-			nap(f, f->o->poll_ms);
-		return rc;
+		/* nothing new: is the tip still canonical? Past --to-block too, so
+		 * that a restart after a reorg still withdraws and re-reports. */
+		if ((rc = check_tip(f, &head)) || f->next <= target)
+			return rc;
+		if (f->o->has_to && f->next > f->o->to)
+			return STEP_DONE;
+		nap(f, f->o->poll_ms);
+		return 0;
 	}
 	return fetch_and_take(f, target);
 }
