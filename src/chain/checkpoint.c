@@ -19,9 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-enum { MAX_FILE = 256 << 20 };
+enum { MAX_FILE = 64 << 20 };
 
 int window_init(struct window *w, uint64_t chain_id, size_t max_reorg)
 {
@@ -231,19 +232,21 @@ int checkpoint_load(struct window *w, const char *path, char *err, size_t errlen
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-	long size = ftell(f);
-	fclose(f);
+	struct stat st;
 	char why[256] = "";
-	int rc = doc && size <= MAX_FILE ? load_doc(w, doc, why, sizeof why) : -1;
-	if (!doc)
+	json_t *doc = NULL;
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE)
+		snprintf(why, sizeof why, "not a regular file of at most %d bytes", MAX_FILE);
+	else if (!(doc = json_loadf(f, JSON_REJECT_DUPLICATES, &je)))
 		snprintf(why, sizeof why, "not JSON: %s", je.text);
+	fclose(f);
+	int rc = doc ? load_doc(w, doc, why, sizeof why) : -1;
 	json_decref(doc);
 	if (rc) {
 		for (size_t i = 0; i < w->n; i++)
 			wblock_clear(&w->b[i]);
 		w->n = 0;
-		snprintf(err, errlen, "%s: %s", path, why[0] ? why : "too big");
+		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
 	return 1;

@@ -50,7 +50,7 @@ struct follower {
 };
 
 /* What a round, or a node call, came to; 0 = went on. */
-enum { STEP_DONE = 1, STEP_AGAIN = 2, STEP_REORG = 3, STEP_FATAL = -1 };
+enum { STEP_DONE = 1, STEP_AGAIN = 2, STEP_FATAL = -1 };
 
 static void notice(struct follower *f, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -174,18 +174,50 @@ static int unwind(struct follower *f)
 	return save(f);
 }
 
-/* Scans one block that extends the tip; STEP_REORG when it does not. */
+/* Writes the reports of block b (submitted earlier), then makes it the tip. */
 static int take(struct follower *f, const struct eth_block *b)
 {
-	struct wblock *tip = window_tip(&f->w);
-	if (tip && strcmp(b->h.parent, tip->h.hash))
-		return STEP_REORG;
-	if (scanner_txs(f->s, b->txs, &b->h))
+	if (scanner_write_next(f->s))
 		return write_failed(f);
 	if (window_push(&f->w, &b->h, true, b->txs))
 		return fatal(f, "out of memory");
 	f->next = b->h.number + 1;
 	return save(f);
+}
+
+/* How many of the fetched blocks extend the tip, each the parent of the next. */
+static size_t linked(struct follower *f, const struct eth_block *b, size_t got)
+{
+	const struct wblock *tip = window_tip(&f->w);
+	const char *parent = tip ? tip->h.hash : NULL;
+	size_t n = 0;
+	while (n < got && (!parent || !strcmp(b[n].h.parent, parent)))
+		parent = b[n++].h.hash;
+	return n;
+}
+
+/* Scans the blocks that extend the tip, pipelined: the next blocks are
+ * submitted while the reports of the first are written (never more than
+ * the scanner's window in flight); each block is finished, flushed and
+ * checkpointed in order. A stop drops the blocks not yet finished. */
+static int scan_linked(struct follower *f, const struct eth_block *b, size_t n)
+{
+	size_t sub = 0, done = 0;
+	int rc = 0;
+	while (!rc && done < n && !*f->stop) {
+		while (sub < n && (sub == done || scanner_in_flight(f->s) +
+		                                  json_array_size(b[sub].txs) <= SCANNER_WINDOW))
+			if (scanner_submit(f->s, b[sub].txs, &b[sub].h))
+				break;
+			else
+				sub++;
+		rc = take(f, &b[done++]);
+	}
+	if (done < sub)
+		scanner_discard(f->s);
+	if (!rc && done && done < n && *f->stop)
+		notice(f, "info", "stopping after block %" PRIu64, b[done - 1].h.number);
+	return rc;
 }
 
 /* Caught up: is the tip still canonical? */
@@ -211,16 +243,13 @@ static int fetch_and_take(struct follower *f, uint64_t target)
 	struct eth_block blocks[MAX_BATCH];
 	size_t got = 0, n = target - f->next + 1 < f->o->batch ? target - f->next + 1 : f->o->batch;
 	int rc = settle(f, eth_blocks_get(f->c, f->next, n, blocks, &got));
-	for (size_t i = 0; i < got; i++) {
-		if (!rc && !*f->stop) {
-			rc = take(f, &blocks[i]);
-			if (rc == STEP_REORG)
-				rc = unwind(f);
-			else if (rc == 0 && i + 1 < got && *f->stop)
-				notice(f, "info", "stopping after block %" PRIu64, blocks[i].h.number);
-		}
+	size_t ok = rc ? 0 : linked(f, blocks, got);
+	if (ok)
+		rc = scan_linked(f, blocks, ok);
+	if (!rc && ok < got && !*f->stop)
+		rc = unwind(f); /* block `ok` does not extend the chain we have */
+	for (size_t i = 0; i < got; i++)
 		eth_block_clear(&blocks[i]);
-	}
 	return rc;
 }
 
