@@ -434,7 +434,88 @@ class Garbage(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def fake_hash(kind, n):
+    return "0x" + ("%s%063x" % (kind, n))
+
+
+class Flaky(http.server.BaseHTTPRequestHandler):
+    """A small honest node without eth_getBlockReceipts (blocks 0-9, one
+    transaction each) that answers every other request with 503 or 429."""
+
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests += 1
+        if self.server.requests % 2:
+            self.send_response(503 if self.server.requests % 4 == 1 else 429)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        reps = [self.answer(r) for r in (req if isinstance(req, list) else [req])]
+        data = json.dumps(reps if isinstance(req, list) else reps[0]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def answer(self, r):
+        m, p = r["method"], r["params"]
+        self.server.methods.append(m)
+        out = {"jsonrpc": "2.0", "id": r["id"]}
+        if m == "eth_chainId":
+            out["result"] = "0x5"
+        elif m == "eth_getBlockByNumber":
+            n = 9 if p[0] == "latest" else int(p[0], 16)
+            tx = {"hash": fake_hash("e", n), "from": "0x" + "11" * 20, "to": None, "input": "0x",
+                  "value": "0x0", "blockHash": fake_hash("b", n), "blockNumber": hex(n)}
+            out["result"] = None if n > 9 else {
+                "number": hex(n), "hash": fake_hash("b", n), "timestamp": hex(1000 + n),
+                "parentHash": fake_hash("b", n - 1) if n else "0x" + "0" * 64,
+                "transactions": [tx] if p[1] else [tx["hash"]]}
+        elif m == "eth_getTransactionReceipt":
+            out["result"] = {"transactionHash": p[0], "status": "0x1", "gasUsed": "0x5208",
+                             "contractAddress": None, "logs": []}
+        else:
+            out["error"] = {"code": -32601, "message": "the method %s does not exist" % m}
+        return out
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler, **attrs):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for k, v in attrs.items():
+        setattr(srv, k, v)
+    t = threading.Thread(target=srv.serve_forever)
+    t.start()
+    return srv, t
+
+
 class GarbageTest(unittest.TestCase):
+    def test_retries_and_receipts_fallback(self):
+        srv, t = serve(Flaky, requests=0, methods=[])
+        try:
+            url = "http://127.0.0.1:%d" % srv.server_address[1]
+            out = subprocess.run([TXSCAN, "scan", "--rpc", url, "-p", PLUGINS[-1],
+                                  "--blocks", "2..4", "--retries", "2"],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            reps = [json.loads(l) for l in out.stdout.splitlines()]
+            self.assertEqual([r["tx"] for r in reps], [fake_hash("e", n) for n in (2, 3, 4)])
+            self.assertEqual([r["chainId"] for r in reps], [5, 5, 5])
+            self.assertEqual(echo(reps[0])["status"], "0x1")  # from eth_getTransactionReceipt
+            self.assertIn("eth_getBlockReceipts", srv.methods)
+            self.assertEqual(srv.methods.count("eth_getTransactionReceipt"), 3)
+            out = subprocess.run([TXSCAN, "scan", "--rpc", url, "-p", PLUGINS[-1],
+                                  "--block", "2", "--retries", "0"],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 2)
+            self.assertRegex(out.stderr, "HTTP (503|429)")
+        finally:
+            srv.shutdown()
+            srv.server_close()
+            t.join(10)
+
     def test_garbage_is_a_clear_error(self):
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
         t = threading.Thread(target=srv.serve_forever)

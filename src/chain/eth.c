@@ -322,6 +322,7 @@ static int receipts_get(struct eth_chain *c, json_t *const *raw, size_t n, json_
 		if (rc != RPC_EREMOTE || !method_missing(c))
 			return rc ? rpc_fail(c, rc) : 0;
 		c->block_receipts_off = true; /* and fall back, for good */
+		rc = 0;
 	} else {
 		for (size_t i = 0; i < n; i++)
 			json_decref(p[i]);
