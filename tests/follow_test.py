@@ -377,6 +377,27 @@ class ChainTest(unittest.TestCase):
         with open(cp) as fh:
             self.assertEqual(fh.read(), before)  # left where it was
 
+    def test_bad_checkpoint(self):
+        cp = os.path.join(self.tmp.name, "cp.json")
+        for text, msg in (("{nope", "not JSON"), ('{"txscan_checkpoint":1}', "not a txscan checkpoint")):
+            with open(cp, "w") as fh:
+                fh.write(text)
+            f = self.follow("--checkpoint", cp)
+            self.assertEqual(f.finish(None), 2)
+            self.assertIn("checkpoint: %s: %s" % (cp, msg), "".join(f.err))
+        self.busy_blocks(1)
+        os.unlink(cp)
+        f = self.follow("--checkpoint", cp, "--from-block", "1", "--to-block", "1")
+        self.assertEqual(f.finish(None), 0, "".join(f.err))
+        with open(cp) as fh:
+            saved = json.load(fh)
+        saved["chainId"] = 1
+        with open(cp, "w") as fh:
+            json.dump(saved, fh)
+        f = self.follow("--checkpoint", cp)
+        self.assertEqual(f.finish(None), 2)
+        self.assertIn("written for chain 1, the node is chain 31337", "".join(f.err))
+
     def test_confirmations(self):
         self.busy_blocks(6, per_block=1)  # head 6
         f = self.follow("--from-block", "1", "--confirmations", "3", "--poll-ms", "50")
@@ -415,6 +436,8 @@ class Garbage(http.server.BaseHTTPRequestHandler):
             body = {"jsonrpc": "2.0", "id": one["id"], "result": "0x1"}
         elif mode == "not-json":
             body = None
+        elif mode == "huge":
+            body = {"jsonrpc": "2.0", "id": one["id"], "result": "0x" + "00" * (1 << 20)}
         elif mode == "wrong-id":
             body = {"jsonrpc": "2.0", "id": one["id"] + 1000, "result": None}
         else:  # a block whose hash is not 32 bytes
@@ -522,17 +545,19 @@ class GarbageTest(unittest.TestCase):
         t.start()
         url = "http://user:secret@127.0.0.1:%d/" % srv.server_address[1]
         try:
-            for mode, msg in (("not-json", "the answer is not JSON"),
+            for mode, msg in (("huge", "response over 1048576 bytes"),
+                              ("not-json", "the answer is not JSON"),
                               ("wrong-id", "an id that was not asked for"),
                               ("bad-block", "malformed: hash")):
                 srv.mode = mode
                 out = subprocess.run([TXSCAN, "scan", "--rpc", url, "-p", PLUGINS[-1],
-                                      "--block", "5"], capture_output=True, text=True, timeout=60)
+                                      "--block", "5", "--max-response-mb", "1"],
+                                     capture_output=True, text=True, timeout=60)
                 self.assertEqual(out.returncode, 2, mode + out.stderr)
                 self.assertIn(msg, out.stderr)
                 self.assertNotIn("secret", out.stderr)
                 f = subprocess.run([TXSCAN, "follow", "--rpc", url, "-p", PLUGINS[-1],
-                                    "--poll-ms", "20", "--retries", "0"],
+                                    "--poll-ms", "20", "--retries", "0", "--max-response-mb", "1"],
                                    capture_output=True, text=True, timeout=60)
                 self.assertEqual(f.returncode, 2, mode + f.stderr)
                 self.assertIn(msg, f.stderr)

@@ -70,6 +70,7 @@ static const char follow_usage[] =
     "      --retries N         retries of a failed request (default 4); past them a\n"
     "                          node that cannot be reached is waited for, one that\n"
     "                          answers nonsense 3 times in a row is an error\n"
+    "      --max-response-mb N the largest answer read from the node (default 64)\n"
     "      --quiet-console     discard plugins' console output\n"
     "      --allow-partial     start with the plugins that load (see txscan scan)\n\n"
     "exit status: 0 stopped by a signal or past --to-block; 2 a plugin failed to\n"
@@ -81,7 +82,7 @@ struct rpc_args {
 	const char *dirs[MAX_DIRS];
 	int ndirs;
 	int quiet_console, allow_partial, no_receipts;
-	uint32_t timeout_ms, retries;
+	uint32_t timeout_ms, retries, max_response_mb;
 	txs_severity fail_on;
 	/* scan --rpc */
 	const char *txs[MAX_TXS];
@@ -168,7 +169,8 @@ static int common_opt(int argc, char **argv, int *i, struct rpc_args *a)
 		return a->allow_partial = 1;
 	if (!strcmp(o, "--no-receipts"))
 		return a->no_receipts = 1;
-	if (strcmp(o, "--rpc") && strcmp(o, "--timeout-ms") && strcmp(o, "--retries"))
+	if (strcmp(o, "--rpc") && strcmp(o, "--timeout-ms") && strcmp(o, "--retries") &&
+	    strcmp(o, "--max-response-mb"))
 		return 0;
 	if (!v) {
 		cli_error("%s needs a value", o);
@@ -179,6 +181,8 @@ static int common_opt(int argc, char **argv, int *i, struct rpc_args *a)
 		a->url = v;
 	else if (!strcmp(o, "--timeout-ms"))
 		return parse_u32(o, v, &a->timeout_ms, 1) ? -1 : 1;
+	else if (!strcmp(o, "--max-response-mb"))
+		return parse_u32(o, v, &a->max_response_mb, 1) || a->max_response_mb > 4096 ? -1 : 1;
 	else
 		return parse_u32(o, v, &a->retries, 0) ? -1 : 1;
 	return 1;
@@ -298,6 +302,7 @@ static int session_open(struct session *s, const struct rpc_args *a, uint32_t sc
 {
 	char err[512];
 	struct rpc_options ro = {.timeout_ms = a->timeout_ms, .retries = a->retries,
+	                         .max_response = (size_t)a->max_response_mb << 20,
 	                         .auth = getenv("TXSCAN_RPC_AUTH")};
 	memset(s, 0, sizeof *s);
 	if (ro.auth && !*ro.auth)
