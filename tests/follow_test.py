@@ -28,7 +28,7 @@ import urllib.request
 TXSCAN = None
 SOURCE = None
 ANVIL = None
-PLUGINS = []  # -p arguments: the example plugins and tests/plugins/chain/echo
+PLUGINS = []  # -p arguments: the example plugins, approval-event, tests/plugins/chain/echo
 
 DEV = ["0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266", "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
        "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"]
@@ -234,7 +234,13 @@ class ChainTest(unittest.TestCase):
         self.assertEqual(r["block"]["number"], 2)
         self.assertEqual(r["block"]["hash"], self.anvil.block_hash(2))
         self.assertTrue(r["complete"])
-        self.assertEqual(len(finding(r, "UNLIMITED_APPROVAL")), 1)
+        self.assertEqual(len(finding(r, "UNLIMITED_APPROVAL")), 1)  # from the calldata
+        ev = finding(r, "UNLIMITED_APPROVAL_EVENT")  # from the receipt's Approval log
+        self.assertEqual(len(ev), 1)
+        self.assertEqual(ev[0]["metadata"]["token"], contract.lower())
+        self.assertEqual(ev[0]["metadata"]["owner"], DEV[0])
+        self.assertEqual(ev[0]["metadata"]["spender"], SPENDER)
+        self.assertEqual(ev[0]["metadata"]["amount"], str(2**256 - 1))
         seen = echo(r)  # what the plugin saw: the node's tx + receipt + block
         self.assertEqual(seen["block"], "0x2")
         self.assertEqual(seen["input"], "string")
@@ -255,6 +261,7 @@ class ChainTest(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertEqual([r["tx"] for r in out], [deploy, transfer, approve])
         self.assertEqual(echo(out[2])["receipt"], None)
+        self.assertEqual(finding(out[2], "UNLIMITED_APPROVAL_EVENT"), [])  # no logs to read
 
         rc, out, err = self.scan("--block", "latest", "--tx", transfer)
         self.assertEqual([r["tx"] for r in out], [transfer, approve])
@@ -594,6 +601,7 @@ def main():
     TXSCAN = os.path.abspath(sys.argv[1])
     SOURCE = os.path.abspath(sys.argv[2])
     PLUGINS = [os.path.join(SOURCE, "examples", "plugins"),
+               os.path.join(SOURCE, "examples", "chain-plugins"),
                os.path.join(SOURCE, "tests", "plugins", "chain", "echo")]
     ANVIL = install_anvil()
     if not ANVIL:
