@@ -307,6 +307,27 @@ class ChainTest(unittest.TestCase):
             self.assertTrue(r["complete"], r)
             self.assertEqual(echo(r)["hash"], r["tx"])
 
+    def test_follow_kill9_repeats_nothing_skipped(self):
+        hashes = self.busy_blocks(40, per_block=2)
+        head = int(self.anvil.call("eth_blockNumber"), 16)
+        cp = os.path.join(self.tmp.name, "cp.json")
+        f = self.follow("--from-block", "1", "--checkpoint", cp, "--batch", "8")
+        f.wait_reports(4)
+        f.proc.kill()  # no chance to finish anything
+        f.finish(None)
+        first = [r["tx"] for r in f.reports()]
+        saved = 0  # killed before the first checkpoint: it starts over
+        if os.path.exists(cp):
+            with open(cp) as fh:
+                saved = json.load(fh)["number"]
+        g = self.follow("--checkpoint", cp, "--from-block", "1", "--to-block", str(head))
+        self.assertEqual(g.finish(None), 0, "".join(g.err))
+        second = g.reports()
+        self.assertEqual(second[0]["block"]["number"], saved + 1)
+        # the checkpoint never names a block whose reports were not all out
+        self.assertEqual(hashes[:2 * saved], first[:2 * saved])
+        self.assertEqual([r["tx"] for r in second], hashes[2 * saved:])  # the rest, once
+
     def test_follow_reorg(self):
         cp = os.path.join(self.tmp.name, "cp.json")
         base = self.busy_blocks(3, per_block=1)  # blocks 1-3

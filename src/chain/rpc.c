@@ -271,6 +271,8 @@ static int post(rpc_client *c, const char *body)
 				return RPC_OK; /* some nodes send JSON-RPC errors with 4xx */
 			return fail(c, RPC_EPROTO, "%s: HTTP %ld", c->display, status);
 		}
+		if (rc != CURLE_OK && !again && !aborted(c)) /* TLS, a bad URL...: waiting will not help */
+			return fail(c, RPC_EPROTO, "%s: %s", c->display, curl_easy_strerror(rc));
 		if (rc != CURLE_OK)
 			fail(c, RPC_ENET, "%s: %s", c->display, curl_easy_strerror(rc));
 		else

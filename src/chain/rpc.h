@@ -22,7 +22,8 @@ typedef struct rpc_client rpc_client;
 enum rpc_rc {
 	RPC_OK = 0,
 	RPC_ENET = -1,    /* the node could not be reached (after the retries) */
-	RPC_EPROTO = -2,  /* the answer broke the protocol: not JSON, wrong id, too big, ... */
+	RPC_EPROTO = -2,  /* the answer broke the protocol (not JSON, wrong id, too big, ...),
+	                     or a failure that waiting will not cure (TLS, a bad URL) */
 	RPC_EREMOTE = -3, /* the node answered a JSON-RPC error (rpc_error_code says which) */
 	RPC_ENOMEM = -4,
 };

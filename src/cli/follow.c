@@ -236,6 +236,7 @@ static int scan_opt(const char *o, const char *v, struct rpc_args *a)
 	}
 	if (!strcmp(o, "--blocks")) {
 		a->has_blocks = true;
+		a->latest_block = false;
 		return parse_range(v, &a->first, &a->last);
 	}
 	if (!strcmp(o, "--fail-on")) {
