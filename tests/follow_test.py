@@ -394,8 +394,14 @@ class ChainTest(unittest.TestCase):
         f = self.follow("--from-block", "1", "--checkpoint", cp, "--poll-ms", "50",
                         "--max-reorg", "2")
         f.wait_reports(5)
-        with open(cp) as fh:
-            before = fh.read()
+
+        def saved_at_5():
+            if not os.path.exists(cp):
+                return None
+            with open(cp) as fh:
+                text = fh.read()
+            return text if json.loads(text)["number"] == 5 else None
+        before = wait_for("the checkpoint at block 5", saved_at_5)
         self.anvil.call("evm_revert", snap)
         self.busy_blocks(4, per_block=1)  # 3'-6': three blocks replaced, 2 allowed
         rc = f.finish(None)

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """bench/chain/follow_bench.py - `txscan follow` against anvil (issue 19 figures).
 
-    python3 bench/chain/follow_bench.py [--blocks 1000] [--per-block 5] [--latency 100]
+    python3 bench/chain/follow_bench.py [--blocks 1000] [--per-block 5] [--latency 100] [--rounds 3]
 
 1. Catch-up: anvil (tests/anvil, installed with npm ci if missing) gets
    BLOCKS blocks of PER_BLOCK real transactions each (value transfers,
    unlimited approves through a contract that emits Approval logs, a
    deployment now and then); then `txscan follow --from-block 1 --to-block
    BLOCKS` with the 7 example plugins is timed from start to exit, with
-   receipts, without (--no-receipts), and with a checkpoint (one fsync'ed
-   write per block). blocks/s and transactions/s are over the whole run,
-   plugin loading included.
+   receipts, without (--no-receipts), and with a checkpoint; ROUNDS runs of
+   each, interleaved, the median kept. blocks/s and transactions/s are over
+   the whole run, plugin loading included.
 2. Latency: while follow runs (--poll-ms 50), one transaction is mined every
    100 ms; the time from evm_mine returning to the block's report arriving
    on follow's stdout, p50 and p99 over LATENCY blocks.
@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--blocks", type=int, default=1000)
     ap.add_argument("--per-block", type=int, default=5)
     ap.add_argument("--latency", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3, help="catch-up runs of each kind; the median is kept")
     ap.add_argument("--build", default=os.environ.get("BUILD", os.path.join(SOURCE, "build")))
     a = ap.parse_args()
     ft.TXSCAN = os.path.join(a.build, "txscan")
@@ -135,11 +136,18 @@ def main():
         t0 = time.monotonic()
         first, last = fill(anvil, a.blocks, a.per_block)
         res = {"fill_seconds": round(time.monotonic() - t0, 1)}
-        res["receipts"] = catch_up(anvil, first, last)
-        res["no_receipts"] = catch_up(anvil, first, last, "--no-receipts")
+        runs = {"receipts": [], "no_receipts": [], "receipts_checkpoint": []}
         with tempfile.TemporaryDirectory() as d:
-            res["receipts_checkpoint"] = catch_up(anvil, first, last, "--checkpoint",
-                                                  os.path.join(d, "cp.json"))
+            cp = os.path.join(d, "cp.json")
+            for _ in range(a.rounds):  # interleaved: the machine is shared and noisy
+                runs["receipts"].append(catch_up(anvil, first, last))
+                runs["no_receipts"].append(catch_up(anvil, first, last, "--no-receipts"))
+                if os.path.exists(cp):
+                    os.unlink(cp)
+                runs["receipts_checkpoint"].append(catch_up(anvil, first, last, "--checkpoint", cp))
+        for k, v in runs.items():
+            v.sort(key=lambda r: r["seconds"])
+            res[k] = dict(v[len(v) // 2], rounds=[r["seconds"] for r in v])
         res["latency"] = latency(anvil, a.latency)
     finally:
         anvil.stop()

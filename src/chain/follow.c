@@ -16,11 +16,11 @@
  *
  * Exactly once: the checkpoint names a block only after its reports (and
  * every earlier block's) are flushed. At the head it is written after each
- * block; while catching up, after each batch of blocks and at least once a
- * second (an fsync'ed write per block cost 10x the throughput), and always
- * before a stop: a stop request is seen between blocks. A crash (kill -9)
- * can repeat the reports written since the last checkpoint on restart,
- * at most one batch or one second of them; nothing is ever skipped.
+ * block; while catching up, once a second (an fsync'ed write per block
+ * cost 10x the throughput), and always when it stops: a stop request is
+ * seen between blocks. A crash (kill -9) can repeat the reports written
+ * since the last checkpoint on restart, about a second of them; nothing is
+ * ever skipped.
  *
  * Failures: a node that cannot be reached is waited for (back-off from
  * poll_ms doubling to 10 s, one notice when it goes, one when it is back);
@@ -224,9 +224,10 @@ static size_t linked(struct follower *f, const struct eth_block *b, size_t got)
 
 /* Scans the blocks that extend the tip, pipelined: the next blocks are
  * submitted while the reports of the first are written (never more than
- * the scanner's window in flight); each block is finished, flushed and
- * checkpointed in order. A stop drops the blocks not yet finished. */
-static int scan_linked(struct follower *f, const struct eth_block *b, size_t n)
+ * the scanner's window in flight); each block is finished and flushed in
+ * order. The checkpoint follows at the end, unless more blocks are behind
+ * (then once a second). A stop drops the blocks not yet finished. */
+static int scan_linked(struct follower *f, const struct eth_block *b, size_t n, bool behind)
 {
 	size_t sub = 0, done = 0;
 	int rc = 0;
@@ -241,7 +242,8 @@ static int scan_linked(struct follower *f, const struct eth_block *b, size_t n)
 		if (!rc && txs_now_ns() - f->saved_ns >= SAVE_EVERY_NS)
 			rc = save(f);
 	}
-	rc = save_after(f, rc);
+	if (rc || !behind || *f->stop)
+		rc = save_after(f, rc);
 	if (done < sub)
 		scanner_discard(f->s);
 	if (!rc && done && done < n && *f->stop)
@@ -274,7 +276,7 @@ static int fetch_and_take(struct follower *f, uint64_t target)
 	int rc = settle(f, eth_blocks_get(f->c, f->next, n, blocks, &got));
 	size_t ok = rc ? 0 : linked(f, blocks, got);
 	if (ok)
-		rc = scan_linked(f, blocks, ok);
+		rc = scan_linked(f, blocks, ok, ok == got && blocks[ok - 1].h.number < target);
 	if (!rc && ok < got && !*f->stop)
 		rc = unwind(f); /* block `ok` does not extend the chain we have */
 	for (size_t i = 0; i < got; i++)
@@ -296,7 +298,7 @@ static int step(struct follower *f)
 	if (head.number < k || target < f->next) {
 		/* nothing new: is the tip still canonical? Past --to-block too, so
 		 * that a restart after a reorg still withdraws and re-reports. */
-		if ((rc = check_tip(f, &head)) || f->next <= target)
+		if ((rc = save_after(f, 0)) || (rc = check_tip(f, &head)) || f->next <= target)
 			return rc;
 		if (f->o->has_to && f->next > f->o->to)
 			return STEP_DONE;
@@ -368,6 +370,7 @@ int follow_run(struct eth_chain *c, struct scanner *s, const struct follow_opts 
 	int rc = resume(&f);
 	while (rc != STEP_FATAL && rc != STEP_DONE && !*stop)
 		rc = step(&f);
+	rc = save_after(&f, rc == STEP_FATAL ? rc : 0); /* blocks flushed since the last one */
 	window_free(&f.w);
 	return rc == STEP_FATAL ? -1 : 0;
 }
