@@ -473,7 +473,10 @@ class Garbage(http.server.BaseHTTPRequestHandler):
         elif mode == "huge":
             body = {"jsonrpc": "2.0", "id": one["id"], "result": "0x" + "00" * (1 << 20)}
         elif mode == "wrong-id":
-            body = {"jsonrpc": "2.0", "id": one["id"] + 1000, "result": None}
+            body = [{"jsonrpc": "2.0", "id": r["id"] + 1000, "result": None}
+                    for r in (req if isinstance(req, list) else [req])]
+            if not isinstance(req, list):
+                body = body[0]
         else:  # a block whose hash is not 32 bytes
             blk = {"number": "0x5", "hash": "0x1234", "parentHash": "0x" + "0" * 64,
                    "timestamp": "0x1", "transactions": []}
@@ -584,12 +587,13 @@ class GarbageTest(unittest.TestCase):
                               ("wrong-id", "an id that was not asked for"),
                               ("bad-block", "malformed: hash")):
                 srv.mode = mode
-                out = subprocess.run([TXSCAN, "scan", "--rpc", url, "-p", PLUGINS[-1],
-                                      "--block", "5", "--max-response-mb", "1"],
-                                     capture_output=True, text=True, timeout=60)
-                self.assertEqual(out.returncode, 2, mode + out.stderr)
-                self.assertIn(msg, out.stderr)
-                self.assertNotIn("secret", out.stderr)
+                for blocks in ("5..5", "1..8"):  # one block, and a batch of them
+                    out = subprocess.run([TXSCAN, "scan", "--rpc", url, "-p", PLUGINS[-1],
+                                          "--blocks", blocks, "--max-response-mb", "1"],
+                                         capture_output=True, text=True, timeout=60)
+                    self.assertEqual(out.returncode, 2, mode + out.stderr)
+                    self.assertIn(msg, out.stderr)
+                    self.assertNotIn("secret", out.stderr)
                 f = subprocess.run([TXSCAN, "follow", "--rpc", url, "-p", PLUGINS[-1],
                                     "--poll-ms", "20", "--retries", "0", "--max-response-mb", "1"],
                                    capture_output=True, text=True, timeout=60)

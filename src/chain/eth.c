@@ -356,9 +356,9 @@ int eth_blocks_get(struct eth_chain *c, uint64_t first, size_t n, struct eth_blo
 	size_t have = 0;
 	n = n > 64 ? 64 : n ? n : 1;
 	*got = 0;
+	memset(out, 0, n * sizeof *out); /* every one is cleared on failure */
 	int rc = blocks_raw(c, first, n, raw, &have);
 	for (size_t i = 0; !rc && i < have; i++) {
-		memset(&out[i], 0, sizeof out[i]);
 		if (!(rc = header_parse(c, raw[i], &out[i].h)) && out[i].h.number != first + i)
 			rc = fail(c, RPC_EPROTO, "%s: asked for block %" PRIu64 ", got %" PRIu64,
 			          rpc_display(c->rpc), first + i, out[i].h.number);
