@@ -468,6 +468,45 @@ static void test_restart_every_is_a_bound(void **state)
 	txs_executor_free(ex);
 }
 
+/* ---- 8. a fresh realm is fresh ------------------------------------------- */
+
+static void test_fresh_realms(void **state)
+{
+	(void)state;
+	txs_limits l = limits(50);
+	l.restart_every = 3;
+	l.realms_per_vm = 4;
+	/* module state, globals and shared prototypes: all fresh in a new realm */
+	txs_executor *ex = make("realms",
+	                        "let n = 0;\n"
+	                        "module.exports = { scanTransaction() {\n"
+	                        "  globalThis.g = (globalThis.g || 0) + 1;\n"
+	                        "  Object.prototype.p = (Object.prototype.p || 0) + 1;\n"
+	                        "  Symbol.for('txs').description;\n"
+	                        "  n++; return [n, globalThis.g, ({}).p]; } };\n",
+	                        &l);
+	for (int i = 0; i < 12; i++) {
+		txs_scan_result r = scan(ex, "{}");
+		char want[32];
+		int k = i % 3 + 1;
+		snprintf(want, sizeof want, "[%d,%d,%d]", k, k, k);
+		if (r.status != TXS_STATUS_OK || strcmp(r.json, want))
+			fail_msg("scan %d: %s %s, want %s", i, status(&r), r.error ? r.error : r.json, want);
+		txs_scan_result_clear(&r);
+	}
+	txs_executor_stats st;
+	for (int i = 0; i < 100; i++) { /* the restart after scan 12 follows its answer */
+		txs_executor_stats_get(ex, &st);
+		if (st.restarts_scheduled == 4)
+			break;
+		usleep(2000);
+	}
+	/* restarts after scans 3, 6, 9 are realms in the first VM; 12 is a new VM */
+	assert_int_equal(st.restarts_scheduled, 4);
+	assert_int_equal(st.realm_restarts, 3);
+	txs_executor_free(ex);
+}
+
 int main(void)
 {
 	snprintf(stuck_tx, sizeof stuck_tx, "{\"stuck\":%d}", STUCK_CHARS);
@@ -483,6 +522,7 @@ int main(void)
 	    cmocka_unit_test(test_breaker_drains_queue),
 	    cmocka_unit_test(test_memory_of_a_neighbour),
 	    cmocka_unit_test(test_restart_every_is_a_bound),
+	    cmocka_unit_test(test_fresh_realms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

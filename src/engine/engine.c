@@ -380,7 +380,7 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 	return -1;
 }
 
-static int setup_context(engine *e, const engine_config *cfg)
+static int setup_context(engine *e, const engine_config *cfg, engine *base)
 {
 	e->owner = pthread_self();
 	e->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
@@ -395,7 +395,8 @@ static int setup_context(engine *e, const engine_config *cfg)
 	e->progress = cfg->progress;
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();
-	e->group = JSContextGroupCreate();
+	e->group = base ? JSContextGroupRetain(base->group) : JSContextGroupCreate();
+	e->realms = base ? base->realms + 1 : 0;
 	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
 	if (!e->id || !e->version || !e->ctx)
 		return -1;
@@ -406,14 +407,15 @@ static int setup_context(engine *e, const engine_config *cfg)
 	return 0;
 }
 
-int engine_new(engine **out, const engine_config *cfg, char **err)
+/* A new engine: in a new VM, or a new realm (global context) in base's. */
+static int engine_build(engine **out, const engine_config *cfg, engine *base, char **err)
 {
 	*out = NULL;
 	*err = NULL;
 	pthread_once(&once, global_init);
 	own_loop();
 	engine *e = calloc(1, sizeof *e);
-	if (!e || setup_context(e, cfg) < 0) {
+	if (!e || setup_context(e, cfg, base) < 0) {
 		*err = strdup("cannot create a JavaScriptCore context");
 		goto fail;
 	}
@@ -432,6 +434,22 @@ fail:
 	if (!*err)
 		*err = strdup("out of memory");
 	return -1;
+}
+
+int engine_new(engine **out, const engine_config *cfg, char **err)
+{
+	return engine_build(out, cfg, NULL, err);
+}
+
+int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err)
+{
+	ASSERT_OWNER(base);
+	return engine_build(out, cfg, base, err);
+}
+
+uint32_t engine_realm_count(const engine *e)
+{
+	return e->realms;
 }
 
 bool engine_dead(const engine *e)

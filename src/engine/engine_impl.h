@@ -107,6 +107,7 @@ struct engine {
 	uint64_t tokens_at_ns;
 	uint64_t console_dropped, console_dropped_reported;
 	engine_progress *progress; /* may be NULL */
+	uint32_t realms;           /* realms this VM had before this one */
 };
 
 #ifdef NDEBUG

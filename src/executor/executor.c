@@ -107,6 +107,9 @@
 /* Ask the standby this long before a scheduled restart: two builds plus. */
 #define LEAD_BUILDS 2.0
 #define LEAD_EXTRA_NS 1000000.0
+/* A fresh realm is built inline while it takes less than this; a plugin
+ * whose module and init take longer gets its VMs from the standby. */
+#define REALM_INLINE_NS (1000 * 1000ull)
 /* Stuck lanes (see the top of this file). */
 #define MAX_STUCK 2
 #define STUCK_GRACE_NS (25 * 1000000ull)
@@ -141,7 +144,7 @@ struct stats {
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
 	_Atomic uint64_t standby_swaps, build_ns, heap_readings;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
-	_Atomic uint64_t lanes_abandoned, breaker_opens;
+	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts;
 	_Atomic uint32_t pending, consecutive_failures, lanes_stuck, breaker_state, kills_in_row;
 	_Atomic uint32_t breaker_after; /* lim.breaker_after, for any thread */
 	_Atomic bool quarantined, busy, running, standby_ready;
@@ -221,6 +224,7 @@ struct txs_executor {
 	/* the active lane only */
 	uint32_t scans_in_gen, since_sample, since_stats, stats_gap;
 	uint64_t gen_start_ns, asked_gen;
+	uint64_t realm_ns;  /* how long the last fresh realm took to build */
 	size_t rss_at_walk, heap_at_walk; /* at the last heap statistics reading */
 	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
@@ -262,6 +266,7 @@ void txs_limits_init(txs_limits *l)
 	    .max_result_bytes = 1u << 20,
 	    .breaker_after = 5,
 	    .breaker_cooldown_ms = 1000,
+	    .realms_per_vm = 64,
 	};
 }
 
@@ -291,6 +296,8 @@ static void limits_normalize(txs_limits *l)
 		l->max_result_bytes = d.max_result_bytes;
 	if (!l->breaker_cooldown_ms)
 		l->breaker_cooldown_ms = d.breaker_cooldown_ms;
+	if (!l->realms_per_vm)
+		l->realms_per_vm = d.realms_per_vm;
 }
 
 /* Code is shared, read-only, between the active lane and a standby build
@@ -395,7 +402,8 @@ static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
 
 /* Builds an engine on ln's thread. The code is held for the whole build:
  * if the lane is abandoned meanwhile, a reload may free the caller's. */
-static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine **out, char **err)
+static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
+                 engine **out, char **err)
 {
 	txs_executor *ex = ln->ex;
 	code_hold(code);
@@ -416,10 +424,10 @@ static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine 
 	};
 	uint64_t t0 = now_ns();
 	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
-	int rc = engine_new(out, &cfg, err);
+	int rc = base ? engine_new_realm(base, out, &cfg, err) : engine_new(out, &cfg, err);
 	atomic_store_explicit(&ln->building, false, memory_order_relaxed);
-	if (rc == 0)
-		SET(ex->st.build_ns, now_ns() - t0);
+	if (rc == 0 && !base)
+		SET(ex->st.build_ns, now_ns() - t0); /* the pace of a VM build, for the standby */
 	code_free(code);
 	return rc;
 }
@@ -519,9 +527,29 @@ static bool restart_near(const txs_executor *ex)
 	return left * per_scan < LEAD_BUILDS * (double)GET(ex->st.build_ns) + LEAD_EXTRA_NS;
 }
 
-static void maybe_request_standby(txs_executor *ex)
+/* A fresh realm saves too little to be built inline: it took more than
+ * REALM_INLINE_NS and more than half a VM build (a slow module or init,
+ * which the standby lane hides in a VM build, while nothing hides a
+ * realm's). */
+static bool realm_slow(const txs_executor *ex)
 {
-	if (ex->asked_gen != GET(ex->st.generation) && restart_near(ex))
+	return ex->realm_ns > REALM_INLINE_NS && ex->realm_ns > GET(ex->st.build_ns) / 2;
+}
+
+/* The engine's next restart builds a new VM: its VM served realms_per_vm
+ * realms, or a realm is slow. */
+static bool vm_due(const txs_executor *ex, const engine *e)
+{
+	return engine_realm_count(e) + 1 >= ex->lim.realms_per_vm || realm_slow(ex);
+}
+
+/* A scheduled restart that will build a new VM is near: the standby
+ * builds it meanwhile (a fresh realm is built inline: it costs less than
+ * handing the ring over). */
+static void maybe_request_standby(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	if (ex->asked_gen != GET(ex->st.generation) && vm_due(ex, ln->eng) && restart_near(ex))
 		request_standby(ex);
 }
 
@@ -615,6 +643,19 @@ static void start_failed(lane *ln, enum reason why, char *msg, char **err)
 		free(msg);
 }
 
+/* A scheduled or manual restart of a live engine, same code, in a VM with
+ * realms to spare, gets a fresh realm in that VM: the engine to build it
+ * on. Anything else (a kill, the heap, a reload, recovery) gets a new VM. */
+static engine *realm_base(lane *ln, const txs_plugin_code *code, const txs_limits *lim,
+                          enum reason why)
+{
+	engine *e = ln->eng;
+	if ((why != R_SCHEDULED && why != R_MANUAL) || !e || engine_dead(e) ||
+	    code != ln->ex->code || lim != &ln->ex->lim || vm_due(ln->ex, e))
+		return NULL;
+	return e;
+}
+
 /* Replaces the active engine: by a swap to a READY standby when the code is
  * the current one, else by building one here from code and lim, then
  * retiring the old. If the build fails, see start_failed. *err (may be
@@ -624,11 +665,20 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
                    char **err)
 {
 	txs_executor *ex = ln->ex;
-	if (code == ex->code && try_swap(ln, why))
+	if (code == ex->code && !realm_base(ln, code, lim, why) && try_swap(ln, why)) {
+		if (why == R_SCHEDULED || why == R_MANUAL)
+			ex->realm_ns -= ex->realm_ns / 4;
 		return 0;
+	}
 	engine *fresh = NULL;
 	char *msg = NULL;
-	int rc = build(ln, code, lim, &fresh, &msg);
+	engine *base = realm_base(ln, code, lim, why);
+	uint64_t t0 = now_ns();
+	int rc = build(ln, code, lim, base, &fresh, &msg);
+	if (base)
+		ex->realm_ns = now_ns() - t0;
+	else if (why == R_SCHEDULED || why == R_MANUAL)
+		ex->realm_ns -= ex->realm_ns / 4; /* one slow realm (a busy moment) is not for ever */
 	if (lost(ln)) {
 		engine_free(fresh);
 		free(msg);
@@ -641,6 +691,8 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
 	retire(ln);
 	ln->eng = fresh;
 	new_generation(ex, why);
+	if (base)
+		INC(ex->st.realm_restarts);
 	if (why == R_KILLED)
 		request_standby(ex); /* one kill may follow another */
 	return 0;
@@ -912,7 +964,7 @@ static void after_scans(lane *ln, size_t n)
 		restart(ln, R_SCHEDULED);
 		return;
 	}
-	maybe_request_standby(ex);
+	maybe_request_standby(ln);
 	heap_policy(ln, n);
 }
 
@@ -1005,6 +1057,7 @@ static int reload(lane *ln, txs_plugin_code **code, const cmd *c, char **err)
 	ex->code = *code;
 	*code = old; /* the caller frees what it gets back */
 	ex->lim = lim;
+	ex->realm_ns = 0; /* new code: measured again */
 	SET(ex->st.breaker_after, lim.breaker_after);
 	ex->code_epoch++;
 	if (ex->sb == SB_READY)
@@ -1107,7 +1160,8 @@ static void take_ring_locked(txs_executor *ex, cmd_list *out, bool scans_only)
 	cmd **v = n ? malloc((n + out->n) * sizeof *v) : NULL;
 	if (!v) /* out of memory: they stay queued, and are run */
 		return;
-	memcpy(v, out->v, out->n * sizeof *v);
+	if (out->n)
+		memcpy(v, out->v, out->n * sizeof *v);
 	free(out->v);
 	out->v = v;
 	for (size_t i = 0; i < n; i++) {
@@ -1253,7 +1307,7 @@ static void build_standby_locked(lane *ln)
 	pthread_mutex_unlock(&ex->mu);
 	engine *e = NULL;
 	char *err = NULL;
-	int rc = build(ln, code, &lim, &e, &err);
+	int rc = build(ln, code, &lim, NULL, &e, &err);
 	free(err); /* speculative: the inline build that follows reports it */
 	code_free(code);
 	pthread_mutex_lock(&ex->mu);
@@ -1328,7 +1382,7 @@ static bool startup(lane *ln)
 {
 	txs_executor *ex = ln->ex;
 	char *err = NULL;
-	int rc = build(ln, ex->code, &ex->lim, &ln->eng, &err);
+	int rc = build(ln, ex->code, &ex->lim, NULL, &ln->eng, &err);
 	pthread_mutex_lock(&ex->mu);
 	if (lost(ln)) {
 		pthread_mutex_unlock(&ex->mu);
@@ -2070,6 +2124,7 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->lanes_stuck = GET(st->lanes_stuck);
 	s->breaker_state = GET(st->breaker_state);
 	s->breaker_opens = GET(st->breaker_opens);
+	s->realm_restarts = GET(st->realm_restarts);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(st->latency[i]);

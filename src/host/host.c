@@ -1124,6 +1124,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->lanes_abandoned += s->lanes_abandoned;
 	sum->lanes_stuck += s->lanes_stuck;
 	sum->breaker_opens += s->breaker_opens;
+	sum->realm_restarts += s->realm_restarts;
 	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
 		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
@@ -1194,6 +1195,7 @@ static json_t *info_json(const txs_plugin_info *in)
 	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
 	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
 	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
+	json_object_set_new(restarts, "realm", json_integer((json_int_t)s->realm_restarts));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
 	                      stats);

@@ -32,7 +32,8 @@ static int fail(char **err, const char *fmt, ...)
 
 static const char *const KNOWN[] = {"id", "version", "main", "timeout_ms", "heap_limit_mb",
                                     "heap_restart_mb", "restart_every", "instances", "config",
-                                    "description", "breaker_after", "breaker_cooldown_ms"};
+                                    "description", "breaker_after", "breaker_cooldown_ms",
+                                    "realms_per_vm"};
 
 static bool known_key(const char *k)
 {
@@ -97,7 +98,7 @@ static int check_keys(const char *path, json_t *root, char **err)
 			return fail(err,
 			            "%s: unknown key \"%s\" (known: id, version, main, timeout_ms, "
 			            "heap_limit_mb, heap_restart_mb, restart_every, instances, config, "
-			            "description, breaker_after, breaker_cooldown_ms)",
+			            "description, breaker_after, breaker_cooldown_ms, realms_per_vm)",
 			            path, key);
 	}
 	return 0;
@@ -121,7 +122,8 @@ static int get_limits(const char *path, json_t *root, plugin_manifest *m, char *
 	    (rc = get_uint(path, root, "restart_every", 0, 100000000, &l->restart_every, err)) ||
 	    (rc = get_uint(path, root, "instances", 1, 64, &m->instances, err)) ||
 	    (rc = get_uint(path, root, "breaker_after", 0, 1000000, &l->breaker_after, err)) ||
-	    (rc = get_uint(path, root, "breaker_cooldown_ms", 1, 3600000, &l->breaker_cooldown_ms, err)))
+	    (rc = get_uint(path, root, "breaker_cooldown_ms", 1, 3600000, &l->breaker_cooldown_ms, err)) ||
+	    (rc = get_uint(path, root, "realms_per_vm", 1, 1000000, &l->realms_per_vm, err)))
 		return rc;
 	if (l->heap_restart_mb > l->heap_limit_mb)
 		return fail(err, "%s: heap_restart_mb (%u) must not exceed heap_limit_mb (%u)", path,
