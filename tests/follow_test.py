@@ -609,6 +609,19 @@ class GarbageTest(unittest.TestCase):
                                              if k != "TXSCAN_RPC_URL"})
         self.assertEqual(out.returncode, 64)
         self.assertIn("TXSCAN_RPC_URL", out.stderr)
+        for args, msg in ((["follow", "--batch", "65"], "--batch: at most 64 (got 65)"),
+                          (["follow", "--max-reorg", "0"], "--max-reorg: out of range"),
+                          (["follow", "--from-block", "x"], "--from-block: not a number"),
+                          (["scan", "--blocks", "5..2"], "--blocks: 5..2 is empty"),
+                          (["scan", "--tx", "0x12"], "not a transaction hash"),
+                          (["follow", "--rpc", "ftp://x"], "must start with http:// or https://")):
+            out = subprocess.run([TXSCAN] + args + ["-p", PLUGINS[-1]], capture_output=True,
+                                 text=True, env=dict(os.environ, TXSCAN_RPC_URL="http://127.0.0.1:1"))
+            self.assertEqual(out.returncode, 64, args)
+            self.assertIn(msg, out.stderr)
+        for cmd in ("follow", "scan"):  # --help names the environment
+            out = subprocess.run([TXSCAN, cmd, "--help"], capture_output=True, text=True)
+            self.assertIn("TXSCAN_RPC_URL", out.stdout)
 
 
 def install_anvil():

@@ -119,6 +119,15 @@ static int parse_u32(const char *opt, const char *s, uint32_t *out, uint32_t min
 	return 0;
 }
 
+/* 0 when v <= max, else -1 after saying so. */
+static int below(const char *opt, uint32_t v, uint32_t max)
+{
+	if (v <= max)
+		return 0;
+	cli_error("%s: at most %u (got %u)", opt, max, v);
+	return -1;
+}
+
 /* A block number, or "latest" when latest is not NULL. */
 static int parse_block(const char *opt, const char *s, uint64_t *n, bool *latest)
 {
@@ -182,7 +191,7 @@ static int common_opt(int argc, char **argv, int *i, struct rpc_args *a)
 	else if (!strcmp(o, "--timeout-ms"))
 		return parse_u32(o, v, &a->timeout_ms, 1) ? -1 : 1;
 	else if (!strcmp(o, "--max-response-mb"))
-		return parse_u32(o, v, &a->max_response_mb, 1) || a->max_response_mb > 4096 ? -1 : 1;
+		return parse_u32(o, v, &a->max_response_mb, 1) || below(o, a->max_response_mb, 4096) ? -1 : 1;
 	else
 		return parse_u32(o, v, &a->retries, 0) ? -1 : 1;
 	return 1;
@@ -208,7 +217,7 @@ static int follow_opt(const char *o, const char *v, struct rpc_args *a)
 	if (!strcmp(o, "--max-reorg"))
 		return parse_u32(o, v, &f->max_reorg, 1);
 	if (!strcmp(o, "--batch"))
-		return parse_u32(o, v, &f->batch, 1) || f->batch > 64 ? -1 : 0;
+		return parse_u32(o, v, &f->batch, 1) || below(o, f->batch, 64);
 	cli_error("follow: unknown option '%s' (see txscan follow --help)", o);
 	return -1;
 }
