@@ -470,6 +470,14 @@ class Garbage(http.server.BaseHTTPRequestHandler):
             body = {"jsonrpc": "2.0", "id": one["id"], "result": "0x1"}
         elif mode == "not-json":
             body = None
+        elif mode == "escape":  # a node's message with a newline and a terminal escape
+            body = [{"jsonrpc": "2.0", "id": r["id"],
+                     "error": {"code": -32000, "message": "bad\n\u001b[31mred"}}
+                    for r in (req if isinstance(req, list) else [req])]
+            if not isinstance(req, list):
+                body = body[0]
+        elif mode == "401":  # a gateway's own JSON error page
+            body = {"message": "invalid key"}
         elif mode == "huge":
             body = {"jsonrpc": "2.0", "id": one["id"], "result": "0x" + "00" * (1 << 20)}
         elif mode == "wrong-id":
@@ -485,7 +493,7 @@ class Garbage(http.server.BaseHTTPRequestHandler):
             if not isinstance(req, list):
                 body = body[0]
         data = b"<html>oops" if body is None else json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(401 if mode == "401" and one["method"] != "eth_chainId" else 200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -582,7 +590,9 @@ class GarbageTest(unittest.TestCase):
         t.start()
         url = "http://user:secret@127.0.0.1:%d/" % srv.server_address[1]
         try:
-            for mode, msg in (("huge", "response over 1048576 bytes"),
+            for mode, msg in (("escape", "error -32000: bad??[31mred"),
+                              ("401", "HTTP 401"),
+                              ("huge", "response over 1048576 bytes"),
                               ("not-json", "the answer is not JSON"),
                               ("wrong-id", "an id that was not asked for"),
                               ("bad-block", "malformed: hash")):
@@ -594,6 +604,7 @@ class GarbageTest(unittest.TestCase):
                     self.assertEqual(out.returncode, 2, mode + out.stderr)
                     self.assertIn(msg, out.stderr)
                     self.assertNotIn("secret", out.stderr)
+                    self.assertNotIn("\x1b", out.stderr)
                 f = subprocess.run([TXSCAN, "follow", "--rpc", url, "-p", PLUGINS[-1],
                                     "--poll-ms", "20", "--retries", "0", "--max-response-mb", "1"],
                                    capture_output=True, text=True, timeout=60)

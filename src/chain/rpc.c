@@ -26,6 +26,7 @@ struct rpc_client {
 	struct rpc_options opt;
 	uint64_t next_id;
 	long err_code;
+	long status; /* HTTP status of the last answer */
 	const volatile sig_atomic_t *abort;
 	char display[256];
 	char err[512];
@@ -266,6 +267,7 @@ static int post(rpc_client *c, const char *body)
 			return fail(c, RPC_EPROTO, "%s: response over %zu bytes", c->display,
 			            c->opt.max_response);
 		int again = rc != CURLE_OK ? retryable(rc) : status == 429 || status >= 500;
+		c->status = status;
 		if (rc == CURLE_OK && !again) {
 			if (status == 200 || (c->len && c->buf[0] == '{'))
 				return RPC_OK; /* some nodes send JSON-RPC errors with 4xx */
@@ -293,15 +295,27 @@ static json_t *request(rpc_client *c, const char *method, json_t *params, uint64
 	                 method, "params", params ? params : json_array());
 }
 
+/* The node's text made safe for a log line: control bytes (a newline, a
+ * terminal escape) become '?', cut to n - 1 bytes. */
+static void printable(const char *in, char *out, size_t n)
+{
+	size_t i = 0;
+	for (; in[i] && i + 1 < n; i++)
+		out[i] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
+	out[i] = '\0';
+}
+
 /* The reply's result (new reference), or NULL with the error set. */
 static json_t *take_result(rpc_client *c, json_t *reply, const char *method)
 {
 	json_t *res = json_object_get(reply, "result"), *err = json_object_get(reply, "error");
 	if (err) {
 		json_t *code = json_object_get(err, "code"), *msg = json_object_get(err, "message");
+		char text[201];
 		c->err_code = json_is_integer(code) ? (long)json_integer_value(code) : 0;
-		fail(c, RPC_EREMOTE, "%s: %s: error %ld: %.200s", c->display, method, c->err_code,
-		     json_is_string(msg) ? json_string_value(msg) : "(no message)");
+		printable(json_is_string(msg) ? json_string_value(msg) : "(no message)", text,
+		          sizeof text);
+		fail(c, RPC_EREMOTE, "%s: %s: error %ld: %s", c->display, method, c->err_code, text);
 		return NULL;
 	}
 	if (!res) {
@@ -397,6 +411,8 @@ int rpc_batch(rpc_client *c, size_t n, const char *const *methods, json_t **para
 		rc = match(c, json_array_size(body) == 1 ? json_array_get(body, 0) : body, 1, first, slot);
 	else
 		rc = match(c, body, n, first, slot);
+	if (rc && c->status != 200) /* a gateway's own JSON error page */
+		rc = fail(c, RPC_EPROTO, "%s: HTTP %ld", c->display, c->status);
 	for (size_t i = 0; rc == RPC_OK && i < n; i++)
 		if (!(results[i] = take_result(c, slot[i], methods[i])))
 			rc = json_object_get(slot[i], "error") ? RPC_EREMOTE : RPC_EPROTO;
