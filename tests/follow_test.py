@@ -492,7 +492,7 @@ class Garbage(http.server.BaseHTTPRequestHandler):
                     for r in (req if isinstance(req, list) else [req])]
             if not isinstance(req, list):
                 body = body[0]
-        data = b"<html>oops" if body is None else json.dumps(body).encode()
+        data = b"\x1b[2J<html>oops" if body is None else json.dumps(body).encode()
         self.send_response(401 if mode == "401" and one["method"] != "eth_chainId" else 200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

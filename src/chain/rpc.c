@@ -329,9 +329,12 @@ static json_t *parse_body(rpc_client *c)
 {
 	json_error_t je;
 	json_t *v = json_loadb(c->buf ? c->buf : "", c->len, JSON_REJECT_DUPLICATES, &je);
-	if (!v)
-		fail(c, RPC_EPROTO, "%s: the answer is not JSON (%s at byte %d)", c->display, je.text,
+	char text[sizeof je.text];
+	if (!v) { /* jansson quotes the bad token: the node's bytes */
+		printable(je.text, text, sizeof text);
+		fail(c, RPC_EPROTO, "%s: the answer is not JSON (%s at byte %d)", c->display, text,
 		     je.position);
+	}
 	return v;
 }
 
