@@ -5,10 +5,11 @@
  * the last block whose reports are all written and flushed; `next` is
  * tip + 1. Each round reads the head, and while blocks up to head -
  * confirmations (and --to-block) are missing, fetches up to `batch` of them
- * in one request and takes them in order. A block is taken only if its
- * parentHash is the tip's hash; otherwise the chain under us changed: the
- * window is walked back, asking the node for its block at each height,
- * to the newest block both agree on; every transaction reported from the
+ * in one request (the next batch is fetched ahead, on a thread of its own,
+ * while this one scans: prefetch.h) and takes them in order. A block is
+ * taken only if its parentHash is the tip's hash; otherwise the chain under
+ * us changed: the window is walked back, asking the node for its block at
+ * each height, to the newest block both agree on; every transaction reported from the
  * blocks above it gets a "removed" line (newest block first), the window
  * and the checkpoint drop to the common block, and following resumes after
  * it. When caught up, the tip itself is checked each round, so a reorg
@@ -29,6 +30,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "chain/follow.h"
 #include "chain/checkpoint.h"
+#include "chain/prefetch.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -51,6 +53,7 @@ struct follower {
 	uint32_t bad_answers, backoff_ms;
 	bool down;
 	bool unsaved;      /* the tip is newer than the checkpoint */
+	struct prefetch *pf; /* NULL: fetch in line */
 	uint64_t saved_ns; /* when the checkpoint was last written */
 	char *err;
 	size_t errlen;
@@ -269,12 +272,27 @@ static int check_tip(struct follower *f, const struct eth_header *head)
 	return !found || strcmp(h.hash, tip->h.hash) ? unwind(f) : 0;
 }
 
+static size_t batch_size(const struct follower *f, uint64_t from, uint64_t target)
+{
+	return target - from + 1 < f->o->batch ? (size_t)(target - from + 1) : f->o->batch;
+}
+
+/* Blocks [next, next + n): from the prefetch thread when it has them. */
+static int fetch(struct follower *f, size_t n, struct eth_block *blocks, size_t *got)
+{
+	int rc = f->pf ? prefetch_take(f->pf, f->next, n, blocks, got, f->c->err, sizeof f->c->err) : 1;
+	return rc == 1 ? eth_blocks_get(f->c, f->next, n, blocks, got) : rc;
+}
+
 static int fetch_and_take(struct follower *f, uint64_t target)
 {
 	struct eth_block blocks[MAX_BATCH];
-	size_t got = 0, n = target - f->next + 1 < f->o->batch ? target - f->next + 1 : f->o->batch;
-	int rc = settle(f, eth_blocks_get(f->c, f->next, n, blocks, &got));
+	size_t got = 0;
+	int rc = settle(f, fetch(f, batch_size(f, f->next, target), blocks, &got));
 	size_t ok = rc ? 0 : linked(f, blocks, got);
+	uint64_t after = ok ? blocks[ok - 1].h.number + 1 : 0;
+	if (f->pf && ok && ok == got && after <= target) /* the next batch, while these scan */
+		prefetch_start(f->pf, after, batch_size(f, after, target));
 	if (ok)
 		rc = scan_linked(f, blocks, ok, ok == got && blocks[ok - 1].h.number < target);
 	if (!rc && ok < got && !*f->stop)
@@ -367,9 +385,13 @@ int follow_run(struct eth_chain *c, struct scanner *s, const struct follow_opts 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	char why[512];
+	if (prefetch_new(&f.pf, c, why, sizeof why))
+		notice(&f, "warn", "no fetching ahead: %s", why);
 	int rc = resume(&f);
 	while (rc != STEP_FATAL && rc != STEP_DONE && !*stop)
 		rc = step(&f);
+	prefetch_free(f.pf);
 	rc = save_after(&f, rc == STEP_FATAL ? rc : 0); /* blocks flushed since the last one */
 	window_free(&f.w);
 	return rc == STEP_FATAL ? -1 : 0;

@@ -28,6 +28,7 @@ struct rpc_client {
 	long err_code;
 	long status; /* HTTP status of the last answer */
 	const volatile sig_atomic_t *abort;
+	char *url;
 	char display[256];
 	char err[512];
 	/* the response body being received */
@@ -164,7 +165,7 @@ int rpc_new(rpc_client **out, const char *url, const struct rpc_options *opt, ch
 	defaults(&c->opt, opt);
 	c->next_id = 1;
 	set_display(c, url);
-	if (setup(c, url)) {
+	if (!(c->url = strdup(url)) || setup(c, url)) {
 		rpc_free(c);
 		snprintf(err, errlen, "out of memory");
 		return RPC_ENOMEM;
@@ -173,12 +174,21 @@ int rpc_new(rpc_client **out, const char *url, const struct rpc_options *opt, ch
 	return RPC_OK;
 }
 
+int rpc_dup(rpc_client **out, const rpc_client *c, char *err, size_t errlen)
+{
+	int rc = rpc_new(out, c->url, &c->opt, err, errlen);
+	if (!rc && c->abort)
+		rpc_set_abort(*out, c->abort);
+	return rc;
+}
+
 void rpc_free(rpc_client *c)
 {
 	if (!c)
 		return;
 	curl_easy_cleanup(c->curl);
 	curl_slist_free_all(c->headers);
+	free(c->url);
 	free(c->buf);
 	free(c);
 }

@@ -41,6 +41,9 @@ struct rpc_options {
 int rpc_new(rpc_client **out, const char *url, const struct rpc_options *opt, char *err,
             size_t errlen);
 void rpc_free(rpc_client *c);
+/* A second client to the same node with the same options (and abort flag),
+ * for another thread. */
+int rpc_dup(rpc_client **out, const rpc_client *c, char *err, size_t errlen);
 
 /* One call. params is stolen (an array; NULL = []). On 0, *result is the
  * result (never NULL: JSON null is json_null()); the caller decrefs it. */
