@@ -386,6 +386,28 @@ class ChainTest(unittest.TestCase):
         self.assertEqual(f.finish(None), 0, "".join(f.err))
         return f.records() if records else [r["tx"] for r in f.reports()]
 
+    def test_follow_anvil_reorg(self):
+        """anvil_reorg: the last 2 blocks replaced at the same height, with other
+        transactions, while following."""
+        self.busy_blocks(4, per_block=1)
+        old = {n: self.anvil.block_txs(n) for n in (3, 4)}
+        old_hash = {n: self.anvil.block_hash(n) for n in (3, 4)}
+        f = self.follow("--from-block", "1", "--poll-ms", "50")
+        f.wait_reports(4)
+        self.anvil.call("anvil_reorg", 2, [[{"from": DEV[2], "to": DEV[1], "value": "0x5"}, 0],
+                                           [{"from": DEV[2], "to": DEV[0], "value": "0x6"}, 1]])
+        new = self.anvil.block_txs(3) + self.anvil.block_txs(4)
+        self.assertNotEqual(self.anvil.block_hash(4), old_hash[4])
+        wait_for("the replacement blocks", lambda: len(f.records()) >= 4 + 2 + len(new))
+        recs = f.records()[4:]
+        self.assertEqual([(r["tx"], r["block"]["hash"]) for r in recs[:2]],
+                         [(old[4][0], old_hash[4]), (old[3][0], old_hash[3])])
+        self.assertTrue(all(r.get("removed") for r in recs[:2]))
+        self.assertEqual([r["tx"] for r in recs[2:]], new)
+        self.assertEqual([r["block"]["number"] for r in recs[2:]],
+                         [3] * len(self.anvil.block_txs(3)) + [4] * len(self.anvil.block_txs(4)))
+        self.assertEqual(f.finish(), 0)
+
     def test_reorg_deeper_than_max(self):
         self.busy_blocks(2, per_block=1)
         snap = self.anvil.call("evm_snapshot")
