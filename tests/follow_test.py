@@ -266,6 +266,12 @@ class ChainTest(unittest.TestCase):
         rc, out, err = self.scan("--block", "latest", "--tx", transfer)
         self.assertEqual([r["tx"] for r in out], [transfer, approve])
 
+        pending = self.anvil.send(to=DEV[2], value=3)  # not mined: no block, no receipt
+        rc, out, err = self.scan("--tx", pending)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual((out[0]["tx"], out[0]["block"], out[0]["chainId"]), (pending, None, 31337))
+        self.assertEqual((echo(out[0])["receipt"], echo(out[0])["block"]), (None, None))
+
         missing = "0x" + "ab" * 32
         rc, out, err = self.scan("--tx", missing)
         self.assertEqual(rc, 2)
