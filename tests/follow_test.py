@@ -541,6 +541,7 @@ class Flaky(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests += 1
+        self.server.auth.add(self.headers.get("Authorization"))
         if self.server.requests % 2:
             self.send_response(503 if self.server.requests % 4 == 1 else 429)
             self.send_header("Content-Length", "0")
@@ -589,13 +590,16 @@ def serve(handler, **attrs):
 
 class GarbageTest(unittest.TestCase):
     def test_retries_and_receipts_fallback(self):
-        srv, t = serve(Flaky, requests=0, methods=[])
+        srv, t = serve(Flaky, requests=0, methods=[], auth=set())
         try:
             url = "http://127.0.0.1:%d" % srv.server_address[1]
-            out = subprocess.run([TXSCAN, "scan", "--rpc", url, "-p", PLUGINS[-1],
+            out = subprocess.run([TXSCAN, "scan", "-p", PLUGINS[-1],
                                   "--blocks", "2..4", "--retries", "2"],
-                                 capture_output=True, text=True, timeout=60)
+                                 capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, TXSCAN_RPC_URL=url,
+                                          TXSCAN_RPC_AUTH="Bearer t0ken"))
             self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(srv.auth, {"Bearer t0ken"})  # on every request
             reps = [json.loads(l) for l in out.stdout.splitlines()]
             self.assertEqual([r["tx"] for r in reps], [fake_hash("e", n) for n in (2, 3, 4)])
             self.assertEqual([r["chainId"] for r in reps], [5, 5, 5])
