@@ -108,6 +108,7 @@ struct engine {
 	uint64_t console_dropped, console_dropped_reported;
 	engine_progress *progress; /* may be NULL */
 	uint32_t realms;           /* realms this VM had before this one */
+	uint64_t stall_at_ns;      /* process stall total when the scan began (util/stall.h) */
 };
 
 #ifdef NDEBUG

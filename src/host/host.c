@@ -13,7 +13,8 @@
  *
  * Deadlines: every fan-out has the same scan timeout, so the pending list,
  * kept in submission order, is also in deadline order; the deadline thread
- * sleeps until the head's deadline.
+ * sleeps until the head's deadline. A stall of the process (seen as a late
+ * wake-up) moves every deadline back instead of expiring them.
  *
  * Loading tries every plugin and lists every failure. With allow_partial a
  * plugin that does not start stays in the registry "not started": no
@@ -231,6 +232,23 @@ static void expire(fanout *f)
 	}
 }
 
+/* Called under dmu after a timed sleep until `until`. Waking up more than
+ * STALL_NS late means the process did not run for a while (SIGSTOP, a VM
+ * freeze, a swap storm, a debugger): time nobody ran is not the plugins'
+ * fault, so every pending deadline moves back by the delay instead of
+ * expiring (also those submitted since it ended: they get more time, never
+ * less). Deadlines keep their order. A stall that ends before the head's
+ * deadline is not seen (and costs the scans that much of it). */
+static void forgive_stall_locked(txs_host *h, uint64_t until)
+{
+	enum { STALL_NS = 100 * 1000000 };
+	uint64_t now = now_ns();
+	if (now < until || now - until < STALL_NS)
+		return;
+	for (fanout *f = h->head; f; f = f->next)
+		f->deadline_ns += now - until;
+}
+
 static void *deadline_main(void *arg)
 {
 	txs_host *h = arg;
@@ -248,8 +266,10 @@ static void *deadline_main(void *arg)
 		}
 		h->dsleep_ns = f ? f->deadline_ns : UINT64_MAX;
 		if (f) {
-			struct timespec ts = txs_timespec(f->deadline_ns);
+			uint64_t until = f->deadline_ns; /* f may be gone when the wait ends */
+			struct timespec ts = txs_timespec(until);
 			pthread_cond_timedwait(&h->dcv, &h->dmu, &ts);
+			forgive_stall_locked(h, until);
 		} else {
 			pthread_cond_wait(&h->dcv, &h->dmu);
 		}
