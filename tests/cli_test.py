@@ -159,6 +159,25 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("line 2 (wrong): findings [], expected [\"FLAG\"]", r.stdout)
 
+    def test_hostile_plugin_source(self):
+        # Each crashed the process (SIGSEGV) before the loader checked the source.
+        cases = [(b"\xff\xfe", "index.js: invalid UTF-8 at byte offset 0"),
+                 (b"}); (function(){ return 5; })(function(){", "closes the module's function early"),
+                 (b"})", "index.js:2: SyntaxError"),
+                 (b"module.exports = {};\0", "index.js: a NUL byte at offset 20")]
+        for i, (code, msg) in enumerate(cases):
+            with self.subTest(code=code):
+                d = write_plugin(os.path.join(self.tmp, "hostile%d" % i), "hostile", "")
+                with open(os.path.join(d, "index.js"), "wb") as f:
+                    f.write(code)
+                r = run("check", d)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(msg, r.stderr)
+                self.assertIn("FAIL", r.stdout)
+                r = run("scan", "-p", d, "--no-progress", stdin='{"hash":"a"}\n')
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(msg, r.stderr)
+
     def test_example_fixtures(self):
         for pid in sorted(os.listdir(EXAMPLES)):
             d = os.path.join(EXAMPLES, pid)

@@ -1152,6 +1152,55 @@ static void test_bad_code(void **state)
 	expect_bad("throw new TypeError('top-level');", "TypeError: top-level");
 }
 
+/* Bytes that are not a module body: each is a clear TXS_EPLUGIN naming
+ * the file, never a crash (invalid UTF-8 and an escape from the module
+ * wrapper crashed the process) and never a hang. */
+static void expect_bad_bytes(const char *src, size_t len, const char *needle)
+{
+	txs_plugin_code c = {.id = "bad", .version = "1", .filename = "bad.js",
+	                     .source = src, .source_len = len};
+	txs_executor *ex = (txs_executor *)0x1;
+	int rc = txs_executor_new(&ex, &c, NULL, NULL, NULL);
+	if (rc != TXS_EPLUGIN || ex != NULL || strncmp(txs_last_error(), "bad.js:", 7) ||
+	    !strstr(txs_last_error(), needle))
+		fail_msg("rc %d, error '%s', wanted 'bad.js:...%s'", rc, txs_last_error(), needle);
+}
+
+#define BAD_BYTES(lit, needle) expect_bad_bytes(lit, sizeof lit - 1, needle)
+
+static void test_hostile_source(void **state)
+{
+	(void)state;
+	BAD_BYTES("\xff\xfe", "invalid UTF-8 at byte offset 0 (byte 0xff)");
+	BAD_BYTES("// ok\n'\xc3\x28'", "invalid UTF-8 at byte offset 7");
+	BAD_BYTES("'\xed\xa0\x80'", "invalid UTF-8 at byte offset 1"); /* a surrogate */
+	BAD_BYTES("'\xc0\xaf'", "invalid UTF-8 at byte offset 1");     /* an overlong '/' */
+	BAD_BYTES("module.exports = {};\0 more", "a NUL byte at offset 20");
+	BAD_BYTES("\xef\xbb\xbf\xff", "invalid UTF-8 at byte offset 3"); /* offsets count the BOM */
+	/* text that closes the module's function and leaves something else */
+	BAD_BYTES("}); (function(){ return 5; })(function(){", "closes the module's function early");
+	BAD_BYTES("}, function(){", "closes the module's function early");
+	BAD_BYTES("})(function(){", "closes the module's function early");
+	BAD_BYTES("})", "SyntaxError");
+	/* what runs outside the wrapper is under the load's deadline, microtasks too */
+	BAD_BYTES("}); const f = () => { Promise.resolve().then(f); }; f(); (function(){",
+	          "loading the module timed out");
+	BAD_BYTES("}); for (;;) {} (function(){", "loading the module timed out");
+	/* a module that queues a flood and then throws (it hung the load) */
+	BAD_BYTES("const f = () => { Promise.resolve().then(f); }; f(); throw new Error('x');",
+	          "loading the module timed out");
+	BAD_BYTES("", "module.exports.scanTransaction is missing");
+	BAD_BYTES("\xef\xbb\xbf", "module.exports.scanTransaction is missing");
+	/* a BOM before valid code is dropped, as Node does; a trailing comment is fine */
+	const char bom[] = "\xef\xbb\xbfmodule.exports = { scanTransaction() { return 3; } };\n// end";
+	txs_plugin_code c = {.id = "bom", .version = "1", .filename = "bom.js", .source = bom,
+	                     .source_len = sizeof bom - 1};
+	txs_executor *ex = NULL;
+	assert_int_equal(txs_executor_new(&ex, &c, NULL, NULL, NULL), 0);
+	assert_int_equal(scan_num(ex), 3);
+	txs_executor_free(ex);
+}
+
 static void test_exports_forms(void **state)
 {
 	(void)state;
@@ -1406,6 +1455,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_free_during_standby_build),
 	    cmocka_unit_test(test_reload_drops_standby),
 	    cmocka_unit_test(test_bad_code),
+	    cmocka_unit_test(test_hostile_source),
 	    cmocka_unit_test(test_exports_forms),
 	    cmocka_unit_test(test_load_and_init),
 	    cmocka_unit_test(test_caps),

@@ -335,19 +335,73 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	return true;
 }
 
-/* wrapper.call(globalThis, module, module.exports), its microtasks, then
- * the exports. */
-static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRef *exc)
+#define WRAPPER_HEAD "function (module, exports) {"
+#define ESCAPED "the source closes the module's function early (a stray '})'?): " \
+                "a plugin is the body of a CommonJS module"
+
+/* Whether w is the function expression engine.c wrapped the source in:
+ * a function whose text (through the pristine toString) starts with the
+ * wrapper's head and spans the whole program but its two parentheses.
+ * Only the function at offset 1 can: a source that closed the wrapper and
+ * left another value (or another function) behind fails. The text is
+ * not compared in full: making a second copy of a large bundle as a JSC
+ * string costs ~2 ns a byte. */
+static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSValueRef w)
 {
+	if (!to_string || !jsv_is_function(ctx, w))
+		return false;
+	JSValueRef x = NULL;
+	JSValueRef t = JSObjectCallAsFunction(ctx, to_string, (JSObjectRef)w, 0, NULL, &x);
+	if (x || !t || !JSValueIsString(ctx, t))
+		return false;
+	JSStringRef text = JSValueToStringCopy(ctx, t, NULL);
+	if (!text)
+		return false;
+	char head[sizeof WRAPPER_HEAD];
+	JSStringGetUTF8CString(text, head, sizeof head);
+	bool ok = !strcmp(head, WRAPPER_HEAD) &&
+	          JSStringGetLength(text) + 2 == JSStringGetLength(e->load_src);
+	JSStringRelease(text);
+	return ok;
+}
+
+/* The wrapped source evaluated, checked, then called as
+ * wrapper.call(globalThis, module, module.exports) with its microtasks;
+ * then the exports. Evaluating it here, inside the step's VM entry, puts
+ * whatever it runs under the watchdog, microtasks included. */
+static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef g = JSContextGetGlobalObject(ctx);
+	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
+	JSObjectRef proto = function ? jsv_object_prop(ctx, function, "prototype") : NULL;
+	JSObjectRef to_string = proto ? jsv_object_prop(ctx, proto, "toString") : NULL;
+	JSStringRef url = JSStringCreateWithUTF8CString(e->cfg->filename);
+	JSValueRef wrapper = JSEvaluateScript(ctx, e->load_src, NULL, url, 1, exc);
+	JSStringRelease(url);
+	/* What it queued runs now, under the watchdog, also when it threw:
+	 * left in the queue, JSC would drain it as the entry ends, with no
+	 * watchdog (a flood would never end). */
+	if (e->killed == ENGINE_OK)
+		drain_microtasks(ctx);
+	if (*exc && e->killed == ENGINE_OK) { /* a SyntaxError: say the line */
+		e->step_err = jsv_exception_text(ctx, *exc);
+		*exc = NULL;
+	}
+	if (e->step_err || e->killed != ENGINE_OK)
+		return;
+	if (!is_wrapper(e, ctx, to_string, wrapper)) {
+		if (e->killed == ENGINE_OK)
+			e->step_err = strdup(ESCAPED);
+		return;
+	}
 	JSObjectRef module = JSObjectMake(ctx, NULL, NULL);
 	JSObjectRef exports = JSObjectMake(ctx, NULL, NULL);
 	jsv_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
 	JSValueRef args[2] = {module, exports};
-	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
-	if (*exc)
-		return;
-	drain_microtasks(ctx);
-	if (e->killed != ENGINE_OK)
+	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, g, 2, args, exc);
+	if (e->killed == ENGINE_OK)
+		drain_microtasks(ctx); /* also when it threw, as above */
+	if (*exc || e->killed != ENGINE_OK)
 		return;
 	JSValueRef m = jsv_get(ctx, module, "exports", exc);
 	if (m)
@@ -432,12 +486,13 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 {
 	(void)self;
 	(void)argc;
+	(void)argv;
 	const struct step_fn *sf = JSObjectGetPrivate(fn);
 	engine *e = sf->e;
 	JSValueRef x = NULL;
 	switch (sf->kind) {
 	case STEP_LOAD:
-		step_load(e, ctx, argv[0], &x);
+		step_load(e, ctx, &x);
 		break;
 	case STEP_INIT:
 		step_init(e, ctx);
@@ -455,12 +510,12 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 
 /* Runs loading or init as one VM entry. 0, or -1 with *why (owned) set; a
  * kill leaves *why NULL and e->killed set. */
-int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
+int engine_run_step(engine *e, enum step_kind kind, char **why)
 {
 	JSObjectRef fn = JSObjectMake(e->ctx, e->step_class, &e->steps[kind]);
 	JSValueRef exc = NULL;
 	e->step_err = NULL;
-	JSObjectCallAsFunction(e->ctx, fn, NULL, arg ? 1 : 0, &arg, &exc);
+	JSObjectCallAsFunction(e->ctx, fn, NULL, 0, NULL, &exc);
 	*why = e->step_err;
 	e->step_err = NULL;
 	if (e->killed != ENGINE_OK) {

@@ -24,6 +24,7 @@
 
 #include "jsc_private.h"
 #include "jsval.h"
+#include "util/utf8.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -292,16 +293,6 @@ void engine_begin(engine *e, uint64_t budget_ns)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValueRef *exc)
-{
-	JSStringRef src = JSStringCreateWithUTF8CString(code);
-	JSStringRef u = JSStringCreateWithUTF8CString(url);
-	JSValueRef v = JSEvaluateScript(e->ctx, src, NULL, u, 1, exc);
-	JSStringRelease(src);
-	JSStringRelease(u);
-	return v;
-}
-
 /* The classes of the native functions, and the globals, before any
  * JavaScript runs. */
 static int prepare(engine *e, char **err)
@@ -315,29 +306,68 @@ static int prepare(engine *e, char **err)
 	return 0;
 }
 
-/* Wraps the source as CommonJS on its own first line, so line numbers in
- * stack traces match the file, and runs it. */
-static int load_module(engine *e, const engine_config *cfg, char **err)
+/* JavaScriptCore reads source as UTF-8 up to the first NUL, and turns
+ * text that is not valid UTF-8 into an empty string without a word: both
+ * are refused here, saying where. A byte order mark is dropped (as Node
+ * does). *src and *len are moved past it. */
+static int check_source(const engine_config *cfg, const char **src, size_t *len, char **err)
+{
+	if (*len >= 3 && !memcmp(*src, "\xef\xbb\xbf", 3)) {
+		*src += 3;
+		*len -= 3;
+	}
+	size_t skipped = (size_t)(*src - cfg->source);
+	size_t bad = utf8_invalid_at(*src, *len);
+	const char *nul = memchr(*src, '\0', bad);
+	if (nul)
+		*err = jsv_printf("%s: a NUL byte at offset %zu: the source must be UTF-8 text",
+		                  cfg->filename, skipped + (size_t)(nul - *src));
+	else if (bad < *len)
+		*err = jsv_printf("%s: invalid UTF-8 at byte offset %zu (byte 0x%02x)", cfg->filename,
+		                  skipped + bad, (unsigned char)(*src)[bad]);
+	else
+		return 0;
+	return -1;
+}
+
+/* The source wrapped as a CommonJS function expression, on the source's
+ * first line so that line numbers in stack traces match the file. */
+static JSStringRef wrap_source(const char *src, size_t len)
 {
 	static const char head[] = "(function (module, exports) {";
 	static const char tail[] = "\n})";
-	size_t n = sizeof head - 1 + cfg->source_len + sizeof tail;
+	size_t n = sizeof head - 1 + len + sizeof tail;
 	char *code = malloc(n);
-	if (!code) {
-		*err = strdup("out of memory");
+	if (!code)
+		return NULL;
+	memcpy(code, head, sizeof head - 1);
+	memcpy(code + sizeof head - 1, src, len);
+	memcpy(code + sizeof head - 1 + len, tail, sizeof tail);
+	JSStringRef s = JSStringCreateWithUTF8CString(code);
+	free(code);
+	return s;
+}
+
+/* Evaluates the wrapped source and runs it, as one VM entry (calls.c's
+ * step_load, which also refuses a source that closes the wrapper). Every
+ * failure names the file. */
+static int load_module(engine *e, const engine_config *cfg, char **err)
+{
+	const char *src = cfg->source;
+	size_t len = cfg->source_len;
+	if (check_source(cfg, &src, &len, err) < 0)
+		return -1;
+	e->load_src = wrap_source(src, len);
+	if (!e->load_src) {
+		*err = jsv_printf("%s: out of memory loading the module", cfg->filename);
 		return -1;
 	}
-	memcpy(code, head, sizeof head - 1);
-	memcpy(code + sizeof head - 1, cfg->source, cfg->source_len);
-	memcpy(code + sizeof head - 1 + cfg->source_len, tail, sizeof tail);
-	JSValueRef exc = NULL;
 	engine_begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
-	JSValueRef wrapper = evaluate(e, code, cfg->filename, &exc);
-	free(code);
 	char *why = NULL;
-	if (!wrapper || exc)
-		why = jsv_exception_text(e->ctx, exc);
-	else if (engine_run_step(e, STEP_LOAD, wrapper, &why) == 0)
+	int rc = engine_run_step(e, STEP_LOAD, &why);
+	JSStringRelease(e->load_src);
+	e->load_src = NULL;
+	if (rc == 0)
 		return 0;
 	if (e->killed != ENGINE_OK) {
 		*err = jsv_printf("%s: loading the module timed out after %u ms", cfg->filename,
@@ -355,7 +385,7 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 {
 	engine_begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
 	char *why = NULL;
-	int rc = engine_run_step(e, STEP_INIT, NULL, &why);
+	int rc = engine_run_step(e, STEP_INIT, &why);
 	engine_arm(e, (double)e->tick_ns / 1e9);
 	if (rc == 0)
 		return 0;

@@ -69,6 +69,7 @@ struct engine {
 	struct step_fn steps[STEP_BATCH + 1];
 	pthread_t owner;
 	const engine_config *cfg; /* during engine_new */
+	JSStringRef load_src;     /* while loading: the module wrapped as a function expression */
 	char *step_err;           /* why loading or init failed, when not by an exception */
 
 	/* the call in progress (init, or one scan) */
@@ -134,9 +135,10 @@ void engine_arm(engine *e, double seconds);
 /* calls.c */
 /* Classes, the pristine intrinsics C calls; false if one is missing. */
 bool engine_calls_prepare(engine *e);
-/* Loading or init as one VM entry: 0, or -1 with *why (owned) set; a kill
- * leaves *why NULL and e->killed set. */
-int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why);
+/* Loading (e->load_src evaluated, checked, called) or init as one VM
+ * entry: 0, or -1 with *why (owned) set; a kill leaves *why NULL and
+ * e->killed set. */
+int engine_run_step(engine *e, enum step_kind kind, char **why);
 /* The result of a killed execution (timeout or heap limit); e is dead. */
 void engine_killed_result(engine *e, engine_result *res);
 /* Protects v until engine_drop_kept (when the engine is freed). */
