@@ -297,8 +297,9 @@ void engine_begin(engine *e, uint64_t budget_ns)
  * JavaScript runs. */
 static int prepare(engine *e, char **err)
 {
-	const char *failed = engine_calls_prepare(e) ? engine_sandbox_install(e)
-	                                             : "String, Promise.prototype.then, Object.freeze";
+	const char *failed = engine_calls_prepare(e)
+	                         ? engine_sandbox_install(e)
+	                         : "String, String.prototype.slice, Promise.prototype.then, Object.freeze";
 	if (failed) {
 		*err = jsv_printf("internal: cannot set up the plugin's globals: %s", failed);
 		return -1;
@@ -369,6 +370,11 @@ static int load_module(engine *e, const engine_config *cfg, char **err)
 	e->load_src = NULL;
 	if (rc == 0)
 		return 0;
+	if (e->killed == ENGINE_MEMORY) {
+		*err = jsv_printf("%s: loading the module passed the heap limit of %u MB", cfg->filename,
+		                  cfg->heap_limit_mb);
+		return -1;
+	}
 	if (e->killed != ENGINE_OK) {
 		*err = jsv_printf("%s: loading the module timed out after %u ms", cfg->filename,
 		                  cfg->init_timeout_ms);

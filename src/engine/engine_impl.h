@@ -52,7 +52,7 @@ struct settle_fn {
 };
 
 /* What the engine keeps protected until it is freed. */
-enum { KEPT_MAX = 8 };
+enum { KEPT_MAX = 10 };
 
 struct engine {
 	JSContextGroupRef group;
@@ -61,6 +61,7 @@ struct engine {
 	JSObjectRef string_fn;   /* the pristine String(), to print symbols */
 	JSObjectRef then_fn;     /* the pristine Promise.prototype.then */
 	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
+	JSObjectRef slice_fn;    /* the pristine String.prototype.slice, to cut long texts */
 	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
 	JSStringRef then_name;   /* "then", made once: looked up on every object result */
 	JSValueRef kept[KEPT_MAX];

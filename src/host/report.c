@@ -11,6 +11,7 @@
 
 #include "findings.h"
 #include "util/sbuf.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -102,10 +103,23 @@ static char *collect(report_part *part, const char *plugin, const char *json, si
 	return NULL;
 }
 
+/* An error as a report carries it: valid UTF-8, at most REPORT_ERROR_MAX
+ * bytes, the head kept and how much was cut said. The engine cuts a
+ * plugin's text before it leaves the VM; this holds for every source. */
+static void cap_error(char **err)
+{
+	if (!*err)
+		return;
+	size_t len = strlen(*err), valid = utf8_invalid_at(*err, len);
+	(*err)[valid] = '\0';
+	utf8_cap(err, valid, REPORT_ERROR_MAX, 0);
+}
+
 void report_part_set(report_part *part, const char *plugin, txs_scan_result *res)
 {
 	*part = (report_part){.status = res->status, .error = res->error, .ms = res->ms};
 	res->error = NULL;
+	cap_error(&part->error);
 	if (res->status == TXS_STATUS_OK) {
 		char *err = collect(part, plugin, res->json, res->json_len);
 		if (err) {

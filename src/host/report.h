@@ -8,6 +8,9 @@
 
 #include <jansson.h>
 
+/* A plugin's error in a report, in bytes (the engine's cut, 16 KiB). */
+#define REPORT_ERROR_MAX 16384
+
 /* One plugin's share of a report: its status, and its findings already
  * validated and serialised (tagged with the plugin id). Prepared by
  * report_part_set on the thread that received the answer, so fan-outs
