@@ -135,6 +135,42 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing.jsonl", r.stderr)
 
+    def test_table_cannot_be_blanked_or_forged(self):
+        # A NUL in the input's hash or in a code blanked the whole row (jansson
+        # refused the report); a code with a newline and ANSI escapes forged rows.
+        write_plugin(self.plugins, "coder", """module.exports = { scanTransaction(tx) {
+  if (tx.code !== undefined) return [{code: 'FIRST', severity: 'low', message: 'm'},
+                                     {code: tx.code, severity: 'high', message: 'm'}];
+  if (tx.big) return {code: 'BIG', severity: 'low', message: 'm', metadata: {n: 1e20}};
+  return null;
+}};""")
+        lines = ['{"hash":"0x\\u0000","flag":"low"}',
+                 '{"hash":"0x1","code":"NUL\\u0000"}',
+                 '{"hash":"0x2","code":"A\\n99  0xfake..beef  none\\u001b[31m"}',
+                 '{"hash":"\\u001b[2J\\u202eabcdefghijklmnop\\n","flag":"info"}',
+                 '{"hash":"0x3","big":1}']
+        r = self.scan("\n".join(lines) + "\n", "--format", "table")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        rows = r.stdout.splitlines()
+        self.assertEqual(len(rows), 1 + len(lines) + 2, r.stdout)  # header, rows, blank, summary
+        self.assertNotIn("\x1b", r.stdout)
+        self.assertNotIn("\0", r.stdout)
+        self.assertNotIn("\u202e", r.stdout)
+        self.assertRegex(rows[1], r"^1 +0x\\x00 +low +flagger:FLAG\(low\)$")
+        self.assertRegex(rows[2], r"^2 +0x1 +none +!coder:error$")
+        self.assertRegex(rows[3], r"^3 +0x2 +none +!coder:error$")
+        self.assertRegex(rows[4], r"^4 +\\x1b\[2\.\.op\\n +info +flagger:FLAG\(info\)$")
+        self.assertRegex(rows[5], r"^5 +0x3 +low +coder:BIG\(low\)$")
+        self.assertIn("5 transactions: 0 critical, 0 high, 0 medium, 2 low, 1 info, 2 clean; "
+                      "2 incomplete", r.stdout)
+        # the reports say which finding and why, 1-based
+        r = self.scan("\n".join(lines[1:3]) + "\n")
+        errs = [next(p["error"] for p in json.loads(l)["plugins"] if p["id"] == "coder")
+                for l in r.stdout.splitlines()]
+        self.assertEqual(errs[0], 'finding 2: code must be UPPER_SNAKE_CASE ([A-Z][A-Z0-9_]*, '
+                                  '1-128 characters), got "NUL\\u0000"')
+        self.assertIn('finding 2: code must be UPPER_SNAKE_CASE', errs[1])
+
     def test_plugins_command(self):
         r = run("plugins", "-p", EXAMPLES)
         self.assertEqual(r.returncode, 0, r.stderr)

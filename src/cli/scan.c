@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "util/clock.h"
+#include "util/sbuf.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -135,46 +136,125 @@ static void table_header(void)
 	printf("%-6s %-14s %-9s %s\n", "LINE", "TX", "VERDICT", "FINDINGS");
 }
 
-static void short_tx(const json_t *tx, char *buf, size_t n)
+/* The escape that shows the character at s (n bytes left) when it must
+ * not reach the terminal as it is, else NULL; *k gets its length. */
+static const char *escape_of(const unsigned char *s, size_t n, char esc[12], size_t *k)
 {
-	const char *s = json_string_value(tx);
-	if (json_is_integer(tx))
-		snprintf(buf, n, "%lld", (long long)json_integer_value(tx));
-	else if (!s)
-		snprintf(buf, n, "-");
-	else if (strlen(s) > 13)
-		snprintf(buf, n, "%.6s..%s", s, s + strlen(s) - 4);
-	else
-		snprintf(buf, n, "%s", s);
+	unsigned c = s[0];
+	*k = 1;
+	if (c == 0xC2 && n > 1 && s[1] < 0xA0) { /* C1 controls, U+0080..U+009F */
+		*k = 2;
+		snprintf(esc, 12, "\\u%04x", s[1]);
+	} else if (c == 0xE2 && n > 2 && ((s[1] == 0x80 && s[2] >= 0xA8 && s[2] <= 0xAE) ||
+	                                  (s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9))) {
+		*k = 3; /* line and paragraph separators, bidirectional overrides */
+		snprintf(esc, 12, "\\u%04x", 0x2000u | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu));
+	} else if (c == '\n' || c == '\r' || c == '\t' || c == '\\') {
+		snprintf(esc, 12, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\');
+	} else if (c < 0x20 || c == 0x7f) {
+		snprintf(esc, 12, "\\x%02x", c);
+	} else {
+		return NULL;
+	}
+	return esc;
 }
 
+/* A JSON string from a report (NULs and all) as one table line may show
+ * it: control characters (C0, DEL, C1), the line separators and the
+ * bidirectional overrides as visible escapes, so that no value (an input's
+ * hash, an error) can break a line, forge a row or steer the terminal. A
+ * backslash is doubled: escapes are unambiguous. NULL when out of memory. */
+static char *shown(const json_t *v)
+{
+	sbuf b = {0};
+	const unsigned char *s = (const unsigned char *)json_string_value(v);
+	size_t n = json_string_length(v);
+	char esc[12];
+	for (size_t i = 0, k; s && i < n; i += k) {
+		const char *e = escape_of(s + i, n - i, esc, &k);
+		sb_put(&b, e ? e : (const char *)s + i, e ? strlen(e) : k);
+	}
+	sb_put(&b, "", 0);
+	if (!s)
+		sb_str(&b, "-");
+	return b.oom ? NULL : b.p;
+}
+
+/* Byte offset of character `index` of UTF-8 s (len bytes), or len. */
+static size_t char_at(const char *s, size_t len, size_t index)
+{
+	for (size_t i = 0, c = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80 && c++ == index)
+			return i;
+	return len;
+}
+
+/* The input's hash or id, short (0x5c50f3..a1b2), in whole characters. */
+static void short_tx(const json_t *tx, char *buf, size_t n)
+{
+	if (json_is_number(tx)) {
+		snprintf(buf, n, "%.17g", json_number_value(tx));
+		return;
+	}
+	char *t = json_is_string(tx) ? shown(tx) : NULL;
+	size_t len = t ? strlen(t) : 0, chars = 0;
+	for (size_t i = 0; i < len; i++)
+		chars += ((unsigned char)t[i] & 0xC0) != 0x80;
+	if (!t)
+		snprintf(buf, n, "-");
+	else if (chars <= 13)
+		snprintf(buf, n, "%s", t);
+	else
+		snprintf(buf, n, "%.*s..%s", (int)char_at(t, len, 6), t, t + char_at(t, len, chars - 4));
+	free(t);
+}
+
+/* One row from the report's own data. It is parsed with NULs allowed and
+ * integers read as reals (a report is valid JSON, and jansson refuses some
+ * valid JSON otherwise); should it still refuse one (metadata nested past
+ * its depth limit), the row says so rather than going blank. */
 static void table_row(const txs_report *rep)
 {
-	json_t *r = json_loads(txs_report_json(rep, NULL), 0, NULL);
-	char tx[24];
+	json_error_t je;
+	json_t *r = json_loads(txs_report_json(rep, NULL), JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+	if (!r) {
+		printf("%-6s %-14s %-9s (the table cannot show this report: %s; see --format jsonl)\n",
+		       "-", "-", txs_severity_name(txs_report_verdict(rep)), je.text);
+		return;
+	}
+	char tx[64];
 	json_t *line = json_object_get(r, "line");
-	if (json_object_get(r, "error")) {
-		printf("%-6lld %-14s %-9s %s\n", (long long)json_integer_value(line), "-", "ERROR",
-		       json_string_value(json_object_get(r, "error")));
+	json_t *err = json_object_get(r, "error");
+	if (err) {
+		char *e = shown(err);
+		printf("%-6.0f %-14s %-9s %s\n", json_number_value(line), "-", "ERROR",
+		       e ? e : "?");
+		free(e);
 		json_decref(r);
 		return;
 	}
 	short_tx(json_object_get(r, "tx"), tx, sizeof tx);
-	printf("%-6lld %-14s %-9s", (long long)json_integer_value(line), tx,
-	       json_string_value(json_object_get(r, "verdict")));
+	printf("%-6.0f %-14s %-9s", json_number_value(line), tx,
+	       txs_severity_name(txs_report_verdict(rep)));
 	size_t i;
 	json_t *f;
 	json_array_foreach(json_object_get(r, "findings"), i, f)
 	{
-		printf(" %s:%s(%s)", json_string_value(json_object_get(f, "plugin")),
-		       json_string_value(json_object_get(f, "code")),
-		       json_string_value(json_object_get(f, "severity")));
+		char *pl = shown(json_object_get(f, "plugin"));
+		char *code = shown(json_object_get(f, "code"));
+		char *sev = shown(json_object_get(f, "severity"));
+		printf(" %s:%s(%s)", pl ? pl : "?", code ? code : "?", sev ? sev : "?");
+		free(pl);
+		free(code);
+		free(sev);
 	}
 	json_array_foreach(json_object_get(r, "plugins"), i, f)
 	{
 		const char *st = json_string_value(json_object_get(f, "status"));
+		char *id = shown(json_object_get(f, "id"));
 		if (st && strcmp(st, "ok"))
-			printf(" !%s:%s", json_string_value(json_object_get(f, "id")), st);
+			printf(" !%s:%s", id ? id : "?", st);
+		free(id);
 	}
 	putchar('\n');
 	json_decref(r);
