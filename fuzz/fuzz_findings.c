@@ -9,12 +9,13 @@
  * which findings_collect refuses). When findings are accepted, the written findings must
  * parse, one per finding of the input, each tagged with the plugin id and
  * holding the same code, severity, message and metadata as jansson reads
- * from the input. The input is copied to an allocation of exactly its size,
+ * from the input, and every code follows the documented pattern. The input is copied to an allocation of exactly its size,
  * without a NUL, so ASan catches any read past its end.
  */
 #include "host/findings.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,16 @@ static void same_field(json_t *want, json_t *got, const char *key)
 	json_t *w = json_object_get(want, key), *g = json_object_get(got, key);
 	if ((w == NULL) != (g == NULL) || (w && !json_equal(w, g)))
 		abort();
+}
+
+/* Accepted codes follow docs/plugins.md: [A-Z][A-Z0-9_]*, 1-128 bytes. */
+static bool code_ok(json_t *code)
+{
+	const char *s = json_string_value(code);
+	size_t n = json_string_length(code);
+	if (!s || n < 1 || n > FINDINGS_MAX_CODE || s[0] < 'A' || s[0] > 'Z')
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
 }
 
 static void verify(json_t *in, const sbuf *out)
@@ -49,6 +60,8 @@ static void verify(json_t *in, const sbuf *out)
 		    strcmp(json_string_value(json_object_get(g, "plugin")), "p"))
 			abort();
 		same_field(w, g, "code");
+		if (!code_ok(json_object_get(g, "code")))
+			abort();
 		same_field(w, g, "severity");
 		same_field(w, g, "message");
 		same_field(w, g, "metadata");

@@ -6,6 +6,8 @@
 #   fuzz_manifest   plugin.json: plugin_manifest_parse (src/host/plugin.c)
 #   fuzz_findings   a plugin's answer: findings_collect (src/host/findings.c),
 #                   differential against jansson
+#   fuzz_plugin_source  a plugin's index.js: engine_new (src/engine/), which
+#                   must end in an engine or an error naming the file
 #
 # The code under test is compiled here with coverage instrumentation; the
 # rest of the library comes from $BUILD/libtxscan.a (built if missing) and
@@ -48,17 +50,20 @@ build() { # name sources...
   $CC $CFLAGS "$@" $LIBS -o "$OUT/$name"
 }
 
-run() { # name corpus-name
+run() { # name corpus-name [dict]
   name=$1
   seeds=$ROOT/fuzz/corpus/$2
   work=$OUT/corpus-$2
+  dict=${3:-json.dict}
   mkdir -p "$work"
   echo "fuzz: running $name for ${SECS}s"
-  # Leak checks cover our code; the JS engine is linked but never started.
+  # Leak checks cover our code; JavaScriptCore's own allocations (started
+  # only by fuzz_plugin_source) are suppressed as in `make sanitize`.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$OUT/$name" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -dict="$ROOT/fuzz/json.dict" \
+      -print_final_stats=1 -dict="$ROOT/fuzz/$dict" \
       -artifact_prefix="$OUT/crash-$2-" "$work" "$seeds"
 }
 
@@ -74,5 +79,12 @@ fi
 if [ -z "$only" ] || [ "$only" = fuzz_findings ]; then
   build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/host/findings.c" "$ROOT/src/util/jscan.c"
   run fuzz_findings findings
+fi
+if [ -z "$only" ] || [ "$only" = fuzz_plugin_source ]; then
+  CFLAGS="$CFLAGS $(pkg-config --cflags javascriptcoregtk-4.1)"
+  build fuzz_plugin_source "$ROOT/fuzz/fuzz_plugin_source.c" "$ROOT/src/engine/engine.c" \
+    "$ROOT/src/engine/calls.c" "$ROOT/src/engine/sandbox.c" "$ROOT/src/engine/jsval.c" \
+    "$ROOT/src/util/utf8.c"
+  run fuzz_plugin_source plugin_source js.dict
 fi
 echo "fuzz: no crash in ${SECS}s per driver"
