@@ -163,6 +163,9 @@ class Cli(unittest.TestCase):
         self.assertRegex(rows[5], r"^5 +0x3 +low +coder:BIG\(low\)$")
         self.assertIn("5 transactions: 0 critical, 0 high, 0 medium, 2 low, 1 info, 2 clean; "
                       "2 incomplete", r.stdout)
+        # an input array with a NUL in a string is valid JSON too
+        r = self.scan('[{"hash":"0x\\u0000","flag":"low"}, {"hash":"b"}]', "--format", "table")
+        self.assertRegex(r.stdout.splitlines()[1], r"^1 +0x\\x00 +low +flagger:FLAG\(low\)$")
         # the reports say which finding and why, 1-based
         r = self.scan("\n".join(lines[1:3]) + "\n")
         errs = [next(p["error"] for p in json.loads(l)["plugins"] if p["id"] == "coder")

@@ -481,6 +481,64 @@ static void test_finding_strings_round_trip(void **state)
 	txs_host_free(h);
 }
 
+/* The accessors give a report's parts from its own data, whatever its
+ * strings hold (the CLI's table once re-parsed the JSON, and a NUL blanked
+ * the row). */
+static void test_report_accessors(void **state)
+{
+	(void)state;
+	add_plugin("b-finder", NULL,
+	           "module.exports = { scanTransaction(tx) { if (tx.boom) throw new Error('x');\n"
+	           "  return [{code: 'ONE', severity: 'low', message: 'm'},\n"
+	           "          {code: 'TWO_2', severity: 'critical', message: 'm', metadata: {n: 1e20}}]; } };");
+	add_plugin("a-quiet", NULL, "module.exports = { scanTransaction() { return null; } };");
+	txs_host *h = host_of(root);
+	const char tx[] = "{\"hash\": \"0x\\u0000\\n\\u001b\"}";
+	txs_report *rep;
+	assert_int_equal(txs_host_scan(h, tx, strlen(tx), 9, &rep), 0);
+	assert_int_equal(txs_report_line(rep), 9);
+	size_t len;
+	const char *t = txs_report_tx(rep, &len);
+	assert_int_equal(len, 5);
+	assert_memory_equal(t, "0x\0\n\x1b", 5);
+	assert_null(txs_report_error(rep));
+	assert_int_equal(txs_report_plugin_count(rep), 2);
+	txs_report_plugin p;
+	assert_int_equal(txs_report_plugin_get(rep, 0, &p), 0);
+	assert_string_equal(p.id, "a-quiet");
+	assert_int_equal(p.status, TXS_STATUS_OK);
+	assert_int_equal(txs_report_plugin_get(rep, 1, &p), 0);
+	assert_string_equal(p.id, "b-finder");
+	assert_int_equal(txs_report_plugin_get(rep, 2, &p), TXS_ENOTFOUND);
+	assert_int_equal(txs_report_finding_count(rep), 2);
+	txs_report_finding f;
+	assert_int_equal(txs_report_finding_get(rep, 1, &f), 0);
+	assert_string_equal(f.plugin, "b-finder");
+	assert_string_equal(f.code, "TWO_2");
+	assert_int_equal(f.severity, TXS_SEVERITY_CRITICAL);
+	assert_int_equal(txs_report_finding_get(rep, 0, &f), 0);
+	assert_string_equal(f.code, "ONE");
+	assert_int_equal(f.severity, TXS_SEVERITY_LOW);
+	assert_int_equal(txs_report_finding_get(rep, 2, &f), TXS_ENOTFOUND);
+	txs_report_free(rep);
+	/* a plugin that failed: its status, no findings; a numeric id */
+	assert_int_equal(txs_host_scan(h, "{\"id\": 42, \"boom\": 1}", 21, 0, &rep), 0);
+	assert_string_equal(txs_report_tx(rep, &len), "42");
+	assert_int_equal(txs_report_finding_count(rep), 0);
+	assert_int_equal(txs_report_plugin_get(rep, 1, &p), 0);
+	assert_int_equal(p.status, TXS_STATUS_ERROR);
+	txs_report_free(rep);
+	/* an input error: its message, no tx, no plugins */
+	assert_int_equal(txs_host_scan(h, "{oops", 5, 3, &rep), 0);
+	assert_true(txs_report_input_error(rep));
+	assert_non_null(strstr(txs_report_error(rep), "invalid JSON"));
+	assert_null(txs_report_tx(rep, &len));
+	assert_int_equal(txs_report_line(rep), 3);
+	assert_int_equal(txs_report_plugin_count(rep), 0);
+	txs_report_free(rep);
+	txs_host_free(h);
+}
+
 /* argv[1], if given, runs only the tests it matches (cmocka's pattern: * and ?). */
 int main(int argc, char **argv)
 {
@@ -494,6 +552,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_waiting_is_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_finding_strings_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_report_accessors, setup, teardown),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -159,24 +159,20 @@ static const char *escape_of(const unsigned char *s, size_t n, char esc[12], siz
 	return esc;
 }
 
-/* A JSON string from a report (NULs and all) as one table line may show
- * it: control characters (C0, DEL, C1), the line separators and the
+/* Text from a report (NULs and all) as one table line may show it:
+ * control characters (C0, DEL, C1), the line separators and the
  * bidirectional overrides as visible escapes, so that no value (an input's
  * hash, an error) can break a line, forge a row or steer the terminal. A
  * backslash is doubled: escapes are unambiguous. NULL when out of memory. */
-static char *shown(const json_t *v)
+static char *shown(const char *s, size_t n)
 {
 	sbuf b = {0};
-	const unsigned char *s = (const unsigned char *)json_string_value(v);
-	size_t n = json_string_length(v);
 	char esc[12];
-	for (size_t i = 0, k; s && i < n; i += k) {
-		const char *e = escape_of(s + i, n - i, esc, &k);
-		sb_put(&b, e ? e : (const char *)s + i, e ? strlen(e) : k);
+	for (size_t i = 0, k; i < n; i += k) {
+		const char *e = escape_of((const unsigned char *)s + i, n - i, esc, &k);
+		sb_put(&b, e ? e : s + i, e ? strlen(e) : k);
 	}
 	sb_put(&b, "", 0);
-	if (!s)
-		sb_str(&b, "-");
 	return b.oom ? NULL : b.p;
 }
 
@@ -190,13 +186,11 @@ static size_t char_at(const char *s, size_t len, size_t index)
 }
 
 /* The input's hash or id, short (0x5c50f3..a1b2), in whole characters. */
-static void short_tx(const json_t *tx, char *buf, size_t n)
+static void short_tx(const txs_report *rep, char *buf, size_t n)
 {
-	if (json_is_number(tx)) {
-		snprintf(buf, n, "%.17g", json_number_value(tx));
-		return;
-	}
-	char *t = json_is_string(tx) ? shown(tx) : NULL;
+	size_t raw_len;
+	const char *raw = txs_report_tx(rep, &raw_len);
+	char *t = raw ? shown(raw, raw_len) : NULL;
 	size_t len = t ? strlen(t) : 0, chars = 0;
 	for (size_t i = 0; i < len; i++)
 		chars += ((unsigned char)t[i] & 0xC0) != 0x80;
@@ -209,55 +203,30 @@ static void short_tx(const json_t *tx, char *buf, size_t n)
 	free(t);
 }
 
-/* One row from the report's own data. It is parsed with NULs allowed and
- * integers read as reals (a report is valid JSON, and jansson refuses some
- * valid JSON otherwise); should it still refuse one (metadata nested past
- * its depth limit), the row says so rather than going blank. */
+/* One row, from the report's own data through the public accessors (no
+ * re-parse: jansson refused reports with a NUL in a string). Codes and
+ * plugin ids are checked by the library; the tx and errors are escaped. */
 static void table_row(const txs_report *rep)
 {
-	json_error_t je;
-	json_t *r = json_loads(txs_report_json(rep, NULL), JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
-	if (!r) {
-		printf("%-6s %-14s %-9s (the table cannot show this report: %s; see --format jsonl)\n",
-		       "-", "-", txs_severity_name(txs_report_verdict(rep)), je.text);
-		return;
-	}
 	char tx[64];
-	json_t *line = json_object_get(r, "line");
-	json_t *err = json_object_get(r, "error");
+	const char *err = txs_report_error(rep);
+	unsigned long long line = (unsigned long long)txs_report_line(rep);
 	if (err) {
-		char *e = shown(err);
-		printf("%-6.0f %-14s %-9s %s\n", json_number_value(line), "-", "ERROR",
-		       e ? e : "?");
+		char *e = shown(err, strlen(err));
+		printf("%-6llu %-14s %-9s %s\n", line, "-", "ERROR", e ? e : "?");
 		free(e);
-		json_decref(r);
 		return;
 	}
-	short_tx(json_object_get(r, "tx"), tx, sizeof tx);
-	printf("%-6.0f %-14s %-9s", json_number_value(line), tx,
-	       txs_severity_name(txs_report_verdict(rep)));
-	size_t i;
-	json_t *f;
-	json_array_foreach(json_object_get(r, "findings"), i, f)
-	{
-		char *pl = shown(json_object_get(f, "plugin"));
-		char *code = shown(json_object_get(f, "code"));
-		char *sev = shown(json_object_get(f, "severity"));
-		printf(" %s:%s(%s)", pl ? pl : "?", code ? code : "?", sev ? sev : "?");
-		free(pl);
-		free(code);
-		free(sev);
-	}
-	json_array_foreach(json_object_get(r, "plugins"), i, f)
-	{
-		const char *st = json_string_value(json_object_get(f, "status"));
-		char *id = shown(json_object_get(f, "id"));
-		if (st && strcmp(st, "ok"))
-			printf(" !%s:%s", id ? id : "?", st);
-		free(id);
-	}
+	short_tx(rep, tx, sizeof tx);
+	printf("%-6llu %-14s %-9s", line, tx, txs_severity_name(txs_report_verdict(rep)));
+	txs_report_finding f;
+	for (size_t i = 0; txs_report_finding_get(rep, i, &f) == 0; i++)
+		printf(" %s:%s(%s)", f.plugin, f.code, txs_severity_name(f.severity));
+	txs_report_plugin p;
+	for (size_t i = 0; txs_report_plugin_get(rep, i, &p) == 0; i++)
+		if (p.status != TXS_STATUS_OK)
+			printf(" !%s:%s", p.id, txs_status_name(p.status));
 	putchar('\n');
-	json_decref(r);
 }
 
 static void count(struct pipeline *p, const txs_report *rep)
@@ -387,7 +356,7 @@ static const char *skip_ws(const char *s, const char *end)
 static void scan_array(struct pipeline *p, const char *text, size_t len)
 {
 	json_error_t je;
-	json_t *arr = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &je);
+	json_t *arr = json_loadb(text, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
 	if (!arr) {
 		/* the host reports the same parse error, as this input's one output */
 		size_t upto = (size_t)je.position + 1 < len ? (size_t)je.position + 1 : len;
@@ -411,12 +380,13 @@ static bool single_value(const char *text, size_t len, const char *first_nl)
 {
 	if (!first_nl)
 		return false;
-	json_t *one = json_loadb(text, (size_t)(first_nl - text), JSON_DECODE_INT_AS_REAL, NULL);
+	const size_t flags = JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL; /* "\u0000" is valid JSON */
+	json_t *one = json_loadb(text, (size_t)(first_nl - text), flags, NULL);
 	if (one) {
 		json_decref(one);
 		return false;
 	}
-	one = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
+	one = json_loadb(text, len, flags, NULL);
 	json_decref(one);
 	return one != NULL;
 }

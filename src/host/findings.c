@@ -102,8 +102,9 @@ static char *code_shown(const jstr *code)
 /* Checks finding i (fields located) in check order and writes it to out.
  * Findings are numbered from 1 in messages. */
 static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t i,
-                         txs_severity *sev)
+                         finding_ref *ref)
 {
+	txs_severity *sev = &ref->severity;
 	const span *f = fs->f;
 	i++;
 	if (fs->has_unknown)
@@ -112,6 +113,7 @@ static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t
 	jstr code = {0}, sv = {0}, msg = {0};
 	sb_str(out, "{\"plugin\":");
 	sb_escaped(out, plugin, strlen(plugin));
+	ref->code_at = out->len + sizeof ",\"code\":\"" - 1; /* a valid code needs no escapes */
 	if (!put_string(out, ",\"code\":", f[F_CODE], &code))
 		return fmt("finding %zu: code must be a string (UPPER_SNAKE_CASE)", i);
 	if (!code_ok(&code)) {
@@ -122,6 +124,7 @@ static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t
 		free(shown);
 		return err;
 	}
+	ref->code_len = code.len;
 	if (!put_string(out, ",\"severity\":", f[F_SEVERITY], &sv) || sv.nul || sv.len != sv.kept ||
 	    txs_severity_parse(sv.buf, sev) || *sev == TXS_SEVERITY_NONE)
 		return fmt("finding %zu (%s): severity must be one of info, low, medium, high, critical",
@@ -142,6 +145,7 @@ static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t
 
 typedef struct collect {
 	sbuf *out;
+	sbuf *refs;     /* finding_ref of each finding written, or NULL */
 	const char *plugin;
 	size_t n;       /* findings seen */
 	char *err;      /* the first invalid finding */
@@ -158,10 +162,12 @@ static void finding(jscan *s, collect *c)
 		return;
 	if (i)
 		sb_put(c->out, ",", 1);
-	txs_severity sev = TXS_SEVERITY_NONE;
-	c->err = put_finding(c->out, c->plugin, &fs, i, &sev);
-	if (!c->err && sev > c->top)
-		c->top = sev;
+	finding_ref ref = {.severity = TXS_SEVERITY_NONE};
+	c->err = put_finding(c->out, c->plugin, &fs, i, &ref);
+	if (!c->err && ref.severity > c->top)
+		c->top = ref.severity;
+	if (!c->err && c->refs)
+		sb_put(c->refs, (const char *)&ref, sizeof ref);
 }
 
 /* One element of the answer's array: a finding, or an error for it. */
@@ -178,12 +184,12 @@ static bool element(jscan *s, int depth, void *ud)
 	return jscan_value(s, depth);
 }
 
-char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t len,
+char *findings_collect(sbuf *out, sbuf *refs, const char *plugin, const char *json, size_t len,
                        txs_severity *top)
 {
 	jscan s;
 	jscan_init(&s, json, len);
-	collect c = {.out = out, .plugin = plugin};
+	collect c = {.out = out, .refs = refs, .plugin = plugin};
 	jscan_ws(&s);
 	const char *v0 = s.p;
 	/* Depths count as in the report, one level deeper than the answer
@@ -211,7 +217,7 @@ char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t l
 		free(c.err);
 		return fmt("%zu findings; at most %d per scan", c.n, FINDINGS_MAX);
 	}
-	if (!c.err && out->oom)
+	if (!c.err && (out->oom || (refs && refs->oom)))
 		return strdup("out of memory serialising the findings");
 	*top = c.top;
 	return c.err;
