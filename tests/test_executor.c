@@ -1178,6 +1178,10 @@ static void test_hostile_source(void **state)
 	BAD_BYTES("'\xc0\xaf'", "invalid UTF-8 at byte offset 1");     /* an overlong '/' */
 	BAD_BYTES("module.exports = {};\0 more", "a NUL byte at offset 20");
 	BAD_BYTES("\xef\xbb\xbf\xff", "invalid UTF-8 at byte offset 3"); /* offsets count the BOM */
+	char long_src[256]; /* past the eight-at-a-time ASCII path, valid UTF-8 on the way */
+	int n = snprintf(long_src, sizeof long_src, "// %0100d \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 %040d\n", 0, 0);
+	long_src[n] = (char)0xe2; /* a truncated sequence at the end */
+	expect_bad_bytes(long_src, (size_t)n + 1, "invalid UTF-8 at byte offset 155");
 	/* text that closes the module's function and leaves something else */
 	BAD_BYTES("}); (function(){ return 5; })(function(){", "closes the module's function early");
 	BAD_BYTES("}, function(){", "closes the module's function early");

@@ -355,9 +355,9 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
  * a function whose text (through the pristine toString) starts with the
  * wrapper's head and spans the whole program but its two parentheses.
  * Only the function at offset 1 can: a source that closed the wrapper and
- * left another value (or another function) behind fails. The text is
- * not compared in full: making a second copy of a large bundle as a JSC
- * string costs ~2 ns a byte. */
+ * left another value (or another function) behind fails. Only the text's
+ * length and head are read (its length on a String object, its head
+ * sliced in the VM): a bundle's source is never copied for this. */
 static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSValueRef w)
 {
 	if (!to_string || !jsv_is_function(ctx, w))
@@ -366,14 +366,15 @@ static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSVal
 	JSValueRef t = JSObjectCallAsFunction(ctx, to_string, (JSObjectRef)w, 0, NULL, &x);
 	if (x || !t || !JSValueIsString(ctx, t))
 		return false;
-	JSStringRef text = JSValueToStringCopy(ctx, t, NULL);
-	if (!text)
+	JSObjectRef text = JSValueToObject(ctx, t, &x);
+	JSValueRef n = text ? jsv_get(ctx, text, "length", &x) : NULL;
+	if (!n || (size_t)JSValueToNumber(ctx, n, NULL) + 2 != JSStringGetLength(e->load_src))
 		return false;
-	char head[sizeof WRAPPER_HEAD];
-	JSStringGetUTF8CString(text, head, sizeof head);
-	bool ok = !strcmp(head, WRAPPER_HEAD) &&
-	          JSStringGetLength(text) + 2 == JSStringGetLength(e->load_src);
-	JSStringRelease(text);
+	size_t len, cut;
+	char *head = jsv_text_head(ctx, e->string_fn, e->slice_fn, t, sizeof WRAPPER_HEAD - 1, &len,
+	                           &cut, &x);
+	bool ok = head && !strcmp(head, WRAPPER_HEAD);
+	free(head);
 	return ok;
 }
 
