@@ -378,11 +378,10 @@ static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSVal
 	return ok;
 }
 
-/* The wrapped source evaluated, checked, then called as
- * wrapper.call(globalThis, module, module.exports) with its microtasks;
- * then the exports. Evaluating it here, inside the step's VM entry, puts
- * whatever it runs under the watchdog, microtasks included. */
-static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
+/* The wrapped source evaluated inside the step's VM entry, so whatever it
+ * runs is under the watchdog, microtasks included; the wrapper function,
+ * or NULL with e->step_err (or a kill) saying why. */
+static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc)
 {
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
 	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
@@ -396,22 +395,34 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
 	 * watchdog (a flood would never end). */
 	if (e->killed == ENGINE_OK)
 		drain_microtasks(ctx);
-	if (*exc && e->killed == ENGINE_OK) { /* a SyntaxError: say the line */
+	if (e->killed != ENGINE_OK)
+		return NULL;
+	if (*exc) { /* a SyntaxError: say the line */
 		e->step_err = jsv_exception_text(ctx, e->string_fn, e->slice_fn, *exc);
 		*exc = NULL;
+		if (!e->step_err)
+			e->step_err = strdup("out of memory");
+		return NULL;
 	}
-	if (e->step_err || e->killed != ENGINE_OK)
+	if (is_wrapper(e, ctx, to_string, wrapper))
+		return (JSObjectRef)wrapper;
+	if (e->killed == ENGINE_OK)
+		e->step_err = strdup(ESCAPED);
+	return NULL;
+}
+
+/* wrapper.call(globalThis, module, module.exports) with its microtasks,
+ * then the exports. */
+static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef wrapper = evaluate_wrapped(e, ctx, exc);
+	if (!wrapper)
 		return;
-	if (!is_wrapper(e, ctx, to_string, wrapper)) {
-		if (e->killed == ENGINE_OK)
-			e->step_err = strdup(ESCAPED);
-		return;
-	}
 	JSObjectRef module = JSObjectMake(ctx, NULL, NULL);
 	JSObjectRef exports = JSObjectMake(ctx, NULL, NULL);
 	jsv_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
 	JSValueRef args[2] = {module, exports};
-	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, g, 2, args, exc);
+	JSObjectCallAsFunction(ctx, wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
 	if (e->killed == ENGINE_OK)
 		drain_microtasks(ctx); /* also when it threw, as above */
 	if (*exc || e->killed != ENGINE_OK)
