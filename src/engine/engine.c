@@ -301,7 +301,8 @@ static int prepare(engine *e, char **err)
 	                         ? engine_sandbox_install(e)
 	                         : "String, String.prototype.slice, Promise.prototype.then, Object.freeze";
 	if (failed) {
-		*err = jsv_printf("internal: cannot set up the plugin's globals: %s", failed);
+		*err = jsv_printf("%s: internal: cannot set up the plugin's globals: %s",
+		                  e->cfg->filename, failed);
 		return -1;
 	}
 	return 0;
@@ -438,7 +439,7 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 	own_loop();
 	engine *e = calloc(1, sizeof *e);
 	if (!e || setup_context(e, cfg) < 0) {
-		*err = strdup("cannot create a JavaScriptCore context");
+		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);
 		goto fail;
 	}
 	e->cfg = cfg;
@@ -452,7 +453,7 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 fail:
 	engine_free(e);
 	if (!*err)
-		*err = strdup("out of memory");
+		*err = jsv_printf("%s: out of memory", cfg->filename);
 	return -1;
 }
 
