@@ -217,6 +217,24 @@ class Cli(unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(msg, r.stderr)
 
+    def test_check_reads_every_report(self):
+        # check re-parsed reports with jansson, which refused a NUL in a hash
+        # and metadata holding 1e20: a failing plugin then read as "ok".
+        d = write_plugin(self.tmp, "big", """module.exports = { scanTransaction(tx) {
+  if (tx.boom) throw new Error('broken rule');
+  return {code: 'BIG', severity: 'low', message: 'm', metadata: {n: 1e20}};
+}};""")
+        fx = os.path.join(self.tmp, "fx.jsonl")
+        with open(fx, "w") as f:
+            f.write('{"hash":"0x\\u0000","boom":1}\n'
+                    '{"name":"big","tx":{"hash":"a"},"expect":["BIG"]}\n'
+                    '{"name":"nul","tx":{"hash":"a\\u0000"},"expect":["WRONG"]}\n')
+        r = run("check", d, fx)
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("FAIL  line 1: big: error: Error: broken rule", r.stdout)
+        self.assertIn('ok    line 2 (big): verdict low, findings ["BIG"]', r.stdout)
+        self.assertIn('FAIL  line 3 (nul): findings ["BIG"], expected ["WRONG"]', r.stdout)
+
     def test_example_fixtures(self):
         for pid in sorted(os.listdir(EXAMPLES)):
             d = os.path.join(EXAMPLES, pid)
