@@ -180,9 +180,8 @@ char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_f
 {
 	*exc = NULL;
 	*cut = 0;
-	if (!JSValueIsString(ctx, v)) /* String(v): toString or a symbol's description */
-		v = string_fn ? JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc)
-		              : JSValueMakeString(ctx, JSValueToStringCopy(ctx, v, exc));
+	if (!JSValueIsString(ctx, v) && string_fn) /* String(v): toString, or a symbol's description */
+		v = JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc);
 	if (*exc || !v || !JSValueIsString(ctx, v))
 		return NULL;
 	JSObjectRef wrapped = JSValueToObject(ctx, v, exc);
@@ -225,21 +224,6 @@ JSValueRef jsv_string(JSContextRef ctx, const char *s)
 	JSValueRef v = JSValueMakeString(ctx, js);
 	JSStringRelease(js);
 	return v;
-}
-
-/* String(v) as a JSC string; a symbol goes through string_fn (the
- * pristine String, which prints symbols where ToString throws). NULL with
- * *exc set when it threw. */
-JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc)
-{
-	*exc = NULL;
-	if (JSValueIsSymbol(ctx, v) && string_fn) {
-		JSValueRef t = JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc);
-		if (!t || *exc)
-			return NULL;
-		v = t;
-	}
-	return JSValueToStringCopy(ctx, v, exc);
 }
 
 /* o[name] = v: an existing property keeps its attributes, a new one gets

@@ -24,16 +24,14 @@ char *jsv_utf8(JSStringRef s, size_t *len);
  * U+FFFD, as jsv_utf8 writes it); *len its length, *cut the UTF-16 units
  * left out. Never copies more of s than that. */
 char *jsv_utf8_head(JSStringRef s, size_t max, size_t *len, size_t *cut);
-/* String(v) (string_fn: the pristine String, which prints symbols), at most
+/* String(v) (string_fn: the pristine String, which prints symbols; without
+ * it only a string value is printed, anything else gives NULL), at most
  * max bytes of it: a long string is sliced (slice_fn: the pristine
  * String.prototype.slice) before any of it is copied out of the VM. *cut
  * gets the UTF-16 units left out. NULL with *exc set when String(v) threw
  * (under the watchdog). */
 char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_fn, JSValueRef v,
                     size_t max, size_t *len, size_t *cut, JSValueRef *exc);
-/* String(v), a symbol through string_fn (the pristine String); NULL with
- * *exc set when it threw. */
-JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc);
 /* A string value made from UTF-8. */
 JSValueRef jsv_string(JSContextRef ctx, const char *s);
 
