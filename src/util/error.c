@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char last[2048];
+static _Thread_local char last[16384]; /* room for a list of load failures */
 
 const char *txs_last_error(void)
 {
@@ -27,10 +27,13 @@ static void set_last(const char *msg, size_t len)
 		memcpy(last, msg, len + 1);
 		return;
 	}
-	size_t keep = utf8_cut(msg, len, sizeof last - 64);
-	memcpy(last, msg, keep);
-	snprintf(last + keep, sizeof last - keep, " \xe2\x80\xa6 (%zu characters cut)",
-	         utf8_units(msg + keep, len - keep));
+	char *copy = strndup(msg, len);
+	size_t n = copy ? utf8_cap(&copy, len, sizeof last - 1, 0) : 0;
+	if (!copy)
+		n = utf8_cut(msg, len, sizeof last - 1);
+	memcpy(last, copy ? copy : msg, n);
+	last[n] = '\0';
+	free(copy);
 }
 
 int txs_fail(int code, const char *fmt, ...)

@@ -78,10 +78,30 @@ size_t utf8_units(const char *s, size_t n)
 /* " … (18446744073709551615 characters cut)" fits */
 #define NOTE_MAX 48
 
+/* A text cut before ends with its note: cut again, it carries that count
+ * forward rather than counting the old note as text. Returns the count and
+ * shortens *len to the text before the note; 0 when there is none. */
+static size_t strip_note(const char *s, size_t *len)
+{
+	static const char head[] = " \xe2\x80\xa6 (", tail[] = " characters cut)";
+	size_t n = *len, t = sizeof tail - 1, h = sizeof head - 1;
+	if (n < t + h || memcmp(s + n - t, tail, t))
+		return 0;
+	size_t d = n - t, end = d;
+	while (d > 0 && s[d - 1] >= '0' && s[d - 1] <= '9' && end - d < 20)
+		d--;
+	if (d == end || d < h || memcmp(s + d - h, head, h))
+		return 0;
+	*len = d - h;
+	return (size_t)strtoull(s + d, NULL, 10);
+}
+
 size_t utf8_cap(char **s, size_t len, size_t max, size_t more_units)
 {
 	if (len <= max && !more_units)
 		return len;
+	if (len > max)
+		more_units += strip_note(*s, &len);
 	size_t room = max > NOTE_MAX ? max - NOTE_MAX : 0;
 	size_t keep = utf8_cut(*s, len, room);
 	size_t cut = utf8_units(*s + keep, len - keep) + more_units;

@@ -25,8 +25,10 @@ size_t utf8_units(const char *s, size_t n);
 /* Cuts the NUL-terminated, malloc'ed, valid UTF-8 text *s (len bytes) to
  * at most max bytes: the head is kept and " … (N characters cut)" appended
  * (N counts what was cut plus more_units, characters already cut before
- * the text reached C). Returns the new length; *s may move. On out of
- * memory the text is cut without the note. */
+ * the text reached C). A text that already ends with such a note (cut
+ * before, then prefixed) keeps one note whose count adds both cuts.
+ * Returns the new length; *s may move. On out of memory the text is cut
+ * without the note. */
 size_t utf8_cap(char **s, size_t len, size_t max, size_t more_units);
 
 #endif
