@@ -13,6 +13,12 @@
  * source is copied to an allocation of exactly its size (no NUL) so ASan
  * catches reads past its end. Limits are small (20 ms to load, 20 ms a
  * scan) to keep the executions per second up.
+ *
+ * An input of odd length is built as a realm of a long-lived base engine
+ * (engine_new_realm: the executor's cheap recycling, a new global context
+ * in the base's VM), and the base must still answer a scan afterwards:
+ * nothing a plugin's source does in one realm may break its VM for the
+ * next. A base killed by a scan is replaced.
  */
 #include "engine/engine.h"
 
@@ -57,19 +63,51 @@ static void on_console(int level, const char *msg, size_t len, void *ud)
 		abort();
 }
 
+static const char BASE_SRC[] = "module.exports = { scanTransaction(tx) { return tx.hash; } };";
+
+static engine_config config(const char *src, size_t len)
+{
+	return (engine_config){.plugin_id = "fuzz", .plugin_version = "1", .filename = "index.js",
+	                       .source = src, .source_len = len, .timeout_ms = 20,
+	                       .init_timeout_ms = 20, .heap_limit_mb = 256,
+	                       .max_result_bytes = 1 << 20, .console = on_console};
+}
+
+/* The long-lived engine realms are made in; built again when killed. */
+static engine *base_engine(void)
+{
+	static engine *base;
+	static engine_config cfg;
+	if (base && !engine_dead(base))
+		return base;
+	engine_free(base);
+	cfg = config(BASE_SRC, sizeof BASE_SRC - 1);
+	char *err = NULL;
+	if (engine_new(&base, &cfg, &err))
+		abort();
+	return base;
+}
+
+/* The base still answers, whatever the last realm did. */
+static void check_base(engine *base)
+{
+	engine_result res = {0};
+	engine_scan(base, "{\"hash\":\"b\"}", 12, &res);
+	if (res.status != ENGINE_OK || strcmp(res.json, "\"b\""))
+		abort();
+	engine_result_clear(&res);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *src = malloc(size ? size : 1);
 	if (!src)
 		return 0;
 	memcpy(src, data, size);
-	engine_config cfg = {.plugin_id = "fuzz", .plugin_version = "1", .filename = "index.js",
-	                     .source = src, .source_len = size, .timeout_ms = 20,
-	                     .init_timeout_ms = 20, .heap_limit_mb = 256,
-	                     .max_result_bytes = 1 << 20, .console = on_console};
-	engine *e = NULL;
+	engine_config cfg = config(src, size);
+	engine *e = NULL, *base = size % 2 ? base_engine() : NULL;
 	char *err = NULL;
-	int rc = engine_new(&e, &cfg, &err);
+	int rc = base ? engine_new_realm(base, &e, &cfg, &err) : engine_new(&e, &cfg, &err);
 	if (rc == 0) {
 		if (!e || err)
 			abort();
@@ -84,6 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		check_text(err);
 	}
+	if (base)
+		check_base(base);
 	free(err);
 	free(src);
 	return 0;

@@ -1459,6 +1459,36 @@ static void test_console_capped(void **state)
 	txs_executor_free(ex);
 }
 
+/* A restart builds a realm in the serving engine's VM. When that build
+ * failed (init threw), the freed realm stayed the VM's watchdog callback
+ * argument, and the next scan that ran past a tick of the engine that kept
+ * serving crashed in on_tick (SIGSEGV, found by fuzz_plugin_source). */
+static void test_failed_realm_then_long_scan(void **state)
+{
+	(void)state;
+	char src[512];
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	snprintf(src, sizeof src,
+	         "const T = %.0f;\n"
+	         "module.exports = { init() { if (Date.now() > T) throw new Error('broken now'); },\n"
+	         "  scanTransaction(tx) { if (tx.hang) for (;;) {} return 1; } };\n",
+	         (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 + 300);
+	txs_limits l = limits(30);
+	l.quarantine_after = 1000;
+	txs_executor *ex = make("realm-fail", src, &l);
+	struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000L};
+	nanosleep(&pause, NULL); /* past T: every build fails from now on */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(txs_executor_restart(ex), TXS_EPLUGIN);
+		assert_int_equal(scan_num(ex), 1); /* the old engine keeps serving */
+	}
+	txs_scan_result r = scan(ex, "{\"hang\":true}"); /* past a tick: on_tick runs */
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
 /* ---- crash-loop guard ---------------------------------------------------- */
 
 static double cpu_ms(void)
@@ -1627,6 +1657,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_error_text_capped),
 	    cmocka_unit_test(test_console_capped),
+	    cmocka_unit_test(test_failed_realm_then_long_scan),
 	    cmocka_unit_test(test_quarantine),
 	    cmocka_unit_test(test_bell),
 	};

@@ -142,6 +142,30 @@ static void run_loop_work(void)
 			break;
 }
 
+/* JSC's full-collection timer asks WTF's MemoryPressureHandler, whose
+ * first use builds a timer on WTF's main run loop; only WebKit's own
+ * start-up makes that loop, so in txscan the first such timer to fire (in
+ * a VM that outlives one of its realms, engine_new_realm) read a null
+ * pointer and crashed the process (fuzz_plugin_source found it). The first
+ * thread that builds an engine, its own GLib context already pushed,
+ * becomes WTF's main run loop (unless the host process made one), and the
+ * handler is built at once: its timer (never started) holds that run loop,
+ * and the run loop its context, after the thread ends. Looked up at run
+ * time, like the libpas tweaks: without the symbols nothing changes. */
+static pthread_once_t main_loop_once = PTHREAD_ONCE_INIT;
+
+static void main_run_loop(void)
+{
+	void *(*main_loop)(void), (*init_main)(void), *(*pressure)(void);
+	*(void **)&main_loop = dlsym(RTLD_DEFAULT, "_ZN3WTF7RunLoop13mainSingletonEv");
+	*(void **)&init_main = dlsym(RTLD_DEFAULT, "_ZN3WTF7RunLoop14initializeMainEv");
+	*(void **)&pressure = dlsym(RTLD_DEFAULT, "_ZN3WTF21MemoryPressureHandler9singletonEv");
+	if (!main_loop || !init_main || !pressure || main_loop())
+		return;
+	init_main();
+	pressure();
+}
+
 static void global_init(void)
 {
 	pthread_key_create(&loop_key, loop_exit);
@@ -229,7 +253,7 @@ static bool on_tick(JSContextRef ctx, void *ud);
 
 void engine_arm(engine *e, double seconds)
 {
-	if (seconds == e->armed_s)
+	if (seconds == e->armed_s && !e->vm_shared)
 		return;
 	JSContextGroupSetExecutionTimeLimit(e->group, seconds, on_tick, e);
 	e->armed_s = seconds;
@@ -296,7 +320,12 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	e->killed = ENGINE_OK;
 	e->over_backstop = false;
 	double s = (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9;
-	if (s != e->armed_s) {
+	/* The time limit and its callback's engine belong to the VM: in a VM
+	 * shared by realms the last engine to arm it may be another (freed
+	 * since: a realm whose build failed left on_tick its dangling pointer,
+	 * SIGSEGV on the next long scan of the engine that kept serving), so
+	 * each entry arms it for itself. */
+	if (s != e->armed_s || e->vm_shared) {
 		JSContextGroupSetExecutionTimeLimit(e->group, s, on_tick, e);
 		e->armed_s = s;
 	}
@@ -434,6 +463,8 @@ static int setup_context(engine *e, const engine_config *cfg, engine *base)
 	e->tokens_at_ns = now_ns();
 	e->group = base ? JSContextGroupRetain(base->group) : JSContextGroupCreate();
 	e->realms = base ? base->realms + 1 : 0;
+	if (base)
+		e->vm_shared = base->vm_shared = true;
 	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
 	if (!e->id || !e->version || !e->ctx)
 		return -1;
@@ -451,6 +482,7 @@ static int engine_build(engine **out, const engine_config *cfg, engine *base, ch
 	*err = NULL;
 	pthread_once(&once, global_init);
 	own_loop();
+	pthread_once(&main_loop_once, main_run_loop);
 	engine *e = calloc(1, sizeof *e);
 	if (!e || setup_context(e, cfg, base) < 0) {
 		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);

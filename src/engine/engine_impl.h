@@ -110,6 +110,7 @@ struct engine {
 	uint64_t console_dropped, console_dropped_reported;
 	engine_progress *progress; /* may be NULL */
 	uint32_t realms;           /* realms this VM had before this one */
+	bool vm_shared;            /* another engine was built in this VM: armed_s may be stale */
 };
 
 #ifdef NDEBUG
