@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
-                    "(txscan has no timers or I/O)"
+                    "(txscan has no I/O)"
 
 /* Runs every queued microtask now, inside the VM entry that is running. */
 static void drain_microtasks(JSContextRef ctx)
@@ -318,6 +318,7 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	e->call++;
 	e->ans = res;
 	e->settled = false;
+	webapi_drop_timers(e); /* any the module's top level set */
 	JSValueRef x = NULL;
 	JSValueRef r = JSObjectCallAsFunction(ctx, fn, self, argc, argv, &x);
 	bool pending = false;
@@ -327,6 +328,14 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		pending = answer_or_await(e, ctx, r, res);
 	if (e->killed == ENGINE_OK)
 		drain_microtasks(ctx);
+	if (e->killed == ENGINE_OK && pending && !e->settled && e->ntimers) {
+		JSValueRef tx = webapi_run_timers(e, ctx); /* setTimeout and friends */
+		if (tx && e->killed == ENGINE_OK && !e->settled) {
+			e->settled = true;
+			answer_error(e, ctx, tx, res);
+		}
+	}
+	webapi_drop_timers(e);
 	e->call++;
 	if (e->killed != ENGINE_OK)
 		return false;

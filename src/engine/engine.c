@@ -448,6 +448,7 @@ void engine_free(engine *e)
 	if (!e)
 		return;
 	ASSERT_OWNER(e);
+	webapi_free(e);
 	if (e->ctx) {
 		engine_drop_kept(e);
 		JSGlobalContextRelease(e->ctx);
