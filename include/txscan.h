@@ -298,6 +298,13 @@ TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
  * every pending report, then frees. Not from a txs_report_fn callback. */
 TXS_EXTERN void txs_host_free(txs_host *host);
 
+/* Bundles the plugin in dir as loading it would (ES module, TypeScript,
+ * imports of its own files and node_modules: one CommonJS file, by
+ * esbuild) and writes the bundle to out_path and its source map to
+ * out_path.map, for hosts without esbuild: set main to the bundle. 0, or
+ * a negative code with txs_last_error(). */
+TXS_EXTERN int txs_plugin_bundle(const char *dir, const char *out_path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 
 #include "jsc_private.h"
 #include "jsval.h"
+#include "util/srcmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,11 @@ static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *e
 		free(out);
 		*exc = x ? x : v;
 		return NULL;
+	}
+	char *mapped = srcmap_rewrite(out); /* a bundle's positions, as the original files' */
+	if (mapped) {
+		free(out);
+		out = mapped;
 	}
 	return out ? out : strdup("uncaught exception that cannot be printed");
 }
@@ -143,6 +149,7 @@ static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *
 		return;
 	if (!jsv_is_function(ctx, scan)) {
 		e->step_err = describe(ctx, "module.exports.scanTransaction", scan);
+		engine_exports_hint(e, ctx, m); /* what it does export (sandbox.c) */
 		return;
 	}
 	JSValueRef init = jsv_get(ctx, (JSObjectRef)m, "init", exc);

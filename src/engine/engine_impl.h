@@ -187,6 +187,9 @@ void engine_drop_kept(engine *e);
 /* sandbox.c: the console class and the globals a plugin sees; NULL, or
  * the name of what could not be set up. */
 const char *engine_sandbox_install(engine *e);
+/* Appends to e->step_err what a module without scanTransaction exports
+ * (and names a Forta-style handleTransaction as such). */
+void engine_exports_hint(engine *e, JSContextRef ctx, JSValueRef m);
 /* webapi.c: what the web globals and the console keep, released before the
  * context; and the timers a settled call leaves, dropped. */
 void webapi_free(engine *e);

@@ -15,6 +15,7 @@
 #include "webapi.h"
 
 #include "jsval.h"
+#include "util/srcmap.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -153,7 +154,9 @@ static char *name_of(struct insp *in, JSObjectRef o)
  * dropped. */
 static void put_stack(struct insp *in, const char *stack)
 {
-	char *st = strdup(stack);
+	char *st = srcmap_rewrite(stack); /* a bundle's positions, as the original files' */
+	if (!st)
+		st = strdup(stack);
 	if (!st)
 		return;
 	jsv_strip_stack(st);

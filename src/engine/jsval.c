@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "jsval.h"
 
+#include "util/srcmap.h"
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -196,6 +198,11 @@ char *jsv_exception_text(JSContextRef ctx, JSValueRef exc)
 	free(u);
 	free(where);
 	free(st);
+	char *mapped = srcmap_rewrite(out); /* a bundle's positions, as the original files' */
+	if (mapped) {
+		free(out);
+		out = mapped;
+	}
 	return out;
 }
 

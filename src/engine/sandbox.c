@@ -322,6 +322,53 @@ static const char *install_globals(engine *e)
 	return NULL;
 }
 
+/* The enumerable own names of o (and of o.default), up to 12, joined. */
+static void export_names(JSContextRef ctx, JSObjectRef o, const char *prefix, sbuf *out, int *n)
+{
+	JSPropertyNameArrayRef names = JSObjectCopyPropertyNames(ctx, o);
+	for (size_t i = 0; i < JSPropertyNameArrayGetCount(names) && *n < 12; i++) {
+		char *k = jsv_utf8(JSPropertyNameArrayGetNameAtIndex(names, i), NULL);
+		if (k && strcmp(k, "__esModule")) {
+			sb_str(out, (*n)++ ? ", " : "");
+			sb_str(out, prefix);
+			sb_str(out, k);
+		}
+		free(k);
+	}
+	JSPropertyNameArrayRelease(names);
+}
+
+void engine_exports_hint(engine *e, JSContextRef ctx, JSValueRef m)
+{
+	if (!e->step_err || !JSValueIsObject(ctx, m))
+		return;
+	sbuf b = {0};
+	int n = 0;
+	sb_str(&b, e->step_err);
+	JSObjectRef o = (JSObjectRef)m;
+	JSValueRef def = jsv_prop(ctx, o, "default");
+	JSValueRef forta = jsv_prop(ctx, o, "handleTransaction");
+	if ((!forta || JSValueIsUndefined(ctx, forta)) && def && JSValueIsObject(ctx, def))
+		forta = jsv_prop(ctx, (JSObjectRef)def, "handleTransaction");
+	if (jsv_is_function(ctx, forta)) {
+		sb_str(&b, ": the module exports handleTransaction, a Forta bot's handler; txscan "
+		           "calls scanTransaction(tx, ctx) with the transaction's JSON and takes "
+		           "findings {code, severity, message} back (docs/plugins.md)");
+	} else {
+		sb_str(&b, " (the module exports: ");
+		export_names(ctx, o, "", &b, &n);
+		if (def && JSValueIsObject(ctx, def) && !jsv_is_function(ctx, def))
+			export_names(ctx, (JSObjectRef)def, "default.", &b, &n);
+		sb_str(&b, n ? ")" : "nothing)");
+	}
+	if (!b.oom) {
+		free(e->step_err);
+		e->step_err = b.p;
+	} else {
+		free(b.p);
+	}
+}
+
 const char *engine_sandbox_install(engine *e)
 {
 	JSClassDefinition def = kJSClassDefinitionEmpty;

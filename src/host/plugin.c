@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include "plugin.h"
 
+#include "bundle/bundle.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -209,6 +211,9 @@ static int read_code(plugin_manifest *m, const char *manifest_path, char **err)
 	if (!m->source)
 		return fail(err, "%s: main file %s cannot be read: %s", manifest_path, m->main_path,
 		            errno == EFBIG ? "larger than 16 MiB" : strerror(errno));
+	/* ES modules, TypeScript, imports: one CommonJS bundle (src/bundle/) */
+	if (bundle_plugin_source(m->dir, m->main, &m->source, &m->source_len, &m->main_path, err))
+		return TXS_EINVAL;
 	return 0;
 }
 

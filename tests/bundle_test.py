@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Integration tests for plugins that need bundling (src/bundle/): ES modules,
+TypeScript, imports of the plugin's own files, Node built-ins refused, nothing
+read outside the plugin folder, stack traces through source maps, load errors
+that say what to do, and `txscan bundle` ahead of time for hosts without
+esbuild.
+
+usage: bundle_test.py TXSCAN_BINARY PROJECT_DIR
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+TXSCAN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/txscan"
+ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else "."
+HAVE_ESBUILD = shutil.which("esbuild") is not None
+NO_ESBUILD_ENV = dict(os.environ, PATH="/nonexistent")
+
+
+def run(*args, stdin=None, env=None, timeout=120):
+    return subprocess.run([TXSCAN, *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def write(root, files):
+    for name, text in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+
+def manifest(pid, main):
+    return json.dumps({"id": pid, "version": "1.0.0", "main": main, "timeout_ms": 500})
+
+
+TS_PLUGIN = {
+    "plugin.json": manifest("typed", "index.ts"),
+    "index.ts": """import { selector } from './lib/abi';
+import type { Plugin } from './types';
+
+const plugin: Plugin = {
+  scanTransaction(tx) {
+    const input: string = tx.input ?? '';
+    if (input === 'boom') throw new Error('boom from TypeScript');
+    if (selector(input) === '0x095ea7b3')
+      return { code: 'APPROVE', severity: 'low', message: 'approve' };
+    return null;
+  },
+};
+export default plugin;
+""",
+    "lib/abi.ts": "export const selector = (input: string): string => input.slice(0, 10);\n",
+    "types.ts": """export interface Plugin {
+  scanTransaction(tx: { input?: string }): unknown;
+}
+""",
+}
+
+
+def scan_one(plugins, tx, env=None):
+    r = run("scan", "-p", plugins, "--no-progress", stdin=json.dumps(tx) + "\n", env=env)
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    return r, lines
+
+
+@unittest.skipUnless(HAVE_ESBUILD, "esbuild is not installed (scripts/setup.sh)")
+class Bundled(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="txs-bundle-")
+        self.plugins = os.path.join(self.tmp, "plugins")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def plugin(self, name, files):
+        d = os.path.join(self.plugins, name)
+        write(d, files)
+        return d
+
+    def test_typescript_with_imports(self):
+        self.plugin("typed", TS_PLUGIN)
+        r, out = scan_one(self.plugins, {"hash": "0x1", "input": "0x095ea7b3" + "00" * 64})
+        self.assertEqual([f["code"] for f in out[0]["findings"]], ["APPROVE"], r.stderr)
+
+    def test_stack_trace_points_at_the_original_file(self):
+        d = self.plugin("typed", TS_PLUGIN)
+        r, out = scan_one(self.plugins, {"hash": "0x1", "input": "boom"})
+        err = out[0]["plugins"][0]["error"]
+        self.assertIn("boom from TypeScript", err)
+        # line 7 of index.ts, not a line of the bundle
+        self.assertIn(os.path.join(d, "index.ts") + ":7:", err)
+        self.assertNotIn("(bundled)", err)
+
+    def test_es_module_forms(self):
+        self.plugin("mjs", {"plugin.json": manifest("mjs", "index.mjs"),
+                            "index.mjs": "export function scanTransaction() { return {code: 'M', severity: 'info', message: 'm'}; }\n"})
+        self.plugin("typemod", {"plugin.json": manifest("typemod", "main.js"),
+                                "package.json": '{"type": "module"}',
+                                "main.js": "import { c } from './c.js';\nexport const scanTransaction = () => ({code: c, severity: 'info', message: 'x'});\n",
+                                "c.js": "export const c = 'T';\n"})
+        self.plugin("cjsreq", {"plugin.json": manifest("cjsreq", "index.js"),
+                               "index.js": "const { code } = require('./lib');\nmodule.exports = { scanTransaction: () => ({code, severity: 'info', message: 'r'}) };\n",
+                               "lib.js": "exports.code = 'R';\n"})
+        r, out = scan_one(self.plugins, {"hash": "0x1"})
+        self.assertEqual(sorted(f["code"] for f in out[0]["findings"]), ["M", "R", "T"], r.stderr)
+
+    def test_node_builtin_is_a_load_error_naming_the_file(self):
+        self.plugin("nodey", {"plugin.json": manifest("nodey", "index.ts"),
+                              "index.ts": "import { helper } from './helper';\nexport const scanTransaction = helper;\n",
+                              "helper.ts": "import { readFileSync } from 'fs';\nexport const helper = () => readFileSync;\n"})
+        r = run("check", os.path.join(self.plugins, "nodey"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("helper.ts:1:", r.stderr)
+        self.assertIn('Node built-in module "fs"', r.stderr)
+
+    def test_nothing_outside_the_plugin_folder(self):
+        write(self.tmp, {"secret.ts": "export default 'secret';\n"})
+        self.plugin("escape", {"plugin.json": manifest("escape", "index.ts"),
+                               "index.ts": "import s from '../../secret';\nexport const scanTransaction = () => s;\n"})
+        # a package in a parent folder's node_modules does not count either
+        write(self.plugins, {"node_modules/leftpad/package.json": '{"name": "leftpad", "main": "index.js"}',
+                             "node_modules/leftpad/index.js": "module.exports = 1;\n"})
+        self.plugin("parentpkg", {"plugin.json": manifest("parentpkg", "index.ts"),
+                                  "index.ts": "import p from 'leftpad';\nexport const scanTransaction = () => p;\n"})
+        for name in ["escape", "parentpkg"]:
+            r = run("check", os.path.join(self.plugins, name))
+            self.assertEqual(r.returncode, 2, name)
+            self.assertIn("outside the plugin folder", r.stderr, name)
+
+    def test_missing_package_says_how_to_install_it(self):
+        self.plugin("nopkg", {"plugin.json": manifest("nopkg", "index.ts"),
+                              "index.ts": "import { x } from 'viem';\nexport const scanTransaction = () => x;\n"})
+        r = run("check", os.path.join(self.plugins, "nopkg"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('cannot find the package "viem"', r.stderr)
+        self.assertIn("npm install viem", r.stderr)
+
+    def test_load_errors_say_what_to_do(self):
+        self.plugin("noscan", {"plugin.json": manifest("noscan", "index.mjs"),
+                               "index.mjs": "export function scan() {}\nexport const other = 1;\n"})
+        r = run("check", os.path.join(self.plugins, "noscan"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("scanTransaction is missing (the module exports: other, scan)", r.stderr)
+        shutil.rmtree(os.path.join(self.plugins, "noscan"))
+        self.plugin("forta", {"plugin.json": manifest("forta", "index.ts"),
+                              "index.ts": "export const handleTransaction = async (e: unknown) => [];\n"})
+        r = run("check", os.path.join(self.plugins, "forta"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("handleTransaction, a Forta bot's handler", r.stderr)
+
+    def test_bundle_ahead_of_time_for_a_host_without_esbuild(self):
+        d = self.plugin("typed", TS_PLUGIN)
+        r = run("check", d, env=NO_ESBUILD_ENV)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("esbuild is not installed", r.stderr)
+        self.assertIn("txscan bundle " + d + " -o FILE", r.stderr)
+        r = run("bundle", d, "-o", os.path.join(d, "dist.js"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(d, "plugin.json"), "w") as f:
+            f.write(manifest("typed", "dist.js"))
+        r, out = scan_one(self.plugins, {"hash": "0x1", "input": "boom"}, env=NO_ESBUILD_ENV)
+        err = out[0]["plugins"][0]["error"]
+        self.assertIn("boom from TypeScript", err)
+        self.assertIn(os.path.join(d, "index.ts") + ":7:", err)  # through dist.js.map
+
+    def test_bundle_usage(self):
+        r = run("bundle")
+        self.assertEqual(r.returncode, 64)
+        r = run("bundle", "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: txscan bundle", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
