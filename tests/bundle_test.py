@@ -21,7 +21,12 @@ HAVE_ESBUILD = shutil.which("esbuild") is not None
 NO_ESBUILD_ENV = dict(os.environ, PATH="/nonexistent")
 
 
+CACHE = tempfile.mkdtemp(prefix="txs-bundle-cache-")
+
+
 def run(*args, stdin=None, env=None, timeout=120):
+    env = dict(env if env is not None else os.environ)
+    env.setdefault("TXS_BUNDLE_CACHE", CACHE)
     return subprocess.run([TXSCAN, *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
 
@@ -168,6 +173,29 @@ class Bundled(unittest.TestCase):
         self.assertIn("boom from TypeScript", err)
         self.assertIn(os.path.join(d, "index.ts") + ":7:", err)  # through dist.js.map
 
+    def test_cache_by_content(self):
+        """A second load with nothing changed does not run esbuild; a change
+        to any file the bundle was made from does."""
+        d = self.plugin("typed", TS_PLUGIN)
+        count = os.path.join(self.tmp, "esbuild-runs")
+        wrapper = os.path.join(self.tmp, "esbuild")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\necho run >> %s\nexec %s \"$@\"\n" % (count, shutil.which("esbuild")))
+        os.chmod(wrapper, 0o755)
+        env = dict(os.environ, TXS_ESBUILD=wrapper,
+                   TXS_BUNDLE_CACHE=os.path.join(self.tmp, "cache"))
+        runs = lambda: open(count).read().count("run") if os.path.exists(count) else 0
+        tx = {"hash": "0x1", "input": "0x095ea7b3" + "00" * 64}
+        for _ in range(2):
+            r, out = scan_one(self.plugins, tx, env=env)
+            self.assertEqual([f["code"] for f in out[0]["findings"]], ["APPROVE"], r.stderr)
+        self.assertEqual(runs(), 1)
+        with open(os.path.join(d, "lib", "abi.ts"), "w") as f:
+            f.write("export const selector = (input: string): string => 'changed';\n")
+        r, out = scan_one(self.plugins, tx, env=env)
+        self.assertEqual(out[0]["findings"], [], r.stderr)
+        self.assertEqual(runs(), 2)
+
     def test_bundle_usage(self):
         r = run("bundle")
         self.assertEqual(r.returncode, 64)
@@ -177,4 +205,7 @@ class Bundled(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    try:
+        unittest.main(argv=sys.argv[:1], verbosity=2)
+    finally:
+        shutil.rmtree(CACHE, ignore_errors=True)

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
@@ -336,7 +337,8 @@ static bool inside(const char *root, const char *path)
 
 /* Every input of the metafile is inside dir; else an error naming the
  * first that is not, and what imported it. */
-static int check_inputs(const char *dir, const char *realdir, const char *metapath, char **err)
+static int check_inputs(const char *dir, const char *realdir, const char *metapath, sbuf *list,
+                        char **err)
 {
 	json_t *meta = json_load_file(metapath, 0, NULL);
 	json_t *inputs = meta ? json_object_get(meta, "inputs") : NULL;
@@ -358,6 +360,10 @@ static int check_inputs(const char *dir, const char *realdir, const char *metapa
 			rc = fail(err, "%s: the bundle would read %s, which is outside the plugin folder "
 			               "(a plugin may import only its own files and its own node_modules)",
 			          dir, real ? real : key);
+		else if (!strchr(key, '\n')) {
+			sb_str(list, key);
+			sb_put(list, "\n", 1);
+		}
 		free(path);
 		free(real);
 		if (rc)
@@ -459,6 +465,175 @@ static int run_esbuild(const char *esbuild, const char *dir, const char *main, c
 	return rc;
 }
 
+/* ---- the cache ------------------------------------------------------------- */
+
+/* Bundles are kept in $TXS_BUNDLE_CACHE (default $XDG_CACHE_HOME/txscan/
+ * bundles, or ~/.cache/txscan/bundles; "0" turns it off), so that loading
+ * the same plugin again (another `txscan scan`, a reload with nothing
+ * changed) does not run esbuild. An entry is named after the plugin
+ * (its folder's real path and main) and holds the hash of what the bundle
+ * was made from: esbuild itself (path, size, mtime), every file esbuild
+ * read (path and contents), the mtime of each folder one is in (a file
+ * added beside one could change what an import resolves to), and the
+ * plugin's package.json. Any change is a miss, and esbuild runs. */
+
+static char *cache_dir(void)
+{
+	const char *env = getenv("TXS_BUNDLE_CACHE"), *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char *d = NULL;
+	if (env && !strcmp(env, "0"))
+		return NULL;
+	if (env && *env)
+		d = strdup(env);
+	else if (xdg && *xdg && asprintf(&d, "%s/txscan/bundles", xdg) < 0)
+		d = NULL;
+	else if (!(xdg && *xdg) && home && *home && asprintf(&d, "%s/.cache/txscan/bundles", home) < 0)
+		d = NULL;
+	return d;
+}
+
+static void hash_stat(GChecksum *g, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		long long v[3] = {(long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		                  (long long)st.st_mtim.tv_nsec};
+		g_checksum_update(g, (const guchar *)v, sizeof v);
+	}
+	g_checksum_update(g, (const guchar *)path, (gssize)strlen(path) + 1);
+}
+
+static bool hash_file(GChecksum *g, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	guchar buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		g_checksum_update(g, buf, (gssize)n);
+	fclose(f);
+	g_checksum_update(g, (const guchar *)path, (gssize)strlen(path) + 1);
+	return true;
+}
+
+/* The hash of what a bundle of dir/main was made from (inputs: one path
+ * relative to dir a line); NULL when an input is gone. */
+static char *content_hash(const char *esbuild, const char *dir, const char *main,
+                          const char *inputs)
+{
+	GChecksum *g = g_checksum_new(G_CHECKSUM_SHA256);
+	char path[PATH_MAX];
+	bool ok = true;
+	g_checksum_update(g, (const guchar *)"txscan-bundle-1", 15);
+	hash_stat(g, esbuild);
+	g_checksum_update(g, (const guchar *)main, (gssize)strlen(main) + 1);
+	snprintf(path, sizeof path, "%s/package.json", dir);
+	hash_stat(g, path);
+	for (const char *p = inputs; ok && *p;) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		snprintf(path, sizeof path, "%s/%.*s", dir, n, p);
+		ok = hash_file(g, path);
+		char *slash = strrchr(path, '/');
+		*slash = '\0';
+		hash_stat(g, path);
+		p += n + (nl != NULL);
+	}
+	char *h = ok ? strdup(g_checksum_get_string(g)) : NULL;
+	g_checksum_free(g);
+	return h;
+}
+
+/* dir/<sha256 of realdir and main>, the entry's name without extension. */
+static char *entry_name(const char *realdir, const char *main)
+{
+	char *cdir = cache_dir();
+	if (!cdir)
+		return NULL;
+	GChecksum *g = g_checksum_new(G_CHECKSUM_SHA256);
+	g_checksum_update(g, (const guchar *)realdir, (gssize)strlen(realdir) + 1);
+	g_checksum_update(g, (const guchar *)main, (gssize)strlen(main));
+	char *name = NULL;
+	if (asprintf(&name, "%s/%s", cdir, g_checksum_get_string(g)) < 0)
+		name = NULL;
+	g_checksum_free(g);
+	free(cdir);
+	return name;
+}
+
+static bool cache_get(const char *esbuild, const char *dir, const char *realdir,
+                      const char *main, bundle_out *out)
+{
+	char *name = entry_name(realdir, main), path[PATH_MAX];
+	if (!name)
+		return false;
+	size_t len = 0;
+	snprintf(path, sizeof path, "%s.deps", name);
+	char *deps = slurp(path, &len);
+	char *nl = deps ? strchr(deps, '\n') : NULL;
+	char *h = nl ? content_hash(esbuild, dir, main, nl + 1) : NULL;
+	bool hit = h && !strncmp(deps, h, (size_t)(nl - deps)) && strlen(h) == (size_t)(nl - deps);
+	if (hit) {
+		snprintf(path, sizeof path, "%s.js", name);
+		out->code = slurp(path, &out->len);
+		snprintf(path, sizeof path, "%s.map", name);
+		out->map = slurp(path, &out->map_len);
+		hit = out->code && out->map;
+		if (!hit)
+			bundle_out_clear(out);
+	}
+	free(h);
+	free(deps);
+	free(name);
+	return hit;
+}
+
+static void mkdirs(const char *path)
+{
+	char *p = strdup(path);
+	for (char *s = p ? strchr(p + 1, '/') : NULL; s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		mkdir(p, 0700);
+		*s = '/';
+	}
+	if (p)
+		mkdir(p, 0700);
+	free(p);
+}
+
+static int write_file(const char *path, const char *a, size_t alen, const char *b, size_t blen);
+
+/* Best effort: a cache that cannot be written only costs the next load a
+ * run of esbuild. The .deps file goes last: an entry without it is a miss. */
+static void cache_put(const char *esbuild, const char *dir, const char *realdir,
+                      const char *main, const bundle_out *out, const char *inputs)
+{
+	char *name = entry_name(realdir, main), path[PATH_MAX];
+	char *h = name && out->map ? content_hash(esbuild, dir, main, inputs) : NULL;
+	if (h) {
+		char *cdir = cache_dir();
+		if (cdir)
+			mkdirs(cdir);
+		free(cdir);
+		snprintf(path, sizeof path, "%s.js", name);
+		bool ok = write_file(path, out->code, out->len, "", 0) == 0;
+		snprintf(path, sizeof path, "%s.map", name);
+		ok = ok && write_file(path, out->map, out->map_len, "", 0) == 0;
+		snprintf(path, sizeof path, "%s.deps", name);
+		if (ok)
+			write_file(path, h, strlen(h), "\n", 1);
+		FILE *f = ok ? fopen(path, "ab") : NULL;
+		if (f) {
+			fputs(inputs, f);
+			fclose(f);
+		}
+	}
+	free(h);
+	free(name);
+}
+
 int bundle_build(const char *dir, const char *main, bundle_out *out, char **err)
 {
 	memset(out, 0, sizeof *out);
@@ -481,20 +656,30 @@ int bundle_build(const char *dir, const char *main, bundle_out *out, char **err)
 		return rc;
 	}
 	char path[PATH_MAX];
+	sbuf inputs = {0};
+	if (cache_get(esbuild, dir, realdir, main, out)) {
+		remove_tmp(tmp);
+		free(realdir);
+		free(esbuild);
+		return 0;
+	}
 	rc = run_esbuild(esbuild, dir, main, tmp, err);
 	snprintf(path, sizeof path, "%s/meta.json", tmp);
 	if (!rc)
-		rc = check_inputs(dir, realdir, path, err);
+		rc = check_inputs(dir, realdir, path, &inputs, err);
 	snprintf(path, sizeof path, "%s/out.js", tmp);
 	if (!rc && !(out->code = slurp(path, &out->len)))
 		rc = fail(err, "%s/%s: the bundle cannot be read, or is over 32 MiB", dir, main);
 	snprintf(path, sizeof path, "%s/out.js.map", tmp);
 	if (!rc && (out->map = fix_map(realdir, tmp, path)))
 		out->map_len = strlen(out->map);
-	if (!rc)
+	if (!rc) {
 		drop_map_comment(out);
-	else
+		cache_put(esbuild, dir, realdir, main, out, inputs.p ? inputs.p : "");
+	} else {
 		bundle_out_clear(out);
+	}
+	free(inputs.p);
 	remove_tmp(tmp);
 	free(realdir);
 	free(esbuild);
