@@ -219,6 +219,9 @@ typedef struct txs_host_options {
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */
+	/* ctx.config of every plugin this host loads, as JSON text (an object);
+	 * NULL: each plugin.json's "config". */
+	const char *config_json;
 } txs_host_options;
 
 /* opts may be NULL (defaults). */

@@ -204,6 +204,66 @@ class Bundled(unittest.TestCase):
         self.assertIn("usage: txscan bundle", r.stdout)
 
 
+class Authoring(unittest.TestCase):
+    """txscan new and txscan check on a plugin's own fixtures."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="txs-new-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def new(self, *args):
+        return subprocess.run([TXSCAN, "new", *args], capture_output=True, text=True,
+                              timeout=60, cwd=self.tmp)
+
+    def check(self, *args):
+        return run("check", *args)
+
+    def test_new_javascript_passes_check_with_its_fixtures(self):
+        r = self.new("my-rule")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = os.path.join(self.tmp, "my-rule")
+        self.assertEqual(sorted(os.listdir(d)), ["fixtures.jsonl", "index.js", "plugin.json", "types"])
+        r = self.check(d)  # no TX_FILE: its own fixtures.jsonl
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("3 transactions, 0 problems", r.stdout)
+        self.assertRegex(r.stdout, r"a transfer to the watched address\): verdict medium, "
+                                   r"findings \[\"WATCHED_ADDRESS\"\], \d+\.\d{3} ms")
+
+    @unittest.skipUnless(HAVE_ESBUILD, "esbuild is not installed (scripts/setup.sh)")
+    def test_new_typescript_passes_check(self):
+        r = self.new("ts-rule", "--ts")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = os.path.join(self.tmp, "ts-rule")
+        self.assertTrue(os.path.exists(os.path.join(d, "tsconfig.json")))
+        r = self.check(d)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("3 transactions, 0 problems", r.stdout)
+
+    def test_new_refuses_bad_names_and_existing_folders(self):
+        self.assertEqual(self.new("Bad_Name").returncode, 64)
+        self.assertEqual(self.new("twice").returncode, 0)
+        self.assertEqual(self.new("twice").returncode, 2)
+
+    def test_check_config_overrides_ctx_config(self):
+        self.new("my-rule")
+        d = os.path.join(self.tmp, "my-rule")
+        r = self.check(d, "--config", '{"watchlist": []}')
+        self.assertEqual(r.returncode, 2)  # the first fixture expects a finding
+        self.assertIn("expected [\"WATCHED_ADDRESS\"]", r.stdout)
+        self.assertEqual(self.check(d, "--config", "[1]").returncode, 64)
+
+    def test_check_folder_of_plugins_expects_per_plugin(self):
+        """Each plugin's fixtures expect its own findings: another plugin that
+        flags the same transaction does not make them fail."""
+        for name in ["rule-a", "rule-b"]:
+            self.new(name)
+        r = self.check(self.tmp)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("6 transactions, 0 problems", r.stdout)
+
+
 if __name__ == "__main__":
     try:
         unittest.main(argv=sys.argv[:1], verbosity=2)

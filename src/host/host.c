@@ -540,7 +540,9 @@ static int load_one(txs_host *h, const char *dir, plugin **fresh, size_t k)
 		free(err);
 		return rc;
 	}
-	rc = check_duplicate(h, fresh, k, &m);
+	rc = plugin_manifest_set_config(&m, h->opt.config_json); /* txscan check --config */
+	if (!rc)
+		rc = check_duplicate(h, fresh, k, &m);
 	if (!rc)
 		rc = plugin_start(h, &m, &fresh[k]);
 	plugin_manifest_clear(&m);

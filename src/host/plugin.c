@@ -9,6 +9,7 @@
 #include "plugin.h"
 
 #include "bundle/bundle.h"
+#include "util/error.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -238,6 +239,20 @@ int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
 	free(text);
 	free(path);
 	return rc;
+}
+
+int plugin_manifest_set_config(plugin_manifest *m, const char *config_json)
+{
+	if (!config_json)
+		return 0;
+	json_t *c = json_loads(config_json, 0, NULL);
+	char *text = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : NULL;
+	json_decref(c);
+	if (!text)
+		return txs_fail(TXS_EINVAL, "the config given for %s is not a JSON object", m->id);
+	free(m->config_json);
+	m->config_json = text;
+	return 0;
 }
 
 void plugin_manifest_clear(plugin_manifest *m)

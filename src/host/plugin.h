@@ -29,6 +29,10 @@ int plugin_manifest_load(const char *dir, plugin_manifest *out, char **err);
 
 void plugin_manifest_clear(plugin_manifest *m);
 
+/* Replaces the manifest's config with config_json (NULL: keeps it). 0, or
+ * TXS_EINVAL (with txs_last_error) when it is not a JSON object. */
+int plugin_manifest_set_config(plugin_manifest *m, const char *config_json);
+
 /* Reads a whole file (NUL-terminated); NULL with errno set on failure.
  * Files over cap bytes fail with EFBIG. */
 char *plugin_read_file(const char *path, size_t cap, size_t *len);
