@@ -203,6 +203,33 @@ static void test_console_format(void **state)
 	assert_non_null(strstr(log.text[16], "log/t: 0."));
 }
 
+/* A queueMicrotask callback that throws is reported on the console (it
+ * does not fail the scan, as it would not fail a page); console.table's
+ * columns pick and order the columns. */
+static void test_console_more(void **state)
+{
+	(void)state;
+	static const char src[] =
+	    "module.exports = { async scanTransaction(tx) {\n"
+	    "  queueMicrotask(() => { throw new RangeError('in microtask'); });\n"
+	    "  await null;\n"
+	    "  console.table([{a: 1, b: 2, c: 3}], ['c', 'a']);\n"
+	    "  return 1;\n"
+	    "}};\n";
+	struct console_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	txs_executor *ex = make(src, strlen(src), 1000, &log);
+	txs_scan_result r = scan(ex, "{}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	assert_int_equal(log.lines, 2);
+	/* the report comes two microtask turns later than the callback: after the table */
+	assert_non_null(strstr(log.text[1], "error/Uncaught (in queueMicrotask) RangeError: in microtask\n"
+	                                    "    at "));
+	assert_non_null(strstr(log.text[0], "\u2502 (index) \u2502 c \u2502 a \u2502\n"));
+	assert_non_null(strstr(log.text[0], "\u2502 0       \u2502 3 \u2502 1 \u2502\n"));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +239,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_crypto),          cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_globals),         cmocka_unit_test(test_polyfill),
 	    cmocka_unit_test(test_timer_deadline),  cmocka_unit_test(test_console_format),
+	    cmocka_unit_test(test_console_more),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

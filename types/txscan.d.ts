@@ -165,7 +165,7 @@ export interface TxscanConsole {
   trace(...args: unknown[]): void;
   dir(item?: unknown, options?: unknown): void;
   dirxml(...args: unknown[]): void;
-  /** Rows of objects (or of values) as a box-drawn table; `columns` is ignored. */
+  /** Rows of objects (or of values) as a box-drawn table; `columns` picks and orders the columns. */
   table(data: unknown, columns?: string[]): void;
   /** Prints "Assertion failed: ..." at level error when condition is falsy. */
   assert(condition?: unknown, ...args: unknown[]): void;

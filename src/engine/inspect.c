@@ -542,6 +542,7 @@ struct table {
 	char *cells[TABLE_ROWS][TABLE_COLS + 2];
 	size_t nrows;
 	bool values;                /* some row is a primitive */
+	bool fixed;                 /* the columns were given: no others */
 };
 
 /* Display width: code points, not bytes. */
@@ -558,7 +559,7 @@ static size_t column(struct table *t, const char *key)
 	for (size_t c = 1; c < t->ncols; c++)
 		if (!strcmp(t->cols[c], key))
 			return c;
-	if (t->ncols == TABLE_COLS + 1)
+	if (t->fixed || t->ncols == TABLE_COLS + 1)
 		return 0;
 	t->cols[t->ncols] = strdup(key);
 	return t->cols[t->ncols] ? t->ncols++ : 0;
@@ -634,7 +635,7 @@ static void row_line(sbuf *out, const struct table *t, const size_t *w, char *co
 
 static void table_draw(sbuf *out, struct table *t)
 {
-	if (t->values) {
+	if (t->values && !t->fixed) {
 		t->cols[t->ncols] = strdup("Values");
 		for (size_t r = 0; r < t->nrows; r++) {
 			t->cells[r][t->ncols] = t->cells[r][TABLE_COLS + 1];
@@ -668,16 +669,32 @@ static void table_free(struct table *t)
 	free(t);
 }
 
+/* console.table's second argument: the columns to show, in order. */
+static void given_columns(struct insp *in, struct table *t, JSValueRef columns)
+{
+	if (!columns || !JSValueIsArray(in->ctx, columns))
+		return;
+	JSObjectRef a = (JSObjectRef)columns;
+	JSValueRef lv = get(in, a, "length");
+	double n = lv ? JSValueToNumber(in->ctx, lv, NULL) : 0;
+	for (unsigned i = 0; i < n && t->ncols < TABLE_COLS + 1; i++) {
+		char *k = text_of(in, JSObjectGetPropertyAtIndex(in->ctx, a, i, NULL));
+		if (k)
+			t->cols[t->ncols++] = k;
+	}
+	t->fixed = true;
+}
+
 bool inspect_table(engine *e, JSContextRef ctx, JSValueRef data, JSValueRef columns, sbuf *out,
                    JSValueRef *exc)
 {
-	(void)columns;
 	struct insp in = {.e = e, .ctx = ctx, .out = out, .exc = exc};
 	struct table *t = calloc(1, sizeof *t);
 	if (!t)
 		return false;
 	t->cols[0] = strdup("(index)");
 	t->ncols = 1;
+	given_columns(&in, t, columns);
 	JSObjectRef o = (JSObjectRef)data;
 	JSPropertyNameArrayRef names = JSObjectCopyPropertyNames(ctx, o);
 	bool ok = true;

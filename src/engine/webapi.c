@@ -690,8 +690,21 @@ static JSValueRef queue_microtask_fn(engine *e, JSContextRef ctx, size_t argc,
 	if (!p)
 		return JSValueMakeUndefined(ctx);
 	JSObjectCallAsFunction(ctx, resolve, NULL, 0, NULL, exc);
-	if (!*exc)
-		JSObjectCallAsFunction(ctx, e->then_fn, p, 1, argv, exc);
+	JSValueRef p2 = *exc ? NULL : JSObjectCallAsFunction(ctx, e->then_fn, p, 1, argv, exc);
+	/* what the callback throws is reported on the console, as a browser
+	 * reports it, instead of vanishing in a rejected promise */
+	JSValueRef on[2] = {JSValueMakeUndefined(ctx), engine_native_fn(e, OP_REPORT_MICROTASK)};
+	if (p2 && JSValueIsObject(ctx, p2))
+		JSObjectCallAsFunction(ctx, e->then_fn, (JSObjectRef)p2, 2, on, exc);
+	return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef report_microtask(engine *e, JSContextRef ctx, size_t argc,
+                                   const JSValueRef argv[], JSValueRef *exc)
+{
+	JSValueRef args[2] = {jsv_string(ctx, "Uncaught (in queueMicrotask)"),
+	                      argc ? argv[0] : JSValueMakeUndefined(ctx)};
+	JSObjectCallAsFunction(ctx, engine_native_fn(e, OP_CON_ERROR), NULL, 2, args, exc);
 	return JSValueMakeUndefined(ctx);
 }
 
@@ -721,6 +734,7 @@ JSValueRef webapi_call(engine *e, enum web_op op, JSContextRef ctx, JSObjectRef 
 	case OP_UTF8_ENCODE: return utf8_encode_fn(ctx, argc, argv, exc);
 	case OP_UTF8_ENCODE_INTO: return utf8_encode_into_fn(ctx, argc, argv, exc);
 	case OP_UTF8_DECODE: return utf8_decode_fn(ctx, argc, argv, exc);
+	case OP_REPORT_MICROTASK: return report_microtask(e, ctx, argc, argv, exc);
 	default: return JSValueMakeUndefined(ctx);
 	}
 }
