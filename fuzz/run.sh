@@ -6,6 +6,8 @@
 #   fuzz_manifest   plugin.json: plugin_manifest_parse (src/host/plugin.c)
 #   fuzz_findings   a plugin's answer: findings_collect (src/host/findings.c),
 #                   differential against jansson
+#   fuzz_srcmap     a bundle's source map: srcmap_parse and the rewrite of
+#                   error text (src/util/srcmap.c)
 #
 # The code under test is compiled here with coverage instrumentation; the
 # rest of the library comes from $BUILD/libtxscan.a (built if missing) and
@@ -74,5 +76,9 @@ fi
 if [ -z "$only" ] || [ "$only" = fuzz_findings ]; then
   build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/host/findings.c" "$ROOT/src/util/jscan.c"
   run fuzz_findings findings
+fi
+if [ -z "$only" ] || [ "$only" = fuzz_srcmap ]; then
+  build fuzz_srcmap "$ROOT/fuzz/fuzz_srcmap.c" "$ROOT/src/util/srcmap.c"
+  run fuzz_srcmap srcmap
 fi
 echo "fuzz: no crash in ${SECS}s per driver"
