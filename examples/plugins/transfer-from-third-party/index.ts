@@ -52,5 +52,14 @@ function scanTransaction(tx: Transaction): Finding | null {
   };
 }
 
-const plugin: Plugin = { scanTransaction };
+// The first decode of an engine runs viem's code cold (tens of ms, most of
+// a scan's budget): run one in init, which has a budget of its own, so that
+// every scan finds it warm. Each recycled engine runs init again.
+function init(): void {
+  const word = (hex: string) => hex.replace(/^0x/, '').padStart(64, '0');
+  const a = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', b = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
+  scanTransaction({ from: b, input: SELECTOR + word(a) + word(b) + word('0x1') });
+}
+
+const plugin: Plugin = { init, scanTransaction };
 export default plugin;
