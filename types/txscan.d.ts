@@ -120,7 +120,7 @@ export interface Manifest<C = { [key: string]: JsonValue }> {
   /** [a-z0-9-], 1 to 64 characters. */
   id: string;
   version: string;
-  /** One line for `txscan plugins` and the status page. */
+  /** One line saying what the plugin looks for, for people reading the manifest; txscan only checks that it is a string. */
   description?: string;
   /**
    * The file to load, relative to the plugin folder: CommonJS (.js, .cjs),

@@ -239,6 +239,7 @@ static int run(char *const argv[], const char *dir, sbuf *errout, bool *timed_ou
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
 	posix_spawn_file_actions_addchdir_np(&fa, dir);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* none of the host's descriptors */
 	pid_t pid;
 	int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
