@@ -204,6 +204,25 @@ class Bundled(unittest.TestCase):
         self.assertIn("usage: txscan bundle", r.stdout)
 
 
+class NoBundling(unittest.TestCase):
+    """A plain CommonJS plugin loads as it is, esbuild or not, even when a
+    comment has lines that start with "import" or "export"."""
+
+    def test_plain_commonjs_needs_no_esbuild(self):
+        tmp = tempfile.mkdtemp(prefix="txs-cjs-")
+        try:
+            write(os.path.join(tmp, "p"), {
+                "plugin.json": manifest("plain", "index.js"),
+                "index.js": "/*\nimport this file as a plain script;\nexport nothing of note\n*/\n"
+                            "const s = `\nimport { x } from 'y'\n`; // in a string\n"
+                            "module.exports = { scanTransaction: () => ({code: 'P', severity: 'info', message: s}) };\n",
+            })
+            r, out = scan_one(tmp, {"hash": "0x1"}, env=NO_ESBUILD_ENV)
+            self.assertEqual([f["code"] for f in out[0]["findings"]], ["P"], r.stderr)
+        finally:
+            shutil.rmtree(tmp)
+
+
 class Authoring(unittest.TestCase):
     """txscan new and txscan check on a plugin's own fixtures."""
 

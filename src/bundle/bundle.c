@@ -75,22 +75,44 @@ static bool type_module(const char *dir)
 	return esm;
 }
 
-/* A line that starts (after blanks) with `import` or `export` followed by
- * a space, a brace or a star. Comments and strings are not parsed: a false
- * positive only costs a bundling that gives the same code back. */
+/* An ES module statement at p (a line's first word): `import {`,
+ * `import * as`, `import '...'`, `import x from` on one line, `export`
+ * followed by a declaration, `default`, `{` or `*`. Prose that starts a line
+ * with "import" inside a comment does not match. */
+static bool esm_statement(const char *p, const char *end)
+{
+	static const char *const decl[] = {"default", "const ", "let ", "var ", "function",
+	                                   "class ", "async ", "{", "*"};
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	const char *eol = nl ? nl : end;
+	if ((size_t)(eol - p) < 8)
+		return false;
+	bool imp = !memcmp(p, "import", 6), exp = !memcmp(p, "export", 6);
+	if ((!imp && !exp) || (p[6] != ' ' && p[6] != '{' && p[6] != '*'))
+		return false;
+	const char *q = p + 6;
+	while (q < eol && *q == ' ')
+		q++;
+	if (exp) {
+		for (size_t i = 0; i < sizeof decl / sizeof decl[0]; i++)
+			if ((size_t)(eol - q) >= strlen(decl[i]) && !memcmp(q, decl[i], strlen(decl[i])))
+				return true;
+		return false;
+	}
+	return q < eol && (strchr("{*'\"", *q) || memmem(q, (size_t)(eol - q), " from ", 6));
+}
+
+/* A line that starts (after blanks) with an ES module statement. Strings
+ * and comments are not parsed: a false positive costs a bundling that
+ * gives the same code back. */
 static bool has_module_syntax(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len;) {
 		while (i < len && (s[i] == ' ' || s[i] == '\t'))
 			i++;
-		const char *p = s + i;
-		size_t left = len - i;
-		for (int k = 0; k < 2; k++) {
-			const char *kw = k ? "export" : "import";
-			if (left > 7 && !memcmp(p, kw, 6) && strchr(" {*", p[6]))
-				return true;
-		}
-		const char *nl = memchr(p, '\n', left);
+		if (esm_statement(s + i, s + len))
+			return true;
+		const char *nl = memchr(s + i, '\n', len - i);
 		i = nl ? (size_t)(nl - s) + 1 : len;
 	}
 	return false;
@@ -145,7 +167,9 @@ bool bundle_needed(const char *dir, const char *main, const char *source, size_t
 			return true;
 	if (ends_with(main, ".js") && type_module(dir))
 		return true;
-	return has_module_syntax(source, len) || requires_files(dir, main, source, len);
+	/* a file that assigns module.exports is CommonJS, whatever its lines look like */
+	bool cjs = memmem(source, len, "module.exports", 14) != NULL;
+	return (!cjs && has_module_syntax(source, len)) || requires_files(dir, main, source, len);
 }
 
 char *bundle_url(const char *dir, const char *main)
