@@ -230,6 +230,35 @@ static void test_console_more(void **state)
 	assert_non_null(strstr(log.text[0], "\u2502 0       \u2502 3 \u2502 1 \u2502\n"));
 }
 
+/* Only the names a plugin's source mentions are installed: a rule that
+ * uses none of them pays nothing for them; one that names them gets them,
+ * through a string too. */
+static void test_installed_by_name(void **state)
+{
+	(void)state;
+	static const char none[] =
+	    "const name = String.fromCharCode(97, 116, 111, 98);\n" /* the 4-letter decoder */
+	    "module.exports = { scanTransaction() {\n"
+	    "  return [typeof globalThis[name], Object.getOwnPropertyNames(globalThis).includes(name)];\n"
+	    "}};\n";
+	static const char named[] =
+	    "module.exports = { scanTransaction() {\n"
+	    "  return [typeof globalThis['atob'], typeof globalThis['crypto']];\n"
+	    "}};\n";
+	txs_executor *ex = make(none, strlen(none), 1000, NULL);
+	txs_scan_result r = scan(ex, "{}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[\"undefined\",false]");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	ex = make(named, strlen(named), 1000, NULL);
+	r = scan(ex, "{}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "[\"function\",\"object\"]");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,7 +268,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_crypto),          cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_globals),         cmocka_unit_test(test_polyfill),
 	    cmocka_unit_test(test_timer_deadline),  cmocka_unit_test(test_console_format),
-	    cmocka_unit_test(test_console_more),
+	    cmocka_unit_test(test_console_more),    cmocka_unit_test(test_installed_by_name),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

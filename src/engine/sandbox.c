@@ -317,7 +317,8 @@ static const char *install_globals(engine *e)
 	JSObjectRef con = e->function_proto ? make_console(e, object) : NULL;
 	if (!con || !jsv_set(ctx, g, "console", con, kJSPropertyAttributeDontEnum))
 		return "console";
-	if (!webapi_install(e, define))
+	const char *src = e->cfg ? e->cfg->source : NULL;
+	if (!webapi_install(e, define, src, e->cfg ? e->cfg->source_len : 0))
 		return "web globals";
 	return NULL;
 }

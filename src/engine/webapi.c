@@ -5,10 +5,10 @@
  * structuredClone, DOMException, Event/EventTarget, AbortController and
  * AbortSignal.
  *
- * Cost: none until used. The global object's prototype becomes one object
- * of a class whose static values are these names (one JSObjectMake per
- * engine); the first read of a name builds its value and defines it on the
- * global object itself, where every later read finds it. The work is in C
+ * Cost: none until used. Each name is an accessor on the global object
+ * (only the names the plugin's source mentions: webapi_install); the first
+ * read builds the value and defines it on the global object in the
+ * accessor's place, where every later read finds it. The work is in C
  * (UTF-8, base64, digests through GLib's GChecksum, random bytes from
  * getrandom, timers); the classes whose shape is JavaScript's own (Event,
  * EventTarget, AbortController, DOMException, structuredClone's walk, and
@@ -715,6 +715,15 @@ static double realtime_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* performance's time origin: the first time anything asked for it. */
+static void perf_origin(engine *e)
+{
+	if (e->perf_origin_ns)
+		return;
+	e->perf_origin_ns = now_ns();
+	e->perf_origin_ms = realtime_ms();
+}
+
 JSValueRef webapi_call(engine *e, enum web_op op, JSContextRef ctx, JSObjectRef self, size_t argc,
                        const JSValueRef argv[], JSValueRef *exc)
 {
@@ -730,6 +739,7 @@ JSValueRef webapi_call(engine *e, enum web_op op, JSContextRef ctx, JSObjectRef 
 	case OP_RANDOM_UUID: return random_uuid_fn(ctx, exc);
 	case OP_DIGEST: return digest_fn(e, ctx, argc, argv, exc);
 	case OP_PERF_NOW:
+		perf_origin(e);
 		return JSValueMakeNumber(ctx, (double)(now_ns() - e->perf_origin_ns) / 1e6);
 	case OP_UTF8_ENCODE: return utf8_encode_fn(ctx, argc, argv, exc);
 	case OP_UTF8_ENCODE_INTO: return utf8_encode_into_fn(ctx, argc, argv, exc);
@@ -759,8 +769,7 @@ static JSValueRef make_crypto(engine *e, JSContextRef ctx)
 
 static JSValueRef make_performance(engine *e, JSContextRef ctx)
 {
-	e->perf_origin_ns = now_ns();
-	e->perf_origin_ms = realtime_ms();
+	perf_origin(e);
 	JSObjectRef perf = JSObjectMake(ctx, NULL, NULL);
 	put_fn(e, perf, "now", OP_PERF_NOW);
 	jsv_set(ctx, perf, "timeOrigin", JSValueMakeNumber(ctx, e->perf_origin_ms),
@@ -784,6 +793,7 @@ static JSObjectRef web_js(engine *e, JSContextRef ctx, JSValueRef *exc)
 	put_fn(e, n, "encodeInto", OP_UTF8_ENCODE_INTO);
 	put_fn(e, n, "decode", OP_UTF8_DECODE);
 	jsv_set(ctx, n, "setTimeout", engine_native_fn(e, OP_SET_TIMEOUT), kJSPropertyAttributeNone);
+	jsv_set(ctx, n, "now", engine_native_fn(e, OP_PERF_NOW), kJSPropertyAttributeNone);
 	JSValueRef r = f && !*exc ? JSObjectCallAsFunction(ctx, (JSObjectRef)f, NULL, 1,
 	                                                    (JSValueRef[]){n}, exc)
 	                          : NULL;
@@ -872,15 +882,44 @@ static void make_strings(void)
 	set_string = JSStringCreateWithUTF8CString("set");
 }
 
+/* Which of the lazy names the plugin's source mentions (bit i: lazy_names[i]),
+ * remembered for the last source this thread asked about: an executor
+ * rebuilds its engines from the same code, so a restart does not search
+ * it again. */
+static uint32_t names_in(const char *src, size_t len)
+{
+	static _Thread_local struct {
+		const char *src;
+		size_t len;
+		uint32_t mask;
+	} seen;
+	if (src && src == seen.src && len == seen.len)
+		return seen.mask;
+	uint32_t mask = 0;
+	for (size_t i = 0; i < NLAZY; i++)
+		if (!src || memmem(src, len, lazy_names[i], strlen(lazy_names[i])))
+			mask |= 1u << i;
+	seen.src = src;
+	seen.len = len;
+	seen.mask = mask;
+	return mask;
+}
+
 /* Each name an accessor property of the global object (configurable, not
  * enumerable), defined through the pristine Object.defineProperty with one
- * descriptor object reused: ~1.2 us a name, ~20 us an engine (adding a
- * property to the global object is most of it; a global object of a class
- * with static values instead would cost nothing here but made every
- * global lookup of the plugin's ~2x slower). */
-bool webapi_install(engine *e, JSObjectRef define)
+ * descriptor object reused: ~1.2-2 us a name (adding a property to the
+ * global object is most of it; a global object of a class with static
+ * values instead would cost nothing here but made every global lookup of
+ * the plugin ~2x slower). Only the names the plugin's source mentions get
+ * one: a rule that uses none of them pays a search of its source, once per
+ * executor, and nothing per engine. A name built from pieces at run time
+ * (globalThis['set' + 'Timeout']) is not found: write it out. */
+bool webapi_install(engine *e, JSObjectRef define, const char *src, size_t len)
 {
 	pthread_once(&strings_once, make_strings);
+	uint32_t mask = names_in(src, len);
+	if (!mask)
+		return true;
 	JSClassDefinition def = kJSClassDefinitionEmpty;
 	def.className = "Function";
 	def.callAsFunction = lazy_call;
@@ -892,6 +931,8 @@ bool webapi_install(engine *e, JSObjectRef define)
 		return false;
 	bool ok = true;
 	for (size_t i = 0; ok && i < NLAZY; i++) {
+		if (!(mask & 1u << i))
+			continue;
 		e->lazy_fns[i] = (struct web_fn){e, (int)i};
 		JSObjectRef acc = JSObjectMake(ctx, e->lazy_class, &e->lazy_fns[i]);
 		JSObjectSetProperty(ctx, desc, get_string, acc, kJSPropertyAttributeNone, NULL);

@@ -4,7 +4,8 @@
  * the engine.
  *
  * Every web global is lazy: an accessor on the global object until its
- * first read builds the value and puts it in its place.
+ * first read builds the value and puts it in its place; and only a plugin
+ * whose source names it gets the accessor.
  */
 #ifndef TXS_WEBAPI_H
 #define TXS_WEBAPI_H
@@ -35,8 +36,9 @@ JSValueRef webapi_call(engine *e, enum web_op op, JSContextRef ctx, JSObjectRef 
                        const JSValueRef argv[], JSValueRef *exc);
 
 /* webapi.c: defines the lazy accessors with define (the pristine
- * Object.defineProperty); false if it could not. */
-bool webapi_install(engine *e, JSObjectRef define);
+ * Object.defineProperty), for the names the plugin's source src mentions
+ * (every name when src is NULL); false if it could not. */
+bool webapi_install(engine *e, JSObjectRef define, const char *src, size_t len);
 /* Runs due timers in order until the call has settled or none is left,
  * sleeping until each is due, draining microtasks after each. A timer due
  * after the scan's budget kills the engine as a timeout (e->killed). The

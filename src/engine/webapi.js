@@ -1,7 +1,8 @@
 // webapi.js - the part of txscan's web globals whose shape is JavaScript's
 // own: DOMException, Event, EventTarget, AbortController, AbortSignal,
 // structuredClone's walk, and the TextEncoder/TextDecoder classes around
-// the C codecs (n.encode, n.encodeInto, n.decode). Compiled only by an
+// the C codecs (n.encode, n.encodeInto, n.decode; n.now and n.setTimeout
+// are performance.now and setTimeout, which the plugin may not have). Compiled only by an
 // engine whose plugin reads one of these names (src/engine/webapi.c); the
 // build embeds this file in the library.
 (function (n) {
@@ -39,7 +40,7 @@ class Event {
     this.#bubbles = !!(init && init.bubbles);
     this.#cancelable = !!(init && init.cancelable);
     this.#composed = !!(init && init.composed);
-    this.#ts = globalThis.performance.now();
+    this.#ts = n.now();
   }
   get type() { return this.#type; }
   get bubbles() { return this.#bubbles; }
