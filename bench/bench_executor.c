@@ -74,6 +74,8 @@ static void limits_from(const bench_plugin *p, txs_limits *l, int argc, char **a
 	    (uint32_t)bench_opt_num(argc, argv, "--heap-sample-every", l->heap_sample_every);
 	l->heap_limit_mb = (uint32_t)bench_opt_num(argc, argv, "--heap-limit-mb", l->heap_limit_mb);
 	l->timeout_ms = (uint32_t)bench_opt_num(argc, argv, "--timeout-ms", l->timeout_ms);
+	/* 1: every restart builds a new VM; the default gives fresh realms */
+	l->realms_per_vm = (uint32_t)bench_opt_num(argc, argv, "--realms-per-vm", l->realms_per_vm);
 }
 
 static txs_executor *executor(const bench_plugin *p, const txs_limits *l)
@@ -289,6 +291,110 @@ static int mode_scan(int argc, char **argv)
 }
 
 /* ---- engine (internal API, calling thread) ---------------------------- */
+
+/* stuck: a scan stuck in JSC's regexp engine (quadratic /a*b/, which does
+ * not poll the watchdog), timeout 50 ms: how long until it is answered, and
+ * the CPU the abandoned thread burns after that, until its call returns.
+ * One stuck scan at a time: the next starts when the last lane is back. */
+static int mode_stuck(int argc, char **argv)
+{
+	long n = (long)bench_opt_num(argc, argv, "--n", 20);
+	long chars = (long)bench_opt_num(argc, argv, "--chars", 40000);
+	static const char src[] =
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (tx.stuck) /a*b/.test('a'.repeat(tx.stuck)); return null; } };\n";
+	txs_plugin_code code = {.id = "stuck", .version = "1", .filename = "stuck.js", .source = src,
+	                        .source_len = sizeof src - 1};
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	l.breaker_after = 0;
+	txs_executor *ex = NULL;
+	if (txs_executor_new(&ex, &code, &l, NULL, NULL) != 0)
+		bench_die("%s", txs_last_error());
+	char tx[64];
+	snprintf(tx, sizeof tx, "{\"stuck\":%ld}", chars);
+	double *answer = malloc((size_t)n * sizeof *answer), *burn = malloc((size_t)n * sizeof *burn);
+	for (long i = 0; i < n; i++) {
+		struct timespec c0, c1;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+		uint64_t t0 = bench_now_ns();
+		txs_scan_result r;
+		txs_executor_scan(ex, tx, strlen(tx), &r);
+		if (r.status != TXS_STATUS_TIMEOUT)
+			bench_die("stuck scan answered %s", txs_status_name(r.status));
+		txs_scan_result_clear(&r);
+		answer[i] = (double)(bench_now_ns() - t0) / 1e6;
+		txs_executor_stats st;
+		do {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+			txs_executor_stats_get(ex, &st);
+		} while (st.lanes_stuck);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+		double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+		burn[i] = cpu - answer[i];
+	}
+	txs_executor_free(ex);
+	bench_json_begin("bench_executor", "stuck");
+	bench_json_int("n", n);
+	bench_json_int("chars", chars);
+	bench_json_num("answer_p50_ms", bench_percentile(answer, (size_t)n, 50));
+	bench_json_num("answer_max_ms", bench_percentile(answer, (size_t)n, 100));
+	bench_json_num("abandoned_cpu_p50_ms", bench_percentile(burn, (size_t)n, 50));
+	bench_json_end();
+	free(answer);
+	free(burn);
+	return 0;
+}
+
+/* realm: the engine alone, on this thread: a new VM (engine_new) against a
+ * fresh realm in the same VM (engine_new_realm), alternating, each
+ * followed by freeing the engine it replaces. */
+static int mode_realm(int argc, char **argv)
+{
+	bench_plugin p;
+	bench_plugin_load(&p, argv[2]);
+	long n = (long)bench_opt_num(argc, argv, "--n", 2000);
+	txs_limits l;
+	limits_from(&p, &l, argc, argv);
+	engine_config cfg = {.plugin_id = p.id, .plugin_version = p.version, .filename = p.filename,
+	                     .source = p.source, .source_len = p.source_len,
+	                     .config_json = p.config_json, .timeout_ms = l.timeout_ms,
+	                     .init_timeout_ms = l.init_timeout_ms, .heap_limit_mb = l.heap_limit_mb,
+	                     .max_result_bytes = l.max_result_bytes};
+	double *vm = malloc((size_t)n * sizeof *vm), *realm = malloc((size_t)n * sizeof *realm);
+	engine *e, *fresh;
+	char *err;
+	if (engine_new(&e, &cfg, &err) != 0)
+		bench_die("engine_new: %s", err);
+	for (long i = 0; i < n; i++) {
+		uint64_t t0 = bench_now_ns();
+		if (engine_new(&fresh, &cfg, &err) != 0)
+			bench_die("engine_new: %s", err);
+		engine_free(e);
+		e = fresh;
+		uint64_t t1 = bench_now_ns();
+		if (engine_new_realm(e, &fresh, &cfg, &err) != 0)
+			bench_die("engine_new_realm: %s", err);
+		engine_free(e);
+		e = fresh;
+		vm[i] = (double)(t1 - t0) / 1e6;
+		realm[i] = (double)(bench_now_ns() - t1) / 1e6;
+	}
+	engine_free(e);
+	bench_json_begin("bench_executor", "realm");
+	bench_json_str("plugin", p.id);
+	bench_json_int("n", n);
+	bench_json_num("vm_p50_ms", bench_percentile(vm, (size_t)n, 50));
+	bench_json_num("vm_p99_ms", bench_percentile(vm, (size_t)n, 99));
+	bench_json_num("realm_p50_ms", bench_percentile(realm, (size_t)n, 50));
+	bench_json_num("realm_p99_ms", bench_percentile(realm, (size_t)n, 99));
+	bench_json_end();
+	free(vm);
+	free(realm);
+	return 0;
+}
 
 static int mode_engine(int argc, char **argv)
 {
@@ -621,6 +727,10 @@ int main(int argc, char **argv)
 		return mode_scan(argc, argv);
 	if (!strcmp(m, "engine"))
 		return mode_engine(argc, argv);
+	if (!strcmp(m, "realm"))
+		return mode_realm(argc, argv);
+	if (!strcmp(m, "stuck"))
+		return mode_stuck(argc, argv);
 	if (!strcmp(m, "idle"))
 		return mode_idle(argc, argv);
 	if (!strcmp(m, "restarts"))

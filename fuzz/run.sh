@@ -66,7 +66,8 @@ run() { # name corpus-name
 
 only=${FUZZ_ONLY:-}
 if [ -z "$only" ] || [ "$only" = fuzz_scan_body ]; then
-  build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/http/server.c" "$ROOT/src/http/metrics.c" "$ROOT/src/util/jscan.c"
+  build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/http/server.c" "$ROOT/src/http/metrics.c" \
+    "$ROOT/src/http/guard.c" "$ROOT/src/http/snapshot.c" "$ROOT/src/util/jscan.c"
   run fuzz_scan_body scan_body
 fi
 if [ -z "$only" ] || [ "$only" = fuzz_manifest ]; then

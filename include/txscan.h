@@ -45,6 +45,7 @@ typedef enum txs_error_code {
 	TXS_EIO = -7,          /* a file could not be read */
 	TXS_ETOOBIG = -8,      /* input over its size cap */
 	TXS_ENOTFOUND = -9,    /* no such plugin */
+	TXS_EBUSY = -10,       /* another restart or reload of this plugin is running */
 } txs_error_code;
 
 /* The message of the last failure on the calling thread; never NULL. Valid
@@ -91,6 +92,17 @@ typedef struct txs_limits {
 	uint32_t quarantine_after;/* consecutive failed starts; default 3 */
 	size_t max_input_bytes;   /* transaction JSON; default 1 MiB */
 	size_t max_result_bytes;  /* findings JSON; default 1 MiB */
+	/* Circuit breaker: after this many consecutive kills (timeout, memory)
+	 * the executor answers "unavailable" at once for a cool-down, then lets
+	 * one trial scan through; 0 = never open. Default 5. */
+	uint32_t breaker_after;
+	uint32_t breaker_cooldown_ms; /* first cool-down; doubles while trials fail, to 60 s; default 1000 */
+	/* A scheduled or manual restart gives the plugin a fresh realm (a new
+	 * global context in the engine's VM, ~0.1 ms) instead of a new VM
+	 * (~1.4 ms); the VM itself is rebuilt after this many realms, and after
+	 * every kill, heap restart and reload. 1 = every restart rebuilds the
+	 * VM. Default 64. */
+	uint32_t realms_per_vm;
 } txs_limits;
 
 /* Fills in the defaults above. */
@@ -175,7 +187,34 @@ typedef struct txs_executor_stats {
 	bool standby_ready;          /* the standby lane holds a fresh engine now */
 	double latency_sum_ms;
 	uint64_t latency_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */
+	uint64_t lanes_abandoned;    /* threads given up on, stuck in a native call past the backstop */
+	uint32_t lanes_stuck;        /* of those, still in their call now */
+	uint32_t breaker_state;      /* txs_breaker_state */
+	uint64_t breaker_opens;      /* times the circuit opened */
+	uint64_t realm_restarts;     /* restarts served by a fresh realm in the same VM */
 } txs_executor_stats;
+
+typedef enum txs_breaker_state {
+	TXS_BREAKER_CLOSED = 0,    /* scans run */
+	TXS_BREAKER_OPEN,          /* cooling down: scans answer "unavailable" at once */
+	TXS_BREAKER_HALF_OPEN,     /* one trial scan runs; the others answer "unavailable" */
+} txs_breaker_state;
+
+/* "closed", "open", "half-open" */
+TXS_EXTERN const char *txs_breaker_state_name(uint32_t state);
+
+/* Something an operator should know happened to a plugin instance: event is
+ * one of "breaker_open", "breaker_half_open", "breaker_closed" (the circuit
+ * breaker), "lane_abandoned" (a thread stuck in a native call was given up
+ * on), "lanes_exhausted" (too many stuck threads: the plugin answers
+ * "unavailable" until one comes back), "lane_returned"; detail is one line
+ * of text. Called on any thread the executor uses, never under its locks;
+ * must not block. */
+typedef void (*txs_event_fn)(const char *plugin_id, const char *event, const char *detail,
+                             void *userdata);
+
+/* Sets the event callback; call before the first submit. */
+TXS_EXTERN void txs_executor_on_event(txs_executor *ex, txs_event_fn fn, void *userdata);
 
 /* A snapshot read without stopping scans (each counter is exact, the set is
  * not one instant). */
@@ -219,6 +258,27 @@ typedef struct txs_host_options {
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */
+	/* Executor events of every plugin (see txs_event_fn); NULL: none. */
+	txs_event_fn event;
+	void *event_userdata;
+	/* false (default): txs_host_load fails when any plugin fails, listing
+	 * every failure. true: it starts the plugins that load and keeps each
+	 * one that does not (a bad manifest or code, an init that throws or
+	 * hangs) as "not started": every report answers it "unavailable" with
+	 * the load error (complete: false), txs_plugin_info says started ==
+	 * false and why, txs_host_ready is false, and a host thread retries it
+	 * from disk with the executor's quarantine back-off (100 ms, doubling
+	 * to 30 s) until it starts. Its id is the manifest's, or the folder's
+	 * name when the manifest could not be read. txs_host_reload of a
+	 * not-started plugin tries to start it at once. */
+	bool allow_partial;
+	/* Loading notices, one line each: a subfolder skipped because it has no
+	 * plugin.json ("warn"), a not-started plugin that failed again ("warn")
+	 * or started ("info"). level is "info" or "warn". Called on the thread
+	 * of txs_host_load, or on the host's retry thread; must not call back
+	 * into the host. NULL: notices are dropped. */
+	void (*notice)(const char *level, const char *message, void *userdata);
+	void *notice_userdata;
 	/* ctx.config of every plugin this host loads, as JSON text (an object);
 	 * NULL: each plugin.json's "config". */
 	const char *config_json;
@@ -228,9 +288,14 @@ typedef struct txs_host_options {
 TXS_EXTERN int txs_host_new(txs_host **out, const txs_host_options *opts);
 
 /* Loads one plugin folder (it holds plugin.json) or a folder of plugin
- * folders, validates every manifest and starts every plugin's executors.
- * Nothing is loaded if anything fails; txs_last_error() names the file and
- * the field. Call before scanning; not safe concurrently with scans. */
+ * folders (subfolders without plugin.json are skipped with a notice),
+ * validates every manifest and starts every plugin's executors. Every
+ * plugin is tried: on failure nothing is loaded and txs_last_error() lists
+ * every plugin that failed, one line each, naming the file and the field
+ * (the return code is the first failure's). With allow_partial, a plugin
+ * that fails to start does not fail the load (see txs_host_options); a
+ * duplicate id still does. Call before scanning; not safe concurrently
+ * with scans. */
 TXS_EXTERN int txs_host_load(txs_host *host, const char *path);
 
 /* Scans one transaction (JSON text) with every plugin and waits for the
@@ -269,6 +334,10 @@ typedef struct txs_plugin_info {
 	txs_limits limits;
 	uint32_t instances;
 	txs_executor_stats stats; /* summed over instances; generation = the max */
+	/* false: not started (allow_partial): no executor yet, instances 0,
+	 * every scan answers "unavailable"; error says why (the last attempt). */
+	bool started;
+	char error[1024];
 } txs_plugin_info;
 
 TXS_EXTERN size_t txs_host_plugin_count(const txs_host *host);
@@ -281,16 +350,22 @@ TXS_EXTERN long txs_host_plugin_find(const txs_host *host, const char *id);
  * malloc'ed (free() it). */
 TXS_EXTERN int txs_host_plugins_json(txs_host *host, char **json);
 
-/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id. */
+/* Replaces every instance's engine. TXS_ENOTFOUND for an unknown id;
+ * TXS_EUNAVAILABLE for a plugin that is not started (allow_partial);
+ * TXS_EBUSY while another restart or reload of the plugin runs. No lock is
+ * held while the executors work: info, stats and scans go on meanwhile. */
 TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
 /* Re-reads plugin.json and the code from disk and canary-reloads every
  * instance; on failure the old version keeps serving and the error is
- * returned. `instances` cannot change on reload. */
+ * returned. `instances` cannot change on reload. A plugin that is not
+ * started (allow_partial): one start attempt now, on the calling thread
+ * (TXS_EUNAVAILABLE if the retry thread is trying it at this moment). */
 TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
 /* Reloads every plugin; returns the first failure, after trying them all. */
 TXS_EXTERN int txs_host_reload_all(txs_host *host);
 
-/* True when every plugin has a running engine and none is quarantined. */
+/* True when every plugin is started and has a running engine and none is
+ * quarantined (txs_plugin_info says which is not). */
 TXS_EXTERN bool txs_host_ready(txs_host *host);
 /* Reports submitted and not yet delivered. */
 TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);

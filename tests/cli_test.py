@@ -6,10 +6,15 @@ usage: cli_test.py TXSCAN_BINARY PROJECT_DIR
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
+import urllib.error
+import urllib.request
 
 TXSCAN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/txscan"
 ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else "."
@@ -175,6 +180,147 @@ class Cli(unittest.TestCase):
         self.assertGreaterEqual(len(reps), 50)
         self.assertTrue(all(rep["complete"] for rep in reps), r.stdout[:2000])
         self.assertEqual(r.returncode, 1)  # the sample holds high and critical findings
+
+    # ---- broken plugins: all named at once; --allow-partial (issue 15 item 9)
+
+    def add_broken(self):
+        write_plugin(self.plugins, "bad-init",
+                     "module.exports = { init() { throw new Error('init boom'); },"
+                     " scanTransaction() {} };")
+        write_plugin(self.plugins, "bad-json", "module.exports = {};", ', "timeout_ms": "x"')
+        os.makedirs(os.path.join(self.plugins, "notes"))  # no plugin.json: skipped
+
+    def test_every_broken_plugin_named(self):
+        self.add_broken()
+        r = self.scan('{"hash":"a"}\n')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stdout, "")
+        lines = r.stderr.splitlines()
+        self.assertTrue(any("bad-init/index.js: init(ctx) failed: Error: init boom" in l
+                            for l in lines), r.stderr)
+        self.assertTrue(any("bad-json/plugin.json: timeout_ms must be" in l for l in lines),
+                        r.stderr)
+        self.assertIn("notes: skipped: no plugin.json", r.stderr)
+        for cmd in (["plugins"], ["worker", "--redis", "redis://127.0.0.1:1"]):
+            r = run(*cmd, "-p", self.plugins, timeout=30)
+            self.assertEqual(r.returncode, 2, cmd)
+            self.assertIn("init boom", r.stderr)
+            self.assertIn("timeout_ms must be", r.stderr)
+
+    def test_scan_allow_partial(self):
+        self.add_broken()
+        r = self.scan('{"hash":"a","flag":"low"}\n{"hash":"b"}\n', "--allow-partial")
+        self.assertEqual(r.returncode, 2, r.stderr)  # incomplete reports
+        reps = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual([rep["tx"] for rep in reps], ["a", "b"])
+        for rep in reps:
+            self.assertFalse(rep["complete"])
+            st = {p["id"]: p for p in rep["plugins"]}
+            self.assertEqual(st["flagger"]["status"], "ok")
+            self.assertEqual(st["bad-init"]["status"], "unavailable")
+            self.assertIn("init boom", st["bad-init"]["error"])
+            self.assertEqual(st["bad-json"]["status"], "unavailable")
+            self.assertIn("timeout_ms must be", st["bad-json"]["error"])
+        self.assertEqual(reps[0]["findings"][0]["code"], "FLAG")
+        self.assertIn("warning: plugin bad-init not started", r.stderr)
+        r = run("plugins", "-p", self.plugins, "--json", "--allow-partial")
+        self.assertEqual(r.returncode, 2)
+        listed = {p["id"]: p for p in json.loads(r.stdout)}
+        self.assertTrue(listed["flagger"]["started"])
+        self.assertFalse(listed["bad-init"]["started"])
+        self.assertIn("init boom", listed["bad-init"]["error"])
+
+    def serve(self, *args):
+        """Starts serve; returns (process, port or None, stderr lines so far)."""
+        proc = subprocess.Popen([TXSCAN, "serve", "--listen", "127.0.0.1:0", "-p", self.plugins,
+                                 *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT)
+        lines, port = [], None
+        deadline = time.monotonic() + 30
+        timer = threading.Timer(30, proc.kill)  # readline cannot outlive the deadline
+        timer.start()
+        try:
+            for line in proc.stderr:
+                lines.append(line)
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("event") == "start":
+                    port = int(ev["listen"].rsplit(":", 1)[1])
+                    break
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            timer.cancel()
+        return proc, port, lines
+
+    def stop(self, proc):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stderr.close()
+
+    def get(self, port, path):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def test_serve_allow_partial(self):
+        self.add_broken()
+        proc, port, lines = self.serve()
+        try:
+            self.assertIsNone(port, "".join(lines))
+            self.assertEqual(proc.wait(15), 2)
+            text = "".join(lines) + proc.stderr.read()
+            self.assertIn("init boom", text)
+            self.assertIn("timeout_ms must be", text)
+        finally:
+            self.stop(proc)
+        proc, port, lines = self.serve("--allow-partial")
+        try:
+            self.assertIsNotNone(port, "".join(lines))
+            status, plugins = self.get(port, "/v1/plugins")
+            self.assertEqual(status, 200)
+            listed = {p["id"]: p for p in plugins}
+            self.assertTrue(listed["flagger"]["started"])
+            self.assertFalse(listed["bad-init"]["started"])
+            self.assertIn("init boom", listed["bad-init"]["error"])
+            self.assertIn("timeout_ms must be", listed["bad-json"]["error"])
+            status, ready = self.get(port, "/readyz")
+            self.assertEqual(status, 503)
+            self.assertEqual(sorted(ready["plugins"]), ["bad-init", "bad-json"])
+        finally:
+            self.stop(proc)
+
+    def test_worker_allow_partial_parsed(self):
+        self.add_broken()
+        # Redis on port 1 is not there: the worker gets as far as its start
+        # line (plugins loaded), then is stopped.
+        proc = subprocess.Popen([TXSCAN, "worker", "-p", self.plugins, "--allow-partial",
+                                 "--redis", "redis://127.0.0.1:1", "-q"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+        timer = threading.Timer(30, proc.kill)
+        timer.start()
+        seen = []
+        try:
+            for line in proc.stderr:
+                seen.append(line)
+                if "3 plugins" in line:
+                    break
+        finally:
+            timer.cancel()
+            self.stop(proc)
+        self.assertTrue(any("3 plugins" in l for l in seen), "".join(seen))
+        r = run("worker", "--allow-partial=1", "-p", self.plugins)
+        self.assertEqual(r.returncode, 64)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +192,353 @@ static void test_load_errors(void **state)
 	snprintf(dir, sizeof dir, "%s/does-not-exist", root);
 	assert_int_not_equal(txs_host_load(h, dir), 0);
 	assert_non_null(strstr(txs_last_error(), "does-not-exist"));
+	txs_host_free(h);
+}
+
+/* ---- plugin folders: nothing outside is read ------------------------------ */
+
+/* dir = root/<name>, with a plugin.json naming main. */
+static void manifest_dir(const char *name, const char *main, char *dir, size_t n)
+{
+	char text[512];
+	snprintf(dir, n, "%s/%s", root, name);
+	mkdir(dir, 0755);
+	snprintf(text, sizeof text, "{\"id\":\"%s\",\"version\":\"1\",\"main\":\"%s\"}", name, main);
+	write_file(dir, "plugin.json", text);
+}
+
+static void link_in(const char *dir, const char *name, const char *target)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	assert_int_equal(symlink(target, path), 0);
+}
+
+/* Loading dir fails naming the folder rule, and quotes nothing of the file. */
+static void expect_refused(const char *dir, const char *needle)
+{
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	int rc = txs_host_load(h, dir);
+	const char *err = txs_last_error();
+	if (!rc || !strstr(err, needle) || strstr(err, "TOPSECRET"))
+		fail_msg("%s: rc %d, error '%s', wanted '%s' and no file text", dir, rc, err, needle);
+	assert_int_equal(txs_host_plugin_count(h), 0);
+	txs_host_free(h);
+}
+
+static void test_symlinks_out(void **state)
+{
+	(void)state;
+	char outside[512], secret[600], dir[512];
+	/* a file and a folder outside the plugin folders, which JS would quote:
+	 * "ReferenceError: Can't find variable: TOPSECRET_TOKEN" */
+	snprintf(outside, sizeof outside, "%s/outside", root);
+	mkdir(outside, 0755);
+	write_file(outside, "secret.js", "TOPSECRET_TOKEN\n");
+	write_file(outside, "plugin.json", "{\"id\":\"evil\",\"version\":\"1\",\"main\":\"index.js\"}");
+	snprintf(secret, sizeof secret, "%s/secret.js", outside);
+	alarm(20); /* a FIFO read by fopen() once hung here */
+
+	manifest_dir("linked-file", "index.js", dir, sizeof dir);
+	link_in(dir, "index.js", secret);
+	expect_refused(dir, "linked-file/index.js: leads outside the plugin folder");
+
+	manifest_dir("linked-folder", "etc/secret.js", dir, sizeof dir);
+	link_in(dir, "etc", outside);
+	expect_refused(dir, "linked-folder/etc/secret.js: leads outside the plugin folder");
+
+	manifest_dir("proc-self", "self/environ", dir, sizeof dir);
+	link_in(dir, "self", "/proc/self");
+	expect_refused(dir, "proc-self/self/environ: leads outside the plugin folder");
+
+	manifest_dir("fifo", "pipe.js", dir, sizeof dir);
+	char fifo[600];
+	snprintf(fifo, sizeof fifo, "%s/pipe.js", dir);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	expect_refused(dir, "fifo/pipe.js: not a regular file (a FIFO)");
+
+	snprintf(dir, sizeof dir, "%s/linked-manifest", root);
+	mkdir(dir, 0755);
+	write_file(dir, "index.js", "module.exports = { scanTransaction() {} };");
+	char target[600];
+	snprintf(target, sizeof target, "%s/plugin.json", outside);
+	link_in(dir, "plugin.json", target);
+	expect_refused(dir, "linked-manifest/plugin.json: leads outside the plugin folder");
+
+	manifest_dir("dir-main", "lib", dir, sizeof dir);
+	snprintf(target, sizeof target, "%s/lib", dir);
+	mkdir(target, 0755);
+	expect_refused(dir, "dir-main/lib: not a regular file (a folder)");
+	alarm(0);
+
+	/* a symlink that stays inside the folder is fine */
+	manifest_dir("inside", "lib/index.js", dir, sizeof dir);
+	snprintf(target, sizeof target, "%s/dist", dir);
+	mkdir(target, 0755);
+	write_file(target, "index.js", "module.exports = { scanTransaction() { return null; } };");
+	link_in(dir, "lib", "dist");
+	txs_host *h = host_of(dir);
+	assert_int_equal(txs_host_plugin_count(h), 1);
+	txs_host_free(h);
+}
+
+/* plugin_read_file itself: bounds and paths. */
+static void test_read_file_rules(void **state)
+{
+	(void)state;
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	write_file(root, "ten.txt", "0123456789");
+	assert_int_equal(plugin_read_file(root, "ten.txt", 10, &buf, &len, &err), 0);
+	assert_int_equal(len, 10);
+	assert_string_equal(buf, "0123456789");
+	free(buf);
+	assert_int_not_equal(plugin_read_file(root, "ten.txt", 9, &buf, &len, &err), 0);
+	assert_null(buf);
+	assert_non_null(strstr(err, "ten.txt: larger than 9 bytes"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "/etc/hostname", 100, &buf, &len, &err), TXS_EINVAL);
+	assert_non_null(strstr(err, "not a relative path"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "../../etc/hostname", 100, &buf, &len, &err), TXS_EINVAL);
+	assert_non_null(strstr(err, "leads outside the plugin folder"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "./", 100, &buf, &len, &err), TXS_EINVAL);
+	assert_non_null(strstr(err, "the plugin folder itself"));
+	free(err);
+	assert_int_equal(plugin_read_file(root, "nope.js", 100, &buf, &len, &err), TXS_EIO);
+	assert_non_null(strstr(err, "nope.js: cannot be read: No such file"));
+	free(err);
+}
+
+/* The same folder rules on the path for kernels without openat2. */
+static void test_symlinks_out_fallback(void **state)
+{
+	plugin_read_file_without_openat2 = true;
+	test_symlinks_out(state);
+	plugin_read_file_without_openat2 = false;
+}
+
+/* ---- broken plugins: all named; --allow-partial ------------------------- */
+
+static const char OK_CODE[] = "module.exports = { scanTransaction() { return null; } };";
+
+/* good, bad-init (init throws), bad-json (timeout_ms wrong), hang-init. */
+static void broken_set(bool hang)
+{
+	add_plugin("good", NULL, OK_CODE);
+	add_plugin("bad-init", NULL,
+	           "module.exports = { init() { throw new Error('init boom'); }, scanTransaction() {} };");
+	add_plugin("bad-json", "\"timeout_ms\": \"x\"", OK_CODE);
+	for (int i = 1; hang && i <= 2; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "hang-init-%d", i);
+		add_plugin(id, NULL, "module.exports = { init() { for (;;) {} }, scanTransaction() {} };");
+	}
+}
+
+struct notices {
+	pthread_mutex_t mu;
+	char text[8192];
+};
+
+static void on_notice(const char *level, const char *msg, void *ud)
+{
+	struct notices *n = ud;
+	pthread_mutex_lock(&n->mu);
+	size_t len = strlen(n->text);
+	snprintf(n->text + len, sizeof n->text - len, "%s: %s\n", level, msg);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static bool noticed(struct notices *n, const char *needle)
+{
+	pthread_mutex_lock(&n->mu);
+	bool found = strstr(n->text, needle) != NULL;
+	pthread_mutex_unlock(&n->mu);
+	return found;
+}
+
+static txs_host *partial_host(struct notices *n)
+{
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true, .allow_partial = true, .notice = on_notice,
+	                      .notice_userdata = n};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	if (txs_host_load(h, root))
+		fail_msg("allow_partial load failed: %s", txs_last_error());
+	return h;
+}
+
+static void test_all_failures_listed(void **state)
+{
+	(void)state;
+	broken_set(true);
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	assert_int_not_equal(txs_host_load(h, root), 0); /* the hanging inits run side by side */
+	const char *err = txs_last_error();
+	const char *want[] = {"bad-init/index.js: init(ctx) failed: Error: init boom",
+	                      "bad-json/plugin.json: timeout_ms must be",
+	                      "hang-init-1/index.js: init(ctx) failed",
+	                      "hang-init-2/index.js: init(ctx) failed"};
+	for (size_t i = 0; i < 4; i++)
+		if (!strstr(err, want[i]))
+			fail_msg("'%s' not in the error:\n%s", want[i], err);
+	size_t lines = 1;
+	for (const char *c = err; *c; c++)
+		lines += *c == '\n';
+	assert_int_equal(lines, 4); /* one line each, the stacks folded in */
+	assert_int_equal(txs_host_plugin_count(h), 0);
+	txs_host_free(h);
+}
+
+static void test_allow_partial(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	broken_set(false);
+	txs_host *h = partial_host(&n);
+	assert_int_equal(txs_host_plugin_count(h), 3);
+	assert_false(txs_host_ready(h));
+	assert_true(noticed(&n, "warn: plugin bad-init not started"));
+	for (int round = 0; round < 2; round++) {
+		json_t *r = scan_json(h, "{\"hash\":\"0x1\"}");
+		assert_false(json_is_true(json_object_get(r, "complete")));
+		assert_string_equal(status_of(r, "good"), "ok");
+		assert_string_equal(status_of(r, "bad-init"), "unavailable");
+		assert_string_equal(status_of(r, "bad-json"), "unavailable");
+		const char *e = json_string_value(json_object_get(plugin_entry(r, "bad-init"), "error"));
+		assert_non_null(strstr(e, "init boom"));
+		e = json_string_value(json_object_get(plugin_entry(r, "bad-json"), "error"));
+		assert_non_null(strstr(e, "timeout_ms must be"));
+		json_decref(r);
+	}
+	txs_plugin_info in;
+	assert_int_equal(txs_host_plugin_info(h, (size_t)txs_host_plugin_find(h, "bad-init"), &in), 0);
+	assert_false(in.started);
+	assert_false(in.stats.running);
+	assert_int_equal(in.instances, 0);
+	assert_non_null(strstr(in.error, "init boom"));
+	assert_int_equal(txs_host_plugin_info(h, (size_t)txs_host_plugin_find(h, "good"), &in), 0);
+	assert_true(in.started);
+	assert_int_equal(txs_host_restart(h, "bad-init"), TXS_EUNAVAILABLE);
+	char *js = NULL;
+	assert_int_equal(txs_host_plugins_json(h, &js), 0);
+	json_t *list = json_loads(js, 0, NULL);
+	free(js);
+	size_t i;
+	json_t *p;
+	json_array_foreach(list, i, p)
+	{
+		bool good = !strcmp(json_string_value(json_object_get(p, "id")), "good");
+		assert_int_equal(json_is_true(json_object_get(p, "started")), good);
+		assert_int_equal(json_object_get(p, "error") != NULL, !good);
+	}
+	json_decref(list);
+	txs_host_free(h);
+}
+
+static bool started_within(txs_host *h, const char *id, int ms)
+{
+	txs_plugin_info in;
+	for (int t = 0; t < ms; t += 10) {
+		if (txs_host_plugin_info(h, (size_t)txs_host_plugin_find(h, id), &in) == 0 && in.started)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* A plugin whose init failed joins once its files are fixed: by the
+ * background retry, or at once by a reload. */
+static void test_retry_joins(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	broken_set(false);
+	txs_host *h = partial_host(&n);
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/bad-init", root);
+	write_file(dir, "index.js",
+	           "module.exports = { scanTransaction() { return {code: 'BACK', severity: 'low',"
+	           " message: 'joined'}; } };");
+	if (!started_within(h, "bad-init", 5000))
+		fail_msg("bad-init did not start after its fix; notices:\n%s", n.text);
+	assert_true(noticed(&n, "info: plugin bad-init started (attempt"));
+	json_t *r = scan_json(h, "{}");
+	assert_string_equal(status_of(r, "bad-init"), "ok");
+	assert_string_equal(status_of(r, "bad-json"), "unavailable");
+	assert_int_equal(json_array_size(json_object_get(r, "findings")), 1);
+	json_decref(r);
+	assert_false(txs_host_ready(h));
+
+	snprintf(dir, sizeof dir, "%s/bad-json", root);
+	write_file(dir, "plugin.json", "{\"id\":\"bad-json\",\"version\":\"2\",\"main\":\"index.js\"}");
+	int rc = txs_host_reload(h, "bad-json"); /* may race the retry: then it has started */
+	if (rc != 0 && !started_within(h, "bad-json", 5000))
+		fail_msg("reload: %s", txs_last_error());
+	r = scan_json(h, "{}");
+	assert_true(json_is_true(json_object_get(r, "complete")));
+	json_decref(r);
+	assert_true(txs_host_ready(h));
+	txs_host_free(h);
+}
+
+/* A plugin that starts late brings its own limits: the report deadline
+ * (4 x the largest timeout_ms + 100 ms) follows them. */
+static void test_late_start_limits(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	add_plugin("good", NULL, OK_CODE);
+	add_plugin("slow", "\"timeout_ms\": \"soon\"", OK_CODE);
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true, .allow_partial = true, .notice = on_notice,
+	                      .notice_userdata = &n};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	assert_int_equal(txs_host_load(h, root), 0);
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/slow", root);
+	write_file(dir, "index.js",
+	           "module.exports = { scanTransaction() {\n"
+	           "  const t = Date.now(); while (Date.now() - t < 400) {} return null; } };\n");
+	write_file(dir, "plugin.json",
+	           "{\"id\":\"slow\",\"version\":\"2\",\"main\":\"index.js\",\"timeout_ms\":1000}");
+	if (!started_within(h, "slow", 5000))
+		fail_msg("slow did not start; notices:\n%s", n.text);
+	json_t *r = scan_json(h, "{}"); /* 400 ms: past the 300 ms deadline of 50 ms plugins */
+	if (strcmp(status_of(r, "slow"), "ok"))
+		fail_msg("slow: %s", json_dumps(r, 0));
+	json_decref(r);
+	txs_host_free(h);
+}
+
+/* Subfolders without plugin.json are skipped with a notice (issue 18). */
+static void test_skips_other_folders(void **state)
+{
+	(void)state;
+	struct notices n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	add_plugin("only", NULL, OK_CODE);
+	char dir[512];
+	const char *others[] = {"src", "node_modules", "notes"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(dir, sizeof dir, "%s/%s", root, others[i]);
+		mkdir(dir, 0755);
+		write_file(dir, "README", "not a plugin");
+	}
+	txs_host *h = NULL;
+	txs_host_options o = {.console_quiet = true, .notice = on_notice, .notice_userdata = &n};
+	assert_int_equal(txs_host_new(&h, &o), 0);
+	if (txs_host_load(h, root))
+		fail_msg("load: %s", txs_last_error());
+	assert_int_equal(txs_host_plugin_count(h), 1);
+	assert_true(noticed(&n, "/node_modules: skipped: no plugin.json in it"));
+	assert_true(noticed(&n, "/notes: skipped"));
+	assert_true(noticed(&n, "/src: skipped"));
 	txs_host_free(h);
 }
 
@@ -438,6 +787,14 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_manifest_validation),
 	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlinks_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_file_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlinks_out_fallback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_failures_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_allow_partial, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_joins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_late_start_limits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_skips_other_folders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fanout_mix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_findings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),

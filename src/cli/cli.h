@@ -30,9 +30,17 @@ int cli_wants_help(int argc, char **argv);
  * $TXSCAN_PLUGINS, else ./plugins; NULL after printing the error. */
 struct txs_host;
 struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_console);
+/* The same with host options. Every folder is tried and every failure is
+ * printed, one "txscan: " line each. opt->notice NULL: cli_notice. */
 struct txs_host_options;
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt);
+
+/* A host notice (txs_host_options.notice) as a "txscan: [warning: ]" line
+ * on stderr. */
+void cli_notice(const char *level, const char *msg, void *userdata);
+/* An executor event (txs_host_options.event) as a "txscan: warning:" line. */
+void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata);
 
 /* Collects -p/--plugins DIR (and -pDIR, --plugins=DIR) into dirs (at most
  * max); returns 1 if argv[*i] was such an option (and advances *i), 0 if

@@ -11,15 +11,18 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: txscan plugins [-p DIR]... [--json]\n\n"
+	fprintf(out, "usage: txscan plugins [-p DIR]... [--json] [--allow-partial]\n\n"
 	             "Loads the plugins (validating each, running init) and lists them with\n"
-	             "their versions and limits. --json prints the same as GET /v1/plugins.\n");
+	             "their versions and limits. --json prints the same as GET /v1/plugins.\n"
+	             "A plugin that fails to load makes it list every failure and exit 2;\n"
+	             "with --allow-partial it is listed as not started, with why\n"
+	             "(\"started\": false and \"error\" in --json), and the exit status is 2.\n");
 }
 
 int cmd_plugins(int argc, char **argv)
 {
 	const char *dirs[MAX_DIRS];
-	int ndirs = 0, json = 0;
+	int ndirs = 0, json = 0, partial = 0, rc = EXIT_CLEAN;
 	if (cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return EXIT_CLEAN;
@@ -30,13 +33,16 @@ int cmd_plugins(int argc, char **argv)
 			return EXIT_USAGE;
 		if (r == 0 && !strcmp(argv[i], "--json")) {
 			json = 1;
+		} else if (r == 0 && !strcmp(argv[i], "--allow-partial")) {
+			partial = 1;
 		} else if (r == 0) {
 			cli_error("plugins: unknown argument '%s'", argv[i]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	txs_host *h = cli_load_host(dirs, ndirs, 1);
+	txs_host_options hopt = {.console_quiet = true, .allow_partial = partial != 0};
+	txs_host *h = cli_load_host_opts(dirs, ndirs, &hopt);
 	if (!h)
 		return EXIT_ERRORS;
 	if (json) {
@@ -49,10 +55,17 @@ int cmd_plugins(int argc, char **argv)
 		       "HEAP", "RECYCLE", "EVERY", "DIR");
 		txs_plugin_info in;
 		for (size_t i = 0; txs_host_plugin_info(h, i, &in) == 0; i++)
-			printf("%-24s %-10s %4u %6u ms %5u MB %6u MB %8u  %s\n", in.id, in.version,
-			       in.instances, in.limits.timeout_ms, in.limits.heap_limit_mb,
-			       in.limits.heap_restart_mb, in.limits.restart_every, in.dir);
+			if (in.started)
+				printf("%-24s %-10s %4u %6u ms %5u MB %6u MB %8u  %s\n", in.id, in.version,
+				       in.instances, in.limits.timeout_ms, in.limits.heap_limit_mb,
+				       in.limits.heap_restart_mb, in.limits.restart_every, in.dir);
+			else
+				printf("%-24s NOT STARTED: %s\n", in.id, in.error);
 	}
+	txs_plugin_info in;
+	for (size_t i = 0; txs_host_plugin_info(h, i, &in) == 0; i++)
+		if (!in.started)
+			rc = EXIT_ERRORS;
 	txs_host_free(h);
-	return EXIT_CLEAN;
+	return rc;
 }

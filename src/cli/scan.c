@@ -32,6 +32,7 @@ struct opts {
 	enum format format;
 	int progress; /* -1 auto */
 	int quiet_console;
+	int allow_partial;
 };
 
 struct totals {
@@ -68,7 +69,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: txscan scan [-p DIR]... [--fail-on SEVERITY] [--format jsonl|table]\n"
-	        "                   [--progress|--no-progress] [--quiet-console] [FILE...]\n\n"
+	        "                   [--progress|--no-progress] [--quiet-console] [--allow-partial]\n"
+	        "                   [FILE...]\n\n"
 	        "Scans transactions with every plugin and prints one report per input, in input\n"
 	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
 	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
@@ -80,10 +82,15 @@ static void usage(FILE *out)
 	        "  --format FORMAT     jsonl (default): one report per line; table: a summary\n"
 	        "  --progress          progress on stderr (default: when stderr is a terminal)\n"
 	        "  --quiet-console     discard plugins' console output (default: JSON lines on\n"
-	        "                      stderr)\n\n"
-	        "exit status: 0 clean; 1 a verdict at or above --fail-on; 2 an input or plugin\n"
-	        "error (invalid input, or a plugin that did not answer ok: the scan is\n"
-	        "incomplete) -- 2 wins over 1; 64 usage error.\n");
+	        "                      stderr)\n"
+	        "  --allow-partial     scan with the plugins that start: one that fails to load\n"
+	        "                      is \"unavailable\" in every report (complete: false) and\n"
+	        "                      retried in the background (default: every failing plugin\n"
+	        "                      is listed and nothing is scanned)\n\n"
+	        "exit status: 0 clean; 1 a verdict at or above --fail-on; 2 a plugin failed to\n"
+	        "load (each is listed), or an input or plugin error (invalid input, or a plugin\n"
+	        "that did not answer ok: the scan is incomplete) -- 2 wins over 1; 64 usage\n"
+	        "error.\n");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o, int *first_file)
@@ -114,6 +121,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first_file)
 			o->progress = !strcmp(a, "--progress");
 		} else if (!strcmp(a, "--quiet-console")) {
 			o->quiet_console = 1;
+		} else if (!strcmp(a, "--allow-partial")) {
+			o->allow_partial = 1;
 		} else if (!strcmp(a, "--")) {
 			i++;
 			break;
@@ -418,7 +427,8 @@ int cmd_scan(int argc, char **argv)
 		return EXIT_USAGE;
 	if (o.progress < 0)
 		o.progress = isatty(STDERR_FILENO);
-	txs_host_options hopt = {.scan_timeout_ms = UINT32_MAX, .console_quiet = o.quiet_console};
+	txs_host_options hopt = {.scan_timeout_ms = UINT32_MAX, .console_quiet = o.quiet_console,
+	                         .allow_partial = o.allow_partial != 0};
 	txs_host *h = cli_load_host_opts(o.dirs, o.ndirs, &hopt);
 	if (!h)
 		return EXIT_ERRORS;

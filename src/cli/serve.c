@@ -8,7 +8,15 @@
  * signalfd, and with --watch on one inotify fd holding a watch per plugin
  * folder. File events are debounced (an editor's save is several events)
  * before the plugin is reloaded; a reload that fails leaves the old
- * version serving, and the next save tries again.
+ * version serving, and the next save tries again. Reloads are queued to the
+ * server's control thread, so this thread never waits on a plugin.
+ *
+ * Shutdown is bounded: SIGTERM/SIGINT stop new connections and wait up to
+ * --drain-timeout for requests in flight; then every request still waiting
+ * is answered 503, the host is detached and freed on a helper thread, and
+ * if that has not ended a second after the drain deadline (an engine stuck
+ * in a native call cannot be joined) the process exits without it. A
+ * second signal exits at once.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -28,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +44,9 @@
 #define MAX_DIRS 64
 #define DEBOUNCE_MS 200
 #define DRAIN_POLL_MS 20
+#define FD_RESERVE 256      /* descriptors kept for plugins, logs and JSC */
+#define ABORT_FLUSH_MS 200  /* time given to the 503s of a cut drain to be sent */
+#define EXIT_GRACE_MS 600   /* past the drain deadline, then exit whatever runs */
 
 struct args {
 	const char *dirs[MAX_DIRS];
@@ -43,6 +55,7 @@ struct args {
 	unsigned drain_s;
 	bool watch;
 	bool quiet;
+	bool allow_partial;
 };
 
 static void usage(FILE *out)
@@ -60,12 +73,28 @@ static void usage(FILE *out)
 	        "      --max-batch N       transactions per batch request (default 1000)\n"
 	        "      --max-inflight N    scan requests at once; more get 503 (default 256)\n"
 	        "      --threads N         HTTP event-loop threads (default: CPU count)\n"
-	        "      --drain-timeout S   on SIGTERM/SIGINT, wait this long for requests (default 30)\n"
+	        "      --max-connections N open connections (default 10000; lowered to fit\n"
+	        "                          RLIMIT_NOFILE, whose soft limit is raised to the hard one)\n"
+	        "      --max-connections-per-ip N\n"
+	        "                          open connections per client address; 0 = no limit\n"
+	        "                          (default 128; behind a proxy, raise it or use 0)\n"
+	        "      --header-timeout S  close a connection whose request headers are not all in\n"
+	        "                          within S seconds; 0 = off (default 10)\n"
+	        "      --body-timeout S    close a connection whose request body is not all in\n"
+	        "                          within S seconds of its headers; 0 = off (default 30)\n"
+	        "      --idle-timeout S    close a connection idle for S seconds (default 30)\n"
+	        "      --drain-timeout S   on SIGTERM/SIGINT, wait this long for requests; then\n"
+	        "                          answer the rest 503 and exit within a second (default 30)\n"
 	        "      --watch             reload a plugin when a file in its folder changes\n"
+	        "      --allow-partial     start with the plugins that load; the others answer\n"
+	        "                          \"unavailable\", show \"started\": false in /v1/plugins,\n"
+	        "                          keep /readyz at 503 and are retried in the background\n"
+	        "                          (default: list every failing plugin and exit 2)\n"
 	        "  -q, --quiet             discard the plugins' console output\n"
 	        "  -h, --help              this text\n\n"
-	        "Signals: SIGTERM/SIGINT drain and exit 0 (a second one stops at once);\n"
-	        "SIGHUP reloads every plugin. Logs are JSON lines on stderr.\n");
+	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
+	        "signal exits at once); SIGHUP reloads every plugin. Logs are JSON lines on\n"
+	        "stderr.\n");
 }
 
 /* A positive integer with an optional k/m (KiB/MiB) suffix. */
@@ -90,13 +119,21 @@ static int parse_size(const char *s, size_t *out)
 static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
 	size_t v;
+	if (min == 0 && !strcmp(s, "0")) {
+		*out = 0;
+		return 0;
+	}
 	if (strpbrk(s, "kKmM") || parse_size(s, &v) < 0 || v < min || v > max)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
 }
 
-enum { OPT_MAX_BODY = 256, OPT_MAX_BATCH, OPT_MAX_INFLIGHT, OPT_THREADS, OPT_DRAIN, OPT_WATCH };
+enum {
+	OPT_MAX_BODY = 256, OPT_MAX_BATCH, OPT_MAX_INFLIGHT, OPT_THREADS, OPT_DRAIN, OPT_WATCH,
+	OPT_ALLOW_PARTIAL, OPT_MAX_CONN, OPT_PER_IP, OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT,
+	OPT_IDLE_TIMEOUT
+};
 
 static const struct option long_opts[] = {
     {"plugins", required_argument, NULL, 'p'},
@@ -106,7 +143,13 @@ static const struct option long_opts[] = {
     {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"max-connections-per-ip", required_argument, NULL, OPT_PER_IP},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"watch", no_argument, NULL, OPT_WATCH},
+    {"allow-partial", no_argument, NULL, OPT_ALLOW_PARTIAL},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -126,6 +169,7 @@ static int apply_opt(struct args *a, int c, const char *v)
 	case 'l': a->opts.listen = v; return 0;
 	case 'q': a->quiet = true; return 0;
 	case OPT_WATCH: a->watch = true; return 0;
+	case OPT_ALLOW_PARTIAL: a->allow_partial = true; return 0;
 	case OPT_MAX_BODY:
 		if (parse_size(v, &a->opts.max_body) == 0)
 			return 0;
@@ -144,6 +188,26 @@ static int apply_opt(struct args *a, int c, const char *v)
 		break;
 	case OPT_DRAIN:
 		if (parse_uint(v, 1, 86400, &a->drain_s) == 0)
+			return 0;
+		break;
+	case OPT_MAX_CONN:
+		if (parse_uint(v, 1, 1000000, &a->opts.max_connections) == 0)
+			return 0;
+		break;
+	case OPT_PER_IP:
+		if (parse_uint(v, 0, 1000000, &a->opts.per_ip_connections) == 0)
+			return 0;
+		break;
+	case OPT_HEADER_TIMEOUT:
+		if (parse_uint(v, 0, 86400, &a->opts.header_timeout_s) == 0)
+			return 0;
+		break;
+	case OPT_BODY_TIMEOUT:
+		if (parse_uint(v, 0, 86400, &a->opts.body_timeout_s) == 0)
+			return 0;
+		break;
+	case OPT_IDLE_TIMEOUT:
+		if (parse_uint(v, 1, 86400, &a->opts.conn_timeout_s) == 0)
 			return 0;
 		break;
 	default: return -1;
@@ -324,20 +388,149 @@ static int run(server *srv, int sfd, struct watch *w)
 	}
 }
 
-/* Waits for in-flight requests; false when the timeout or a second signal
- * cut the wait short. */
-static bool drain(server *srv, int sfd, unsigned timeout_s)
+enum drain_end { DRAINED, DRAIN_TIMEOUT, DRAIN_SIGNAL };
+
+/* Waits until no request is in flight, deadline_ms passes, or a second
+ * SIGTERM/SIGINT comes. */
+static enum drain_end drain(server *srv, int sfd, double deadline_ms)
 {
-	double deadline = txs_now_ms() + timeout_s * 1000.0;
 	while (server_in_flight(srv) > 0) {
-		if (txs_now_ms() >= deadline)
-			return false;
+		if (txs_now_ms() >= deadline_ms)
+			return DRAIN_TIMEOUT;
 		struct pollfd p = {.fd = sfd, .events = POLLIN};
 		int sig = poll(&p, 1, DRAIN_POLL_MS) > 0 ? next_signal(sfd) : 0;
+		if (sig && sig != SIGHUP)
+			return DRAIN_SIGNAL;
+	}
+	return DRAINED;
+}
+
+/* Until nothing is in flight or until_ms; false on a signal meanwhile. */
+static bool wait_answered(server *srv, int sfd, double until_ms)
+{
+	while (server_in_flight(srv) > 0 && txs_now_ms() < until_ms) {
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		int sig = poll(&p, 1, 10) > 0 ? next_signal(sfd) : 0;
 		if (sig && sig != SIGHUP)
 			return false;
 	}
 	return true;
+}
+
+struct host_free_job {
+	txs_host *host;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void *host_free_main(void *arg)
+{
+	struct host_free_job *j = arg;
+	txs_host_free(j->host);
+	pthread_mutex_lock(&j->mu);
+	j->done = true;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* txs_host_free on a helper thread (it joins every executor, and one stuck
+ * in a native call cannot be joined); true when it ended by until_ms. On
+ * false the job is left running and must not be freed: the caller exits. */
+static bool free_host_bounded(struct host_free_job *j, double until_ms)
+{
+	pthread_t t;
+	pthread_mutex_init(&j->mu, NULL);
+	txs_cond_init(&j->cv);
+	if (pthread_create(&t, NULL, host_free_main, j))
+		return false;
+	pthread_mutex_lock(&j->mu);
+	struct timespec ts = txs_timespec((uint64_t)(until_ms * 1e6));
+	while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &ts) != ETIMEDOUT)
+		;
+	bool done = j->done;
+	pthread_mutex_unlock(&j->mu);
+	if (done)
+		pthread_join(t, NULL);
+	else
+		pthread_detach(t);
+	return done;
+}
+
+/* The exit past the deadline: the host's threads may still run, so no
+ * atexit handlers, no destructors; log lines are written with write(2)
+ * and need no flush, stdio does. */
+static void exit_now(const char *why, bool drained, double t0, uint32_t left)
+{
+	server_log("warn", "stopped",
+	           json_pack("{s:b, s:i, s:f, s:b, s:s}", "drained", drained, "abandoned", (int)left,
+	                     "ms", round(txs_now_ms() - t0), "forced", 1, "reason", why));
+	fflush(NULL);
+	_exit(EXIT_ERRORS);
+}
+
+/* Drain, then stop; exits the process itself when the host cannot be freed
+ * in time. Returns true when every request was answered in the drain. */
+static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned drain_s)
+{
+	double t0 = txs_now_ms(), deadline = t0 + drain_s * 1000.0;
+	double hard = deadline + EXIT_GRACE_MS;
+	char name[32];
+	snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	server_log("info", "shutdown",
+	           json_pack("{s:s, s:i, s:i}", "signal", name, "in_flight",
+	                     (int)server_in_flight(srv), "drain_timeout_s", (int)drain_s));
+	server_quiesce(srv);
+	enum drain_end end = drain(srv, sfd, deadline);
+	if (end != DRAINED) {
+		double now = txs_now_ms();
+		server_abort_waiting(srv, end == DRAIN_SIGNAL ? "shutting down: second signal"
+		                                              : "shutting down: drain timeout passed");
+		hard = end == DRAIN_SIGNAL ? now + 100 : hard;
+		if (!wait_answered(srv, sfd, fmin(now + ABORT_FLUSH_MS, hard)))
+			exit_now("second signal", false, t0, server_in_flight(srv));
+	}
+	uint32_t left = server_in_flight(srv);
+	/* After a clean drain a reload still running (SIGHUP, --watch) may
+	 * finish within the budget; after a cut one, a host call still running
+	 * is a stuck plugin's. */
+	double detach_by = end == DRAINED ? hard : fmin(txs_now_ms() + ABORT_FLUSH_MS, hard);
+	if (!server_detach_host(srv, detach_by))
+		exit_now("a host call did not return (a plugin is stuck)", end == DRAINED, t0, left);
+	static struct host_free_job job; /* may outlive this frame: see exit_now */
+	job.host = host;
+	if (!free_host_bounded(&job, hard))
+		exit_now("the plugins did not stop in time (an engine is stuck)", end == DRAINED, t0,
+		         left);
+	server_free(srv);
+	server_log(end == DRAINED ? "info" : "warn", "stopped",
+	           json_pack("{s:b, s:i, s:f}", "drained", end == DRAINED, "abandoned", (int)left,
+	                     "ms", round(txs_now_ms() - t0)));
+	return end == DRAINED;
+}
+
+/* Thousands of idle client sockets need as many descriptors: the soft
+ * limit goes up to the hard one, and the connection limit down to fit. */
+static void fit_nofile(server_options *opts)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+		struct rlimit up = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = want;
+	}
+	rlim_t room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+	if (opts->max_connections > room) {
+		server_log("warn", "connection_limit",
+		           json_pack("{s:i, s:I, s:s}", "max_connections", (int)room, "nofile",
+		                     (json_int_t)rl.rlim_cur, "reason",
+		                     "--max-connections lowered to fit RLIMIT_NOFILE"));
+		opts->max_connections = (unsigned)room;
+	}
 }
 
 static json_t *plugin_list(txs_host *host)
@@ -346,39 +539,45 @@ static json_t *plugin_list(txs_host *host)
 	txs_plugin_info info;
 	for (size_t i = 0; i < txs_host_plugin_count(host); i++)
 		if (txs_host_plugin_info(host, i, &info) == 0)
-			json_array_append_new(list, json_pack("{s:s, s:s, s:i}", "id", info.id, "version",
-			                                      info.version, "instances", info.instances));
+			json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:b}", "id", info.id,
+			                                      "version", info.version, "instances",
+			                                      info.instances, "started", info.started));
 	return list;
+}
+
+/* Host notices (a skipped folder, a plugin not started, then started) as
+ * JSON log lines; on the loading thread or the host's retry thread. */
+static void log_notice(const char *level, const char *msg, void *userdata)
+{
+	(void)userdata;
+	server_log(level, "plugin_load", json_pack("{s:s}", "message", msg));
+}
+
+/* Executor events (circuit breaker, a lane stuck in a native call) as JSON
+ * log lines; on any executor thread, never under its locks. */
+static void log_event(const char *plugin_id, const char *event, const char *detail,
+                      void *userdata)
+{
+	(void)userdata;
+	server_log(strstr(event, "closed") || strstr(event, "returned") ? "info" : "warn", event,
+	           json_pack("{s:s, s:s}", "plugin", plugin_id, "detail", detail ? detail : ""));
 }
 
 static void log_start(server *srv, txs_host *host, const struct args *a)
 {
-	server_log("info", "start",
-	           json_pack("{s:s, s:s, s:i, s:o, s:i, s:I, s:i, s:i, s:b}", "listen",
-	                     server_address(srv), "version", TXS_VERSION, "pid", (int)getpid(),
-	                     "plugins", plugin_list(host), "threads", a->opts.threads, "max_body",
-	                     (json_int_t)a->opts.max_body, "max_inflight", a->opts.max_inflight,
-	                     "max_batch", a->opts.max_batch, "watch", a->watch));
-}
-
-static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned drain_s)
-{
-	double t0 = txs_now_ms();
-	char name[32];
-	snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-	server_log("info", "shutdown",
-	           json_pack("{s:s, s:i, s:i}", "signal", name, "in_flight",
-	                     (int)server_in_flight(srv), "drain_timeout_s", (int)drain_s));
-	server_quiesce(srv);
-	bool drained = drain(srv, sfd, drain_s);
-	uint32_t left = server_in_flight(srv);
-	server_detach_host(srv);
-	txs_host_free(host); /* answers what is still pending */
-	server_free(srv);
-	server_log(drained ? "info" : "warn", "stopped",
-	           json_pack("{s:b, s:i, s:f}", "drained", drained, "abandoned", (int)left, "ms",
-	                     round(txs_now_ms() - t0)));
-	return drained;
+	const server_options *o = &a->opts;
+	json_t *j = json_pack("{s:s, s:s, s:i, s:o, s:i, s:I, s:i, s:i, s:b}", "listen",
+	                      server_address(srv), "version", TXS_VERSION, "pid", (int)getpid(),
+	                      "plugins", plugin_list(host), "threads", o->threads, "max_body",
+	                      (json_int_t)o->max_body, "max_inflight", o->max_inflight, "max_batch",
+	                      o->max_batch, "watch", a->watch);
+	json_object_update_new(
+	    j, json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "max_connections", (int)o->max_connections,
+	                 "max_connections_per_ip", (int)o->per_ip_connections, "header_timeout_s",
+	                 (int)o->header_timeout_s, "body_timeout_s", (int)o->body_timeout_s,
+	                 "idle_timeout_s", (int)o->conn_timeout_s, "drain_timeout_s",
+	                 (int)a->drain_s));
+	server_log("info", "start", j);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -396,12 +595,15 @@ int cmd_serve(int argc, char **argv)
 		cli_error("serve: signalfd: %s", strerror(errno));
 		return EXIT_ERRORS;
 	}
-	txs_host *host = cli_load_host(a.dirs, a.ndirs, a.quiet);
+	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial,
+	                         .notice = log_notice, .event = log_event};
+	txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	rc = EXIT_ERRORS;
 	if (!host)
 		goto out;
 	if (a.watch && watch_open(&w, host) < 0)
 		goto out;
+	fit_nofile(&a.opts);
 	if (server_start(&srv, host, &a.opts, err, sizeof err) < 0) {
 		cli_error("serve: %s", err);
 		goto out;

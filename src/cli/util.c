@@ -1,6 +1,7 @@
 /*
  * util.c - helpers shared by the subcommands.
  */
+#define _GNU_SOURCE
 #include "cli.h"
 #include "txscan.h"
 
@@ -13,9 +14,11 @@ void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	flockfile(stderr); /* one line, whole, from any thread */
 	fputs("txscan: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 
@@ -45,25 +48,57 @@ struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_con
 	return cli_load_host_opts(dirs, ndirs, &opt);
 }
 
+void cli_notice(const char *level, const char *msg, void *userdata)
+{
+	(void)userdata;
+	cli_error("%s%s", strcmp(level, "info") ? "warning: " : "", msg);
+}
+
+/* An executor event (circuit breaker, a thread stuck in a native call) as a
+ * "txscan: warning: plugin ID: EVENT: detail" line; any thread. */
+void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata)
+{
+	(void)userdata;
+	cli_error("warning: plugin %s: %s: %s", plugin_id, event, detail);
+}
+
+/* Each line of a list of load failures, as its own "txscan: " line. */
+static void error_lines(const char *text)
+{
+	for (const char *nl; *text; text = nl ? nl + 1 : text + strlen(text)) {
+		nl = strchr(text, '\n');
+		cli_error("%.*s", (int)(nl ? (size_t)(nl - text) : strlen(text)), text);
+	}
+}
+
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt)
 {
 	txs_host *h = NULL;
+	txs_host_options o = *opt;
 	const char *fallback = ndirs ? NULL : default_dir();
 	if (!ndirs && !fallback) {
 		cli_error("no plugins: pass -p DIR (or set TXSCAN_PLUGINS, or create ./plugins)");
 		return NULL;
 	}
-	if (txs_host_new(&h, opt)) {
+	if (!o.notice)
+		o.notice = cli_notice;
+	if (!o.event)
+		o.event = cli_event;
+	if (txs_host_new(&h, &o)) {
 		cli_error("%s", txs_last_error());
 		return NULL;
 	}
+	int failed = 0; /* every folder is tried: all failures are listed at once */
 	for (int i = 0; i < (ndirs ? ndirs : 1); i++) {
 		if (txs_host_load(h, ndirs ? dirs[i] : fallback)) {
-			cli_error("%s", txs_last_error());
-			txs_host_free(h);
-			return NULL;
+			error_lines(txs_last_error());
+			failed = 1;
 		}
+	}
+	if (failed) {
+		txs_host_free(h);
+		return NULL;
 	}
 	return h;
 }

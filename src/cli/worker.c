@@ -81,6 +81,9 @@ static const char worker_usage[] =
     "      --done-ttl-s N      lifetime of the once-only keys\n"
     "                          <out>:done:<stream>:<group>:<entry-id> (default 86400)\n"
     "  -q, --quiet             discard plugin console output\n"
+    "      --allow-partial     start with the plugins that load: the others are\n"
+    "                          \"unavailable\" in every report and retried in the\n"
+    "                          background (default: list every failing plugin, exit 2)\n"
     "  -h, --help              this text\n\n"
     "environment:\n"
     "  TXSCAN_REDIS_URL        the URL when --redis is not given: keeps a\n"
@@ -109,6 +112,7 @@ struct worker_args {
 	const char *dirs[MAX_DIRS];
 	int ndirs;
 	int quiet;
+	int allow_partial;
 	char consumer[300];
 	char dead[512];
 };
@@ -216,6 +220,10 @@ static int worker_option(int argc, char **argv, int *i, struct worker_args *a)
 		a->quiet = 1;
 		return 0;
 	}
+	if (!missing && !strcmp(argv[*i], "--allow-partial")) {
+		a->allow_partial = 1;
+		return 0;
+	}
 	int rc = missing ? -1 : stream_option(argc, argv, i, &a->opt, &missing);
 	if (missing)
 		cli_error("%s needs a value", argv[*i]);
@@ -304,7 +312,8 @@ int cmd_worker(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	catch_signals(); /* first: a SIGHUP while the plugins load must not kill us */
-	struct txs_host *host = cli_load_host(a.dirs, a.ndirs, a.quiet);
+	txs_host_options hopt = {.console_quiet = a.quiet != 0, .allow_partial = a.allow_partial != 0};
+	struct txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	if (!host)
 		return EXIT_ERRORS;
 	fprintf(stderr, "txscan worker %s: %zu plugins, reading %s as group %s, reports to %s\n",

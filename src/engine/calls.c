@@ -419,6 +419,7 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 	e->bcur = i;
 	e->bstart_ns = now;
 	e->deadline_ns = now + backstop_ns(e->budget_ns);
+	engine_progress_mark(e, now, (uint32_t)i);
 }
 
 /* Scans the batch's transactions in turn; each answer is in place as soon
@@ -527,6 +528,7 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 	JSValueRef exc = NULL;
 	JSObjectCallAsFunction(e->ctx, e->batch_fn, NULL, 0, NULL, &exc);
 	size_t ran = batch_cut(e, n, exc);
+	engine_progress_mark(e, 0, 0);
 	e->btx = NULL;
 	e->bres = NULL;
 	engine_arm(e, (double)e->tick_ns / 1e9);

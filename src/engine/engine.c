@@ -14,10 +14,10 @@
  *
  * Heap limit: on each tick, process RSS (one pread) is compared with the RSS
  * baseline read when the batch began (so memory other threads took before
- * does not count); growth past the limit is confirmed with JSC's heap
- * statistics (which walk the heap, so only then) or by growth past twice
- * the limit (JSC's heapSize lags for bombs of small objects). A terminated
- * engine is dead.
+ * does not count); growth past the limit is only a trigger: the verdict is
+ * JSC's own count of this engine's heap (heap statistics, which walk the
+ * heap, so only then), so that a neighbour's memory is never blamed on this
+ * plugin (see heap_exceeded). A terminated engine is dead.
  */
 #define _GNU_SOURCE
 #include "engine_impl.h"
@@ -206,14 +206,22 @@ size_t engine_process_rss_recent(uint64_t now)
 
 /* ---- watchdog ---------------------------------------------------------- */
 
+/* Process RSS is shared by every engine of the process: growth past the
+ * limit only triggers a look at this engine's own heap (heapSize plus
+ * extraMemorySize, where JSC counts array buffers), which alone decides.
+ * When the growth was not this engine's, the baseline moves up so that the
+ * next look comes only after as much growth again as this engine has room
+ * left (a neighbour's 600 MB costs one heap walk here, not one per tick). */
 static bool heap_exceeded(engine *e)
 {
 	size_t rss = engine_process_rss();
 	if (rss < e->rss_baseline + e->heap_limit)
 		return false;
-	if (rss >= e->rss_baseline + 2 * e->heap_limit)
+	size_t own = engine_heap_bytes(e);
+	if (own >= e->heap_limit)
 		return true;
-	return engine_heap_bytes(e) >= e->heap_limit;
+	e->rss_baseline = rss - own;
+	return false;
 }
 
 static bool on_tick(JSContextRef ctx, void *ud);
@@ -281,6 +289,9 @@ void engine_begin(engine *e, uint64_t budget_ns)
 		e->readings_ns = now;
 	}
 	e->deadline_ns = now + backstop_ns(budget_ns);
+	if (e->progress)
+		atomic_store_explicit(&e->progress->budget_ns, budget_ns, memory_order_relaxed);
+	engine_progress_mark(e, now, 0);
 	e->killed = ENGINE_OK;
 	e->over_backstop = false;
 	double s = (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9;
@@ -369,7 +380,7 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 	return -1;
 }
 
-static int setup_context(engine *e, const engine_config *cfg)
+static int setup_context(engine *e, const engine_config *cfg, engine *base)
 {
 	e->owner = pthread_self();
 	e->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
@@ -381,9 +392,11 @@ static int setup_context(engine *e, const engine_config *cfg)
 	e->max_result = cfg->max_result_bytes;
 	e->console = cfg->console;
 	e->console_ud = cfg->console_userdata;
+	e->progress = cfg->progress;
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();
-	e->group = JSContextGroupCreate();
+	e->group = base ? JSContextGroupRetain(base->group) : JSContextGroupCreate();
+	e->realms = base ? base->realms + 1 : 0;
 	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
 	if (!e->id || !e->version || !e->ctx)
 		return -1;
@@ -394,19 +407,22 @@ static int setup_context(engine *e, const engine_config *cfg)
 	return 0;
 }
 
-int engine_new(engine **out, const engine_config *cfg, char **err)
+/* A new engine: in a new VM, or a new realm (global context) in base's. */
+static int engine_build(engine **out, const engine_config *cfg, engine *base, char **err)
 {
 	*out = NULL;
 	*err = NULL;
 	pthread_once(&once, global_init);
 	own_loop();
 	engine *e = calloc(1, sizeof *e);
-	if (!e || setup_context(e, cfg) < 0) {
+	if (!e || setup_context(e, cfg, base) < 0) {
 		*err = strdup("cannot create a JavaScriptCore context");
 		goto fail;
 	}
 	e->cfg = cfg;
-	if (prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0)
+	int rc = prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0;
+	engine_progress_mark(e, 0, 0);
+	if (rc)
 		goto fail;
 	e->cfg = NULL;
 	e->batch_fn = JSObjectMake(e->ctx, e->step_class, &e->steps[STEP_BATCH]);
@@ -418,6 +434,22 @@ fail:
 	if (!*err)
 		*err = strdup("out of memory");
 	return -1;
+}
+
+int engine_new(engine **out, const engine_config *cfg, char **err)
+{
+	return engine_build(out, cfg, NULL, err);
+}
+
+int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err)
+{
+	ASSERT_OWNER(base);
+	return engine_build(out, cfg, base, err);
+}
+
+uint32_t engine_realm_count(const engine *e)
+{
+	return e->realms;
 }
 
 bool engine_dead(const engine *e)
@@ -470,6 +502,11 @@ void engine_free(engine *e)
 	free(e->version);
 	free(e);
 	run_loop_work();
+}
+
+uint64_t engine_backstop_ns(uint64_t budget_ns)
+{
+	return backstop_ns(budget_ns);
 }
 
 void engine_result_clear(engine_result *r)

@@ -14,9 +14,10 @@
 #ifndef TXS_ENGINE_H
 #define TXS_ENGINE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdbool.h>
 
 typedef struct engine engine;
 
@@ -26,6 +27,15 @@ enum { ENGINE_LOG_DEBUG, ENGINE_LOG_LOG, ENGINE_LOG_INFO, ENGINE_LOG_WARN, ENGIN
 /* Called on the engine's thread for each console line that passed the rate
  * limit; msg is NUL-terminated and valid only during the call. */
 typedef void (*engine_console_fn)(int level, const char *msg, size_t len, void *userdata);
+
+/* What the engine is running now, for a watcher on another thread (plain
+ * numbers, no engine pointer): written by the engine's thread as each
+ * execution (load, init, one scan of a batch) starts and ends. */
+typedef struct engine_progress {
+	_Atomic uint64_t start_ns;  /* when the running execution began; 0: none */
+	_Atomic uint64_t budget_ns; /* the time it may take */
+	_Atomic uint32_t index;     /* which scan of the batch runs */
+} engine_progress;
 
 typedef struct engine_config {
 	const char *plugin_id;
@@ -40,6 +50,7 @@ typedef struct engine_config {
 	size_t max_result_bytes;
 	engine_console_fn console;
 	void *console_userdata;
+	engine_progress *progress; /* may be NULL; must outlive the engine */
 } engine_config;
 
 typedef enum engine_status {
@@ -65,6 +76,17 @@ typedef struct engine_result {
  * *out is NULL and *err holds a malloc'ed message. */
 int engine_new(engine **out, const engine_config *cfg, char **err);
 
+/* A fresh realm: a new engine in base's VM (its context group), with its
+ * own global context, the plugin loaded and init(ctx) run there. It shares
+ * no JavaScript object with base, only the VM: its heap, JIT code, symbol
+ * registry and caches (docs/engine.md, "Two levels of recycling"). About a
+ * tenth of the cost of engine_new. On base's thread; base stays usable
+ * and is freed by the caller, in either order. */
+int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err);
+
+/* How many realms this engine's VM had before it (0: a fresh VM). */
+uint32_t engine_realm_count(const engine *e);
+
 /* Runs one scan over tx (NUL-terminated JSON text; not validated here). */
 void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res);
 
@@ -88,6 +110,11 @@ uint64_t engine_console_dropped(const engine *e);
 void engine_free(engine *e);
 
 void engine_result_clear(engine_result *r);
+
+/* Wall-clock time an execution with this budget may take in all, waits for
+ * a core included, before it counts as stuck (10x the budget, at least the
+ * budget + 1 s). */
+uint64_t engine_backstop_ns(uint64_t budget_ns);
 
 /* Process RSS in bytes, from /proc/self/statm (microseconds to read). */
 size_t engine_process_rss(void);

@@ -131,6 +131,8 @@ struct engine {
 	double tokens;           /* console rate limit */
 	uint64_t tokens_at_ns;
 	uint64_t console_dropped, console_dropped_reported;
+	engine_progress *progress; /* may be NULL */
+	uint32_t realms;           /* realms this VM had before this one */
 
 	/* web globals and console state (webapi.c, sandbox.c, inspect.c) */
 	struct web_fn web_fns[WEB_FNS];
@@ -165,6 +167,15 @@ static inline uint64_t backstop_ns(uint64_t budget_ns)
 {
 	uint64_t ten = budget_ns * BACKSTOP_FACTOR;
 	return ten > budget_ns + BACKSTOP_MIN_NS ? ten : budget_ns + BACKSTOP_MIN_NS;
+}
+
+/* The watcher's view (engine_progress): execution started at now, or none. */
+static inline void engine_progress_mark(engine *e, uint64_t start_ns, uint32_t index)
+{
+	if (!e->progress)
+		return;
+	atomic_store_explicit(&e->progress->index, index, memory_order_relaxed);
+	atomic_store_explicit(&e->progress->start_ns, start_ns, memory_order_release);
 }
 
 /* engine.c: a VM entry begins (each scan in it, or the one execution, has

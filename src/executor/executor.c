@@ -48,6 +48,31 @@
  * State owned by "the active lane" (scans_in_gen ...) is touched only by
  * whichever lane is active; a swap hands it over under mu. Stats are
  * atomics written by the lanes and read from anywhere.
+ *
+ * Stuck lanes. JSC's regexp engine and typed-array fills do not poll the
+ * watchdog: a lane can sit in one call for seconds, and a thread cannot be
+ * stopped from outside. One process-wide watcher thread looks at every busy
+ * lane every WATCH_PERIOD_NS (engine_progress: plain numbers the engine
+ * publishes). A lane whose call has used its budget plus STUCK_GRACE_NS of
+ * CPU (the watchdog would have stopped JavaScript by then), or has run for
+ * its wall-clock backstop, is abandoned, under mu: the watcher takes what it
+ * held (`held`), answers the stuck scan "timeout" (a stuck build fails its
+ * restart, reload or startup), puts the other scans back at the head of the
+ * ring, and hands the ring to the standby lane (or starts a fresh one in
+ * the slot). The abandoned thread touches nothing of the executor's but mu
+ * and its own lane struct when its call returns: it destroys its engine
+ * there, on its own thread, and ends. At most MAX_STUCK lanes of an executor
+ * may be stuck at once; the one that reaches it gets no replacement: the
+ * executor answers "unavailable" until a stuck lane comes back. Each stuck
+ * lane burns a core until its call ends (docs/engine.md, "Stuck native
+ * calls"). An executor's memory lives while any of its lanes runs
+ * (`refs`), so a late thread never touches freed memory.
+ *
+ * Circuit breaker (`br_*`, guarded by mu; the state also an atomic read by
+ * submit): after breaker_after consecutive kills the circuit opens: queued
+ * scans and new submits answer "unavailable" for a cool-down, then one
+ * submit runs as the trial (half-open): a kill reopens it for twice as long,
+ * anything else closes it.
  */
 #define _GNU_SOURCE
 #include "bell.h"
@@ -57,6 +82,7 @@
 #include "txscan.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -64,6 +90,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <assert.h>
 
 #define CONTROL_SLOTS 8
 /* Queued scans run per VM entry. Only a backlog makes batches: an idle
@@ -80,6 +107,17 @@
 /* Ask the standby this long before a scheduled restart: two builds plus. */
 #define LEAD_BUILDS 2.0
 #define LEAD_EXTRA_NS 1000000.0
+/* A fresh realm is built inline while it takes less than this; a plugin
+ * whose module and init take longer gets its VMs from the standby. */
+#define REALM_INLINE_NS (1000 * 1000ull)
+/* Stuck lanes (see the top of this file). */
+#define MAX_STUCK 2
+#define STUCK_GRACE_NS (25 * 1000000ull)
+#define WATCH_PERIOD_NS (5 * 1000000ull)
+#define BREAKER_MAX_NS (60 * 1000000000ull)
+/* txs_executor_free: how long lanes may take to end before any still in a
+ * call is abandoned. */
+#define STOP_GRACE_NS (100 * 1000000ull)
 
 enum cmd_kind { CMD_SCAN, CMD_RESTART, CMD_RELOAD };
 enum reason { R_SCHEDULED, R_HEAP, R_KILLED, R_MANUAL, R_RELOAD, R_RECOVER };
@@ -97,6 +135,8 @@ typedef struct cmd {
 	sem_t *done;             /* RESTART/RELOAD: posted with rc/err set */
 	int rc;
 	char *err;
+	bool trial;              /* SCAN: the half-open breaker's trial */
+	uint64_t queued_ns;      /* SCAN: when it was submitted */
 } cmd;
 
 struct stats {
@@ -104,35 +144,59 @@ struct stats {
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
 	_Atomic uint64_t standby_swaps, build_ns, heap_readings;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
-	_Atomic uint32_t pending, consecutive_failures;
+	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts;
+	_Atomic uint32_t pending, consecutive_failures, lanes_stuck, breaker_state, kills_in_row;
+	_Atomic uint32_t breaker_after; /* lim.breaker_after, for any thread */
 	_Atomic bool quarantined, busy, running, standby_ready;
 };
 
 typedef struct lane {
 	struct txs_executor *ex;
 	pthread_t thread;
-	int idx;
+	int idx;          /* its slot in ex->lanes */
+	bool in_use;      /* a pool entry taken (mu) */
 	bool started;     /* thread created; guarded by mu */
+	_Atomic bool abandoned; /* set by the watcher or free, under mu and con_mu */
+	pthread_mutex_t con_mu; /* held around console callbacks: see console_bridge */
+	engine_progress prog;   /* what its engine runs now (the watcher reads it) */
+	clockid_t cpu_clock;    /* this thread's CPU clock, set before its first call */
+	_Atomic bool building;  /* prog belongs to an engine build, not to scans */
+	bool fresh;       /* standby: eng built from the current code, never served (mu) */
+	/* guarded by mu: the commands this lane popped; held[hdone..nheld) are
+	 * not answered yet (given back on a swap, taken by the watcher) */
+	cmd **held;
+	size_t nheld, hdone;
+	/* the batch the engine runs: er[k] answers held[hdone + k]; er[0..taken)
+	 * were taken by the watcher when it abandoned the lane (mu) */
+	engine_result er[BATCH_MAX];
+	size_t taken;
+	/* the watcher thread only */
+	uint64_t w_start, w_seen, w_cpu;
 	/* this lane's thread only */
 	engine *eng;      /* active: the serving engine; standby: READY or stale */
 	engine *retired;  /* replaced inline, destroyed when next idle */
 	bool swapped;     /* handed the ring to the other lane */
-	cmd **rest;       /* popped, not yet run: given back on a swap */
-	size_t nrest;
 } lane;
+
+enum { PROMOTE_NONE, PROMOTE_BUILD, PROMOTE_READY };
 
 struct txs_executor {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;     /* the active lane waits here, unless ... */
 	txs_bell *bell;          /* ... it shares its host's bell (mu) */
 	pthread_cond_t sb_wake;  /* the standby lane waits here */
-	lane lanes[2];
+	pthread_cond_t gone;     /* a lane stopped serving (live dropped) */
+	lane *lanes[2];          /* the slots: active and standby (mu) */
+	lane pool[3 + MAX_STUCK]; /* two slots, the stuck lanes (see slot_fresh_locked) */
+	_Atomic int refs;        /* the owner + every lane thread still running */
 	/* set at creation, read by any thread */
 	uint32_t queue_cap;
 	size_t max_input;
 	char id[65];
 	txs_console_fn console;
 	void *console_ud;
+	txs_event_fn event;
+	void *event_ud;
 
 	/* guarded by mu */
 	cmd **ring;
@@ -143,6 +207,14 @@ struct txs_executor {
 	int active;              /* index of the active lane */
 	enum sb_state sb;
 	uint64_t code_epoch;     /* bumped by every successful reload */
+	uint32_t live;           /* lane threads not yet ended, abandoned ones aside */
+	uint32_t stuck;          /* abandoned lanes still in their call */
+	bool exhausted;          /* MAX_STUCK reached: no lane serves */
+	int promoted;            /* PROMOTE_*: the active lane takes over from a stuck one */
+	uint64_t br_until_ns, br_cooldown_ns;
+	/* the watcher's list, under the watcher's lock */
+	struct txs_executor *w_next, *w_prev;
+	bool w_busy, watched;
 
 	/* written by the active lane under mu; read by it freely, by others
 	 * under mu */
@@ -152,6 +224,7 @@ struct txs_executor {
 	/* the active lane only */
 	uint32_t scans_in_gen, since_sample, since_stats, stats_gap;
 	uint64_t gen_start_ns, asked_gen;
+	uint64_t realm_ns;  /* how long the last fresh realm took to build */
 	size_t rss_at_walk, heap_at_walk; /* at the last heap statistics reading */
 	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
@@ -191,7 +264,16 @@ void txs_limits_init(txs_limits *l)
 	    .quarantine_after = 3,
 	    .max_input_bytes = 1u << 20,
 	    .max_result_bytes = 1u << 20,
+	    .breaker_after = 5,
+	    .breaker_cooldown_ms = 1000,
+	    .realms_per_vm = 64,
 	};
+}
+
+const char *txs_breaker_state_name(uint32_t state)
+{
+	static const char *const names[] = {"closed", "open", "half-open"};
+	return state < 3 ? names[state] : "unknown";
 }
 
 static void limits_normalize(txs_limits *l)
@@ -212,6 +294,10 @@ static void limits_normalize(txs_limits *l)
 		l->max_input_bytes = d.max_input_bytes;
 	if (!l->max_result_bytes)
 		l->max_result_bytes = d.max_result_bytes;
+	if (!l->breaker_cooldown_ms)
+		l->breaker_cooldown_ms = d.breaker_cooldown_ms;
+	if (!l->realms_per_vm)
+		l->realms_per_vm = d.realms_per_vm;
 }
 
 /* Code is shared, read-only, between the active lane and a standby build
@@ -278,17 +364,49 @@ static int code_check(const txs_plugin_code *c)
 
 /* ---- engine building (any lane, on its own thread) ----------------------- */
 
+/* A console line from a lane's engine. con_mu is held around the call so
+ * that a lane is never abandoned in the middle of one: after abandonment
+ * the executor's owner may free what the callback writes to. */
 static void console_bridge(int level, const char *msg, size_t len, void *ud)
 {
 	static const char *const names[] = {"debug", "log", "info", "warn", "error"};
-	txs_executor *ex = ud;
-	if (ex->console)
+	lane *ln = ud;
+	txs_executor *ex = ln->ex;
+	if (!ex->console)
+		return;
+	pthread_mutex_lock(&ln->con_mu);
+	if (!atomic_load_explicit(&ln->abandoned, memory_order_relaxed))
 		ex->console(ex->id, names[level], msg, len, ex->console_ud);
+	pthread_mutex_unlock(&ln->con_mu);
 }
 
-static int build(txs_executor *ex, const txs_plugin_code *code, const txs_limits *lim,
+static bool lost(lane *ln)
+{
+	return atomic_load_explicit(&ln->abandoned, memory_order_acquire);
+}
+
+static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
+{
+	if (!ex->event)
+		return;
+	char detail[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	ex->event(ex->id, event, detail, ex->event_ud);
+}
+
+/* Builds an engine on ln's thread. The code is held for the whole build:
+ * if the lane is abandoned meanwhile, a reload may free the caller's. */
+static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
                  engine **out, char **err)
 {
+	txs_executor *ex = ln->ex;
+	code_hold(code);
 	engine_config cfg = {
 	    .plugin_id = code->id,
 	    .plugin_version = code->version,
@@ -301,12 +419,16 @@ static int build(txs_executor *ex, const txs_plugin_code *code, const txs_limits
 	    .heap_limit_mb = lim->heap_limit_mb,
 	    .max_result_bytes = lim->max_result_bytes,
 	    .console = console_bridge,
-	    .console_userdata = ex,
+	    .console_userdata = ln,
+	    .progress = &ln->prog,
 	};
 	uint64_t t0 = now_ns();
-	int rc = engine_new(out, &cfg, err);
-	if (rc == 0)
-		SET(ex->st.build_ns, now_ns() - t0);
+	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
+	int rc = base ? engine_new_realm(base, out, &cfg, err) : engine_new(out, &cfg, err);
+	atomic_store_explicit(&ln->building, false, memory_order_relaxed);
+	if (rc == 0 && !base)
+		SET(ex->st.build_ns, now_ns() - t0); /* the pace of a VM build, for the standby */
+	code_free(code);
 	return rc;
 }
 
@@ -345,16 +467,37 @@ static void quarantine_or_retry(txs_executor *ex)
 
 static void *lane_main(void *arg);
 
+/* Starts ln's thread, detached: it holds a reference to the executor and
+ * counts as live until it ends. mu held. */
+static bool lane_start_locked(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	if (ex->stuck >= MAX_STUCK)
+		return false;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&ex->refs, 1);
+	int rc = pthread_create(&ln->thread, &attr, lane_main, ln);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		atomic_fetch_sub(&ex->refs, 1);
+		return false;
+	}
+	ln->started = true;
+	ex->live++;
+	return true;
+}
+
 /* The standby lane's thread starts on the first request. mu held. */
 static bool standby_thread_locked(txs_executor *ex)
 {
-	lane *sb = &ex->lanes[1 - ex->active];
+	lane *sb = ex->lanes[1 - ex->active];
 	if (sb->started)
 		return true;
-	if (ex->stopping || pthread_create(&sb->thread, NULL, lane_main, sb) != 0)
+	if (ex->stopping || ex->stuck >= MAX_STUCK)
 		return false;
-	sb->started = true;
-	return true;
+	return lane_start_locked(sb);
 }
 
 /* Asks the standby lane to build an engine (once per generation). */
@@ -384,9 +527,29 @@ static bool restart_near(const txs_executor *ex)
 	return left * per_scan < LEAD_BUILDS * (double)GET(ex->st.build_ns) + LEAD_EXTRA_NS;
 }
 
-static void maybe_request_standby(txs_executor *ex)
+/* A fresh realm saves too little to be built inline: it took more than
+ * REALM_INLINE_NS and more than half a VM build (a slow module or init,
+ * which the standby lane hides in a VM build, while nothing hides a
+ * realm's). */
+static bool realm_slow(const txs_executor *ex)
 {
-	if (ex->asked_gen != GET(ex->st.generation) && restart_near(ex))
+	return ex->realm_ns > REALM_INLINE_NS && ex->realm_ns > GET(ex->st.build_ns) / 2;
+}
+
+/* The engine's next restart builds a new VM: its VM served realms_per_vm
+ * realms, or a realm is slow. */
+static bool vm_due(const txs_executor *ex, const engine *e)
+{
+	return engine_realm_count(e) + 1 >= ex->lim.realms_per_vm || realm_slow(ex);
+}
+
+/* A scheduled restart that will build a new VM is near: the standby
+ * builds it meanwhile (a fresh realm is built inline: it costs less than
+ * handing the ring over). */
+static void maybe_request_standby(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	if (ex->asked_gen != GET(ex->st.generation) && vm_due(ex, ln->eng) && restart_near(ex))
 		request_standby(ex);
 }
 
@@ -424,8 +587,9 @@ static bool try_swap(lane *ln, enum reason why)
 	pthread_mutex_lock(&ex->mu);
 	bool ok = ex->sb == SB_READY;
 	if (ok) {
-		unpop_locked(ex, ln->rest, ln->nrest);
-		ln->nrest = 0;
+		unpop_locked(ex, ln->held + ln->hdone, ln->nheld - ln->hdone);
+		ln->nheld = ln->hdone = 0;
+		ex->lanes[1 - ln->idx]->fresh = false;
 		new_generation(ex, why);
 		INC(ex->st.standby_swaps);
 		SET(ex->st.standby_ready, false);
@@ -458,14 +622,18 @@ static void retire(lane *ln)
 	ln->eng = NULL;
 }
 
-static void start_failed(lane *ln, char *msg, char **err)
+/* A build failed. The old engine keeps serving only when it may: a dead
+ * one never, and one whose age or heap passed its policy (scheduled, heap)
+ * neither: restart_every bounds an engine's age, so with no engine the
+ * plugin answers "unavailable" until a build works. */
+static void start_failed(lane *ln, enum reason why, char *msg, char **err)
 {
 	txs_executor *ex = ln->ex;
 	INC(ex->st.failed_starts);
 	INC(ex->st.consecutive_failures);
 	free(ex->last_start_err);
 	ex->last_start_err = strdup(msg ? msg : "engine start failed");
-	if (ln->eng && engine_dead(ln->eng))
+	if (ln->eng && (engine_dead(ln->eng) || why == R_SCHEDULED || why == R_HEAP))
 		engine_drop(ln);
 	if (!ln->eng)
 		quarantine_or_retry(ex);
@@ -475,25 +643,56 @@ static void start_failed(lane *ln, char *msg, char **err)
 		free(msg);
 }
 
+/* A scheduled or manual restart of a live engine, same code, in a VM with
+ * realms to spare, gets a fresh realm in that VM: the engine to build it
+ * on. Anything else (a kill, the heap, a reload, recovery) gets a new VM. */
+static engine *realm_base(lane *ln, const txs_plugin_code *code, const txs_limits *lim,
+                          enum reason why)
+{
+	engine *e = ln->eng;
+	if ((why != R_SCHEDULED && why != R_MANUAL) || !e || engine_dead(e) ||
+	    code != ln->ex->code || lim != &ln->ex->lim || vm_due(ln->ex, e))
+		return NULL;
+	return e;
+}
+
 /* Replaces the active engine: by a swap to a READY standby when the code is
  * the current one, else by building one here from code and lim, then
- * retiring the old. If the build fails, a live old engine stays; a dead one
- * is dropped. *err (may be NULL) gets the failure. */
-static int replace(lane *ln, const txs_plugin_code *code, const txs_limits *lim,
-                   enum reason why, char **err)
+ * retiring the old. If the build fails, see start_failed. *err (may be
+ * NULL) gets the failure. A lane abandoned during the build returns
+ * TXS_ESTOPPED and touches nothing more. */
+static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum reason why,
+                   char **err)
 {
 	txs_executor *ex = ln->ex;
-	if (code == ex->code && try_swap(ln, why))
+	if (code == ex->code && !realm_base(ln, code, lim, why) && try_swap(ln, why)) {
+		if (why == R_SCHEDULED || why == R_MANUAL)
+			ex->realm_ns -= ex->realm_ns / 4;
 		return 0;
+	}
 	engine *fresh = NULL;
 	char *msg = NULL;
-	if (build(ex, code, lim, &fresh, &msg) != 0) {
-		start_failed(ln, msg, err);
+	engine *base = realm_base(ln, code, lim, why);
+	uint64_t t0 = now_ns();
+	int rc = build(ln, code, lim, base, &fresh, &msg);
+	if (base)
+		ex->realm_ns = now_ns() - t0;
+	else if (why == R_SCHEDULED || why == R_MANUAL)
+		ex->realm_ns -= ex->realm_ns / 4; /* one slow realm (a busy moment) is not for ever */
+	if (lost(ln)) {
+		engine_free(fresh);
+		free(msg);
+		return TXS_ESTOPPED;
+	}
+	if (rc != 0) {
+		start_failed(ln, why, msg, err);
 		return TXS_EPLUGIN;
 	}
 	retire(ln);
 	ln->eng = fresh;
 	new_generation(ex, why);
+	if (base)
+		INC(ex->st.realm_restarts);
 	if (why == R_KILLED)
 		request_standby(ex); /* one kill may follow another */
 	return 0;
@@ -506,7 +705,7 @@ static int restart(lane *ln, enum reason why)
 
 /* ---- scans (active lane) ------------------------------------------------- */
 
-static void record_latency(txs_executor *ex, uint64_t ns)
+static void count_latency(txs_executor *ex, uint64_t ns)
 {
 	double ms = (double)ns / 1e6;
 	int b = 0;
@@ -514,6 +713,12 @@ static void record_latency(txs_executor *ex, uint64_t ns)
 		b++;
 	INC(ex->st.latency[b]);
 	atomic_fetch_add_explicit(&ex->st.latency_sum_ns, ns, memory_order_relaxed);
+}
+
+/* The active lane's answers also feed the pace that heap sampling uses. */
+static void record_latency(txs_executor *ex, uint64_t ns)
+{
+	count_latency(ex, ns);
 	ex->scan_ns_avg += ((double)ns - ex->scan_ns_avg) / 64;
 }
 
@@ -537,14 +742,19 @@ static void count_status(txs_executor *ex, txs_status s)
 	}
 }
 
-static void scan_unavailable(txs_executor *ex, txs_scan_result *r)
+static void unavailable_text(txs_executor *ex, txs_scan_result *r, const char *why)
 {
 	INC(ex->st.unavailable);
 	r->status = TXS_STATUS_UNAVAILABLE;
+	r->error = strdup(why);
+}
+
+static void scan_unavailable(txs_executor *ex, txs_scan_result *r)
+{
 	char buf[1024];
 	snprintf(buf, sizeof buf, "plugin %s has no running engine%s%s", ex->id,
 	         ex->last_start_err ? ": " : "", ex->last_start_err ? ex->last_start_err : "");
-	r->error = strdup(buf);
+	unavailable_text(ex, r, buf);
 }
 
 static void answer(txs_executor *ex, cmd *c, txs_scan_result *r)
@@ -554,15 +764,138 @@ static void answer(txs_executor *ex, cmd *c, txs_scan_result *r)
 	free(c);
 }
 
-static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
+/* Answers queued scans "unavailable" with why (a list the lanes no longer
+ * see: taken from the ring under mu). */
+typedef struct cmd_list {
+	cmd **v;
+	size_t n;
+} cmd_list;
+
+static void take_ring_locked(txs_executor *ex, cmd_list *out, bool scans_only);
+static void answer_list(txs_executor *ex, cmd_list *l, txs_status st, const char *why);
+
+/* ---- circuit breaker ------------------------------------------------------ */
+
+static uint64_t breaker_cooldown(const txs_executor *ex)
+{
+	return ex->br_cooldown_ns ? ex->br_cooldown_ns
+	                          : (uint64_t)ex->lim.breaker_cooldown_ms * 1000000ull;
+}
+
+/* Opens the circuit: queued scans are doomed work too. mu held. */
+static void breaker_open_locked(txs_executor *ex, uint64_t cool, cmd_list *doomed)
+{
+	ex->br_cooldown_ns = cool > BREAKER_MAX_NS ? BREAKER_MAX_NS : cool;
+	ex->br_until_ns = now_ns() + ex->br_cooldown_ns;
+	SET(ex->st.breaker_state, TXS_BREAKER_OPEN);
+	INC(ex->st.breaker_opens);
+	take_ring_locked(ex, doomed, true);
+}
+
+/* Records how a scan ended, for the breaker: kills in a row open it; a
+ * trial's outcome closes or reopens it. Any thread; takes mu only when
+ * the state may change. */
+static void breaker_record(txs_executor *ex, txs_status st, bool trial)
+{
+	bool kill = st == TXS_STATUS_TIMEOUT || st == TXS_STATUS_MEMORY;
+	bool ran = kill || st == TXS_STATUS_OK || st == TXS_STATUS_ERROR;
+	if (!kill && !trial) {
+		if (ran && GET(ex->st.kills_in_row))
+			SET(ex->st.kills_in_row, 0);
+		return;
+	}
+	uint32_t row = kill ? atomic_fetch_add(&ex->st.kills_in_row, 1) + 1 : 0;
+	if (!kill)
+		SET(ex->st.kills_in_row, 0);
+	uint32_t after = GET(ex->st.breaker_after);
+	if (!trial && (!after || row < after))
+		return;
+	cmd_list doomed = {0};
+	const char *event = NULL;
+	uint64_t cool = 0;
+	pthread_mutex_lock(&ex->mu);
+	uint32_t state = GET(ex->st.breaker_state);
+	if (trial && state == TXS_BREAKER_HALF_OPEN) {
+		if (kill) {
+			cool = breaker_cooldown(ex) * 2;
+			breaker_open_locked(ex, cool, &doomed);
+			event = "breaker_open";
+		} else if (ran) {
+			ex->br_cooldown_ns = 0;
+			SET(ex->st.breaker_state, TXS_BREAKER_CLOSED);
+			event = "breaker_closed";
+		} else { /* the trial never ran: the next submit is one */
+			SET(ex->st.breaker_state, TXS_BREAKER_OPEN);
+			ex->br_until_ns = 0;
+		}
+	} else if (kill && state == TXS_BREAKER_CLOSED && after && row >= after) {
+		cool = breaker_cooldown(ex);
+		breaker_open_locked(ex, cool, &doomed);
+		event = "breaker_open";
+	}
+	pthread_mutex_unlock(&ex->mu);
+	if (event && !strcmp(event, "breaker_open"))
+		emit(ex, event, "%u consecutive timeouts or memory stops; unavailable for %llu ms, "
+		     "then one trial scan", row, (unsigned long long)(cool / 1000000));
+	else if (event)
+		emit(ex, event, "the trial scan ran: scans run again");
+	if (doomed.n) {
+		char why[256];
+		snprintf(why, sizeof why, "plugin %s: circuit open after %u consecutive timeouts or "
+		         "memory stops", ex->id, row);
+		answer_list(ex, &doomed, TXS_STATUS_UNAVAILABLE, why);
+	}
+}
+
+/* Submit's gate while the circuit is not closed: 0 (a trial when *trial),
+ * or TXS_EUNAVAILABLE with the error set. */
+static int breaker_gate(txs_executor *ex, bool *trial)
+{
+	uint64_t now = now_ns(), left = 0;
+	bool half = false;
+	pthread_mutex_lock(&ex->mu);
+	uint32_t state = GET(ex->st.breaker_state);
+	if (state == TXS_BREAKER_OPEN && now >= ex->br_until_ns) {
+		SET(ex->st.breaker_state, TXS_BREAKER_HALF_OPEN);
+		*trial = half = true;
+	} else if (state == TXS_BREAKER_OPEN) {
+		left = ex->br_until_ns - now;
+	}
+	pthread_mutex_unlock(&ex->mu);
+	if (half)
+		emit(ex, "breaker_half_open", "cool-down over: one trial scan");
+	if (half || state == TXS_BREAKER_CLOSED)
+		return 0;
+	INC(ex->st.unavailable);
+	if (state == TXS_BREAKER_HALF_OPEN)
+		return txs_fail(TXS_EUNAVAILABLE, "plugin %s: circuit half-open, a trial scan is "
+		                "running", ex->id);
+	return txs_fail(TXS_EUNAVAILABLE, "plugin %s: circuit open after repeated timeouts or "
+	                "memory stops; next trial in %llu ms", ex->id,
+	                (unsigned long long)(left / 1000000 + 1));
+}
+
+/* Answers c with what the engine said. by_lane: on the active lane, whose
+ * pace statistics it feeds; else on the watcher. */
+static void answer_result(txs_executor *ex, cmd *c, engine_result *er, bool by_lane)
 {
 	txs_scan_result r = {.status = map_status(er->status), .json = er->json,
 	                     .json_len = er->json_len, .error = er->error, .ms = er->ms,
 	                     .generation = GET(ex->st.generation)};
+	bool trial = c->trial;
 	INC(ex->st.scans);
 	count_status(ex, r.status);
-	record_latency(ex, (uint64_t)(er->ms * 1e6));
+	if (by_lane)
+		record_latency(ex, (uint64_t)(er->ms * 1e6));
+	else
+		count_latency(ex, (uint64_t)(er->ms * 1e6));
+	breaker_record(ex, r.status, trial); /* first: the next submit sees the new state */
 	answer(ex, c, &r);
+}
+
+static void answer_run(txs_executor *ex, cmd *c, engine_result *er)
+{
+	answer_result(ex, c, er, true);
 }
 
 /* How many scans to leave between heap statistics that cost cost_ns, so
@@ -631,7 +964,7 @@ static void after_scans(lane *ln, size_t n)
 		restart(ln, R_SCHEDULED);
 		return;
 	}
-	maybe_request_standby(ex);
+	maybe_request_standby(ln);
 	heap_policy(ln, n);
 }
 
@@ -645,6 +978,18 @@ static size_t batch_size(const txs_executor *ex, size_t n)
 	return left < n ? (left ? left : 1) : n;
 }
 
+/* The lane will answer held commands up to `to` itself: false when it was
+ * abandoned, and the watcher took them. */
+static bool claim(lane *ln, size_t to)
+{
+	pthread_mutex_lock(&ln->ex->mu);
+	bool mine = !lost(ln);
+	if (mine)
+		ln->hdone = to;
+	pthread_mutex_unlock(&ln->ex->mu);
+	return mine;
+}
+
 /* Runs queued scans through the engine in batches, answering each; a scan
  * that kills the engine ends its batch, and the rest go to the fresh one:
  * on this lane, or, after a swap, back to the ring for the other lane. */
@@ -652,39 +997,50 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 {
 	txs_executor *ex = ln->ex;
 	const char *tx[BATCH_MAX];
-	engine_result er[BATCH_MAX];
+	engine_result *er = ln->er;
 	size_t i = 0;
 	while (i < n) {
-		ln->rest = c + i;
-		ln->nrest = n - i;
+		if (GET(ex->st.breaker_state) == TXS_BREAKER_OPEN)
+			break; /* doomed: answered below */
 		if (!ln->eng && !GET(ex->st.quarantined))
 			restart(ln, R_RECOVER);
-		if (ln->swapped || !ln->eng)
+		if (lost(ln) || ln->swapped || !ln->eng)
 			break;
 		size_t k = batch_size(ex, n - i);
 		for (size_t j = 0; j < k; j++)
 			tx[j] = c[i + j]->tx;
 		size_t ran = engine_scan_batch(ln->eng, tx, k, er);
+		if (!claim(ln, i + ran)) {
+			for (size_t j = ln->taken; j < k; j++) /* the watcher took the rest */
+				engine_result_clear(&er[j]);
+			return;
+		}
 		for (size_t j = 0; j < ran; j++)
 			answer_run(ex, c[i + j], &er[j]);
 		i += ran;
-		ln->rest = c + i;
-		ln->nrest = n - i;
 		after_scans(ln, ran);
-		if (ln->swapped)
+		if (ln->swapped || lost(ln))
 			break;
 	}
-	ln->nrest = 0;
-	for (; !ln->swapped && i < n; i++) {
+	if (ln->swapped || !claim(ln, n))
+		return;
+	bool open = GET(ex->st.breaker_state) == TXS_BREAKER_OPEN;
+	for (; i < n; i++) {
 		txs_scan_result r = {0};
-		scan_unavailable(ex, &r);
+		bool trial = c[i]->trial;
+		if (open)
+			unavailable_text(ex, &r, "circuit open after repeated timeouts or memory stops");
+		else
+			scan_unavailable(ex, &r);
+		breaker_record(ex, TXS_STATUS_UNAVAILABLE, trial);
 		answer(ex, c[i], &r);
 	}
 }
 
 /* A reload: canary build here, with the new code and limits; only if it
- * works does the code change, and a standby engine of the old code goes. */
-static int reload(lane *ln, cmd *c)
+ * works does the code change, and a standby engine of the old code goes.
+ * *code is the new code in, the code to free out. */
+static int reload(lane *ln, txs_plugin_code **code, const cmd *c, char **err)
 {
 	txs_executor *ex = ln->ex;
 	txs_limits lim = ex->lim;
@@ -693,31 +1049,53 @@ static int reload(lane *ln, cmd *c)
 		lim.queue_capacity = ex->lim.queue_capacity;
 		lim.max_input_bytes = ex->lim.max_input_bytes;
 	}
-	int rc = replace(ln, c->code, &lim, R_RELOAD, &c->err);
+	int rc = replace(ln, *code, &lim, R_RELOAD, err);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&ex->mu);
 	txs_plugin_code *old = ex->code;
-	ex->code = c->code;
-	c->code = old; /* the caller frees what it gets back */
+	ex->code = *code;
+	*code = old; /* the caller frees what it gets back */
 	ex->lim = lim;
+	ex->realm_ns = 0; /* new code: measured again */
+	SET(ex->st.breaker_after, lim.breaker_after);
 	ex->code_epoch++;
 	if (ex->sb == SB_READY)
 		ex->sb = SB_IDLE; /* the standby lane drops it */
+	ex->lanes[1 - ln->idx]->fresh = false;
 	SET(ex->st.standby_ready, false);
 	pthread_mutex_unlock(&ex->mu);
 	pthread_cond_broadcast(&ex->sb_wake);
 	return 0;
 }
 
+/* A restart or reload. Its answer is written into c only once the lane
+ * claimed it: an abandoned lane's caller may be gone. The lane holds its
+ * own reference to the new code meanwhile. */
 static void do_control(lane *ln, cmd *c)
 {
-	c->err = NULL;
-	ln->nrest = 0;
-	if (c->kind == CMD_RESTART)
-		c->rc = replace(ln, ln->ex->code, &ln->ex->lim, R_MANUAL, &c->err);
-	else
-		c->rc = reload(ln, c);
+	char *err = NULL;
+	int rc;
+	txs_plugin_code *code = NULL;
+	if (c->kind == CMD_RESTART) {
+		rc = replace(ln, ln->ex->code, &ln->ex->lim, R_MANUAL, &err);
+	} else {
+		code = code_hold(c->code);
+		rc = reload(ln, &code, c, &err);
+	}
+	if (!claim(ln, 1)) {
+		free(err);
+		code_free(code);
+		return;
+	}
+	if (c->kind == CMD_RELOAD && rc == 0) {
+		code_free(c->code); /* the lane's hold of the new code moved into ex */
+		c->code = code;     /* the old code, for the caller to free */
+	} else {
+		code_free(code);
+	}
+	c->rc = rc;
+	c->err = err;
 	atomic_fetch_sub_explicit(&ln->ex->st.pending, 1, memory_order_relaxed);
 	sem_post(c->done);
 }
@@ -736,6 +1114,34 @@ static void answer_stopped(txs_executor *ex, cmd *c)
 	free(c);
 }
 
+/* Answers commands nobody will run: scans with st and why, control
+ * commands with a failure (TXS_ESTOPPED when stopping). */
+static void answer_list(txs_executor *ex, cmd_list *l, txs_status st, const char *why)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		cmd *c = l->v[i];
+		if (st == TXS_STATUS_STOPPED) {
+			answer_stopped(ex, c);
+			continue;
+		}
+		if (c->kind != CMD_SCAN) {
+			atomic_fetch_sub_explicit(&ex->st.pending, 1, memory_order_relaxed);
+			c->rc = TXS_EUNAVAILABLE;
+			c->err = strdup(why);
+			sem_post(c->done);
+			continue;
+		}
+		txs_scan_result r = {0};
+		bool trial = c->trial;
+		unavailable_text(ex, &r, why);
+		breaker_record(ex, TXS_STATUS_UNAVAILABLE, trial);
+		answer(ex, c, &r);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
 /* ---- the active lane's loop ---------------------------------------------- */
 
 static cmd *pop_locked(txs_executor *ex)
@@ -744,6 +1150,28 @@ static cmd *pop_locked(txs_executor *ex)
 	ex->head = (ex->head + 1) % ex->ring_cap;
 	ex->count--;
 	return c;
+}
+
+/* Empties the ring into out (its scans only, when scans_only: control
+ * commands stay queued, in order). mu held. */
+static void take_ring_locked(txs_executor *ex, cmd_list *out, bool scans_only)
+{
+	size_t n = ex->count, keep = 0;
+	cmd **v = n ? malloc((n + out->n) * sizeof *v) : NULL;
+	if (!v) /* out of memory: they stay queued, and are run */
+		return;
+	if (out->n)
+		memcpy(v, out->v, out->n * sizeof *v);
+	free(out->v);
+	out->v = v;
+	for (size_t i = 0; i < n; i++) {
+		cmd *c = pop_locked(ex);
+		if (scans_only && c->kind != CMD_SCAN)
+			ex->ring[(ex->head + ex->count + keep++) % ex->ring_cap] = c;
+		else
+			out->v[out->n++] = c;
+	}
+	ex->count += (uint32_t)keep;
 }
 
 /* Destroys an engine replaced inline, once no command waits. mu held. */
@@ -790,12 +1218,13 @@ static void bell_wait_locked(txs_executor *ex)
 }
 
 /* Waits for the next commands: one control command, or up to max scans in
- * a row. 0 when stopping, or when this lane swapped (it is standby now). */
+ * a row, held by this lane from now on. 0 when stopping, when this lane
+ * swapped (it is standby now) or was abandoned. */
 static size_t next_cmds(lane *ln, cmd **out, size_t max)
 {
 	txs_executor *ex = ln->ex;
 	pthread_mutex_lock(&ex->mu);
-	while (ex->count == 0 && !ex->stopping && !ln->swapped) {
+	while (ex->count == 0 && !ex->stopping && !ln->swapped && !lost(ln)) {
 		if (idle_work_locked(ln))
 			continue;
 		if (GET(ex->st.quarantined))
@@ -806,30 +1235,59 @@ static size_t next_cmds(lane *ln, cmd **out, size_t max)
 			pthread_cond_wait(&ex->wake, &ex->mu);
 	}
 	size_t n = 0;
-	if (!ex->stopping && !ln->swapped) {
+	if (!ex->stopping && !ln->swapped && !lost(ln)) {
 		out[n++] = pop_locked(ex);
 		while (out[0]->kind == CMD_SCAN && n < max && ex->count &&
 		       ex->ring[ex->head]->kind == CMD_SCAN)
 			out[n++] = pop_locked(ex);
 	}
+	ln->held = out;
+	ln->nheld = n;
+	ln->hdone = 0;
 	pthread_mutex_unlock(&ex->mu);
 	return n;
 }
 
-/* Serves the ring until stopping or a swap made this lane the standby. */
+/* This lane serves in place of one the watcher abandoned: with the engine
+ * it built as the standby, or with one it builds now. */
+static void take_over(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	pthread_mutex_lock(&ex->mu);
+	int how = ex->promoted;
+	ex->promoted = PROMOTE_NONE;
+	bool ready = how == PROMOTE_READY && ln->eng && ln->fresh;
+	ln->fresh = false;
+	pthread_mutex_unlock(&ex->mu);
+	if (how == PROMOTE_NONE)
+		return;
+	if (ready) {
+		new_generation(ex, R_KILLED);
+	} else {
+		engine_release(ex, &ln->eng);
+		SET(ex->st.running, false);
+		restart(ln, R_KILLED);
+	}
+	if (!lost(ln))
+		request_standby(ex);
+}
+
+/* Serves the ring until stopping, a swap made this lane the standby, or
+ * the lane was abandoned. */
 static void serve(lane *ln)
 {
 	txs_executor *ex = ln->ex;
 	cmd *c[BATCH_MAX];
 	size_t n;
 	ln->swapped = false;
-	while ((n = next_cmds(ln, c, BATCH_MAX))) {
+	take_over(ln);
+	while (!lost(ln) && (n = next_cmds(ln, c, BATCH_MAX))) {
 		SET(ex->st.busy, true);
 		if (c[0]->kind == CMD_SCAN)
 			do_scans(ln, c, n);
 		else
 			do_control(ln, c[0]);
-		if (!ln->swapped)
+		if (!ln->swapped && !lost(ln))
 			SET(ex->st.busy, false);
 	}
 }
@@ -837,7 +1295,8 @@ static void serve(lane *ln)
 /* ---- the standby lane's loop --------------------------------------------- */
 
 /* Builds an engine from the current code, unlocked; keeps it READY unless
- * the code changed meanwhile or the executor is stopping. mu held. */
+ * the code changed meanwhile or the executor is stopping. A lane promoted
+ * to active while it built keeps the engine to serve with. mu held. */
 static void build_standby_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
@@ -848,17 +1307,28 @@ static void build_standby_locked(lane *ln)
 	pthread_mutex_unlock(&ex->mu);
 	engine *e = NULL;
 	char *err = NULL;
-	int rc = build(ex, code, &lim, &e, &err);
+	int rc = build(ln, code, &lim, NULL, &e, &err);
 	free(err); /* speculative: the inline build that follows reports it */
 	code_free(code);
 	pthread_mutex_lock(&ex->mu);
+	if (lost(ln)) {
+		ln->eng = e; /* destroyed by the abandoned lane's exit */
+		return;
+	}
+	bool promoted = ex->active == ln->idx;
 	if (rc == 0 && epoch == ex->code_epoch && !ex->stopping) {
 		ln->eng = e;
+		ln->fresh = true;
+		if (promoted) {
+			ex->promoted = PROMOTE_READY;
+			return;
+		}
 		ex->sb = SB_READY;
 		SET(ex->st.standby_ready, true);
 		return;
 	}
-	ex->sb = SB_IDLE;
+	if (!promoted)
+		ex->sb = SB_IDLE;
 	pthread_mutex_unlock(&ex->mu);
 	engine_release(ex, &e);
 	pthread_mutex_lock(&ex->mu);
@@ -871,6 +1341,7 @@ static void standby_step_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
 	if ((ln->eng && ex->sb != SB_READY) || ln->retired) {
+		ln->fresh = false;
 		pthread_mutex_unlock(&ex->mu);
 		engine_release(ex, &ln->eng);
 		engine_release(ex, &ln->retired);
@@ -896,29 +1367,79 @@ static void drain_stopped(txs_executor *ex)
 	}
 }
 
-static void handshake(txs_executor *ex, int rc, char *err)
+/* Answers the constructor. mu held. */
+static void handshake_locked(txs_executor *ex, int rc, char *err)
 {
-	pthread_mutex_lock(&ex->mu);
 	ex->started = true;
 	ex->start_rc = rc;
 	ex->start_err = err;
-	pthread_mutex_unlock(&ex->mu);
 	pthread_cond_broadcast(&ex->wake);
 }
 
-/* Lane 0 builds the first engine and answers the constructor. */
+/* Lane 0 builds the first engine and answers the constructor, unless it
+ * was abandoned meanwhile (the watcher answered). */
 static bool startup(lane *ln)
 {
 	txs_executor *ex = ln->ex;
 	char *err = NULL;
-	int rc = build(ex, ex->code, &ex->lim, &ln->eng, &err);
+	int rc = build(ln, ex->code, &ex->lim, NULL, &ln->eng, &err);
+	pthread_mutex_lock(&ex->mu);
+	if (lost(ln)) {
+		pthread_mutex_unlock(&ex->mu);
+		free(err);
+		return false;
+	}
 	if (rc == 0) {
 		ex->gen_start_ns = now_ns();
 		INC(ex->st.generation);
 		SET(ex->st.running, true);
 	}
-	handshake(ex, rc, err);
+	handshake_locked(ex, rc, err);
+	pthread_mutex_unlock(&ex->mu);
 	return rc == 0;
+}
+
+static void executor_unref(txs_executor *ex);
+
+/* An abandoned lane, back from its call: its engines die here, on their
+ * own thread; the lane frees its pool entry and, when the executor ran out
+ * of lanes, starts the one that serves again. */
+static void lane_end_abandoned(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	engine_free(ln->eng);
+	engine_free(ln->retired);
+	ln->eng = ln->retired = NULL;
+	pthread_mutex_lock(&ex->mu);
+	ex->stuck--;
+	SET(ex->st.lanes_stuck, ex->stuck);
+	ln->in_use = false;
+	if (ex->exhausted && !ex->stopping) {
+		lane *a = ex->lanes[ex->active];
+		ex->exhausted = !lane_start_locked(a);
+	}
+	pthread_mutex_unlock(&ex->mu);
+	executor_unref(ex);
+}
+
+/* A lane that served until stopping, or until its start failed. */
+static void lane_end(lane *ln, bool was_active)
+{
+	txs_executor *ex = ln->ex;
+	if (was_active)
+		engine_drop(ln);
+	engine_release(ex, &ln->eng);
+	engine_release(ex, &ln->retired);
+	pthread_mutex_lock(&ex->mu);
+	if (!lost(ln)) {
+		ex->live--;
+		pthread_cond_broadcast(&ex->gone);
+	}
+	pthread_mutex_unlock(&ex->mu);
+	if (lost(ln))
+		lane_end_abandoned(ln);
+	else
+		executor_unref(ex);
 }
 
 static void *lane_main(void *arg)
@@ -928,10 +1449,14 @@ static void *lane_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof name, "txs:%.11s", ex->id);
 	pthread_setname_np(pthread_self(), name);
-	if (ln->idx == 0 && !startup(ln))
+	pthread_getcpuclockid(pthread_self(), &ln->cpu_clock);
+	bool first = !ex->started; /* lane 0 of a new executor: read before any lock is needed */
+	if (first && !startup(ln)) {
+		lane_end(ln, false);
 		return NULL;
+	}
 	pthread_mutex_lock(&ex->mu);
-	while (!ex->stopping) {
+	while (!ex->stopping && !lost(ln)) {
 		if (ex->active != ln->idx) {
 			standby_step_locked(ln);
 			continue;
@@ -940,14 +1465,305 @@ static void *lane_main(void *arg)
 		serve(ln);
 		pthread_mutex_lock(&ex->mu);
 	}
-	bool was_active = ex->active == ln->idx;
+	bool was_active = ex->active == ln->idx && !lost(ln);
 	pthread_mutex_unlock(&ex->mu);
-	drain_stopped(ex);
-	if (was_active)
-		engine_drop(ln);
-	engine_release(ex, &ln->eng);
-	engine_release(ex, &ln->retired);
+	if (!lost(ln) && was_active)
+		drain_stopped(ex);
+	lane_end(ln, was_active);
 	return NULL;
+}
+
+/* ---- the watcher: lanes stuck in a native call ---------------------------- */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;   /* an executor was added, or one's w_busy was cleared */
+	txs_executor *head;
+	bool started;
+} W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false};
+
+static uint64_t lane_cpu_ns(const lane *ln)
+{
+	struct timespec ts;
+	if (clock_gettime(ln->cpu_clock, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* True when ln's call has used its budget plus the grace in CPU (the
+ * watchdog stops JavaScript well before that: only a native call gets
+ * there), or has run past its wall-clock backstop. Its CPU is measured
+ * from when the watcher first saw the call, plus the time before that. */
+static bool lane_stuck(lane *ln, uint64_t now)
+{
+	uint64_t start = atomic_load_explicit(&ln->prog.start_ns, memory_order_acquire);
+	if (!start || start != ln->w_start) {
+		ln->w_start = start;
+		ln->w_seen = now;
+		ln->w_cpu = start ? lane_cpu_ns(ln) : 0;
+		return false;
+	}
+	uint64_t budget = atomic_load_explicit(&ln->prog.budget_ns, memory_order_relaxed);
+	uint64_t wall = now > start ? now - start : 0;
+	if (wall >= engine_backstop_ns(budget))
+		return true;
+	if (wall < budget + STUCK_GRACE_NS)
+		return false;
+	uint64_t cpu = lane_cpu_ns(ln) - ln->w_cpu + (ln->w_seen - start);
+	return cpu >= budget + STUCK_GRACE_NS;
+}
+
+/* What the watcher (or free) took from an abandoned lane, answered once
+ * the locks are let go. */
+typedef struct takeback {
+	cmd *done[BATCH_MAX];           /* scans of its batch that had finished ... */
+	engine_result dres[BATCH_MAX];  /* ... and their answers */
+	size_t ndone;
+	cmd *stuck;          /* the scan it was stuck in: answered "timeout" */
+	uint64_t stuck_ms;
+	cmd_list orphans;    /* answered with orphan_status */
+	txs_status orphan_status;
+	const char *event;
+	bool exhausted;
+	char msg[256];
+} takeback;
+
+/* Puts a fresh, unstarted lane in slot i. mu held. */
+static lane *slot_fresh_locked(txs_executor *ex, int i)
+{
+	/* No thread starts once MAX_STUCK lanes are stuck, so at most one
+	 * more (the other slot's) can get stuck: one entry is always free. */
+	size_t k = 0, n = sizeof ex->pool / sizeof ex->pool[0];
+	while (k + 1 < n && ex->pool[k].in_use)
+		k++;
+	lane *ln = &ex->pool[k];
+	assert(!ln->in_use);
+	pthread_mutex_destroy(&ln->con_mu);
+	memset(ln, 0, sizeof *ln);
+	ln->ex = ex;
+	ln->idx = i;
+	ln->in_use = true;
+	pthread_mutex_init(&ln->con_mu, NULL);
+	ex->lanes[i] = ln;
+	return ln;
+}
+
+/* The stuck lane was the active one: the standby lane takes over, or a
+ * fresh thread in the slot, unless MAX_STUCK is reached. mu held. */
+static void hand_over_locked(txs_executor *ex, int slot, bool was_ready, takeback *tb)
+{
+	lane *other = ex->lanes[1 - slot];
+	SET(ex->st.running, false);
+	SET(ex->st.busy, false);
+	if (ex->stuck >= MAX_STUCK || ex->stopping) {
+		ex->exhausted = !ex->stopping;
+		take_ring_locked(ex, &tb->orphans, false);
+		tb->orphan_status = ex->stopping ? TXS_STATUS_STOPPED : TXS_STATUS_UNAVAILABLE;
+		tb->exhausted = ex->exhausted;
+		return;
+	}
+	unpop_locked(ex, tb->orphans.v, tb->orphans.n);
+	free(tb->orphans.v);
+	tb->orphans.v = NULL;
+	tb->orphans.n = 0;
+	if (other->started) {
+		ex->active = other->idx;
+		ex->promoted = was_ready ? PROMOTE_READY : PROMOTE_BUILD;
+		ex->sb = SB_IDLE;
+		SET(ex->st.standby_ready, false);
+		pthread_cond_broadcast(&ex->sb_wake);
+	} else {
+		ex->active = slot;
+		ex->promoted = PROMOTE_BUILD;
+		if (!lane_start_locked(ex->lanes[slot])) {
+			ex->exhausted = true;
+			tb->exhausted = true;
+		}
+	}
+}
+
+/* Gives up on ln, stuck in one call: takes what it held, puts a fresh
+ * lane in its slot and, if it served, hands the ring over. mu and ln's
+ * con_mu held (con_mu is let go here). */
+static void abandon_locked(txs_executor *ex, lane *ln, uint64_t now, takeback *tb)
+{
+	int slot = ln->idx;
+	bool was_active = ex->active == slot && ex->started;
+	bool was_ready = ex->sb == SB_READY;
+	bool building = atomic_load(&ln->building);
+	atomic_store_explicit(&ln->abandoned, true, memory_order_release);
+	pthread_mutex_unlock(&ln->con_mu);
+	size_t from = ln->hdone, to = ln->nheld;
+	uint32_t j = atomic_load(&ln->prog.index);
+	uint64_t start = atomic_load(&ln->prog.start_ns);
+	tb->orphans.v = to > from ? malloc((to - from) * sizeof(cmd *)) : NULL;
+	bool scans = !building && from < to && ln->held[from]->kind == CMD_SCAN;
+	for (size_t i = from; i < to; i++) {
+		cmd *c = ln->held[i];
+		if (scans && i < from + j && i - from < BATCH_MAX) { /* finished: its answer is in er */
+			tb->dres[tb->ndone] = ln->er[i - from];
+			tb->done[tb->ndone++] = c;
+		} else if (scans && i == from + j) {
+			tb->stuck = c;
+		} else if (tb->orphans.v) {
+			tb->orphans.v[tb->orphans.n++] = c;
+		}
+	}
+	ln->taken = tb->ndone;
+	tb->stuck_ms = start && now > start ? (now - start) / 1000000 : 0;
+	ln->nheld = ln->hdone = 0;
+	ex->live--; /* it no longer serves: free does not wait for it */
+	ex->stuck++;
+	SET(ex->st.lanes_stuck, ex->stuck);
+	INC(ex->st.lanes_abandoned);
+	slot_fresh_locked(ex, slot);
+	tb->event = "lane_abandoned";
+	snprintf(tb->msg, sizeof tb->msg, "a %s stuck in a native call for %llu ms was abandoned "
+	         "(%u stuck now)", building ? "engine build" : "scan",
+	         (unsigned long long)tb->stuck_ms, ex->stuck);
+	if (!ex->started) {
+		char *err = NULL;
+		if (asprintf(&err, "%s: loading the module or init(ctx) was stuck in a native call "
+		             "for %llu ms (JavaScriptCore's regexp engine and typed-array fills do not "
+		             "stop at the deadline)", ex->code->filename,
+		             (unsigned long long)tb->stuck_ms) < 0)
+			err = NULL;
+		handshake_locked(ex, TXS_EPLUGIN, err);
+		return;
+	}
+	if (was_active)
+		hand_over_locked(ex, slot, was_ready, tb);
+	else if (ex->sb != SB_READY)
+		ex->sb = SB_IDLE;
+	if (ex->stopping) {
+		tb->orphan_status = TXS_STATUS_STOPPED;
+		pthread_cond_broadcast(&ex->gone);
+	}
+}
+
+/* Answers what was taken from an abandoned lane. No lock held. */
+static void answer_takeback(txs_executor *ex, takeback *tb)
+{
+	for (size_t i = 0; i < tb->ndone; i++)
+		answer_result(ex, tb->done[i], &tb->dres[i], false);
+	if (tb->stuck && tb->orphan_status == TXS_STATUS_STOPPED) {
+		answer_stopped(ex, tb->stuck);
+	} else if (tb->stuck) {
+		cmd *c = tb->stuck;
+		bool trial = c->trial;
+		txs_scan_result r = {.status = TXS_STATUS_TIMEOUT, .ms = (double)tb->stuck_ms};
+		if (asprintf(&r.error, "timed out: no answer after %llu ms; the scan was stuck in a "
+		             "native call that does not stop at the deadline (e.g. a regular "
+		             "expression with catastrophic backtracking), and its thread was abandoned",
+		             (unsigned long long)tb->stuck_ms) < 0)
+			r.error = NULL;
+		INC(ex->st.scans);
+		INC(ex->st.timeouts);
+		count_latency(ex, tb->stuck_ms * 1000000ull);
+		breaker_record(ex, TXS_STATUS_TIMEOUT, trial);
+		answer(ex, c, &r);
+	}
+	if (tb->orphans.n) {
+		char why[256];
+		snprintf(why, sizeof why, "plugin %s: %u threads are stuck in native calls; it answers "
+		         "again when one comes back", ex->id, (unsigned)MAX_STUCK);
+		answer_list(ex, &tb->orphans, tb->orphan_status, why);
+	}
+	free(tb->orphans.v);
+	if (tb->event)
+		emit(ex, tb->event, "%s", tb->msg);
+	if (tb->exhausted)
+		emit(ex, "lanes_exhausted", "%u threads stuck in native calls: the plugin answers "
+		     "unavailable until one comes back", (unsigned)MAX_STUCK);
+}
+
+/* Looks at ex's lanes; abandons one that is stuck. W.mu held. */
+static void watch_one(txs_executor *ex, uint64_t now)
+{
+	takeback tb = {.orphan_status = TXS_STATUS_UNAVAILABLE};
+	bool hit = false;
+	pthread_mutex_lock(&ex->mu);
+	for (int i = 0; i < 2 && !hit; i++) {
+		lane *ln = ex->lanes[i];
+		if (!ln->started || !lane_stuck(ln, now))
+			continue;
+		if (pthread_mutex_trylock(&ln->con_mu) != 0)
+			continue; /* in a console call: next round */
+		abandon_locked(ex, ln, now, &tb);
+		hit = true;
+	}
+	pthread_mutex_unlock(&ex->mu);
+	if (!hit)
+		return;
+	ex->w_busy = true;
+	pthread_mutex_unlock(&W.mu);
+	answer_takeback(ex, &tb);
+	pthread_mutex_lock(&W.mu);
+	ex->w_busy = false;
+	pthread_cond_broadcast(&W.cv);
+}
+
+static void *watch_main(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "txs:watch");
+	pthread_mutex_lock(&W.mu);
+	for (;;) {
+		if (!W.head) {
+			pthread_cond_wait(&W.cv, &W.mu);
+			continue;
+		}
+		pthread_mutex_unlock(&W.mu);
+		struct timespec ts = {0, (long)WATCH_PERIOD_NS};
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&W.mu);
+		uint64_t now = now_ns();
+		for (txs_executor *ex = W.head; ex; ex = ex->w_next)
+			watch_one(ex, now);
+	}
+	return NULL;
+}
+
+static int watch_add(txs_executor *ex)
+{
+	pthread_mutex_lock(&W.mu);
+	if (!W.started) {
+		pthread_t t;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		W.started = pthread_create(&t, &attr, watch_main, NULL) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (W.started) {
+		ex->w_next = W.head;
+		ex->w_prev = NULL;
+		if (W.head)
+			W.head->w_prev = ex;
+		W.head = ex;
+		ex->watched = true;
+		pthread_cond_broadcast(&W.cv);
+	}
+	pthread_mutex_unlock(&W.mu);
+	return W.started ? 0 : txs_fail(TXS_ENOMEM, "cannot start the watcher thread");
+}
+
+/* After this the watcher never touches ex again. */
+static void watch_remove(txs_executor *ex)
+{
+	pthread_mutex_lock(&W.mu);
+	while (ex->w_busy)
+		pthread_cond_wait(&W.cv, &W.mu);
+	if (ex->watched) {
+		if (ex->w_prev)
+			ex->w_prev->w_next = ex->w_next;
+		else
+			W.head = ex->w_next;
+		if (ex->w_next)
+			ex->w_next->w_prev = ex->w_prev;
+		ex->watched = false;
+	}
+	pthread_mutex_unlock(&W.mu);
 }
 
 /* ---- public entry points (any thread) ---------------------------------- */
@@ -957,11 +1773,20 @@ static void executor_destroy(txs_executor *ex)
 	pthread_mutex_destroy(&ex->mu);
 	pthread_cond_destroy(&ex->wake);
 	pthread_cond_destroy(&ex->sb_wake);
+	pthread_cond_destroy(&ex->gone);
+	for (size_t k = 0; k < sizeof ex->pool / sizeof ex->pool[0]; k++)
+		pthread_mutex_destroy(&ex->pool[k].con_mu);
 	free(ex->ring);
 	free(ex->start_err);
 	free(ex->last_start_err);
 	code_free(ex->code);
 	free(ex);
+}
+
+static void executor_unref(txs_executor *ex)
+{
+	if (atomic_fetch_sub(&ex->refs, 1) == 1)
+		executor_destroy(ex);
 }
 
 static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const txs_limits *limits)
@@ -974,6 +1799,8 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 	else
 		txs_limits_init(&ex->lim);
 	limits_normalize(&ex->lim);
+	atomic_init(&ex->refs, 1);
+	SET(ex->st.breaker_after, ex->lim.breaker_after);
 	snprintf(ex->id, sizeof ex->id, "%s", code->id);
 	ex->queue_cap = ex->lim.queue_capacity;
 	ex->max_input = ex->lim.max_input_bytes;
@@ -983,12 +1810,59 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 	pthread_mutex_init(&ex->mu, NULL);
 	txs_cond_init(&ex->wake);
 	txs_cond_init(&ex->sb_wake);
-	for (int i = 0; i < 2; i++)
-		ex->lanes[i] = (lane){.ex = ex, .idx = i};
+	txs_cond_init(&ex->gone);
+	for (size_t k = 0; k < sizeof ex->pool / sizeof ex->pool[0]; k++)
+		pthread_mutex_init(&ex->pool[k].con_mu, NULL);
+	slot_fresh_locked(ex, 0);
+	slot_fresh_locked(ex, 1);
 	*out = ex;
 	if (!ex->ring || !ex->code)
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	return 0;
+}
+
+/* Lanes still serving get until deadline to end; any still in a call then
+ * is abandoned (what it holds is answered "stopped"). mu held. */
+static void stop_lanes_locked(txs_executor *ex, uint64_t deadline)
+{
+	while (ex->live) {
+		struct timespec ts = txs_timespec(deadline);
+		if (pthread_cond_timedwait(&ex->gone, &ex->mu, &ts) != ETIMEDOUT || !ex->live)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			lane *ln = ex->lanes[i];
+			if (!ln->started || lost(ln) ||
+			    !atomic_load(&ln->prog.start_ns) || pthread_mutex_trylock(&ln->con_mu) != 0)
+				continue;
+			takeback tb = {.orphan_status = TXS_STATUS_STOPPED};
+			abandon_locked(ex, ln, now_ns(), &tb);
+			tb.event = NULL;
+			pthread_mutex_unlock(&ex->mu);
+			answer_takeback(ex, &tb);
+			pthread_mutex_lock(&ex->mu);
+		}
+		deadline = now_ns() + 1000000ull; /* a lane between calls ends by itself */
+	}
+}
+
+/* Stops every lane (bounded: see stop_lanes_locked), then lets go of the
+ * owner's reference; abandoned lanes still in their call hold theirs. */
+static void executor_release(txs_executor *ex, uint64_t grace_ns)
+{
+	pthread_mutex_lock(&ex->mu);
+	ex->stopping = true;
+	txs_bell *bell = ex->bell;
+	pthread_cond_broadcast(&ex->wake);
+	pthread_cond_broadcast(&ex->sb_wake);
+	pthread_mutex_unlock(&ex->mu);
+	if (bell)
+		txs_bell_ring(bell);
+	pthread_mutex_lock(&ex->mu);
+	stop_lanes_locked(ex, now_ns() + grace_ns);
+	pthread_mutex_unlock(&ex->mu);
+	drain_stopped(ex);
+	watch_remove(ex);
+	executor_unref(ex);
 }
 
 int txs_executor_new(txs_executor **out, const txs_plugin_code *code, const txs_limits *limits,
@@ -1001,31 +1875,37 @@ int txs_executor_new(txs_executor **out, const txs_plugin_code *code, const txs_
 		goto fail;
 	ex->console = console;
 	ex->console_ud = userdata;
-	ex->lanes[0].started = true;
-	if (pthread_create(&ex->lanes[0].thread, NULL, lane_main, &ex->lanes[0]) != 0) {
+	if ((rc = watch_add(ex)))
+		goto fail;
+	pthread_mutex_lock(&ex->mu);
+	if (!lane_start_locked(ex->lanes[0])) {
+		pthread_mutex_unlock(&ex->mu);
 		rc = txs_fail(TXS_ENOMEM, "cannot start a thread for plugin %s", code->id);
 		goto fail;
 	}
-	pthread_mutex_lock(&ex->mu);
 	while (!ex->started)
 		pthread_cond_wait(&ex->wake, &ex->mu);
 	pthread_mutex_unlock(&ex->mu);
 	if (ex->start_rc != 0) {
-		pthread_join(ex->lanes[0].thread, NULL);
 		rc = txs_fail_msg(TXS_EPLUGIN, ex->start_err);
-		goto fail;
+		executor_release(ex, STOP_GRACE_NS);
+		return rc;
 	}
 	*out = ex;
 	return 0;
 fail:
-	if (ex)
-		executor_destroy(ex);
+	if (ex) {
+		watch_remove(ex);
+		executor_unref(ex);
+	}
 	return rc;
 }
 
-/* Pushes c; control commands may use the reserved slots. A serving
- * thread that slept on an empty queue is woken, or, when ring_due is not
- * NULL and it sleeps on a bell, *ring_due is set for the caller to ring. */
+/* Pushes c: scans at the tail; control commands (restart, reload) at the
+ * head, in the reserved slots, so that one is not queued behind a backlog
+ * of scans. A serving thread that slept on an empty queue is woken, or,
+ * when ring_due is not NULL and it sleeps on a bell, *ring_due is set for
+ * the caller to ring. */
 static int push(txs_executor *ex, cmd *c, bool *ring_due)
 {
 	uint32_t limit = ex->queue_cap + (c->kind == CMD_SCAN ? 0 : CONTROL_SLOTS);
@@ -1034,12 +1914,22 @@ static int push(txs_executor *ex, cmd *c, bool *ring_due)
 		pthread_mutex_unlock(&ex->mu);
 		return TXS_ESTOPPED;
 	}
+	if (ex->exhausted) {
+		pthread_mutex_unlock(&ex->mu);
+		INC(ex->st.unavailable);
+		return TXS_EUNAVAILABLE;
+	}
 	if (ex->count >= limit) {
 		pthread_mutex_unlock(&ex->mu);
 		INC(ex->st.overloaded);
 		return TXS_EOVERLOADED;
 	}
-	ex->ring[(ex->head + ex->count) % ex->ring_cap] = c;
+	if (c->kind == CMD_SCAN) {
+		ex->ring[(ex->head + ex->count) % ex->ring_cap] = c;
+	} else {
+		ex->head = (ex->head + ex->ring_cap - 1) % ex->ring_cap;
+		ex->ring[ex->head] = c;
+	}
 	bool was_empty = ex->count++ == 0;
 	txs_bell *bell = ex->bell;
 	atomic_fetch_add_explicit(&ex->st.pending, 1, memory_order_relaxed);
@@ -1060,6 +1950,16 @@ int txs_executor_submit(txs_executor *ex, const char *tx, size_t len, txs_scan_f
 	return txs_executor_submit_quiet(ex, tx, len, cb, userdata, NULL);
 }
 
+static int refuse(txs_executor *ex, int rc)
+{
+	if (rc == TXS_ESTOPPED)
+		return txs_fail(rc, "executor is stopping");
+	if (rc == TXS_EUNAVAILABLE)
+		return txs_fail(rc, "plugin %s: %u threads are stuck in native calls; it answers again "
+		                "when one comes back", ex->id, (unsigned)MAX_STUCK);
+	return txs_fail(rc, "plugin %s: queue full", ex->id);
+}
+
 int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len, txs_scan_fn cb,
                               void *userdata, bool *ring_due)
 {
@@ -1073,17 +1973,26 @@ int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len, txs_
 		return txs_fail(TXS_EUNAVAILABLE, "plugin %s is quarantined after repeated failed starts",
 		                ex->id);
 	}
+	bool trial = false;
+	int rc = GET(ex->st.breaker_state) == TXS_BREAKER_CLOSED ? 0 : breaker_gate(ex, &trial);
+	if (rc)
+		return rc;
 	cmd *c = malloc(sizeof *c + len + 1);
-	if (!c)
+	if (!c) {
+		if (trial)
+			breaker_record(ex, TXS_STATUS_STOPPED, true);
 		return txs_fail(TXS_ENOMEM, "out of memory");
-	*c = (cmd){.kind = CMD_SCAN, .cb = cb, .userdata = userdata, .len = len, .tx = (char *)(c + 1)};
+	}
+	*c = (cmd){.kind = CMD_SCAN, .cb = cb, .userdata = userdata, .len = len,
+	           .tx = (char *)(c + 1), .trial = trial};
 	memcpy(c->tx, tx, len);
 	c->tx[len] = '\0';
-	int rc = push(ex, c, ring_due);
+	rc = push(ex, c, ring_due);
 	if (rc) {
 		free(c);
-		return rc == TXS_ESTOPPED ? txs_fail(rc, "executor is stopping")
-		                          : txs_fail(rc, "plugin %s: queue full", ex->id);
+		if (trial)
+			breaker_record(ex, TXS_STATUS_STOPPED, true);
+		return refuse(ex, rc);
 	}
 	return 0;
 }
@@ -1155,8 +2064,8 @@ static int control(txs_executor *ex, enum cmd_kind kind, txs_plugin_code *code,
 	code_free(c.code); /* after a reload: the old code, or the rejected new one */
 	if (rc == TXS_EOVERLOADED)
 		return txs_fail(rc, "plugin %s: command queue full", ex->id);
-	if (rc == TXS_ESTOPPED && !c.err)
-		return txs_fail(rc, "executor is stopping");
+	if (rc && !c.err)
+		return refuse(ex, rc);
 	if (rc)
 		txs_fail_msg(rc, c.err);
 	free(c.err);
@@ -1211,6 +2120,11 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->standby_swaps = GET(st->standby_swaps);
 	s->heap_readings = GET(st->heap_readings);
 	s->standby_ready = GET(st->standby_ready);
+	s->lanes_abandoned = GET(st->lanes_abandoned);
+	s->lanes_stuck = GET(st->lanes_stuck);
+	s->breaker_state = GET(st->breaker_state);
+	s->breaker_opens = GET(st->breaker_opens);
+	s->realm_restarts = GET(st->realm_restarts);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(st->latency[i]);
@@ -1229,23 +2143,21 @@ uint32_t txs_executor_load(const txs_executor *ex)
 	return GET(ex->st.pending);
 }
 
+/* Bounded: a lane stuck in a call is abandoned after STOP_GRACE_NS, its
+ * scans answered "stopped"; its engine still dies on its own thread. */
 void txs_executor_free(txs_executor *ex)
 {
 	if (!ex)
 		return;
+	executor_release(ex, STOP_GRACE_NS);
+}
+
+void txs_executor_on_event(txs_executor *ex, txs_event_fn fn, void *userdata)
+{
 	pthread_mutex_lock(&ex->mu);
-	ex->stopping = true;
-	bool two = ex->lanes[1].started;
-	txs_bell *bell = ex->bell;
+	ex->event = fn;
+	ex->event_ud = userdata;
 	pthread_mutex_unlock(&ex->mu);
-	pthread_cond_broadcast(&ex->wake);
-	pthread_cond_broadcast(&ex->sb_wake);
-	if (bell)
-		txs_bell_ring(bell);
-	pthread_join(ex->lanes[0].thread, NULL);
-	if (two)
-		pthread_join(ex->lanes[1].thread, NULL);
-	executor_destroy(ex);
 }
 
 void txs_scan_result_clear(txs_scan_result *r)

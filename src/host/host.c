@@ -14,11 +14,22 @@
  * Deadlines: every fan-out has the same scan timeout, so the pending list,
  * kept in submission order, is also in deadline order; the deadline thread
  * sleeps until the head's deadline.
+ *
+ * Loading tries every plugin and lists every failure. With allow_partial a
+ * plugin that does not start stays in the registry "not started": no
+ * executors, its slot in every fan-out answered "unavailable" at once, and
+ * the retry thread re-reads it from disk and tries again with the
+ * executor's quarantine back-off (100 ms doubling to 30 s). A start is
+ * built with no host lock held; only publishing it (ex and instances under
+ * the plugin's mu, then `started` with release order) takes the plugin's
+ * mu, briefly. Whoever reads ex or instances loads `started` (acquire)
+ * first.
  */
 #define _GNU_SOURCE
 #include "executor/bell.h"
 #include "util/clock.h"
 #include "console.h"
+#include "folders.h"
 #include "util/error.h"
 #include "util/jscan.h"
 #include "plugin.h"
@@ -30,6 +41,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,15 +52,28 @@
 
 #define CONSOLE_BUFFER 4096
 #define NO_DEADLINE UINT32_MAX
+/* Retries of a plugin that did not start: the executor's quarantine
+ * back-off (BACKOFF_MIN_NS and BACKOFF_MAX_NS in src/executor/executor.c). */
+#define RETRY_MIN_NS (100 * 1000000ull)
+#define RETRY_MAX_NS (30 * 1000000000ull)
 
 typedef struct plugin {
 	char id[65];
 	char *dir;
 	uint32_t instances;
 	txs_executor **ex;
-	pthread_mutex_t mu; /* guards version, limits and reloads */
+	pthread_mutex_t mu; /* guards version and limits; never held while an executor works */
 	char version[65];
 	txs_limits limits;
+	_Atomic bool ctl_busy; /* a restart or reload runs (they take turns: TXS_EBUSY) */
+	/* false: not started (allow_partial); ex NULL, instances 0 until a
+	 * start is published (see the top of this file) */
+	_Atomic bool started;
+	pthread_mutex_t emu; /* guards error */
+	char *error;         /* why it is not started: the last attempt */
+	uint64_t retry_at_ns, backoff_ns; /* under the host's rmu */
+	uint32_t attempts;                /* under the host's rmu */
+	bool attempting;                  /* under the host's rmu: a start runs */
 } plugin;
 
 struct fanout;
@@ -80,8 +105,8 @@ struct txs_host {
 	console_sink *sink;
 	plugin **plugins;
 	size_t n;
-	uint32_t scan_timeout_ms;
-	size_t max_input;
+	_Atomic uint32_t scan_timeout_ms; /* atomic: a plugin that starts late */
+	_Atomic size_t max_input;         /* (allow_partial) updates them */
 	_Atomic uint32_t in_flight;
 	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
 
@@ -92,6 +117,15 @@ struct txs_host {
 	fanout *head, *tail; /* under dmu */
 	uint64_t dsleep_ns;  /* under dmu: the deadline thread sleeps until then (0: awake) */
 	bool stopping;       /* under dmu */
+
+	/* The retry thread starts not-started plugins (started with the first
+	 * one). rmu guards plugins and n against txs_host_load, and the retry
+	 * fields of every plugin. Lock order: rmu, then a plugin's mu. */
+	pthread_t retry_thread;
+	bool retry_started;
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	bool rstop; /* under rmu */
 };
 
 static uint64_t now_ns(void)
@@ -256,6 +290,17 @@ static txs_executor *pick(const plugin *p)
 	return best;
 }
 
+/* The answer of a plugin that is not started (allow_partial): its load
+ * error, through txs_last_error() like an executor's refusal. */
+static int not_started(plugin *p)
+{
+	pthread_mutex_lock(&p->emu);
+	int rc = txs_fail(TXS_EUNAVAILABLE, "plugin %s is not started (retried in the background): %s",
+	                  p->id, p->error ? p->error : "no attempt yet");
+	pthread_mutex_unlock(&p->emu);
+	return rc;
+}
+
 static void refused(fanout *f, size_t i, int rc)
 {
 	slot *s = &f->slots[i];
@@ -383,8 +428,10 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 		list_add(h, f);
 	bool ring = false;
 	for (size_t i = 0; i < h->n; i++) {
-		int rc = txs_executor_submit_quiet(pick(h->plugins[i]), tx, len, on_answer, &f->slots[i],
-		                                   &ring);
+		plugin *p = h->plugins[i];
+		int rc = atomic_load_explicit(&p->started, memory_order_acquire)
+		             ? txs_executor_submit_quiet(pick(p), tx, len, on_answer, &f->slots[i], &ring)
+		             : not_started(p);
 		if (rc) {
 			refused(f, i, rc);
 			release(f);
@@ -438,7 +485,9 @@ static void plugin_free(plugin *p)
 		txs_executor_free(p->ex[i]);
 	free(p->ex);
 	free(p->dir);
+	free(p->error);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->emu);
 	free(p);
 }
 
@@ -449,146 +498,438 @@ static txs_plugin_code code_of(const plugin_manifest *m)
 	                         .config_json = m->config_json};
 }
 
-static int plugin_start(txs_host *h, const plugin_manifest *m, plugin **out)
+/* A plugin with no executors yet (not started). */
+static plugin *plugin_new(const char *dir, const char *id, const char *version,
+                          const txs_limits *lim)
 {
 	plugin *p = calloc(1, sizeof *p);
 	if (!p)
-		return txs_fail(TXS_ENOMEM, "out of memory");
+		return NULL;
 	pthread_mutex_init(&p->mu, NULL);
-	snprintf(p->id, sizeof p->id, "%s", m->id);
-	snprintf(p->version, sizeof p->version, "%s", m->version);
-	p->dir = strdup(m->dir);
-	p->limits = m->limits;
-	p->ex = calloc(m->instances, sizeof *p->ex);
+	pthread_mutex_init(&p->emu, NULL);
+	snprintf(p->id, sizeof p->id, "%s", id);
+	snprintf(p->version, sizeof p->version, "%s", version);
+	p->limits = *lim;
+	p->dir = strdup(dir);
+	if (!p->dir) {
+		plugin_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Every instance's executor, or none (the first failure's error). */
+static int start_executors(txs_host *h, const plugin_manifest *m, txs_executor ***out)
+{
+	txs_executor **ex = calloc(m->instances, sizeof *ex);
+	if (!ex)
+		return txs_fail(TXS_ENOMEM, "out of memory");
 	txs_plugin_code code = code_of(m);
 	txs_console_fn con = h->opt.console ? h->opt.console : h->sink ? console_sink_push : NULL;
 	void *ud = h->opt.console ? h->opt.console_userdata : h->sink;
-	int rc = p->dir && p->ex ? 0 : txs_fail(TXS_ENOMEM, "out of memory");
+	int rc = 0;
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
-		rc = txs_executor_new(&p->ex[i], &code, &m->limits, con, ud);
-		p->instances = i + (rc == 0);
+		rc = txs_executor_new(&ex[i], &code, &m->limits, con, ud);
+		if (!rc && h->opt.event)
+			txs_executor_on_event(ex[i], h->opt.event, h->opt.event_userdata);
 		if (!rc)
-			txs_executor_use_bell(p->ex[i], &h->bell);
+			txs_executor_use_bell(ex[i], &h->bell);
 	}
+	if (rc) {
+		char *why = strdup(txs_last_error());
+		for (uint32_t i = 0; i < m->instances; i++)
+			txs_executor_free(ex[i]);
+		free(ex);
+		txs_fail_msg(rc, why ? why : "out of memory");
+		free(why);
+		return rc;
+	}
+	*out = ex;
+	return 0;
+}
+
+/* From now on p serves with ex: written under mu, announced by started. */
+static void publish(plugin *p, const plugin_manifest *m, txs_executor **ex)
+{
+	pthread_mutex_lock(&p->mu);
+	p->ex = ex;
+	p->instances = m->instances;
+	snprintf(p->version, sizeof p->version, "%s", m->version);
+	p->limits = m->limits;
+	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_lock(&p->emu);
+	free(p->error);
+	p->error = NULL;
+	pthread_mutex_unlock(&p->emu);
+	atomic_store_explicit(&p->started, true, memory_order_release);
+}
+
+static void set_error(plugin *p, const char *msg)
+{
+	char *copy = strdup(msg);
+	pthread_mutex_lock(&p->emu);
+	free(p->error);
+	p->error = copy;
+	pthread_mutex_unlock(&p->emu);
+}
+
+static int plugin_start(txs_host *h, const plugin_manifest *m, plugin **out)
+{
+	txs_executor **ex = NULL;
+	plugin *p = plugin_new(m->dir, m->id, m->version, &m->limits);
+	if (!p)
+		return txs_fail(TXS_ENOMEM, "out of memory");
+	int rc = start_executors(h, m, &ex);
 	if (rc) {
 		plugin_free(p);
 		return rc;
 	}
+	publish(p, m, ex);
 	*out = p;
 	return 0;
 }
 
-/* Plugin folders under path: path itself when it holds plugin.json, else
- * its subfolders (sorted; hidden ones skipped), each of which must. */
-static int list_dirs(const char *path, char ***dirs, size_t *n)
+static void notify(const txs_host *h, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void notify(const txs_host *h, const char *level, const char *fmt, ...)
 {
-	char probe[4096];
-	struct stat st;
-	*dirs = NULL;
-	*n = 0;
-	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-		return txs_fail(TXS_EIO, "%s: not a plugin folder: %s", path,
-		                errno ? strerror(errno) : "not a directory");
-	snprintf(probe, sizeof probe, "%s/plugin.json", path);
-	if (access(probe, F_OK) == 0) {
-		*dirs = malloc(sizeof **dirs);
-		(*dirs)[(*n)++] = strdup(path);
-		return 0;
-	}
-	struct dirent **ents;
-	int k = scandir(path, &ents, NULL, alphasort);
-	if (k < 0)
-		return txs_fail(TXS_EIO, "%s: cannot list: %s", path, strerror(errno));
-	*dirs = calloc((size_t)k + 1, sizeof **dirs);
-	for (int i = 0; i < k; i++) {
-		snprintf(probe, sizeof probe, "%s/%s", path, ents[i]->d_name);
-		if (ents[i]->d_name[0] != '.' && stat(probe, &st) == 0 && S_ISDIR(st.st_mode))
-			(*dirs)[(*n)++] = strdup(probe);
-		free(ents[i]);
-	}
-	free(ents);
-	return *n ? 0 : txs_fail(TXS_EINVAL, "%s: no plugin.json and no plugin folders in it", path);
+	char msg[4096];
+	va_list ap;
+	if (!h->opt.notice)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	for (char *c = msg; *c; c++) /* one line: a JS stack has several */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+	h->opt.notice(level, msg, h->opt.notice_userdata);
 }
 
-static void free_dirs(char **dirs, size_t n)
+/* A failed plugin kept as not started, listed under id. */
+static void keep_unstarted(txs_host *h, const char *dir, const char *id,
+                           const plugin_manifest *m, plugin **out, failures *fl)
 {
-	for (size_t i = 0; i < n; i++)
-		free(dirs[i]);
-	free(dirs);
+	txs_limits lim;
+	txs_limits_init(&lim);
+	*out = plugin_new(dir, id, m ? m->version : "", m ? &m->limits : &lim);
+	if (!*out) {
+		failures_add(fl, TXS_ENOMEM, "out of memory");
+		fl->fatal = true;
+		return;
+	}
+	set_error(*out, txs_last_error());
+	notify(h, "warn", "plugin %s not started (retried in the background): %s", id,
+	       txs_last_error());
 }
 
-static int check_duplicate(const txs_host *h, plugin **fresh, size_t k, const plugin_manifest *m)
+/* One plugin folder being loaded: read (in order), started (in parallel),
+ * then settled (in order). */
+typedef struct load_job {
+	const char *dir;
+	plugin_manifest m;
+	bool named;     /* m holds the parsed manifest */
+	bool duplicate; /* id taken by a loaded plugin or an earlier folder */
+	char idbuf[65];
+	const char *id; /* m.id, else the folder's name if valid, else NULL */
+	int rc;
+	char *msg;      /* rc != 0: why */
+	plugin *p;      /* rc == 0: started */
+} load_job;
+
+static void job_fail(load_job *j, int rc, const char *msg)
+{
+	j->rc = rc;
+	free(j->msg);
+	j->msg = strdup(msg ? msg : "unknown error");
+}
+
+/* The id's earlier holder: a loaded plugin's folder, or an earlier job's. */
+static const char *holder_of(const txs_host *h, const load_job *jobs, size_t k, const char *id)
 {
 	for (size_t i = 0; i < h->n; i++)
-		if (!strcmp(h->plugins[i]->id, m->id))
-			return txs_fail(TXS_EINVAL, "%s/plugin.json: duplicate plugin id \"%s\" (also in %s)",
-			                m->dir, m->id, h->plugins[i]->dir);
+		if (!strcmp(h->plugins[i]->id, id))
+			return h->plugins[i]->dir;
 	for (size_t i = 0; i < k; i++)
-		if (!strcmp(fresh[i]->id, m->id))
-			return txs_fail(TXS_EINVAL, "%s/plugin.json: duplicate plugin id \"%s\" (also in %s)",
-			                m->dir, m->id, fresh[i]->dir);
-	return 0;
+		if (jobs[i].id && !jobs[i].duplicate && !strcmp(jobs[i].id, id))
+			return jobs[i].dir;
+	return NULL;
 }
 
-static int load_one(txs_host *h, const char *dir, plugin **fresh, size_t k)
+/* Reads jobs[k]'s manifest and code, and checks its id. */
+static void read_job(const txs_host *h, load_job *jobs, size_t k)
 {
-	plugin_manifest m;
+	load_job *j = &jobs[k];
 	char *err = NULL;
-	int rc = plugin_manifest_load(dir, &m, &err);
-	if (rc) {
-		txs_fail_msg(rc, err);
-		free(err);
-		return rc;
+	int rc = plugin_manifest_read(j->dir, &j->m, &err);
+	j->named = rc == 0;
+	if (j->named)
+		rc = plugin_manifest_read_code(&j->m, &err);
+	if (!rc && j->named) /* txscan check --config */
+		rc = plugin_manifest_set_config(&j->m, h->opt.config_json, &err);
+	if (rc)
+		job_fail(j, rc, err);
+	free(err);
+	j->id = j->named ? j->m.id : folders_id(j->dir, j->idbuf);
+	const char *other = j->id ? holder_of(h, jobs, k, j->id) : NULL;
+	if (other) {
+		char msg[2048];
+		snprintf(msg, sizeof msg, "%s/plugin.json: duplicate plugin id \"%s\" (also in %s)",
+		         j->dir, j->id, other);
+		job_fail(j, TXS_EINVAL, msg);
+		j->duplicate = true;
 	}
-	rc = plugin_manifest_set_config(&m, h->opt.config_json); /* txscan check --config */
-	if (!rc)
-		rc = check_duplicate(h, fresh, k, &m);
-	if (!rc)
-		rc = plugin_start(h, &m, &fresh[k]);
-	plugin_manifest_clear(&m);
-	return rc;
+}
+
+/* Start threads share the jobs: a hanging init costs its init timeout
+ * once, not once per plugin in a row. */
+#define START_THREADS 8
+
+struct starter {
+	txs_host *h;
+	load_job *jobs;
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *starter_main(void *arg)
+{
+	struct starter *s = arg;
+	for (size_t i; (i = atomic_fetch_add(&s->next, 1)) < s->n;) {
+		load_job *j = &s->jobs[i];
+		int rc = j->rc ? 0 : plugin_start(s->h, &j->m, &j->p);
+		if (rc)
+			job_fail(j, rc, txs_last_error());
+	}
+	return NULL;
+}
+
+static void start_all(txs_host *h, load_job *jobs, size_t n)
+{
+	struct starter s = {.h = h, .jobs = jobs, .n = n};
+	pthread_t t[START_THREADS];
+	size_t k = 0;
+	for (; k + 1 < START_THREADS && k + 1 < n; k++)
+		if (pthread_create(&t[k], NULL, starter_main, &s) != 0)
+			break;
+	starter_main(&s); /* this thread starts plugins too */
+	for (size_t i = 0; i < k; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* jobs[k] into fresh[k], or its failure into fl; with allow_partial a
+ * failed plugin stays, not started, unless its id is unknown or taken
+ * (then the failure is fatal). */
+static void settle_job(txs_host *h, load_job *j, plugin **out, failures *fl)
+{
+	if (!j->rc) {
+		*out = j->p;
+		return;
+	}
+	char msg[2048];
+	bool keep = h->opt.allow_partial && j->id && !j->duplicate;
+	snprintf(msg, sizeof msg, "%s%s", j->msg ? j->msg : "out of memory",
+	         h->opt.allow_partial && !j->id ? " (and it cannot be kept as not started: the "
+	         "manifest gives no id, and the folder's name is not a valid id)" : "");
+	failures_add(fl, j->rc, msg);
+	fl->fatal |= h->opt.allow_partial && !keep;
+	if (keep) {
+		txs_fail_msg(j->rc, msg);
+		keep_unstarted(h, j->dir, j->id, j->named ? &j->m : NULL, out, fl);
+	}
 }
 
 static void update_limits(txs_host *h)
 {
 	uint32_t max_timeout = 0;
-	h->max_input = 0;
+	size_t max_input = 0;
 	for (size_t i = 0; i < h->n; i++) {
-		const txs_limits *l = &h->plugins[i]->limits;
-		max_timeout = l->timeout_ms > max_timeout ? l->timeout_ms : max_timeout;
-		h->max_input = l->max_input_bytes > h->max_input ? l->max_input_bytes : h->max_input;
+		plugin *p = h->plugins[i];
+		pthread_mutex_lock(&p->mu); /* a retry may publish limits meanwhile */
+		txs_limits l = p->limits;
+		pthread_mutex_unlock(&p->mu);
+		max_timeout = l.timeout_ms > max_timeout ? l.timeout_ms : max_timeout;
+		max_input = l.max_input_bytes > max_input ? l.max_input_bytes : max_input;
 	}
+	/* each stored once: scans read them meanwhile */
+	h->max_input = max_input;
 	h->scan_timeout_ms = h->opt.scan_timeout_ms ? h->opt.scan_timeout_ms : max_timeout * 4 + 100;
+}
+
+/* ---- not-started plugins: retries ---------------------------------------- */
+
+/* rmu held: the next try in the back-off (100 ms doubling to 30 s). */
+static void schedule_retry(plugin *p)
+{
+	p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : RETRY_MIN_NS;
+	if (p->backoff_ns > RETRY_MAX_NS)
+		p->backoff_ns = RETRY_MAX_NS;
+	p->retry_at_ns = now_ns() + p->backoff_ns;
+}
+
+/* One start of a not-started plugin, from disk (its files may have been
+ * fixed), with no host lock held; the caller set p->attempting. */
+static int attempt(txs_host *h, plugin *p)
+{
+	plugin_manifest m;
+	txs_executor **ex = NULL;
+	char *err = NULL;
+	int rc = plugin_manifest_load(p->dir, &m, &err);
+	if (rc)
+		txs_fail_msg(rc, err);
+	else if (strcmp(m.id, p->id))
+		rc = txs_fail(TXS_EINVAL, "%s/plugin.json: id \"%s\" is not \"%s\", the id this plugin is "
+		              "listed under; restart the host to load it", p->dir, m.id, p->id);
+	free(err);
+	if (!rc)
+		rc = start_executors(h, &m, &ex);
+	if (!rc)
+		publish(p, &m, ex);
+	else
+		set_error(p, txs_last_error());
+	plugin_manifest_clear(&m);
+	return rc;
+}
+
+/* rmu held: a not-started plugin due for a try, else NULL and *next the
+ * earliest try (UINT64_MAX: none). */
+static plugin *next_due(txs_host *h, uint64_t *next)
+{
+	uint64_t now = now_ns();
+	*next = UINT64_MAX;
+	for (size_t i = 0; i < h->n; i++) {
+		plugin *p = h->plugins[i];
+		if (p->attempting || atomic_load_explicit(&p->started, memory_order_acquire))
+			continue;
+		if (p->retry_at_ns <= now)
+			return p;
+		*next = p->retry_at_ns < *next ? p->retry_at_ns : *next;
+	}
+	return NULL;
+}
+
+/* Tries p now (rmu held on entry and on return; released meanwhile). */
+static int attempt_locked(txs_host *h, plugin *p)
+{
+	p->attempting = true;
+	uint32_t n = ++p->attempts;
+	pthread_mutex_unlock(&h->rmu);
+	int rc = attempt(h, p);
+	if (rc)
+		notify(h, "warn", "plugin %s: start attempt %u failed: %s", p->id, n, txs_last_error());
+	else
+		notify(h, "info", "plugin %s started (attempt %u)", p->id, n);
+	pthread_mutex_lock(&h->rmu);
+	p->attempting = false;
+	if (rc)
+		schedule_retry(p);
+	else
+		update_limits(h); /* its limits may differ from those it was listed with */
+	return rc;
+}
+
+static void *retry_main(void *arg)
+{
+	txs_host *h = arg;
+	pthread_mutex_lock(&h->rmu);
+	while (!h->rstop) {
+		uint64_t next;
+		plugin *p = next_due(h, &next);
+		if (p) {
+			attempt_locked(h, p);
+		} else if (next == UINT64_MAX) {
+			pthread_cond_wait(&h->rcv, &h->rmu);
+		} else {
+			struct timespec ts = txs_timespec(next);
+			pthread_cond_timedwait(&h->rcv, &h->rmu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&h->rmu);
+	return NULL;
+}
+
+/* A reload of a not-started plugin: one try now, on the caller's thread. */
+static int start_now(txs_host *h, plugin *p)
+{
+	pthread_mutex_lock(&h->rmu);
+	bool busy = p->attempting;
+	int rc = busy ? txs_fail(TXS_EUNAVAILABLE, "plugin %s is not started; a start attempt is "
+	                         "under way", p->id)
+	        : atomic_load(&p->started) ? 0 : attempt_locked(h, p);
+	pthread_mutex_unlock(&h->rmu);
+	return rc;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+/* Appends the fresh plugins to the registry and schedules the not-started
+ * ones (starting the retry thread for the first). */
+static int add_plugins(txs_host *h, plugin **fresh, size_t nd)
+{
+	int rc = 0;
+	pthread_mutex_lock(&h->rmu);
+	bool unstarted = false;
+	for (size_t i = 0; i < nd; i++)
+		unstarted |= !atomic_load(&fresh[i]->started);
+	if (unstarted && !h->retry_started)
+		h->retry_started = pthread_create(&h->retry_thread, NULL, retry_main, h) == 0;
+	plugin **grown = unstarted && !h->retry_started ? NULL
+	                 : realloc(h->plugins, (h->n + nd) * sizeof *grown);
+	if (!grown) {
+		rc = txs_fail(TXS_ENOMEM, "out of memory, or no thread to retry plugins");
+	} else {
+		h->plugins = grown;
+		for (size_t i = 0; i < nd; i++) {
+			if (!atomic_load(&fresh[i]->started))
+				schedule_retry(fresh[i]);
+			h->plugins[h->n++] = fresh[i];
+		}
+		update_limits(h);
+	}
+	pthread_mutex_unlock(&h->rmu);
+	if (unstarted)
+		pthread_cond_signal(&h->rcv);
+	return rc;
 }
 
 int txs_host_load(txs_host *h, const char *path)
 {
 	char **dirs;
 	size_t nd;
-	int rc = list_dirs(path, &dirs, &nd);
+	failures fl = {0};
+	int rc = folders_list(path, &dirs, &nd, h->opt.notice, h->opt.notice_userdata);
 	if (rc)
 		return rc;
 	plugin **fresh = calloc(nd, sizeof *fresh);
-	plugin **grown = fresh ? realloc(h->plugins, (h->n + nd) * sizeof *grown) : NULL;
-	if (!grown) {
+	load_job *jobs = calloc(nd, sizeof *jobs);
+	if (!fresh || !jobs) {
 		free(fresh);
-		free_dirs(dirs, nd);
+		free(jobs);
+		folders_free(dirs, nd);
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	}
-	h->plugins = grown;
-	size_t k = 0;
-	for (; !rc && k < nd; k++)
-		rc = load_one(h, dirs[k], fresh, k);
-	if (rc) {
+	for (size_t k = 0; k < nd; k++) {
+		jobs[k].dir = dirs[k];
+		read_job(h, jobs, k);
+	}
+	start_all(h, jobs, nd);
+	for (size_t k = 0; k < nd; k++) {
+		settle_job(h, &jobs[k], &fresh[k], &fl);
+		plugin_manifest_clear(&jobs[k].m);
+		free(jobs[k].msg);
+	}
+	bool failed = fl.count && (!h->opt.allow_partial || fl.fatal);
+	rc = failed ? fl.first_rc : add_plugins(h, fresh, nd);
+	if (rc)
 		for (size_t i = 0; i < nd; i++)
 			plugin_free(fresh[i]);
-	} else {
-		memcpy(h->plugins + h->n, fresh, nd * sizeof *fresh);
-		h->n += nd;
-		update_limits(h);
-	}
+	if (failed)
+		failures_raise(&fl); /* last: freeing executors must not overwrite it */
+	failures_clear(&fl);
+	free(jobs);
 	free(fresh);
-	free_dirs(dirs, nd);
+	folders_free(dirs, nd);
 	return rc;
 }
 
@@ -602,6 +943,8 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 		h->opt = *opts;
 	pthread_mutex_init(&h->dmu, NULL);
 	txs_cond_init(&h->dcv);
+	pthread_mutex_init(&h->rmu, NULL);
+	txs_cond_init(&h->rcv);
 	txs_bell_init(&h->bell);
 	if (!h->opt.console && !h->opt.console_quiet)
 		h->sink = console_sink_new(CONSOLE_BUFFER);
@@ -618,6 +961,12 @@ void txs_host_free(txs_host *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->rmu);
+	h->rstop = true; /* a start attempt under way ends first (its init is bounded) */
+	pthread_mutex_unlock(&h->rmu);
+	pthread_cond_broadcast(&h->rcv);
+	if (h->retry_started)
+		pthread_join(h->retry_thread, NULL);
 	for (size_t i = 0; i < h->n; i++)
 		plugin_free(h->plugins[i]); /* answers queued scans: every report is delivered */
 	pthread_mutex_lock(&h->dmu);
@@ -629,6 +978,8 @@ void txs_host_free(txs_host *h)
 	console_sink_free(h->sink);
 	pthread_mutex_destroy(&h->dmu);
 	pthread_cond_destroy(&h->dcv);
+	pthread_mutex_destroy(&h->rmu);
+	pthread_cond_destroy(&h->rcv);
 	free(h->plugins);
 	free(h);
 }
@@ -656,20 +1007,38 @@ static plugin *find(txs_host *h, const char *id)
 	return i < 0 ? NULL : h->plugins[i];
 }
 
+/* Restarts and reloads of one plugin take turns; none waits under a lock,
+ * so info, stats and scans go on while executors rebuild. */
+static int ctl_begin(plugin *p)
+{
+	bool idle = false;
+	if (!atomic_compare_exchange_strong(&p->ctl_busy, &idle, true))
+		return txs_fail(TXS_EBUSY, "plugin %s: a restart or reload is already running", p->id);
+	return 0;
+}
+
+static void ctl_end(plugin *p)
+{
+	atomic_store(&p->ctl_busy, false);
+}
+
 int txs_host_restart(txs_host *h, const char *id)
 {
 	plugin *p = find(h, id);
 	if (!p)
 		return TXS_ENOTFOUND;
-	int rc = 0;
-	pthread_mutex_lock(&p->mu);
+	if (!atomic_load_explicit(&p->started, memory_order_acquire))
+		return not_started(p);
+	int rc = ctl_begin(p);
+	if (rc)
+		return rc;
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
 		rc = txs_executor_restart(p->ex[i]);
-	pthread_mutex_unlock(&p->mu);
+	ctl_end(p);
 	return rc;
 }
 
-static int reload_locked(plugin *p, const plugin_manifest *m)
+static int reload_instances(plugin *p, const plugin_manifest *m)
 {
 	if (strcmp(m->id, p->id))
 		return txs_fail(TXS_EINVAL, "%s/plugin.json: id changed from \"%s\" to \"%s\"; restart "
@@ -682,8 +1051,10 @@ static int reload_locked(plugin *p, const plugin_manifest *m)
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
 		rc = txs_executor_reload(p->ex[i], &code, &m->limits);
 	if (!rc) {
+		pthread_mutex_lock(&p->mu);
 		snprintf(p->version, sizeof p->version, "%s", m->version);
 		p->limits = m->limits;
+		pthread_mutex_unlock(&p->mu);
 	}
 	return rc;
 }
@@ -693,18 +1064,22 @@ int txs_host_reload(txs_host *h, const char *id)
 	plugin *p = find(h, id);
 	if (!p)
 		return TXS_ENOTFOUND;
+	if (!atomic_load_explicit(&p->started, memory_order_acquire))
+		return start_now(h, p);
+	int rc = ctl_begin(p);
+	if (rc)
+		return rc;
 	plugin_manifest m;
 	char *err = NULL;
-	int rc = plugin_manifest_load(p->dir, &m, &err);
+	rc = plugin_manifest_load(p->dir, &m, &err);
 	if (rc) {
 		txs_fail_msg(rc, err);
 		free(err);
-		return rc;
+	} else {
+		rc = reload_instances(p, &m);
+		plugin_manifest_clear(&m);
 	}
-	pthread_mutex_lock(&p->mu);
-	rc = reload_locked(p, &m);
-	pthread_mutex_unlock(&p->mu);
-	plugin_manifest_clear(&m);
+	ctl_end(p);
 	return rc;
 }
 
@@ -748,9 +1123,27 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->running = sum->running && s->running;
 	sum->busy = sum->busy || s->busy;
 	sum->latency_sum_ms += s->latency_sum_ms;
+	sum->lanes_abandoned += s->lanes_abandoned;
+	sum->lanes_stuck += s->lanes_stuck;
+	sum->breaker_opens += s->breaker_opens;
+	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
+		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		sum->latency_buckets[i] += s->latency_buckets[i];
 	sum->generation = gen;
+}
+
+/* Version, limits and why it is not started; no engine, nothing running. */
+static int unstarted_info(plugin *p, txs_plugin_info *info)
+{
+	pthread_mutex_lock(&p->mu);
+	snprintf(info->version, sizeof info->version, "%s", p->version);
+	info->limits = p->limits;
+	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_lock(&p->emu);
+	snprintf(info->error, sizeof info->error, "%s", p->error ? p->error : "no attempt yet");
+	pthread_mutex_unlock(&p->emu);
+	return 0;
 }
 
 int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
@@ -761,6 +1154,9 @@ int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 	memset(info, 0, sizeof *info);
 	snprintf(info->id, sizeof info->id, "%s", p->id);
 	snprintf(info->dir, sizeof info->dir, "%s", p->dir);
+	if (!atomic_load_explicit(&p->started, memory_order_acquire))
+		return unstarted_info(p, info);
+	info->started = true;
 	info->instances = p->instances;
 	pthread_mutex_lock(&p->mu);
 	snprintf(info->version, sizeof info->version, "%s", p->version);
@@ -796,9 +1192,19 @@ static json_t *info_json(const txs_plugin_info *in)
 	    "heap_bytes", (json_int_t)s->heap_bytes, "queue_depth", (json_int_t)s->queue_depth,
 	    "quarantined", s->quarantined, "running", s->running, "latency_avg_ms",
 	    s->scans ? s->latency_sum_ms / (double)s->scans : 0.0);
-	return json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
-	                 in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
-	                 stats);
+	json_object_set_new(stats, "breaker", json_string(txs_breaker_state_name(s->breaker_state)));
+	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
+	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
+	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
+	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
+	                      stats);
+	json_object_set_new(o, "started", json_boolean(in->started));
+	if (!in->started) {
+		json_t *e = json_string(in->error);
+		json_object_set_new(o, "error", e ? e : json_string("(not valid UTF-8)"));
+	}
+	return o;
 }
 
 int txs_host_plugins_json(txs_host *h, char **out)
@@ -817,6 +1223,8 @@ bool txs_host_ready(txs_host *h)
 {
 	for (size_t i = 0; i < h->n; i++) {
 		plugin *p = h->plugins[i];
+		if (!atomic_load_explicit(&p->started, memory_order_acquire))
+			return false;
 		for (uint32_t k = 0; k < p->instances; k++) {
 			txs_executor_stats s;
 			txs_executor_stats_get(p->ex[k], &s);

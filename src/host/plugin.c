@@ -9,7 +9,7 @@
 #include "plugin.h"
 
 #include "bundle/bundle.h"
-#include "util/error.h"
+#include "pfile.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_MANIFEST (256u << 10)
 #define MAX_CODE (16u << 20)
@@ -32,39 +31,10 @@ static int fail(char **err, const char *fmt, ...)
 	return TXS_EINVAL;
 }
 
-char *plugin_read_file(const char *path, size_t cap, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat st;
-	char *buf = NULL;
-	if (!f)
-		return NULL;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-		goto out;
-	}
-	if ((size_t)st.st_size > cap) {
-		errno = EFBIG;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		free(buf);
-		buf = NULL;
-		errno = EIO;
-	}
-	if (buf) {
-		buf[st.st_size] = '\0';
-		*len = (size_t)st.st_size;
-	}
-out:
-	fclose(f);
-	return buf;
-}
-
 static const char *const KNOWN[] = {"id", "version", "main", "timeout_ms", "heap_limit_mb",
                                     "heap_restart_mb", "restart_every", "instances", "config",
-                                    "description"};
+                                    "description", "breaker_after", "breaker_cooldown_ms",
+                                    "realms_per_vm"};
 
 static bool known_key(const char *k)
 {
@@ -129,7 +99,7 @@ static int check_keys(const char *path, json_t *root, char **err)
 			return fail(err,
 			            "%s: unknown key \"%s\" (known: id, version, main, timeout_ms, "
 			            "heap_limit_mb, heap_restart_mb, restart_every, instances, config, "
-			            "description)",
+			            "description, breaker_after, breaker_cooldown_ms, realms_per_vm)",
 			            path, key);
 	}
 	return 0;
@@ -151,7 +121,10 @@ static int get_limits(const char *path, json_t *root, plugin_manifest *m, char *
 	    (rc = get_uint(path, root, "heap_limit_mb", 1, 16384, &l->heap_limit_mb, err)) ||
 	    (rc = get_uint(path, root, "heap_restart_mb", 1, 16384, &l->heap_restart_mb, err)) ||
 	    (rc = get_uint(path, root, "restart_every", 0, 100000000, &l->restart_every, err)) ||
-	    (rc = get_uint(path, root, "instances", 1, 64, &m->instances, err)))
+	    (rc = get_uint(path, root, "instances", 1, 64, &m->instances, err)) ||
+	    (rc = get_uint(path, root, "breaker_after", 0, 1000000, &l->breaker_after, err)) ||
+	    (rc = get_uint(path, root, "breaker_cooldown_ms", 1, 3600000, &l->breaker_cooldown_ms, err)) ||
+	    (rc = get_uint(path, root, "realms_per_vm", 1, 1000000, &l->realms_per_vm, err)))
 		return rc;
 	if (l->heap_restart_mb > l->heap_limit_mb)
 		return fail(err, "%s: heap_restart_mb (%u) must not exceed heap_limit_mb (%u)", path,
@@ -202,37 +175,18 @@ int plugin_manifest_parse(const char *path, const char *text, size_t len, plugin
 	return rc;
 }
 
-static int read_code(plugin_manifest *m, const char *manifest_path, char **err)
+int plugin_manifest_read(const char *dir, plugin_manifest *m, char **err)
 {
-	if (asprintf(&m->main_path, "%s/%s", m->dir, m->main) < 0) {
-		m->main_path = NULL;
-		return fail(err, "out of memory");
-	}
-	m->source = plugin_read_file(m->main_path, MAX_CODE, &m->source_len);
-	if (!m->source)
-		return fail(err, "%s: main file %s cannot be read: %s", manifest_path, m->main_path,
-		            errno == EFBIG ? "larger than 16 MiB" : strerror(errno));
-	/* ES modules, TypeScript, imports: one CommonJS bundle (src/bundle/) */
-	if (bundle_plugin_source(m->dir, m->main, &m->source, &m->source_len, &m->main_path, err))
-		return TXS_EINVAL;
-	return 0;
-}
-
-int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
-{
-	char *path = NULL;
+	char *path = NULL, *text = NULL;
 	size_t len;
-	int rc;
 	memset(m, 0, sizeof *m);
 	*err = NULL;
 	if (asprintf(&path, "%s/plugin.json", dir) < 0)
 		return fail(err, "out of memory");
-	char *text = plugin_read_file(path, MAX_MANIFEST, &len);
-	if (!text)
-		rc = fail(err, "%s: cannot be read: %s", path, strerror(errno));
-	else if (!(rc = plugin_manifest_parse(path, text, len, m, err))) {
+	int rc = plugin_read_file(dir, "plugin.json", MAX_MANIFEST, &text, &len, err);
+	if (!rc && !(rc = plugin_manifest_parse(path, text, len, m, err))) {
 		m->dir = strdup(dir);
-		rc = m->dir ? read_code(m, path, err) : fail(err, "out of memory");
+		rc = m->dir ? 0 : fail(err, "out of memory");
 	}
 	if (rc)
 		plugin_manifest_clear(m);
@@ -241,7 +195,35 @@ int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
 	return rc;
 }
 
-int plugin_manifest_set_config(plugin_manifest *m, const char *config_json)
+int plugin_manifest_read_code(plugin_manifest *m, char **err)
+{
+	char *why = NULL;
+	*err = NULL;
+	free(m->main_path);
+	if (asprintf(&m->main_path, "%s/%s", m->dir, m->main) < 0) {
+		m->main_path = NULL;
+		return fail(err, "out of memory");
+	}
+	int rc = plugin_read_file(m->dir, m->main, MAX_CODE, &m->source, &m->source_len, &why);
+	if (rc)
+		fail(err, "%s/plugin.json: main file %s", m->dir, why ? why : "cannot be read");
+	free(why);
+	/* ES modules, TypeScript, imports: one CommonJS bundle (src/bundle/) */
+	if (!rc && bundle_plugin_source(m->dir, m->main, &m->source, &m->source_len, &m->main_path,
+	                                err))
+		rc = TXS_EINVAL;
+	return rc;
+}
+
+int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
+{
+	int rc = plugin_manifest_read(dir, m, err);
+	if (!rc && (rc = plugin_manifest_read_code(m, err)))
+		plugin_manifest_clear(m);
+	return rc;
+}
+
+int plugin_manifest_set_config(plugin_manifest *m, const char *config_json, char **err)
 {
 	if (!config_json)
 		return 0;
@@ -249,7 +231,7 @@ int plugin_manifest_set_config(plugin_manifest *m, const char *config_json)
 	char *text = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : NULL;
 	json_decref(c);
 	if (!text)
-		return txs_fail(TXS_EINVAL, "the config given for %s is not a JSON object", m->id);
+		return fail(err, "the config given for %s is not a JSON object", m->id);
 	free(m->config_json);
 	m->config_json = text;
 	return 0;

@@ -2,8 +2,8 @@
  * metrics.c - Prometheus text for GET /metrics.
  *
  * The text format wants every sample of one metric family in one group, so
- * the plugin snapshots are taken first (txs_host_plugin_info, one per
- * plugin) and each family then walks them. Latencies come from the
+ * each family walks the plugin snapshots the server took (off the HTTP
+ * threads: src/http/snapshot.h). Latencies come from the
  * executors' own histogram (txs_latency_bounds_ms), made cumulative here and
  * converted to seconds, Prometheus' base unit. The output has a cap: a
  * metrics page that could grow without bound is a memory leak on a timer.
@@ -107,28 +107,10 @@ static void histogram(sbuf *b, const char *name, const char *labels, const uint6
 
 /* ---- plugins --------------------------------------------------------------- */
 
-typedef struct snap {
-	size_t n;
-	txs_plugin_info *p;
-} snap;
+typedef metrics_host snap;
 
-static int snap_take(txs_host *host, snap *s)
-{
-	s->n = 0;
-	s->p = NULL;
-	if (!host)
-		return 0;
-	size_t n = txs_host_plugin_count(host);
-	s->p = calloc(n ? n : 1, sizeof *s->p);
-	if (!s->p)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (txs_host_plugin_info(host, i, &s->p[s->n]) == 0)
-			s->n++;
-	return 0;
-}
-
-#define EACH_PLUGIN(s, v) for (const txs_plugin_info *v = (s)->p; v < (s)->p + (s)->n; v++)
+#define EACH_PLUGIN(s, v) \
+	for (const txs_plugin_info *v = (s)->plugins; v < (s)->plugins + (s)->n; v++)
 
 static void u64_family(sbuf *b, const snap *s, const char *name, const char *type,
                        const char *help, size_t offset)
@@ -212,6 +194,24 @@ static void gauges_family(sbuf *b, const snap *s)
 	family(b, "txscan_plugin_busy", "gauge", "1 when an instance is running a command now.");
 	EACH_PLUGIN(s, p)
 		sb_printf(b, "txscan_plugin_busy{plugin=\"%s\"} %d\n", p->id, p->stats.busy ? 1 : 0);
+	family(b, "txscan_plugin_started", "gauge",
+	       "0 for a plugin that did not load (--allow-partial; retried in the background).");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_started{plugin=\"%s\"} %d\n", p->id, p->started ? 1 : 0);
+	family(b, "txscan_plugin_breaker_state", "gauge",
+	       "Circuit breaker: 0 closed, 1 open (answers unavailable), 2 half-open (one trial).");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_breaker_state{plugin=\"%s\"} %u\n", p->id,
+		          p->stats.breaker_state);
+	family(b, "txscan_plugin_lanes_stuck", "gauge",
+	       "Threads given up on that are still stuck in a native call.");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_lanes_stuck{plugin=\"%s\"} %u\n", p->id, p->stats.lanes_stuck);
+	family(b, "txscan_plugin_degraded", "gauge",
+	       "1 when the plugin is degraded (GET /readyz says why).");
+	EACH_PLUGIN(s, p)
+		sb_printf(b, "txscan_plugin_degraded{plugin=\"%s\"} %d\n", p->id,
+		          s->degraded && s->degraded[p - s->plugins] ? 1 : 0);
 }
 
 static void latency_family(sbuf *b, const snap *s)
@@ -246,6 +246,12 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_console_dropped_total", "counter",
 	           "Console lines dropped by the per-plugin rate limit.",
 	           offsetof(txs_executor_stats, console_dropped));
+	u64_family(b, s, "txscan_plugin_breaker_opens_total", "counter",
+	           "Times the plugin's circuit breaker opened (consecutive kills).",
+	           offsetof(txs_executor_stats, breaker_opens));
+	u64_family(b, s, "txscan_plugin_lanes_abandoned_total", "counter",
+	           "Threads given up on, stuck in a native call past the backstop.",
+	           offsetof(txs_executor_stats, lanes_abandoned));
 	u64_family(b, s, "txscan_plugin_generation", "gauge",
 	           "Generation of the newest engine (grows with every restart).",
 	           offsetof(txs_executor_stats, generation));
@@ -256,7 +262,7 @@ static void plugin_families(sbuf *b, const snap *s)
 
 /* ---- host and HTTP --------------------------------------------------------- */
 
-static void host_families(sbuf *b, txs_host *host, const metrics_http *h)
+static void host_families(sbuf *b, const metrics_host *host, const metrics_http *h)
 {
 	family(b, "txscan_build_info", "gauge", "txscan version (value 1).");
 	sb_printf(b, "txscan_build_info{version=\"%s\"} 1\n", TXS_VERSION);
@@ -267,11 +273,30 @@ static void host_families(sbuf *b, txs_host *host, const metrics_http *h)
 	family(b, "txscan_draining", "gauge", "1 while shutting down (no new connections).");
 	sb_printf(b, "txscan_draining %d\n", h->draining ? 1 : 0);
 	family(b, "txscan_host_in_flight", "gauge", "Transactions submitted and not yet reported.");
-	sb_printf(b, "txscan_host_in_flight %u\n", host ? txs_host_in_flight(host) : 0);
+	sb_printf(b, "txscan_host_in_flight %u\n", host->in_flight);
 	family(b, "txscan_host_console_dropped_total", "counter",
 	       "Console lines the host's stderr sink dropped (buffer full).");
 	sb_printf(b, "txscan_host_console_dropped_total %llu\n",
-	          (unsigned long long)(host ? txs_host_console_dropped(host) : 0));
+	          (unsigned long long)host->console_dropped);
+	family(b, "txscan_plugin_snapshot_age_seconds", "gauge",
+	       "Age of the plugin figures on this page (read off the HTTP threads).");
+	sb_printf(b, "txscan_plugin_snapshot_age_seconds %.3f\n", host->age_s);
+}
+
+static void connection_families(sbuf *b, const metrics_http *h)
+{
+	family(b, "txscan_http_connections", "gauge", "Open HTTP connections.");
+	sb_printf(b, "txscan_http_connections %llu\n", (unsigned long long)h->connections);
+	family(b, "txscan_http_connections_limit", "gauge", "Open connections allowed (--max-connections).");
+	sb_printf(b, "txscan_http_connections_limit %u\n", h->max_connections);
+	family(b, "txscan_http_connections_timed_out_total", "counter",
+	       "Connections closed for being too slow, by phase (headers, body, idle).");
+	sb_printf(b, "txscan_http_connections_timed_out_total{phase=\"headers\"} %llu\n",
+	          (unsigned long long)h->closed_header);
+	sb_printf(b, "txscan_http_connections_timed_out_total{phase=\"body\"} %llu\n",
+	          (unsigned long long)h->closed_body);
+	sb_printf(b, "txscan_http_connections_timed_out_total{phase=\"idle\"} %llu\n",
+	          (unsigned long long)h->closed_idle);
 }
 
 static void http_counts(sbuf *b, const metrics_http *h)
@@ -315,19 +340,17 @@ static void http_families(sbuf *b, const metrics_http *h)
 	}
 }
 
-int metrics_render(txs_host *host, const metrics_http *http, size_t max_bytes, char **out,
-                   size_t *len)
+int metrics_render(const metrics_host *host, const metrics_http *http, size_t max_bytes,
+                   char **out, size_t *len)
 {
 	sbuf b = {.max = max_bytes};
-	snap s = {0};
 	int rc = -1;
 	*out = NULL;
 	*len = 0;
-	if (snap_take(host, &s) < 0)
-		goto out;
 	host_families(&b, host, http);
 	http_families(&b, http);
-	plugin_families(&b, &s);
+	connection_families(&b, http);
+	plugin_families(&b, host);
 	if (b.failed || !sb_reserve(&b, 0))
 		goto out;
 	b.p[b.len] = '\0';
@@ -336,7 +359,6 @@ int metrics_render(txs_host *host, const metrics_http *http, size_t max_bytes, c
 	b.p = NULL;
 	rc = 0;
 out:
-	free(s.p);
 	free(b.p);
 	return rc;
 }

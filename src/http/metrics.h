@@ -27,14 +27,27 @@ typedef struct metrics_http {
 	double start_time;             /* Unix seconds */
 	bool ready;
 	bool draining;
+	uint64_t connections;          /* open now */
+	uint32_t max_connections;
+	uint64_t closed_header, closed_body, closed_idle; /* closed by a phase deadline */
 } metrics_http;
+
+/* What the server last read from its host (src/http/snapshot.h). */
+typedef struct metrics_host {
+	size_t n;
+	const txs_plugin_info *plugins;
+	const unsigned *degraded;      /* per plugin: nonzero = degraded */
+	uint32_t in_flight;
+	uint64_t console_dropped;
+	double age_s;                  /* how old this reading is */
+} metrics_host;
 
 /* Renders every plugin of host (stats, latency histograms, restarts by
  * reason, queue depth) and http. 0 and *out (malloc'ed, NUL-terminated,
- * *len bytes) or -1 when the output would pass max_bytes. host may be
- * NULL (server shutting down). Not concurrent with txs_host_load. */
-int metrics_render(txs_host *host, const metrics_http *http, size_t max_bytes, char **out,
-                   size_t *len);
+ * *len bytes) or -1 when the output would pass max_bytes. Pure: reads only
+ * its arguments. */
+int metrics_render(const metrics_host *host, const metrics_http *http, size_t max_bytes,
+                   char **out, size_t *len);
 
 /* Writes s as a Prometheus label value (escapes \, " and newline) into
  * dst (cap bytes, always NUL-terminated); returns dst. */

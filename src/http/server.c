@@ -2,23 +2,36 @@
  * server.c - the HTTP API of `txscan serve` on libmicrohttpd.
  *
  * MHD runs `threads` epoll loops (a thread pool). No MHD thread ever waits
- * on a plugin: a scan request is validated, its transactions are handed to
- * txs_host_submit, and the connection is suspended; the last report's
- * callback (an executor or host thread) resumes it, and MHD calls the
- * handler again to send the answer. The host's per-report deadline means
- * every submit is answered, so a suspended connection always comes back.
- * Restarts and reloads, which wait for engines to be built, run on one
- * control thread for the same reason.
+ * on a plugin, nor on a lock a plugin can hold:
+ *  - a scan request is validated, its transactions are handed to
+ *    txs_host_submit (which only queues), and the connection is suspended;
+ *    the last report's callback (an executor or host thread) resumes it,
+ *    and MHD calls the handler again to send the answer. The host's
+ *    per-report deadline means every submit is answered.
+ *  - /readyz, /metrics and /v1/plugins answer from a snapshot read by a
+ *    thread of its own (snapshot.c); the request is suspended until a fresh
+ *    one is published or SNAP_WAIT_MS has passed, then answered with the
+ *    newest there is.
+ *  - restarts and reloads (HTTP, SIGHUP, --watch) run one at a time on a
+ *    control thread; an HTTP one is suspended until it is done.
+ *  - /healthz touches nothing but atomics.
+ * Slow clients are cut by phase deadlines (guard.c) and per-IP and total
+ * connection limits (MHD).
  *
  * Lifetime of a request (struct req): MHD holds one reference (dropped in
- * the completion notifier), every outstanding submit or control job holds
- * one. `mu` guards pending/suspended, so "is anything still out?" and
- * "suspend" are one step against "last report arrived" and "resume".
+ * the completion notifier), every outstanding submit, control job or
+ * snapshot wait holds one. `mu` guards pending/suspended/aborted, so "is
+ * anything still out?" and "suspend" are one step against "last answer
+ * arrived" and "resume".
+ *
+ * The host is borrowed by each host call through a counter (host_get/put),
+ * never a lock a caller could queue behind: detaching (shutdown) stops new
+ * borrows at once and waits, with a deadline, for the running ones.
  *
  * Shutdown (serve.c): quiesce (no new connections), wait for in-flight
- * requests, detach the host (host_lock as writer: no host call is running
- * or starts later), free the host (it delivers what is still pending, which
- * resumes those connections), then stop MHD.
+ * requests; past the drain deadline answer every waiting request 503
+ * (server_abort_waiting); detach the host; free it (it delivers what is
+ * still pending), then stop MHD.
  *
  * Out of memory aborts: this is the daemon's own code (STYLE.md).
  */
@@ -26,7 +39,9 @@
 #include "server.h"
 #include "util/clock.h"
 #include "util/jscan.h"
+#include "guard.h"
 #include "metrics.h"
+#include "snapshot.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +64,9 @@
 #include "status_html.h"
 
 #define METRICS_MAX_BYTES (16u << 20)
+#define SNAP_WAIT_MS 40      /* longest wait for a fresh plugin snapshot */
+#define SNAP_PERIOD_MS 1000  /* snapshots taken unasked (overload history) */
+#define SNAP_STALE_MS 1000   /* older than this, /readyz says "stale" */
 #define RETRY_AFTER_S "1"
 #define ERROR_LOGS_PER_S 20
 
@@ -84,6 +102,14 @@ static const int codes[] = {200, 400, 404, 405, 409, 411, 413, 415, 422, 500, 50
 
 /* ---- state ----------------------------------------------------------------- */
 
+struct ctl_job {
+	struct ctl_job *next;
+	enum route_id op;    /* RT_RESTART or RT_RELOAD */
+	char id[65];         /* "" = every plugin */
+	const char *source;  /* "http", "sighup", "watch" */
+	struct req *r;       /* HTTP: answered when done; else NULL */
+};
+
 struct server {
 	struct MHD_Daemon *mhd;
 	int listen_fd;
@@ -92,17 +118,24 @@ struct server {
 	double start_time;
 	char *status_html;          /* GET /, joined from STATUS_HTML */
 	size_t status_len;
+	guard *guard;
+	snapshots *snaps;
 
-	pthread_rwlock_t host_lock; /* readers: each host call; writer: detach */
-	txs_host *host;             /* guarded by host_lock; NULL once detached */
-	pthread_mutex_t reload_mu;  /* one restart or reload at a time */
+	pthread_mutex_t host_mu;    /* guards host and host_users */
+	pthread_cond_t host_cv;     /* host_users reached 0 */
+	txs_host *host;             /* NULL once detached */
+	unsigned host_users;        /* host calls running now */
 
-	pthread_t ctl_thread;       /* runs HTTP restarts and reloads */
+	pthread_t ctl_thread;       /* runs restarts and reloads */
 	pthread_mutex_t ctl_mu;
 	pthread_cond_t ctl_cv;
-	struct req *ctl_job;        /* guarded by ctl_mu, as are the two flags */
-	bool ctl_busy, ctl_stop;
+	struct ctl_job *ctl_head;   /* guarded by ctl_mu, as are the two flags */
+	bool ctl_http, ctl_stop;    /* ctl_http: an HTTP job is queued or running */
 	bool ctl_started;
+
+	pthread_mutex_t reqs_mu;    /* guards the list of live requests and abort_msg */
+	struct req *reqs;
+	const char *abort_msg;      /* set by server_abort_waiting */
 
 	_Atomic uint32_t in_flight, scans_in_flight;
 	_Atomic bool draining;
@@ -123,6 +156,8 @@ struct slot {
 struct req {
 	server *srv;
 	struct MHD_Connection *conn;
+	guard_conn *gc;      /* the connection's phase clock; may be NULL */
+	struct req *prev, *next; /* srv->reqs, guarded by srv->reqs_mu */
 	enum route_id route;
 	enum phase phase;
 	char method[8];
@@ -132,12 +167,14 @@ struct req {
 	size_t len, cap;
 	bool too_big;        /* the body passed max_body; the rest is dropped */
 	bool counted_scan;   /* holds one of scans_in_flight */
+	bool close_after;    /* answer with Connection: close (framing was bad) */
+	bool snap_waited;    /* a GET that waited for a fresh snapshot */
 	double t0;
 
-	pthread_mutex_t mu;  /* guards pending, overloaded, suspended, slots[].report */
-	size_t pending;      /* submits or control job not yet answered */
-	size_t overloaded;   /* reports that met a full plugin queue */
+	pthread_mutex_t mu;  /* guards pending, suspended, aborted, slots[].report */
+	size_t pending;      /* submits, control job or snapshot wait not yet answered */
 	bool suspended;
+	const char *aborted; /* why the answer cannot wait any longer (503) */
 	_Atomic unsigned refs;
 	size_t nslots;
 	struct slot *slots;
@@ -416,12 +453,14 @@ static enum MHD_Result respond(struct req *r, int status, char *body, size_t len
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (hname)
 		MHD_add_response_header(resp, hname, hval);
-	/* While draining, keep-alive clients are let go after this answer. */
-	if (atomic_load(&r->srv->draining))
+	/* While draining, keep-alive clients are let go after this answer;
+	 * after a framing error the rest of the stream cannot be trusted. */
+	if (atomic_load(&r->srv->draining) || r->close_after)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	r->phase = PH_ANSWERED;
+	guard_phase(r->srv->guard, r->gc, GUARD_BUSY);
 	count_answer(r, status);
 	return rc;
 }
@@ -457,26 +496,6 @@ static enum MHD_Result respond_error(struct req *r, int status, const char *fmt,
 
 /* ---- request lifetime ------------------------------------------------------ */
 
-/* True when a plugin's status in this report is "overloaded". The cheap
- * substring test keeps the parse off the common path. */
-static bool report_overloaded(const txs_report *rep)
-{
-	size_t len;
-	const char *js = txs_report_json(rep, &len);
-	if (!memmem(js, len, "\"overloaded\"", 12))
-		return false;
-	json_t *doc = json_loadb(js, len, 0, NULL);
-	json_t *plugins = json_object_get(doc, "plugins"), *p;
-	size_t i;
-	bool hit = false;
-	json_array_foreach(plugins, i, p) {
-		const char *st = json_string_value(json_object_get(p, "status"));
-		hit = hit || (st && !strcmp(st, "overloaded"));
-	}
-	json_decref(doc);
-	return hit;
-}
-
 static void req_unref(struct req *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
@@ -492,22 +511,19 @@ static void req_unref(struct req *r)
 	free(r);
 }
 
-/* Everything is answered, or a full queue already decided the answer (a
- * full server answers 503 at once, not after the rest of its batch). */
+/* Everything is answered, or the server cannot wait any longer. */
 static bool req_ready_locked(const struct req *r)
 {
-	return r->pending == 0 || r->overloaded > 0;
+	return r->pending == 0 || r->aborted;
 }
 
-/* One submit or control job is answered (report may be NULL); the one that
- * makes the request ready resumes MHD. */
+/* One submit, control job or snapshot wait is answered (report may be
+ * NULL); the one that makes the request ready resumes MHD. */
 static void req_done_one(struct req *r, struct slot *s, txs_report *report)
 {
-	bool full = report && report_overloaded(report);
 	pthread_mutex_lock(&r->mu);
 	if (s)
 		s->report = report;
-	r->overloaded += full;
 	r->pending--;
 	if (req_ready_locked(r) && r->suspended) {
 		r->suspended = false;
@@ -515,6 +531,27 @@ static void req_done_one(struct req *r, struct slot *s, txs_report *report)
 	}
 	pthread_mutex_unlock(&r->mu);
 	req_unref(r);
+}
+
+/* Marks the request aborted (msg: why) and resumes it if it waits. */
+static void req_abort(struct req *r, const char *msg)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->aborted)
+		r->aborted = msg;
+	if (r->suspended) {
+		r->suspended = false;
+		MHD_resume_connection(r->conn);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static const char *req_aborted(struct req *r)
+{
+	pthread_mutex_lock(&r->mu);
+	const char *msg = r->aborted;
+	pthread_mutex_unlock(&r->mu);
+	return msg;
 }
 
 /* Answer now when ready, else suspend until req_done_one. */
@@ -534,6 +571,37 @@ static void on_report(txs_report *report, void *userdata)
 {
 	struct slot *s = userdata;
 	req_done_one(s->r, s, report);
+}
+
+/* ---- borrowing the host ----------------------------------------------------- */
+
+/* The host for one call, or NULL once detached; never waits. */
+static txs_host *host_get(server *srv)
+{
+	pthread_mutex_lock(&srv->host_mu);
+	txs_host *h = srv->host;
+	if (h)
+		srv->host_users++;
+	pthread_mutex_unlock(&srv->host_mu);
+	return h;
+}
+
+static void host_put(server *srv)
+{
+	pthread_mutex_lock(&srv->host_mu);
+	if (--srv->host_users == 0)
+		pthread_cond_broadcast(&srv->host_cv);
+	pthread_mutex_unlock(&srv->host_mu);
+}
+
+static txs_host *snap_get(void *ud)
+{
+	return host_get(ud);
+}
+
+static void snap_put(void *ud)
+{
+	host_put(ud);
 }
 
 /* ---- route matching -------------------------------------------------------- */
@@ -585,8 +653,31 @@ static struct req *req_new(server *srv, struct MHD_Connection *conn, const char 
 	snprintf(r->method, sizeof r->method, "%s", method);
 	snprintf(r->path, sizeof r->path, "%s", url);
 	r->route = match_route(r, url);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	r->gc = ci ? ci->socket_context : NULL;
 	atomic_fetch_add(&srv->in_flight, 1);
+	pthread_mutex_lock(&srv->reqs_mu);
+	r->aborted = srv->abort_msg;
+	r->next = srv->reqs;
+	if (srv->reqs)
+		srv->reqs->prev = r;
+	srv->reqs = r;
+	pthread_mutex_unlock(&srv->reqs_mu);
 	return r;
+}
+
+static void req_unlist(struct req *r)
+{
+	server *srv = r->srv;
+	pthread_mutex_lock(&srv->reqs_mu);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		srv->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	pthread_mutex_unlock(&srv->reqs_mu);
 }
 
 /* ---- GET handlers ---------------------------------------------------------- */
@@ -618,36 +709,72 @@ static enum MHD_Result get_healthz(struct req *r)
 	                    NULL, NULL);
 }
 
-/* Ids of plugins with no running engine or a quarantined instance. */
-static json_t *not_ready_plugins(txs_host *host)
+/* [{"id", "reasons": [...]}] for every degraded plugin of the snapshot. */
+static json_t *degraded_json(const snap_view *v)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < v->n; i++)
+		if (v->degraded[i])
+			json_array_append_new(list, json_pack("{s:s, s:o}", "id", v->plugins[i].id,
+			                                      "reasons", snap_reasons_json(v->degraded[i])));
+	return list;
+}
+
+/* Ids of the plugins that make the server not ready: the never-started
+ * ones, or when none can answer, all of them. */
+static json_t *not_ready_ids(const snap_view *v, bool any_answers)
 {
 	json_t *ids = json_array();
-	txs_plugin_info info;
-	for (size_t i = 0; i < txs_host_plugin_count(host); i++)
-		if (txs_host_plugin_info(host, i, &info) == 0 &&
-		    (info.stats.quarantined || !info.stats.running))
-			json_array_append_new(ids, json_string(info.id));
+	for (size_t i = 0; i < v->n; i++)
+		if (v->degraded[i] & (any_answers ? DEG_NOT_STARTED : DEG_CANNOT_ANSWER))
+			json_array_append_new(ids, json_string(v->plugins[i].id));
 	return ids;
 }
 
+static bool any_unstarted(const snap_view *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->degraded[i] & DEG_NOT_STARTED)
+			return true;
+	return false;
+}
+
+/* /readyz's verdict (and txscan_ready's). */
+static bool view_ready(const snap_view *v)
+{
+	return v->attached && snap_any_can_answer(v) && !any_unstarted(v);
+}
+
+/* 200 while some plugin can answer and every plugin has started (degraded
+ * ones listed); 503 otherwise, while draining and once detached. A plugin
+ * that never started is a broken deployment (a rollout should stop there);
+ * trouble at run time (breaker, overload, quarantine) is one plugin's,
+ * shown in every report, and does not take the others out of rotation. */
 static enum MHD_Result get_readyz(struct req *r)
 {
 	server *srv = r->srv;
 	if (atomic_load(&srv->draining))
 		return respond_json(r, 503, json_pack("{s:b, s:s}", "ready", 0, "reason", "draining"),
 		                    MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
-	pthread_rwlock_rdlock(&srv->host_lock);
-	json_t *j;
-	bool ready = srv->host && txs_host_ready(srv->host);
-	if (ready)
-		j = json_pack("{s:b}", "ready", 1);
-	else if (!srv->host)
-		j = json_pack("{s:b, s:s}", "ready", 0, "reason", "shutting down");
-	else
-		j = json_pack("{s:b, s:s, s:o}", "ready", 0, "reason",
-		              "a plugin has no running engine or is quarantined", "plugins",
-		              not_ready_plugins(srv->host));
-	pthread_rwlock_unlock(&srv->host_lock);
+	const snap_view *v = snapshots_hold(srv->snaps);
+	double age = txs_now_ms() - v->taken_ms;
+	bool answers = snap_any_can_answer(v), unstarted = any_unstarted(v);
+	bool ready = view_ready(v);
+	json_t *j = json_pack("{s:b}", "ready", ready);
+	if (!v->attached)
+		json_object_set_new(j, "reason", json_string("shutting down"));
+	else if (!answers)
+		json_object_set_new(j, "reason", json_string("no plugin can answer (not started, "
+		                                             "quarantined, no engine or breaker open)"));
+	else if (unstarted)
+		json_object_set_new(j, "reason", json_string("a plugin is not started (--allow-partial)"));
+	if (v->attached && !ready)
+		json_object_set_new(j, "plugins", not_ready_ids(v, answers));
+	json_object_set_new(j, "degraded", degraded_json(v));
+	json_object_set_new(j, "snapshot_age_ms", json_real(round(age * 10.0) / 10.0));
+	if (age > SNAP_STALE_MS)
+		json_object_set_new(j, "stale", json_true());
+	snapshots_release(srv->snaps, v);
 	return respond_json(r, ready ? 200 : 503, j, ready ? NULL : MHD_HTTP_HEADER_RETRY_AFTER,
 	                    RETRY_AFTER_S);
 }
@@ -655,6 +782,8 @@ static enum MHD_Result get_readyz(struct req *r)
 static void http_snapshot(server *srv, metrics_http *h, uint64_t *req, uint64_t *dur,
                           double *sum_ms, const char **names)
 {
+	guard_stats g;
+	guard_stats_get(srv->guard, &g);
 	for (size_t r = 0; r < NROUTES; r++) {
 		names[r] = routes[r].name;
 		for (size_t c = 0; c < NCODES; c++)
@@ -671,6 +800,9 @@ static void http_snapshot(server *srv, metrics_http *h, uint64_t *req, uint64_t 
 	    .max_inflight = srv->opts.max_inflight,
 	    .log_suppressed = atomic_load(&log_suppressed),
 	    .start_time = srv->start_time, .draining = atomic_load(&srv->draining),
+	    .connections = g.open, .max_connections = srv->opts.max_connections,
+	    .closed_header = g.closed_header, .closed_body = g.closed_body,
+	    .closed_idle = g.closed_idle,
 	};
 }
 
@@ -684,10 +816,13 @@ static enum MHD_Result get_metrics(struct req *r)
 	char *text;
 	size_t len;
 	http_snapshot(srv, &h, req, dur, sum_ms, names);
-	pthread_rwlock_rdlock(&srv->host_lock);
-	h.ready = srv->host && !h.draining && txs_host_ready(srv->host);
-	int rc = metrics_render(srv->host, &h, METRICS_MAX_BYTES, &text, &len);
-	pthread_rwlock_unlock(&srv->host_lock);
+	const snap_view *v = snapshots_hold(srv->snaps);
+	h.ready = !h.draining && view_ready(v);
+	metrics_host mh = {.n = v->n, .plugins = v->plugins, .degraded = v->degraded,
+	                   .in_flight = v->host_in_flight, .console_dropped = v->console_dropped,
+	                   .age_s = (txs_now_ms() - v->taken_ms) / 1000.0};
+	int rc = metrics_render(&mh, &h, METRICS_MAX_BYTES, &text, &len);
+	snapshots_release(srv->snaps, v);
 	if (rc < 0)
 		return respond_error(r, 500, "metrics text over %u bytes", METRICS_MAX_BYTES);
 	return respond(r, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
@@ -696,22 +831,44 @@ static enum MHD_Result get_metrics(struct req *r)
 static enum MHD_Result get_plugins(struct req *r)
 {
 	server *srv = r->srv;
-	char *json = NULL;
-	pthread_rwlock_rdlock(&srv->host_lock);
-	int rc = srv->host ? txs_host_plugins_json(srv->host, &json) : TXS_ESTOPPED;
-	char err[256];
-	snprintf(err, sizeof err, "%s", rc ? txs_last_error() : "");
-	pthread_rwlock_unlock(&srv->host_lock);
-	if (rc == TXS_ESTOPPED)
+	const snap_view *v = snapshots_hold(srv->snaps);
+	bool attached = v->attached;
+	char *body = NULL;
+	size_t n = 0;
+	if (v->plugins_json) {
+		n = strlen(v->plugins_json);
+		body = xmalloc(n + 2);
+		memcpy(body, v->plugins_json, n);
+		memcpy(body + n, "\n", 2);
+	}
+	char age[32];
+	snprintf(age, sizeof age, "%.0f", txs_now_ms() - v->taken_ms);
+	snapshots_release(srv->snaps, v);
+	if (!attached)
 		return respond_error(r, 503, "shutting down");
-	if (rc)
-		return respond_error(r, 500, "listing plugins failed: %s", err);
-	size_t n = strlen(json);
-	char *body = xmalloc(n + 2);
-	memcpy(body, json, n);
-	memcpy(body + n, "\n", 2);
-	free(json);
-	return respond(r, 200, body, n + 1, "application/json", NULL, NULL);
+	if (!body)
+		return respond_error(r, 500, "listing plugins failed");
+	return respond(r, 200, body, n + 1, "application/json", "X-Snapshot-Age-Ms", age);
+}
+
+static void snap_done(void *ud)
+{
+	req_done_one(ud, NULL, NULL);
+}
+
+/* The plugin routes first wait (suspended) for a fresh snapshot. */
+static bool wait_for_snapshot(struct req *r)
+{
+	if (r->snap_waited)
+		return false;
+	r->snap_waited = true;
+	r->phase = PH_WAIT;
+	pthread_mutex_lock(&r->mu);
+	r->pending = 1;
+	pthread_mutex_unlock(&r->mu);
+	atomic_fetch_add(&r->refs, 1);
+	snapshots_request(r->srv->snaps, SNAP_WAIT_MS, snap_done, r);
+	return !req_wait(r);
 }
 
 static enum MHD_Result handle_get(struct req *r)
@@ -719,6 +876,13 @@ static enum MHD_Result handle_get(struct req *r)
 	switch (r->route) {
 	case RT_STATUS: return get_status_page(r);
 	case RT_HEALTHZ: return get_healthz(r);
+	default: break;
+	}
+	if (r->route == RT_READYZ && atomic_load(&r->srv->draining))
+		return get_readyz(r); /* no need to ask the plugins */
+	if (wait_for_snapshot(r))
+		return MHD_YES; /* answered when resumed */
+	switch (r->route) {
 	case RT_READYZ: return get_readyz(r);
 	case RT_METRICS: return get_metrics(r);
 	case RT_PLUGINS: return get_plugins(r);
@@ -776,11 +940,11 @@ static enum MHD_Result check_scan_headers(struct req *r)
 static enum MHD_Result check_plugin_exists(struct req *r)
 {
 	server *srv = r->srv;
-	pthread_rwlock_rdlock(&srv->host_lock);
-	long idx = srv->host ? txs_host_plugin_find(srv->host, r->plugin) : -1;
-	bool detached = !srv->host;
-	pthread_rwlock_unlock(&srv->host_lock);
-	if (detached)
+	txs_host *host = host_get(srv);
+	long idx = host ? txs_host_plugin_find(host, r->plugin) : -1;
+	if (host)
+		host_put(srv);
+	if (!host)
 		return respond_error(r, 503, "shutting down");
 	if (idx < 0)
 		return respond_error(r, 404, "no plugin '%s'", r->plugin);
@@ -788,10 +952,66 @@ static enum MHD_Result check_plugin_exists(struct req *r)
 	return MHD_YES;
 }
 
-static enum MHD_Result on_headers(struct req *r, const char *method)
+struct framing {
+	unsigned lengths;     /* Content-Length headers */
+	bool conflict;        /* two of them with different values */
+	const char *first;
+	bool chunked;         /* a Transfer-Encoding header */
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+	struct framing *f = cls;
+	(void)kind;
+	if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		f->chunked = true;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+		return MHD_YES;
+	if (f->lengths++ == 0)
+		f->first = value ? value : "";
+	else if (strcmp(f->first, value ? value : ""))
+		f->conflict = true;
+	return MHD_YES;
+}
+
+/* Request smuggling and path tricks, refused before anything else: two
+ * different Content-Length headers (MHD would take the first), both
+ * Content-Length and Transfer-Encoding, a control byte in the path (MHD
+ * decodes %00 into a C string, so "/healthz%00.json" would be "/healthz").
+ * The connection is closed after the answer: its framing is unknown. */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static bool refuse_bad_request(struct req *r, const char *url, enum MHD_Result *rc)
+{
+	struct framing f = {0};
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
+	const char *why = guard_bad_path(r->gc) || has_control(url)
+	                      ? "the path holds a control character (%00-%1F or %7F)"
+	                  : f.conflict ? "conflicting Content-Length headers"
+	                  : f.lengths && f.chunked
+	                      ? "both Content-Length and Transfer-Encoding: send one of them"
+	                      : NULL;
+	if (!why)
+		return false;
+	r->close_after = true;
+	*rc = respond_error(r, 400, "%s", why);
+	return true;
+}
+
+static enum MHD_Result on_headers(struct req *r, const char *url, const char *method)
 {
 	const struct route *rt = &routes[r->route];
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	enum MHD_Result rc;
+	if (refuse_bad_request(r, url, &rc))
+		return rc;
 	if (r->route == RT_OTHER)
 		return respond_error(r, 404, "no such resource: %s", r->path);
 	if (rt->post ? strcmp(method, "POST") : !get)
@@ -839,9 +1059,22 @@ static enum MHD_Result refused_submit(struct req *r, const struct slot *s)
 	                     s->err ? s->err : "unknown error");
 }
 
+/* The server stopped waiting (drain deadline, second signal). */
+static enum MHD_Result answer_aborted(struct req *r, const char *msg)
+{
+	r->close_after = true;
+	return respond_error(r, 503, "%s", msg);
+}
+
+/* A plugin whose queue is full answers `overloaded` in the report (complete:
+ * false) and the answer is still 200: one plugin's overload is that
+ * plugin's status, not the request's. */
 static enum MHD_Result answer_scan(struct req *r)
 {
 	struct slot *s = &r->slots[0];
+	const char *aborted = req_aborted(r);
+	if (aborted)
+		return answer_aborted(r, aborted);
 	if (!s->report)
 		return refused_submit(r, s);
 	size_t len;
@@ -852,11 +1085,6 @@ static enum MHD_Result answer_scan(struct req *r)
 	if (txs_report_input_error(s->report)) {
 		log_request_error(r, 400, "the transaction was rejected by the host");
 		return respond(r, 400, body, len + 1, "application/json", NULL, NULL);
-	}
-	if (r->overloaded) {
-		log_request_error(r, 503, "a plugin queue is full");
-		return respond(r, 503, body, len + 1, "application/json", MHD_HTTP_HEADER_RETRY_AFTER,
-		               RETRY_AFTER_S);
 	}
 	return respond(r, 200, body, len + 1, "application/json", NULL, NULL);
 }
@@ -883,19 +1111,13 @@ static char *join_reports(struct req *r, size_t *out_len)
 	return body;
 }
 
-/* Called once ready: all reports are in, or some met a full queue, in
- * which case the rest may still be running and the answer is 503. */
+/* Called once every report is in (or the server stopped waiting). */
 static enum MHD_Result answer_batch(struct req *r)
 {
 	size_t len;
-	pthread_mutex_lock(&r->mu); /* late reports may still be landing */
-	size_t overloaded = r->overloaded;
-	pthread_mutex_unlock(&r->mu);
-	if (overloaded)
-		return respond_error(r, 503,
-		                     "overloaded: %zu of %zu transactions met a full plugin queue; "
-		                     "retry the batch later",
-		                     overloaded, r->nslots);
+	const char *aborted = req_aborted(r);
+	if (aborted)
+		return answer_aborted(r, aborted);
 	for (size_t i = 0; i < r->nslots; i++)
 		if (!r->slots[i].report)
 			return refused_submit(r, &r->slots[i]);
@@ -919,20 +1141,19 @@ static enum MHD_Result answer_body_error(struct req *r, const body_error *e)
 static bool submit_all(struct req *r, const body_span *spans)
 {
 	server *srv = r->srv;
-	pthread_rwlock_rdlock(&srv->host_lock);
-	bool attached = srv->host != NULL;
+	txs_host *host = host_get(srv);
 	for (size_t i = 0; i < r->nslots; i++) {
 		struct slot *s = &r->slots[i];
-		s->rc = attached ? txs_host_submit(srv->host, r->body + spans[i].off, spans[i].len, 0,
-		                                   on_report, s)
-		                 : TXS_ESTOPPED;
+		s->rc = host ? txs_host_submit(host, r->body + spans[i].off, spans[i].len, 0, on_report, s)
+		             : TXS_ESTOPPED;
 		if (s->rc) {
-			s->err = xstrdup(attached ? txs_last_error() : "shutting down");
+			s->err = xstrdup(host ? txs_last_error() : "shutting down");
 			req_done_one(r, NULL, NULL);
 		}
 	}
-	pthread_rwlock_unlock(&srv->host_lock);
-	return attached;
+	if (host)
+		host_put(srv);
+	return host != NULL;
 }
 
 static enum MHD_Result start_scan(struct req *r)
@@ -941,6 +1162,9 @@ static enum MHD_Result start_scan(struct req *r)
 	body_span *spans = NULL;
 	size_t n = 0;
 	enum body_kind kind = r->route == RT_BATCH ? BODY_BATCH : BODY_SCAN;
+	const char *aborted = req_aborted(r);
+	if (aborted)
+		return answer_aborted(r, aborted);
 	if (r->too_big)
 		return respond_error(r, 413, "request body over %zu bytes (--max-body)",
 		                     r->srv->opts.max_body);
@@ -996,28 +1220,27 @@ static int control_status(enum route_id op, int rc)
 	}
 }
 
-/* Runs one restart or reload (id NULL: reload all) with the host held as a
- * reader; fills *status and *body (JSON) and logs the outcome. */
+/* Runs one restart or reload (id NULL: reload all) with the host borrowed;
+ * fills *status and *body (JSON) and logs the outcome. On the control
+ * thread only: it may wait as long as the plugin makes it. */
 static int control_run(server *srv, enum route_id op, const char *id, const char *source,
                        int *status, json_t **body)
 {
 	txs_plugin_info info = {0};
 	char err[1024] = "";
 	double t0 = txs_now_ms();
-	pthread_mutex_lock(&srv->reload_mu);
-	pthread_rwlock_rdlock(&srv->host_lock);
-	txs_host *host = srv->host;
+	txs_host *host = host_get(srv);
 	int rc = !host ? TXS_ESTOPPED
 	         : op == RT_RESTART ? txs_host_restart(host, id)
 	         : id ? txs_host_reload(host, id)
 	              : txs_host_reload_all(host);
 	if (rc)
-		snprintf(err, sizeof err, "%s", txs_last_error());
+		snprintf(err, sizeof err, "%s", host ? txs_last_error() : "shutting down");
 	long idx = host && id ? txs_host_plugin_find(host, id) : -1;
 	if (idx >= 0)
 		txs_host_plugin_info(host, (size_t)idx, &info);
-	pthread_rwlock_unlock(&srv->host_lock);
-	pthread_mutex_unlock(&srv->reload_mu);
+	if (host)
+		host_put(srv);
 
 	double ms = txs_now_ms() - t0;
 	const char *what = op_name(op);
@@ -1047,13 +1270,67 @@ static int control_run(server *srv, enum route_id op, const char *id, const char
 	return rc;
 }
 
+static bool same_job(const struct ctl_job *a, const struct ctl_job *b)
+{
+	return a->op == b->op && !strcmp(a->id, b->id) && !a->r && !b->r;
+}
+
+/* Queues a job for the control thread. An HTTP job (j->r) is refused while
+ * another HTTP job runs or waits (409: the client retries); jobs from a
+ * signal or --watch wait their turn, and one already queued for the same
+ * plugin absorbs another. Returns false when refused (j is the caller's). */
+static bool ctl_enqueue(server *srv, struct ctl_job *j)
+{
+	pthread_mutex_lock(&srv->ctl_mu);
+	bool refuse = srv->ctl_stop || (j->r && srv->ctl_http);
+	struct ctl_job **pp = &srv->ctl_head;
+	while (!refuse && *pp) {
+		if (same_job(*pp, j))
+			refuse = true;
+		pp = &(*pp)->next;
+	}
+	if (!refuse) {
+		*pp = j;
+		srv->ctl_http = srv->ctl_http || j->r;
+		pthread_cond_signal(&srv->ctl_cv);
+	}
+	pthread_mutex_unlock(&srv->ctl_mu);
+	return !refuse;
+}
+
 int server_reload(server *srv, const char *id, const char *source)
 {
-	int status;
+	struct ctl_job *j = xcalloc(1, sizeof *j);
+	j->op = RT_RELOAD;
+	snprintf(j->id, sizeof j->id, "%s", id ? id : "");
+	j->source = source;
+	if (!ctl_enqueue(srv, j))
+		free(j);
+	return 0;
+}
+
+static void control_one(server *srv, struct ctl_job *j)
+{
 	json_t *body = NULL;
-	int rc = control_run(srv, RT_RELOAD, id, source, &status, &body);
+	int status;
+	control_run(srv, j->op, j->id[0] ? j->id : NULL, j->source, &status, &body);
+	struct req *r = j->r;
+	if (r) {
+		size_t len;
+		char *text = dump_line(body, &len);
+		pthread_mutex_lock(&r->mu); /* the request may be answered (aborted) meanwhile */
+		r->ctl_status = status;
+		r->ctl_body = text;
+		pthread_mutex_unlock(&r->mu);
+	}
 	json_decref(body);
-	return rc;
+	if (r) {
+		pthread_mutex_lock(&srv->ctl_mu);
+		srv->ctl_http = false; /* before answering: the client may send the next at once */
+		pthread_mutex_unlock(&srv->ctl_mu);
+		req_done_one(r, NULL, NULL);
+	}
+	free(j);
 }
 
 static void *control_main(void *arg)
@@ -1061,27 +1338,31 @@ static void *control_main(void *arg)
 	server *srv = arg;
 	pthread_mutex_lock(&srv->ctl_mu);
 	for (;;) {
-		while (!srv->ctl_job && !srv->ctl_stop)
+		while (!srv->ctl_head && !srv->ctl_stop)
 			pthread_cond_wait(&srv->ctl_cv, &srv->ctl_mu);
-		struct req *r = srv->ctl_job;
-		if (!r)
+		if (srv->ctl_stop)
 			break;
-		srv->ctl_job = NULL;
+		struct ctl_job *j = srv->ctl_head;
+		srv->ctl_head = j->next;
 		pthread_mutex_unlock(&srv->ctl_mu);
-
-		json_t *body = NULL;
-		control_run(srv, r->route, r->plugin, "http", &r->ctl_status, &body);
-		size_t len;
-		r->ctl_body = dump_line(body, &len);
-		json_decref(body);
-
-		pthread_mutex_lock(&srv->ctl_mu);
-		srv->ctl_busy = false; /* before answering: the client may send the next at once */
-		pthread_mutex_unlock(&srv->ctl_mu);
-		req_done_one(r, NULL, NULL);
+		control_one(srv, j);
 		pthread_mutex_lock(&srv->ctl_mu);
 	}
+	struct ctl_job *left = srv->ctl_head; /* stopping: HTTP jobs left get 503 */
+	srv->ctl_head = NULL;
 	pthread_mutex_unlock(&srv->ctl_mu);
+	while (left) {
+		struct ctl_job *next = left->next;
+		if (left->r) {
+			pthread_mutex_lock(&left->r->mu);
+			left->r->ctl_status = 503;
+			left->r->ctl_body = xstrdup("{\"error\":\"shutting down\",\"status\":503}\n");
+			pthread_mutex_unlock(&left->r->mu);
+			req_done_one(left->r, NULL, NULL);
+		}
+		free(left);
+		left = next;
+	}
 	return NULL;
 }
 
@@ -1090,19 +1371,22 @@ static enum MHD_Result answer_control(struct req *r);
 static enum MHD_Result start_control(struct req *r)
 {
 	server *srv = r->srv;
-	pthread_mutex_lock(&srv->ctl_mu);
-	bool busy = srv->ctl_busy || srv->ctl_stop;
-	if (!busy) {
-		srv->ctl_busy = true;
-		srv->ctl_job = r;
-		r->pending = 1;
-		atomic_fetch_add(&r->refs, 1);
-		pthread_cond_signal(&srv->ctl_cv);
-	}
-	pthread_mutex_unlock(&srv->ctl_mu);
-	if (busy)
-		return respond_error(r, 409, "another restart or reload is in progress; retry");
+	struct ctl_job *j = xcalloc(1, sizeof *j);
+	j->op = r->route;
+	snprintf(j->id, sizeof j->id, "%s", r->plugin);
+	j->source = "http";
+	j->r = r;
+	pthread_mutex_lock(&r->mu);
+	r->pending = 1;
+	pthread_mutex_unlock(&r->mu);
+	atomic_fetch_add(&r->refs, 1);
 	r->phase = PH_WAIT;
+	if (!ctl_enqueue(srv, j)) {
+		free(j);
+		r->pending = 0;
+		atomic_fetch_sub(&r->refs, 1);
+		return respond_error(r, 409, "another restart or reload is in progress; retry");
+	}
 	if (!req_wait(r))
 		return MHD_YES; /* answered when resumed */
 	return answer_control(r);
@@ -1110,8 +1394,13 @@ static enum MHD_Result start_control(struct req *r)
 
 static enum MHD_Result answer_control(struct req *r)
 {
+	pthread_mutex_lock(&r->mu);
+	const char *aborted = r->aborted;
 	char *body = r->ctl_body;
 	r->ctl_body = NULL;
+	pthread_mutex_unlock(&r->mu);
+	if (!body)
+		return answer_aborted(r, aborted ? aborted : "shutting down");
 	if (r->ctl_status != 200) {
 		json_t *j = json_loads(body, 0, NULL);
 		log_request_error(r, r->ctl_status, json_string_value(json_object_get(j, "error")));
@@ -1129,6 +1418,7 @@ static enum MHD_Result answer_control(struct req *r)
 static enum MHD_Result on_body_done(struct req *r)
 {
 	if (r->phase == PH_BODY) {
+		guard_phase(r->srv->guard, r->gc, GUARD_BUSY);
 		if (r->route == RT_SCAN || r->route == RT_BATCH)
 			return start_scan(r);
 		return start_control(r);
@@ -1138,7 +1428,9 @@ static enum MHD_Result on_body_done(struct req *r)
 	switch (r->route) {
 	case RT_SCAN: return answer_scan(r);
 	case RT_BATCH: return answer_batch(r);
-	default: return answer_control(r);
+	case RT_RESTART:
+	case RT_RELOAD: return answer_control(r);
+	default: return handle_get(r);
 	}
 }
 
@@ -1151,7 +1443,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!r) {
 		r = req_new(cls, conn, url, method);
 		*con_cls = r;
-		return on_headers(r, method);
+		guard_phase(r->srv->guard, r->gc, GUARD_BODY);
+		return on_headers(r, url, method);
 	}
 	if (*upload_size) {
 		body_append(r, upload_data, *upload_size);
@@ -1170,26 +1463,77 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->phase != PH_ANSWERED) {
+	uint64_t suppressed;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->phase != PH_ANSWERED &&
+	    log_error_allowed(&suppressed)) { /* slow clients cut by the guard come in floods */
 		json_t *f = json_pack("{s:s, s:s, s:i}", "method", r->method, "path", r->path, "code",
 		                      (int)toe);
+		if (f && suppressed)
+			json_object_set_new(f, "suppressed_before", json_integer((json_int_t)suppressed));
 		server_log("warn", "request_aborted", f);
 	}
 	if (r->counted_scan)
 		atomic_fetch_sub(&srv->scans_in_flight, 1);
+	guard_phase(srv->guard, r->gc, GUARD_IDLE);
+	req_unlist(r);
 	atomic_fetch_sub(&srv->in_flight, 1);
 	req_unref(r);
 }
 
+/* A TCP connection opens or closes (its socket context is the guard's). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	server *srv = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = ci ? guard_open(srv->guard, ci->connect_fd) : NULL;
+	} else {
+		guard_close(srv->guard, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
+/* MHD's URI log callback: the request line, raw (before %XX decoding). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	server *srv = cls;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context)
+		guard_request_line(srv->guard, ci->socket_context, uri);
+	return NULL; /* con_cls stays NULL: on_request makes the request */
+}
+
+static void on_guard_log(unsigned header, unsigned body, unsigned idle, void *ud)
+{
+	uint64_t suppressed;
+	(void)ud;
+	if (!log_error_allowed(&suppressed))
+		return;
+	server_log("warn", "connections_timed_out",
+	           json_pack("{s:i, s:i, s:i}", "headers", (int)header, "body", (int)body, "idle",
+	                     (int)idle));
+}
+
+/* MHD's own messages; rate-limited like request errors, since a flood of
+ * connections turned away by a limit makes one each. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
+	uint64_t suppressed;
 	(void)cls;
+	if (!log_error_allowed(&suppressed))
+		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	server_log("warn", "mhd", json_pack("{s:s}", "message", msg));
+	json_t *f = json_pack("{s:s}", "message", msg);
+	if (f && suppressed)
+		json_object_set_new(f, "suppressed_before", json_integer((json_int_t)suppressed));
+	server_log("warn", "mhd", f);
 }
 
 /* ---- listening ------------------------------------------------------------- */
@@ -1291,8 +1635,11 @@ void server_options_init(server_options *opts)
 	    .threads = 2,
 	    .max_inflight = 256,
 	    .max_batch = 1000,
-	    .max_connections = 1024,
+	    .max_connections = 10000,
+	    .per_ip_connections = 128,
 	    .conn_timeout_s = 30,
+	    .header_timeout_s = 10,
+	    .body_timeout_s = 30,
 	};
 }
 
@@ -1310,8 +1657,11 @@ static int start_mhd(server *srv, char *err, size_t errlen)
 	    MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, srv->opts.threads,
 	    MHD_OPTION_CONNECTION_LIMIT, srv->opts.max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->opts.per_ip_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.conn_timeout_s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, srv,
 	    MHD_OPTION_END);
 	if (!srv->mhd) {
 		snprintf(err, errlen, "libmicrohttpd did not start on %s", srv->address);
@@ -1336,15 +1686,30 @@ static void join_status_page(server *srv)
 
 static void server_init_locks(server *srv)
 {
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-	/* A steady stream of scans must not starve detach (shutdown). */
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&srv->host_lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	pthread_mutex_init(&srv->reload_mu, NULL);
+	pthread_mutex_init(&srv->host_mu, NULL);
+	txs_cond_init(&srv->host_cv);
 	pthread_mutex_init(&srv->ctl_mu, NULL);
 	pthread_cond_init(&srv->ctl_cv, NULL);
+	pthread_mutex_init(&srv->reqs_mu, NULL);
+}
+
+/* The guard, the snapshot threads and the control thread. */
+static int start_threads(server *srv, char *err, size_t errlen)
+{
+	guard_limits gl = {.header_s = srv->opts.header_timeout_s,
+	                   .body_s = srv->opts.body_timeout_s,
+	                   .idle_s = srv->opts.conn_timeout_s};
+	if (guard_new(&srv->guard, &gl, on_guard_log, srv) < 0 ||
+	    snapshots_new(&srv->snaps, SNAP_PERIOD_MS, snap_get, snap_put, srv) < 0) {
+		snprintf(err, errlen, "cannot start the server's threads");
+		return -1;
+	}
+	if (pthread_create(&srv->ctl_thread, NULL, control_main, srv)) {
+		snprintf(err, errlen, "cannot start the control thread");
+		return -1;
+	}
+	srv->ctl_started = true;
+	return 0;
 }
 
 int server_start(server **out, txs_host *host, const server_options *opts, char *err,
@@ -1360,14 +1725,8 @@ int server_start(server **out, txs_host *host, const server_options *opts, char 
 		srv->opts.threads = 1;
 	server_init_locks(srv);
 	join_status_page(srv);
-	if (open_listen(srv, err, errlen) < 0)
-		goto fail;
-	if (pthread_create(&srv->ctl_thread, NULL, control_main, srv)) {
-		snprintf(err, errlen, "cannot start the control thread");
-		goto fail;
-	}
-	srv->ctl_started = true;
-	if (start_mhd(srv, err, errlen) < 0)
+	if (open_listen(srv, err, errlen) < 0 || start_threads(srv, err, errlen) < 0 ||
+	    start_mhd(srv, err, errlen) < 0)
 		goto fail;
 	*out = srv;
 	return 0;
@@ -1398,11 +1757,34 @@ void server_quiesce(server *srv)
 		shutdown(srv->listen_fd, SHUT_RDWR);
 }
 
-void server_detach_host(server *srv)
+unsigned server_abort_waiting(server *srv, const char *msg)
 {
-	pthread_rwlock_wrlock(&srv->host_lock);
+	unsigned n = 0;
+	pthread_mutex_lock(&srv->reqs_mu);
+	if (!srv->abort_msg)
+		srv->abort_msg = msg;
+	for (struct req *r = srv->reqs; r; r = r->next) {
+		if (r->route == RT_SCAN || r->route == RT_BATCH || r->route == RT_RESTART ||
+		    r->route == RT_RELOAD) {
+			req_abort(r, srv->abort_msg);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&srv->reqs_mu);
+	return n;
+}
+
+bool server_detach_host(server *srv, double deadline_ms)
+{
+	pthread_mutex_lock(&srv->host_mu);
 	srv->host = NULL;
-	pthread_rwlock_unlock(&srv->host_lock);
+	while (srv->host_users && txs_now_ms() < deadline_ms) {
+		struct timespec ts = txs_timespec((uint64_t)(deadline_ms * 1e6));
+		pthread_cond_timedwait(&srv->host_cv, &srv->host_mu, &ts);
+	}
+	bool idle = srv->host_users == 0;
+	pthread_mutex_unlock(&srv->host_mu);
+	return idle;
 }
 
 void server_free(server *srv)
@@ -1416,14 +1798,17 @@ void server_free(server *srv)
 		pthread_mutex_unlock(&srv->ctl_mu);
 		pthread_join(srv->ctl_thread, NULL);
 	}
+	snapshots_free(srv->snaps); /* answers what waits for one: before MHD stops */
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
+	guard_free(srv->guard);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	pthread_cond_destroy(&srv->ctl_cv);
 	pthread_mutex_destroy(&srv->ctl_mu);
-	pthread_mutex_destroy(&srv->reload_mu);
-	pthread_rwlock_destroy(&srv->host_lock);
+	pthread_cond_destroy(&srv->host_cv);
+	pthread_mutex_destroy(&srv->host_mu);
+	pthread_mutex_destroy(&srv->reqs_mu);
 	free(srv->status_html);
 	free(srv);
 }

@@ -2,10 +2,12 @@
  * server.h - the HTTP API of `txscan serve` (libmicrohttpd), on the public
  * txscan API only. docs/http-api.md describes the endpoints.
  *
- * Threads: MHD runs a pool of `threads` event loops; a scan never blocks
- * them (it is submitted to the host and the connection is suspended until
- * the report arrives on an executor thread). Restarts and reloads run on one
- * control thread of the server. Everything here is any-thread unless said.
+ * Threads: MHD runs a pool of `threads` event loops; nothing a plugin does
+ * can block them (a scan is submitted to the host and the connection is
+ * suspended until the report arrives; plugin state is read by a snapshot
+ * thread; restarts and reloads run on one control thread of the server).
+ * A sweep thread closes connections too slow to send their headers or
+ * body. Everything here is any-thread unless said.
  */
 #ifndef TXS_SERVER_H
 #define TXS_SERVER_H
@@ -23,8 +25,11 @@ typedef struct server_options {
 	unsigned threads;        /* MHD event loops; default 2 */
 	unsigned max_inflight;   /* scan requests at once, more get 503; default 256 */
 	unsigned max_batch;      /* transactions in one batch; default 1000 */
-	unsigned max_connections;/* open connections; default 1024 */
+	unsigned max_connections;/* open connections; default 10000 */
+	unsigned per_ip_connections; /* open connections per client address; 0 = no limit; default 128 */
 	unsigned conn_timeout_s; /* idle connection timeout; default 30 */
+	unsigned header_timeout_s; /* a request's headers must arrive within; 0 = off; default 10 */
+	unsigned body_timeout_s; /* a request's body must arrive within; 0 = off; default 30 */
 } server_options;
 
 /* Fills in the defaults above (listen = "127.0.0.1:8080"). */
@@ -48,19 +53,28 @@ uint32_t server_in_flight(const server *srv);
  * already accepted (and keep-alive connections) are still served. */
 void server_quiesce(server *srv);
 
-/* No host call starts after this returns, and none is still running; later
- * requests get 503. Call before txs_host_free (which delivers the reports
- * still pending, so their connections get an answer). */
-void server_detach_host(server *srv);
+/* Answers every scan, restart and reload request still waiting (and every
+ * later one) 503 {"error": msg}; msg must be a string literal. Returns how
+ * many were waiting. Their host work goes on; its answers are dropped. */
+unsigned server_abort_waiting(server *srv, const char *msg);
 
-/* Stops MHD (closing every connection) and the control thread, then frees.
- * Accepts NULL. Call after server_detach_host + txs_host_free, or with the
- * host still attached and no scans pending. */
+/* No host call starts after this returns; later requests get 503. Waits
+ * until deadline_ms (txs_now_ms) for the host calls still running (a
+ * restart waiting on a stuck plugin, say). True when none is: only then may
+ * the host be freed (txs_host_free delivers the reports still pending, so
+ * their connections get an answer). */
+bool server_detach_host(server *srv, double deadline_ms);
+
+/* Stops the control thread, the snapshot threads and MHD (closing every
+ * connection), then frees. Accepts NULL. Call after a server_detach_host
+ * that returned true and txs_host_free, or with the host still attached
+ * and no scans pending. */
 void server_free(server *srv);
 
-/* Reloads one plugin (id) or all (id == NULL) from another thread than
- * MHD's (SIGHUP, --watch), serialized with HTTP restarts/reloads; logs the
- * outcome with `source`. Returns the txs_error_code. */
+/* Queues a reload of one plugin (id) or all (id == NULL) from another
+ * thread than MHD's (SIGHUP, --watch); returns at once. Reloads run one at
+ * a time with HTTP restarts/reloads on the control thread, which logs the
+ * outcome with `source` (a string literal). Returns 0. */
 int server_reload(server *srv, const char *id, const char *source);
 
 /* ---- request bodies (shared with fuzz/fuzz_scan_body.c) ---------------- */

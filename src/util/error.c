@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Thread_local char last[2048];
+static _Thread_local char last[16384]; /* room for a list of load failures */
 
 const char *txs_last_error(void)
 {
