@@ -149,6 +149,7 @@ struct engine {
 	size_t nlabels;
 	int group_depth;
 	bool web_building;            /* the JS part is being evaluated */
+	JSObjectRef console_more[WEB_FNS]; /* console methods past trace, once read (protected) */
 };
 
 #ifdef NDEBUG

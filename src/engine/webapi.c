@@ -950,6 +950,9 @@ void webapi_free(engine *e)
 		webapi_drop_timers(e);
 		if (e->web_js)
 			JSValueUnprotect(e->ctx, e->web_js);
+		for (size_t i = 0; i < WEB_FNS; i++)
+			if (e->console_more[i])
+				JSValueUnprotect(e->ctx, e->console_more[i]);
 	}
 	free(e->timers);
 	for (size_t i = 0; i < e->nlabels; i++)
