@@ -944,10 +944,12 @@ class StuckPlugin(unittest.TestCase):
             time.sleep(1)
         status, ready = self.srv.get_json("/readyz")
         self.assertEqual(status, 200, ready)  # the other plugin can answer
-        # Another plugin's restart meanwhile: refused (one at a time), at once.
+        # Another plugin's restart meanwhile answers at once: refused while the
+        # stuck plugin's restart still runs (one at a time), done once the
+        # executor has abandoned the stuck lane and served the restart.
         t0 = time.monotonic()
         status, _, _ = self.srv.request("POST", "/v1/plugins/versioned/restart", timeout=10)
-        self.assertEqual(status, 409)
+        self.assertIn(status, (200, 409))
         self.assertLess(time.monotonic() - t0, 1.0)
 
     def test_library_answers_stuck_plugin(self):

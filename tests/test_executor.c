@@ -1023,9 +1023,9 @@ static void test_standby_hides_restarts(void **state)
 	}
 	txs_executor_stats st;
 	txs_executor_stats_get(ex, &st);
-	print_message("standby: worst scan %.2f ms after warm-up, %llu swaps of %llu restarts\n",
-	              worst, (unsigned long long)st.standby_swaps,
-	              (unsigned long long)st.restarts_scheduled);
+	print_message("standby: worst scan %.2f ms after warm-up, %llu swaps of %llu restarts "
+	              "(%llu fresh realms)\n", worst, (unsigned long long)st.standby_swaps,
+	              (unsigned long long)st.restarts_scheduled, (unsigned long long)st.realm_restarts);
 	assert_int_equal(st.restarts_scheduled, 10); /* after scans 20, 40, ... 200 */
 	assert_int_equal(st.generation, 11);
 	assert_true(st.standby_swaps >= 8);

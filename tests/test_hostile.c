@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -507,6 +509,46 @@ static void test_fresh_realms(void **state)
 	txs_executor_free(ex);
 }
 
+/* ---- 9. time the process was stopped is nobody's fault -------------------- */
+
+static void test_process_stall_is_not_a_timeout(void **state)
+{
+	(void)state;
+	txs_limits l = limits(300);
+	txs_executor *ex = make("stall",
+	                        "module.exports = { scanTransaction(tx) {\n"
+	                        "  let x = 0; for (let i = 0; i < tx.n; i++) x += i & 1;\n"
+	                        "  return x > 0 ? 1 : 0; } };\n",
+	                        &l);
+	/* a loop of fixed work (not of the clock, which jumps with the stall)
+	 * sized to take ~150 ms */
+	txs_scan_result r = scan(ex, "{\"n\":2000000}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	char tx[64];
+	snprintf(tx, sizeof tx, "{\"n\":%.0f}", 2000000 * 150 / (r.ms > 1 ? r.ms : 1));
+	txs_scan_result_clear(&r);
+	/* a child stops this process for 1.5 s in the middle of the scan
+	 * (SIGSTOP, as a debugger, a VM freeze or a swap storm would) */
+	pid_t parent = getpid(), child = fork();
+	if (child == 0) {
+		usleep(30000);
+		kill(parent, SIGSTOP);
+		usleep(1500000);
+		kill(parent, SIGCONT);
+		_exit(0);
+	}
+	/* the wall clock sees 1.6 s of a 300 ms deadline, the backstop 1.3 s */
+	r = scan(ex, tx);
+	waitpid(child, NULL, 0);
+	if (r.status != TXS_STATUS_OK)
+		fail_msg("scan across a process stall: %s: %s", status(&r), r.error);
+	txs_scan_result_clear(&r);
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.lanes_abandoned, 0);
+	txs_executor_free(ex);
+}
+
 int main(void)
 {
 	snprintf(stuck_tx, sizeof stuck_tx, "{\"stuck\":%d}", STUCK_CHARS);
@@ -523,6 +565,7 @@ int main(void)
 	    cmocka_unit_test(test_memory_of_a_neighbour),
 	    cmocka_unit_test(test_restart_every_is_a_bound),
 	    cmocka_unit_test(test_fresh_realms),
+	    cmocka_unit_test(test_process_stall_is_not_a_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

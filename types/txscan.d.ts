@@ -76,8 +76,46 @@ export interface Transaction {
   blockNumber?: Quantity | null;
   blockHash?: Hex | null;
   transactionIndex?: Quantity | null;
+  /**
+   * Set by `txscan follow` and `txscan scan --rpc` (docs/chains.md): the
+   * receipt (null with --no-receipts or for a pending transaction). Other
+   * sources carry it only if their producer added it.
+   */
+  receipt?: Receipt | null;
+  /** Set by `txscan follow` and `txscan scan --rpc`: the block (null when pending). */
+  block?: BlockRef | null;
   /** Anything else the producer sent. */
   [key: string]: unknown;
+}
+
+/** One event log of a receipt, as the node returned it (checked: hex of the right sizes). */
+export interface Log {
+  /** The contract that emitted it. */
+  address: Hex;
+  /** 0 to 4 32-byte words; topics[0] is the event signature's keccak256. */
+  topics: Hex[];
+  /** The non-indexed arguments, ABI-encoded. */
+  data: Hex;
+  logIndex?: Quantity;
+}
+
+/** A receipt as txscan follow / scan --rpc attach it (only these fields). */
+export interface Receipt {
+  /** "0x1" success, "0x0" reverted (missing before Byzantium). */
+  status?: Quantity;
+  gasUsed?: Quantity;
+  cumulativeGasUsed?: Quantity;
+  effectiveGasPrice?: Quantity;
+  /** The deployed contract, or null. */
+  contractAddress: Hex | null;
+  logs: Log[];
+}
+
+/** The block a transaction was mined in, in the node's hex. */
+export interface BlockRef {
+  number: Quantity;
+  hash: Hex;
+  timestamp: Quantity;
 }
 
 export interface PluginInfo {

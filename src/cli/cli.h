@@ -16,6 +16,11 @@ int cmd_new(int argc, char **argv);     /* src/cli/new.c */
 int cmd_serve(int argc, char **argv);   /* src/cli/serve.c + src/server.c */
 int cmd_worker(int argc, char **argv);  /* src/cli/worker.c + src/stream.c */
 int cmd_publish(int argc, char **argv); /* src/cli/worker.c */
+int cmd_follow(int argc, char **argv);  /* src/cli/follow.c + src/chain/ */
+/* `txscan scan --rpc ...` (src/cli/follow.c); cli_scan_wants_rpc: argv
+ * asks for it (--rpc, --tx, --block or --blocks). */
+int cmd_scan_rpc(int argc, char **argv);
+int cli_scan_wants_rpc(int argc, char **argv);
 
 /* Exit codes shared by every subcommand (each --help documents its own). */
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };

@@ -26,6 +26,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP service"},
     {"worker", cmd_worker, "scan a Redis stream as part of a consumer group"},
     {"publish", cmd_publish, "feed a JSON Lines file into a Redis stream"},
+    {"follow", cmd_follow, "follow a chain over Ethereum JSON-RPC and scan every new block"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

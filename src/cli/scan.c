@@ -70,7 +70,10 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "usage: txscan scan [-p DIR]... [--fail-on SEVERITY] [--format jsonl|table]\n"
 	        "                   [--progress|--no-progress] [--quiet-console] [--allow-partial]\n"
-	        "                   [FILE...]\n\n"
+	        "                   [FILE...]\n"
+	        "       txscan scan [--rpc URL] (--tx HASH... | --block N|latest | --blocks A..B)\n"
+	        "                   [-p DIR]... [--no-receipts] [--fail-on SEVERITY]\n"
+	        "                   [--timeout-ms N] [--retries N] [--max-response-mb N]\n\n"
 	        "Scans transactions with every plugin and prints one report per input, in input\n"
 	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
 	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
@@ -86,7 +89,11 @@ static void usage(FILE *out)
 	        "  --allow-partial     scan with the plugins that start: one that fails to load\n"
 	        "                      is \"unavailable\" in every report (complete: false) and\n"
 	        "                      retried in the background (default: every failing plugin\n"
-	        "                      is listed and nothing is scanned)\n\n"
+	        "                      is listed and nothing is scanned)\n"
+	        "  --rpc URL           fetch from an Ethereum node (default $TXSCAN_RPC_URL): the\n"
+	        "                      transactions --tx (repeatable), or every transaction of\n"
+	        "                      --block or --blocks, with receipts; JSON Lines reports\n"
+	        "                      with \"chainId\" and \"block\" (docs/chains.md)\n\n"
 	        "exit status: 0 clean; 1 a verdict at or above --fail-on; 2 a plugin failed to\n"
 	        "load (each is listed), or an input or plugin error (invalid input, or a plugin\n"
 	        "that did not answer ok: the scan is incomplete) -- 2 wins over 1; 64 usage\n"
@@ -423,6 +430,8 @@ int cmd_scan(int argc, char **argv)
 		usage(stdout);
 		return EXIT_CLEAN;
 	}
+	if (cli_scan_wants_rpc(argc, argv))
+		return cmd_scan_rpc(argc, argv);
 	if (parse_args(argc, argv, &o, &first) < 0)
 		return EXIT_USAGE;
 	if (o.progress < 0)

@@ -91,15 +91,20 @@ static const char worker_usage[] =
     "  TXSCAN_PLUGINS          the plugin folder when no -p is given\n";
 
 static const char publish_usage[] =
-    "usage: txscan publish [--redis URL] [--stream NAME] FILE.jsonl|-\n\n"
+    "usage: txscan publish [--redis URL] [--stream NAME] [--from-line N] FILE.jsonl|-\n\n"
     "Adds every non-empty line of FILE (or standard input) to the stream as\n"
-    "field 'tx', pipelined, and prints how many entries were added.\n\n"
+    "field 'tx', pipelined, and prints how many entries Redis confirmed.\n\n"
     "Lines are sent in batches of up to 1000 while input keeps coming, and at\n"
-    "once when the input has nothing more ready, so a slow pipe is not held up.\n\n"
+    "once when the input has nothing more ready, so a slow pipe is not held up.\n"
+    "A lost connection is retried with back-off; lines sent without a reply are\n"
+    "looked for in the stream and sent again only if missing. On failure it\n"
+    "names the lines it is unsure of and the line to resume from (exit 2).\n\n"
     "options:\n"
     "      --redis URL     as for txscan worker (default $TXSCAN_REDIS_URL, then\n"
     "                      redis://127.0.0.1:6379)\n"
     "      --stream NAME   stream to add to (default txs)\n"
+    "      --from-line N   skip the lines before line N (numbered from 1, empty\n"
+    "                      lines included): resume after a failure\n"
     "  -h, --help          this text\n\n"
     "environment:\n"
     "  TXSCAN_REDIS_URL    the URL when --redis is not given (keeps a password\n"
@@ -293,10 +298,12 @@ static void print_stats(const struct stream_options *o, const struct stream_stat
 {
 	fprintf(stderr,
 	        "txscan worker %s: %llu read, %llu claimed, %llu reports written, "
-	        "%llu duplicate deliveries acked, %llu dead letters, %llu reconnects\n",
+	        "%llu duplicate deliveries acked, %llu dead letters, %llu scans retried after "
+	        "waiting, %llu reconnects\n",
 	        o->consumer, (unsigned long long)s->read, (unsigned long long)s->claimed,
 	        (unsigned long long)s->written, (unsigned long long)s->duplicates,
-	        (unsigned long long)s->dead, (unsigned long long)s->reconnects);
+	        (unsigned long long)s->dead, (unsigned long long)s->retried,
+	        (unsigned long long)s->reconnects);
 }
 
 int cmd_worker(int argc, char **argv)
@@ -325,61 +332,81 @@ int cmd_worker(int argc, char **argv)
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
 }
 
-static int parse_publish(int argc, char **argv, const char **url, const char **stream,
-                         const char **file)
+struct publish_args {
+	const char *url, *stream, *file;
+	uint64_t from_line;
+};
+
+/* 1 consumed (a value option), 0 not one, -1 bad. */
+static int publish_option(int argc, char **argv, int *i, struct publish_args *a)
 {
-	for (int i = 1; i < argc; i++) {
-		int missing = 0;
-		const char *v = value_of(argc, argv, &i, "--redis", NULL, &missing);
-		if (v) {
-			*url = v;
-			continue;
-		}
-		v = missing ? NULL : value_of(argc, argv, &i, "--stream", NULL, &missing);
-		if (v && *v) {
-			*stream = v;
-			continue;
-		}
-		if (missing || v) {
-			cli_error("%s needs a value", argv[i]);
+	int missing = 0;
+	const char *v = value_of(argc, argv, i, "--redis", NULL, &missing);
+	if (v)
+		a->url = v;
+	if (!v && !missing && (v = value_of(argc, argv, i, "--stream", NULL, &missing)) && *v)
+		a->stream = v;
+	if (!v && !missing && (v = value_of(argc, argv, i, "--from-line", NULL, &missing))) {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (errno || end == v || *end || v[0] == '-' || n < 1) {
+			cli_error("--from-line: '%s' is not a number >= 1", v);
 			return -1;
 		}
+		a->from_line = n;
+	}
+	if (missing || (v && !*v)) {
+		cli_error("%s needs a value", argv[*i]);
+		return -1;
+	}
+	return v ? 1 : 0;
+}
+
+static int parse_publish(int argc, char **argv, struct publish_args *a)
+{
+	for (int i = 1; i < argc; i++) {
+		int rc = publish_option(argc, argv, &i, a);
+		if (rc < 0)
+			return -1;
+		if (rc)
+			continue;
 		if (argv[i][0] == '-' && argv[i][1]) {
 			cli_error("publish: unknown option '%s'", argv[i]);
 			return -1;
 		}
-		if (*file) {
-			cli_error("publish: one input file only ('%s' and '%s')", *file, argv[i]);
+		if (a->file) {
+			cli_error("publish: one input file only ('%s' and '%s')", a->file, argv[i]);
 			return -1;
 		}
-		*file = argv[i];
+		a->file = argv[i];
 	}
-	if (!*file)
+	if (!a->file)
 		cli_error("publish: no input file (use - for standard input)");
-	return *file ? 0 : -1;
+	return a->file ? 0 : -1;
 }
 
 int cmd_publish(int argc, char **argv)
 {
-	const char *url = NULL, *stream = "txs", *file = NULL;
+	struct publish_args a = {.stream = "txs", .from_line = 1};
 	if (cli_wants_help(argc, argv)) {
 		fputs(publish_usage, stdout);
 		return EXIT_CLEAN;
 	}
-	if (parse_publish(argc, argv, &url, &stream, &file) || resolve_url("publish", &url)) {
+	if (parse_publish(argc, argv, &a) || resolve_url("publish", &a.url)) {
 		fputs(publish_usage, stderr);
 		return EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	int fd = strcmp(a.file, "-") ? open(a.file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
 	if (fd < 0) {
-		cli_error("cannot open %s: %s", file, strerror(errno));
+		cli_error("cannot open %s: %s", a.file, strerror(errno));
 		return EXIT_ERRORS;
 	}
 	uint64_t count = 0;
-	int rc = stream_publish(url, stream, fd, file, &count);
+	int rc = stream_publish(a.url, a.stream, fd, a.file, a.from_line, &count);
 	if (fd != STDIN_FILENO)
 		close(fd);
-	printf("published %llu entries to %s\n", (unsigned long long)count, stream);
+	printf("published %llu entries to %s\n", (unsigned long long)count, a.stream);
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
 }

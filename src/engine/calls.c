@@ -13,6 +13,7 @@
 #include "jsc_private.h"
 #include "jsval.h"
 #include "util/srcmap.h"
+#include "util/stall.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,6 +420,7 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 	e->bcur = i;
 	e->bstart_ns = now;
 	e->deadline_ns = now + backstop_ns(e->budget_ns);
+	e->stall_at_ns = txs_stall_total_ns();
 	engine_progress_mark(e, now, (uint32_t)i);
 }
 

@@ -24,6 +24,7 @@
 
 #include "jsc_private.h"
 #include "jsval.h"
+#include "util/stall.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -251,9 +252,12 @@ static bool on_tick(JSContextRef ctx, void *ud)
 	uint64_t wait = runqueue_wait_ns(e);
 	uint64_t waited = wait > e->entry_wait_ns ? wait - e->entry_wait_ns : 0;
 	uint64_t grace = e->budget_ns / 4, forgiven = waited > grace ? waited - grace : 0;
+	/* time the whole process was stopped (util/stall.h) is not the scan's */
+	uint64_t stalled = txs_stall_total_ns() - e->stall_at_ns;
+	forgiven += stalled;
 	uint64_t took = now - e->bstart_ns;
 	uint64_t used = took > forgiven ? took - forgiven : 0;
-	if (used >= e->budget_ns || now >= e->deadline_ns) {
+	if (used >= e->budget_ns || now >= e->deadline_ns + stalled) {
 		e->killed = ENGINE_TIMEOUT;
 		e->over_backstop = used < e->budget_ns;
 		return true;
@@ -262,7 +266,7 @@ static bool on_tick(JSContextRef ctx, void *ud)
 		e->killed = ENGINE_MEMORY;
 		return true;
 	}
-	uint64_t left = e->budget_ns - used, wall_left = e->deadline_ns - now;
+	uint64_t left = e->budget_ns - used, wall_left = e->deadline_ns + stalled - now;
 	left = left < wall_left ? left : wall_left;
 	double next = (double)(left < e->tick_ns ? left : e->tick_ns) / 1e9;
 	JSContextGroupSetExecutionTimeLimit(e->group, next, on_tick, e);
@@ -289,6 +293,7 @@ void engine_begin(engine *e, uint64_t budget_ns)
 		e->readings_ns = now;
 	}
 	e->deadline_ns = now + backstop_ns(budget_ns);
+	e->stall_at_ns = txs_stall_total_ns();
 	if (e->progress)
 		atomic_store_explicit(&e->progress->budget_ns, budget_ns, memory_order_relaxed);
 	engine_progress_mark(e, now, 0);

@@ -133,6 +133,7 @@ struct engine {
 	uint64_t console_dropped, console_dropped_reported;
 	engine_progress *progress; /* may be NULL */
 	uint32_t realms;           /* realms this VM had before this one */
+	uint64_t stall_at_ns;      /* process stall total when the scan began (util/stall.h) */
 
 	/* web globals and console state (webapi.c, sandbox.c, inspect.c) */
 	struct web_fn web_fns[WEB_FNS];

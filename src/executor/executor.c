@@ -53,8 +53,9 @@
  * watchdog: a lane can sit in one call for seconds, and a thread cannot be
  * stopped from outside. One process-wide watcher thread looks at every busy
  * lane every WATCH_PERIOD_NS (engine_progress: plain numbers the engine
- * publishes). A lane whose call has used its budget plus STUCK_GRACE_NS of
- * CPU (the watchdog would have stopped JavaScript by then), or has run for
+ * publishes). A lane whose call has used 1.5 times its budget plus
+ * STUCK_GRACE_NS of CPU (the watchdog would have stopped JavaScript by
+ * then), or has run for
  * its wall-clock backstop, is abandoned, under mu: the watcher takes what it
  * held (`held`), answers the stuck scan "timeout" (a stuck build fails its
  * restart, reload or startup), puts the other scans back at the head of the
@@ -79,6 +80,7 @@
 #include "util/clock.h"
 #include "engine/engine.h"
 #include "util/error.h"
+#include "util/stall.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -110,6 +112,9 @@
 /* A fresh realm is built inline while it takes less than this; a plugin
  * whose module and init take longer gets its VMs from the standby. */
 #define REALM_INLINE_NS (1000 * 1000ull)
+/* ... and is measured again after this many VMs instead (one slow
+ * measure, a busy moment, is not for ever) */
+#define REALM_RETRY_AFTER 16
 /* Stuck lanes (see the top of this file). */
 #define MAX_STUCK 2
 #define STUCK_GRACE_NS (25 * 1000000ull)
@@ -171,7 +176,7 @@ typedef struct lane {
 	engine_result er[BATCH_MAX];
 	size_t taken;
 	/* the watcher thread only */
-	uint64_t w_start, w_seen, w_cpu;
+	uint64_t w_start, w_seen, w_cpu, w_stall;
 	/* this lane's thread only */
 	engine *eng;      /* active: the serving engine; standby: READY or stale */
 	engine *retired;  /* replaced inline, destroyed when next idle */
@@ -224,7 +229,9 @@ struct txs_executor {
 	/* the active lane only */
 	uint32_t scans_in_gen, since_sample, since_stats, stats_gap;
 	uint64_t gen_start_ns, asked_gen;
-	uint64_t realm_ns;  /* how long the last fresh realm took to build */
+	uint64_t realm_ns;  /* the shorter of the last two fresh realms' builds ... */
+	uint64_t realm_last_ns; /* ... and the last one's */
+	uint32_t vm_instead; /* VMs built since, because the realm was slow */
 	size_t rss_at_walk, heap_at_walk; /* at the last heap statistics reading */
 	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
@@ -527,13 +534,13 @@ static bool restart_near(const txs_executor *ex)
 	return left * per_scan < LEAD_BUILDS * (double)GET(ex->st.build_ns) + LEAD_EXTRA_NS;
 }
 
-/* A fresh realm saves too little to be built inline: it took more than
- * REALM_INLINE_NS and more than half a VM build (a slow module or init,
- * which the standby lane hides in a VM build, while nothing hides a
- * realm's). */
+/* A fresh realm takes too long to be built inline: the last two took more
+ * than REALM_INLINE_NS (a slow module or init, which the standby lane hides
+ * in a VM build, while nothing hides a realm's; two, so that one busy
+ * moment does not decide). */
 static bool realm_slow(const txs_executor *ex)
 {
-	return ex->realm_ns > REALM_INLINE_NS && ex->realm_ns > GET(ex->st.build_ns) / 2;
+	return ex->realm_ns > REALM_INLINE_NS && ex->vm_instead < REALM_RETRY_AFTER;
 }
 
 /* The engine's next restart builds a new VM: its VM served realms_per_vm
@@ -665,20 +672,22 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
                    char **err)
 {
 	txs_executor *ex = ln->ex;
-	if (code == ex->code && !realm_base(ln, code, lim, why) && try_swap(ln, why)) {
-		if (why == R_SCHEDULED || why == R_MANUAL)
-			ex->realm_ns -= ex->realm_ns / 4;
+	bool realm = realm_base(ln, code, lim, why) != NULL;
+	if ((why == R_SCHEDULED || why == R_MANUAL) && !realm && realm_slow(ex))
+		ex->vm_instead++;
+	if (code == ex->code && !realm && try_swap(ln, why))
 		return 0;
-	}
 	engine *fresh = NULL;
 	char *msg = NULL;
 	engine *base = realm_base(ln, code, lim, why);
 	uint64_t t0 = now_ns();
 	int rc = build(ln, code, lim, base, &fresh, &msg);
-	if (base)
-		ex->realm_ns = now_ns() - t0;
-	else if (why == R_SCHEDULED || why == R_MANUAL)
-		ex->realm_ns -= ex->realm_ns / 4; /* one slow realm (a busy moment) is not for ever */
+	if (base) {
+		uint64_t took = now_ns() - t0;
+		ex->realm_ns = took < ex->realm_last_ns ? took : ex->realm_last_ns;
+		ex->realm_last_ns = took;
+		ex->vm_instead = 0;
+	}
 	if (lost(ln)) {
 		engine_free(fresh);
 		free(msg);
@@ -1058,6 +1067,8 @@ static int reload(lane *ln, txs_plugin_code **code, const cmd *c, char **err)
 	*code = old; /* the caller frees what it gets back */
 	ex->lim = lim;
 	ex->realm_ns = 0; /* new code: measured again */
+	ex->realm_last_ns = UINT64_MAX;
+	ex->vm_instead = 0;
 	SET(ex->st.breaker_after, lim.breaker_after);
 	ex->code_epoch++;
 	if (ex->sb == SB_READY)
@@ -1501,16 +1512,22 @@ static bool lane_stuck(lane *ln, uint64_t now)
 		ln->w_start = start;
 		ln->w_seen = now;
 		ln->w_cpu = start ? lane_cpu_ns(ln) : 0;
+		ln->w_stall = txs_stall_total_ns();
 		return false;
 	}
 	uint64_t budget = atomic_load_explicit(&ln->prog.budget_ns, memory_order_relaxed);
-	uint64_t wall = now > start ? now - start : 0;
+	uint64_t stalled = txs_stall_total_ns() - ln->w_stall; /* the process was stopped */
+	uint64_t wall = now > start + stalled ? now - start - stalled : 0;
 	if (wall >= engine_backstop_ns(budget))
 		return true;
-	if (wall < budget + STUCK_GRACE_NS)
+	/* the watchdog's own timer thread may be late on a busy machine: half
+	 * the budget more, so that a loop it is about to stop is not taken for
+	 * a native call */
+	uint64_t limit = budget + budget / 2 + STUCK_GRACE_NS;
+	if (wall < limit)
 		return false;
 	uint64_t cpu = lane_cpu_ns(ln) - ln->w_cpu + (ln->w_seen - start);
-	return cpu >= budget + STUCK_GRACE_NS;
+	return cpu >= limit;
 }
 
 /* What the watcher (or free) took from an abandoned lane, answered once
@@ -1715,9 +1732,11 @@ static void *watch_main(void *arg)
 		}
 		pthread_mutex_unlock(&W.mu);
 		struct timespec ts = {0, (long)WATCH_PERIOD_NS};
+		uint64_t asked = now_ns() + WATCH_PERIOD_NS;
 		nanosleep(&ts, NULL);
-		pthread_mutex_lock(&W.mu);
 		uint64_t now = now_ns();
+		txs_stall_observe(asked, now);
+		pthread_mutex_lock(&W.mu);
 		for (txs_executor *ex = W.head; ex; ex = ex->w_next)
 			watch_one(ex, now);
 	}
@@ -1800,6 +1819,7 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 		txs_limits_init(&ex->lim);
 	limits_normalize(&ex->lim);
 	atomic_init(&ex->refs, 1);
+	ex->realm_last_ns = UINT64_MAX;
 	SET(ex->st.breaker_after, ex->lim.breaker_after);
 	snprintf(ex->id, sizeof ex->id, "%s", code->id);
 	ex->queue_cap = ex->lim.queue_capacity;

@@ -13,7 +13,8 @@
  *
  * Deadlines: every fan-out has the same scan timeout, so the pending list,
  * kept in submission order, is also in deadline order; the deadline thread
- * sleeps until the head's deadline.
+ * sleeps until the head's deadline. A stall of the process (seen as a late
+ * wake-up) moves every deadline back instead of expiring them.
  *
  * Loading tries every plugin and lists every failure. With allow_partial a
  * plugin that does not start stays in the registry "not started": no
@@ -229,6 +230,23 @@ static void expire(fanout *f)
 	}
 }
 
+/* Called under dmu after a timed sleep until `until`. Waking up more than
+ * STALL_NS late means the process did not run for a while (SIGSTOP, a VM
+ * freeze, a swap storm, a debugger): time nobody ran is not the plugins'
+ * fault, so every pending deadline moves back by the delay instead of
+ * expiring (also those submitted since it ended: they get more time, never
+ * less). Deadlines keep their order. A stall that ends before the head's
+ * deadline is not seen (and costs the scans that much of it). */
+static void forgive_stall_locked(txs_host *h, uint64_t until)
+{
+	enum { STALL_NS = 100 * 1000000 };
+	uint64_t now = now_ns();
+	if (now < until || now - until < STALL_NS)
+		return;
+	for (fanout *f = h->head; f; f = f->next)
+		f->deadline_ns += now - until;
+}
+
 static void *deadline_main(void *arg)
 {
 	txs_host *h = arg;
@@ -246,8 +264,10 @@ static void *deadline_main(void *arg)
 		}
 		h->dsleep_ns = f ? f->deadline_ns : UINT64_MAX;
 		if (f) {
-			struct timespec ts = txs_timespec(f->deadline_ns);
+			uint64_t until = f->deadline_ns; /* f may be gone when the wait ends */
+			struct timespec ts = txs_timespec(until);
 			pthread_cond_timedwait(&h->dcv, &h->dmu, &ts);
+			forgive_stall_locked(h, until);
 		} else {
 			pthread_cond_wait(&h->dcv, &h->dmu);
 		}
@@ -1126,6 +1146,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->lanes_abandoned += s->lanes_abandoned;
 	sum->lanes_stuck += s->lanes_stuck;
 	sum->breaker_opens += s->breaker_opens;
+	sum->realm_restarts += s->realm_restarts;
 	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
 		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
@@ -1196,6 +1217,7 @@ static json_t *info_json(const txs_plugin_info *in)
 	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
 	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
 	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
+	json_object_set_new(restarts, "realm", json_integer((json_int_t)s->realm_restarts));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
 	                      stats);

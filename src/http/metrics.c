@@ -252,6 +252,9 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_lanes_abandoned_total", "counter",
 	           "Threads given up on, stuck in a native call past the backstop.",
 	           offsetof(txs_executor_stats, lanes_abandoned));
+	u64_family(b, s, "txscan_plugin_realm_restarts_total", "counter",
+	           "Restarts served by a fresh realm in the engine's VM (no new VM).",
+	           offsetof(txs_executor_stats, realm_restarts));
 	u64_family(b, s, "txscan_plugin_generation", "gauge",
 	           "Generation of the newest engine (grows with every restart).",
 	           offsetof(txs_executor_stats, generation));

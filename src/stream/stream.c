@@ -13,10 +13,12 @@
  * Delivery: an entry is acked only by the script (WRITE_ONCE) that writes
  * its report - or its dead letter - in the same atomic step, so a crash or a
  * lost connection leaves it pending and XAUTOCLAIM hands it to a live
- * consumer. The script writes only while <out>:done:<stream>:<group>:<id>
- * is absent, so a second delivery of one entry is acked without a second
- * report; the key names the stream and the group because entry IDs are only
- * unique within one stream, and each group owes every entry its own report.
+ * consumer. The script writes only while the hash <out>:done:<stream>:
+ * <group>:<id> lacks the entry's digest (its fields), so a second delivery
+ * of one entry is acked without a second report, while a new entry that
+ * reuses the ID is not; the key names the stream and the group because
+ * entry IDs are only unique within one stream, and each group owes every
+ * entry its own report.
  * A script whose reply was lost is simply sent again after reconnecting.
  *
  * Plugin reloads (SIGHUP) also run on the loop thread, between two Redis
@@ -29,6 +31,7 @@
 #include "txscan.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <poll.h>
@@ -47,23 +50,41 @@ enum {
 	PUBLISH_CHUNK = 1000,  /* XADDs per round trip, at most */
 	PUBLISH_WAIT_MS = 100, /* a line waits this long at most for its chunk */
 	PUBLISH_READ = 65536,  /* first size of publish's input buffer */
+	PUBLISH_CHUNK_BYTES = 8 << 20, /* and at most this much text per round trip */
+	PUBLISH_TRIES = 8,     /* connection attempts in a row before publish gives up */
 	CONNECT_TIMEOUT_MS = 2000,
 	IO_SLACK_MS = 5000,    /* socket timeout beyond the longest BLOCK */
 	BACKOFF_FIRST_MS = 100,
 	BACKOFF_MAX_MS = 5000,
 	IDLE_POLL_MS = 5,      /* wait for reports while the stream is empty */
 	WRITE_ARGS = 24,
+	DIGEST_HEX = 32,       /* hex digits of an entry's digest kept (128 bits) */
 };
 
-/* KEYS: idempotence key, target stream, input stream.
- * ARGV: group, entry id, key TTL (s), then the target entry's field/value
- * pairs. The XADD comes before the SET because a script is not rolled back:
- * a failed XADD must leave no key behind, or the retry would only ack. */
+/* KEYS: once-only key, target stream, input stream.
+ * ARGV: group, entry id, key TTL (s), the entry's digest (entry_digest; ""
+ * when the entry is gone and its content unknown), then the target entry's
+ * field/value pairs.
+ *
+ * The once-only key of an entry ID is a hash whose fields are the digests
+ * of the entries answered under that ID: a redelivery (same ID, same
+ * content) finds its digest and is only acked, while a new entry that
+ * reuses an old ID (the stream was deleted and refilled with the same IDs)
+ * does not. An entry whose content is unknown (deleted before it was
+ * scanned) counts as answered when anything was answered under its ID. A
+ * string key is one of an older txscan (one entry per ID): answered. The
+ * XADD comes before the HSET because a script is not rolled back: a failed
+ * XADD must leave no key behind, or the retry would only ack. */
 static const char WRITE_ONCE[] =
-    "local first = redis.call('EXISTS', KEYS[1]) == 0\n"
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "local first = t == 'none'\n"
+    "if t == 'hash' and ARGV[4] ~= '' then\n"
+    "  first = redis.call('HEXISTS', KEYS[1], ARGV[4]) == 0\n"
+    "end\n"
     "if first then\n"
-    "  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))\n"
-    "  redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])\n"
+    "  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))\n"
+    "  redis.call('HSET', KEYS[1], ARGV[4] == '' and 'deleted' or ARGV[4], '1')\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
     "end\n"
     "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
     "if first then return 1 end\n"
@@ -76,12 +97,15 @@ struct job {
 	struct job *next;
 	struct worker *w;
 	char id[ID_MAX];
+	char digest[DIGEST_HEX + 1]; /* entry_digest; "" when the content is unknown */
 	char *tx;             /* the entry's "tx" value, NUL-terminated; NULL if absent */
 	size_t tx_len;
 	long long deliveries; /* 0: unknown (the pending entry is gone) */
 	txs_report *report;   /* set on an executor thread, then the loop's */
 	char *hash;           /* the report's "tx", "" when none */
 	char *reason;         /* non-NULL: dead letter instead of report */
+	bool waited;          /* the report failed only by waiting (queued_only) */
+	bool retried;         /* scanned a second time after such a report */
 };
 
 struct joblist {
@@ -589,6 +613,27 @@ static void wait_done(struct worker *w, uint32_t ms)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* True when every plugin that did not answer "ok" is a host deadline
+ * expiry of a scan still queued ("no answer within the scan deadline ...
+ * (queued behind other scans)"), and at least one did not: the scan failed
+ * only by waiting (a stall of the process, a burst), not by a plugin. */
+static bool queued_only(json_t *root)
+{
+	json_t *plugins = json_object_get(root, "plugins"), *p;
+	size_t i, failed = 0;
+	json_array_foreach(plugins, i, p) {
+		const char *status = json_string_value(json_object_get(p, "status"));
+		const char *error = json_string_value(json_object_get(p, "error"));
+		if (status && !strcmp(status, "ok"))
+			continue;
+		if (!status || strcmp(status, "timeout") || !error ||
+		    !strstr(error, "(queued behind other scans)"))
+			return false;
+		failed++;
+	}
+	return failed > 0;
+}
+
 /* Reads the report's "tx" (for the report entry) and, for rejected input,
  * its "error" (for the dead letter). */
 static void finish_job(struct job *j)
@@ -609,10 +654,28 @@ static void finish_job(struct job *j)
 		j->reason = need(format("entry %s of stream %s is not a valid transaction: %s", j->id,
 		                        j->w->opt->stream, e ? e : "rejected by the host"));
 	}
+	j->waited = !j->reason && queued_only(root);
 	json_decref(root);
 }
 
-/* Moves every returned report to the write queue. */
+static void submit(struct worker *w, struct job *j);
+
+/* Scans j once more, with a fresh deadline, instead of writing a report
+ * that failed only by waiting; the second report is final whatever it
+ * says. */
+static void retry(struct worker *w, struct job *j)
+{
+	txs_report_free(j->report);
+	j->report = NULL;
+	free(j->hash);
+	j->hash = NULL;
+	j->retried = true;
+	w->stats.retried++;
+	submit(w, j);
+}
+
+/* Moves every returned report to the write queue, or back to the plugins
+ * once when it failed only by waiting (retry). */
 static void collect(struct worker *w)
 {
 	pthread_mutex_lock(&w->lock);
@@ -620,11 +683,19 @@ static void collect(struct worker *w)
 	w->done = (struct joblist){0};
 	pthread_mutex_unlock(&w->lock);
 	struct job *j;
+	size_t again = 0;
 	while ((j = list_pop(&got))) {
 		w->scanning--;
 		finish_job(j);
-		list_push(&w->writes, j);
+		if (j->waited && !j->retried) {
+			retry(w, j);
+			again++;
+		} else
+			list_push(&w->writes, j);
 	}
+	if (again)
+		wlog(w, "scanning %zu entries again: no plugin answered them before the scan "
+		     "deadline (they waited in the queue)", again);
 }
 
 /* ---- taking entries ----------------------------------------------------- */
@@ -649,14 +720,39 @@ static void submit(struct worker *w, struct job *j)
 	w->scanning++;
 }
 
+/* The value of the first field called name (an entry may carry a field
+ * twice: XADD does not refuse it). Names are compared with their lengths:
+ * a field "tx\0zz" is not "tx". */
 static const redisReply *field(const redisReply *fields, const char *name)
 {
+	size_t n = strlen(name);
 	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
 		const redisReply *k = fields->element[i];
-		if (k->type == REDIS_REPLY_STRING && !strcmp(k->str, name))
+		if (k->type == REDIS_REPLY_STRING && k->len == n && !memcmp(k->str, name, n))
 			return fields->element[i + 1];
 	}
 	return NULL;
+}
+
+/* What tells one entry from another under the same ID: SHA-256 over its
+ * field/value pairs in order, each written as "<length>:<bytes>," (so no two
+ * lists of fields encode alike), as lowercase hex cut to DIGEST_HEX digits.
+ * A redelivery of an entry has the same fields, byte for byte. */
+static void entry_digest(const redisReply *fields, char out[DIGEST_HEX + 1])
+{
+	GChecksum *c = need(g_checksum_new(G_CHECKSUM_SHA256));
+	char len[24];
+	for (size_t i = 0; i < fields->elements; i++) {
+		const redisReply *f = fields->element[i];
+		const char *s = f->type == REDIS_REPLY_STRING ? f->str : "";
+		size_t n = f->type == REDIS_REPLY_STRING ? f->len : 0;
+		int k = snprintf(len, sizeof len, "%zu:", n);
+		g_checksum_update(c, (const guchar *)len, (gssize)k);
+		g_checksum_update(c, (const guchar *)s, (gssize)n);
+		g_checksum_update(c, (const guchar *)",", 1);
+	}
+	snprintf(out, DIGEST_HEX + 1, "%s", g_checksum_get_string(c));
+	g_checksum_free(c);
 }
 
 /* e = [id, [field, value, ...]] (fields nil when the entry was deleted). */
@@ -671,6 +767,8 @@ static void take_entry(struct worker *w, const redisReply *e, long long deliveri
 	struct job *j = job_new(w, e->element[0]->str, deliveries);
 	const redisReply *fields = e->element[1];
 	const redisReply *tx = fields->type == REDIS_REPLY_ARRAY ? field(fields, "tx") : NULL;
+	if (fields->type == REDIS_REPLY_ARRAY)
+		entry_digest(fields, j->digest);
 	if (tx && tx->type == REDIS_REPLY_STRING) {
 		j->tx = need(dupn(tx->str, tx->len));
 		j->tx_len = tx->len;
@@ -898,7 +996,8 @@ static int append_write(struct worker *w, struct job *j)
 	char deliveries[24];
 	snprintf(deliveries, sizeof deliveries, "%lld", j->deliveries);
 	snprintf(w->key + w->key_prefix, ID_MAX, "%s", j->id);
-	const char *head[] = {"EVALSHA", w->sha, "3", w->key, target, o->stream, o->group, j->id, w->ttl};
+	const char *head[] = {"EVALSHA", w->sha,  "3",   w->key, target,
+	                      o->stream, o->group, j->id, w->ttl,  j->digest};
 	for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
 		arg(&a, head[i], strlen(head[i]));
 	arg_pair(&a, "entry", j->id, strlen(j->id));
@@ -1113,13 +1212,34 @@ struct input {
 	bool eof;
 };
 
+/* One XADD appended whose reply is not read yet: its input line number and
+ * a copy of its text (in the publisher's arena), kept until Redis confirms
+ * it, so that it can be checked for, and sent again, after a lost
+ * connection. */
+struct sent {
+	uint64_t line;
+	size_t off, len;
+};
+
 /* XADDs in a pipeline; their replies are read a chunk at a time. */
 struct publisher {
+	const struct stream_url *url;
 	redisContext *rc;
+	long long client_id;   /* this connection's CLIENT ID; 0: unknown */
 	const char *stream;
-	size_t pending;    /* XADDs appended whose replies are not read yet */
-	uint64_t since_ms; /* when the first of them was appended */
-	uint64_t *count;   /* entries added */
+	struct sent sent[PUBLISH_CHUNK];
+	size_t pending;        /* XADDs appended whose replies are not read yet */
+	size_t unread;         /* sent[unread, pending): no reply (connection lost) */
+	char *text;            /* arena of the pending lines' text */
+	size_t text_len, text_cap;
+	uint64_t since_ms;     /* when the first of them was appended */
+	char last_id[ID_MAX];  /* the last entry Redis confirmed (or the stream's
+	                        * last entry at start, "0-0" when none) */
+	uint64_t *count;       /* entries added, as Redis confirmed them */
+	uint64_t failed_line;  /* first line Redis refused; 0: none */
+	uint64_t added_after;  /* lines confirmed after failed_line */
+	uint32_t backoff_ms;
+	bool warned_id;        /* CLIENT ID refused, said once */
 };
 
 /* The next line without its line end (the last one may lack its \n);
@@ -1170,41 +1290,252 @@ static bool input_ready(int fd)
 	return poll(&p, 1, 0) > 0;
 }
 
-/* Reads the replies of every pipelined XADD (sending them first); the first
- * failure wins. */
-static int flush_xadds(struct publisher *p)
+/* Prints "lines A-B" (or "line A") for sent[from, to), which are in input
+ * order; lines skipped in between were empty. */
+static void print_lines(const struct publisher *p, size_t from, size_t to, const char *what)
+{
+	uint64_t a = p->sent[from].line, b = p->sent[to - 1].line;
+	if (a == b)
+		fprintf(stderr, "txscan publish: line %llu %s\n", (unsigned long long)a, what);
+	else
+		fprintf(stderr, "txscan publish: lines %llu-%llu (%zu lines) %s\n", (unsigned long long)a,
+		        (unsigned long long)b, to - from, what);
+}
+
+static void confirmed(struct publisher *p, const char *id, size_t len)
+{
+	(*p->count)++;
+	if (len < ID_MAX)
+		snprintf(p->last_id, sizeof p->last_id, "%.*s", (int)len, id);
+	if (p->failed_line)
+		p->added_after++;
+}
+
+/* Reads the replies of every pipelined XADD (sending them first). 0; -1
+ * when Redis refused one (failed_line; the replies after it are still
+ * read: a line confirmed after it counts in added_after); -2 when the
+ * connection broke: sent[unread, pending) got no reply. */
+static int read_replies(struct publisher *p)
 {
 	int ret = 0;
-	for (; p->pending > 0; p->pending--) {
+	for (p->unread = 0; p->unread < p->pending; p->unread++) {
+		size_t i = p->unread;
 		redisReply *r = NULL;
 		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK) {
 			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
-			p->pending = 0;
-			return -1;
+			return -2;
 		}
-		if (r->type == REDIS_REPLY_ERROR && ret == 0) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, r->str);
+		if (r->type == REDIS_REPLY_STRING)
+			confirmed(p, r->str, r->len);
+		else if (!p->failed_line) {
+			fprintf(stderr, "txscan publish: line %llu: XADD %s: %s\n",
+			        (unsigned long long)p->sent[i].line, p->stream,
+			        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			p->failed_line = p->sent[i].line;
 			ret = -1;
-		} else if (r->type != REDIS_REPLY_ERROR)
-			(*p->count)++;
+		}
 		freeReplyObject(r);
 	}
 	return ret;
 }
 
-static int add_line(struct publisher *p, const char *line, size_t n)
+static int append_xadd(struct publisher *p, const char *line, size_t n)
+{
+	const char *argv[] = {"XADD", p->stream, "*", "tx", line};
+	size_t len[] = {4, strlen(p->stream), 1, 2, n};
+	return redisAppendCommandArgv(p->rc, 5, argv, len) == REDIS_OK ? 0 : -1;
+}
+
+/* A command's reply; NULL (after printing why) on an error reply or a
+ * lost connection. */
+static redisReply *ask(redisContext *rc, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "txscan publish: %s: %s\n", argv[0], r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Connects, with back-off after a failure: 0, or -1 when it gives up
+ * (PUBLISH_TRIES failures in a row, or Redis refused us). Learns the
+ * connection's CLIENT ID (0 when not allowed). */
+static int publish_connect(struct publisher *p)
+{
+	char err[1024];
+	bool io = true;
+	for (int tries = 0; tries < PUBLISH_TRIES; tries++) {
+		if (p->backoff_ms) {
+			sleep_ms(p->backoff_ms);
+			p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+		}
+		p->rc = connect_url(p->url, 30000, err, sizeof err, &io);
+		if (p->rc)
+			break;
+		bool again = io && tries + 1 < PUBLISH_TRIES;
+		fprintf(stderr, "txscan publish: %s%s\n", err, again ? "; retrying" : "");
+		if (!io)
+			return -1;
+		if (!p->backoff_ms)
+			p->backoff_ms = BACKOFF_FIRST_MS;
+	}
+	if (!p->rc)
+		return -1;
+	redisReply *r = redisCommandArgv(p->rc, 2, (const char *[]){"CLIENT", "ID"}, NULL);
+	p->client_id = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	if (!p->client_id && !p->warned_id)
+		fprintf(stderr, "txscan publish: CLIENT ID: %s: after a lost connection the lines in "
+		        "flight cannot be checked\n", r && r->type == REDIS_REPLY_ERROR ? r->str
+		        : p->rc->errstr[0] ? p->rc->errstr : "unexpected reply");
+	p->warned_id |= !p->client_id;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* The stream's last entry ID before anything is added ("0-0" when none). */
+static int publish_start(struct publisher *p)
+{
+	snprintf(p->last_id, sizeof p->last_id, "0-0");
+	redisReply *r = ask(p->rc, 6, (const char *[]){"XREVRANGE", p->stream, "+", "-", "COUNT", "1"});
+	if (!r)
+		return -1;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements >= 1 &&
+	    r->element[0]->element[0]->len < ID_MAX)
+		snprintf(p->last_id, sizeof p->last_id, "%s", r->element[0]->element[0]->str);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* After a lost connection, on the new one: ends the old connection if Redis
+ * still has it (CLIENT KILL ID: what it had not run yet never runs), then
+ * reads the entries added since the last confirmed one and matches the
+ * unconfirmed lines against them in order (entries of other producers are
+ * skipped). Matched lines are confirmed; since Redis runs one connection's
+ * commands in order, the ones after the last match were never added.
+ * Returns how many matched, or -1 when that cannot be known. */
+static long resolve(struct publisher *p, long long old_id)
+{
+	char id[24], after[ID_MAX + 1], cnt[24];
+	size_t n = p->pending - p->unread;
+	if (!old_id)
+		return -1;
+	snprintf(id, sizeof id, "%lld", old_id);
+	redisReply *r = redisCommandArgv(p->rc, 4, (const char *[]){"CLIENT", "KILL", "ID", id}, NULL);
+	bool gone = r && r->type == REDIS_REPLY_INTEGER; /* how many it killed: 0 or 1 */
+	freeReplyObject(r);
+	if (!gone)
+		return -1;
+	snprintf(after, sizeof after, "(%s", p->last_id);
+	snprintf(cnt, sizeof cnt, "%zu", n + PUBLISH_CHUNK);
+	r = ask(p->rc, 6, (const char *[]){"XRANGE", p->stream, after, "+", "COUNT", cnt});
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return -1;
+	}
+	size_t m = 0;
+	for (size_t k = 0; k < r->elements && m < n; k++) {
+		const redisReply *e = r->element[k];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		const redisReply *tx = field(e->element[1], "tx");
+		const struct sent *s = &p->sent[p->unread + m];
+		if (tx && tx->type == REDIS_REPLY_STRING && tx->len == s->len &&
+		    !memcmp(tx->str, p->text + s->off, s->len)) {
+			confirmed(p, e->element[0]->str, e->element[0]->len);
+			m++;
+		}
+	}
+	long ret = m < n && r->elements == n + PUBLISH_CHUNK ? -1 : (long)m; /* window too small */
+	freeReplyObject(r);
+	return ret;
+}
+
+/* sent[unread, pending) goes out again on the new connection, at the head
+ * of the table. */
+static int resend(struct publisher *p, size_t from)
+{
+	size_t k = 0;
+	for (size_t i = from; i < p->pending; i++, k++)
+		p->sent[k] = p->sent[i];
+	p->pending = k;
+	for (size_t i = 0; i < k; i++)
+		if (append_xadd(p, p->text + p->sent[i].off, p->sent[i].len))
+			return -1;
+	return 0;
+}
+
+/* Gets every pending XADD confirmed, reconnecting as often as needed.
+ * 0; -1 when Redis refused a line or when it gave up (what is uncertain
+ * printed). The table is empty afterwards either way. */
+static int flush_xadds(struct publisher *p)
+{
+	int ret;
+	while ((ret = read_replies(p)) == -2) {
+		long long old_id = p->client_id;
+		size_t uncertain = p->unread;
+		redisFree(p->rc);
+		p->rc = NULL;
+		long m = -1;
+		if (publish_connect(p) == 0) {
+			m = resolve(p, old_id);
+			if (m >= 0) {
+				if (m)
+					print_lines(p, uncertain, uncertain + (size_t)m,
+					            "had been added before the connection was lost");
+				if (uncertain + (size_t)m < p->pending)
+					print_lines(p, uncertain + (size_t)m, p->pending, "sent again");
+				if (resend(p, uncertain + (size_t)m) == 0)
+					continue;
+				uncertain = 0; /* the table holds the lines not sent yet */
+			}
+		}
+		print_lines(p, uncertain, p->pending,
+		            "may or may not be in the stream (sent, no reply; check them)");
+		fprintf(stderr, "txscan publish: giving up: resume with --from-line %llu once the "
+		        "uncertain lines are checked\n",
+		        (unsigned long long)p->sent[p->pending - 1].line + 1);
+		p->pending = 0;
+		p->text_len = 0;
+		return -1;
+	}
+	if (ret == 0 && p->pending)
+		p->backoff_ms = 0;
+	p->pending = 0;
+	p->text_len = 0;
+	if (p->failed_line) { /* maybe refused before a reconnect: still the end */
+		ret = -1;
+		fprintf(stderr, "txscan publish: lines from %llu on were not added: resume with "
+		        "--from-line %llu\n", (unsigned long long)p->failed_line,
+		        (unsigned long long)p->failed_line);
+		if (p->added_after)
+			fprintf(stderr, "txscan publish: but %llu lines after line %llu were added: "
+			        "remove them from the input first (or accept them twice)\n",
+			        (unsigned long long)p->added_after, (unsigned long long)p->failed_line);
+	}
+	return ret;
+}
+
+static int add_line(struct publisher *p, uint64_t lineno, const char *line, size_t n)
 {
 	if (n == 0)
 		return 0;
-	const char *argv[] = {"XADD", p->stream, "*", "tx", line};
-	size_t len[] = {4, strlen(p->stream), 1, 2, n};
-	if (redisAppendCommandArgv(p->rc, 5, argv, len) != REDIS_OK) {
+	if (p->text_len + n > p->text_cap) {
+		p->text_cap = (p->text_len + n) * 2;
+		p->text = need(realloc(p->text, p->text_cap));
+	}
+	memcpy(p->text + p->text_len, line, n);
+	p->sent[p->pending] = (struct sent){.line = lineno, .off = p->text_len, .len = n};
+	p->text_len += n;
+	if (append_xadd(p, line, n)) {
 		fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
 		return -1;
 	}
 	if (p->pending++ == 0)
 		p->since_ms = now_ms();
-	return p->pending == PUBLISH_CHUNK ? flush_xadds(p) : 0;
+	bool full = p->pending == PUBLISH_CHUNK || p->text_len >= PUBLISH_CHUNK_BYTES;
+	return full ? flush_xadds(p) : 0;
 }
 
 /* Before blocking for more input: whether what is pending goes out now. */
@@ -1217,15 +1548,20 @@ static bool send_now(const struct publisher *p, const struct input *in)
 
 /* Batches while the input keeps coming; sends what it has as soon as the
  * input has nothing more ready (a slow pipe must not hold lines back), and
- * at the latest PUBLISH_WAIT_MS after the oldest line it holds. */
-static int publish_lines(struct publisher *p, struct input *in, const char *name)
+ * at the latest PUBLISH_WAIT_MS after the oldest line it holds. Lines are
+ * numbered from 1, empty ones included; those before from_line are
+ * skipped. */
+static int publish_lines(struct publisher *p, struct input *in, const char *name,
+                         uint64_t from_line)
 {
 	const char *line;
 	size_t n;
+	uint64_t lineno = 0;
 	int ret = 0;
 	while (ret == 0) {
 		if (next_line(in, &line, &n)) {
-			ret = add_line(p, line, n);
+			lineno++;
+			ret = lineno < from_line ? 0 : add_line(p, lineno, line, n);
 			continue;
 		}
 		if (in->eof)
@@ -1237,31 +1573,31 @@ static int publish_lines(struct publisher *p, struct input *in, const char *name
 			ret = -1;
 		}
 	}
-	int sent = flush_xadds(p); /* also after a read error: what was read goes out */
+	int sent = p->pending ? flush_xadds(p) : 0; /* also after a read error */
 	return ret ? ret : sent;
 }
 
 int stream_publish(const char *redis_url, const char *stream, int fd, const char *name,
-                   uint64_t *count)
+                   uint64_t from_line, uint64_t *count)
 {
 	struct stream_url u;
 	char err[1024];
-	bool io;
 	*count = 0;
 	if (stream_url_parse(redis_url, &u, err, sizeof err)) {
 		fprintf(stderr, "txscan publish: %s\n", err);
 		return -1;
 	}
-	redisContext *rc = connect_url(&u, 30000, err, sizeof err, &io);
-	if (!rc) {
-		fprintf(stderr, "txscan publish: %s\n", err);
+	static struct publisher p; /* big; one per process */
+	p = (struct publisher){.url = &u, .stream = stream, .count = count};
+	if (publish_connect(&p) || publish_start(&p)) {
+		redisFree(p.rc);
 		return -1;
 	}
 	struct input in = {.fd = fd, .cap = PUBLISH_READ};
 	in.buf = need(malloc(in.cap));
-	struct publisher p = {.rc = rc, .stream = stream, .count = count};
-	int ret = publish_lines(&p, &in, name);
+	int ret = publish_lines(&p, &in, name, from_line);
 	free(in.buf);
-	redisFree(rc);
+	free(p.text);
+	redisFree(p.rc);
 	return ret;
 }

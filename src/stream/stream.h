@@ -40,8 +40,8 @@ struct stream_options {
 	const char *stream;        /* input stream; entries carry field "tx" */
 	const char *group;         /* consumer group, created when missing */
 	const char *consumer;      /* this worker's name in the group */
-	const char *out;           /* report stream; idempotence keys
-	                            * <out>:done:<stream>:<group>:<entry-id> */
+	const char *out;           /* report stream; once-only keys (hashes of
+	                            * entry digests) <out>:done:<stream>:<group>:<entry-id> */
 	const char *dead;          /* dead-letter stream */
 	uint32_t batch;            /* entries per XREADGROUP / XAUTOCLAIM */
 	uint32_t block_ms;         /* XREADGROUP BLOCK when nothing is in flight */
@@ -61,6 +61,7 @@ struct stream_stats {
 	uint64_t written;    /* reports written to the report stream */
 	uint64_t duplicates; /* deliveries whose report was already written: acked only */
 	uint64_t dead;       /* entries written to the dead-letter stream */
+	uint64_t retried;    /* scans repeated because they failed only by waiting */
 	uint64_t reconnects; /* connections made after the first */
 };
 
@@ -84,9 +85,16 @@ int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
 /* XADDs every non-empty line read from fd (named name in messages; not
  * closed) to stream as field "tx", pipelined: up to 1000 per round trip
  * while input keeps coming, and at once whenever the input has nothing more
- * ready (at the latest 100 ms after a line was read). *count = entries added
- * (also on failure). 0, or -1 after printing why. */
+ * ready (at the latest 100 ms after a line was read). Lines are numbered
+ * from 1 (empty ones included); those before from_line are skipped.
+ *
+ * A lost connection is retried with back-off (8 attempts in a row); the
+ * lines sent without a reply are then looked for in the stream (after
+ * ending the old connection with CLIENT KILL ID) and the missing ones sent
+ * again. *count = entries Redis confirmed (also on failure). 0, or -1 after
+ * printing why and where to resume: a line Redis refused, or lines whose
+ * fate is unknown (named by their line numbers). */
 int stream_publish(const char *redis_url, const char *stream, int fd, const char *name,
-                   uint64_t *count);
+                   uint64_t from_line, uint64_t *count);
 
 #endif
