@@ -84,13 +84,13 @@ static void group(const char *name)
 	char tx[64];
 	snprintf(tx, sizeof tx, "{\"t\":\"%s\"}", name);
 	txs_scan_result r = scan(ex, tx);
+	txs_executor_free(ex);
+	free(src);
 	if (r.status != TXS_STATUS_OK)
 		fail_msg("%s: %s: %s", name, txs_status_name(r.status), r.error);
 	if (strcmp(r.json, "[]") != 0)
 		fail_msg("%s: failed checks: %s", name, r.json);
 	txs_scan_result_clear(&r);
-	txs_executor_free(ex);
-	free(src);
 }
 
 static void test_utf8_decode(void **s) { (void)s; group("utf8_decode"); }
