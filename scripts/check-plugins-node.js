@@ -6,9 +6,11 @@
 // For each plugin folder (default: every folder in examples/plugins/):
 //   1. validates plugin.json the way the host does (required and known keys,
 //      id format, limits are positive integers);
-//   2. loads the main file as CommonJS in a fresh vm context that has only
-//      ECMAScript globals and console: no require, no timers, and string code
-//      generation (eval, Function) and WebAssembly disabled;
+//   2. loads the main file (bundled by esbuild first when txscan would bundle
+//      it: ES module, TypeScript, imports) as CommonJS in a fresh vm context
+//      that has ECMAScript, console and Node's own web globals (TextEncoder,
+//      atob, timers, crypto...): no require, and string code generation
+//      (eval, Function) and WebAssembly disabled;
 //   3. runs init(ctx) once, then every case of fixtures.jsonl
 //      ({"name", "tx", "expect": [codes]}) and compares the finding codes,
 //      in order;
