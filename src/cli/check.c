@@ -15,7 +15,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: txscan check PLUGIN_DIR [TX_FILE] [--config JSON]\n\n"
+	        "usage: txscan check [--isolation thread|process] PLUGIN_DIR [TX_FILE] [--config JSON]\n\n"
 	        "Validates plugin.json, loads the code (bundling it when it is an ES module,\n"
 	        "TypeScript or has imports) and runs init(ctx) for the plugin in PLUGIN_DIR\n"
 	        "(or every plugin in a folder of plugins). Then it scans each line of TX_FILE\n"
@@ -25,7 +25,8 @@ static void usage(FILE *out)
 	        "  {\"name\": \"...\", \"tx\": {...}, \"expect\": [\"CODE\", ...]}\n"
 	        "whose findings' codes must equal \"expect\", in order: the findings of all\n"
 	        "plugins for a TX_FILE, of the fixture's own plugin for its fixtures.jsonl.\n\n"
-	        "  --config JSON   ctx.config of every plugin, instead of plugin.json's config\n\n"
+	        "  --config JSON       ctx.config of every plugin, instead of plugin.json's config\n"
+	        CLI_ISOLATION_HELP "\n"
 	        "exit status: 0 fine; 2 something is wrong (the output says what); 64 usage.\n");
 }
 
