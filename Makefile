@@ -16,10 +16,12 @@ build: deps
 
 # Exit status 1 means "findings at or above --fail-on": expected on the sample.
 run: build
+	@./scripts/plugin-deps.sh
 	@./$(BUILD)/txscan scan -p examples/plugins --format table \
 	  examples/transactions/sample.jsonl; rc=$$?; [ $$rc -le 1 ]
 
 test: build
+	@./scripts/plugin-deps.sh
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 # ASan + UBSan over every unit test, debug build (owner-thread asserts on).

@@ -10,6 +10,8 @@
 #                   handling of src/isolate/parent.c and channel.c
 #   fuzz_plugin_source  a plugin's index.js: engine_new (src/engine/), which
 #                   must end in an engine or an error naming the file
+#   fuzz_srcmap     a bundle's source map: srcmap_parse and the rewrite of
+#                   error text (src/util/srcmap.c)
 #
 # The code under test is compiled here with coverage instrumentation; the
 # rest of the library comes from $BUILD/libtxscan.a (built if missing) and
@@ -94,5 +96,9 @@ if [ -z "$only" ] || [ "$only" = fuzz_plugin_source ]; then
     "$ROOT/src/engine/calls.c" "$ROOT/src/engine/sandbox.c" "$ROOT/src/engine/jsval.c" \
     "$ROOT/src/util/utf8.c"
   run fuzz_plugin_source plugin_source js.dict
+fi
+if [ -z "$only" ] || [ "$only" = fuzz_srcmap ]; then
+  build fuzz_srcmap "$ROOT/fuzz/fuzz_srcmap.c" "$ROOT/src/util/srcmap.c"
+  run fuzz_srcmap srcmap
 fi
 echo "fuzz: no crash in ${SECS}s per driver"

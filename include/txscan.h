@@ -299,6 +299,9 @@ typedef struct txs_host_options {
 	/* Process isolation: the txscan-engine helper; NULL: $TXSCAN_ENGINE, else
 	 * beside the running program, else the build tree's. */
 	const char *engine_path;
+	/* ctx.config of every plugin this host loads, as JSON text (an object);
+	 * NULL: each plugin.json's "config". */
+	const char *config_json;
 } txs_host_options;
 
 /* opts may be NULL (defaults). */
@@ -429,6 +432,13 @@ TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
 /* Stops every executor (queued scans are reported "stopped"), delivers
  * every pending report, then frees. Not from a txs_report_fn callback. */
 TXS_EXTERN void txs_host_free(txs_host *host);
+
+/* Bundles the plugin in dir as loading it would (ES module, TypeScript,
+ * imports of its own files and node_modules: one CommonJS file, by
+ * esbuild) and writes the bundle to out_path and its source map to
+ * out_path.map, for hosts without esbuild: set main to the bundle. 0, or
+ * a negative code with txs_last_error(). */
+TXS_EXTERN int txs_plugin_bundle(const char *dir, const char *out_path);
 
 #ifdef __cplusplus
 }

@@ -6,9 +6,11 @@
 // For each plugin folder (default: every folder in examples/plugins/):
 //   1. validates plugin.json the way the host does (required and known keys,
 //      id format, limits are positive integers);
-//   2. loads the main file as CommonJS in a fresh vm context that has only
-//      ECMAScript globals and console: no require, no timers, and string code
-//      generation (eval, Function) and WebAssembly disabled;
+//   2. loads the main file (bundled by esbuild first when txscan would bundle
+//      it: ES module, TypeScript, imports) as CommonJS in a fresh vm context
+//      that has ECMAScript, console and Node's own web globals (TextEncoder,
+//      atob, timers, crypto...): no require, and string code generation
+//      (eval, Function) and WebAssembly disabled;
 //   3. runs init(ctx) once, then every case of fixtures.jsonl
 //      ({"name", "tx", "expect": [codes]}) and compares the finding codes,
 //      in order;
@@ -29,9 +31,35 @@ const vm = require('vm');
 const ROOT = path.resolve(__dirname, '..');
 const MANIFEST_KEYS = {
   id: 'string', version: 'string', main: 'string', timeout_ms: 'int', heap_limit_mb: 'int',
-  heap_restart_mb: 'int', restart_every: 'int', instances: 'int', config: 'object'
+  heap_restart_mb: 'int', restart_every: 'int', instances: 'int', config: 'object',
+  description: 'string'
 };
-const DEFAULTS = { timeout_ms: 50, heap_limit_mb: 64, heap_restart_mb: 32, restart_every: 1000, instances: 1 };
+const DEFAULTS = { timeout_ms: 50, heap_limit_mb: 64, heap_restart_mb: 32, restart_every: 10000, instances: 1 };
+// The web globals txscan gives plugins (docs/plugins.md, "The environment"),
+// taken from Node's own.
+const WEB_GLOBALS = ['TextEncoder', 'TextDecoder', 'atob', 'btoa', 'structuredClone', 'queueMicrotask',
+  'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'crypto', 'performance',
+  'DOMException', 'Event', 'EventTarget', 'AbortController', 'AbortSignal'];
+
+// A main that txscan bundles at load (ES module, TypeScript, imports), bundled
+// the same way with esbuild; other mains are read as they are.
+function mainSource(dir, main) {
+  const file = path.join(dir, main);
+  const source = fs.readFileSync(file, 'utf8');
+  let typeModule = false;
+  try { typeModule = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).type === 'module'; } catch {}
+  const bundle = /\.(ts|mts|cts|tsx|mjs|jsx)$/.test(main) || (main.endsWith('.js') && typeModule) ||
+    /^[ \t]*(import|export)[ {*]/m.test(source) ||
+    (fs.existsSync(path.join(dir, 'node_modules')) && source.includes('require('));
+  if (!bundle) return source;
+  const os = require('os');
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'txs-node-check-')), 'out.js');
+  require('child_process').execFileSync('esbuild', ['./' + main, '--bundle', '--format=cjs',
+    '--platform=browser', '--log-level=error', '--outfile=' + out], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  const code = fs.readFileSync(out, 'utf8');
+  fs.rmSync(path.dirname(out), { recursive: true });
+  return code;
+}
 const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'];
 const FINDING_KEYS = ['code', 'severity', 'message', 'metadata'];
 
@@ -75,13 +103,15 @@ function loadPlugin(dir, manifest, logs) {
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
     pluginConsole[level] = (...args) => logs.push(`[${manifest.id}] ${level}: ${args.map(String).join(' ')}`);
   }
-  const context = vm.createContext({ console: pluginConsole }, {
+  const sandbox = { console: pluginConsole };
+  for (const g of WEB_GLOBALS) sandbox[g] = globalThis[g];
+  const context = vm.createContext(sandbox, {
     name: manifest.id,
     codeGeneration: { strings: false, wasm: false }
   });
   vm.runInContext('delete globalThis.WebAssembly;', context);
   const file = path.join(dir, manifest.main);
-  const source = fs.readFileSync(file, 'utf8');
+  const source = mainSource(dir, manifest.main);
   const wrapper = new vm.Script(`(function (module, exports) {${source}\n})`, { filename: file });
   const module = vm.runInContext('({ exports: {} })', context);
   wrapper.runInContext(context)(module, module.exports);

@@ -56,7 +56,7 @@ class Cli(unittest.TestCase):
         return run("scan", "-p", self.plugins, "--no-progress", *args, stdin=text)
 
     def test_help_everywhere(self):
-        for cmd in ["scan", "check", "plugins", "serve", "worker", "publish"]:
+        for cmd in ["scan", "check", "plugins", "serve", "worker", "publish", "new", "bundle"]:
             r = run(cmd, "--help")
             self.assertEqual(r.returncode, 0, cmd + ": " + r.stderr)
             self.assertIn("usage: txscan " + cmd, r.stdout)

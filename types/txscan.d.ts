@@ -5,17 +5,16 @@
 //   /** @type {import('../../types/txscan').Plugin<MyConfig>} */
 //   module.exports = { init(ctx) {...}, scanTransaction(tx, ctx) {...} };
 //
-// or, in TypeScript bundled with `esbuild --format=cjs --bundle`:
+// or an ES module, or TypeScript:
 //
 //   import type { Plugin } from './txscan';
 //   const plugin: Plugin<MyConfig> = { scanTransaction(tx, ctx) {...} };
 //   export default plugin;
 //
-// Plugins run on a bare ECMAScript engine: compile with "lib": ["es2020"] and
-// "types": [] so that DOM and Node APIs do not type-check. The one extra
-// global is `console`; with that setup, declare it once in your project:
-//
-//   declare const console: import('./txscan').TxscanConsole;
+// Plugins run on ECMAScript plus the web globals that need no I/O
+// (txscan-globals.d.ts declares them): compile with "lib": ["es2022"],
+// "types": [] and txscan-globals.d.ts in "files", so that Node's APIs (and
+// the DOM's, which txscan does not have) do not type-check.
 
 /** A hex string as JSON-RPC uses it: "0x"-prefixed, but do not count on that. */
 export type Hex = string;
@@ -159,7 +158,13 @@ export interface Manifest<C = { [key: string]: JsonValue }> {
   /** [a-z0-9-], 1 to 64 characters. */
   id: string;
   version: string;
-  /** The CommonJS file to load, relative to the plugin folder. */
+  /** One line saying what the plugin looks for, for people reading the manifest; txscan only checks that it is a string. */
+  description?: string;
+  /**
+   * The file to load, relative to the plugin folder: CommonJS (.js, .cjs),
+   * an ES module (.mjs, or .js when package.json says "type": "module") or
+   * TypeScript (.ts, .mts, .cts); imports are bundled at load.
+   */
   main: string;
   /** Per scan, microtasks included. Default 50. */
   timeout_ms?: number;
@@ -167,7 +172,7 @@ export interface Manifest<C = { [key: string]: JsonValue }> {
   heap_limit_mb?: number;
   /** After a scan that leaves the heap past this, the engine is recycled. Default 32. */
   heap_restart_mb?: number;
-  /** Recycle the engine every N scans. Default 1000. */
+  /** Recycle the engine every N scans. Default 10000. */
   restart_every?: number;
   /** Parallel engines (each on its own thread) for this plugin. Default 1. */
   instances?: number;
@@ -183,12 +188,34 @@ export interface Fixture {
   expect: string[];
 }
 
-/** The console txscan provides: each line goes to the host's log with the plugin id, rate-limited. */
+/**
+ * The console txscan provides (the Console standard): each line goes to the
+ * host's log with the plugin id, rate-limited. Values print as Node prints
+ * them (util.inspect): depth 2, cycles as [Circular], Errors with their stack.
+ */
 export interface TxscanConsole {
   debug(...args: unknown[]): void;
   log(...args: unknown[]): void;
   info(...args: unknown[]): void;
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
+  /** Prints its arguments and the JavaScript stack, at level error. */
   trace(...args: unknown[]): void;
+  dir(item?: unknown, options?: unknown): void;
+  dirxml(...args: unknown[]): void;
+  /** Rows of objects (or of values) as a box-drawn table; `columns` picks and orders the columns. */
+  table(data: unknown, columns?: string[]): void;
+  /** Prints "Assertion failed: ..." at level error when condition is falsy. */
+  assert(condition?: unknown, ...args: unknown[]): void;
+  count(label?: string): void;
+  countReset(label?: string): void;
+  time(label?: string): void;
+  timeLog(label?: string, ...args: unknown[]): void;
+  timeEnd(label?: string): void;
+  /** Indents the lines that follow by two spaces, until groupEnd. */
+  group(...label: unknown[]): void;
+  groupCollapsed(...label: unknown[]): void;
+  groupEnd(): void;
+  /** Does nothing: txscan's console is a log. */
+  clear(): void;
 }

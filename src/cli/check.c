@@ -15,13 +15,17 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: txscan check [--isolation thread|process] PLUGIN_DIR [TX_FILE]\n\n"
-	        "Validates plugin.json, loads the code and runs init(ctx) for the plugin in\n"
-	        "PLUGIN_DIR (or every plugin in a folder of plugins), then scans each line of\n"
-	        "TX_FILE, if given, and prints what each plugin answered.\n\n"
-	        "A TX_FILE line may be a transaction, or a fixture:\n"
+	        "usage: txscan check [--isolation thread|process] PLUGIN_DIR [TX_FILE] [--config JSON]\n\n"
+	        "Validates plugin.json, loads the code (bundling it when it is an ES module,\n"
+	        "TypeScript or has imports) and runs init(ctx) for the plugin in PLUGIN_DIR\n"
+	        "(or every plugin in a folder of plugins). Then it scans each line of TX_FILE\n"
+	        "or, without one, each plugin's own fixtures.jsonl, and prints what each\n"
+	        "answered and how long its scan took.\n\n"
+	        "A line may be a transaction, or a fixture:\n"
 	        "  {\"name\": \"...\", \"tx\": {...}, \"expect\": [\"CODE\", ...]}\n"
-	        "whose findings' codes must equal \"expect\", in order.\n\n"
+	        "whose findings' codes must equal \"expect\", in order: the findings of all\n"
+	        "plugins for a TX_FILE, of the fixture's own plugin for its fixtures.jsonl.\n\n"
+	        "  --config JSON       ctx.config of every plugin, instead of plugin.json's config\n"
 	        CLI_ISOLATION_HELP "\n"
 	        "exit status: 0 fine; 2 something is wrong (the output says what); 64 usage.\n");
 }
@@ -37,14 +41,33 @@ static void describe(txs_host *h)
 		       in.instances == 1 ? "" : "s");
 }
 
-/* Codes of the report's findings as a JSON array, for fixture comparison. */
-static json_t *codes(json_t *report)
+/* Codes of the report's findings (of plugin `only`, when not NULL) as a
+ * JSON array, for fixture comparison. */
+static json_t *codes(json_t *report, const char *only)
 {
 	json_t *out = json_array(), *f;
 	size_t i;
 	json_array_foreach(json_object_get(report, "findings"), i, f)
-	    json_array_append(out, json_object_get(f, "code"));
+	{
+		const char *who = json_string_value(json_object_get(f, "plugin"));
+		if (!only || (who && !strcmp(who, only)))
+			json_array_append(out, json_object_get(f, "code"));
+	}
 	return out;
+}
+
+/* How long the scan took: plugin `only`'s time, or the report's. */
+static double scan_ms(json_t *report, const char *only)
+{
+	json_t *p;
+	size_t i;
+	json_array_foreach(json_object_get(report, "plugins"), i, p)
+	{
+		const char *id = json_string_value(json_object_get(p, "id"));
+		if (only && id && !strcmp(id, only))
+			return json_number_value(json_object_get(p, "ms"));
+	}
+	return json_number_value(json_object_get(report, "ms"));
 }
 
 static int problems_in(json_t *report, unsigned long line)
@@ -69,7 +92,8 @@ static int problems_in(json_t *report, unsigned long line)
 	return bad;
 }
 
-static int check_line(txs_host *h, const char *text, size_t len, unsigned long line)
+static int check_line(txs_host *h, const char *text, size_t len, unsigned long line,
+                      const char *only)
 {
 	/* "\u0000" and integers past 64 bits are valid JSON: jansson refuses
 	 * them without these flags (a refused report read as "ok") */
@@ -85,7 +109,7 @@ static int check_line(txs_host *h, const char *text, size_t len, unsigned long l
 		bad = 1;
 		goto out;
 	}
-	json_t *r = json_loads(txs_report_json(rep, NULL), flags, NULL), *got = codes(r);
+	json_t *r = json_loads(txs_report_json(rep, NULL), flags, NULL), *got = codes(r, only);
 	bad = problems_in(r, line);
 	char *g = json_dumps(got, JSON_COMPACT);
 	const char *name = json_string_value(json_object_get(in, "name"));
@@ -95,9 +119,9 @@ static int check_line(txs_host *h, const char *text, size_t len, unsigned long l
 		free(e);
 		bad = 1;
 	} else if (!bad) {
-		printf("ok    line %lu%s%s%s: verdict %s, findings %s\n", line, name ? " (" : "",
-		       name ? name : "", name ? ")" : "",
-		       json_string_value(json_object_get(r, "verdict")), g);
+		printf("ok    line %lu%s%s%s: verdict %s, findings %s, %.3f ms\n", line,
+		       name ? " (" : "", name ? name : "", name ? ")" : "",
+		       json_string_value(json_object_get(r, "verdict")), g, scan_ms(r, only));
 	}
 	free(g);
 	json_decref(got);
@@ -109,7 +133,7 @@ out:
 	return bad;
 }
 
-static int check_file(txs_host *h, const char *path, int *lines)
+static int check_file(txs_host *h, const char *path, int *lines, const char *only)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -127,7 +151,7 @@ static int check_file(txs_host *h, const char *path, int *lines)
 			buf[--n] = '\0';
 		if (!n)
 			continue;
-		bad += check_line(h, buf, (size_t)n, line);
+		bad += check_line(h, buf, (size_t)n, line, only);
 		(*lines)++;
 	}
 	free(buf);
@@ -135,28 +159,76 @@ static int check_file(txs_host *h, const char *path, int *lines)
 	return bad;
 }
 
+/* Each plugin's own fixtures.jsonl, its findings against each "expect". */
+static int check_own_fixtures(txs_host *h, int *lines)
+{
+	txs_plugin_info in;
+	int bad = 0, found = 0;
+	for (size_t i = 0; txs_host_plugin_info(h, i, &in) == 0; i++) {
+		char path[1100];
+		snprintf(path, sizeof path, "%s/fixtures.jsonl", in.dir);
+		FILE *f = fopen(path, "rb");
+		if (!f)
+			continue;
+		fclose(f);
+		found++;
+		printf("      %s: %s\n", in.id, path);
+		bad += check_file(h, path, lines, in.id);
+	}
+	if (!found)
+		printf("      no fixtures.jsonl beside plugin.json: nothing scanned (give a TX_FILE)\n");
+	return bad;
+}
+
+static int parse_args(int argc, char **argv, const char **dir, const char **file,
+                      const char **config)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			*config = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			*config = argv[i] + 9;
+		else if (argv[i][0] == '-')
+			return -1;
+		else if (!*dir)
+			*dir = argv[i];
+		else if (!*file)
+			*file = argv[i];
+		else
+			return -1;
+	}
+	if (!*dir)
+		return -1;
+	json_t *c = *config ? json_loads(*config, 0, NULL) : NULL;
+	bool ok = !*config || json_is_object(c);
+	json_decref(c);
+	if (!ok)
+		cli_error("--config must be a JSON object, such as '{\"threshold\": 5}'");
+	return ok ? 0 : -1;
+}
+
 int cmd_check(int argc, char **argv)
 {
+	const char *dir = NULL, *file = NULL, *config = NULL;
 	if (cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return EXIT_CLEAN;
 	}
-	if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+	if (parse_args(argc, argv, &dir, &file, &config) != 0) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	const char *dir = argv[1];
-	txs_host *h = cli_load_host(&dir, 1, 0);
+	txs_host_options opt = {.config_json = config};
+	txs_host *h = cli_load_host_opts(&dir, 1, &opt);
 	if (!h) {
 		printf("FAIL  %s: the plugin does not load (see above)\n", dir);
 		return EXIT_ERRORS;
 	}
 	describe(h);
 	int bad = 0, lines = 0;
-	if (argc == 3)
-		bad = check_file(h, argv[2], &lines);
+	bad = file ? check_file(h, file, &lines, NULL) : check_own_fixtures(h, &lines);
 	txs_host_free(h);
-	if (argc == 3)
+	if (lines || file)
 		printf("%s  %d transaction%s, %d problem%s\n", bad ? "FAIL" : "ok  ", lines,
 		       lines == 1 ? "" : "s", bad, bad == 1 ? "" : "s");
 	return bad ? EXIT_ERRORS : EXIT_CLEAN;

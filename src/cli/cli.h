@@ -11,6 +11,8 @@
 int cmd_scan(int argc, char **argv);    /* src/cli/scan.c */
 int cmd_check(int argc, char **argv);   /* src/cli/check.c */
 int cmd_plugins(int argc, char **argv); /* src/cli/plugins.c */
+int cmd_bundle(int argc, char **argv);  /* src/cli/bundle.c */
+int cmd_new(int argc, char **argv);     /* src/cli/new.c */
 int cmd_serve(int argc, char **argv);   /* src/cli/serve.c + src/server.c */
 int cmd_worker(int argc, char **argv);  /* src/cli/worker.c + src/stream.c */
 int cmd_publish(int argc, char **argv); /* src/cli/worker.c */

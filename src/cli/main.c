@@ -21,6 +21,8 @@ static const struct command commands[] = {
     {"scan", cmd_scan, "scan transactions (JSON Lines, JSON, array) with every plugin"},
     {"check", cmd_check, "validate a plugin folder and optionally scan sample transactions"},
     {"plugins", cmd_plugins, "list loaded plugins with versions and limits"},
+    {"new", cmd_new, "create a plugin folder (JavaScript, or TypeScript with --ts)"},
+    {"bundle", cmd_bundle, "bundle a plugin (ES module, TypeScript, imports) ahead of time"},
     {"serve", cmd_serve, "run the HTTP service"},
     {"worker", cmd_worker, "scan a Redis stream as part of a consumer group"},
     {"publish", cmd_publish, "feed a JSON Lines file into a Redis stream"},

@@ -12,6 +12,7 @@
 
 #include "jsc_private.h"
 #include "jsval.h"
+#include "util/srcmap.h"
 #include "util/stall.h"
 #include "util/utf8.h"
 
@@ -21,7 +22,7 @@
 
 #define NOT_JSON "result cannot be serialised as JSON: "
 #define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
-                    "(txscan has no timers or I/O)"
+                    "(txscan has no I/O)"
 
 /* Runs every queued microtask now, inside the VM entry that is running. */
 static void drain_microtasks(JSContextRef ctx)
@@ -83,6 +84,11 @@ static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, size_t max, J
 		free(out);
 		*exc = x ? x : v;
 		return NULL;
+	}
+	char *mapped = srcmap_rewrite(out); /* a bundle's positions, as the original files' */
+	if (mapped) {
+		free(out);
+		out = mapped;
 	}
 	if (out)
 		utf8_cap(&out, strlen(out), max, cut);
@@ -157,6 +163,7 @@ static void take_exports(engine *e, JSContextRef ctx, JSValueRef m, JSValueRef *
 		return;
 	if (!jsv_is_function(ctx, scan)) {
 		e->step_err = describe(ctx, "module.exports.scanTransaction", scan);
+		engine_exports_hint(e, ctx, m); /* what it does export (sandbox.c) */
 		return;
 	}
 	JSValueRef init = jsv_get(ctx, (JSObjectRef)m, "init", exc);
@@ -331,6 +338,7 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	e->call++;
 	e->ans = res;
 	e->settled = false;
+	webapi_drop_timers(e); /* any the module's top level set */
 	JSValueRef x = NULL;
 	JSValueRef r = JSObjectCallAsFunction(ctx, fn, self, argc, argv, &x);
 	bool pending = false;
@@ -340,6 +348,14 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		pending = answer_or_await(e, ctx, r, res);
 	if (e->killed == ENGINE_OK)
 		drain_microtasks(ctx);
+	if (e->killed == ENGINE_OK && pending && !e->settled && e->ntimers) {
+		JSValueRef tx = webapi_run_timers(e, ctx); /* setTimeout and friends */
+		if (tx && e->killed == ENGINE_OK && !e->settled) {
+			e->settled = true;
+			answer_error(e, ctx, tx, res);
+		}
+	}
+	webapi_drop_timers(e);
 	e->call++;
 	if (e->killed != ENGINE_OK)
 		return false;

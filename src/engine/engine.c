@@ -559,6 +559,7 @@ void engine_free(engine *e)
 	if (!e)
 		return;
 	ASSERT_OWNER(e);
+	webapi_free(e);
 	if (e->vm && e->vm->armed_by == e) {
 		/* the VM lives on in another realm: it must not call back e */
 		if (e->vm->refs > 1)

@@ -51,6 +51,31 @@ struct settle_fn {
 	bool rejected;
 };
 
+/* A native function of the sandbox (console methods, web globals): its
+ * engine and what it does (enum web_op, src/engine/webapi.h). */
+struct web_fn {
+	struct engine *e;
+	int op;
+};
+#define WEB_FNS 48 /* >= WEB_OP_COUNT */
+#define WEB_LAZY_MAX 24 /* >= the lazy globals of webapi.c */
+#define WEB_TIMERS_MAX 10000
+#define CONSOLE_LABELS_MAX 100
+
+/* A pending setTimeout/setInterval (webapi.c): fn and args protected. */
+struct web_timer {
+	uint32_t id;
+	uint64_t due_ns, interval_ns; /* interval_ns 0: a timeout */
+	JSObjectRef fn, args;
+};
+
+/* console.count and console.time state of one label. */
+struct console_label {
+	char *name;
+	uint64_t count, start_ns;
+	bool timing;
+};
+
 /* What the engine keeps protected until it is freed. */
 enum { KEPT_MAX = 10 };
 
@@ -120,6 +145,23 @@ struct engine {
 	engine_progress *progress; /* may be NULL */
 	uint32_t realms;           /* realms this VM had before this one */
 	uint64_t stall_at_ns;      /* process stall total when the scan began (util/stall.h) */
+
+	/* web globals and console state (webapi.c, sandbox.c, inspect.c) */
+	struct web_fn web_fns[WEB_FNS];
+	JSClassRef lazy_class;
+	struct web_fn lazy_fns[WEB_LAZY_MAX]; /* op: index of the lazy global's name */
+	JSObjectRef function_proto;   /* Function.prototype, for native functions made late */
+	JSObjectRef web_js;           /* the JS part's exports once built (protected), or NULL */
+	struct web_timer *timers;     /* pending timers of the call in progress */
+	size_t ntimers, timers_cap;
+	uint32_t timer_seq;
+	uint64_t perf_origin_ns;      /* performance's time origin (monotonic), 0 until built */
+	double perf_origin_ms;        /* the same, as Unix time in ms */
+	struct console_label labels[CONSOLE_LABELS_MAX];
+	size_t nlabels;
+	int group_depth;
+	bool web_building;            /* the JS part is being evaluated */
+	JSObjectRef console_more[WEB_FNS]; /* console methods past trace, once read (protected) */
 };
 
 #ifdef NDEBUG
@@ -170,5 +212,13 @@ void engine_drop_kept(engine *e);
 /* sandbox.c: the console class and the globals a plugin sees; NULL, or
  * the name of what could not be set up. */
 const char *engine_sandbox_install(engine *e);
+/* Appends to e->step_err what a module without scanTransaction exports
+ * (and names a Forta-style handleTransaction as such). */
+void engine_exports_hint(engine *e, JSContextRef ctx, JSValueRef m);
+/* webapi.c: what the web globals and the console keep, released before the
+ * context; and the timers a settled call leaves, dropped. */
+void webapi_free(engine *e);
+JSValueRef webapi_run_timers(engine *e, JSContextRef ctx);
+void webapi_drop_timers(engine *e);
 
 #endif

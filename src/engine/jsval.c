@@ -7,6 +7,8 @@
 #include "jsval.h"
 #include "util/utf8.h"
 
+#include "util/srcmap.h"
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -293,6 +295,11 @@ char *jsv_exception_text(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef sl
 	free(u);
 	free(where);
 	free(st);
+	char *mapped = srcmap_rewrite(out); /* a bundle's positions, as the original files' */
+	if (mapped) {
+		free(out);
+		out = mapped;
+	}
 	if (out)
 		utf8_cap(&out, strlen(out), JSV_ERROR_MAX, cut + stack_cut);
 	return out;
@@ -324,4 +331,29 @@ JSValueRef jsv_get(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef
 bool jsv_is_function(JSContextRef ctx, JSValueRef v)
 {
 	return v && JSValueIsObject(ctx, v) && JSObjectIsFunction(ctx, (JSObjectRef)v);
+}
+
+/* String(v) as a JSString (owned); symbols through the pristine String,
+ * which prints them. NULL with *exc set when it throws. */
+JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc)
+{
+	*exc = NULL;
+	if (JSValueIsSymbol(ctx, v) && string_fn) {
+		JSValueRef t = JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc);
+		if (!t || *exc)
+			return NULL;
+		v = t;
+	}
+	return JSValueToStringCopy(ctx, v, exc);
+}
+
+/* String(v) as UTF-8 (owned), or a note when it cannot be printed. */
+char *jsv_text(JSContextRef ctx, JSValueRef v)
+{
+	JSStringRef s = v ? JSValueToStringCopy(ctx, v, NULL) : NULL;
+	if (!s)
+		return strdup("exception that cannot be printed");
+	char *p = jsv_utf8(s, NULL);
+	JSStringRelease(s);
+	return p;
 }

@@ -34,6 +34,10 @@ char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_f
                     size_t max, size_t *len, size_t *cut, JSValueRef *exc);
 /* A string value made from UTF-8. */
 JSValueRef jsv_string(JSContextRef ctx, const char *s);
+/* String(v) as UTF-8 (owned), or a note when it cannot be printed. */
+char *jsv_text(JSContextRef ctx, JSValueRef v);
+/* String(v) as a JSString (owned; symbols print); NULL with *exc set. */
+JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc);
 
 /* o[name], ignoring what a getter throws. */
 JSValueRef jsv_prop(JSContextRef ctx, JSObjectRef o, const char *name);

@@ -689,6 +689,8 @@ static void read_job(const txs_host *h, load_job *jobs, size_t k)
 	j->named = rc == 0;
 	if (j->named)
 		rc = plugin_manifest_read_code(&j->m, &err);
+	if (!rc && j->named) /* txscan check --config */
+		rc = plugin_manifest_set_config(&j->m, h->opt.config_json, &err);
 	if (rc)
 		job_fail(j, rc, err);
 	free(err);

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "plugin.h"
 
+#include "bundle/bundle.h"
 #include "pfile.h"
 
 #include <errno.h>
@@ -207,6 +208,10 @@ int plugin_manifest_read_code(plugin_manifest *m, char **err)
 	if (rc)
 		fail(err, "%s/plugin.json: main file %s", m->dir, why ? why : "cannot be read");
 	free(why);
+	/* ES modules, TypeScript, imports: one CommonJS bundle (src/bundle/) */
+	if (!rc && bundle_plugin_source(m->dir, m->main, &m->source, &m->source_len, &m->main_path,
+	                                err))
+		rc = TXS_EINVAL;
 	return rc;
 }
 
@@ -216,6 +221,20 @@ int plugin_manifest_load(const char *dir, plugin_manifest *m, char **err)
 	if (!rc && (rc = plugin_manifest_read_code(m, err)))
 		plugin_manifest_clear(m);
 	return rc;
+}
+
+int plugin_manifest_set_config(plugin_manifest *m, const char *config_json, char **err)
+{
+	if (!config_json)
+		return 0;
+	json_t *c = json_loads(config_json, 0, NULL);
+	char *text = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : NULL;
+	json_decref(c);
+	if (!text)
+		return fail(err, "the config given for %s is not a JSON object", m->id);
+	free(m->config_json);
+	m->config_json = text;
+	return 0;
 }
 
 void plugin_manifest_clear(plugin_manifest *m)

@@ -40,6 +40,10 @@ int plugin_manifest_load(const char *dir, plugin_manifest *out, char **err);
 
 void plugin_manifest_clear(plugin_manifest *m);
 
+/* Replaces the manifest's config with config_json (NULL: keeps it). 0, or
+ * TXS_EINVAL and *err (malloc'ed) when it is not a JSON object. */
+int plugin_manifest_set_config(plugin_manifest *m, const char *config_json, char **err);
+
 /* Files of a plugin folder are read with plugin_read_file (pfile.h). */
 #include "pfile.h"
 

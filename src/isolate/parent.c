@@ -38,6 +38,7 @@
 #include "channel.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/srcmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -661,8 +662,20 @@ static int breaker_gate_locked(txs_proc *p, bool *trial)
 	                p->br_state == TXS_BREAKER_OPEN ? "cooling down" : "a trial scan runs");
 }
 
+/* A bundled plugin's positions in text, as its original files': the source
+ * maps are registered in this process (util/srcmap.h), not in the child. */
+static void map_positions(char **text)
+{
+	char *m = *text ? srcmap_rewrite(*text) : NULL;
+	if (m) {
+		free(*text);
+		*text = m;
+	}
+}
+
 static void answer(txs_proc *p, pend *pd, txs_scan_result *r)
 {
+	map_positions(&r->error);
 	record(p, r);
 	breaker_record(p, r->status, pd->trial);
 	atomic_fetch_sub_explicit(&p->c.pending, 1, memory_order_relaxed);
@@ -755,6 +768,7 @@ static void on_done(txs_proc *p, const chan_header *h, const unsigned char *pl)
 		violation(p, bad);
 		return;
 	}
+	map_positions(&text);
 	pthread_mutex_lock(&p->mu);
 	pend *pd = pop_head_locked(p, h->id, CH_DONE);
 	if (pd)
@@ -849,6 +863,10 @@ static void on_console(txs_proc *p, const chan_header *h, const unsigned char *p
 	if (bad) {
 		violation(p, bad);
 		return;
+	}
+	if (strlen(msg) == len) { /* no NUL inside */
+		map_positions(&msg);
+		len = strlen(msg);
 	}
 	if (p->console)
 		p->console(p->id, level, msg, len, p->console_ud);
