@@ -223,6 +223,20 @@ void guard_phase(guard *g, guard_conn *c, enum guard_phase phase)
 	pthread_mutex_unlock(&g->mu);
 }
 
+unsigned guard_shutdown_all(guard *g)
+{
+	unsigned listed = 0;
+	pthread_mutex_lock(&g->mu);
+	for (struct guard_conn *c = g->head; c; c = c->next, listed++) {
+		if (c->shut)
+			continue;
+		shutdown(c->fd, SHUT_RDWR);
+		c->shut = true;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return listed;
+}
+
 void guard_stats_get(guard *g, guard_stats *out)
 {
 	pthread_mutex_lock(&g->mu);
