@@ -6,7 +6,8 @@
  * sweep thread reads them every SWEEP_MS. A connection is shut down at
  * most once, under `mu`, and only while it is listed: guard_close unlists
  * it (under `mu`) before MHD closes its socket, so the descriptor the
- * sweep shuts down is never one the process has reused.
+ * sweep shuts down is never one the process has reused. guard_shutdown_all
+ * (stopping) follows the same rules.
  */
 #define _GNU_SOURCE
 #include "guard.h"

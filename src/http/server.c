@@ -71,7 +71,9 @@
 #define SNAP_STALE_MS 1000   /* older than this, /readyz says "stale" */
 #define RETRY_AFTER_S "1"
 #define ERROR_LOGS_PER_S 20
-#define STOP_CLOSE_MS 2000   /* longest wait for MHD to close the connections at stop */
+#define STOP_CLOSE_MS 400    /* longest wait for MHD to close the connections at stop:
+                              * with EXIT_GRACE_MS (serve.c), within the documented
+                              * "--drain-timeout plus one second" */
 #define STOP_POLL_MS 5
 
 /* ---- routes ---------------------------------------------------------------- */
