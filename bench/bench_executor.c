@@ -5,7 +5,7 @@
  *
  *   bench_executor restart  PLUGIN_DIR [TX.jsonl] [--n N]
  *   bench_executor scan     PLUGIN_DIR TX.jsonl [--seconds S] [--sync] [--window W]
- *                           [--restart-every K] [--warmup N]
+ *                           [--restart-every K] [--warmup N] [--isolation thread|process]
  *   bench_executor engine   PLUGIN_DIR TX.jsonl [--seconds S]
  *   bench_executor idle     PLUGIN_DIR TX.jsonl [--n N]
  *   bench_executor restarts PLUGIN_DIR TX.jsonl [--n N] [--no-scan]
@@ -21,6 +21,8 @@
  *           transactions round-robin over the file. Pipelined by default: up
  *           to W scans queued with txs_executor_submit, as a batch job does;
  *           --sync: one txs_executor_scan at a time (round trip per scan).
+ *           --isolation process: the same through an engine process
+ *           (src/isolate/, txs_proc): pipelined only.
  * engine:   the engine alone (src/engine.h, internal) on the calling thread:
  *           calls into the VM + watchdog, no executor thread, no queue, no recycling.
  * idle:     RSS per instance: create N executors (engine built, init run),
@@ -42,6 +44,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 #include "engine/engine.h" /* internal: the `engine` mode only */
+#include "isolate/isolate.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -54,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void limits_from(const bench_plugin *p, txs_limits *l, int argc, char **argv)
 {
@@ -92,6 +96,36 @@ static txs_executor *executor(const bench_plugin *p, const txs_limits *l)
 	if (txs_executor_new(&ex, &code, l, NULL, NULL) != 0)
 		bench_die("%s: %s", p->dir, txs_last_error());
 	return ex;
+}
+
+static txs_proc *engine_process(const bench_plugin *p, const txs_limits *l)
+{
+	txs_plugin_code code = {.id = p->id, .version = p->version, .filename = p->filename,
+	                        .source = p->source, .source_len = p->source_len,
+	                        .config_json = p->config_json};
+	txs_proc *px = NULL;
+	if (txs_proc_new(&px, &code, l, NULL, NULL, NULL) != 0)
+		bench_die("%s: %s", p->dir, txs_last_error());
+	return px;
+}
+
+/* CPU time of an engine process (utime + stime, clock ticks), for the
+ * CPU per scan of both sides. */
+static uint64_t child_cpu_ns(txs_proc *px)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)txs_proc_pid(px));
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	char *close_paren = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	if (!close_paren || sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	                           &ut, &st) != 2)
+		return 0;
+	return (uint64_t)(ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
 }
 
 static void scan_ok(txs_executor *ex, const char *tx, size_t len)
@@ -195,8 +229,20 @@ static void pipe_wait(struct pipe *p, long target)
 }
 
 /* Runs scans for `seconds` (or `count` scans when count > 0); returns scans. */
-static long run_pipelined(txs_executor *ex, const bench_lines *tx, size_t *k, long window,
-                          double seconds, long count, uint64_t *elapsed)
+typedef int (*submit_fn)(void *unit, const char *tx, size_t len, txs_scan_fn cb, void *ud);
+
+static int submit_executor(void *u, const char *tx, size_t len, txs_scan_fn cb, void *ud)
+{
+	return txs_executor_submit(u, tx, len, cb, ud);
+}
+
+static int submit_proc(void *u, const char *tx, size_t len, txs_scan_fn cb, void *ud)
+{
+	return txs_proc_submit(u, tx, len, cb, ud);
+}
+
+static long run_pipelined(submit_fn submit, void *ex, const bench_lines *tx, size_t *k,
+                          long window, double seconds, long count, uint64_t *elapsed)
 {
 	struct pipe p;
 	atomic_init(&p.done, 0);
@@ -210,7 +256,7 @@ static long run_pipelined(txs_executor *ex, const bench_lines *tx, size_t *k, lo
 			break;
 		long room = window - (submitted - atomic_load(&p.done));
 		for (long j = 0; j < room && (count <= 0 || submitted < count); j++) {
-			int rc = txs_executor_submit(ex, tx->line[*k], tx->len[*k], pipe_cb, &p);
+			int rc = submit(ex, tx->line[*k], tx->len[*k], pipe_cb, &p);
 			if (rc != 0)
 				bench_die("submit: %s", txs_last_error());
 			submitted++;
@@ -252,24 +298,40 @@ static int mode_scan(int argc, char **argv)
 	long window = (long)bench_opt_num(argc, argv, "--window", 256);
 	long warmup = (long)bench_opt_num(argc, argv, "--warmup", 20000);
 	bool sync = bench_flag(argc, argv, "--sync");
+	const char *iso = bench_opt(argc, argv, "--isolation", "thread");
+	bool proc = !strcmp(iso, "process");
+	if (proc && sync)
+		bench_die("--sync is for thread isolation");
 	txs_limits l;
 	limits_from(&p, &l, argc, argv);
-	txs_executor *ex = executor(&p, &l);
+	txs_executor *ex = proc ? NULL : executor(&p, &l);
+	txs_proc *px = proc ? engine_process(&p, &l) : NULL;
+	submit_fn submit = proc ? submit_proc : submit_executor;
+	void *unit = proc ? (void *)px : (void *)ex;
 	size_t k = 0;
 	uint64_t elapsed;
-	run_pipelined(ex, &tx, &k, window, 0, warmup, &elapsed);
+	run_pipelined(submit, unit, &tx, &k, window, 0, warmup, &elapsed);
 	txs_executor_stats s0, s1;
-	txs_executor_stats_get(ex, &s0);
-	uint64_t c0 = bench_cpu_ns();
+	if (proc)
+		txs_proc_stats_get(px, &s0);
+	else
+		txs_executor_stats_get(ex, &s0);
+	uint64_t c0 = bench_cpu_ns(), cc0 = proc ? child_cpu_ns(px) : 0;
 	long n = sync ? run_sync(ex, &tx, &k, seconds, &elapsed)
-	              : run_pipelined(ex, &tx, &k, window, seconds, 0, &elapsed);
-	uint64_t cpu = bench_cpu_ns() - c0;
-	txs_executor_stats_get(ex, &s1);
-	txs_executor_free(ex);
+	              : run_pipelined(submit, unit, &tx, &k, window, seconds, 0, &elapsed);
+	uint64_t cpu = bench_cpu_ns() - c0 + (proc ? child_cpu_ns(px) - cc0 : 0);
+	if (proc) {
+		txs_proc_stats_get(px, &s1);
+		txs_proc_free(px);
+	} else {
+		txs_executor_stats_get(ex, &s1);
+		txs_executor_free(ex);
+	}
 	uint64_t restarts = (s1.restarts_scheduled + s1.restarts_heap + s1.restarts_killed) -
 	                    (s0.restarts_scheduled + s0.restarts_heap + s0.restarts_killed);
 	bench_json_begin("bench_executor", sync ? "scan_sync" : "scan");
 	bench_json_str("plugin", p.id);
+	bench_json_str("isolation", proc ? "process" : "thread");
 	bench_json_int("txs", (long long)tx.n);
 	bench_json_int("restart_every", l.restart_every);
 	bench_json_int("timeout_ms", l.timeout_ms);

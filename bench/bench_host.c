@@ -6,6 +6,7 @@
  *   bench_host throughput SRC TX.jsonl [--copies C] [--instances K] [--window W]
  *                         [--limit N] [--rounds R]
  *   either: [--set KEY=JSON]...   override plugin.json keys (restart_every=0 ...)
+ *           [--isolation thread|process]  where the engines run (default thread)
  *
  * Plugins are staged in a temporary folder (removed at exit): COPIES copies
  * of PLUGIN_DIR with ids <id>-1 ... <id>-N, or, for throughput, SRC (one
@@ -180,9 +181,12 @@ static int stage(const char *src, long copies, long instances)
 	return n;
 }
 
+static txs_isolation isolation = TXS_ISOLATION_THREAD; /* --isolation */
+
 static txs_host *host_for(uint32_t scan_timeout_ms)
 {
-	txs_host_options o = {.scan_timeout_ms = scan_timeout_ms, .console_quiet = true};
+	txs_host_options o = {.scan_timeout_ms = scan_timeout_ms, .console_quiet = true,
+	                      .isolation = isolation};
 	txs_host *h = NULL;
 	if (txs_host_new(&h, &o) != 0)
 		bench_die("txs_host_new: %s", txs_last_error());
@@ -367,6 +371,9 @@ static void parse_overrides(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	parse_overrides(argc, argv);
+	const char *iso = bench_opt(argc, argv, "--isolation", NULL);
+	if (iso && txs_isolation_parse(iso, &isolation) != 0)
+		bench_die("%s", txs_last_error());
 	if (argc >= 5 && !strcmp(argv[1], "fanout"))
 		return mode_fanout(argc, argv);
 	if (argc >= 4 && !strcmp(argv[1], "throughput"))

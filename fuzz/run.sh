@@ -6,6 +6,8 @@
 #   fuzz_manifest   plugin.json: plugin_manifest_parse (src/host/plugin.c)
 #   fuzz_findings   a plugin's answer: findings_collect (src/host/findings.c),
 #                   differential against jansson
+#   fuzz_channel    what an engine process writes to the host: the frame
+#                   handling of src/isolate/parent.c and channel.c
 #
 # The code under test is compiled here with coverage instrumentation; the
 # rest of the library comes from $BUILD/libtxscan.a (built if missing) and
@@ -38,7 +40,7 @@ cmake --build "$BUILD" --target txscan >/dev/null
 CFLAGS="-std=c11 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   -I$ROOT/include -I$ROOT/src $(pkg-config --cflags jansson libmicrohttpd)"
-LIBS="$BUILD/libtxscan.a $(pkg-config --libs javascriptcoregtk-4.1 jansson libmicrohttpd) -lpthread -lm"
+LIBS="$BUILD/libtxscan.a $(pkg-config --libs javascriptcoregtk-4.1 jansson libmicrohttpd libseccomp) -lpthread -lm"
 
 build() { # name sources...
   name=$1
@@ -75,5 +77,10 @@ fi
 if [ -z "$only" ] || [ "$only" = fuzz_findings ]; then
   build fuzz_findings "$ROOT/fuzz/fuzz_findings.c" "$ROOT/src/host/findings.c" "$ROOT/src/util/jscan.c"
   run fuzz_findings findings
+fi
+if [ -z "$only" ] || [ "$only" = fuzz_channel ]; then
+  CFLAGS="$CFLAGS -DTXS_FUZZ -D_GNU_SOURCE"
+  build fuzz_channel "$ROOT/fuzz/fuzz_channel.c" "$ROOT/src/isolate/parent.c" "$ROOT/src/isolate/channel.c" "$ROOT/src/util/jscan.c"
+  run fuzz_channel channel
 fi
 echo "fuzz: no crash in ${SECS}s per driver"

@@ -192,6 +192,11 @@ typedef struct txs_executor_stats {
 	uint32_t breaker_state;      /* txs_breaker_state */
 	uint64_t breaker_opens;      /* times the circuit opened */
 	uint64_t realm_restarts;     /* restarts served by a fresh realm in the same VM */
+	/* process isolation only (0 in thread isolation): */
+	uint64_t process_starts;  /* engine processes that became ready */
+	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit) */
+	uint64_t process_kills;   /* engine processes the host killed: deadline, memory cap,
+	                           * protocol */
 } txs_executor_stats;
 
 typedef enum txs_breaker_state {
@@ -247,6 +252,17 @@ TXS_EXTERN int txs_severity_parse(const char *name, txs_severity *out);
 typedef struct txs_host txs_host;
 typedef struct txs_report txs_report;
 
+/* Where plugins' engines run (docs/engine.md, "Isolation"). */
+typedef enum txs_isolation {
+	TXS_ISOLATION_DEFAULT = 0, /* $TXSCAN_ISOLATION ("thread" or "process"), else thread */
+	TXS_ISOLATION_THREAD,      /* engines on threads of this process */
+	TXS_ISOLATION_PROCESS,     /* each instance's engines in a sandboxed child process,
+	                            * killed at its deadline + a grace or past its memory cap */
+} txs_isolation;
+
+/* "thread" / "process" -> 0 and *out; TXS_EINVAL otherwise. */
+TXS_EXTERN int txs_isolation_parse(const char *name, txs_isolation *out);
+
 typedef struct txs_host_options {
 	/* Deadline for a whole report: a plugin that has not answered by then is
 	 * reported "timeout" (its scan may still be queued). 0 = the largest
@@ -279,6 +295,10 @@ typedef struct txs_host_options {
 	 * into the host. NULL: notices are dropped. */
 	void (*notice)(const char *level, const char *message, void *userdata);
 	void *notice_userdata;
+	txs_isolation isolation;
+	/* Process isolation: the txscan-engine helper; NULL: $TXSCAN_ENGINE, else
+	 * beside the running program, else the build tree's. */
+	const char *engine_path;
 } txs_host_options;
 
 /* opts may be NULL (defaults). */

@@ -82,6 +82,42 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("nowhere", r.stderr)
 
+    def test_isolation_option(self):
+        for mode in ("thread", "process"):
+            r = self.scan('{"hash":"a","flag":"high"}\n', "--isolation", mode)
+            self.assertEqual(r.returncode, 1, mode + ": " + r.stderr)
+            self.assertEqual(json.loads(r.stdout)["findings"][0]["code"], "FLAG")
+            r = run("check", "--isolation=" + mode, self.plugins)
+            self.assertEqual(r.returncode, 0, mode + ": " + r.stderr)
+        r = self.scan("{}", "--isolation", "fork")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("thread", r.stderr)
+        r = self.scan("{}", "--isolation")
+        self.assertEqual(r.returncode, 64)
+        for cmd in ("scan", "check", "serve", "worker"):
+            self.assertIn("--isolation", run(cmd, "--help").stdout, cmd)
+
+    def test_stuck_native_call_in_process_isolation(self):
+        # JSC's regexp engine never polls the watchdog: only a process can
+        # be stopped; the next transaction gets a fresh one and completes.
+        write_plugin(self.plugins, "stuck", """module.exports = { scanTransaction(tx) {
+  if (tx.stuck) /a*b/.test('a'.repeat(300000));
+  return null;
+}};""", ', "timeout_ms": 50')
+        lines = '{"hash":"s","stuck":1}\n{"hash":"n"}\n'
+        t0 = time.monotonic()
+        r = self.scan(lines, "--isolation", "process")
+        took = time.monotonic() - t0
+        out = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(r.returncode, 2, r.stderr)
+        stuck = {p["id"]: p for p in out[0]["plugins"]}["stuck"]
+        self.assertEqual(stuck["status"], "timeout")
+        # the host's deadline kill, or the child's executor abandoning the
+        # lane first (which gets the process replaced too)
+        self.assertRegex(stuck["error"], "killed|abandoned")
+        self.assertTrue(out[1]["complete"], out[1])
+        self.assertLess(took, 10, "the regexp runs ~40 s unless its process is killed")
+
     def test_order_10000_lines(self):
         lines = []
         for i in range(10000):

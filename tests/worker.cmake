@@ -10,6 +10,7 @@ if(Python3_Interpreter_FOUND AND TXS_REDIS_SERVER)
            COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/worker_test.py
                    $<TARGET_FILE:txscan_cli> ${PROJECT_SOURCE_DIR})
   set_tests_properties(worker PROPERTIES TIMEOUT 600 LABELS integration SKIP_RETURN_CODE 77)
+  txs_isolation_tests(worker)
 else()
   message(STATUS "python3 or redis-server not found: the worker test is not registered")
 endif()

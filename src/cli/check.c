@@ -15,13 +15,14 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: txscan check PLUGIN_DIR [TX_FILE]\n\n"
+	        "usage: txscan check [--isolation thread|process] PLUGIN_DIR [TX_FILE]\n\n"
 	        "Validates plugin.json, loads the code and runs init(ctx) for the plugin in\n"
 	        "PLUGIN_DIR (or every plugin in a folder of plugins), then scans each line of\n"
 	        "TX_FILE, if given, and prints what each plugin answered.\n\n"
 	        "A TX_FILE line may be a transaction, or a fixture:\n"
 	        "  {\"name\": \"...\", \"tx\": {...}, \"expect\": [\"CODE\", ...]}\n"
 	        "whose findings' codes must equal \"expect\", in order.\n\n"
+	        CLI_ISOLATION_HELP "\n"
 	        "exit status: 0 fine; 2 something is wrong (the output says what); 64 usage.\n");
 }
 

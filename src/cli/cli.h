@@ -21,6 +21,12 @@ int cmd_scan_rpc(int argc, char **argv);
 int cli_scan_wants_rpc(int argc, char **argv);
 
 /* Exit codes shared by every subcommand (each --help documents its own). */
+/* The CLI's isolation when neither --isolation nor $TXSCAN_ISOLATION says.
+ * Thread until process isolation meets its cost targets (docs/engine.md,
+ * "Isolation": fan-out latency and start-up missed them). */
+#define CLI_DEFAULT_ISOLATION TXS_ISOLATION_THREAD
+#define CLI_DEFAULT_ISOLATION_NAME "thread"
+
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
 
 /* Prints "txscan: " + message to stderr. */
@@ -44,6 +50,17 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 void cli_notice(const char *level, const char *msg, void *userdata);
 /* An executor event (txs_host_options.event) as a "txscan: warning:" line. */
 void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata);
+
+/* Takes --isolation thread|process (or --isolation=MODE) out of argv (any
+ * position after the subcommand) and remembers it for cli_load_host*.
+ * Without it: $TXSCAN_ISOLATION, else CLI_DEFAULT_ISOLATION. -1 after
+ * printing the error. */
+int cli_isolation_opts(int *argc, char **argv);
+#define CLI_ISOLATION_HELP \
+	"  --isolation MODE    thread: plugins' engines on threads of this process;\n" \
+	"                      process: each instance's engines in a sandboxed child\n" \
+	"                      process, killed at its deadline or memory cap (default\n" \
+	"                      $TXSCAN_ISOLATION, else " CLI_DEFAULT_ISOLATION_NAME ")\n"
 
 /* Collects -p/--plugins DIR (and -pDIR, --plugins=DIR) into dirs (at most
  * max); returns 1 if argv[*i] was such an option (and advances *i), 0 if

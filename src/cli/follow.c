@@ -72,6 +72,8 @@ static const char follow_usage[] =
     "                          answers nonsense 3 times in a row is an error\n"
     "      --max-response-mb N the largest answer read from the node (default 64)\n"
     "      --quiet-console     discard plugins' console output\n"
+    "      --isolation MODE    thread or process (default $TXSCAN_ISOLATION, else\n"
+    "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
     "      --allow-partial     start with the plugins that load (see txscan scan)\n\n"
     "exit status: 0 stopped by a signal or past --to-block; 2 a plugin failed to\n"
     "load, the node's answers are invalid, a reorg deeper than --max-reorg, or the\n"

@@ -32,7 +32,9 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: txscan [--version] [--help] COMMAND [ARGS]\n\n"
 	             "Runs untrusted JavaScript plugins against transactions, each plugin\n"
-	             "in its own JavaScriptCore VM on its own thread.\n\ncommands:\n");
+	             "in its own JavaScriptCore VM on its own thread; with --isolation process\n"
+	             "(scan, check, serve, worker) each plugin instance's VMs run in a\n"
+	             "sandboxed child process.\n\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n'txscan COMMAND --help' describes one command.\n");
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 			cli_error("'%s' is not built into this binary", argv[1]);
 			return EXIT_USAGE;
 		}
+		if (cli_isolation_opts(&argc, argv) != 0)
+			return EXIT_USAGE;
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	cli_error("unknown command '%s'", argv[1]);

@@ -70,7 +70,7 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "usage: txscan scan [-p DIR]... [--fail-on SEVERITY] [--format jsonl|table]\n"
 	        "                   [--progress|--no-progress] [--quiet-console] [--allow-partial]\n"
-	        "                   [FILE...]\n"
+	        "                   [--isolation thread|process] [FILE...]\n"
 	        "       txscan scan [--rpc URL] (--tx HASH... | --block N|latest | --blocks A..B)\n"
 	        "                   [-p DIR]... [--no-receipts] [--fail-on SEVERITY]\n"
 	        "                   [--timeout-ms N] [--retries N] [--max-response-mb N]\n\n"
@@ -90,6 +90,7 @@ static void usage(FILE *out)
 	        "                      is \"unavailable\" in every report (complete: false) and\n"
 	        "                      retried in the background (default: every failing plugin\n"
 	        "                      is listed and nothing is scanned)\n"
+	        CLI_ISOLATION_HELP
 	        "  --rpc URL           fetch from an Ethereum node (default $TXSCAN_RPC_URL): the\n"
 	        "                      transactions --tx (repeatable), or every transaction of\n"
 	        "                      --block or --blocks, with receipts; JSON Lines reports\n"

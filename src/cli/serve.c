@@ -91,6 +91,8 @@ static void usage(FILE *out)
 	        "                          keep /readyz at 503 and are retried in the background\n"
 	        "                          (default: list every failing plugin and exit 2)\n"
 	        "  -q, --quiet             discard the plugins' console output\n"
+	        "  --isolation MODE        thread or process (default $TXSCAN_ISOLATION, else\n"
+	        "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
 	        "signal exits at once); SIGHUP reloads every plugin. Logs are JSON lines on\n"

@@ -48,6 +48,52 @@ struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_con
 	return cli_load_host_opts(dirs, ndirs, &opt);
 }
 
+static txs_isolation isolation; /* from --isolation; DEFAULT: not given */
+
+int cli_isolation_opts(int *argc, char **argv)
+{
+	int out = 1;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		if (!strcmp(a, "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(a, "--isolation")) {
+			if (i + 1 >= *argc) {
+				cli_error("--isolation needs thread or process");
+				return -1;
+			}
+			v = argv[++i];
+		} else if (!strncmp(a, "--isolation=", 12)) {
+			v = a + 12;
+		} else {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (txs_isolation_parse(v, &isolation) != 0) {
+			cli_error("--isolation: %s", txs_last_error());
+			return -1;
+		}
+	}
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
+}
+
+/* --isolation, else $TXSCAN_ISOLATION, else the CLI's default. */
+static txs_isolation cli_isolation(void)
+{
+	txs_isolation m;
+	const char *env = getenv("TXSCAN_ISOLATION");
+	if (isolation != TXS_ISOLATION_DEFAULT)
+		return isolation;
+	if (env && *env && txs_isolation_parse(env, &m) == 0)
+		return m;
+	return CLI_DEFAULT_ISOLATION;
+}
+
 void cli_notice(const char *level, const char *msg, void *userdata)
 {
 	(void)userdata;
@@ -72,10 +118,12 @@ static void error_lines(const char *text)
 }
 
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
-                                    const struct txs_host_options *opt)
+                                    const struct txs_host_options *given)
 {
 	txs_host *h = NULL;
-	txs_host_options o = *opt;
+	txs_host_options o = *given;
+	if (o.isolation == TXS_ISOLATION_DEFAULT)
+		o.isolation = cli_isolation();
 	const char *fallback = ndirs ? NULL : default_dir();
 	if (!ndirs && !fallback) {
 		cli_error("no plugins: pass -p DIR (or set TXSCAN_PLUGINS, or create ./plugins)");

@@ -63,6 +63,8 @@ static const char worker_usage[] =
     "options:\n"
     "  -p, --plugins DIR       plugin folder or folder of plugins (repeatable;\n"
     "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
+    "      --isolation MODE    thread or process (default $TXSCAN_ISOLATION, else\n"
+    "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
     "      --redis URL         redis://[[user]:password@]host[:port][/db] or\n"
     "                          unix:///path (default $TXSCAN_REDIS_URL, then\n"
     "                          redis://127.0.0.1:6379)\n"

@@ -30,6 +30,7 @@
 #include "executor/bell.h"
 #include "util/clock.h"
 #include "console.h"
+#include "instance.h"
 #include "folders.h"
 #include "util/error.h"
 #include "util/jscan.h"
@@ -62,7 +63,7 @@ typedef struct plugin {
 	char id[65];
 	char *dir;
 	uint32_t instances;
-	txs_executor **ex;
+	instance *ex;      /* thread executors or engine processes (instance.h) */
 	pthread_mutex_t mu; /* guards version and limits; never held while an executor works */
 	char version[65];
 	txs_limits limits;
@@ -110,6 +111,7 @@ struct txs_host {
 	_Atomic size_t max_input;         /* (allow_partial) updates them */
 	_Atomic uint32_t in_flight;
 	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
+	txs_isolation isolation; /* THREAD or PROCESS, resolved at txs_host_new */
 
 	pthread_t deadline_thread;
 	bool deadline_started;
@@ -296,15 +298,15 @@ static void on_answer(txs_scan_result *res, void *ud)
 }
 
 /* Least pending commands among the plugin's instances. */
-static txs_executor *pick(const plugin *p)
+static instance *pick(const plugin *p)
 {
-	txs_executor *best = p->ex[0];
-	uint32_t load = p->instances > 1 ? txs_executor_load(best) : 0;
+	instance *best = &p->ex[0];
+	uint32_t load = p->instances > 1 ? instance_load(best) : 0;
 	for (uint32_t i = 1; i < p->instances && load; i++) {
-		uint32_t l = txs_executor_load(p->ex[i]);
+		uint32_t l = instance_load(&p->ex[i]);
 		if (l < load) {
 			load = l;
-			best = p->ex[i];
+			best = &p->ex[i];
 		}
 	}
 	return best;
@@ -450,7 +452,7 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 	for (size_t i = 0; i < h->n; i++) {
 		plugin *p = h->plugins[i];
 		int rc = atomic_load_explicit(&p->started, memory_order_acquire)
-		             ? txs_executor_submit_quiet(pick(p), tx, len, on_answer, &f->slots[i], &ring)
+		             ? instance_submit(pick(p), tx, len, on_answer, &f->slots[i], &ring)
 		             : not_started(p);
 		if (rc) {
 			refused(f, i, rc);
@@ -502,7 +504,7 @@ static void plugin_free(plugin *p)
 	if (!p)
 		return;
 	for (uint32_t i = 0; p->ex && i < p->instances; i++)
-		txs_executor_free(p->ex[i]);
+		instance_free(&p->ex[i]);
 	free(p->ex);
 	free(p->dir);
 	free(p->error);
@@ -539,9 +541,9 @@ static plugin *plugin_new(const char *dir, const char *id, const char *version,
 }
 
 /* Every instance's executor, or none (the first failure's error). */
-static int start_executors(txs_host *h, const plugin_manifest *m, txs_executor ***out)
+static int start_executors(txs_host *h, const plugin_manifest *m, instance **out)
 {
-	txs_executor **ex = calloc(m->instances, sizeof *ex);
+	instance *ex = calloc(m->instances, sizeof *ex);
 	if (!ex)
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	txs_plugin_code code = code_of(m);
@@ -549,16 +551,17 @@ static int start_executors(txs_host *h, const plugin_manifest *m, txs_executor *
 	void *ud = h->opt.console ? h->opt.console_userdata : h->sink;
 	int rc = 0;
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
-		rc = txs_executor_new(&ex[i], &code, &m->limits, con, ud);
+		rc = instance_new(&ex[i], h->isolation, h->opt.engine_path, &code, &m->limits, con, ud,
+		                  &h->bell);
 		if (!rc && h->opt.event)
-			txs_executor_on_event(ex[i], h->opt.event, h->opt.event_userdata);
-		if (!rc)
-			txs_executor_use_bell(ex[i], &h->bell);
+			instance_on_event(&ex[i], h->opt.event, h->opt.event_userdata);
 	}
+	for (uint32_t i = 0; !rc && i < m->instances; i++) /* engine processes start side by side */
+		rc = instance_wait_started(&ex[i]);
 	if (rc) {
 		char *why = strdup(txs_last_error());
 		for (uint32_t i = 0; i < m->instances; i++)
-			txs_executor_free(ex[i]);
+			instance_free(&ex[i]);
 		free(ex);
 		txs_fail_msg(rc, why ? why : "out of memory");
 		free(why);
@@ -569,7 +572,7 @@ static int start_executors(txs_host *h, const plugin_manifest *m, txs_executor *
 }
 
 /* From now on p serves with ex: written under mu, announced by started. */
-static void publish(plugin *p, const plugin_manifest *m, txs_executor **ex)
+static void publish(plugin *p, const plugin_manifest *m, instance *ex)
 {
 	pthread_mutex_lock(&p->mu);
 	p->ex = ex;
@@ -595,7 +598,7 @@ static void set_error(plugin *p, const char *msg)
 
 static int plugin_start(txs_host *h, const plugin_manifest *m, plugin **out)
 {
-	txs_executor **ex = NULL;
+	instance *ex = NULL;
 	plugin *p = plugin_new(m->dir, m->id, m->version, &m->limits);
 	if (!p)
 		return txs_fail(TXS_ENOMEM, "out of memory");
@@ -791,7 +794,7 @@ static void schedule_retry(plugin *p)
 static int attempt(txs_host *h, plugin *p)
 {
 	plugin_manifest m;
-	txs_executor **ex = NULL;
+	instance *ex = NULL;
 	char *err = NULL;
 	int rc = plugin_manifest_load(p->dir, &m, &err);
 	if (rc)
@@ -959,6 +962,7 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	if (opts)
 		h->opt = *opts;
+	h->isolation = instance_mode(h->opt.isolation);
 	pthread_mutex_init(&h->dmu, NULL);
 	txs_cond_init(&h->dcv);
 	pthread_mutex_init(&h->rmu, NULL);
@@ -1051,7 +1055,7 @@ int txs_host_restart(txs_host *h, const char *id)
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
-		rc = txs_executor_restart(p->ex[i]);
+		rc = instance_restart(&p->ex[i]);
 	ctl_end(p);
 	return rc;
 }
@@ -1067,7 +1071,7 @@ static int reload_instances(plugin *p, const plugin_manifest *m)
 	txs_plugin_code code = code_of(m);
 	int rc = 0;
 	for (uint32_t i = 0; !rc && i < p->instances; i++)
-		rc = txs_executor_reload(p->ex[i], &code, &m->limits);
+		rc = instance_reload(&p->ex[i], &code, &m->limits);
 	if (!rc) {
 		pthread_mutex_lock(&p->mu);
 		snprintf(p->version, sizeof p->version, "%s", m->version);
@@ -1145,6 +1149,9 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->lanes_stuck += s->lanes_stuck;
 	sum->breaker_opens += s->breaker_opens;
 	sum->realm_restarts += s->realm_restarts;
+	sum->process_starts += s->process_starts;
+	sum->process_crashes += s->process_crashes;
+	sum->process_kills += s->process_kills;
 	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
 		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
@@ -1184,7 +1191,7 @@ int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 	info->stats.running = true;
 	for (uint32_t i = 0; i < p->instances; i++) {
 		txs_executor_stats s;
-		txs_executor_stats_get(p->ex[i], &s);
+		instance_stats(&p->ex[i], &s);
 		add_stats(&info->stats, &s);
 	}
 	return 0;
@@ -1215,6 +1222,9 @@ static json_t *info_json(const txs_plugin_info *in)
 	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
 	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
 	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
+	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I}", "starts",
+	                    (json_int_t)s->process_starts, "crashes", (json_int_t)s->process_crashes,
+	                    "kills", (json_int_t)s->process_kills));
 	json_object_set_new(restarts, "realm", json_integer((json_int_t)s->realm_restarts));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
@@ -1247,7 +1257,7 @@ bool txs_host_ready(txs_host *h)
 			return false;
 		for (uint32_t k = 0; k < p->instances; k++) {
 			txs_executor_stats s;
-			txs_executor_stats_get(p->ex[k], &s);
+			instance_stats(&p->ex[k], &s);
 			if (s.quarantined || !s.running)
 				return false;
 		}

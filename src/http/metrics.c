@@ -237,6 +237,12 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_failed_starts_total", "counter",
 	           "Engine builds that failed (code or init threw, or timed out).",
 	           offsetof(txs_executor_stats, failed_starts));
+	u64_family(b, s, "txscan_plugin_process_crashes_total", "counter",
+	           "Engine processes that died on their own (process isolation).",
+	           offsetof(txs_executor_stats, process_crashes));
+	u64_family(b, s, "txscan_plugin_process_kills_total", "counter",
+	           "Engine processes killed by the host: deadline, memory cap, protocol (process isolation).",
+	           offsetof(txs_executor_stats, process_kills));
 	u64_family(b, s, "txscan_plugin_standby_swaps_total", "counter",
 	           "Restarts served by an engine the standby lane had built in advance.",
 	           offsetof(txs_executor_stats, standby_swaps));

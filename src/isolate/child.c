@@ -1,0 +1,469 @@
+/*
+ * child.c - the main loop of an engine process (process isolation).
+ *
+ * Started by the host (parent.c) through posix_spawn of the txscan-engine
+ * helper with an empty environment and one descriptor, the channel, as
+ * fd 3. In order: die with the parent (PR_SET_PDEATHSIG, then getppid()
+ * against the pid the parent passed, for the race of a parent that died
+ * first); close every other descriptor; limits; read the plugin's code
+ * (CH_INIT); enter the sandbox (sandbox.c); only then build an ordinary
+ * txs_executor, whose lanes evaluate the code. A closed channel ends the
+ * process at once.
+ *
+ * Feeding: the main thread reads frames and keeps scans in a local FIFO;
+ * the executor holds one scan at a time, and the answer callback (on the
+ * lane) submits the next. The parent can then tell when a scan started
+ * (when the previous one was answered) and hold each to its own deadline;
+ * a batch of queued scans inside the executor would be answered together
+ * and hide which of them is stuck. Answers go out from the lane under the
+ * write lock, one frame each.
+ */
+#define _GNU_SOURCE
+#include "isolate.h"
+
+#include "channel.h"
+#include "sandbox.h"
+#include "util/clock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#define STATS_EVERY_NS (50 * 1000000ull)
+#define READ_CHUNK (256u << 10)
+
+typedef struct job {
+	uint64_t id;
+	size_t len;
+	struct job *next;
+	char tx[];
+} job;
+
+typedef struct child {
+	int fd;
+	txs_executor *ex;
+	pthread_mutex_t wmu; /* the channel's write side */
+	chan_buf out;
+	unsigned batched;    /* answers in out not yet written */
+	pthread_mutex_t qmu; /* the FIFO and `running` */
+	pthread_cond_t idle; /* the FIFO emptied and nothing runs */
+	job *head, *tail;
+	bool running;        /* a scan is in the executor */
+	size_t max_input;
+} child;
+
+static child C;
+
+static void write_all(const unsigned char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(C.fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			_exit(0); /* the parent is gone */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Sends what the encoder put into C.out (under wmu). */
+static void flush_locked(void)
+{
+	write_all(C.out.p, C.out.len);
+	C.out.len = 0;
+}
+
+static void send_rc(uint16_t type, uint64_t id, int rc, const char *text)
+{
+	pthread_mutex_lock(&C.wmu);
+	if (chan_rc_encode(&C.out, type, id, rc, text) == 0)
+		flush_locked();
+	pthread_mutex_unlock(&C.wmu);
+}
+
+static void send_stats(void)
+{
+	txs_executor_stats s;
+	txs_executor_stats_get(C.ex, &s);
+	pthread_mutex_lock(&C.wmu);
+	if (chan_stats_encode(&C.out, &s) == 0)
+		flush_locked();
+	pthread_mutex_unlock(&C.wmu);
+}
+
+/* Cuts text to cap bytes at a UTF-8 character boundary. */
+static void cap_text(char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n <= CHAN_MAX_TEXT)
+		return;
+	n = CHAN_MAX_TEXT;
+	while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	s[n] = '\0';
+}
+
+/* This thread and its run-queue wait, read at most once per millisecond
+ * (a pread of /proc/thread-self/schedstat, opened once per thread). */
+static chan_lane this_lane(void)
+{
+	static _Thread_local int fd = -2;
+	static _Thread_local chan_lane lane;
+	static _Thread_local uint64_t read_ns;
+	uint64_t now = txs_now_ns();
+	if (fd == -2) {
+		fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+		lane.tid = (uint32_t)gettid();
+	}
+	if (fd >= 0 && (!read_ns || now - read_ns >= 1000000)) {
+		char buf[96];
+		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+		unsigned long long run, wait;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+				lane.run_ns = run;
+				lane.wait_ns = wait;
+			}
+		}
+		read_ns = now;
+	}
+	return lane;
+}
+
+static void feed(void);
+
+/* Answers are written at once when nothing else waits to run (the
+ * parent, or a fan-out, waits for this one); behind a backlog they go out
+ * in batches of BATCH_RESULTS, and the main thread writes what is left at
+ * least every millisecond. A write to the socket wakes the host's reader
+ * and cost the lane more than a small scan on a paravirtualised guest. */
+#define BATCH_RESULTS 32
+
+static void send_result(uint64_t id, txs_scan_result *r)
+{
+	chan_lane lane = this_lane();
+	cap_text(r->error);
+	pthread_mutex_lock(&C.qmu);
+	bool backlog = C.head != NULL;
+	pthread_mutex_unlock(&C.qmu);
+	pthread_mutex_lock(&C.wmu);
+	if (chan_result_encode(&C.out, id, r, &lane) == 0 &&
+	    (!backlog || ++C.batched >= BATCH_RESULTS || C.out.len >= (64u << 10))) {
+		flush_locked();
+		C.batched = 0;
+	}
+	pthread_mutex_unlock(&C.wmu);
+	txs_scan_result_clear(r);
+}
+
+/* The main thread's share: what the lane left in the buffer. */
+static void flush_pending(void)
+{
+	pthread_mutex_lock(&C.wmu);
+	if (C.out.len) {
+		flush_locked();
+		C.batched = 0;
+	}
+	pthread_mutex_unlock(&C.wmu);
+}
+
+static bool busy(void)
+{
+	pthread_mutex_lock(&C.qmu);
+	bool b = C.running || C.head;
+	pthread_mutex_unlock(&C.qmu);
+	return b;
+}
+
+static void on_result(txs_scan_result *r, void *ud)
+{
+	send_result((uint64_t)(uintptr_t)ud, r);
+	pthread_mutex_lock(&C.qmu);
+	C.running = false;
+	if (!C.head)
+		pthread_cond_broadcast(&C.idle);
+	pthread_mutex_unlock(&C.qmu);
+	feed();
+}
+
+/* A control command runs after every scan that came before it (the parent
+ * matches answers in order), and before any that comes after (the main
+ * thread reads no more frames meanwhile). */
+static void wait_idle(void)
+{
+	pthread_mutex_lock(&C.qmu);
+	while (C.running || C.head)
+		pthread_cond_wait(&C.idle, &C.qmu);
+	pthread_mutex_unlock(&C.qmu);
+}
+
+/* Gives the executor the next scan when it holds none. */
+static void feed(void)
+{
+	for (;;) {
+		pthread_mutex_lock(&C.qmu);
+		job *j = C.running ? NULL : C.head;
+		if (j) {
+			C.head = j->next;
+			if (!C.head)
+				C.tail = NULL;
+			C.running = true;
+		} else if (!C.running) {
+			pthread_cond_broadcast(&C.idle);
+		}
+		pthread_mutex_unlock(&C.qmu);
+		if (!j)
+			return;
+		int rc = txs_executor_submit(C.ex, j->tx, j->len, on_result, (void *)(uintptr_t)j->id);
+		if (rc == 0) {
+			free(j);
+			return;
+		}
+		txs_scan_result r = {.status = rc == TXS_EOVERLOADED ? TXS_STATUS_OVERLOADED
+		                              : rc == TXS_EUNAVAILABLE ? TXS_STATUS_UNAVAILABLE
+		                                                       : TXS_STATUS_ERROR,
+		                     .error = strdup(txs_last_error())};
+		send_result(j->id, &r);
+		free(j);
+		pthread_mutex_lock(&C.qmu);
+		C.running = false;
+		pthread_mutex_unlock(&C.qmu);
+	}
+}
+
+static void enqueue(uint64_t id, const unsigned char *tx, size_t len)
+{
+	job *j = malloc(sizeof *j + len + 1);
+	if (!j)
+		_exit(3);
+	j->id = id;
+	j->len = len;
+	j->next = NULL;
+	memcpy(j->tx, tx, len);
+	j->tx[len] = '\0';
+	pthread_mutex_lock(&C.qmu);
+	if (C.tail)
+		C.tail->next = j;
+	else
+		C.head = j;
+	C.tail = j;
+	pthread_mutex_unlock(&C.qmu);
+	feed();
+}
+
+static void console_cb(const char *plugin, const char *level, const char *msg, size_t len,
+                       void *ud)
+{
+	(void)plugin;
+	(void)ud;
+	pthread_mutex_lock(&C.wmu);
+	if (chan_console_encode(&C.out, level, msg, len < CHAN_MAX_TEXT ? len : CHAN_MAX_TEXT) == 0)
+		flush_locked();
+	pthread_mutex_unlock(&C.wmu);
+}
+
+/* Executor events go to the host, which also recycles this process when a
+ * lane was abandoned in a native call: its thread would spin on here. */
+static void event_cb(const char *plugin, const char *event, const char *detail, void *ud)
+{
+	(void)plugin;
+	(void)ud;
+	pthread_mutex_lock(&C.wmu);
+	if (chan_event_encode(&C.out, event, detail) == 0)
+		flush_locked();
+	pthread_mutex_unlock(&C.wmu);
+}
+
+static void control(const chan_header *h, const unsigned char *p)
+{
+	char probe[256];
+	int rc = 0;
+	wait_idle();
+	if (h->type == CH_RESTART) {
+		rc = txs_executor_restart(C.ex);
+	} else if (h->type == CH_RELOAD) {
+		txs_plugin_code code;
+		txs_limits lim;
+		bool has;
+		rc = chan_code_decode(p, h->len, &code, &lim, &has) ? TXS_EINVAL
+		     : txs_executor_reload(C.ex, &code, has ? &lim : NULL);
+		chan_code_clear(&code);
+	} else {
+		rc = txs_sandbox_probe(probe, sizeof probe) ? 0 : TXS_EINVAL;
+		send_rc(CH_DONE, h->id, rc, probe);
+		return;
+	}
+	send_stats(); /* before the answer: a waiter reads the counters once it has it */
+	send_rc(CH_DONE, h->id, rc, rc ? txs_last_error() : "");
+}
+
+/* Handles every whole frame in in; false on a frame the parent cannot send. */
+static bool dispatch(chan_buf *in)
+{
+	chan_header h;
+	const unsigned char *p;
+	int k;
+	while ((k = chan_take(in, (64u << 20), &h, &p)) == 1) {
+		if (h.type == CH_SCAN)
+			enqueue(h.id, p, h.len);
+		else if (h.type == CH_RESTART || h.type == CH_RELOAD || h.type == CH_PROBE)
+			control(&h, p);
+		else
+			return false;
+	}
+	chan_buf_compact(in);
+	return k == 0;
+}
+
+/* Reads until one whole frame of type want is in in; its payload. */
+static const unsigned char *read_frame(chan_buf *in, uint16_t want, chan_header *h)
+{
+	const unsigned char *p;
+	for (;;) {
+		int k = chan_take(in, (256u << 20), h, &p);
+		if (k == 1)
+			return h->type == want ? p : NULL;
+		if (k < 0 || chan_buf_reserve(in, READ_CHUNK))
+			return NULL;
+		ssize_t n = read(C.fd, in->p + in->len, READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		in->len += (size_t)n;
+	}
+}
+
+static void serve(chan_buf *in)
+{
+	uint64_t last_stats = 0;
+	struct pollfd pfd = {.fd = C.fd, .events = POLLIN};
+	for (;;) {
+		flush_pending();
+		int pr = poll(&pfd, 1, busy() ? 1 : 50);
+		if (pr > 0) {
+			if (chan_buf_reserve(in, READ_CHUNK))
+				_exit(3);
+			ssize_t n = read(C.fd, in->p + in->len, READ_CHUNK);
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				_exit(0); /* end of channel: the parent is gone or let go */
+			if (n > 0) {
+				in->len += (size_t)n;
+				if (!dispatch(in))
+					_exit(4);
+			}
+		}
+		uint64_t now = txs_now_ns();
+		if (now - last_stats >= STATS_EVERY_NS) {
+			send_stats();
+			last_stats = now;
+		}
+	}
+}
+
+/* The executor's first lane (the thread named txs:<id>, the only one at
+ * this point) and its run-queue wait: the parent's baseline for the first
+ * scan. Nothing is sent if it cannot be found. */
+static void send_first_lane(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char path[96], buf[96];
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/comm", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n < 4 || strncmp(buf, "txs:", 4))
+			continue;
+		chan_lane lane = {.tid = (uint32_t)atoi(de->d_name)};
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		unsigned long long run, wait;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+				lane.run_ns = run;
+				lane.wait_ns = wait;
+			}
+		}
+		pthread_mutex_lock(&C.wmu);
+		if (chan_lane_encode(&C.out, &lane) == 0)
+			flush_locked();
+		pthread_mutex_unlock(&C.wmu);
+		break;
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Dies with the parent; descriptors and limits. */
+static int detach(int fd, pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		return -1;
+	if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) != 0))
+		return -1;
+	close_range(4, ~0u, 0);
+	signal(SIGPIPE, SIG_IGN);
+	return txs_sandbox_limits();
+}
+
+int txs_isolate_child_main(int argc, char **argv)
+{
+	if (argc != 4 || strcmp(argv[1], "--engine-child"))
+		return 64;
+	int fd = atoi(argv[2]);
+	pid_t parent = (pid_t)atol(argv[3]);
+	if (detach(fd, parent) != 0)
+		return 70;
+	C.fd = 3;
+	pthread_mutex_init(&C.wmu, NULL);
+	pthread_mutex_init(&C.qmu, NULL);
+	pthread_cond_init(&C.idle, NULL);
+	chan_buf in = {0};
+	chan_header h;
+	const unsigned char *p = read_frame(&in, CH_INIT, &h);
+	txs_plugin_code code;
+	txs_limits lim;
+	bool has;
+	if (!p || chan_code_decode(p, h.len, &code, &lim, &has))
+		return 65;
+	chan_buf_compact(&in);
+	int rc = txs_sandbox_enter();
+	if (rc != 0) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "cannot install the seccomp filter: %s", strerror(-rc));
+		send_rc(CH_READY, 0, TXS_EINVAL, msg);
+		return 71;
+	}
+	rc = txs_executor_new(&C.ex, &code, has ? &lim : NULL, console_cb, NULL);
+	chan_code_clear(&code);
+	if (rc == 0)
+		txs_executor_on_event(C.ex, event_cb, NULL);
+	if (rc == 0) { /* counters and lane first: the parent reads them once it sees ready */
+		send_first_lane();
+		send_stats();
+	}
+	send_rc(CH_READY, 0, rc, rc ? txs_last_error() : "");
+	if (rc)
+		return 0;
+	if (!dispatch(&in))
+		return 4;
+	serve(&in);
+	return 0;
+}

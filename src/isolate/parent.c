@@ -1,0 +1,1670 @@
+/*
+ * parent.c - the host's side of process isolation: txs_proc, a proxy with
+ * the operations of txs_executor whose engines run in a child process.
+ *
+ * Threads. Each proxy has one I/O thread: it starts the child (always the
+ * same thread: PR_SET_PDEATHSIG fires when the thread that forked the
+ * child ends, and this one lives as long as the proxy), writes what
+ * submitters could not write at once, reads and checks every frame, calls
+ * the callbacks, reaps a dead child and starts the replacement. One
+ * monitor thread for the whole process holds the hard stops: every
+ * millisecond while any child is busy it compares each child's oldest scan
+ * with its deadline and, for a scan running longer than a millisecond,
+ * reads the child's RSS (/proc/<pid>/statm); a child past either limit is
+ * SIGKILLed with the reason and the guilty scan recorded, and its I/O
+ * thread finishes the job when the channel closes.
+ *
+ * Pending list (under mu): every scan and control command sent or waiting
+ * to be sent, in order. The child answers in order (child.c feeds its
+ * executor one scan at a time), so an answer must match the head; any
+ * other is a protocol violation and the child is killed. The head's start
+ * is when it was sent or when the one before it was answered, whichever is
+ * later; its deadline is that plus timeout_ms + TXS_PROC_GRACE_MS, plus
+ * the init budget when the child is expected to rebuild its engine first.
+ *
+ * A dead child: its guilty scan (the kill's reason) or, for a crash, the
+ * scan it was running answers timeout, memory or error; every other scan
+ * goes back to the list unsent, to be sent again to the replacement once
+ * (a second death answers it error). The replacement starts at once;
+ * quarantine_after failed starts in a row make the proxy answer
+ * unavailable and retry with backoff.
+ *
+ * Lock order: gmu (monitor list) before a proxy's mu. Callbacks run on the
+ * I/O thread with no lock held.
+ */
+#define _GNU_SOURCE
+#include "isolate.h"
+
+#include "channel.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define READ_CHUNK (256u << 10)
+#define START_EXTRA_MS 5000
+#define CONTROL_EXTRA_MS 1000
+#define BACKOFF_MIN_NS (100 * 1000000ull)
+#define BACKOFF_MAX_NS (30 * 1000000000ull)
+#define TICK_NS 1000000ull
+#define BREAKER_MAX_NS (60 * 1000000000ull)
+
+extern char **environ;
+
+enum state { S_DOWN, S_STARTING, S_UP, S_QUARANTINED };
+enum kill_reason { K_NONE, K_TIMEOUT, K_MEMORY, K_PROTOCOL, K_START, K_STOP, K_RECYCLE };
+
+typedef struct pend {
+	uint64_t id;
+	uint16_t type;          /* CH_SCAN or a control */
+	txs_scan_fn cb;         /* scans */
+	void *ud;
+	unsigned char *frame;   /* header + payload, kept to send again */
+	size_t flen;
+	bool sent, trial;
+	int tries;
+	uint64_t sent_ns;
+	/* controls: the waiter's */
+	bool done;
+	int rc;
+	char *text;
+	struct pend *next;
+} pend;
+
+struct counters {
+	_Atomic uint64_t scans, ok, errors, timeouts, memory_stops, overloaded, unavailable;
+	_Atomic uint64_t crashes, kills_timeout, kills_memory, kills_protocol, starts, failed_starts;
+	_Atomic uint64_t breaker_opens;
+	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
+	_Atomic uint32_t pending;
+};
+
+struct txs_proc {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* controls done; start handshake; quarantine wait */
+	char id[65];
+	char engine[PATH_MAX];
+	txs_console_fn console;
+	void *console_ud;
+	txs_event_fn event; /* set before the first submit */
+	void *event_ud;
+
+	/* under mu */
+	txs_plugin_code *code; /* what a replacement starts with */
+	txs_limits lim;
+	enum state state;
+	pid_t pid;
+	int fd, statm_fd;
+	size_t rss_base;
+	enum kill_reason kill;
+	uint64_t guilty;        /* the scan a kill is for (0: none) */
+	uint64_t start_deadline_ns;
+	pend *head, *tail;
+	uint64_t next_id;
+	uint64_t last_answer_ns;
+	uint64_t head_id, head_start_ns, head_allow_ns;
+	bool rebuild;           /* the child may rebuild its engine before the next scan */
+	uint32_t lane_tid;      /* the child's serving thread, as it last said */
+	uint64_t lane_run_ns, lane_wait_ns; /* its schedstat then: the next head's baseline */
+	int sched_fd;           /* /proc/<pid>/task/<lane_tid>/schedstat */
+	uint64_t head_run0_ns, head_wait0_ns;
+	uint64_t kill_took_ns, kill_ran_ns; /* what the last deadline check saw */
+	bool head_has_lane;
+	uint64_t gen_seen, gen_base, scans_in_gen;
+	chan_buf out;           /* bytes not yet written to the child */
+	bool stopping, started;
+	int start_rc;
+	char *last_err;
+	uint32_t consecutive_failures, quarantine_after;
+	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
+	uint32_t br_state, kills_in_row;
+	uint64_t br_until_ns, br_cooldown_ns;
+	bool br_trial_out;      /* the half-open trial was sent */
+	bool init_failed;       /* the child said why it could not start (CH_READY) */
+	uint64_t retry_at_ns, backoff_ns;
+	txs_executor_stats child, base; /* the child's last counters; the dead ones' sum */
+
+	pthread_t io;
+	int evfd;
+	chan_buf in;            /* I/O thread only */
+	struct counters c;
+	struct txs_proc *mnext; /* monitor list, under gmu */
+};
+
+#define INC(f) atomic_fetch_add_explicit(&(f), 1, memory_order_relaxed)
+#define GET(f) atomic_load_explicit(&(f), memory_order_relaxed)
+
+/* ---- the monitor --------------------------------------------------------- */
+
+static pthread_mutex_t gmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gcv;
+static txs_proc *gprocs;
+static bool gstarted;
+static atomic_bool gsleeping;
+static pthread_t gthread;
+
+static void kill_locked(txs_proc *p, enum kill_reason why, uint64_t guilty)
+{
+	if (p->kill || p->pid == 0)
+		return;
+	p->kill = why;
+	p->guilty = guilty;
+	if (p->pid > 0) /* -1: the fuzz driver's proxy, which has no child */
+		kill(p->pid, SIGKILL);
+}
+
+static size_t statm_rss(int fd)
+{
+	char buf[128];
+	unsigned long size, resident;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why)
+{
+	pend *h = p->head;
+	kill_locked(p, why, h->id);
+	if (p->kill != why || p->guilty != h->id)
+		return NULL;
+	p->head = h->next;
+	if (!p->head)
+		p->tail = NULL;
+	p->head_id = 0;
+	return h;
+}
+
+static bool sched_read(int fd, uint64_t *run, uint64_t *wait)
+{
+	char buf[96];
+	unsigned long long r = 0, w = 0;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &r, &w) != 2)
+		return false;
+	*run = r;
+	*wait = w;
+	return true;
+}
+
+/* True when the head, past its allowance by the clock, has not used it:
+ * its thread ran (on a CPU, plus up to a quarter of the timeout waiting
+ * for one) for less than the allowance. A machine short of cores, or a
+ * child whose reader thread waits for one, does not get a scan killed;
+ * a native call that spins does. Bounded by the executor's backstop (10x
+ * the timeout, at least timeout + 1 s), which also stops a child that
+ * sleeps to look idle. Also true while the channel holds unread answers
+ * (the I/O thread is behind, not the child). */
+static bool forgiven_locked(txs_proc *p, uint64_t now)
+{
+	uint64_t took = now - p->head_start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
+	uint64_t backstop = t * 10 > t + 1000000000ull ? t * 10 : t + 1000000000ull;
+	if (took >= p->head_allow_ns + backstop)
+		return false;
+	int unread = 0;
+	if (ioctl(p->fd, FIONREAD, &unread) == 0 && unread > 0)
+		return true;
+	uint64_t run, wait;
+	p->kill_took_ns = took;
+	p->kill_ran_ns = UINT64_MAX;
+	if (!p->head_has_lane)
+		return false;
+	/* the lane thread is gone: the process is exiting (its memory is torn
+	 * down before its channel closes: 20-80 ms for a big heap) and the
+	 * reap answers for it; or a lane ended after a swap: the backstop holds */
+	if (!sched_read(p->sched_fd, &run, &wait))
+		return true;
+	uint64_t ran = run > p->head_run0_ns ? run - p->head_run0_ns : 0;
+	uint64_t waited = wait > p->head_wait0_ns ? wait - p->head_wait0_ns : 0;
+	p->kill_ran_ns = ran;
+	return ran + (waited < t / 4 ? waited : t / 4) <= p->head_allow_ns;
+}
+
+/* One look at p; *busy when it still needs watching. A scan killed for
+ * its deadline or memory is taken off the list and returned, to be
+ * answered now rather than when the child's teardown ends (unmapping
+ * 2 GB took 20-50 ms). */
+static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
+{
+	if (p->state == S_STARTING) {
+		if (now > p->start_deadline_ns)
+			kill_locked(p, K_START, 0);
+		*busy = true;
+		return NULL;
+	}
+	if (p->state != S_UP || p->kill || !p->head || !p->head->sent)
+		return NULL;
+	*busy = true;
+	bool scan = p->head->type == CH_SCAN;
+	if (now > p->head_start_ns + p->head_allow_ns && !forgiven_locked(p, now)) {
+		if (scan)
+			return pop_guilty_locked(p, K_TIMEOUT);
+		kill_locked(p, K_TIMEOUT, 0);
+		return NULL;
+	}
+	if (p->lim.heap_limit_mb && now - p->head_start_ns >= TICK_NS && scan) {
+		size_t cap = p->rss_base + (((size_t)p->lim.heap_limit_mb + TXS_PROC_RSS_SLACK_MB) << 20);
+		if (statm_rss(p->statm_fd) > cap)
+			return pop_guilty_locked(p, K_MEMORY);
+	}
+	return NULL;
+}
+
+static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k);
+
+/* gsleeping is set before the look at every proxy: a proxy that gets work
+ * after its look sees it set and wakes the monitor; one that got work
+ * before is seen busy. Callbacks of killed scans run here, under gmu (a
+ * proxy cannot be freed meanwhile); they may submit (monitor_poke takes
+ * no lock while the monitor is awake), not create or free proxies. */
+static void *monitor_main(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "txs:monitor");
+	pthread_mutex_lock(&gmu);
+	for (;;) {
+		bool busy = false;
+		atomic_store(&gsleeping, true);
+		uint64_t now = txs_now_ns();
+		for (txs_proc *p = gprocs; p; p = p->mnext) {
+			pthread_mutex_lock(&p->mu);
+			enum kill_reason k = p->kill;
+			pend *g = watch_locked(p, now, &busy);
+			k = g ? p->kill : k;
+			pthread_mutex_unlock(&p->mu);
+			if (g)
+				answer_killed(p, g, k);
+		}
+		if (!busy) {
+			pthread_cond_wait(&gcv, &gmu);
+			continue;
+		}
+		atomic_store(&gsleeping, false);
+		pthread_mutex_unlock(&gmu);
+		struct timespec ts = {0, (long)TICK_NS};
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&gmu);
+	}
+	return NULL;
+}
+
+/* Wakes the monitor if it sleeps: p just got something to watch. Called
+ * without p->mu. */
+static void monitor_poke(void)
+{
+	if (!atomic_load(&gsleeping))
+		return;
+	pthread_mutex_lock(&gmu);
+	if (atomic_exchange(&gsleeping, false))
+		pthread_cond_signal(&gcv);
+	pthread_mutex_unlock(&gmu);
+}
+
+static int monitor_add(txs_proc *p)
+{
+	pthread_mutex_lock(&gmu);
+	if (!gstarted) {
+		txs_cond_init(&gcv);
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		gstarted = pthread_create(&gthread, &a, monitor_main, NULL) == 0;
+		pthread_attr_destroy(&a);
+	}
+	p->mnext = gprocs;
+	gprocs = p;
+	bool ok = gstarted;
+	pthread_mutex_unlock(&gmu);
+	return ok ? 0 : -1;
+}
+
+static void monitor_remove(txs_proc *p)
+{
+	pthread_mutex_lock(&gmu);
+	for (txs_proc **q = &gprocs; *q; q = &(*q)->mnext)
+		if (*q == p) {
+			*q = p->mnext;
+			break;
+		}
+	pthread_mutex_unlock(&gmu);
+}
+
+/* ---- engine path -------------------------------------------------------- */
+
+static bool executable(const char *path)
+{
+	return path && *path && access(path, X_OK) == 0;
+}
+
+int txs_isolate_engine_path(const char *opt, char *buf, size_t cap)
+{
+	const char *env = getenv("TXSCAN_ENGINE");
+	char self[PATH_MAX];
+	if (executable(opt) || executable(env)) {
+		snprintf(buf, cap, "%s", executable(opt) ? opt : env);
+		return 0;
+	}
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(buf, cap, "%s/txscan-engine", self);
+			if (executable(buf))
+				return 0;
+		}
+	}
+#ifdef TXS_ENGINE_BUILD_PATH
+	if (executable(TXS_ENGINE_BUILD_PATH)) {
+		snprintf(buf, cap, "%s", TXS_ENGINE_BUILD_PATH);
+		return 0;
+	}
+#endif
+	return txs_fail(TXS_ENOTFOUND, "process isolation: no txscan-engine helper (set TXSCAN_ENGINE, "
+	                "or install it beside the program)");
+}
+
+/* ---- code copies ---------------------------------------------------------- */
+
+static void code_free(txs_plugin_code *c)
+{
+	if (!c)
+		return;
+	free((char *)c->id);
+	free((char *)c->version);
+	free((char *)c->filename);
+	free((char *)c->source);
+	free((char *)c->config_json);
+	free(c);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static txs_plugin_code *code_copy(const txs_plugin_code *in)
+{
+	txs_plugin_code *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->id = dup_or_null(in->id);
+	c->version = dup_or_null(in->version ? in->version : "");
+	c->filename = dup_or_null(in->filename ? in->filename : in->id);
+	char *src = malloc(in->source_len + 1);
+	if (src) {
+		memcpy(src, in->source, in->source_len);
+		src[in->source_len] = '\0';
+	}
+	c->source = src;
+	c->source_len = in->source_len;
+	c->config_json = dup_or_null(in->config_json);
+	if (!c->id || !c->version || !c->filename || !c->source ||
+	    (in->config_json && !c->config_json)) {
+		code_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* Writes what fits now; the rest waits in p->out for the I/O thread. */
+static void flush_locked(txs_proc *p)
+{
+	while (p->fd >= 0 && p->out.off < p->out.len) {
+		ssize_t n = send(p->fd, p->out.p + p->out.off, p->out.len - p->out.off,
+		                 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		p->out.off += (size_t)n;
+	}
+	if (p->out.off == p->out.len)
+		p->out.off = p->out.len = 0;
+	else if (p->out.off > (1u << 20))
+		chan_buf_compact(&p->out);
+}
+
+static void track_head_locked(txs_proc *p, uint64_t now);
+
+/* Queues pd's frame for the child (state UP). */
+static void send_locked(txs_proc *p, pend *pd, uint64_t now)
+{
+	bool was_empty = p->out.len == p->out.off;
+	if (chan_buf_put(&p->out, pd->frame, pd->flen) != 0)
+		return; /* stays unsent: the monitor's deadline covers it */
+	pd->sent = true;
+	pd->sent_ns = now;
+	if (p->head == pd)
+		track_head_locked(p, now);
+	flush_locked(p);
+	if (was_empty && p->out.len != p->out.off) {
+		uint64_t one = 1;
+		if (write(p->evfd, &one, sizeof one) < 0) {
+			/* the I/O thread polls POLLOUT on its next wake anyway */
+		}
+	}
+}
+
+static void send_unsent_locked(txs_proc *p)
+{
+	uint64_t now = txs_now_ns();
+	for (pend *pd = p->head; pd; pd = pd->next)
+		if (!pd->sent)
+			send_locked(p, pd, now);
+}
+
+/* The head's start and allowance (see the top of the file). */
+static void track_head_locked(txs_proc *p, uint64_t now)
+{
+	pend *h = p->head;
+	if (!h || !h->sent || h->id == p->head_id)
+		return;
+	p->head_id = h->id;
+	uint64_t start = h->sent_ns > p->last_answer_ns ? h->sent_ns : p->last_answer_ns;
+	p->head_start_ns = start < now ? start : now;
+	uint64_t ms = h->type == CH_SCAN
+	                  ? (uint64_t)p->lim.timeout_ms + TXS_PROC_GRACE_MS +
+	                        (p->rebuild ? p->lim.init_timeout_ms + 100u : 0)
+	                  : 2ull * p->lim.init_timeout_ms + CONTROL_EXTRA_MS;
+	p->head_allow_ns = ms * 1000000ull;
+	p->head_run0_ns = p->lane_run_ns;
+	p->head_wait0_ns = p->lane_wait_ns;
+	p->head_has_lane = p->sched_fd >= 0 && p->lane_run_ns;
+}
+
+/* The child named its serving thread: follow its schedstat. mu held. */
+static void set_lane_locked(txs_proc *p, const chan_lane *lane)
+{
+	p->lane_run_ns = lane->run_ns;
+	p->lane_wait_ns = lane->wait_ns;
+	if (lane->tid == p->lane_tid && p->sched_fd >= 0)
+		return;
+	char path[96];
+	if (p->sched_fd >= 0)
+		close(p->sched_fd);
+	snprintf(path, sizeof path, "/proc/%ld/task/%u/schedstat", (long)p->pid, lane->tid);
+	p->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
+	p->lane_tid = lane->tid;
+}
+
+static void append_locked(txs_proc *p, pend *pd)
+{
+	pd->next = NULL;
+	if (p->tail)
+		p->tail->next = pd;
+	else
+		p->head = pd;
+	p->tail = pd;
+}
+
+static pend *pend_new(txs_proc *p, uint16_t type, const void *payload, size_t len)
+{
+	pend *pd = calloc(1, sizeof *pd);
+	unsigned char *frame = malloc(CHAN_HEADER + len);
+	if (!pd || !frame || len > UINT32_MAX) {
+		free(pd);
+		free(frame);
+		return NULL;
+	}
+	pd->id = ++p->next_id;
+	pd->type = type;
+	chan_header h = {.len = (uint32_t)len, .type = type, .id = pd->id};
+	chan_header_put(frame, &h);
+	if (len)
+		memcpy(frame + CHAN_HEADER, payload, len);
+	pd->frame = frame;
+	pd->flen = CHAN_HEADER + len;
+	return pd;
+}
+
+static void pend_free(pend *pd)
+{
+	if (!pd)
+		return;
+	free(pd->frame);
+	free(pd->text);
+	free(pd);
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+static void record(txs_proc *p, const txs_scan_result *r)
+{
+	switch (r->status) {
+	case TXS_STATUS_OK: INC(p->c.ok); break;
+	case TXS_STATUS_ERROR: INC(p->c.errors); break;
+	case TXS_STATUS_TIMEOUT: INC(p->c.timeouts); break;
+	case TXS_STATUS_MEMORY: INC(p->c.memory_stops); break;
+	case TXS_STATUS_OVERLOADED: INC(p->c.overloaded); return;
+	case TXS_STATUS_UNAVAILABLE: INC(p->c.unavailable); return;
+	default: return;
+	}
+	INC(p->c.scans);
+	const double *b = txs_latency_bounds_ms();
+	int i = 0;
+	while (i < TXS_LATENCY_BUCKETS - 1 && r->ms > b[i])
+		i++;
+	INC(p->c.latency[i]);
+	atomic_fetch_add_explicit(&p->c.latency_sum_ns, (uint64_t)(r->ms * 1e6), memory_order_relaxed);
+}
+
+/* Answers a scan that leaves the pending list (no lock held). */
+static void emit(txs_proc *p, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void emit(txs_proc *p, const char *event, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+	if (!p->event)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	p->event(p->id, event, detail, p->event_ud);
+}
+
+/* The executor's circuit breaker, kept by the host across the child's
+ * lifetimes: the child's own breaker starts closed in every replacement,
+ * so a plugin whose every scan hangs in a native call would cost a
+ * process start per scan. breaker_after kills in a row (timeout, memory:
+ * the child's or the host's) open it: submits answer unavailable for a
+ * cool-down, then one trial runs (half-open); a kill reopens it for twice
+ * as long (to 60 s), anything that ran closes it. */
+static void breaker_record(txs_proc *p, txs_status st, bool trial)
+{
+	bool kill = st == TXS_STATUS_TIMEOUT || st == TXS_STATUS_MEMORY;
+	bool ran = kill || st == TXS_STATUS_OK || st == TXS_STATUS_ERROR;
+	const char *event = NULL;
+	uint64_t cool = 0;
+	uint32_t row;
+	pthread_mutex_lock(&p->mu);
+	if (kill)
+		p->kills_in_row++;
+	else if (ran)
+		p->kills_in_row = 0;
+	row = p->kills_in_row;
+	uint32_t after = p->lim.breaker_after;
+	if (trial && p->br_state == TXS_BREAKER_HALF_OPEN) {
+		p->br_trial_out = false;
+		if (kill) {
+			cool = p->br_cooldown_ns * 2;
+			event = "breaker_open";
+		} else if (ran) {
+			p->br_state = TXS_BREAKER_CLOSED;
+			p->br_cooldown_ns = 0;
+			event = "breaker_closed";
+		}
+	} else if (kill && p->br_state == TXS_BREAKER_CLOSED && after && row >= after) {
+		cool = (uint64_t)p->lim.breaker_cooldown_ms * 1000000ull;
+		event = "breaker_open";
+	}
+	if (cool) {
+		p->br_cooldown_ns = cool > BREAKER_MAX_NS ? BREAKER_MAX_NS : cool;
+		p->br_until_ns = txs_now_ns() + p->br_cooldown_ns;
+		p->br_state = TXS_BREAKER_OPEN;
+		INC(p->c.breaker_opens);
+	}
+	cool = p->br_cooldown_ns;
+	pthread_mutex_unlock(&p->mu);
+	if (event && !strcmp(event, "breaker_open"))
+		emit(p, event, "%u consecutive timeouts or memory stops; unavailable for %llu ms, then "
+		     "one trial scan", row, (unsigned long long)(cool / 1000000));
+	else if (event)
+		emit(p, event, "the trial scan ran: scans run again");
+}
+
+/* Submit's gate while the circuit is not closed: 0 (*trial set for the
+ * half-open trial), or TXS_EUNAVAILABLE. mu held. */
+static int breaker_gate_locked(txs_proc *p, bool *trial)
+{
+	if (p->br_state == TXS_BREAKER_CLOSED)
+		return 0;
+	uint64_t now = txs_now_ns();
+	if (p->br_state == TXS_BREAKER_OPEN && now >= p->br_until_ns) {
+		p->br_state = TXS_BREAKER_HALF_OPEN;
+		p->br_trial_out = false;
+	}
+	if (p->br_state == TXS_BREAKER_HALF_OPEN && !p->br_trial_out) {
+		p->br_trial_out = *trial = true;
+		return 0;
+	}
+	return txs_fail(TXS_EUNAVAILABLE, "plugin %s: circuit open after %u consecutive timeouts or "
+	                "memory stops (%s)", p->id, p->kills_in_row,
+	                p->br_state == TXS_BREAKER_OPEN ? "cooling down" : "a trial scan runs");
+}
+
+static void answer(txs_proc *p, pend *pd, txs_scan_result *r)
+{
+	record(p, r);
+	breaker_record(p, r->status, pd->trial);
+	atomic_fetch_sub_explicit(&p->c.pending, 1, memory_order_relaxed);
+	pd->cb(r, pd->ud);
+	pend_free(pd);
+}
+
+static void answer_status(txs_proc *p, pend *pd, txs_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void answer_status(txs_proc *p, pend *pd, txs_status st, const char *fmt, ...)
+{
+	txs_scan_result r = {.status = st};
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&r.error, fmt, ap) < 0)
+		r.error = NULL;
+	va_end(ap);
+	answer(p, pd, &r);
+}
+
+static void control_done_locked(txs_proc *p, pend *pd, int rc, char *text)
+{
+	pd->done = true;
+	pd->rc = rc;
+	pd->text = text;
+	pthread_cond_broadcast(&p->cv);
+}
+
+/* ---- frames from the child (I/O thread) ----------------------------------- */
+
+static void violation(txs_proc *p, const char *what)
+{
+	pthread_mutex_lock(&p->mu);
+	free(p->last_err);
+	p->last_err = strdup(what);
+	kill_locked(p, K_PROTOCOL, 0);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Pops the head if it is the sent command id of type; else NULL. */
+static pend *pop_head_locked(txs_proc *p, uint64_t id, uint16_t type)
+{
+	pend *h = p->head;
+	if (!h || !h->sent || h->id != id || (type == CH_SCAN) != (h->type == CH_SCAN))
+		return NULL;
+	p->head = h->next;
+	if (!p->head)
+		p->tail = NULL;
+	p->last_answer_ns = txs_now_ns();
+	track_head_locked(p, p->last_answer_ns);
+	return h;
+}
+
+static void on_result(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	txs_scan_result r;
+	chan_lane lane;
+	const char *bad = chan_result_decode(pl, h->len, p->lim.max_result_bytes, &r, &lane);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	set_lane_locked(p, &lane);
+	if (r.generation != p->gen_seen) {
+		p->gen_seen = r.generation;
+		p->scans_in_gen = 0;
+	}
+	p->scans_in_gen++;
+	p->rebuild = r.status == TXS_STATUS_TIMEOUT || r.status == TXS_STATUS_MEMORY ||
+	             (p->lim.restart_every && p->scans_in_gen >= p->lim.restart_every);
+	pend *pd = pop_head_locked(p, h->id, CH_SCAN);
+	r.generation += p->gen_base;
+	pthread_mutex_unlock(&p->mu);
+	if (!pd) {
+		txs_scan_result_clear(&r);
+		violation(p, "result for a scan that is not the oldest in flight");
+		return;
+	}
+	answer(p, pd, &r);
+}
+
+static void on_done(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	int rc;
+	char *text;
+	const char *bad = chan_rc_decode(pl, h->len, &rc, &text);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	pend *pd = pop_head_locked(p, h->id, CH_DONE);
+	if (pd)
+		control_done_locked(p, pd, rc, text);
+	p->rebuild = false;
+	pthread_mutex_unlock(&p->mu);
+	if (!pd) {
+		free(text);
+		violation(p, "control answer out of order");
+	}
+}
+
+static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	int rc;
+	char *text;
+	const char *bad = chan_rc_decode(pl, h->len, &rc, &text);
+	pthread_mutex_lock(&p->mu);
+	if (bad || p->state != S_STARTING) {
+		pthread_mutex_unlock(&p->mu);
+		free(text);
+		violation(p, bad ? bad : "ready frame after the start");
+		return;
+	}
+	if (rc != 0) {
+		free(p->last_err);
+		p->last_err = text;
+		p->init_failed = true;
+		kill_locked(p, K_START, 0);
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
+	free(text);
+	p->state = S_UP;
+	p->rss_base = statm_rss(p->statm_fd);
+	p->consecutive_failures = 0;
+	p->backoff_ns = 0;
+	p->last_answer_ns = txs_now_ns();
+	p->head_id = 0;
+	p->rebuild = false;
+	INC(p->c.starts);
+	if (!p->started) {
+		p->started = true;
+		pthread_cond_broadcast(&p->cv);
+	}
+	send_unsent_locked(p);
+	pthread_mutex_unlock(&p->mu);
+	monitor_poke();
+}
+
+static void on_lane(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	chan_lane lane;
+	const char *bad = chan_lane_decode(pl, h->len, &lane);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	set_lane_locked(p, &lane);
+	p->head_id = 0; /* a head tracked before this frame gets the baseline */
+	track_head_locked(p, txs_now_ns());
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* An executor event from the child, passed on; a lane abandoned in a
+ * native call (the executor answered its scan timeout and left the thread
+ * spinning) gets the child replaced: a process can be stopped. */
+static void on_event(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	char name[32], *detail;
+	const char *bad = chan_event_decode(pl, h->len, name, sizeof name, &detail);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	if (p->event)
+		p->event(p->id, name, detail, p->event_ud);
+	free(detail);
+	if (strcmp(name, "lane_abandoned") && strcmp(name, "lanes_exhausted"))
+		return;
+	pthread_mutex_lock(&p->mu);
+	kill_locked(p, K_RECYCLE, 0);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void on_console(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	char level[16], *msg;
+	size_t len;
+	const char *bad = chan_console_decode(pl, h->len, level, sizeof level, &msg, &len);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	if (p->console)
+		p->console(p->id, level, msg, len, p->console_ud);
+	free(msg);
+}
+
+static void on_stats(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	txs_executor_stats s;
+	const char *bad = chan_stats_decode(pl, h->len, &s);
+	if (bad) {
+		violation(p, bad);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->child = s;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Every whole frame read so far; false once the child broke the protocol. */
+static bool frames(txs_proc *p)
+{
+	chan_header h;
+	const unsigned char *pl;
+	size_t max = p->lim.max_result_bytes + CHAN_MAX_TEXT + CHAN_RESULT_FIXED;
+	int k;
+	while ((k = chan_take(&p->in, max, &h, &pl)) == 1) {
+		switch (h.type) {
+		case CH_RESULT: on_result(p, &h, pl); break;
+		case CH_DONE: on_done(p, &h, pl); break;
+		case CH_READY: on_ready(p, &h, pl); break;
+		case CH_CONSOLE: on_console(p, &h, pl); break;
+		case CH_STATS: on_stats(p, &h, pl); break;
+		case CH_LANE: on_lane(p, &h, pl); break;
+		case CH_EVENT: on_event(p, &h, pl); break;
+		default: violation(p, "unknown frame type"); return false;
+		}
+		pthread_mutex_lock(&p->mu);
+		bool killed = p->kill != K_NONE;
+		pthread_mutex_unlock(&p->mu);
+		if (killed)
+			return false;
+	}
+	if (k < 0) {
+		violation(p, "frame over its size cap");
+		return false;
+	}
+	chan_buf_compact(&p->in);
+	return true;
+}
+
+/* ---- starting and reaping --------------------------------------------------- */
+
+static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -errno;
+	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
+	close(sv[1]);
+	if (cfd < 0) {
+		close(sv[0]);
+		return -errno;
+	}
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, cfd, 3);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawnattr_init(&at);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setpgroup(&at, 0); /* a terminal's ^C goes to the host, not to engines */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+	                                  POSIX_SPAWN_SETPGROUP);
+	char ppid[24];
+	snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+	char *argv[] = {p->engine, "--engine-child", "3", ppid, NULL};
+	char *envp[] = {NULL};
+	pid_t pid;
+	int rc = posix_spawn(&pid, p->engine, &fa, &at, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(cfd);
+	if (rc != 0) {
+		close(sv[0]);
+		return -rc;
+	}
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	*fd_out = sv[0];
+	*pid_out = pid;
+	return 0;
+}
+
+/* Starts a child and sends it the code (state DOWN -> STARTING). */
+static int start_locked(txs_proc *p)
+{
+	int fd;
+	pid_t pid;
+	int rc = spawn_child(p, &fd, &pid);
+	if (rc) {
+		free(p->last_err);
+		if (asprintf(&p->last_err, "cannot start %s: %s", p->engine, strerror(-rc)) < 0)
+			p->last_err = NULL;
+		return rc;
+	}
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
+	p->fd = fd;
+	p->pid = pid;
+	p->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	p->kill = K_NONE;
+	p->guilty = 0;
+	p->state = S_STARTING;
+	p->start_deadline_ns = txs_now_ns() +
+	                       ((uint64_t)p->lim.init_timeout_ms + START_EXTRA_MS) * 1000000ull;
+	p->out.off = p->out.len = 0;
+	p->in.off = p->in.len = 0;
+	if (chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
+		kill_locked(p, K_START, 0);
+	flush_locked(p);
+	return 0;
+}
+
+static const char *reason_text(enum kill_reason k)
+{
+	switch (k) {
+	case K_TIMEOUT: return "no answer by its deadline";
+	case K_MEMORY: return "its memory passed the cap";
+	case K_PROTOCOL: return "it broke the channel protocol";
+	case K_START: return "it did not start";
+	case K_RECYCLE: return "a thread of it was stuck in a native call";
+	default: return "it was stopped";
+	}
+}
+
+static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
+{
+	b->restarts_scheduled += s->restarts_scheduled;
+	b->restarts_heap += s->restarts_heap;
+	b->restarts_killed += s->restarts_killed;
+	b->restarts_manual += s->restarts_manual;
+	b->reloads += s->reloads;
+	b->failed_starts += s->failed_starts;
+	b->heap_readings += s->heap_readings;
+	b->console_dropped += s->console_dropped;
+	b->standby_swaps += s->standby_swaps;
+	b->realm_restarts += s->realm_restarts;
+	b->lanes_abandoned += s->lanes_abandoned;
+	b->breaker_opens += s->breaker_opens;
+}
+
+static void failed_start_locked(txs_proc *p)
+{
+	INC(p->c.failed_starts);
+	p->consecutive_failures++;
+	if (p->consecutive_failures < p->lim.quarantine_after)
+		return;
+	p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : BACKOFF_MIN_NS;
+	if (p->backoff_ns > BACKOFF_MAX_NS)
+		p->backoff_ns = BACKOFF_MAX_NS;
+	p->retry_at_ns = txs_now_ns() + p->backoff_ns;
+	p->state = S_QUARANTINED;
+}
+
+static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
+{
+	if (k == K_TIMEOUT && p->kill_ran_ns != UINT64_MAX)
+		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (%.1f ms on "
+		              "a CPU in %.1f ms); its engine process was killed (a native call that "
+		              "cannot be interrupted)", p->lim.timeout_ms, (double)p->kill_ran_ns / 1e6,
+		              (double)p->kill_took_ns / 1e6);
+	else if (k == K_TIMEOUT)
+		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (no answer "
+		              "in %.1f ms); its engine process was killed", p->lim.timeout_ms,
+		              (double)p->kill_took_ns / 1e6);
+	else
+		answer_status(p, pd, TXS_STATUS_MEMORY, "engine process passed its memory cap "
+		              "(heap_limit_mb %u + %u MB); it was killed", p->lim.heap_limit_mb,
+		              TXS_PROC_RSS_SLACK_MB);
+}
+
+/* What a death means for one scan that was in flight. */
+static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_reason k,
+                               const char *how, pend **retry_tail, pend **retry_head)
+{
+	if (guilty) {
+		txs_status st = k == K_TIMEOUT ? TXS_STATUS_TIMEOUT
+		               : k == K_MEMORY ? TXS_STATUS_MEMORY
+		                               : TXS_STATUS_ERROR;
+		if (k == K_TIMEOUT)
+			answer_status(p, pd, st, "scan passed its deadline of %u ms; its engine process "
+			              "was killed (%s)", p->lim.timeout_ms, how);
+		else if (k == K_MEMORY)
+			answer_status(p, pd, st, "engine process passed the memory cap (heap_limit_mb %u "
+			              "+ %u MB); it was killed", p->lim.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
+		else
+			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
+		return;
+	}
+	if (!pd->sent) {
+		/* never reached a child: waits for the next one, no try spent */
+	} else if (pd->tries >= 1) {
+		answer_status(p, pd, TXS_STATUS_ERROR, "engine process died twice while this scan was "
+		              "queued (%s)", how);
+		return;
+	} else {
+		pd->tries++;
+	}
+	pd->sent = false;
+	pd->next = NULL;
+	if (*retry_tail)
+		(*retry_tail)->next = pd;
+	else
+		*retry_head = pd;
+	*retry_tail = pd;
+}
+
+/* The child is gone or must go: reap it, settle what it held (I/O thread,
+ * mu held on entry and exit; dropped around waitpid and callbacks). */
+static void reap_locked(txs_proc *p)
+{
+	pid_t pid = p->pid;
+	enum kill_reason k = p->kill;
+	uint64_t guilty = p->guilty;
+	bool was_up = p->state == S_UP;
+	kill(pid, SIGKILL);
+	pthread_mutex_unlock(&p->mu);
+	int ws = 0;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+	}
+	pthread_mutex_lock(&p->mu);
+	close(p->fd);
+	if (p->statm_fd >= 0)
+		close(p->statm_fd);
+	if (p->sched_fd >= 0)
+		close(p->sched_fd);
+	p->fd = p->statm_fd = p->sched_fd = -1;
+	p->lane_tid = 0;
+	p->lane_run_ns = p->lane_wait_ns = 0;
+	p->pid = 0;
+	p->state = S_DOWN;
+	add_child_stats(&p->base, &p->child);
+	p->gen_base += p->child.generation;
+	memset(&p->child, 0, sizeof p->child);
+	char how[320];
+	if (k == K_STOP)
+		snprintf(how, sizeof how, "the plugin was stopped");
+	else if (k == K_PROTOCOL)
+		snprintf(how, sizeof how, "killed by the host: it broke the channel protocol (%s)",
+		         p->last_err ? p->last_err : "?");
+	else if (k != K_NONE)
+		snprintf(how, sizeof how, "killed by the host: %s", reason_text(k));
+	else if (WIFSIGNALED(ws))
+		snprintf(how, sizeof how, "killed by signal SIG%s (%d)", sigabbrev_np(WTERMSIG(ws))
+		         ? sigabbrev_np(WTERMSIG(ws)) : "?", WTERMSIG(ws));
+	else
+		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(ws));
+	if (!was_up && p->init_failed) { /* the plugin's own error, as thread isolation says it */
+		p->init_failed = false;
+		failed_start_locked(p);
+	} else if (!was_up) {
+		char *e = NULL;
+		if (asprintf(&e, "plugin %s: engine process did not start: %s%s%s", p->id, how,
+		             p->last_err ? ": " : "", p->last_err ? p->last_err : "") < 0)
+			e = NULL;
+		free(p->last_err);
+		p->last_err = e;
+		failed_start_locked(p);
+	} else if (k == K_NONE) {
+		INC(p->c.crashes);
+	} else if (k == K_TIMEOUT || k == K_RECYCLE) {
+		INC(p->c.kills_timeout);
+	} else if (k == K_MEMORY) {
+		INC(p->c.kills_memory);
+	} else if (k == K_PROTOCOL) {
+		INC(p->c.kills_protocol);
+	}
+	/* settle: take the list, answer outside the lock, put retries back */
+	pend *list = p->head, *rh = NULL, *rt = NULL;
+	p->head = p->tail = NULL;
+	p->head_id = 0;
+	bool stopping = p->stopping, quarantined = p->state == S_QUARANTINED;
+	pthread_mutex_unlock(&p->mu);
+	bool first_sent = true;
+	while (list) {
+		pend *pd = list;
+		list = list->next;
+		if (pd->type != CH_SCAN) {
+			/* a restart is what the replacement is; a reload or probe
+			 * goes to it, once, like an innocent scan */
+			bool done = stopping || quarantined || pd->type == CH_RESTART || pd->tries;
+			int rc = stopping ? TXS_ESTOPPED : quarantined ? TXS_EUNAVAILABLE
+			       : pd->type == CH_RESTART ? 0 : TXS_EPLUGIN;
+			first_sent = first_sent && !pd->sent;
+			if (done) {
+				pthread_mutex_lock(&p->mu);
+				control_done_locked(p, pd, rc, strdup(rc ? how : ""));
+				pthread_mutex_unlock(&p->mu);
+				continue;
+			}
+			pd->tries++;
+			pd->sent = false;
+			pd->next = NULL;
+			if (rt)
+				rt->next = pd;
+			else
+				rh = pd;
+			rt = pd;
+			continue;
+		}
+		if (stopping) {
+			answer_status(p, pd, TXS_STATUS_STOPPED, "plugin %s was stopped", p->id);
+			continue;
+		}
+		if (quarantined) {
+			answer_status(p, pd, TXS_STATUS_UNAVAILABLE, "plugin %s has no running engine: %s",
+			              p->id, p->last_err ? p->last_err : how);
+			continue;
+		}
+		bool is_guilty = was_up && pd->sent &&
+		                 (guilty ? pd->id == guilty : (k == K_NONE || k == K_PROTOCOL) && first_sent);
+		if (pd->sent)
+			first_sent = false;
+		settle_after_death(p, pd, is_guilty, k, how, &rt, &rh);
+	}
+	pthread_mutex_lock(&p->mu);
+	if (rt) { /* retries go first, in their order, ahead of what came since */
+		rt->next = p->head;
+		if (!p->head)
+			p->tail = rt;
+		p->head = rh;
+	}
+}
+
+/* Answers every pending scan with st (quarantine, stop). mu held. */
+static void drain_locked(txs_proc *p, txs_status st, const char *why)
+{
+	pend *list = p->head;
+	p->head = p->tail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	while (list) {
+		pend *pd = list;
+		list = list->next;
+		if (pd->type == CH_SCAN) {
+			answer_status(p, pd, st, "plugin %s: %s", p->id, why);
+		} else {
+			pthread_mutex_lock(&p->mu);
+			control_done_locked(p, pd, st == TXS_STATUS_STOPPED ? TXS_ESTOPPED : TXS_EUNAVAILABLE,
+			                    strdup(why));
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+	pthread_mutex_lock(&p->mu);
+}
+
+/* ---- the I/O thread ------------------------------------------------------ */
+
+/* Reads what the child wrote; false at end of channel or on a violation. */
+static bool read_child(txs_proc *p, int fd)
+{
+	for (;;) {
+		if (chan_buf_reserve(&p->in, READ_CHUNK)) {
+			violation(p, "out of memory");
+			return false;
+		}
+		ssize_t n = read(fd, p->in.p + p->in.len, READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n <= 0)
+			return false;
+		p->in.len += (size_t)n;
+		if (!frames(p))
+			return false;
+		if ((size_t)n < READ_CHUNK)
+			return true;
+	}
+}
+
+/* One poll round with the child up or starting. mu held. */
+static void io_round_locked(txs_proc *p)
+{
+	int fd = p->fd;
+	struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = p->evfd, .events = POLLIN}};
+	if (p->out.off < p->out.len)
+		pf[0].events |= POLLOUT;
+	pthread_mutex_unlock(&p->mu);
+	int n = poll(pf, 2, -1);
+	bool gone = false;
+	if (n > 0 && (pf[1].revents & POLLIN)) {
+		uint64_t v;
+		if (read(p->evfd, &v, sizeof v) < 0) {
+			/* EAGAIN: another round drained it */
+		}
+	}
+	if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		gone = !read_child(p, fd);
+	pthread_mutex_lock(&p->mu);
+	if (n > 0 && (pf[0].revents & POLLOUT))
+		flush_locked(p);
+	if (gone || p->stopping) {
+		if (p->stopping)
+			kill_locked(p, K_STOP, 0);
+		reap_locked(p);
+	}
+}
+
+static void *io_main(void *arg)
+{
+	txs_proc *p = arg;
+	char name[16];
+	snprintf(name, sizeof name, "txs-io:%.8s", p->id);
+	pthread_setname_np(pthread_self(), name);
+	pthread_mutex_lock(&p->mu);
+	while (!p->stopping) {
+		if (p->state == S_QUARANTINED) {
+			if (!p->started)
+				break; /* the first start failed: new() reports it */
+			drain_locked(p, TXS_STATUS_UNAVAILABLE, p->last_err ? p->last_err : "quarantined");
+			if (txs_now_ns() < p->retry_at_ns) {
+				struct timespec ts = txs_timespec(p->retry_at_ns);
+				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+				continue;
+			}
+			p->state = S_DOWN;
+		}
+		if (p->state == S_DOWN) {
+			if (start_locked(p) != 0) {
+				failed_start_locked(p);
+				continue;
+			}
+			pthread_mutex_unlock(&p->mu);
+			monitor_poke();
+			pthread_mutex_lock(&p->mu);
+		}
+		io_round_locked(p);
+	}
+	if (p->state == S_UP || p->state == S_STARTING) {
+		kill_locked(p, K_STOP, 0);
+		reap_locked(p);
+	}
+	drain_locked(p, TXS_STATUS_STOPPED, "stopped");
+	if (!p->started) {
+		p->started = true;
+		p->start_rc = TXS_EPLUGIN;
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* ---- public (internal) API -------------------------------------------------- */
+
+static void proc_destroy(txs_proc *p)
+{
+	code_free(p->code);
+	chan_buf_free(&p->out);
+	chan_buf_free(&p->in);
+	free(p->last_err);
+	if (p->evfd >= 0)
+		close(p->evfd);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
+
+int txs_proc_start(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
+                   txs_console_fn console, void *userdata, const char *engine)
+{
+	*out = NULL;
+	if (!code || !code->id || !code->source)
+		return txs_fail(TXS_EINVAL, "txs_proc_new: NULL code");
+	txs_proc *p = calloc(1, sizeof *p);
+	if (!p)
+		return txs_fail(TXS_ENOMEM, "out of memory");
+	pthread_mutex_init(&p->mu, NULL);
+	txs_cond_init(&p->cv);
+	p->fd = p->statm_fd = p->evfd = p->sched_fd = -1;
+	snprintf(p->id, sizeof p->id, "%s", code->id);
+	p->console = console;
+	p->console_ud = userdata;
+	if (limits)
+		p->lim = *limits;
+	else
+		txs_limits_init(&p->lim);
+	p->quarantine_after = p->lim.quarantine_after ? p->lim.quarantine_after : 1;
+	/* a failed first start is not retried: txs_proc_wait_started reports it */
+	p->lim.quarantine_after = 1;
+	p->code = code_copy(code);
+	p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int rc = txs_isolate_engine_path(engine, p->engine, sizeof p->engine);
+	if (!rc && (!p->code || p->evfd < 0))
+		rc = txs_fail(TXS_ENOMEM, "out of memory");
+	if (rc)
+		goto fail;
+	if (monitor_add(p) != 0 || pthread_create(&p->io, NULL, io_main, p) != 0) {
+		monitor_remove(p);
+		rc = txs_fail(TXS_ENOMEM, "cannot start the threads of plugin %s", code->id);
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	proc_destroy(p);
+	return rc;
+}
+
+int txs_proc_wait_started(txs_proc *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!p->started && p->state != S_QUARANTINED)
+		pthread_cond_wait(&p->cv, &p->mu);
+	bool ok = p->started && p->start_rc == 0;
+	if (ok)
+		p->lim.quarantine_after = p->quarantine_after;
+	pthread_mutex_unlock(&p->mu);
+	if (ok)
+		return 0;
+	return txs_fail_msg(TXS_EPLUGIN, p->last_err ? p->last_err : "engine process did not start");
+}
+
+int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *limits,
+                 txs_console_fn console, void *userdata, const char *engine)
+{
+	int rc = txs_proc_start(out, code, limits, console, userdata, engine);
+	if (!rc && (rc = txs_proc_wait_started(*out)) != 0) {
+		char *msg = strdup(txs_last_error());
+		txs_proc_free(*out);
+		*out = NULL;
+		txs_fail_msg(rc, msg);
+		free(msg);
+	}
+	return rc;
+}
+
+int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, void *ud)
+{
+	if (!p || !tx || !cb)
+		return txs_fail(TXS_EINVAL, "txs_proc_submit: NULL argument");
+	if (len > p->lim.max_input_bytes)
+		return txs_fail(TXS_ETOOBIG, "transaction is %zu bytes, the cap is %zu", len,
+		                p->lim.max_input_bytes);
+	pthread_mutex_lock(&p->mu);
+	int rc = 0;
+	if (p->stopping)
+		rc = txs_fail(TXS_ESTOPPED, "plugin %s is stopping", p->id);
+	else if (p->state == S_QUARANTINED)
+		rc = txs_fail(TXS_EUNAVAILABLE, "plugin %s has no running engine: %s", p->id,
+		              p->last_err ? p->last_err : "quarantined");
+	else if (GET(p->c.pending) >= p->lim.queue_capacity)
+		rc = txs_fail(TXS_EOVERLOADED, "plugin %s: queue full (%u)", p->id,
+		              p->lim.queue_capacity);
+	bool trial = false;
+	if (!rc)
+		rc = breaker_gate_locked(p, &trial);
+	pend *pd = rc ? NULL : pend_new(p, CH_SCAN, tx, len);
+	if (pd)
+		pd->trial = trial;
+	else if (trial)
+		p->br_trial_out = false;
+	if (!rc && !pd)
+		rc = txs_fail(TXS_ENOMEM, "out of memory");
+	if (rc) {
+		if (rc == TXS_EOVERLOADED)
+			INC(p->c.overloaded);
+		if (rc == TXS_EUNAVAILABLE)
+			INC(p->c.unavailable);
+		pthread_mutex_unlock(&p->mu);
+		return rc;
+	}
+	pd->cb = cb;
+	pd->ud = ud;
+	bool first = !p->head;
+	append_locked(p, pd);
+	atomic_fetch_add_explicit(&p->c.pending, 1, memory_order_relaxed);
+	if (p->state == S_UP)
+		send_locked(p, pd, txs_now_ns());
+	pthread_mutex_unlock(&p->mu);
+	if (first)
+		monitor_poke();
+	return 0;
+}
+
+/* Sends a control command and waits for its answer. */
+static int control(txs_proc *p, uint16_t type, const txs_plugin_code *code,
+                   const txs_limits *lim)
+{
+	chan_buf b = {0};
+	if (code && chan_code_encode(&b, type, 0, code, lim) != 0)
+		return txs_fail(TXS_ENOMEM, "out of memory");
+	pthread_mutex_lock(&p->mu);
+	pend *pd = pend_new(p, type, code ? b.p + CHAN_HEADER : NULL, code ? b.len - CHAN_HEADER : 0);
+	chan_buf_free(&b);
+	if (!pd || p->stopping || p->state == S_QUARANTINED) {
+		pthread_mutex_unlock(&p->mu);
+		pend_free(pd);
+		return !pd ? txs_fail(TXS_ENOMEM, "out of memory")
+		       : p->stopping ? txs_fail(TXS_ESTOPPED, "plugin %s is stopping", p->id)
+		                     : txs_fail(TXS_EUNAVAILABLE, "plugin %s is quarantined", p->id);
+	}
+	bool first = !p->head;
+	append_locked(p, pd);
+	if (p->state == S_UP)
+		send_locked(p, pd, txs_now_ns());
+	pthread_mutex_unlock(&p->mu);
+	if (first)
+		monitor_poke();
+	pthread_mutex_lock(&p->mu);
+	while (!pd->done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	int rc = pd->rc;
+	if (rc == 0 && type == CH_RELOAD) {
+		txs_plugin_code *c = code_copy(code);
+		if (c) {
+			code_free(p->code);
+			p->code = c;
+		}
+		if (lim) {
+			uint32_t qc = p->lim.queue_capacity;
+			size_t mi = p->lim.max_input_bytes;
+			p->lim = *lim;
+			p->lim.queue_capacity = qc;
+			p->lim.max_input_bytes = mi;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rc)
+		txs_fail_msg(rc, pd->text);
+	else if (type == CH_PROBE)
+		txs_fail_msg(0, pd->text);
+	pend_free(pd);
+	return rc;
+}
+
+int txs_proc_restart(txs_proc *p)
+{
+	return control(p, CH_RESTART, NULL, NULL);
+}
+
+int txs_proc_reload(txs_proc *p, const txs_plugin_code *code, const txs_limits *limits)
+{
+	if (!code || !code->id || !code->source)
+		return txs_fail(TXS_EINVAL, "txs_proc_reload: NULL code");
+	return control(p, CH_RELOAD, code, limits);
+}
+
+int txs_proc_probe(txs_proc *p, char **report)
+{
+	int rc = control(p, CH_PROBE, NULL, NULL);
+	*report = strdup(txs_last_error());
+	return rc;
+}
+
+void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
+{
+	txs_proc *p = (txs_proc *)cp;
+	pthread_mutex_lock(&p->mu);
+	txs_executor_stats ch = p->child;
+	txs_executor_stats sum = p->base;
+	uint64_t gen = p->gen_base + ch.generation;
+	bool up = p->state == S_UP, quarantined = p->state == S_QUARANTINED;
+	/* a replacement being started is not an outage (readiness does not flap) */
+	bool replacing = p->started && (p->state == S_DOWN || p->state == S_STARTING);
+	uint32_t fails = p->consecutive_failures, br_state = p->br_state;
+	pthread_mutex_unlock(&p->mu);
+	add_child_stats(&sum, &ch);
+	*s = sum;
+	s->scans = GET(p->c.scans);
+	s->ok = GET(p->c.ok);
+	s->errors = GET(p->c.errors);
+	s->timeouts = GET(p->c.timeouts);
+	s->memory_stops = GET(p->c.memory_stops);
+	s->overloaded = GET(p->c.overloaded);
+	s->unavailable = GET(p->c.unavailable);
+	s->process_crashes = GET(p->c.crashes);
+	s->process_kills = GET(p->c.kills_timeout) + GET(p->c.kills_memory) + GET(p->c.kills_protocol);
+	s->process_starts = GET(p->c.starts);
+	s->restarts_killed += s->process_crashes + s->process_kills;
+	s->failed_starts += GET(p->c.failed_starts);
+	s->generation = gen;
+	s->heap_bytes = ch.heap_bytes;
+	s->queue_depth = GET(p->c.pending);
+	s->consecutive_failures = fails + ch.consecutive_failures;
+	s->quarantined = quarantined || ch.quarantined;
+	s->running = (up && ch.running) || replacing;
+	s->busy = GET(p->c.pending) > 0;
+	s->standby_ready = up && ch.standby_ready;
+	s->lanes_stuck = ch.lanes_stuck;
+	s->breaker_state = br_state != TXS_BREAKER_CLOSED ? br_state : ch.breaker_state;
+	s->breaker_opens += GET(p->c.breaker_opens);
+	s->latency_sum_ms = (double)GET(p->c.latency_sum_ns) / 1e6;
+	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
+		s->latency_buckets[i] = GET(p->c.latency[i]);
+}
+
+void txs_proc_on_event(txs_proc *p, txs_event_fn fn, void *userdata)
+{
+	p->event = fn;
+	p->event_ud = userdata;
+}
+
+uint32_t txs_proc_load(const txs_proc *p)
+{
+	return GET(((txs_proc *)p)->c.pending);
+}
+
+pid_t txs_proc_pid(const txs_proc *cp)
+{
+	txs_proc *p = (txs_proc *)cp;
+	pthread_mutex_lock(&p->mu);
+	pid_t pid = p->state == S_UP ? p->pid : 0;
+	pthread_mutex_unlock(&p->mu);
+	return pid;
+}
+
+void txs_proc_free(txs_proc *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	uint64_t one = 1;
+	if (write(p->evfd, &one, sizeof one) < 0) {
+		/* the counter is full: the I/O thread is awake anyway */
+	}
+	pthread_join(p->io, NULL);
+	monitor_remove(p);
+	proc_destroy(p);
+}
+
+int txs_isolation_parse(const char *name, txs_isolation *out)
+{
+	if (name && !strcmp(name, "thread"))
+		*out = TXS_ISOLATION_THREAD;
+	else if (name && !strcmp(name, "process"))
+		*out = TXS_ISOLATION_PROCESS;
+	else
+		return txs_fail(TXS_EINVAL, "isolation must be \"thread\" or \"process\", not \"%s\"",
+		                name ? name : "(null)");
+	return 0;
+}
+
+#ifdef TXS_FUZZ
+/* fuzz/fuzz_channel.c: the bytes a (hostile) child could write, fed to the
+ * parent's frame handling with a proxy that has scans and a control
+ * command in flight and no child behind it. Checks the invariants the
+ * host relies on: each scan is answered at most once, with a known status,
+ * valid JSON on ok; processing stops at the first violation. */
+static void fuzz_cb(txs_scan_result *r, void *ud)
+{
+	int *answered = ud;
+	if ((unsigned)r->status > TXS_STATUS_STOPPED || (r->status == TXS_STATUS_OK && !r->json))
+		abort();
+	(*answered)++;
+	txs_scan_result_clear(r);
+}
+
+static void fuzz_console(const char *id, const char *level, const char *msg, size_t len, void *ud)
+{
+	(void)id;
+	(void)ud;
+	if (strlen(level) >= 16 || strlen(msg) != len)
+		abort();
+}
+
+int txs_proc_fuzz_feed(const unsigned char *data, size_t n)
+{
+	txs_proc *p = calloc(1, sizeof *p);
+	int answered = 0;
+	pthread_mutex_init(&p->mu, NULL);
+	txs_cond_init(&p->cv);
+	txs_limits_init(&p->lim);
+	p->lim.max_result_bytes = 4096;
+	p->fd = p->statm_fd = p->evfd = p->sched_fd = -1;
+	p->pid = -1;
+	p->state = S_UP;
+	p->console = fuzz_console;
+	snprintf(p->id, sizeof p->id, "fuzz");
+	pend *ctl = NULL;
+	for (int i = 0; i < 4; i++) {
+		pend *pd = pend_new(p, i == 2 ? CH_RESTART : CH_SCAN, "{}", 2);
+		if (i == 2)
+			ctl = pd;
+		pd->cb = fuzz_cb;
+		pd->ud = &answered;
+		pd->sent = true;
+		append_locked(p, pd);
+		if (pd->type == CH_SCAN)
+			atomic_fetch_add(&p->c.pending, 1);
+	}
+	chan_buf_put(&p->in, data, n);
+	frames(p);
+	if (answered > 3)
+		abort();
+	if (ctl->done) /* popped and answered: the waiter's to free */
+		pend_free(ctl);
+	while (p->head) {
+		pend *pd = p->head;
+		p->head = pd->next;
+		pend_free(pd);
+	}
+	chan_buf_free(&p->in);
+	chan_buf_free(&p->out);
+	free(p->last_err);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+	return 0;
+}
+#endif
