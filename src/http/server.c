@@ -32,8 +32,8 @@
  * requests; past the drain deadline answer every waiting request 503
  * (server_abort_waiting); detach the host; free it (it delivers what is
  * still pending), then close every connection and wait until MHD has
- * (close_connections: MHD 0.9.75 crashes on a request it must refuse while
- * stopping), then stop MHD.
+ * (server_close_connections: MHD 0.9.75 crashes on a request it must refuse
+ * while stopping), then stop MHD.
  *
  * Out of memory aborts: this is the daemon's own code (STYLE.md).
  */
@@ -71,9 +71,8 @@
 #define SNAP_STALE_MS 1000   /* older than this, /readyz says "stale" */
 #define RETRY_AFTER_S "1"
 #define ERROR_LOGS_PER_S 20
-#define STOP_CLOSE_MS 400    /* longest wait for MHD to close the connections at stop:
-                              * with EXIT_GRACE_MS (serve.c), within the documented
-                              * "--drain-timeout plus one second" */
+#define STOP_CLOSE_MS 400    /* server_free's own wait for MHD to close the connections
+                              * (serve.c waited already, with its own deadline) */
 #define STOP_POLL_MS 5
 
 /* ---- routes ---------------------------------------------------------------- */
@@ -1802,22 +1801,21 @@ bool server_detach_host(server *srv, double deadline_ms)
  * response->flags; fixed upstream in 1.0.1, commit 09fa10e9). So no
  * connection may be left for that window: the guard shuts down every socket,
  * MHD sees the end of the stream and closes the connection on its own
- * thread, and we wait (bounded) until the last one is closed. No new
- * connection is accepted meanwhile (server_quiesce; a no-op when done). */
-static void close_connections(server *srv)
+ * thread, and we wait until the last one is closed. No new connection is
+ * accepted meanwhile (server_quiesce; a no-op when done). */
+bool server_close_connections(server *srv, double deadline_ms)
 {
-	if (!srv->guard)
-		return;
+	if (!srv->guard || !srv->mhd)
+		return true;
 	server_quiesce(srv);
-	double until = txs_now_ms() + STOP_CLOSE_MS;
 	unsigned left;
-	while ((left = guard_shutdown_all(srv->guard)) > 0 && txs_now_ms() < until) {
+	while ((left = guard_shutdown_all(srv->guard)) > 0 && txs_now_ms() < deadline_ms) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = STOP_POLL_MS * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	if (left)
-		server_log("warn", "connections_left_open",
-		           json_pack("{s:i, s:i}", "connections", (int)left, "waited_ms", STOP_CLOSE_MS));
+		server_log("warn", "connections_left_open", json_pack("{s:i}", "connections", (int)left));
+	return left == 0;
 }
 
 void server_free(server *srv)
@@ -1833,7 +1831,7 @@ void server_free(server *srv)
 	}
 	snapshots_free(srv->snaps); /* answers what waits for one: before MHD stops */
 	if (srv->mhd) {
-		close_connections(srv);
+		server_close_connections(srv, txs_now_ms() + STOP_CLOSE_MS);
 		MHD_stop_daemon(srv->mhd);
 	}
 	guard_free(srv->guard);
