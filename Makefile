@@ -45,7 +45,8 @@ tsan: deps
 bench: build
 	./bench/run
 
-# libFuzzer drivers (clang): plugin.json parsing and the scan request body.
+# libFuzzer drivers (clang): plugin.json parsing, the scan request body, a
+# plugin's answer (findings) and a plugin's source (engine_new).
 # FUZZ_SECONDS per driver (default 60).
 FUZZ_SECONDS ?= 60
 fuzz: build

@@ -8,6 +8,8 @@
 #                   differential against jansson
 #   fuzz_channel    what an engine process writes to the host: the frame
 #                   handling of src/isolate/parent.c and channel.c
+#   fuzz_plugin_source  a plugin's index.js: engine_new (src/engine/), which
+#                   must end in an engine or an error naming the file
 #
 # The code under test is compiled here with coverage instrumentation; the
 # rest of the library comes from $BUILD/libtxscan.a (built if missing) and
@@ -50,17 +52,20 @@ build() { # name sources...
   $CC $CFLAGS "$@" $LIBS -o "$OUT/$name"
 }
 
-run() { # name corpus-name
+run() { # name corpus-name [dict]
   name=$1
   seeds=$ROOT/fuzz/corpus/$2
   work=$OUT/corpus-$2
+  dict=${3:-json.dict}
   mkdir -p "$work"
   echo "fuzz: running $name for ${SECS}s"
-  # Leak checks cover our code; the JS engine is linked but never started.
+  # Leak checks cover our code; JavaScriptCore's own allocations (started
+  # only by fuzz_plugin_source) are suppressed as in `make sanitize`.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$OUT/$name" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -dict="$ROOT/fuzz/json.dict" \
+      -print_final_stats=1 -dict="$ROOT/fuzz/$dict" \
       -artifact_prefix="$OUT/crash-$2-" "$work" "$seeds"
 }
 
@@ -82,5 +87,12 @@ if [ -z "$only" ] || [ "$only" = fuzz_channel ]; then
   CFLAGS="$CFLAGS -DTXS_FUZZ -D_GNU_SOURCE"
   build fuzz_channel "$ROOT/fuzz/fuzz_channel.c" "$ROOT/src/isolate/parent.c" "$ROOT/src/isolate/channel.c" "$ROOT/src/util/jscan.c"
   run fuzz_channel channel
+fi
+if [ -z "$only" ] || [ "$only" = fuzz_plugin_source ]; then
+  CFLAGS="$CFLAGS $(pkg-config --cflags javascriptcoregtk-4.1)"
+  build fuzz_plugin_source "$ROOT/fuzz/fuzz_plugin_source.c" "$ROOT/src/engine/engine.c" \
+    "$ROOT/src/engine/calls.c" "$ROOT/src/engine/sandbox.c" "$ROOT/src/engine/jsval.c" \
+    "$ROOT/src/util/utf8.c"
+  run fuzz_plugin_source plugin_source js.dict
 fi
 echo "fuzz: no crash in ${SECS}s per driver"

@@ -343,6 +343,43 @@ TXS_EXTERN bool txs_report_complete(const txs_report *report);
 TXS_EXTERN bool txs_report_input_error(const txs_report *report);
 TXS_EXTERN void txs_report_free(txs_report *report);
 
+/* A report's parts, for a view other than its JSON (the CLI's table): read
+ * from the report's own data, never by parsing its text. Strings that come
+ * from the input may hold any character, NUL included: escape them before
+ * showing them. */
+
+/* The input's line (the line given to txs_host_scan/submit), 0 for none. */
+TXS_EXTERN uint64_t txs_report_line(const txs_report *report);
+/* The input's "hash" or "id" as the report's "tx" holds it: a string's
+ * characters (*len bytes, maybe with NULs; NUL-terminated), or a number's
+ * JSON text; NULL when there is none. Valid until the report is freed. */
+TXS_EXTERN const char *txs_report_tx(const txs_report *report, size_t *len);
+/* Why the report holds no scan: the input was rejected (see
+ * txs_report_input_error) or memory ran out building it; else NULL. */
+TXS_EXTERN const char *txs_report_error(const txs_report *report);
+
+typedef struct txs_report_plugin {
+	char id[65];
+	txs_status status;
+} txs_report_plugin;
+
+/* Plugins in the report, in its order (0 for an input error). */
+TXS_EXTERN size_t txs_report_plugin_count(const txs_report *report);
+/* Plugin i's id and status; TXS_ENOTFOUND when i is out of range. */
+TXS_EXTERN int txs_report_plugin_get(const txs_report *report, size_t i, txs_report_plugin *out);
+
+typedef struct txs_report_finding {
+	char plugin[65];
+	char code[129]; /* UPPER_SNAKE_CASE: checked when the plugin answered */
+	txs_severity severity;
+} txs_report_finding;
+
+/* Findings in the report, in its order. */
+TXS_EXTERN size_t txs_report_finding_count(const txs_report *report);
+/* Finding i; TXS_ENOTFOUND when i is out of range. */
+TXS_EXTERN int txs_report_finding_get(const txs_report *report, size_t i,
+                                      txs_report_finding *out);
+
 /* One plugin, as seen now. Strings are copied. */
 typedef struct txs_plugin_info {
 	char id[65];

@@ -176,6 +176,45 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing.jsonl", r.stderr)
 
+    def test_table_cannot_be_blanked_or_forged(self):
+        # A NUL in the input's hash or in a code blanked the whole row (jansson
+        # refused the report); a code with a newline and ANSI escapes forged rows.
+        write_plugin(self.plugins, "coder", """module.exports = { scanTransaction(tx) {
+  if (tx.code !== undefined) return [{code: 'FIRST', severity: 'low', message: 'm'},
+                                     {code: tx.code, severity: 'high', message: 'm'}];
+  if (tx.big) return {code: 'BIG', severity: 'low', message: 'm', metadata: {n: 1e20}};
+  return null;
+}};""")
+        lines = ['{"hash":"0x\\u0000","flag":"low"}',
+                 '{"hash":"0x1","code":"NUL\\u0000"}',
+                 '{"hash":"0x2","code":"A\\n99  0xfake..beef  none\\u001b[31m"}',
+                 '{"hash":"\\u001b[2J\\u202eabcdefghijklmnop\\n","flag":"info"}',
+                 '{"hash":"0x3","big":1}']
+        r = self.scan("\n".join(lines) + "\n", "--format", "table")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        rows = r.stdout.splitlines()
+        self.assertEqual(len(rows), 1 + len(lines) + 2, r.stdout)  # header, rows, blank, summary
+        self.assertNotIn("\x1b", r.stdout)
+        self.assertNotIn("\0", r.stdout)
+        self.assertNotIn("\u202e", r.stdout)
+        self.assertRegex(rows[1], r"^1 +0x\\x00 +low +flagger:FLAG\(low\)$")
+        self.assertRegex(rows[2], r"^2 +0x1 +none +!coder:error$")
+        self.assertRegex(rows[3], r"^3 +0x2 +none +!coder:error$")
+        self.assertRegex(rows[4], r"^4 +\\x1b\[2\.\.op\\n +info +flagger:FLAG\(info\)$")
+        self.assertRegex(rows[5], r"^5 +0x3 +low +coder:BIG\(low\)$")
+        self.assertIn("5 transactions: 0 critical, 0 high, 0 medium, 2 low, 1 info, 2 clean; "
+                      "2 incomplete", r.stdout)
+        # an input array with a NUL in a string is valid JSON too
+        r = self.scan('[{"hash":"0x\\u0000","flag":"low"}, {"hash":"b"}]', "--format", "table")
+        self.assertRegex(r.stdout.splitlines()[1], r"^1 +0x\\x00 +low +flagger:FLAG\(low\)$")
+        # the reports say which finding and why, 1-based
+        r = self.scan("\n".join(lines[1:3]) + "\n")
+        errs = [next(p["error"] for p in json.loads(l)["plugins"] if p["id"] == "coder")
+                for l in r.stdout.splitlines()]
+        self.assertEqual(errs[0], 'finding 2: code must be UPPER_SNAKE_CASE ([A-Z][A-Z0-9_]*, '
+                                  '1-128 characters), got "NUL\\u0000"')
+        self.assertIn('finding 2: code must be UPPER_SNAKE_CASE', errs[1])
+
     def test_plugins_command(self):
         r = run("plugins", "-p", EXAMPLES)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -199,6 +238,43 @@ class Cli(unittest.TestCase):
         r = run("check", good, fx)
         self.assertEqual(r.returncode, 2)
         self.assertIn("line 2 (wrong): findings [], expected [\"FLAG\"]", r.stdout)
+
+    def test_hostile_plugin_source(self):
+        # Each crashed the process (SIGSEGV) before the loader checked the source.
+        cases = [(b"\xff\xfe", "index.js: invalid UTF-8 at byte offset 0"),
+                 (b"}); (function(){ return 5; })(function(){", "closes the module's function early"),
+                 (b"})", "index.js:2: SyntaxError"),
+                 (b"module.exports = {};\0", "index.js: a NUL byte at offset 20")]
+        for i, (code, msg) in enumerate(cases):
+            with self.subTest(code=code):
+                d = write_plugin(os.path.join(self.tmp, "hostile%d" % i), "hostile", "")
+                with open(os.path.join(d, "index.js"), "wb") as f:
+                    f.write(code)
+                r = run("check", d)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(msg, r.stderr)
+                self.assertIn("FAIL", r.stdout)
+                r = run("scan", "-p", d, "--no-progress", stdin='{"hash":"a"}\n')
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(msg, r.stderr)
+
+    def test_check_reads_every_report(self):
+        # check re-parsed reports with jansson, which refused a NUL in a hash
+        # and metadata holding 1e20: a failing plugin then read as "ok".
+        d = write_plugin(self.tmp, "big", """module.exports = { scanTransaction(tx) {
+  if (tx.boom) throw new Error('broken rule');
+  return {code: 'BIG', severity: 'low', message: 'm', metadata: {n: 1e20}};
+}};""")
+        fx = os.path.join(self.tmp, "fx.jsonl")
+        with open(fx, "w") as f:
+            f.write('{"hash":"0x\\u0000","boom":1}\n'
+                    '{"name":"big","tx":{"hash":"a"},"expect":["BIG"]}\n'
+                    '{"name":"nul","tx":{"hash":"a\\u0000"},"expect":["WRONG"]}\n')
+        r = run("check", d, fx)
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("FAIL  line 1: big: error: Error: broken rule", r.stdout)
+        self.assertIn('ok    line 2 (big): verdict low, findings ["BIG"]', r.stdout)
+        self.assertIn('FAIL  line 3 (nul): findings ["BIG"], expected ["WRONG"]', r.stdout)
 
     def test_example_fixtures(self):
         for pid in sorted(os.listdir(EXAMPLES)):

@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1152,6 +1153,59 @@ static void test_bad_code(void **state)
 	expect_bad("throw new TypeError('top-level');", "TypeError: top-level");
 }
 
+/* Bytes that are not a module body: each is a clear TXS_EPLUGIN naming
+ * the file, never a crash (invalid UTF-8 and an escape from the module
+ * wrapper crashed the process) and never a hang. */
+static void expect_bad_bytes(const char *src, size_t len, const char *needle)
+{
+	txs_plugin_code c = {.id = "bad", .version = "1", .filename = "bad.js",
+	                     .source = src, .source_len = len};
+	txs_executor *ex = (txs_executor *)0x1;
+	int rc = txs_executor_new(&ex, &c, NULL, NULL, NULL);
+	if (rc != TXS_EPLUGIN || ex != NULL || strncmp(txs_last_error(), "bad.js:", 7) ||
+	    !strstr(txs_last_error(), needle))
+		fail_msg("rc %d, error '%s', wanted 'bad.js:...%s'", rc, txs_last_error(), needle);
+}
+
+#define BAD_BYTES(lit, needle) expect_bad_bytes(lit, sizeof lit - 1, needle)
+
+static void test_hostile_source(void **state)
+{
+	(void)state;
+	BAD_BYTES("\xff\xfe", "invalid UTF-8 at byte offset 0 (byte 0xff)");
+	BAD_BYTES("// ok\n'\xc3\x28'", "invalid UTF-8 at byte offset 7");
+	BAD_BYTES("'\xed\xa0\x80'", "invalid UTF-8 at byte offset 1"); /* a surrogate */
+	BAD_BYTES("'\xc0\xaf'", "invalid UTF-8 at byte offset 1");     /* an overlong '/' */
+	BAD_BYTES("module.exports = {};\0 more", "a NUL byte at offset 20");
+	BAD_BYTES("\xef\xbb\xbf\xff", "invalid UTF-8 at byte offset 3"); /* offsets count the BOM */
+	char long_src[256]; /* past the eight-at-a-time ASCII path, valid UTF-8 on the way */
+	int n = snprintf(long_src, sizeof long_src, "// %0100d \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 %040d\n", 0, 0);
+	long_src[n] = (char)0xe2; /* a truncated sequence at the end */
+	expect_bad_bytes(long_src, (size_t)n + 1, "invalid UTF-8 at byte offset 155");
+	/* text that closes the module's function and leaves something else */
+	BAD_BYTES("}); (function(){ return 5; })(function(){", "closes the module's function early");
+	BAD_BYTES("}, function(){", "closes the module's function early");
+	BAD_BYTES("})(function(){", "closes the module's function early");
+	BAD_BYTES("})", "SyntaxError");
+	/* what runs outside the wrapper is under the load's deadline, microtasks too */
+	BAD_BYTES("}); const f = () => { Promise.resolve().then(f); }; f(); (function(){",
+	          "loading the module timed out");
+	BAD_BYTES("}); for (;;) {} (function(){", "loading the module timed out");
+	/* a module that queues a flood and then throws (it hung the load) */
+	BAD_BYTES("const f = () => { Promise.resolve().then(f); }; f(); throw new Error('x');",
+	          "loading the module timed out");
+	BAD_BYTES("", "module.exports.scanTransaction is missing");
+	BAD_BYTES("\xef\xbb\xbf", "module.exports.scanTransaction is missing");
+	/* a BOM before valid code is dropped, as Node does; a trailing comment is fine */
+	const char bom[] = "\xef\xbb\xbfmodule.exports = { scanTransaction() { return 3; } };\n// end";
+	txs_plugin_code c = {.id = "bom", .version = "1", .filename = "bom.js", .source = bom,
+	                     .source_len = sizeof bom - 1};
+	txs_executor *ex = NULL;
+	assert_int_equal(txs_executor_new(&ex, &c, NULL, NULL, NULL), 0);
+	assert_int_equal(scan_num(ex), 3);
+	txs_executor_free(ex);
+}
+
 static void test_exports_forms(void **state)
 {
 	(void)state;
@@ -1241,6 +1295,197 @@ static void test_caps(void **state)
 	snprintf(big, sizeof big, "{\"n\":1,\"pad\":\"%0200d\"}", 0);
 	expect_error(ex, big, "the cap is 100");
 	expect_error(ex, "{not json", "not valid JSON");
+	txs_executor_free(ex);
+}
+
+/* Valid UTF-8 (RFC 3629), as a report needs it. */
+static bool valid_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	while (p < end) {
+		unsigned char c = *p;
+		size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+		         : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+		if (!k || (size_t)(end - p) < k)
+			return false;
+		for (size_t i = 1; i < k; i++)
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+		if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) ||
+		    (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+			return false;
+		p += k;
+	}
+	return true;
+}
+
+/* "... … (N characters cut)": N, or -1 when the note is not there. */
+static long cut_note(const char *s)
+{
+	const char *note = strstr(s, " \xe2\x80\xa6 (");
+	long n = -1;
+	if (!note || sscanf(note + 6, "%ld characters cut)", &n) != 1 ||
+	    strcmp(s + strlen(s) - strlen(" characters cut)"), " characters cut)"))
+		return -1;
+	return n;
+}
+
+/* The head of a thrown text is kept, valid UTF-8, at most 16 KiB, and says
+ * how much was cut (a 52 MB message once went whole into the report). */
+static void expect_capped(txs_executor *ex, const char *tx, const char *head, long total)
+{
+	txs_scan_result r = scan(ex, tx);
+	if (r.status != TXS_STATUS_ERROR || strncmp(r.error, head, strlen(head)))
+		fail_msg("%s: status %s, error %.200s", tx, txs_status_name(r.status), r.error);
+	size_t len = strlen(r.error);
+	long cut = cut_note(r.error);
+	if (len > 16384 || !valid_utf8(r.error, len) || cut < 0)
+		fail_msg("%s: %zu bytes, note %ld: ...%s", tx, len, cut, r.error + (len > 80 ? len - 80 : 0));
+	if (total >= 0) { /* ASCII: what was kept and what was cut add up */
+		const char *k = r.error + strlen(head);
+		while (k > r.error && k[-1] == 'E')
+			k--;
+		size_t kept = strspn(k, "E");
+		assert_int_equal((long)kept + cut, total);
+	}
+	txs_scan_result_clear(&r);
+}
+
+static void test_error_text_capped(void **state)
+{
+	(void)state;
+	const char src[] =
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (tx.big) throw new Error('E'.repeat(50 * 1024 * 1024));\n"
+	    "  if (tx.wide) throw new Error('\\u00e9'.repeat(1e6));\n"
+	    "  if (tx.astral) throw new TypeError('\\ud83d\\ude00'.repeat(1e5));\n"
+	    "  if (tx.name) { const e = new Error('m'); e.name = 'N'.repeat(1e6); throw e; }\n"
+	    "  if (tx.plain) throw 'E'.repeat(3e6);\n"
+	    "  if (tx.obj) throw { name: 'X', message: { toString() { return 'E'.repeat(1e6); } } };\n"
+	    "  if (tx.lone) throw new Error('a\\ud800b');\n"
+	    "  if (tx.json) return { toJSON() { throw new Error('E'.repeat(1e6)); } };\n"
+	    "  return null;\n"
+	    "}};\n";
+	txs_limits l = limits(5000);
+	l.heap_limit_mb = 0; /* a 50 MB string is the point here */
+	txs_executor *ex = make("thrower", src, &l);
+	expect_capped(ex, "{\"big\":1}", "Error: EEEE", 50L * 1024 * 1024);
+	expect_capped(ex, "{\"wide\":1}", "Error: \xc3\xa9\xc3\xa9", -1);
+	expect_capped(ex, "{\"astral\":1}", "TypeError: \xf0\x9f\x98\x80", -1);
+	expect_capped(ex, "{\"name\":1}", "NNNN", -1);
+	expect_capped(ex, "{\"plain\":1}", "uncaught string: EEEE", 3000000);
+	expect_capped(ex, "{\"obj\":1}", "X: EEEE", 1000000);
+	expect_capped(ex, "{\"json\":1}", "result cannot be serialised as JSON: Error: EEEE", -1);
+	/* a lone surrogate is U+FFFD: the text after it was silently dropped */
+	txs_scan_result r = scan(ex, "{\"lone\":1}");
+	assert_int_equal(r.status, TXS_STATUS_ERROR);
+	assert_true(!strncmp(r.error, "Error: a\xef\xbf\xbd" "b", 12));
+	txs_scan_result_clear(&r);
+	assert_int_equal(scan(ex, TX).status, TXS_STATUS_OK);
+	txs_executor_free(ex);
+	/* a load error too, and txs_last_error cuts on a character boundary */
+	txs_executor *bad;
+	assert_int_equal(try_make("throw new Error('E'.repeat(5e6));", &bad), TXS_EPLUGIN);
+	const char *err = txs_last_error();
+	assert_true(strlen(err) <= 16384);
+	assert_true(!strncmp(err, "bad.js: Error: EEEE", 19));
+	assert_true(cut_note(err) > 4980000); /* one note: both cuts counted */
+	assert_null(strstr(err, "characters cut) \xe2\x80\xa6"));
+	assert_int_equal(try_make("throw new Error('\\u00e9'.repeat(50000));", &bad), TXS_EPLUGIN);
+	err = txs_last_error();
+	assert_true(strlen(err) <= 16384 && valid_utf8(err, strlen(err)) && cut_note(err) > 0);
+}
+
+/* A console line is cut on a character boundary, at most 4096 bytes, and
+ * says how much was cut; a huge argument is not copied out whole. */
+struct console_big {
+	pthread_mutex_t mu;
+	int lines, bad;
+	char last[4200];
+};
+
+static void on_console_big(const char *id, const char *level, const char *msg, size_t len,
+                           void *ud)
+{
+	(void)id;
+	(void)level;
+	struct console_big *c = ud;
+	pthread_mutex_lock(&c->mu);
+	c->lines++;
+	if (len > 4096 || strlen(msg) != len || !valid_utf8(msg, len))
+		c->bad++;
+	snprintf(c->last, sizeof c->last, "%s", msg);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void test_console_capped(void **state)
+{
+	(void)state;
+	const char src[] = "module.exports = { scanTransaction(tx) {\n"
+	                   "  if (tx.wide) console.log('\\u00e9'.repeat(5000));\n"
+	                   "  if (tx.big) console.log('x', 'E'.repeat(5e7), {a: 1});\n"
+	                   "  if (tx.obj) console.log({s: 'E'.repeat(1e6)});\n"
+	                   "  return null;\n"
+	                   "}};\n";
+	txs_plugin_code c = {.id = "loud", .version = "1", .filename = "index.js",
+	                     .source = src, .source_len = strlen(src)};
+	struct console_big log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	txs_limits l = limits(5000);
+	l.heap_limit_mb = 0;
+	txs_executor *ex = NULL;
+	assert_int_equal(txs_executor_new(&ex, &c, &l, on_console_big, &log), 0);
+	txs_scan_result r = scan(ex, "{\"wide\":1}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	assert_int_equal(log.bad, 0);
+	assert_true(!strncmp(log.last, "\xc3\xa9\xc3\xa9", 4));
+	long cut = cut_note(log.last);
+	assert_true(cut > 0);
+	/* what was kept and what was cut add up to the 5000 characters */
+	assert_int_equal((long)((strlen(log.last) - strlen(strstr(log.last, " \xe2\x80\xa6"))) / 2) + cut,
+	                 5000);
+	r = scan(ex, "{\"big\":1}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	assert_true(!strncmp(log.last, "x EEEE", 6));
+	assert_true(cut_note(log.last) > 49000000);
+	r = scan(ex, "{\"obj\":1}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	assert_true(!strncmp(log.last, "{\"s\":\"EEEE", 10));
+	assert_true(cut_note(log.last) > 990000);
+	assert_int_equal(log.bad, 0);
+	assert_int_equal(log.lines, 3);
+	txs_executor_free(ex);
+}
+
+/* A restart builds a realm in the serving engine's VM. When that build
+ * failed (init threw), the freed realm stayed the VM's watchdog callback
+ * argument, and the next scan that ran past a tick of the engine that kept
+ * serving crashed in on_tick (SIGSEGV, found by fuzz_plugin_source). */
+static void test_failed_realm_then_long_scan(void **state)
+{
+	(void)state;
+	char src[512];
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	snprintf(src, sizeof src,
+	         "const T = %.0f;\n"
+	         "module.exports = { init() { if (Date.now() > T) throw new Error('broken now'); },\n"
+	         "  scanTransaction(tx) { if (tx.hang) for (;;) {} return 1; } };\n",
+	         (double)wall.tv_sec * 1e3 + (double)wall.tv_nsec / 1e6 + 300);
+	txs_limits l = limits(30);
+	l.quarantine_after = 1000;
+	txs_executor *ex = make("realm-fail", src, &l);
+	struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000L};
+	nanosleep(&pause, NULL); /* past T: every build fails from now on */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(txs_executor_restart(ex), TXS_EPLUGIN);
+		assert_int_equal(scan_num(ex), 1); /* the old engine keeps serving */
+	}
+	txs_scan_result r = scan(ex, "{\"hang\":true}"); /* past a tick: on_tick runs */
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
 	txs_executor_free(ex);
 }
 
@@ -1406,9 +1651,13 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_free_during_standby_build),
 	    cmocka_unit_test(test_reload_drops_standby),
 	    cmocka_unit_test(test_bad_code),
+	    cmocka_unit_test(test_hostile_source),
 	    cmocka_unit_test(test_exports_forms),
 	    cmocka_unit_test(test_load_and_init),
 	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_error_text_capped),
+	    cmocka_unit_test(test_console_capped),
+	    cmocka_unit_test(test_failed_realm_then_long_scan),
 	    cmocka_unit_test(test_quarantine),
 	    cmocka_unit_test(test_bell),
 	};

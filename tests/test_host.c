@@ -581,7 +581,7 @@ static void test_fanout_mix(void **state)
 		assert_string_equal(status_of(r, "hog"), "memory");
 		assert_string_equal(status_of(r, "sloppy"), "error");
 		assert_non_null(strstr(json_string_value(json_object_get(plugin_entry(r, "sloppy"), "error")),
-		                       "finding 0 (X): severity must be one of"));
+		                       "finding 1 (X): severity must be one of"));
 		json_decref(r);
 	}
 	txs_plugin_info in;
@@ -599,12 +599,14 @@ static void test_invalid_findings(void **state)
 	txs_host *h = host_of(root);
 	struct { const char *tx, *needle; } cases[] = {
 	    {"{\"r\": 5}", "returned a number; expected null, a finding or an array"},
-	    {"{\"r\": [5]}", "finding 0: must be an object, got a number"},
-	    {"{\"r\": {\"severity\":\"low\",\"message\":\"m\"}}", "finding 0: code must be a non-empty string"},
-	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":7}}", "finding 0 (C): message must be a string"},
+	    {"{\"r\": [5]}", "finding 1: must be an object, got a number"},
+	    {"{\"r\": [{\"code\":\"A\",\"severity\":\"low\",\"message\":\"m\"}, 5]}", "finding 2: must be an object"},
+	    {"{\"r\": {\"severity\":\"low\",\"message\":\"m\"}}", "finding 1: code must be a string"},
+	    {"{\"r\": {\"code\":5,\"severity\":\"low\",\"message\":\"m\"}}", "finding 1: code must be a string"},
+	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":7}}", "finding 1 (C): message must be a string"},
 	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":\"m\",\"metadata\":3}}", "metadata must be an object"},
 	    {"{\"r\": {\"code\":\"C\",\"severity\":\"low\",\"message\":\"m\",\"extra\":1}}", "unknown field \"extra\""},
-	    {"{\"r\": [{\"code\":\"A\",\"severity\":\"low\",\"message\":\"m\"}, {\"code\":\"B\",\"severity\":\"none\",\"message\":\"m\"}]}", "finding 1 (B): severity"},
+	    {"{\"r\": [{\"code\":\"A\",\"severity\":\"low\",\"message\":\"m\"}, {\"code\":\"B\",\"severity\":\"none\",\"message\":\"m\"}]}", "finding 2 (B): severity"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_t *r = scan_json(h, cases[i].tx);
@@ -615,7 +617,55 @@ static void test_invalid_findings(void **state)
 		assert_int_equal(json_array_size(json_object_get(r, "findings")), 0);
 		json_decref(r);
 	}
-	json_t *r = scan_json(h, "{\"r\": [], \"id\": 7}");
+	/* codes follow the documented pattern: one with a newline and ANSI
+	 * escapes forged rows in the table view, one with a NUL blanked it */
+	struct { const char *code, *shown; } bad_codes[] = {
+	    {"", "\"\""},
+	    {"bad", "\"bad\""},
+	    {"A\\n99  0xfake..beef  none", "\"A\\n99  0xfake..beef  none\""},
+	    {"X\\u001b[31mRED", "\"X\\u001b[31mRED\""},
+	    {"NUL\\u0000", "\"NUL\\u0000\""},
+	    {"1ABC", "\"1ABC\""},
+	    {"_A", "\"_A\""},
+	    {"A-B", "\"A-B\""},
+	    {"A B", "\"A B\""},
+	    {"\\u00c9T\\u00c9", "\"\u00c9T\u00c9\""}, /* UTF-8 in the message */
+	};
+	for (size_t i = 0; i < sizeof bad_codes / sizeof bad_codes[0]; i++) {
+		char tx[256], want[160];
+		snprintf(tx, sizeof tx,
+		         "{\"r\": [{\"code\":\"OK_1\",\"severity\":\"low\",\"message\":\"m\"},"
+		         " {\"code\":\"%s\",\"severity\":\"low\",\"message\":\"m\"}]}",
+		         bad_codes[i].code);
+		snprintf(want, sizeof want,
+		         "finding 2: code must be UPPER_SNAKE_CASE ([A-Z][A-Z0-9_]*, 1-128 characters), got %s",
+		         bad_codes[i].shown);
+		json_t *r = scan_json(h, tx);
+		const char *err = json_string_value(json_object_get(plugin_entry(r, "shapes"), "error"));
+		if (strcmp(status_of(r, "shapes"), "error") || !err || strcmp(err, want))
+			fail_msg("code %s: %s", bad_codes[i].code, err ? err : "(no error)");
+		assert_int_equal(json_array_size(json_object_get(r, "findings")), 0);
+		json_decref(r);
+	}
+	/* the longest code; one more is too long */
+	char tx[512], code[130];
+	memset(code, 'A', 129);
+	code[129] = '\0';
+	snprintf(tx, sizeof tx, "{\"r\": {\"code\":\"%s\",\"severity\":\"low\",\"message\":\"m\"}}", code);
+	json_t *r = scan_json(h, tx);
+	assert_string_equal(status_of(r, "shapes"), "error");
+	assert_non_null(strstr(json_string_value(json_object_get(plugin_entry(r, "shapes"), "error")),
+	                       "finding 1: code must be UPPER_SNAKE_CASE"));
+	json_decref(r);
+	code[128] = '\0';
+	code[5] = '_';
+	code[127] = '9';
+	snprintf(tx, sizeof tx, "{\"r\": {\"code\":\"%s\",\"severity\":\"low\",\"message\":\"m\"}}", code);
+	r = scan_json(h, tx);
+	assert_string_equal(status_of(r, "shapes"), "ok");
+	json_decref(r);
+
+	r = scan_json(h, "{\"r\": [], \"id\": 7}");
 	assert_true(json_is_true(json_object_get(r, "complete")));
 	assert_string_equal(json_string_value(json_object_get(r, "verdict")), "none");
 	assert_int_equal(json_integer_value(json_object_get(r, "tx")), 7);
@@ -756,7 +806,7 @@ static void test_finding_strings_round_trip(void **state)
 	add_plugin("strings", NULL,
 	           "module.exports = { scanTransaction(tx) {\n"
 	           "  const m = 'q\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\\u0000 \\u00e9\\u2028\\ud83d\\ude00';\n"
-	           "  return {code: 'C\\u0000\"', severity: 'low', message: m, metadata: {k: m, n: [1.5, null, true]}};\n"
+	           "  return {code: 'C_1', severity: 'low', message: m, metadata: {k: m, n: [1.5, null, true]}};\n"
 	           "}};\n");
 	txs_host *h = host_of(root);
 	txs_report *raw;
@@ -773,11 +823,68 @@ static void test_finding_strings_round_trip(void **state)
 	json_t *msg = json_object_get(f, "message");
 	assert_int_equal(json_string_length(msg), sizeof want - 1);
 	assert_memory_equal(json_string_value(msg), want, sizeof want - 1);
-	assert_int_equal(json_string_length(json_object_get(f, "code")), 3);
-	assert_memory_equal(json_string_value(json_object_get(f, "code")), "C\0\"", 3);
+	assert_string_equal(json_string_value(json_object_get(f, "code")), "C_1");
 	assert_true(json_equal(json_object_get(json_object_get(f, "metadata"), "k"), msg));
 	assert_string_equal(json_string_value(json_object_get(f, "plugin")), "strings");
 	json_decref(rep);
+	txs_host_free(h);
+}
+
+/* The accessors give a report's parts from its own data, whatever its
+ * strings hold (the CLI's table once re-parsed the JSON, and a NUL blanked
+ * the row). */
+static void test_report_accessors(void **state)
+{
+	(void)state;
+	add_plugin("b-finder", NULL,
+	           "module.exports = { scanTransaction(tx) { if (tx.boom) throw new Error('x');\n"
+	           "  return [{code: 'ONE', severity: 'low', message: 'm'},\n"
+	           "          {code: 'TWO_2', severity: 'critical', message: 'm', metadata: {n: 1e20}}]; } };");
+	add_plugin("a-quiet", NULL, "module.exports = { scanTransaction() { return null; } };");
+	txs_host *h = host_of(root);
+	const char tx[] = "{\"hash\": \"0x\\u0000\\n\\u001b\"}";
+	txs_report *rep;
+	assert_int_equal(txs_host_scan(h, tx, strlen(tx), 9, &rep), 0);
+	assert_int_equal(txs_report_line(rep), 9);
+	size_t len;
+	const char *t = txs_report_tx(rep, &len);
+	assert_int_equal(len, 5);
+	assert_memory_equal(t, "0x\0\n\x1b", 5);
+	assert_null(txs_report_error(rep));
+	assert_int_equal(txs_report_plugin_count(rep), 2);
+	txs_report_plugin p;
+	assert_int_equal(txs_report_plugin_get(rep, 0, &p), 0);
+	assert_string_equal(p.id, "a-quiet");
+	assert_int_equal(p.status, TXS_STATUS_OK);
+	assert_int_equal(txs_report_plugin_get(rep, 1, &p), 0);
+	assert_string_equal(p.id, "b-finder");
+	assert_int_equal(txs_report_plugin_get(rep, 2, &p), TXS_ENOTFOUND);
+	assert_int_equal(txs_report_finding_count(rep), 2);
+	txs_report_finding f;
+	assert_int_equal(txs_report_finding_get(rep, 1, &f), 0);
+	assert_string_equal(f.plugin, "b-finder");
+	assert_string_equal(f.code, "TWO_2");
+	assert_int_equal(f.severity, TXS_SEVERITY_CRITICAL);
+	assert_int_equal(txs_report_finding_get(rep, 0, &f), 0);
+	assert_string_equal(f.code, "ONE");
+	assert_int_equal(f.severity, TXS_SEVERITY_LOW);
+	assert_int_equal(txs_report_finding_get(rep, 2, &f), TXS_ENOTFOUND);
+	txs_report_free(rep);
+	/* a plugin that failed: its status, no findings; a numeric id */
+	assert_int_equal(txs_host_scan(h, "{\"id\": 42, \"boom\": 1}", 21, 0, &rep), 0);
+	assert_string_equal(txs_report_tx(rep, &len), "42");
+	assert_int_equal(txs_report_finding_count(rep), 0);
+	assert_int_equal(txs_report_plugin_get(rep, 1, &p), 0);
+	assert_int_equal(p.status, TXS_STATUS_ERROR);
+	txs_report_free(rep);
+	/* an input error: its message, no tx, no plugins */
+	assert_int_equal(txs_host_scan(h, "{oops", 5, 3, &rep), 0);
+	assert_true(txs_report_input_error(rep));
+	assert_non_null(strstr(txs_report_error(rep), "invalid JSON"));
+	assert_null(txs_report_tx(rep, &len));
+	assert_int_equal(txs_report_line(rep), 3);
+	assert_int_equal(txs_report_plugin_count(rep), 0);
+	txs_report_free(rep);
 	txs_host_free(h);
 }
 
@@ -802,6 +909,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_waiting_is_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_finding_strings_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_report_accessors, setup, teardown),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -350,6 +350,28 @@ class TestThreeWorkers(WorkerTest):
             self.assertRegex(w.output(), r"[1-9]\d* reports written")
 
 
+class TestReportKeys(WorkerTest):
+    def test_reports_keep_their_tx_whatever_they_hold(self):
+        # The worker re-parsed each report with jansson for its "tx": a
+        # finding whose metadata held 1e20 (an integer past 64 bits) made it
+        # refuse the report, and the report entry lost its key.
+        plugins = os.path.join(self.tmp, "plugins")
+        d = os.path.join(plugins, "big-number")
+        os.makedirs(d)
+        with open(os.path.join(d, "plugin.json"), "w") as f:
+            f.write('{"id": "big-number", "version": "1.0.0", "main": "index.js"}')
+        with open(os.path.join(d, "index.js"), "w") as f:
+            f.write("module.exports = { scanTransaction() {\n"
+                    "  return {code: 'BIG', severity: 'low', message: 'm', metadata: {n: 1e20}}; } };")
+        txs = [tx(i) for i in range(5)]
+        self.publish_txs(txs)
+        w = self.start_worker("w0", plugins=plugins)
+        self.wait_reports(5, 60, [w])
+        self.stop_all()
+        seen = self.assert_exactly_once([t["hash"] for t in txs])
+        self.assertTrue(all(json.loads(f["report"])["verdict"] == "low" for f in seen.values()))
+
+
 class TestKill9(WorkerTest):
     def test_killed_worker_entries_are_claimed(self):
         txs = [tx(i, spin=200000) for i in range(10000)]

@@ -135,7 +135,7 @@ export interface Ctx<C = { [key: string]: JsonValue }> {
 }
 
 export interface Finding {
-  /** UPPER_SNAKE_CASE, stable across versions: consumers key on it. */
+  /** UPPER_SNAKE_CASE ([A-Z][A-Z0-9_]*, 1-128 characters), stable across versions: consumers key on it. */
   code: string;
   severity: Severity;
   /** One line for a human. */

@@ -24,6 +24,7 @@ const { Sandbox, readPlugin, listPlugins, opt, num } = require('./sandbox');
 
 const SEVERITY = ['none', 'info', 'low', 'medium', 'high', 'critical'];
 const RANK = { info: 1, low: 2, medium: 3, high: 4, critical: 5 };
+const CODE = /^[A-Z][A-Z0-9_]{0,127}$/;
 const ALLOWED = new Set(['code', 'severity', 'message', 'metadata']);
 
 if (!isMainThread) worker();
@@ -39,11 +40,11 @@ function validate(id, json) {
   if (list.length > 1000) throw new Error(list.length + ' findings; at most 1000 per scan');
   let top = 0;
   const parts = [];
-  for (let i = 0; i < list.length; i++) {
-    const f = list[i];
+  for (let j = 0; j < list.length; j++) {
+    const f = list[j], i = j + 1;  // numbered from 1, as txscan does
     if (f === null || typeof f !== 'object' || Array.isArray(f)) throw new Error('finding ' + i + ': must be an object');
     for (const k of Object.keys(f)) if (!ALLOWED.has(k)) throw new Error('finding ' + i + ': unknown field "' + k + '"');
-    if (typeof f.code !== 'string' || f.code.length === 0 || f.code.length > 128) throw new Error('finding ' + i + ': code must be a non-empty string');
+    if (typeof f.code !== 'string' || !CODE.test(f.code)) throw new Error('finding ' + i + ': code must be UPPER_SNAKE_CASE');
     const rank = RANK[f.severity];
     if (!rank) throw new Error('finding ' + i + ' (' + f.code + '): severity must be one of info, low, medium, high, critical');
     if (typeof f.message !== 'string' || f.message.length > 4096) throw new Error('finding ' + i + ' (' + f.code + '): message must be a string');

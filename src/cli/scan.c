@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "util/clock.h"
+#include "util/sbuf.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -152,49 +153,97 @@ static void table_header(void)
 	printf("%-6s %-14s %-9s %s\n", "LINE", "TX", "VERDICT", "FINDINGS");
 }
 
-static void short_tx(const json_t *tx, char *buf, size_t n)
+/* The escape that shows the character at s (n bytes left) when it must
+ * not reach the terminal as it is, else NULL; *k gets its length. */
+static const char *escape_of(const unsigned char *s, size_t n, char esc[12], size_t *k)
 {
-	const char *s = json_string_value(tx);
-	if (json_is_integer(tx))
-		snprintf(buf, n, "%lld", (long long)json_integer_value(tx));
-	else if (!s)
-		snprintf(buf, n, "-");
-	else if (strlen(s) > 13)
-		snprintf(buf, n, "%.6s..%s", s, s + strlen(s) - 4);
-	else
-		snprintf(buf, n, "%s", s);
+	unsigned c = s[0];
+	*k = 1;
+	if (c == 0xC2 && n > 1 && s[1] < 0xA0) { /* C1 controls, U+0080..U+009F */
+		*k = 2;
+		snprintf(esc, 12, "\\u%04x", s[1]);
+	} else if (c == 0xE2 && n > 2 && ((s[1] == 0x80 && s[2] >= 0xA8 && s[2] <= 0xAE) ||
+	                                  (s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9))) {
+		*k = 3; /* line and paragraph separators, bidirectional overrides */
+		snprintf(esc, 12, "\\u%04x", 0x2000u | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu));
+	} else if (c == '\n' || c == '\r' || c == '\t' || c == '\\') {
+		snprintf(esc, 12, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\');
+	} else if (c < 0x20 || c == 0x7f) {
+		snprintf(esc, 12, "\\x%02x", c);
+	} else {
+		return NULL;
+	}
+	return esc;
 }
 
+/* Text from a report (NULs and all) as one table line may show it:
+ * control characters (C0, DEL, C1), the line separators and the
+ * bidirectional overrides as visible escapes, so that no value (an input's
+ * hash, an error) can break a line, forge a row or steer the terminal. A
+ * backslash is doubled: escapes are unambiguous. NULL when out of memory. */
+static char *shown(const char *s, size_t n)
+{
+	sbuf b = {0};
+	char esc[12];
+	for (size_t i = 0, k; i < n; i += k) {
+		const char *e = escape_of((const unsigned char *)s + i, n - i, esc, &k);
+		sb_put(&b, e ? e : s + i, e ? strlen(e) : k);
+	}
+	sb_put(&b, "", 0);
+	return b.oom ? NULL : b.p;
+}
+
+/* Byte offset of character `index` of UTF-8 s (len bytes), or len. */
+static size_t char_at(const char *s, size_t len, size_t index)
+{
+	for (size_t i = 0, c = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80 && c++ == index)
+			return i;
+	return len;
+}
+
+/* The input's hash or id, short (0x5c50f3..a1b2), in whole characters. */
+static void short_tx(const txs_report *rep, char *buf, size_t n)
+{
+	size_t raw_len;
+	const char *raw = txs_report_tx(rep, &raw_len);
+	char *t = raw ? shown(raw, raw_len) : NULL;
+	size_t len = t ? strlen(t) : 0, chars = 0;
+	for (size_t i = 0; i < len; i++)
+		chars += ((unsigned char)t[i] & 0xC0) != 0x80;
+	if (!t)
+		snprintf(buf, n, "-");
+	else if (chars <= 13)
+		snprintf(buf, n, "%s", t);
+	else
+		snprintf(buf, n, "%.*s..%s", (int)char_at(t, len, 6), t, t + char_at(t, len, chars - 4));
+	free(t);
+}
+
+/* One row, from the report's own data through the public accessors (no
+ * re-parse: jansson refused reports with a NUL in a string). Codes and
+ * plugin ids are checked by the library; the tx and errors are escaped. */
 static void table_row(const txs_report *rep)
 {
-	json_t *r = json_loads(txs_report_json(rep, NULL), 0, NULL);
-	char tx[24];
-	json_t *line = json_object_get(r, "line");
-	if (json_object_get(r, "error")) {
-		printf("%-6lld %-14s %-9s %s\n", (long long)json_integer_value(line), "-", "ERROR",
-		       json_string_value(json_object_get(r, "error")));
-		json_decref(r);
+	char tx[64];
+	const char *err = txs_report_error(rep);
+	unsigned long long line = (unsigned long long)txs_report_line(rep);
+	if (err) {
+		char *e = shown(err, strlen(err));
+		printf("%-6llu %-14s %-9s %s\n", line, "-", "ERROR", e ? e : "?");
+		free(e);
 		return;
 	}
-	short_tx(json_object_get(r, "tx"), tx, sizeof tx);
-	printf("%-6lld %-14s %-9s", (long long)json_integer_value(line), tx,
-	       json_string_value(json_object_get(r, "verdict")));
-	size_t i;
-	json_t *f;
-	json_array_foreach(json_object_get(r, "findings"), i, f)
-	{
-		printf(" %s:%s(%s)", json_string_value(json_object_get(f, "plugin")),
-		       json_string_value(json_object_get(f, "code")),
-		       json_string_value(json_object_get(f, "severity")));
-	}
-	json_array_foreach(json_object_get(r, "plugins"), i, f)
-	{
-		const char *st = json_string_value(json_object_get(f, "status"));
-		if (st && strcmp(st, "ok"))
-			printf(" !%s:%s", json_string_value(json_object_get(f, "id")), st);
-	}
+	short_tx(rep, tx, sizeof tx);
+	printf("%-6llu %-14s %-9s", line, tx, txs_severity_name(txs_report_verdict(rep)));
+	txs_report_finding f;
+	for (size_t i = 0; txs_report_finding_get(rep, i, &f) == 0; i++)
+		printf(" %s:%s(%s)", f.plugin, f.code, txs_severity_name(f.severity));
+	txs_report_plugin p;
+	for (size_t i = 0; txs_report_plugin_get(rep, i, &p) == 0; i++)
+		if (p.status != TXS_STATUS_OK)
+			printf(" !%s:%s", p.id, txs_status_name(p.status));
 	putchar('\n');
-	json_decref(r);
 }
 
 static void count(struct pipeline *p, const txs_report *rep)
@@ -324,7 +373,7 @@ static const char *skip_ws(const char *s, const char *end)
 static void scan_array(struct pipeline *p, const char *text, size_t len)
 {
 	json_error_t je;
-	json_t *arr = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &je);
+	json_t *arr = json_loadb(text, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
 	if (!arr) {
 		/* the host reports the same parse error, as this input's one output */
 		size_t upto = (size_t)je.position + 1 < len ? (size_t)je.position + 1 : len;
@@ -348,12 +397,13 @@ static bool single_value(const char *text, size_t len, const char *first_nl)
 {
 	if (!first_nl)
 		return false;
-	json_t *one = json_loadb(text, (size_t)(first_nl - text), JSON_DECODE_INT_AS_REAL, NULL);
+	const size_t flags = JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL; /* "\u0000" is valid JSON */
+	json_t *one = json_loadb(text, (size_t)(first_nl - text), flags, NULL);
 	if (one) {
 		json_decref(one);
 		return false;
 	}
-	one = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
+	one = json_loadb(text, len, flags, NULL);
 	json_decref(one);
 	return one != NULL;
 }

@@ -13,11 +13,13 @@
 #include "jsc_private.h"
 #include "jsval.h"
 #include "util/stall.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define NOT_JSON "result cannot be serialised as JSON: "
 #define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
                     "(txscan has no timers or I/O)"
 
@@ -31,40 +33,46 @@ static void drain_microtasks(JSContextRef ctx)
 	txs_jsc_lock_holder_destroy(&lock);
 }
 
-/* String(v): symbols through the pristine String, which prints them. */
-static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
+/* String(v), at most max bytes (symbols through the pristine String, which
+ * prints them); *cut += the characters left out. */
+static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, size_t max, size_t *cut,
+                       JSValueRef *exc)
 {
-	JSStringRef s = jsv_string_of(ctx, e->string_fn, v, exc);
-	if (!s)
-		return NULL;
-	char *p = jsv_utf8(s, NULL);
-	JSStringRelease(s);
+	size_t len, c = 0;
+	char *p = jsv_text_head(ctx, e->string_fn, e->slice_fn, v, max, &len, &c, exc);
+	*cut += c;
 	return p;
 }
 
 /* A thrown value as text: "Name: message" and the plugin's stack lines, or
- * "uncaught <type>: <text>" for a value that is not an object. Getters and
- * toString run (under the watchdog); NULL once the watchdog has stopped the
- * entry, with *exc the termination for the caller to throw on (JavaScript's
+ * "uncaught <type>: <text>" for a value that is not an object; at most
+ * max bytes, whose head is kept (a message of 50 MB is sliced
+ * in the VM, never copied out whole), then how much was cut. The stack
+ * of an error whose message was cut is left out. Getters and toString
+ * run (under the watchdog); NULL once the watchdog has stopped the entry,
+ * with *exc the termination for the caller to throw on (JavaScript's
  * catch sees a termination that a native function threw). */
-static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
+static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, size_t max, JSValueRef *exc)
 {
 	JSValueRef x = NULL;
 	char *name = NULL, *msg = NULL, *st = NULL, *out = NULL;
+	size_t cut = 0;
 	if (JSValueIsObject(ctx, v)) {
 		JSObjectRef o = (JSObjectRef)v;
 		JSValueRef n = jsv_get(ctx, o, "name", &x);
 		JSValueRef m = x ? NULL : jsv_get(ctx, o, "message", &x);
 		JSValueRef s = x ? NULL : jsv_get(ctx, o, "stack", &x);
-		name = x ? NULL : JSValueIsUndefined(ctx, n) ? strdup("Error") : string_of(e, ctx, n, &x);
-		msg = x ? NULL : string_of(e, ctx, m, &x);
-		st = !x && JSValueIsString(ctx, s) ? string_of(e, ctx, s, &x) : NULL;
+		name = x ? NULL : JSValueIsUndefined(ctx, n) ? strdup("Error")
+		                                             : string_of(e, ctx, n, 256, &cut, &x);
+		msg = x ? NULL : string_of(e, ctx, m, max, &cut, &x);
+		st = !x && !cut && JSValueIsString(ctx, s) ? string_of(e, ctx, s, max, &cut, &x)
+		                                           : NULL;
 		if (st)
 			jsv_strip_stack(st);
 		if (name && msg)
 			out = jsv_printf("%s: %s%s%s", name, msg, st && *st ? "\n" : "", st ? st : "");
 	} else {
-		char *t = string_of(e, ctx, v, &x);
+		char *t = string_of(e, ctx, v, max, &cut, &x);
 		out = t ? jsv_printf("uncaught %s: %s", jsv_type_name(ctx, v), t) : NULL;
 		free(t);
 	}
@@ -76,6 +84,8 @@ static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *e
 		*exc = x ? x : v;
 		return NULL;
 	}
+	if (out)
+		utf8_cap(&out, strlen(out), max, cut);
 	return out ? out : strdup("uncaught exception that cannot be printed");
 }
 
@@ -106,11 +116,14 @@ static bool take_pristine(engine *e)
 	e->then_fn = proto ? jsv_object_prop(ctx, proto, "then") : NULL;
 	e->freeze_fn = object ? jsv_object_prop(ctx, object, "freeze") : NULL;
 	e->string_fn = jsv_object_prop(ctx, g, "String");
-	if (!e->then_fn || !e->freeze_fn || !e->string_fn)
+	JSObjectRef string_proto = e->string_fn ? jsv_object_prop(ctx, e->string_fn, "prototype") : NULL;
+	e->slice_fn = string_proto ? jsv_object_prop(ctx, string_proto, "slice") : NULL;
+	if (!e->then_fn || !e->freeze_fn || !e->string_fn || !e->slice_fn)
 		return false;
 	engine_keep(e, e->then_fn);
 	engine_keep(e, e->freeze_fn);
 	engine_keep(e, e->string_fn);
+	engine_keep(e, e->slice_fn);
 	return true;
 }
 
@@ -203,7 +216,7 @@ static void answer_json(engine *e, char *text, size_t len, engine_result *res)
 static void answer_error(engine *e, JSContextRef ctx, JSValueRef v, engine_result *res)
 {
 	JSValueRef x = NULL;
-	char *t = error_text(e, ctx, v, &x);
+	char *t = error_text(e, ctx, v, JSV_ERROR_MAX, &x);
 	if (t)
 		set_error(res, ENGINE_ERROR, t);
 }
@@ -219,10 +232,9 @@ static void answer_value(engine *e, JSContextRef ctx, JSValueRef v, engine_resul
 	JSValueRef x = NULL;
 	JSStringRef s = JSValueCreateJSONString(ctx, v, 0, &x);
 	if (x) {
-		char *t = error_text(e, ctx, x, &x);
+		char *t = error_text(e, ctx, x, JSV_ERROR_MAX - sizeof NOT_JSON, &x);
 		if (t)
-			set_error(res, ENGINE_ERROR,
-			          jsv_printf("result cannot be serialised as JSON: %s", t));
+			set_error(res, ENGINE_ERROR, jsv_printf(NOT_JSON "%s", t));
 		free(t);
 		return;
 	}
@@ -336,19 +348,85 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	return true;
 }
 
-/* wrapper.call(globalThis, module, module.exports), its microtasks, then
- * the exports. */
-static void step_load(engine *e, JSContextRef ctx, JSValueRef wrapper, JSValueRef *exc)
+#define WRAPPER_HEAD "function (module, exports) {"
+#define ESCAPED "the source closes the module's function early (a stray '})'?): " \
+                "a plugin is the body of a CommonJS module"
+
+/* Whether w is the function expression engine.c wrapped the source in:
+ * a function whose text (through the pristine toString) starts with the
+ * wrapper's head and spans the whole program but its two parentheses.
+ * Only the function at offset 1 can: a source that closed the wrapper and
+ * left another value (or another function) behind fails. Only the text's
+ * length and head are read (its length on a String object, its head
+ * sliced in the VM): a bundle's source is never copied for this. */
+static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSValueRef w)
 {
+	if (!to_string || !jsv_is_function(ctx, w))
+		return false;
+	JSValueRef x = NULL;
+	JSValueRef t = JSObjectCallAsFunction(ctx, to_string, (JSObjectRef)w, 0, NULL, &x);
+	if (x || !t || !JSValueIsString(ctx, t))
+		return false;
+	JSObjectRef text = JSValueToObject(ctx, t, &x);
+	JSValueRef n = text ? jsv_get(ctx, text, "length", &x) : NULL;
+	if (!n || (size_t)JSValueToNumber(ctx, n, NULL) + 2 != JSStringGetLength(e->load_src))
+		return false;
+	size_t len, cut;
+	char *head = jsv_text_head(ctx, e->string_fn, e->slice_fn, t, sizeof WRAPPER_HEAD - 1, &len,
+	                           &cut, &x);
+	bool ok = head && !strcmp(head, WRAPPER_HEAD);
+	free(head);
+	return ok;
+}
+
+/* The wrapped source evaluated inside the step's VM entry, so whatever it
+ * runs is under the watchdog, microtasks included; the wrapper function,
+ * or NULL with e->step_err (or a kill) saying why. */
+static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef g = JSContextGetGlobalObject(ctx);
+	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
+	JSObjectRef proto = function ? jsv_object_prop(ctx, function, "prototype") : NULL;
+	JSObjectRef to_string = proto ? jsv_object_prop(ctx, proto, "toString") : NULL;
+	JSStringRef url = JSStringCreateWithUTF8CString(e->cfg->filename);
+	JSValueRef wrapper = JSEvaluateScript(ctx, e->load_src, NULL, url, 1, exc);
+	JSStringRelease(url);
+	/* What it queued runs now, under the watchdog, also when it threw:
+	 * left in the queue, JSC would drain it as the entry ends, with no
+	 * watchdog (a flood would never end). */
+	if (e->killed == ENGINE_OK)
+		drain_microtasks(ctx);
+	if (e->killed != ENGINE_OK)
+		return NULL;
+	if (*exc) { /* a SyntaxError: say the line */
+		e->step_err = jsv_exception_text(ctx, e->string_fn, e->slice_fn, *exc);
+		*exc = NULL;
+		if (!e->step_err)
+			e->step_err = strdup("out of memory");
+		return NULL;
+	}
+	if (is_wrapper(e, ctx, to_string, wrapper))
+		return (JSObjectRef)wrapper;
+	if (e->killed == ENGINE_OK)
+		e->step_err = strdup(ESCAPED);
+	return NULL;
+}
+
+/* wrapper.call(globalThis, module, module.exports) with its microtasks,
+ * then the exports. */
+static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
+{
+	JSObjectRef wrapper = evaluate_wrapped(e, ctx, exc);
+	if (!wrapper)
+		return;
 	JSObjectRef module = JSObjectMake(ctx, NULL, NULL);
 	JSObjectRef exports = JSObjectMake(ctx, NULL, NULL);
 	jsv_set(ctx, module, "exports", exports, kJSPropertyAttributeNone);
 	JSValueRef args[2] = {module, exports};
-	JSObjectCallAsFunction(ctx, (JSObjectRef)wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
-	if (*exc)
-		return;
-	drain_microtasks(ctx);
-	if (e->killed != ENGINE_OK)
+	JSObjectCallAsFunction(ctx, wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
+	if (e->killed == ENGINE_OK)
+		drain_microtasks(ctx); /* also when it threw, as above */
+	if (*exc || e->killed != ENGINE_OK)
 		return;
 	JSValueRef m = jsv_get(ctx, module, "exports", exc);
 	if (m)
@@ -385,7 +463,7 @@ static void step_init(engine *e, JSContextRef ctx)
 	JSValueRef x = NULL;
 	JSObjectRef pctx = make_pctx(e, ctx, &x);
 	if (x && e->killed == ENGINE_OK && !e->step_err)
-		e->step_err = error_text(e, ctx, x, &x);
+		e->step_err = error_text(e, ctx, x, JSV_ERROR_MAX, &x);
 	if (!pctx || !e->init_fn)
 		return;
 	engine_result res = {0};
@@ -435,12 +513,13 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 {
 	(void)self;
 	(void)argc;
+	(void)argv;
 	const struct step_fn *sf = JSObjectGetPrivate(fn);
 	engine *e = sf->e;
 	JSValueRef x = NULL;
 	switch (sf->kind) {
 	case STEP_LOAD:
-		step_load(e, ctx, argv[0], &x);
+		step_load(e, ctx, &x);
 		break;
 	case STEP_INIT:
 		step_init(e, ctx);
@@ -450,7 +529,7 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		break;
 	}
 	if (x && e->killed == ENGINE_OK && !e->step_err)
-		e->step_err = error_text(e, ctx, x, &x);
+		e->step_err = error_text(e, ctx, x, JSV_ERROR_MAX, &x);
 	if (e->killed != ENGINE_OK)
 		*exc = x;
 	return JSValueMakeUndefined(ctx);
@@ -458,12 +537,12 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 
 /* Runs loading or init as one VM entry. 0, or -1 with *why (owned) set; a
  * kill leaves *why NULL and e->killed set. */
-int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
+int engine_run_step(engine *e, enum step_kind kind, char **why)
 {
 	JSObjectRef fn = JSObjectMake(e->ctx, e->step_class, &e->steps[kind]);
 	JSValueRef exc = NULL;
 	e->step_err = NULL;
-	JSObjectCallAsFunction(e->ctx, fn, NULL, arg ? 1 : 0, &arg, &exc);
+	JSObjectCallAsFunction(e->ctx, fn, NULL, 0, NULL, &exc);
 	*why = e->step_err;
 	e->step_err = NULL;
 	if (e->killed != ENGINE_OK) {
@@ -472,7 +551,7 @@ int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why)
 		return -1;
 	}
 	if (!*why && exc)
-		*why = jsv_exception_text(e->ctx, exc);
+		*why = jsv_exception_text(e->ctx, e->string_fn, e->slice_fn, exc);
 	return *why ? -1 : 0;
 }
 
@@ -489,7 +568,7 @@ static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 		res->ms = (double)(now_ns() - e->bstart_ns) / 1e6;
 		return e->bcur + 1;
 	}
-	char *t = jsv_exception_text(e->ctx, exc);
+	char *t = jsv_exception_text(e->ctx, e->string_fn, e->slice_fn, exc);
 	for (size_t i = e->bcur; i < n; i++)
 		set_error(&e->bres[i], ENGINE_ERROR,
 		          jsv_printf("internal: the batch failed: %s", t ? t : "?"));

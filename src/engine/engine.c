@@ -25,6 +25,7 @@
 #include "jsc_private.h"
 #include "jsval.h"
 #include "util/stall.h"
+#include "util/utf8.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -142,6 +143,30 @@ static void run_loop_work(void)
 			break;
 }
 
+/* JSC's full-collection timer asks WTF's MemoryPressureHandler, whose
+ * first use builds a timer on WTF's main run loop; only WebKit's own
+ * start-up makes that loop, so in txscan the first such timer to fire (in
+ * a VM that outlives one of its realms, engine_new_realm) read a null
+ * pointer and crashed the process (fuzz_plugin_source found it). The first
+ * thread that builds an engine, its own GLib context already pushed,
+ * becomes WTF's main run loop (unless the host process made one), and the
+ * handler is built at once: its timer (never started) holds that run loop,
+ * and the run loop its context, after the thread ends. Looked up at run
+ * time, like the libpas tweaks: without the symbols nothing changes. */
+static pthread_once_t main_loop_once = PTHREAD_ONCE_INIT;
+
+static void main_run_loop(void)
+{
+	void *(*main_loop)(void), (*init_main)(void), *(*pressure)(void);
+	*(void **)&main_loop = dlsym(RTLD_DEFAULT, "_ZN3WTF7RunLoop13mainSingletonEv");
+	*(void **)&init_main = dlsym(RTLD_DEFAULT, "_ZN3WTF7RunLoop14initializeMainEv");
+	*(void **)&pressure = dlsym(RTLD_DEFAULT, "_ZN3WTF21MemoryPressureHandler9singletonEv");
+	if (!main_loop || !init_main || !pressure || main_loop())
+		return;
+	init_main();
+	pressure();
+}
+
 static void global_init(void)
 {
 	pthread_key_create(&loop_key, loop_exit);
@@ -227,12 +252,21 @@ static bool heap_exceeded(engine *e)
 
 static bool on_tick(JSContextRef ctx, void *ud);
 
-void engine_arm(engine *e, double seconds)
+/* Arms the VM's time limit for e. armed_s caches what e armed, valid
+ * while e is the engine the VM calls back (vm->armed_by): a realm built
+ * in the same VM arms it for itself. */
+static void arm(engine *e, double seconds)
 {
-	if (seconds == e->armed_s)
+	if (seconds == e->armed_s && e->vm->armed_by == e)
 		return;
 	JSContextGroupSetExecutionTimeLimit(e->group, seconds, on_tick, e);
 	e->armed_s = seconds;
+	e->vm->armed_by = e;
+}
+
+void engine_arm(engine *e, double seconds)
+{
+	arm(e, seconds);
 }
 
 /* JSC calls this once the thread used the armed CPU time in this VM entry.
@@ -299,62 +333,97 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	engine_progress_mark(e, now, 0);
 	e->killed = ENGINE_OK;
 	e->over_backstop = false;
-	double s = (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9;
-	if (s != e->armed_s) {
-		JSContextGroupSetExecutionTimeLimit(e->group, s, on_tick, e);
-		e->armed_s = s;
-	}
+	/* The time limit and its callback's engine belong to the VM: arm()
+	 * re-arms only when another engine of the VM (a realm) armed it since,
+	 * not on every entry (~3 us a batch). */
+	arm(e, (double)(budget_ns < e->tick_ns ? budget_ns : e->tick_ns) / 1e9);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
-
-static JSValueRef evaluate(engine *e, const char *code, const char *url, JSValueRef *exc)
-{
-	JSStringRef src = JSStringCreateWithUTF8CString(code);
-	JSStringRef u = JSStringCreateWithUTF8CString(url);
-	JSValueRef v = JSEvaluateScript(e->ctx, src, NULL, u, 1, exc);
-	JSStringRelease(src);
-	JSStringRelease(u);
-	return v;
-}
 
 /* The classes of the native functions, and the globals, before any
  * JavaScript runs. */
 static int prepare(engine *e, char **err)
 {
-	const char *failed = engine_calls_prepare(e) ? engine_sandbox_install(e)
-	                                             : "String, Promise.prototype.then, Object.freeze";
+	const char *failed = engine_calls_prepare(e)
+	                         ? engine_sandbox_install(e)
+	                         : "String, String.prototype.slice, Promise.prototype.then, Object.freeze";
 	if (failed) {
-		*err = jsv_printf("internal: cannot set up the plugin's globals: %s", failed);
+		*err = jsv_printf("%s: internal: cannot set up the plugin's globals: %s",
+		                  e->cfg->filename, failed);
 		return -1;
 	}
 	return 0;
 }
 
-/* Wraps the source as CommonJS on its own first line, so line numbers in
- * stack traces match the file, and runs it. */
-static int load_module(engine *e, const engine_config *cfg, char **err)
+/* JavaScriptCore reads source as UTF-8 up to the first NUL, and turns
+ * text that is not valid UTF-8 into an empty string without a word: both
+ * are refused here, saying where. A byte order mark is dropped (as Node
+ * does). *src and *len are moved past it. */
+static int check_source(const engine_config *cfg, const char **src, size_t *len, char **err)
+{
+	if (*len >= 3 && !memcmp(*src, "\xef\xbb\xbf", 3)) {
+		*src += 3;
+		*len -= 3;
+	}
+	size_t skipped = (size_t)(*src - cfg->source);
+	size_t bad = utf8_invalid_at(*src, *len);
+	const char *nul = memchr(*src, '\0', bad);
+	if (nul)
+		*err = jsv_printf("%s: a NUL byte at offset %zu: the source must be UTF-8 text",
+		                  cfg->filename, skipped + (size_t)(nul - *src));
+	else if (bad < *len)
+		*err = jsv_printf("%s: invalid UTF-8 at byte offset %zu (byte 0x%02x)", cfg->filename,
+		                  skipped + bad, (unsigned char)(*src)[bad]);
+	else
+		return 0;
+	return -1;
+}
+
+/* The source wrapped as a CommonJS function expression, on the source's
+ * first line so that line numbers in stack traces match the file. */
+static JSStringRef wrap_source(const char *src, size_t len)
 {
 	static const char head[] = "(function (module, exports) {";
 	static const char tail[] = "\n})";
-	size_t n = sizeof head - 1 + cfg->source_len + sizeof tail;
+	size_t n = sizeof head - 1 + len + sizeof tail;
 	char *code = malloc(n);
-	if (!code) {
-		*err = strdup("out of memory");
+	if (!code)
+		return NULL;
+	memcpy(code, head, sizeof head - 1);
+	memcpy(code + sizeof head - 1, src, len);
+	memcpy(code + sizeof head - 1 + len, tail, sizeof tail);
+	JSStringRef s = JSStringCreateWithUTF8CString(code);
+	free(code);
+	return s;
+}
+
+/* Evaluates the wrapped source and runs it, as one VM entry (calls.c's
+ * step_load, which also refuses a source that closes the wrapper). Every
+ * failure names the file. */
+static int load_module(engine *e, const engine_config *cfg, char **err)
+{
+	const char *src = cfg->source;
+	size_t len = cfg->source_len;
+	if (check_source(cfg, &src, &len, err) < 0)
+		return -1;
+	e->load_src = wrap_source(src, len);
+	if (!e->load_src) {
+		*err = jsv_printf("%s: out of memory loading the module", cfg->filename);
 		return -1;
 	}
-	memcpy(code, head, sizeof head - 1);
-	memcpy(code + sizeof head - 1, cfg->source, cfg->source_len);
-	memcpy(code + sizeof head - 1 + cfg->source_len, tail, sizeof tail);
-	JSValueRef exc = NULL;
 	engine_begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
-	JSValueRef wrapper = evaluate(e, code, cfg->filename, &exc);
-	free(code);
 	char *why = NULL;
-	if (!wrapper || exc)
-		why = jsv_exception_text(e->ctx, exc);
-	else if (engine_run_step(e, STEP_LOAD, wrapper, &why) == 0)
+	int rc = engine_run_step(e, STEP_LOAD, &why);
+	JSStringRelease(e->load_src);
+	e->load_src = NULL;
+	if (rc == 0)
 		return 0;
+	if (e->killed == ENGINE_MEMORY) {
+		*err = jsv_printf("%s: loading the module passed the heap limit of %u MB", cfg->filename,
+		                  cfg->heap_limit_mb);
+		return -1;
+	}
 	if (e->killed != ENGINE_OK) {
 		*err = jsv_printf("%s: loading the module timed out after %u ms", cfg->filename,
 		                  cfg->init_timeout_ms);
@@ -371,7 +440,7 @@ static int run_init(engine *e, const engine_config *cfg, char **err)
 {
 	engine_begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
 	char *why = NULL;
-	int rc = engine_run_step(e, STEP_INIT, NULL, &why);
+	int rc = engine_run_step(e, STEP_INIT, &why);
 	engine_arm(e, (double)e->tick_ns / 1e9);
 	if (rc == 0)
 		return 0;
@@ -401,6 +470,10 @@ static int setup_context(engine *e, const engine_config *cfg, engine *base)
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();
 	e->group = base ? JSContextGroupRetain(base->group) : JSContextGroupCreate();
+	e->vm = base ? base->vm : calloc(1, sizeof *e->vm);
+	if (!e->vm)
+		return -1;
+	e->vm->refs++;
 	e->realms = base ? base->realms + 1 : 0;
 	e->ctx = e->group ? JSGlobalContextCreateInGroup(e->group, NULL) : NULL;
 	if (!e->id || !e->version || !e->ctx)
@@ -419,9 +492,10 @@ static int engine_build(engine **out, const engine_config *cfg, engine *base, ch
 	*err = NULL;
 	pthread_once(&once, global_init);
 	own_loop();
+	pthread_once(&main_loop_once, main_run_loop);
 	engine *e = calloc(1, sizeof *e);
 	if (!e || setup_context(e, cfg, base) < 0) {
-		*err = strdup("cannot create a JavaScriptCore context");
+		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);
 		goto fail;
 	}
 	e->cfg = cfg;
@@ -437,7 +511,7 @@ static int engine_build(engine **out, const engine_config *cfg, engine *base, ch
 fail:
 	engine_free(e);
 	if (!*err)
-		*err = strdup("out of memory");
+		*err = jsv_printf("%s: out of memory", cfg->filename);
 	return -1;
 }
 
@@ -485,12 +559,20 @@ void engine_free(engine *e)
 	if (!e)
 		return;
 	ASSERT_OWNER(e);
+	if (e->vm && e->vm->armed_by == e) {
+		/* the VM lives on in another realm: it must not call back e */
+		if (e->vm->refs > 1)
+			JSContextGroupClearExecutionTimeLimit(e->group);
+		e->vm->armed_by = NULL;
+	}
 	if (e->ctx) {
 		engine_drop_kept(e);
 		JSGlobalContextRelease(e->ctx);
 	}
 	if (e->group)
 		JSContextGroupRelease(e->group);
+	if (e->vm && --e->vm->refs == 0)
+		free(e->vm);
 	if (e->then_name)
 		JSStringRelease(e->then_name);
 	if (e->console_class)

@@ -52,15 +52,25 @@ struct settle_fn {
 };
 
 /* What the engine keeps protected until it is freed. */
-enum { KEPT_MAX = 8 };
+enum { KEPT_MAX = 10 };
+
+/* What the realms of one VM share: which engine the VM's time limit calls
+ * back now (the limit and its callback argument belong to the VM). On the
+ * VM's thread only. */
+struct vm_share {
+	unsigned refs;          /* engines in this VM */
+	struct engine *armed_by;
+};
 
 struct engine {
 	JSContextGroupRef group;
+	struct vm_share *vm;
 	JSGlobalContextRef ctx;
 	JSClassRef console_class, step_class, settle_class;
 	JSObjectRef string_fn;   /* the pristine String(), to print symbols */
 	JSObjectRef then_fn;     /* the pristine Promise.prototype.then */
 	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
+	JSObjectRef slice_fn;    /* the pristine String.prototype.slice, to cut long texts */
 	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
 	JSStringRef then_name;   /* "then", made once: looked up on every object result */
 	JSValueRef kept[KEPT_MAX];
@@ -69,6 +79,7 @@ struct engine {
 	struct step_fn steps[STEP_BATCH + 1];
 	pthread_t owner;
 	const engine_config *cfg; /* during engine_new */
+	JSStringRef load_src;     /* while loading: the module wrapped as a function expression */
 	char *step_err;           /* why loading or init failed, when not by an exception */
 
 	/* the call in progress (init, or one scan) */
@@ -146,9 +157,10 @@ void engine_arm(engine *e, double seconds);
 /* calls.c */
 /* Classes, the pristine intrinsics C calls; false if one is missing. */
 bool engine_calls_prepare(engine *e);
-/* Loading or init as one VM entry: 0, or -1 with *why (owned) set; a kill
- * leaves *why NULL and e->killed set. */
-int engine_run_step(engine *e, enum step_kind kind, JSValueRef arg, char **why);
+/* Loading (e->load_src evaluated, checked, called) or init as one VM
+ * entry: 0, or -1 with *why (owned) set; a kill leaves *why NULL and
+ * e->killed set. */
+int engine_run_step(engine *e, enum step_kind kind, char **why);
 /* The result of a killed execution (timeout or heap limit); e is dead. */
 void engine_killed_result(engine *e, engine_result *res);
 /* Protects v until engine_drop_kept (when the engine is freed). */

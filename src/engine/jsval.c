@@ -5,11 +5,13 @@
  */
 #define _GNU_SOURCE
 #include "jsval.h"
+#include "util/utf8.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,36 +70,137 @@ static char *string_ascii(JSStringRef s, size_t *len)
 	return p;
 }
 
+/* n UTF-16 units as UTF-8 into out (room for 3 bytes a unit), a lone
+ * surrogate as U+FFFD (JSStringGetUTF8CString stops there, silently
+ * dropping the rest), at most max bytes and whole characters. Returns the
+ * bytes written; *used gets the units converted. */
+static size_t encode_utf8(const JSChar *c, size_t n, char *out, size_t max, size_t *used)
+{
+	unsigned char *o = (unsigned char *)out;
+	size_t w = 0, i = 0;
+	while (i < n) {
+		uint32_t cp = c[i];
+		size_t k = 1;
+		if (cp >= 0xD800 && cp <= 0xDBFF && i + 1 < n && c[i + 1] >= 0xDC00 && c[i + 1] <= 0xDFFF) {
+			cp = 0x10000 + ((cp - 0xD800) << 10) + (c[i + 1] - 0xDC00u);
+			k = 2;
+		} else if (cp >= 0xD800 && cp <= 0xDFFF) {
+			cp = 0xFFFD;
+		}
+		size_t b = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+		if (w + b > max)
+			break;
+		if (b == 1) {
+			o[w] = (unsigned char)cp;
+		} else if (b == 2) {
+			o[w] = (unsigned char)(0xC0 | cp >> 6);
+			o[w + 1] = (unsigned char)(0x80 | (cp & 0x3F));
+		} else if (b == 3) {
+			o[w] = (unsigned char)(0xE0 | cp >> 12);
+			o[w + 1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+			o[w + 2] = (unsigned char)(0x80 | (cp & 0x3F));
+		} else {
+			o[w] = (unsigned char)(0xF0 | cp >> 18);
+			o[w + 1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+			o[w + 2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+			o[w + 3] = (unsigned char)(0x80 | (cp & 0x3F));
+		}
+		w += b;
+		i += k;
+	}
+	*used = i;
+	return w;
+}
+
 char *jsv_utf8(JSStringRef s, size_t *len)
 {
-	size_t ascii_len;
+	size_t ascii_len, used;
 	char *ascii = string_ascii(s, &ascii_len);
 	if (ascii) {
 		if (len)
 			*len = ascii_len;
 		return ascii;
 	}
-	size_t cap = JSStringGetMaximumUTF8CStringSize(s);
-	char *p = malloc(cap ? cap : 1);
-	if (!p)
+	size_t n = JSStringGetLength(s);
+	const JSChar *c = JSStringGetCharactersPtr(s);
+	char *p = n <= (SIZE_MAX - 1) / 3 ? malloc(3 * n + 1) : NULL;
+	if (!p || (!c && n)) {
+		free(p);
 		return NULL;
-	size_t n = JSStringGetUTF8CString(s, p, cap);
-	if (n == 0)
-		p[0] = '\0';
+	}
+	size_t w = encode_utf8(c, n, p, 3 * n, &used);
+	p[w] = '\0';
 	if (len)
-		*len = n ? n - 1 : 0;
+		*len = w;
 	return p;
 }
 
-/* Converts any value to text; under the watchdog, so a looping toString is
- * terminated. Never returns NULL unless out of memory. */
-char *jsv_text(JSContextRef ctx, JSValueRef v)
+char *jsv_utf8_head(JSStringRef s, size_t max, size_t *len, size_t *cut)
 {
-	JSStringRef s = v ? JSValueToStringCopy(ctx, v, NULL) : NULL;
+	size_t n = JSStringGetLength(s), used = 0;
+	if (n > max) {
+		/* A long string (JSON text) is not widened to UTF-16 in full:
+		 * JSC converts just the head, whole characters, stopping early at
+		 * a lone surrogate (JSON text has none). */
+		char *p = malloc(max + 1);
+		size_t w = p ? JSStringGetUTF8CString(s, p, max + 1) : 0;
+		if (!w) {
+			free(p);
+			return NULL;
+		}
+		*len = w - 1;
+		*cut = n - utf8_units(p, w - 1);
+		return p;
+	}
+	const JSChar *c = JSStringGetCharactersPtr(s);
+	size_t room = 3 * n < max ? 3 * n : max;
+	char *p = malloc(room + 1);
+	if (!p || (!c && n)) {
+		free(p);
+		return NULL;
+	}
+	size_t w = encode_utf8(c, n, p, room, &used);
+	p[w] = '\0';
+	*len = w;
+	*cut = n - used;
+	return p;
+}
+
+/* The length in UTF-16 units of the string value s, read without copying
+ * it (a String object's length is its own, fixed). */
+static size_t string_units(JSContextRef ctx, JSObjectRef wrapped)
+{
+	JSValueRef n = jsv_prop(ctx, wrapped, "length");
+	double d = n ? JSValueToNumber(ctx, n, NULL) : 0;
+	return d > 0 ? (size_t)d : 0;
+}
+
+char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_fn, JSValueRef v,
+                    size_t max, size_t *len, size_t *cut, JSValueRef *exc)
+{
+	*exc = NULL;
+	*cut = 0;
+	if (!JSValueIsString(ctx, v) && string_fn) /* String(v): toString, or a symbol's description */
+		v = JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc);
+	if (*exc || !v || !JSValueIsString(ctx, v))
+		return NULL;
+	JSObjectRef wrapped = JSValueToObject(ctx, v, exc);
+	size_t units = wrapped ? string_units(ctx, wrapped) : 0;
+	size_t more = 0;
+	if (wrapped && slice_fn && units > max) { /* copy out only the head */
+		JSValueRef args[2] = {JSValueMakeNumber(ctx, 0), JSValueMakeNumber(ctx, (double)max)};
+		JSValueRef head = JSObjectCallAsFunction(ctx, slice_fn, wrapped, 2, args, exc);
+		if (*exc || !head)
+			return NULL;
+		v = head;
+		more = units - max;
+	}
+	JSStringRef s = JSValueToStringCopy(ctx, v, exc);
 	if (!s)
-		return strdup("exception that cannot be printed");
-	char *p = jsv_utf8(s, NULL);
+		return NULL;
+	char *p = jsv_utf8_head(s, max, len, cut);
 	JSStringRelease(s);
+	*cut += more;
 	return p;
 }
 
@@ -121,21 +224,6 @@ JSValueRef jsv_string(JSContextRef ctx, const char *s)
 	JSValueRef v = JSValueMakeString(ctx, js);
 	JSStringRelease(js);
 	return v;
-}
-
-/* String(v) as a JSC string; a symbol goes through string_fn (the
- * pristine String, which prints symbols where ToString throws). NULL with
- * *exc set when it threw. */
-JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc)
-{
-	*exc = NULL;
-	if (JSValueIsSymbol(ctx, v) && string_fn) {
-		JSValueRef t = JSObjectCallAsFunction(ctx, string_fn, NULL, 1, &v, exc);
-		if (!t || *exc)
-			return NULL;
-		v = t;
-	}
-	return JSValueToStringCopy(ctx, v, exc);
 }
 
 /* o[name] = v: an existing property keeps its attributes, a new one gets
@@ -171,22 +259,31 @@ void jsv_strip_stack(char *st)
 }
 
 /* "index.js:3: SyntaxError: Unexpected token '}'" plus the plugin's stack,
- * for errors thrown while the module is parsed or loaded. */
-char *jsv_exception_text(JSContextRef ctx, JSValueRef exc)
+ * for errors thrown while the module is parsed or loaded; at most
+ * JSV_ERROR_MAX bytes, then how much was cut. */
+char *jsv_exception_text(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_fn,
+                         JSValueRef exc)
 {
-	char *msg = jsv_text(ctx, exc);
-	if (!msg || !exc || !JSValueIsObject(ctx, exc))
+	size_t len, cut = 0, stack_cut = 0;
+	JSValueRef x = NULL;
+	char *msg = exc ? jsv_text_head(ctx, string_fn, slice_fn, exc, JSV_ERROR_MAX, &len, &cut, &x)
+	                : NULL;
+	if (!msg)
+		return strdup("exception that cannot be printed");
+	if (!JSValueIsObject(ctx, exc))
 		return msg;
 	JSObjectRef o = (JSObjectRef)exc;
 	JSValueRef line = jsv_prop(ctx, o, "line");
 	JSValueRef url = jsv_prop(ctx, o, "sourceURL");
-	JSValueRef stack = jsv_prop(ctx, o, "stack");
-	char *u = url && JSValueIsString(ctx, url) ? jsv_text(ctx, url) : NULL;
+	JSValueRef stack = cut ? NULL : jsv_prop(ctx, o, "stack");
+	char *u = url && JSValueIsString(ctx, url)
+	              ? jsv_text_head(ctx, string_fn, slice_fn, url, 1024, &len, &stack_cut, &x)
+	              : NULL;
 	char *where = NULL, *st = NULL;
 	if (u && line && JSValueIsNumber(ctx, line))
 		where = jsv_printf("%s:%.0f: ", u, JSValueToNumber(ctx, line, NULL));
 	if (stack && JSValueIsString(ctx, stack)) {
-		st = jsv_text(ctx, stack);
+		st = jsv_text_head(ctx, string_fn, slice_fn, stack, JSV_ERROR_MAX, &len, &stack_cut, &x);
 		if (st)
 			jsv_strip_stack(st);
 	}
@@ -196,6 +293,8 @@ char *jsv_exception_text(JSContextRef ctx, JSValueRef exc)
 	free(u);
 	free(where);
 	free(st);
+	if (out)
+		utf8_cap(&out, strlen(out), JSV_ERROR_MAX, cut + stack_cut);
 	return out;
 }
 

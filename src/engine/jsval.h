@@ -10,16 +10,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Error text (message and stack) in bytes: a thrown 50 MB message is cut to
+ * this, keeping the head, before it leaves the VM. */
+#define JSV_ERROR_MAX 16384
+
 /* asprintf that returns the string, or NULL. */
 char *jsv_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* s as UTF-8; *len (may be NULL) gets its length in bytes. */
+/* s as UTF-8 (a lone surrogate as U+FFFD); *len (may be NULL) gets its
+ * length in bytes. */
 char *jsv_utf8(JSStringRef s, size_t *len);
-/* String(v), under the watchdog; never NULL unless out of memory. */
-char *jsv_text(JSContextRef ctx, JSValueRef v);
-/* String(v), a symbol through string_fn (the pristine String); NULL with
- * *exc set when it threw. */
-JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc);
+/* At most max bytes of s as UTF-8, whole characters (a lone surrogate as
+ * U+FFFD, as jsv_utf8 writes it); *len its length, *cut the UTF-16 units
+ * left out. Never copies more of s than that. */
+char *jsv_utf8_head(JSStringRef s, size_t max, size_t *len, size_t *cut);
+/* String(v) (string_fn: the pristine String, which prints symbols; without
+ * it only a string value is printed, anything else gives NULL), at most
+ * max bytes of it: a long string is sliced (slice_fn: the pristine
+ * String.prototype.slice) before any of it is copied out of the VM. *cut
+ * gets the UTF-16 units left out. NULL with *exc set when String(v) threw
+ * (under the watchdog). */
+char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_fn, JSValueRef v,
+                    size_t max, size_t *len, size_t *cut, JSValueRef *exc);
 /* A string value made from UTF-8. */
 JSValueRef jsv_string(JSContextRef ctx, const char *s);
 
@@ -40,7 +52,9 @@ bool jsv_is_function(JSContextRef ctx, JSValueRef v);
 /* Drops native frames from a stack trace, in place. */
 void jsv_strip_stack(char *st);
 /* "index.js:3: SyntaxError: Unexpected token '}'" plus the stack, for an
- * error thrown while a module is parsed or loaded. */
-char *jsv_exception_text(JSContextRef ctx, JSValueRef exc);
+ * error thrown while a module is parsed or loaded; at most JSV_ERROR_MAX
+ * bytes (string_fn, slice_fn: as for jsv_text_head). */
+char *jsv_exception_text(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_fn,
+                         JSValueRef exc);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "jsval.h"
 #include "util/sbuf.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,10 @@ static bool console_take_token(engine *e)
 	return true;
 }
 
-static void console_emit(engine *e, int level, char *msg, size_t len)
+/* One line to the host's sink, at most CONSOLE_MAX_LINE bytes: a longer
+ * one is cut on a character boundary and says how much was cut (cut: what
+ * was left out before it got here). */
+static void console_emit(engine *e, int level, sbuf *line, size_t cut)
 {
 	if (e->console_dropped != e->console_dropped_reported) {
 		char note[96];
@@ -38,44 +42,49 @@ static void console_emit(engine *e, int level, char *msg, size_t len)
 		e->console_dropped_reported = e->console_dropped;
 		e->console(ENGINE_LOG_WARN, note, (size_t)n, e->console_ud);
 	}
-	if (len > CONSOLE_MAX_LINE) {
-		len = CONSOLE_MAX_LINE;
-		memcpy(msg + len - 3, "...", 3);
-		msg[len] = '\0';
+	if (!line->p) {
+		e->console(level, "", 0, e->console_ud);
+		return;
 	}
-	e->console(level, msg, len, e->console_ud);
+	line->len = utf8_cap(&line->p, line->len, CONSOLE_MAX_LINE, cut);
+	e->console(level, line->p, line->len, e->console_ud);
 }
 
 /* One console argument as text, as a JavaScript console prints it: a
  * string as it is, an object as its JSON when it has one, anything else (or
- * an object whose JSON throws) as String(v) prints it.
+ * an object whose JSON throws) as String(v) prints it. At most max bytes
+ * are copied out of the VM (a long string is sliced there first); *cut
+ * gets the characters left out.
  * NULL once the watchdog has stopped the entry: nothing more may run, and
  * *exc is the termination, for the caller to throw on. */
-static char *console_arg(engine *e, JSContextRef ctx, JSValueRef v, size_t *len,
-                         JSValueRef *exc)
+static char *console_arg(engine *e, JSContextRef ctx, JSValueRef v, size_t max, size_t *len,
+                         size_t *cut, JSValueRef *exc)
 {
-	JSStringRef s = NULL;
-	if (JSValueIsObject(ctx, v))
-		s = JSValueCreateJSONString(ctx, v, 0, exc);
-	if (!s && e->killed == ENGINE_OK)
-		s = jsv_string_of(ctx, e->string_fn, v, exc);
-	if (e->killed != ENGINE_OK) {
-		if (s)
+	char *p = NULL;
+	*cut = 0;
+	if (JSValueIsObject(ctx, v)) {
+		JSStringRef s = JSValueCreateJSONString(ctx, v, 0, exc);
+		if (s) {
+			p = e->killed == ENGINE_OK ? jsv_utf8_head(s, max, len, cut) : NULL;
 			JSStringRelease(s);
+		}
+	}
+	if (!p && e->killed == ENGINE_OK)
+		p = jsv_text_head(ctx, e->string_fn, e->slice_fn, v, max, len, cut, exc);
+	if (e->killed != ENGINE_OK) {
+		free(p);
 		return NULL;
 	}
-	if (!s) {
+	if (!p) {
 		*len = strlen("[unprintable]");
 		return strdup("[unprintable]");
 	}
-	char *p = jsv_utf8(s, len);
-	JSStringRelease(s);
 	return p;
 }
 
 /* console.log and its siblings: the arguments, joined by spaces, go to the
  * host's sink when the rate limit lets the line through (a dropped line is
- * not even formatted). */
+ * not even formatted, nor are arguments past the line's cap). */
 static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef self,
                                  size_t argc, const JSValueRef argv[], JSValueRef *exc)
 {
@@ -85,10 +94,11 @@ static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef s
 	if (!e || !e->console || !console_take_token(e))
 		return JSValueMakeUndefined(ctx);
 	sbuf line = {0};
+	size_t cut = 0;
 	for (size_t i = 0; i < argc && line.len <= CONSOLE_MAX_LINE; i++) {
-		size_t len = 0;
+		size_t len = 0, c = 0;
 		JSValueRef x = NULL;
-		char *t = console_arg(e, ctx, argv[i], &len, &x);
+		char *t = console_arg(e, ctx, argv[i], CONSOLE_MAX_LINE + 1 - line.len, &len, &c, &x);
 		if (!t) {
 			*exc = x;
 			free(line.p);
@@ -97,10 +107,11 @@ static JSValueRef native_console(JSContextRef ctx, JSObjectRef fn, JSObjectRef s
 		if (i)
 			sb_put(&line, " ", 1);
 		sb_put(&line, t, len);
+		cut += c;
 		free(t);
 	}
 	if (!line.oom)
-		console_emit(e, cf->level, line.p ? line.p : (char[]){""}, line.len);
+		console_emit(e, cf->level, &line, cut);
 	free(line.p);
 	return JSValueMakeUndefined(ctx);
 }

@@ -1067,7 +1067,7 @@ static int reload(lane *ln, txs_plugin_code **code, const cmd *c, char **err)
 	*code = old; /* the caller frees what it gets back */
 	ex->lim = lim;
 	ex->realm_ns = 0; /* new code: measured again */
-	ex->realm_last_ns = UINT64_MAX;
+	ex->realm_last_ns = 0; /* one measure alone never decides */
 	ex->vm_instead = 0;
 	SET(ex->st.breaker_after, lim.breaker_after);
 	ex->code_epoch++;
@@ -1819,7 +1819,7 @@ static int executor_alloc(txs_executor **out, const txs_plugin_code *code, const
 		txs_limits_init(&ex->lim);
 	limits_normalize(&ex->lim);
 	atomic_init(&ex->refs, 1);
-	ex->realm_last_ns = UINT64_MAX;
+	ex->realm_last_ns = 0; /* one measure alone never decides */
 	SET(ex->st.breaker_after, ex->lim.breaker_after);
 	snprintf(ex->id, sizeof ex->id, "%s", code->id);
 	ex->queue_cap = ex->lim.queue_capacity;

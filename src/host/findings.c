@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const char *const FIELD[] = {"code", "severity", "message", "metadata"};
 enum { F_CODE, F_SEVERITY, F_MESSAGE, F_METADATA, F_COUNT };
@@ -67,21 +69,62 @@ static bool put_string(sbuf *out, const char *name, span sp, jstr *d)
 	return jscan_string(&sub, d, out);
 }
 
-/* Checks finding i (fields located) in check order and writes it to out. */
-static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t i,
-                         txs_severity *sev)
+/* The documented pattern (docs/plugins.md): [A-Z][A-Z0-9_]*, at most
+ * FINDINGS_MAX_CODE characters. Codes end up in tables and logs, where a
+ * newline or an escape sequence would forge lines. */
+static bool code_ok(const jstr *code)
 {
+	if (!code->len || code->len > FINDINGS_MAX_CODE || code->nul || code->kept != code->len ||
+	    code->buf[0] < 'A' || code->buf[0] > 'Z')
+		return false;
+	for (size_t i = 1; i < code->len; i++) {
+		char c = code->buf[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* What a bad code was, as a JSON literal (control characters escaped),
+ * at most 40 bytes of it. */
+static char *code_shown(const jstr *code)
+{
+	sbuf b = {0};
+	size_t n = code->kept < 40 ? code->kept : 40;
+	while (n > 0 && n < code->kept && ((unsigned char)code->buf[n] & 0xC0) == 0x80)
+		n--; /* not inside a UTF-8 sequence */
+	sb_escaped(&b, code->buf, n);
+	if (n < code->len)
+		sb_str(&b, "...");
+	return b.p ? b.p : strdup("?");
+}
+
+/* Checks finding i (fields located) in check order and writes it to out.
+ * Findings are numbered from 1 in messages. */
+static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t i,
+                         finding_ref *ref)
+{
+	txs_severity *sev = &ref->severity;
 	const span *f = fs->f;
+	i++;
 	if (fs->has_unknown)
 		return fmt("finding %zu: unknown field \"%s\" (allowed: code, severity, message, metadata)",
 		           i, fs->unknown.buf);
 	jstr code = {0}, sv = {0}, msg = {0};
 	sb_str(out, "{\"plugin\":");
 	sb_escaped(out, plugin, strlen(plugin));
-	if (!put_string(out, ",\"code\":", f[F_CODE], &code) || !code.len ||
-	    code.len > FINDINGS_MAX_CODE)
-		return fmt("finding %zu: code must be a non-empty string of at most %d characters", i,
-		           FINDINGS_MAX_CODE);
+	ref->code_at = out->len + sizeof ",\"code\":\"" - 1; /* a valid code needs no escapes */
+	if (!put_string(out, ",\"code\":", f[F_CODE], &code))
+		return fmt("finding %zu: code must be a string (UPPER_SNAKE_CASE)", i);
+	if (!code_ok(&code)) {
+		char *shown = code_shown(&code);
+		char *err = fmt("finding %zu: code must be UPPER_SNAKE_CASE ([A-Z][A-Z0-9_]*, 1-%d "
+		                "characters), got %s",
+		                i, FINDINGS_MAX_CODE, shown);
+		free(shown);
+		return err;
+	}
+	ref->code_len = code.len;
 	if (!put_string(out, ",\"severity\":", f[F_SEVERITY], &sv) || sv.nul || sv.len != sv.kept ||
 	    txs_severity_parse(sv.buf, sev) || *sev == TXS_SEVERITY_NONE)
 		return fmt("finding %zu (%s): severity must be one of info, low, medium, high, critical",
@@ -102,6 +145,7 @@ static char *put_finding(sbuf *out, const char *plugin, const fields *fs, size_t
 
 typedef struct collect {
 	sbuf *out;
+	sbuf *refs;     /* finding_ref of each finding written, or NULL */
 	const char *plugin;
 	size_t n;       /* findings seen */
 	char *err;      /* the first invalid finding */
@@ -114,14 +158,16 @@ static void finding(jscan *s, collect *c)
 {
 	fields fs = {.has_unknown = false};
 	size_t i = c->n++;
-	if (!jscan_object(s, 2, field_member, &fs) || c->err || i >= FINDINGS_MAX)
+	if (!jscan_object(s, 3, field_member, &fs) || c->err || i >= FINDINGS_MAX)
 		return;
 	if (i)
 		sb_put(c->out, ",", 1);
-	txs_severity sev = TXS_SEVERITY_NONE;
-	c->err = put_finding(c->out, c->plugin, &fs, i, &sev);
-	if (!c->err && sev > c->top)
-		c->top = sev;
+	finding_ref ref = {.severity = TXS_SEVERITY_NONE};
+	c->err = put_finding(c->out, c->plugin, &fs, i, &ref);
+	if (!c->err && ref.severity > c->top)
+		c->top = ref.severity;
+	if (!c->err && c->refs)
+		sb_put(c->refs, (const char *)&ref, sizeof ref);
 }
 
 /* One element of the answer's array: a finding, or an error for it. */
@@ -133,21 +179,25 @@ static bool element(jscan *s, int depth, void *ud)
 		return !s->syntax;
 	}
 	if (s->p < s->end && !c->err)
-		c->err = fmt("finding %zu: must be an object, got %s", c->n, jscan_kind(s->p));
+		c->err = fmt("finding %zu: must be an object, got %s", c->n + 1, jscan_kind(s->p));
 	c->n++;
 	return jscan_value(s, depth);
 }
 
-char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t len,
+char *findings_collect(sbuf *out, sbuf *refs, const char *plugin, const char *json, size_t len,
                        txs_severity *top)
 {
 	jscan s;
 	jscan_init(&s, json, len);
-	collect c = {.out = out, .plugin = plugin};
+	collect c = {.out = out, .refs = refs, .plugin = plugin};
 	jscan_ws(&s);
 	const char *v0 = s.p;
+	/* Depths count as in the report, one level deeper than the answer
+	 * (report, findings, finding, metadata): a report never nests past
+	 * JSCAN_MAX_DEPTH, which is also jansson's limit (the CLI's table
+	 * reads reports with it). */
 	if (jscan_at(&s, '['))
-		jscan_array(&s, 1, element, &c);
+		jscan_array(&s, 2, element, &c);
 	else if (jscan_at(&s, '{'))
 		finding(&s, &c);
 	else if (jscan_at(&s, 'n'))
@@ -167,7 +217,7 @@ char *findings_collect(sbuf *out, const char *plugin, const char *json, size_t l
 		free(c.err);
 		return fmt("%zu findings; at most %d per scan", c.n, FINDINGS_MAX);
 	}
-	if (!c.err && out->oom)
+	if (!c.err && (out->oom || (refs && refs->oom)))
 		return strdup("out of memory serialising the findings");
 	*top = c.top;
 	return c.err;

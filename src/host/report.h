@@ -4,9 +4,13 @@
 #ifndef TXS_REPORT_H
 #define TXS_REPORT_H
 
+#include "findings.h"
 #include "txscan.h"
 
 #include <jansson.h>
+
+/* A plugin's error in a report, in bytes (the engine's cut, 16 KiB). */
+#define REPORT_ERROR_MAX 16384
 
 /* One plugin's share of a report: its status, and its findings already
  * validated and serialised (tagged with the plugin id). Prepared by
@@ -17,6 +21,8 @@ typedef struct report_part {
 	char *error;         /* owned; NULL when OK */
 	char *findings;      /* owned: comma-separated finding objects; NULL for none */
 	size_t findings_len;
+	finding_ref *refs;   /* owned: where each finding's code is in findings */
+	size_t nrefs;
 	txs_severity top;    /* highest severity among the findings */
 	double ms;
 } report_part;

@@ -634,28 +634,29 @@ static bool queued_only(json_t *root)
 	return failed > 0;
 }
 
-/* Reads the report's "tx" (for the report entry) and, for rejected input,
- * its "error" (for the dead letter). */
+/* Takes the report's "tx" (for the report entry) and, for rejected input,
+ * its error (for the dead letter) through the report's accessors: a parse
+ * of its JSON refused valid reports (a NUL in a hash, metadata holding
+ * 1e20) and left the entry without its key. */
 static void finish_job(struct job *j)
 {
 	size_t len = 0;
-	const char *text = txs_report_json(j->report, &len);
-	json_t *root = json_loadb(text, len, 0, NULL);
-	json_t *tx = json_object_get(root, "tx");
-	if (json_is_string(tx))
-		j->hash = dupn(json_string_value(tx), json_string_length(tx));
-	else if (json_is_integer(tx))
-		j->hash = format("%" JSON_INTEGER_FORMAT, json_integer_value(tx));
-	else
-		j->hash = dupn("", 0);
-	need(j->hash);
+	const char *tx = txs_report_tx(j->report, &len);
+	j->hash = need(dupn(tx ? tx : "", tx ? len : 0));
 	if (txs_report_input_error(j->report)) {
-		const char *e = json_string_value(json_object_get(root, "error"));
+		const char *e = txs_report_error(j->report);
 		j->reason = need(format("entry %s of stream %s is not a valid transaction: %s", j->id,
 		                        j->w->opt->stream, e ? e : "rejected by the host"));
 	}
-	j->waited = !j->reason && queued_only(root);
-	json_decref(root);
+	if (!j->reason) {
+		/* the plugins' statuses and errors, for queued_only (a report that
+		 * jansson cannot read is simply not retried) */
+		size_t n = 0;
+		const char *js = txs_report_json(j->report, &n);
+		json_t *root = json_loadb(js, n, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
+		j->waited = root && queued_only(root);
+		json_decref(root);
+	}
 }
 
 static void submit(struct worker *w, struct job *j);

@@ -1,0 +1,1 @@
+module.exports = { async init(ctx) { await null; }, scanTransaction(tx, ctx) { console.log('seen', tx.hash, {a: [1]}); return [{code: 'A_1', severity: 'low', message: 'm', metadata: {h: tx.hash}}]; } };

@@ -1,0 +1,1 @@
+module.exports = { scanTransaction() { throw new Error('E'.repeat(1e5)); } };

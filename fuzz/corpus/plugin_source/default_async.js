@@ -1,0 +1,1 @@
+exports.default = { scanTransaction: async (tx) => { await 0; return {code: 'X', severity: 'high', message: '\ud800'}; } };

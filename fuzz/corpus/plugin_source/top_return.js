@@ -1,0 +1,1 @@
+'use strict'; return; module.exports = 1
