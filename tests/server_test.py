@@ -977,6 +977,35 @@ class StuckPlugin(unittest.TestCase):
 
 
 class Drain(unittest.TestCase):
+    def test_malformed_requests_while_stopping(self):
+        # libmicrohttpd 0.9.75 crashed (SIGSEGV) answering a malformed
+        # request with its own 400 after MHD_stop_daemon had begun; the
+        # server now closes every connection before it stops MHD. Before the
+        # fix the 0 s round crashed in 3 runs out of 3 (1,000 connections).
+        if raise_nofile() < 1200:
+            self.skipTest("RLIMIT_NOFILE too low for 1,000 sockets")
+        for delay in (0, 0.005, 0.01):
+            srv = Server("-p", SLOW, "--max-connections-per-ip", "0")
+            socks = []
+            try:
+                for _ in range(1000):
+                    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                    socks.append(s)
+                time.sleep(0.3)
+                srv.proc.send_signal(signal.SIGTERM)
+                time.sleep(delay)
+                for s in socks:
+                    try:
+                        s.send(b"no colon in this header line\r\n\r\n")  # MHD's own 400
+                    except OSError:
+                        pass  # already closed by the stopping server
+                srv.proc.wait(30)
+            finally:
+                for s in socks:
+                    s.close()
+                srv.stop_clean()
+
     def test_sigterm_drains_then_exits_0(self):
         srv = Server("-p", SLOW)
         results = []

@@ -47,6 +47,8 @@
 #define FD_RESERVE 256      /* descriptors kept for plugins, logs and JSC */
 #define ABORT_FLUSH_MS 200  /* time given to the 503s of a cut drain to be sent */
 #define EXIT_GRACE_MS 600   /* past the drain deadline, then exit whatever runs */
+#define CLOSE_MIN_MS 400    /* least time given to close the connections: with
+                             * EXIT_GRACE_MS, the "plus one second" of docs/http-api.md */
 
 struct args {
 	const char *dirs[MAX_DIRS];
@@ -505,6 +507,10 @@ static bool shut_down(server *srv, txs_host *host, int sfd, int sig, unsigned dr
 	if (!free_host_bounded(&job, hard))
 		exit_now("the plugins did not stop in time (an engine is stuck)", end == DRAINED, t0,
 		         left);
+	/* MHD must not stop with a connection open (server_close_connections);
+	 * past the budget, exiting beats the crash MHD_stop_daemon risks. */
+	if (!server_close_connections(srv, fmax(hard, txs_now_ms() + CLOSE_MIN_MS)))
+		exit_now("client connections were not closed in time", end == DRAINED, t0, left);
 	server_free(srv);
 	server_log(end == DRAINED ? "info" : "warn", "stopped",
 	           json_pack("{s:b, s:i, s:f}", "drained", end == DRAINED, "abandoned", (int)left,

@@ -6,7 +6,8 @@
  * sweep thread reads them every SWEEP_MS. A connection is shut down at
  * most once, under `mu`, and only while it is listed: guard_close unlists
  * it (under `mu`) before MHD closes its socket, so the descriptor the
- * sweep shuts down is never one the process has reused.
+ * sweep shuts down is never one the process has reused. guard_shutdown_all
+ * (stopping) follows the same rules.
  */
 #define _GNU_SOURCE
 #include "guard.h"
@@ -221,6 +222,20 @@ void guard_phase(guard *g, guard_conn *c, enum guard_phase phase)
 	c->phase = phase;
 	c->since_ns = txs_now_ns();
 	pthread_mutex_unlock(&g->mu);
+}
+
+unsigned guard_shutdown_all(guard *g)
+{
+	unsigned listed = 0;
+	pthread_mutex_lock(&g->mu);
+	for (struct guard_conn *c = g->head; c; c = c->next, listed++) {
+		if (c->shut)
+			continue;
+		shutdown(c->fd, SHUT_RDWR);
+		c->shut = true;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return listed;
 }
 
 void guard_stats_get(guard *g, guard_stats *out)

@@ -62,4 +62,9 @@ void guard_phase(guard *g, guard_conn *c, enum guard_phase phase);
 
 void guard_stats_get(guard *g, guard_stats *out);
 
+/* Shuts down every listed connection's socket not yet shut (not counted as
+ * a timeout); returns how many connections are still listed, i.e. not yet
+ * closed by MHD. For stopping: see server_free. */
+unsigned guard_shutdown_all(guard *g);
+
 #endif

@@ -31,7 +31,9 @@
  * Shutdown (serve.c): quiesce (no new connections), wait for in-flight
  * requests; past the drain deadline answer every waiting request 503
  * (server_abort_waiting); detach the host; free it (it delivers what is
- * still pending), then stop MHD.
+ * still pending), then close every connection and wait until MHD has
+ * (server_close_connections: MHD 0.9.75 crashes on a request it must refuse
+ * while stopping), then stop MHD.
  *
  * Out of memory aborts: this is the daemon's own code (STYLE.md).
  */
@@ -69,6 +71,9 @@
 #define SNAP_STALE_MS 1000   /* older than this, /readyz says "stale" */
 #define RETRY_AFTER_S "1"
 #define ERROR_LOGS_PER_S 20
+#define STOP_CLOSE_MS 400    /* server_free's own wait for MHD to close the connections
+                              * (serve.c waited already, with its own deadline) */
+#define STOP_POLL_MS 5
 
 /* ---- routes ---------------------------------------------------------------- */
 
@@ -1787,6 +1792,32 @@ bool server_detach_host(server *srv, double deadline_ms)
 	return idle;
 }
 
+/* Closes every client connection, through MHD, before MHD stops.
+ * libmicrohttpd 0.9.75 (Debian 12) crashes when it has to answer a request
+ * with an error of its own (400 malformed, 431 too big, ...) after
+ * MHD_stop_daemon has set its shutdown flag and before the worker has left
+ * its loop: MHD_queue_response then returns MHD_YES without queueing, and
+ * the error path builds a header from a NULL response (SIGSEGV at
+ * response->flags; fixed upstream in 1.0.1, commit 09fa10e9). So no
+ * connection may be left for that window: the guard shuts down every socket,
+ * MHD sees the end of the stream and closes the connection on its own
+ * thread, and we wait until the last one is closed. No new connection is
+ * accepted meanwhile (server_quiesce; a no-op when done). */
+bool server_close_connections(server *srv, double deadline_ms)
+{
+	if (!srv->guard || !srv->mhd)
+		return true;
+	server_quiesce(srv);
+	unsigned left;
+	while ((left = guard_shutdown_all(srv->guard)) > 0 && txs_now_ms() < deadline_ms) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = STOP_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (left)
+		server_log("warn", "connections_left_open", json_pack("{s:i}", "connections", (int)left));
+	return left == 0;
+}
+
 void server_free(server *srv)
 {
 	if (!srv)
@@ -1799,8 +1830,10 @@ void server_free(server *srv)
 		pthread_join(srv->ctl_thread, NULL);
 	}
 	snapshots_free(srv->snaps); /* answers what waits for one: before MHD stops */
-	if (srv->mhd)
+	if (srv->mhd) {
+		server_close_connections(srv, txs_now_ms() + STOP_CLOSE_MS);
 		MHD_stop_daemon(srv->mhd);
+	}
 	guard_free(srv->guard);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);

@@ -65,6 +65,14 @@ unsigned server_abort_waiting(server *srv, const char *msg);
  * their connections get an answer). */
 bool server_detach_host(server *srv, double deadline_ms);
 
+/* Stops accepting, shuts down every client connection and waits until MHD
+ * has closed them all or deadline_ms (txs_now_ms) has passed; true when
+ * none is left. Call before server_free: libmicrohttpd 0.9.75 crashes when
+ * MHD_stop_daemon meets a connection it must answer with an error of its
+ * own, so MHD must not be stopped while one is open (server_free tries
+ * again, briefly, and stops MHD regardless). */
+bool server_close_connections(server *srv, double deadline_ms);
+
 /* Stops the control thread, the snapshot threads and MHD (closing every
  * connection), then frees. Accepts NULL. Call after a server_detach_host
  * that returned true and txs_host_free, or with the host still attached
