@@ -53,9 +53,9 @@
  * watchdog: a lane can sit in one call for seconds, and a thread cannot be
  * stopped from outside. One process-wide watcher thread looks at every busy
  * lane every WATCH_PERIOD_NS (engine_progress: plain numbers the engine
- * publishes). A lane whose call has used 1.5 times its budget plus
- * STUCK_GRACE_NS of CPU (the watchdog would have stopped JavaScript by
- * then), or has run for
+ * publishes). A lane whose call has used its budget plus STUCK_GRACE_NS
+ * of CPU (the watchdog would have stopped JavaScript by then), or has run
+ * for
  * its wall-clock backstop, is abandoned, under mu: the watcher takes what it
  * held (`held`), answers the stuck scan "timeout" (a stuck build fails its
  * restart, reload or startup), puts the other scans back at the head of the
@@ -1520,10 +1520,14 @@ static bool lane_stuck(lane *ln, uint64_t now)
 	uint64_t wall = now > start + stalled ? now - start - stalled : 0;
 	if (wall >= engine_backstop_ns(budget))
 		return true;
-	/* the watchdog's own timer thread may be late on a busy machine: half
-	 * the budget more, so that a loop it is about to stop is not taken for
-	 * a native call */
-	uint64_t limit = budget + budget / 2 + STUCK_GRACE_NS;
+	/* The watchdog stops JavaScript within ~1.3 ms of the budget; its own
+	 * timer thread can be later than the grace on a machine with several
+	 * runnable threads per core, and a loop about to be stopped is then
+	 * taken for a native call (its lane is abandoned and rebuilt: the scan
+	 * still answers timeout). A longer grace would delay every stuck
+	 * answer, and process isolation's answer with it (the child's watcher
+	 * answers before the host's kill there). */
+	uint64_t limit = budget + STUCK_GRACE_NS;
 	if (wall < limit)
 		return false;
 	uint64_t cpu = lane_cpu_ns(ln) - ln->w_cpu + (ln->w_seen - start);
