@@ -1037,10 +1037,14 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 	for (; i < n; i++) {
 		txs_scan_result r = {0};
 		bool trial = c[i]->trial;
-		if (open)
-			unavailable_text(ex, &r, "circuit open after repeated timeouts or memory stops");
-		else
+		if (open) {
+			char why[160];
+			snprintf(why, sizeof why, "plugin %s: circuit open after repeated timeouts or memory "
+			         "stops", ex->id);
+			unavailable_text(ex, &r, why);
+		} else {
 			scan_unavailable(ex, &r);
+		}
 		breaker_record(ex, TXS_STATUS_UNAVAILABLE, trial);
 		answer(ex, c[i], &r);
 	}
