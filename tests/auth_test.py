@@ -325,6 +325,22 @@ class TokenRoutes(unittest.TestCase):
             status, _, body = self.srv.request("GET", path)
             self.assertEqual(status, 200, (path, body))
 
+    def test_status_page_asks_for_a_token(self):
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not chromium:
+            self.skipTest("chromium not installed (scripts/setup.sh installs it)")
+        with tempfile.TemporaryDirectory() as profile:
+            out = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--user-data-dir=" + profile,
+                 "--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:%d/" % self.srv.port],
+                capture_output=True, text=True, timeout=120)
+        dom = out.stdout
+        self.assertIn('<form id="tok">', dom, out.stderr[-2000:])  # shown: no hidden attribute
+        self.assertIn("/v1/plugins: this route needs a token", dom)
+        self.assertIn(">ok<", dom)  # /healthz stays open to the page
+
     def test_plugins_redacted(self):
         status, _, body = self.srv.request("GET", "/v1/plugins", headers=bearer(ADMIN))
         self.assertEqual(status, 200)
