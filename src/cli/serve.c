@@ -40,6 +40,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -295,6 +296,19 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 /* ---- tokens and TLS ------------------------------------------------------ */
 
+/* Token files and the TLS key are secrets: say so when others may read them. */
+static void warn_open_files(const struct args *a)
+{
+	const char *files[] = {a->tokens.file[ROLE_SCAN], a->tokens.file[ROLE_ADMIN],
+	                       a->tokens.file[ROLE_METRICS], a->tls.key};
+	struct stat st;
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		if (files[i] && stat(files[i], &st) == 0 && (st.st_mode & 077))
+			server_log("warn", "secret_file_mode",
+			           json_pack("{s:s, s:s}", "file", files[i], "reason",
+			                     "readable by group or others: chmod 600 it"));
+}
+
 /* The token variables are read once and removed from the environment, so
  * no process started later (an engine process, say) inherits them. Before
  * any thread exists: unsetenv is not thread-safe. */
@@ -321,6 +335,7 @@ static int open_access(struct args *a, auth **au, tls **t)
 	}
 	a->opts.auth = *au;
 	a->opts.tls = *t;
+	warn_open_files(a);
 	rc = 0;
 out:
 	for (int r = 0; r < NROLES; r++) {
