@@ -248,13 +248,17 @@ static const char *verify_chain(struct trust *tr, const gnutls_datum_t *raw, uns
 	const char *why = NULL;
 	if (n > MAX_PEER_CHAIN)
 		return "client certificate chain too long";
-	for (; got < n; got++)
-		if (gnutls_x509_crt_init(&crts[got]) < 0 ||
-		    gnutls_x509_crt_import(crts[got], &raw[got], GNUTLS_X509_FMT_DER) < 0) {
-			why = "client certificate unreadable";
-			got += crts[got] != NULL;
+	for (; got < n; got++) {
+		if (gnutls_x509_crt_init(&crts[got]) < 0) {
+			why = "out of memory";
 			break;
 		}
+		if (gnutls_x509_crt_import(crts[got], &raw[got], GNUTLS_X509_FMT_DER) < 0) {
+			why = "client certificate unreadable";
+			got++; /* initialized: deinit it below */
+			break;
+		}
+	}
 	gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
 	                                 .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
 	if (!why && (gnutls_x509_trust_list_verify_crt2(tr->list, crts, n, &purpose, 1, 0, &status,
