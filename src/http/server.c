@@ -17,6 +17,10 @@
  *  - /healthz touches nothing but atomics.
  * Slow clients are cut by phase deadlines (guard.c) and per-IP and total
  * connection limits (MHD).
+ * Access control comes before any body is read: each route's role is
+ * checked against the bearer token (auth.c); with TLS (tls.c) MHD runs
+ * GnuTLS and a client certificate, when required, is checked in the
+ * handshake.
  *
  * Lifetime of a request (struct req): MHD holds one reference (dropped in
  * the completion notifier), every outstanding submit, control job or
