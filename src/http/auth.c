@@ -275,7 +275,8 @@ void auth_free(auth *a)
 	if (!a)
 		return;
 	for (int r = 0; r < NROLES; r++) {
-		explicit_bzero(a->set[r].d, a->set[r].n * sizeof *a->set[r].d);
+		if (a->set[r].d)
+			explicit_bzero(a->set[r].d, a->set[r].n * sizeof *a->set[r].d);
 		set_clear(&a->set[r]);
 		set_clear(&a->env[r]);
 		free(a->file[r]);
