@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""POST /v1/scan under wrk: plain HTTP without tokens against HTTPS (TLS 1.3,
-a P-256 certificate made here by openssl) with a scan token, two `txscan
-serve` processes started side by side and measured in turns (A B A B ...),
-so both see the same load on a shared machine.
+"""POST /v1/scan under wrk: plain HTTP without tokens, plain HTTP with a scan
+token, and HTTPS (TLS 1.3, a P-256 certificate made here by openssl) with a
+scan token: three `txscan serve` processes started side by side and measured
+in turns (the order rotates each round), so all see the same load on a
+shared machine.
 
     python3 bench/tls_bench.py [BUILD/txscan] [--rounds N] [--seconds S]
 
@@ -102,24 +103,28 @@ def main():
             f.write(TOKEN + "\n")
         plain = start(a.txscan, os.path.join(d, "plain.log"))
         procs.append(plain)
+        tok = start(a.txscan, os.path.join(d, "tok.log"), "--scan-token-file", tokens)
+        procs.append(tok)
         tls = start(a.txscan, os.path.join(d, "tls.log"), "--tls-cert", cert, "--tls-key", key,
                     "--scan-token-file", tokens)
         procs.append(tls)
-        runs = {"plain": [], "tls": []}
+        bearer = ["-H", "Authorization: Bearer " + TOKEN]
         sides = {"plain": ("http://127.0.0.1:%d/v1/scan" % plain[2], []),
-                 "tls": ("https://127.0.0.1:%d/v1/scan" % tls[2],
-                         ["-H", "Authorization: Bearer " + TOKEN])}
-        wrk(sides["plain"][0], 2, [])  # warm both up (first VM, JIT)
-        wrk(sides["tls"][0], 2, sides["tls"][1])
+                 "token": ("http://127.0.0.1:%d/v1/scan" % tok[2], bearer),
+                 "tls": ("https://127.0.0.1:%d/v1/scan" % tls[2], bearer)}
+        runs = {side: [] for side in sides}
+        order = list(sides)
+        for side in order:  # warm up (first VMs, JIT)
+            wrk(sides[side][0], 2, sides[side][1])
         for i in range(a.rounds):
-            for side in (("plain", "tls") if i % 2 == 0 else ("tls", "plain")):
+            for side in order[i % 3:] + order[:i % 3]:
                 r = wrk(sides[side][0], a.seconds, sides[side][1])
                 runs[side].append(r)
-                print("round %d %-5s %s" % (i + 1, side, json.dumps(r)), flush=True)
+                print("round %d %-6s %s" % (i + 1, side, json.dumps(r)), flush=True)
         for side, rs in runs.items():
             ok = [r for r in rs if "failed" not in r]
             if ok:
-                print("median %-5s req/s %d  p50 %.2f ms  p99 %.2f ms  (%d runs)" % (
+                print("median %-6s req/s %d  p50 %.2f ms  p99 %.2f ms  (%d runs)" % (
                     side, statistics.median(r["rps"] for r in ok),
                     statistics.median(r["p50"] for r in ok),
                     statistics.median(r["p99"] for r in ok), len(ok)))
