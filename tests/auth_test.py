@@ -159,6 +159,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
         self.reader.join(5)
+        if not self.reader.is_alive():
+            self.proc.stderr.close()
 
 
 def run_serve(*args, env=None, timeout=60):
@@ -468,6 +470,19 @@ class SafeDefault(unittest.TestCase):
                 self.assertIn("refusing to listen", err)
                 for hint in ("--scan-token-file", "TXSCAN_SCAN_TOKEN", "--insecure-no-auth"):
                     self.assertIn(hint, err)
+
+    def test_ipv6_any_refused_and_loopback_names_allowed(self):
+        try:
+            with socket.socket(socket.AF_INET6) as s6:
+                s6.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
+        code, err = run_serve("--listen", "[::]:0")
+        self.assertEqual(code, 2, err)
+        self.assertIn("refusing to listen", err)
+        for listen in ("[::1]:0", "localhost:0", "127.0.0.2:0"):
+            with self.subTest(listen=listen):
+                Server(listen=listen).stop()
 
     def test_insecure_no_auth_allows_it(self):
         srv = Server("--insecure-no-auth", listen="0.0.0.0:0")
