@@ -511,6 +511,32 @@ class SafeDefault(unittest.TestCase):
             srv.stop()
 
 
+def assert_gets_keep_alive(test, srv, headers=None):
+    """GETs answered on one keep-alive connection: a TLS client (a Prometheus scrape, the
+    status page) pays no new handshake per request."""
+    conn = srv.connection()
+    try:
+        sock = None
+        for path in ("/healthz", "/readyz", "/metrics", "/v1/plugins", "/", "/healthz"):
+            status, h, _ = srv.request("GET", path, headers=headers, conn=conn)
+            test.assertEqual(status, 200, path)
+            test.assertNotEqual(h.get("connection"), "close", path)
+            test.assertIsNotNone(conn.sock, path)
+            sock = sock or conn.sock
+            test.assertIs(conn.sock, sock, path)
+    finally:
+        conn.close()
+
+
+class KeepAlive(unittest.TestCase):
+    def test_gets_keep_the_connection(self):
+        srv = Server()
+        try:
+            assert_gets_keep_alive(self, srv)
+        finally:
+            srv.stop()
+
+
 # ---- TLS -------------------------------------------------------------------------------
 
 
@@ -631,6 +657,15 @@ class TLS(unittest.TestCase):
                 with srv.ssl_context().wrap_socket(s, server_hostname="127.0.0.1") as t:
                     self.assertEqual(t.getpeercert(binary_form=True), der_of(cert2))
             self.assertEqual(self.curl(srv, "/healthz"), (0, "200"))
+        finally:
+            srv.stop()
+
+    def test_gets_keep_the_connection(self):
+        f = self.pki.path("admin-tokens")
+        write(f, ADMIN + "\n")
+        srv = self.serve("--admin-token-file", f)
+        try:
+            assert_gets_keep_alive(self, srv, bearer(ADMIN))
         finally:
             srv.stop()
 

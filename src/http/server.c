@@ -1172,8 +1172,14 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
 	if (rt->post ? strcmp(method, "POST") : !get)
 		return respond_error(r, 405, "%s is not allowed on %s (allowed: %s)", method, rt->name,
 		                     rt->allow);
-	if (!rt->post)
-		return handle_get(r);
+	if (!rt->post) {
+		/* Answered from the next call: libmicrohttpd 0.9.75 closes the
+		 * connection after an answer queued from this first one (a
+		 * keep-alive client, a Prometheus scrape over TLS, would pay a new
+		 * connection, and a handshake, for every GET). */
+		r->phase = PH_BODY;
+		return MHD_YES;
+	}
 	return rt->json_body ? check_scan_headers(r) : check_plugin_exists(r);
 }
 
@@ -1574,6 +1580,8 @@ static enum MHD_Result on_body_done(struct req *r)
 {
 	if (r->phase == PH_BODY) {
 		guard_phase(r->srv->guard, r->gc, GUARD_BUSY);
+		if (!routes[r->route].post)
+			return handle_get(r);
 		if (r->route == RT_SCAN || r->route == RT_BATCH)
 			return start_scan(r);
 		return start_control(r);
