@@ -412,9 +412,21 @@ class TokenSources(unittest.TestCase):
             srv.stop()
 
     def test_environment_tokens(self):
-        srv = Server(env={"TXSCAN_SCAN_TOKEN": "%s, %s" % (SCAN1, SCAN2),
+        srv = Server("--isolation", "process",
+                     env={"TXSCAN_SCAN_TOKEN": "%s, %s" % (SCAN1, SCAN2),
                           "TXSCAN_ADMIN_TOKEN": ADMIN})
         try:
+            # Neither the server's /proc environ nor its engine processes' hold them.
+            pids = [srv.proc.pid]
+            for task in os.listdir("/proc/%d/task" % srv.proc.pid):
+                with open("/proc/%d/task/%s/children" % (srv.proc.pid, task)) as f:
+                    pids += [int(p) for p in f.read().split()]
+            self.assertGreater(len(pids), 1, "no engine process found")
+            for pid in pids:
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    env = f.read()
+                for tok in (SCAN1, SCAN2, ADMIN):
+                    self.assertNotIn(tok.encode(), env, pid)
             for tok, want in ((SCAN1, 200), (SCAN2, 200), (ADMIN, 403), (WRONG, 401)):
                 status, _, _ = srv.request("POST", "/v1/scan", json.dumps(TX),
                                            {**JSON, **bearer(tok)})

@@ -310,8 +310,9 @@ static void warn_open_files(const struct args *a)
 }
 
 /* The token variables are read once and removed from the environment, so
- * no process started later (an engine process, say) inherits them. Before
- * any thread exists: unsetenv is not thread-safe. */
+ * no process started later (an engine process, say) inherits them and
+ * /proc/PID/environ does not show them. Before any thread exists: unsetenv
+ * is not thread-safe. */
 static int open_access(struct args *a, auth **au, tls **t)
 {
 	static const char *const vars[NROLES] = {"TXSCAN_SCAN_TOKEN", "TXSCAN_ADMIN_TOKEN",
@@ -319,10 +320,14 @@ static int open_access(struct args *a, auth **au, tls **t)
 	char err[512], *vals[NROLES] = {0};
 	int rc = -1;
 	for (int r = 0; r < NROLES; r++) {
-		const char *v = getenv(vars[r]);
+		char *v = getenv(vars[r]);
 		if (v && !(vals[r] = strdup(v)))
 			goto out;
 		a->tokens.env[r] = vals[r];
+		/* The value is also wiped where it lies: /proc/PID/environ shows the
+		 * process's first environment block, which unsetenv leaves as is. */
+		if (v)
+			explicit_bzero(v, strlen(v));
 		unsetenv(vars[r]);
 	}
 	if (auth_new(au, &a->tokens, err, sizeof err) < 0) {
