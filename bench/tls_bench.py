@@ -96,6 +96,7 @@ def main():
             sys.exit(tool + " not found")
     d = tempfile.mkdtemp(prefix="txscan-tls-bench-")
     procs = []
+    keep = False
     try:
         cert, key = make_cert(d)
         tokens = os.path.join(d, "scan.tokens")
@@ -103,7 +104,7 @@ def main():
             f.write(TOKEN + "\n")
         plain = start(a.txscan, os.path.join(d, "plain.log"))
         procs.append(plain)
-        tok = start(a.txscan, os.path.join(d, "tok.log"), "--scan-token-file", tokens)
+        tok = start(a.txscan, os.path.join(d, "token.log"), "--scan-token-file", tokens)
         procs.append(tok)
         tls = start(a.txscan, os.path.join(d, "tls.log"), "--tls-cert", cert, "--tls-key", key,
                     "--scan-token-file", tokens)
@@ -119,6 +120,11 @@ def main():
         for i in range(a.rounds):
             for side in order[i % 3:] + order[:i % 3]:
                 r = wrk(sides[side][0], a.seconds, sides[side][1])
+                proc = {"plain": plain, "token": tok, "tls": tls}[side][0]
+                if proc.poll() is not None:
+                    r["failed"] = "serve exited %s; its log: %s" % (
+                        proc.returncode, os.path.join(d, side + ".log"))
+                    keep = True
                 runs[side].append(r)
                 print("round %d %-6s %s" % (i + 1, side, json.dumps(r)), flush=True)
         for side, rs in runs.items():
@@ -136,7 +142,8 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
             f.close()
-        shutil.rmtree(d, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
