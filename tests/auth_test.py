@@ -704,6 +704,25 @@ class TLS(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_client_ca_reload(self):
+        ca_file = self.pki.path("clients-ca.pem")
+        shutil.copy(self.pki.ca, ca_file)
+        alice = self.pki.client("alice2")
+        other = PKI(tempfile.mkdtemp(dir=self.tmp))
+        bob = other.client("bob")
+        srv = self.serve("--tls-client-ca", ca_file)
+        try:
+            cert = lambda c: self.curl(srv, "/healthz", "--cert", c[0], "--key", c[1])
+            self.assertEqual(cert(alice)[1], "200")
+            self.assertEqual(cert(bob)[1], "000")
+            shutil.copy(other.ca, ca_file)
+            e = srv.sighup_and_wait("tls_reload")
+            self.assertTrue(e["ok"] and e["changed"], e)
+            self.assertEqual(cert(alice)[1], "000")
+            self.assertEqual(cert(bob)[1], "200")
+        finally:
+            srv.stop()
+
     def test_tls_options_checked(self):
         code, err = run_serve("--tls-cert", self.cert)
         self.assertEqual(code, 64)  # a usage error
