@@ -383,6 +383,17 @@ TXS_EXTERN size_t txs_report_finding_count(const txs_report *report);
 TXS_EXTERN int txs_report_finding_get(const txs_report *report, size_t i,
                                       txs_report_finding *out);
 
+enum { TXS_FAILURE_STATUSES = 5 }; /* error, timeout, memory, overloaded, unavailable */
+
+/* A scan a plugin did not answer "ok" (see docs/logging.md). */
+typedef struct txs_plugin_failure {
+	int64_t time_ms;   /* wall clock, ms since 1970-01-01 UTC; 0: no failure yet */
+	txs_status status;
+	char tx[132];      /* the report's tx as text (a string's characters, a number's
+	                    * JSON; cut to fit); "" when the input has none */
+	char message[512]; /* the error's first line (cut to fit) */
+} txs_plugin_failure;
+
 /* One plugin, as seen now. Strings are copied. */
 typedef struct txs_plugin_info {
 	char id[65];
@@ -395,6 +406,10 @@ typedef struct txs_plugin_info {
 	 * every scan answers "unavailable"; error says why (the last attempt). */
 	bool started;
 	char error[1024];
+	txs_plugin_failure last_error; /* its latest failed scan */
+	/* Failed scans in the last 60 s by status: [status - TXS_STATUS_ERROR]
+	 * for error, timeout, memory, overloaded, unavailable. */
+	uint32_t failures_minute[TXS_FAILURE_STATUSES];
 } txs_plugin_info;
 
 TXS_EXTERN size_t txs_host_plugin_count(const txs_host *host);
