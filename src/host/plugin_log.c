@@ -170,7 +170,7 @@ char *plog_failure(plog *l, const plog_scan *s, size_t *len)
 		json_object_set_new(o, "at", str_or_lossy(at));
 	json_object_set_new(o, "ms", json_real(round(s->ms * 1000.0) / 1000.0));
 	if (suppressed)
-		json_object_set_new(o, "suppressed", json_integer((json_int_t)suppressed));
+		json_object_set_new(o, "suppressed_before", json_integer((json_int_t)suppressed));
 	return txs_log_line(TXS_LOG_WARN, "plugin_failure", o, len);
 }
 
