@@ -498,7 +498,10 @@ class Usage(unittest.TestCase):
         for args in (["--max-body", "lots"], ["--threads", "0"], ["--bogus"], ["extra"]):
             r = self.run_serve("-p", EXAMPLES, *args)
             self.assertEqual(r.returncode, 64, args)
-            self.assertIn("txscan: serve:", r.stderr)
+            # one JSON log line (stderr is a pipe), an error naming serve
+            e = [json.loads(l) for l in r.stderr.splitlines()]
+            self.assertEqual([(x["level"], x["event"]) for x in e], [("error", "error")], args)
+            self.assertTrue(e[0]["message"].startswith("serve: "), r.stderr)
 
     def test_bad_listen(self):
         r = self.run_serve("-p", EXAMPLES, "--listen", "nowhere")

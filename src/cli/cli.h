@@ -32,10 +32,9 @@ int cli_scan_wants_rpc(int argc, char **argv);
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
 
 /* A message as a log line on stderr (src/util/log.h: JSON, or "txscan: "
- * text at a terminal): an error (event "error"), a warning (event
- * "warning"), or information under its own event name. */
+ * text at a terminal): an error (event "error"), or information under its
+ * own event name. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_info(const char *event, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Takes --log-format json|text and --log-level debug|info|warn|error (also

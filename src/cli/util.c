@@ -29,14 +29,6 @@ void cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
-void cli_warn(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vlog_message(TXS_LOG_WARN, "warning", fmt, ap);
-	va_end(ap);
-}
-
 void cli_info(const char *event, const char *fmt, ...)
 {
 	va_list ap;
