@@ -94,7 +94,7 @@ def main():
     ap.add_argument("before")
     ap.add_argument("after")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--n", type=int, default=50000)
+    ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--wrk-seconds", type=int, default=8)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="txs-logcost-")
@@ -110,7 +110,10 @@ def main():
             for c, dirs in cases.items():
                 for b in (("before", "after") if r % 2 == 0 else ("after", "before")):
                     rates[(c, b)].append(scan_rate(builds[b], dirs, data, a.n, tmp))
-        print("txscan scan, %d transactions, tx/s (median of %d, interleaved):" % (a.n, a.rounds))
+                    print("  round %d %-14s %-6s %8.0f tx/s" % (r, c, b, rates[(c, b)][-1]),
+                          flush=True)
+        print("txscan scan, %d transactions, tx/s (median of %d, interleaved):" % (a.n, a.rounds),
+              flush=True)
         for c in cases:
             bf = statistics.median(rates[(c, "before")])
             af = statistics.median(rates[(c, "after")])
@@ -122,6 +125,8 @@ def main():
             for c in ("examples", "fail-every-10"):
                 for b in (("before", "after") if r % 2 == 0 else ("after", "before")):
                     lat[(c, b)].append(serve_p99(builds[b], cases[c], a.wrk_seconds))
+                    print("  round %d %-14s %-6s p99 %.2f ms, %.0f req/s" % (
+                        r, c, b, *lat[(c, b)][-1]), flush=True)
         print("txscan serve, wrk -t2 -c16 -d%ds, p99 ms / requests/s (median):" % a.wrk_seconds)
         for c in ("examples", "fail-every-10"):
             for b in builds:

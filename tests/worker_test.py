@@ -710,6 +710,37 @@ def json_lines(text):
     return out
 
 
+class TestFailureLog(WorkerTest):
+    """A plugin's failed scan is a plugin_failure log line naming the entry's
+    tx; its console lines carry it too (docs/logging.md)."""
+
+    def test_failure_logged_with_tx(self):
+        plugins = os.path.join(self.tmp, "plugins", "thrower")
+        os.makedirs(plugins)
+        with open(os.path.join(plugins, "plugin.json"), "w") as f:
+            json.dump({"id": "thrower", "version": "3.0.0", "main": "index.js"}, f)
+        with open(os.path.join(plugins, "index.js"), "w") as f:
+            f.write("module.exports = { scanTransaction(tx) { console.log('at ' + tx.hash);"
+                    " if (tx.flag) throw new Error('worker boom'); return null; } };")
+        w = self.start_worker("solo", plugins=os.path.dirname(plugins))
+        self.publish_txs([tx(i) for i in range(1, 11)])  # tx(10) is flagged
+        self.wait_reports(10, 60, self.workers)
+
+        def logged():
+            return [o for o in json_lines(w.output()) if o.get("event") == "plugin_failure"]
+        wait_for("the failure line", logged, 30, self.workers)
+        self.stop_all()
+        fails = logged()
+        self.assertEqual([(e["plugin"], e["version"], e["status"], e["tx"], e["error"])
+                          for e in fails],
+                         [("thrower", "3.0.0", "error", tx(10)["hash"], "Error: worker boom")])
+        self.assertNotIn("line", fails[0])
+        cons = [o for o in json_lines(w.output()) if o.get("event") == "console"]
+        self.assertEqual(sorted(o["tx"] for o in cons), sorted(tx(i)["hash"] for i in range(1, 11)))
+        for o in cons:
+            self.assertEqual(o["message"], "at " + o["tx"])
+
+
 class TestSighup(WorkerTest):
     def write_plugin(self, version, code):
         with open(os.path.join(self.plugin, "plugin.json"), "w") as f:
