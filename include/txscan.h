@@ -269,12 +269,18 @@ typedef struct txs_host_options {
 	 * plugin timeout_ms x 4 + 100 ms; UINT32_MAX = no deadline (batch jobs:
 	 * every queued scan still ends, each within its own plugin's timeout). */
 	uint32_t scan_timeout_ms;
-	/* Console lines of every plugin. NULL: JSON lines on stderr, written by
-	 * a host thread from a bounded buffer (a full buffer drops and counts). */
+	/* Console lines of every plugin. NULL: log lines on stderr (event
+	 * "console", with the tx and line of the scan that printed them; see
+	 * docs/logging.md), written by a host thread from a bounded buffer (a
+	 * full buffer drops and counts). Every scan a plugin does not answer ok
+	 * is also logged there ("plugin_failure", at most 10 a second per
+	 * plugin) and kept for txs_plugin_info's last_error and
+	 * failures_minute, whatever the options. */
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */
-	/* Executor events of every plugin (see txs_event_fn); NULL: none. */
+	/* Executor events of every plugin (see txs_event_fn); NULL: log lines
+	 * on stderr named after the event (docs/logging.md). */
 	txs_event_fn event;
 	void *event_userdata;
 	/* false (default): txs_host_load fails when any plugin fails, listing
