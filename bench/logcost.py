@@ -50,13 +50,24 @@ def bulk(path, n):
 
 
 def scan_rate(txscan, dirs, data, n, tmp):
+    """(tx per wall second, tx per CPU second of the process): on a shared
+    machine the second is the steadier figure of what the work costs."""
     argv = [txscan, "scan", "--quiet-console", "--no-progress"]
     for d in dirs:
         argv += ["-p", d]
     with open(os.devnull, "w") as out, open(os.path.join(tmp, "stderr.log"), "w") as err:
         t0 = time.monotonic()
-        subprocess.run(argv + [data], stdout=out, stderr=err, check=False)
-        return n / (time.monotonic() - t0)
+        proc = subprocess.Popen(argv + [data], stdout=out, stderr=err)
+        _, _, ru = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        proc.returncode = 0
+        return n / wall, n / (ru.ru_utime + ru.ru_stime)
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serve_p99(txscan, dirs, seconds):
@@ -75,9 +86,11 @@ def serve_p99(txscan, dirs, seconds):
             raise RuntimeError("serve did not start")
         # drain stderr meanwhile so the failure lines are written, not blocked
         drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=subprocess.DEVNULL)
+        cpu0 = cpu_s(proc.pid)
         out = subprocess.run(["wrk", "-t2", "-c16", "-d%ds" % seconds, "--latency", "-s", WRK_LUA,
                               "http://127.0.0.1:%d/v1/scan" % port, "--", SAMPLE],
                              capture_output=True, text=True, check=True).stdout
+        cpu = cpu_s(proc.pid) - cpu0
     finally:
         proc.terminate()
         proc.wait(30)
@@ -85,8 +98,9 @@ def serve_p99(txscan, dirs, seconds):
         drain.wait(10)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    return float(p99.group(1)) * scale, float(rps.group(1))
+    return float(p99.group(1)) * scale, float(rps.group(1)), cpu / reqs * 1e6
 
 
 def main():
@@ -110,30 +124,30 @@ def main():
             for c, dirs in cases.items():
                 for b in (("before", "after") if r % 2 == 0 else ("after", "before")):
                     rates[(c, b)].append(scan_rate(builds[b], dirs, data, a.n, tmp))
-                    print("  round %d %-14s %-6s %8.0f tx/s" % (r, c, b, rates[(c, b)][-1]),
-                          flush=True)
+                    print("  round %d %-14s %-6s %8.0f tx/s %8.0f tx/CPU-s" % (
+                        r, c, b, *rates[(c, b)][-1]), flush=True)
         print("txscan scan, %d transactions, tx/s (median of %d, interleaved):" % (a.n, a.rounds),
               flush=True)
         for c in cases:
-            bf = statistics.median(rates[(c, "before")])
-            af = statistics.median(rates[(c, "after")])
-            print("  %-14s before %8.0f  after %8.0f  (%.3fx)  runs before %s after %s" % (
-                c, bf, af, af / bf, [round(x) for x in rates[(c, "before")]],
-                [round(x) for x in rates[(c, "after")]]))
+            for k, unit in ((0, "tx/s"), (1, "tx/CPU-s")):
+                bf = statistics.median(x[k] for x in rates[(c, "before")])
+                af = statistics.median(x[k] for x in rates[(c, "after")])
+                print("  %-14s %-8s before %8.0f  after %8.0f  (%.3fx)" % (c, unit, bf, af,
+                                                                       af / bf), flush=True)
         lat = {(c, b): [] for c in ("examples", "fail-every-10") for b in builds}
         for r in range(max(1, a.rounds // 2 + 1)):
             for c in ("examples", "fail-every-10"):
                 for b in (("before", "after") if r % 2 == 0 else ("after", "before")):
                     lat[(c, b)].append(serve_p99(builds[b], cases[c], a.wrk_seconds))
-                    print("  round %d %-14s %-6s p99 %.2f ms, %.0f req/s" % (
+                    print("  round %d %-14s %-6s p99 %.2f ms, %.0f req/s, %.0f CPU-us/req" % (
                         r, c, b, *lat[(c, b)][-1]), flush=True)
-        print("txscan serve, wrk -t2 -c16 -d%ds, p99 ms / requests/s (median):" % a.wrk_seconds)
+        print("txscan serve, wrk -t2 -c16 -d%ds (median):" % a.wrk_seconds)
         for c in ("examples", "fail-every-10"):
             for b in builds:
                 v = lat[(c, b)]
-                print("  %-14s %-6s p99 %6.2f ms  %8.0f req/s  runs %s" % (
+                print("  %-14s %-6s p99 %6.2f ms  %8.0f req/s  %5.0f CPU-us/req (serve)" % (
                     c, b, statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
-                    [round(x[0], 2) for x in v]))
+                    statistics.median(x[2] for x in v)), flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
