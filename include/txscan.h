@@ -447,7 +447,8 @@ TXS_EXTERN int txs_host_reload_all(txs_host *host);
 TXS_EXTERN bool txs_host_ready(txs_host *host);
 /* Reports submitted and not yet delivered. */
 TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);
-/* Console lines the default sink dropped because its buffer was full. */
+/* Log lines (console lines of the default sink, plugin_failure lines) the
+ * host's log buffer dropped because it was full. */
 TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
 
 /* Stops every executor (queued scans are reported "stopped"), delivers
