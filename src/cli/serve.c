@@ -114,10 +114,11 @@ static void usage(FILE *out)
 	        "  -q, --quiet             discard the plugins' console output\n"
 	        "  --isolation MODE        thread or process (default $TXSCAN_ISOLATION, else\n"
 	        "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
+	        CLI_LOG_HELP24
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
 	        "signal exits at once); SIGHUP rereads the token and TLS files and reloads every\n"
-	        "plugin. Logs are JSON lines on stderr.\n");
+	        "plugin. Logs are JSON lines on stderr (text at a terminal; docs/logging.md).\n");
 }
 
 /* A positive integer with an optional k/m (KiB/MiB) suffix. */
@@ -676,24 +677,6 @@ static json_t *plugin_list(txs_host *host)
 	return list;
 }
 
-/* Host notices (a skipped folder, a plugin not started, then started) as
- * JSON log lines; on the loading thread or the host's retry thread. */
-static void log_notice(const char *level, const char *msg, void *userdata)
-{
-	(void)userdata;
-	server_log(level, "plugin_load", json_pack("{s:s}", "message", msg));
-}
-
-/* Executor events (circuit breaker, a lane stuck in a native call) as JSON
- * log lines; on any executor thread, never under its locks. */
-static void log_event(const char *plugin_id, const char *event, const char *detail,
-                      void *userdata)
-{
-	(void)userdata;
-	server_log(strstr(event, "closed") || strstr(event, "returned") ? "info" : "warn", event,
-	           json_pack("{s:s, s:s}", "plugin", plugin_id, "detail", detail ? detail : ""));
-}
-
 static void log_start(server *srv, txs_host *host, const struct args *a)
 {
 	const server_options *o = &a->opts;
@@ -741,8 +724,7 @@ int cmd_serve(int argc, char **argv)
 		rc = EXIT_ERRORS;
 		goto out;
 	}
-	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial,
-	                         .notice = log_notice, .event = log_event};
+	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial};
 	host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	rc = EXIT_ERRORS;
 	if (!host)

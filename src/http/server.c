@@ -44,6 +44,7 @@
 #define _GNU_SOURCE
 #include "server.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/jscan.h"
 #include "guard.h"
 #include "metrics.h"
@@ -260,52 +261,20 @@ static char *dump_line(json_t *j, size_t *len)
 
 /* ---- logging --------------------------------------------------------------- */
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static time_t log_window;
-static unsigned log_count;
-static _Atomic uint64_t log_suppressed;
-static uint64_t log_suppressed_reported; /* guarded by log_mu */
+/* Request errors can come at the request rate (a client hammering a full
+ * server); past ERROR_LOGS_PER_S per second they are counted, not logged. */
+static txs_log_limit error_limit = TXS_LOG_LIMIT_INIT;
 
 void server_log(const char *level, const char *event, json_t *fields)
 {
-	char ts[40];
-	txs_utc_timestamp(ts, sizeof ts);
-	json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "event", event);
-	if (!o)
-		abort();
-	if (fields)
-		json_object_update(o, fields);
-	json_decref(fields);
-	size_t len;
-	char *line = dump_line(o, &len);
-	json_decref(o);
-	/* One write: lines from several threads stay whole. */
-	ssize_t w = write(STDERR_FILENO, line, len);
-	(void)w;
-	free(line);
+	txs_log_level lv = TXS_LOG_INFO;
+	txs_log_level_parse(level, &lv);
+	txs_log(lv, event, fields);
 }
 
-/* Request errors can come at the request rate (a client hammering a full
- * server); past ERROR_LOGS_PER_S per second they are counted, not logged. */
 static bool log_error_allowed(uint64_t *suppressed_before)
 {
-	time_t now = time(NULL);
-	pthread_mutex_lock(&log_mu);
-	if (now != log_window) {
-		log_window = now;
-		log_count = 0;
-	}
-	bool ok = log_count++ < ERROR_LOGS_PER_S;
-	uint64_t total = atomic_load(&log_suppressed);
-	*suppressed_before = 0;
-	if (ok) {
-		*suppressed_before = total - log_suppressed_reported;
-		log_suppressed_reported = total;
-	} else {
-		atomic_fetch_add(&log_suppressed, 1);
-	}
-	pthread_mutex_unlock(&log_mu);
-	return ok;
+	return txs_log_limit_pass(&error_limit, ERROR_LOGS_PER_S, suppressed_before);
 }
 
 static void log_request_error(const struct req *r, int status, const char *msg)
@@ -927,7 +896,7 @@ static void http_snapshot(server *srv, metrics_http *h, uint64_t *req, uint64_t 
 	    .in_flight = atomic_load(&srv->in_flight),
 	    .scans_in_flight = atomic_load(&srv->scans_in_flight),
 	    .max_inflight = srv->opts.max_inflight,
-	    .log_suppressed = atomic_load(&log_suppressed),
+	    .log_suppressed = txs_log_limit_suppressed(&error_limit),
 	    .start_time = srv->start_time, .draining = atomic_load(&srv->draining),
 	    .connections = g.open, .max_connections = srv->opts.max_connections,
 	    .closed_header = g.closed_header, .closed_body = g.closed_body,

@@ -38,6 +38,7 @@
 #include "channel.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/srcmap.h"
 
 #include <errno.h>
@@ -845,7 +846,9 @@ static void on_event(txs_proc *p, const chan_header *h, const unsigned char *pl)
 		violation(p, bad);
 		return;
 	}
-	if (p->event)
+	/* The breaker's transitions are the host's own (breaker_record): the
+	 * child's, which open at the same count, would say each one twice. */
+	if (p->event && strncmp(name, "breaker_", 8))
 		p->event(p->id, name, detail, p->event_ud);
 	free(detail);
 	if (strcmp(name, "lane_abandoned") && strcmp(name, "lanes_exhausted"))
@@ -853,6 +856,24 @@ static void on_event(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	pthread_mutex_lock(&p->mu);
 	kill_locked(p, K_RECYCLE, 0);
 	pthread_mutex_unlock(&p->mu);
+}
+
+/* A console line goes out tagged with the scan it came from (through
+ * txs_log_scan_userdata): the head, since the child runs one scan at a time
+ * and writes a scan's console lines before its result. gmu is held around
+ * the call because the monitor answers a killed head under gmu, and an
+ * answered scan's userdata may be gone. */
+static void console_of_head(txs_proc *p, const char *level, const char *msg, size_t len)
+{
+	pthread_mutex_lock(&gmu);
+	pthread_mutex_lock(&p->mu);
+	pend *h = p->head;
+	void *scan = h && h->type == CH_SCAN && h->sent ? h->ud : NULL;
+	pthread_mutex_unlock(&p->mu);
+	txs_log_scan_userdata = scan;
+	p->console(p->id, level, msg, len, p->console_ud);
+	txs_log_scan_userdata = NULL;
+	pthread_mutex_unlock(&gmu);
 }
 
 static void on_console(txs_proc *p, const chan_header *h, const unsigned char *pl)
@@ -869,7 +890,7 @@ static void on_console(txs_proc *p, const chan_header *h, const unsigned char *p
 		len = strlen(msg);
 	}
 	if (p->console)
-		p->console(p->id, level, msg, len, p->console_ud);
+		console_of_head(p, level, msg, len);
 	free(msg);
 }
 

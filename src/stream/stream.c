@@ -27,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "util/clock.h"
+#include "util/log.h"
 #include "stream.h"
 #include "txscan.h"
 
@@ -191,15 +192,34 @@ static void sleep_ms(uint32_t ms)
 		;
 }
 
+/* A "worker" log line at level lv: {"consumer": ..., "message": ...}. */
+static void wlogv(const struct worker *w, txs_log_level lv, const char *fmt, va_list ap)
+{
+	char msg[2048];
+	if (!txs_log_enabled(lv))
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	txs_log(lv, "worker", json_pack("{s:s, s:s}", "consumer", w->opt->consumer, "message", msg));
+}
+
+/* Something went wrong (a warning: the worker goes on). */
 static void wlog(const struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wlog(const struct worker *w, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "txscan worker %s: ", w->opt->consumer);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	wlogv(w, TXS_LOG_WARN, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/* Information: the worker resumed or took over entries. */
+static void winfo(const struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void winfo(const struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	wlogv(w, TXS_LOG_INFO, fmt, ap);
+	va_end(ap);
 }
 
 static char *dupn(const char *s, size_t n)
@@ -315,20 +335,6 @@ static json_t *plugin_versions(struct txs_host *host)
 	return v;
 }
 
-/* One line in one write(2), so that the plugins' console lines (JSON on
- * stderr too, from other threads) never cut into it. */
-static void log_json(json_t *o)
-{
-	/* ms is rounded to 3 decimals; 10 digits print it without noise */
-	size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
-	char *text = need(json_dumps(o, flags));
-	char *line = need(format("%s\n", text));
-	ssize_t n = write(STDERR_FILENO, line, strlen(line));
-	(void)n;
-	free(line);
-	free(text);
-}
-
 /* Canary reload of every plugin (txs_host_reload_all): a plugin whose new
  * code or plugin.json fails keeps its old version, the others move on. The
  * outcome is one JSON line, like `txscan serve`'s "reload" event. */
@@ -338,17 +344,13 @@ static void reload_plugins(struct worker *w)
 	int rc = txs_host_reload_all(w->host);
 	char *err = rc ? need(format("%s", txs_last_error())) : NULL;
 	double ms = (double)((txs_now_ns() - t0 + 500) / 1000) / 1000.0; /* 3 decimals */
-	char ts[40];
-	txs_utc_timestamp(ts, sizeof ts);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:f, s:o}", "ts", ts, "level",
-	                      rc ? "error" : "info", "event", "reload", "consumer", w->opt->consumer,
+	json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:f, s:o}", "consumer", w->opt->consumer,
 	                      "plugin", "*", "source", "sighup", "ok", rc == 0, "ms", ms,
 	                      "versions", plugin_versions(w->host));
 	need(o);
 	if (err)
 		json_object_set_new(o, "error", json_string(err));
-	log_json(o);
-	json_decref(o);
+	txs_log(rc ? TXS_LOG_ERROR : TXS_LOG_INFO, "reload", o);
 	free(err);
 }
 
@@ -974,7 +976,7 @@ static int read_history(struct worker *w, size_t count)
 		const redisReply *last = entries->element[n - 1];
 		if (last->type == REDIS_REPLY_ARRAY && last->elements && last->element[0]->len < ID_MAX)
 			snprintf(w->history, sizeof w->history, "%s", last->element[0]->str);
-		wlog(w, "resuming %zu entries left pending by an earlier run of %s", n, o->consumer);
+		winfo(w, "resuming %zu entries left pending by an earlier run of %s", n, o->consumer);
 	}
 	int ret = n ? take_recovered(w, entries) : 0;
 	w->stats.read += n;
@@ -1037,7 +1039,7 @@ static int claim(struct worker *w, size_t count)
 		w->next_claim_ms = now_ms() + claim_period_ms(o);
 	size_t n = r->element[1]->elements;
 	if (n)
-		wlog(w, "claimed %zu entries of stream %s idle for over %u ms", n, o->stream,
+		winfo(w, "claimed %zu entries of stream %s idle for over %u ms", n, o->stream,
 		     o->claim_idle_ms);
 	w->stats.claimed += n;
 	size_t gone = 0;
@@ -1220,7 +1222,7 @@ static void drain(struct worker *w)
 		collect(w);
 	}
 	if (w->writes.n)
-		wlog(w, "%zu entries left pending (not acked) for another worker", w->writes.n);
+		winfo(w, "%zu entries left pending (not acked) for another worker", w->writes.n);
 	list_free(&w->writes);
 }
 
@@ -1230,7 +1232,7 @@ static int worker_init(struct worker *w, struct txs_host *host, const struct str
 	char err[1024];
 	*w = (struct worker){.opt = o, .stop = stop, .reload = reload, .host = host};
 	if (stream_url_parse(o->redis_url, &w->url, err, sizeof err)) {
-		fprintf(stderr, "txscan worker: %s\n", err);
+		txs_logf(TXS_LOG_ERROR, "error", "worker: %s", err);
 		return -1;
 	}
 	w->key_prefix = strlen(o->out) + strlen(o->stream) + strlen(o->group) + strlen(":done:::");
@@ -1373,15 +1375,30 @@ static bool input_ready(int fd)
 	return poll(&p, 1, 0) > 0;
 }
 
+/* A "publish" warning log line (fmt may end in a newline: it is dropped). */
+static void publish_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void publish_log(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	size_t n = strlen(msg);
+	if (n && msg[n - 1] == '\n')
+		msg[n - 1] = '\0';
+	txs_logf(TXS_LOG_WARN, "publish", "%s", msg);
+}
+
 /* Prints "lines A-B" (or "line A") for sent[from, to), which are in input
  * order; lines skipped in between were empty. */
 static void print_lines(const struct publisher *p, size_t from, size_t to, const char *what)
 {
 	uint64_t a = p->sent[from].line, b = p->sent[to - 1].line;
 	if (a == b)
-		fprintf(stderr, "txscan publish: line %llu %s\n", (unsigned long long)a, what);
+		publish_log("line %llu %s\n", (unsigned long long)a, what);
 	else
-		fprintf(stderr, "txscan publish: lines %llu-%llu (%zu lines) %s\n", (unsigned long long)a,
+		publish_log("lines %llu-%llu (%zu lines) %s\n", (unsigned long long)a,
 		        (unsigned long long)b, to - from, what);
 }
 
@@ -1405,13 +1422,13 @@ static int read_replies(struct publisher *p)
 		size_t i = p->unread;
 		redisReply *r = NULL;
 		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
+			publish_log("XADD %s: %s\n", p->stream, p->rc->errstr);
 			return -2;
 		}
 		if (r->type == REDIS_REPLY_STRING)
 			confirmed(p, r->str, r->len);
 		else if (!p->failed_line) {
-			fprintf(stderr, "txscan publish: line %llu: XADD %s: %s\n",
+			publish_log("line %llu: XADD %s: %s\n",
 			        (unsigned long long)p->sent[i].line, p->stream,
 			        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 			p->failed_line = p->sent[i].line;
@@ -1435,7 +1452,7 @@ static redisReply *ask(redisContext *rc, int argc, const char **argv)
 {
 	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
 	if (r && r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "txscan publish: %s: %s\n", argv[0], r->str);
+		publish_log("%s: %s\n", argv[0], r->str);
 		freeReplyObject(r);
 		return NULL;
 	}
@@ -1458,7 +1475,7 @@ static int publish_connect(struct publisher *p)
 		if (p->rc)
 			break;
 		bool again = io && tries + 1 < PUBLISH_TRIES;
-		fprintf(stderr, "txscan publish: %s%s\n", err, again ? "; retrying" : "");
+		publish_log("%s%s\n", err, again ? "; retrying" : "");
 		if (!io)
 			return -1;
 		if (!p->backoff_ms)
@@ -1469,7 +1486,7 @@ static int publish_connect(struct publisher *p)
 	redisReply *r = redisCommandArgv(p->rc, 2, (const char *[]){"CLIENT", "ID"}, NULL);
 	p->client_id = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 	if (!p->client_id && !p->warned_id)
-		fprintf(stderr, "txscan publish: CLIENT ID: %s: after a lost connection the lines in "
+		publish_log("CLIENT ID: %s: after a lost connection the lines in "
 		        "flight cannot be checked\n", r && r->type == REDIS_REPLY_ERROR ? r->str
 		        : p->rc->errstr[0] ? p->rc->errstr : "unexpected reply");
 	p->warned_id |= !p->client_id;
@@ -1576,7 +1593,7 @@ static int flush_xadds(struct publisher *p)
 		}
 		print_lines(p, uncertain, p->pending,
 		            "may or may not be in the stream (sent, no reply; check them)");
-		fprintf(stderr, "txscan publish: giving up: resume with --from-line %llu once the "
+		publish_log("giving up: resume with --from-line %llu once the "
 		        "uncertain lines are checked\n",
 		        (unsigned long long)p->sent[p->pending - 1].line + 1);
 		p->pending = 0;
@@ -1589,11 +1606,11 @@ static int flush_xadds(struct publisher *p)
 	p->text_len = 0;
 	if (p->failed_line) { /* maybe refused before a reconnect: still the end */
 		ret = -1;
-		fprintf(stderr, "txscan publish: lines from %llu on were not added: resume with "
+		publish_log("lines from %llu on were not added: resume with "
 		        "--from-line %llu\n", (unsigned long long)p->failed_line,
 		        (unsigned long long)p->failed_line);
 		if (p->added_after)
-			fprintf(stderr, "txscan publish: but %llu lines after line %llu were added: "
+			publish_log("but %llu lines after line %llu were added: "
 			        "remove them from the input first (or accept them twice)\n",
 			        (unsigned long long)p->added_after, (unsigned long long)p->failed_line);
 	}
@@ -1612,7 +1629,7 @@ static int add_line(struct publisher *p, uint64_t lineno, const char *line, size
 	p->sent[p->pending] = (struct sent){.line = lineno, .off = p->text_len, .len = n};
 	p->text_len += n;
 	if (append_xadd(p, line, n)) {
-		fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
+		publish_log("XADD %s: %s\n", p->stream, p->rc->errstr);
 		return -1;
 	}
 	if (p->pending++ == 0)
@@ -1652,7 +1669,7 @@ static int publish_lines(struct publisher *p, struct input *in, const char *name
 		if (send_now(p, in))
 			ret = flush_xadds(p);
 		if (ret == 0 && fill(in)) {
-			fprintf(stderr, "txscan publish: reading %s: %s\n", name, strerror(errno));
+			publish_log("reading %s: %s\n", name, strerror(errno));
 			ret = -1;
 		}
 	}
@@ -1667,7 +1684,7 @@ int stream_publish(const char *redis_url, const char *stream, int fd, const char
 	char err[1024];
 	*count = 0;
 	if (stream_url_parse(redis_url, &u, err, sizeof err)) {
-		fprintf(stderr, "txscan publish: %s\n", err);
+		publish_log("%s\n", err);
 		return -1;
 	}
 	static struct publisher p; /* big; one per process */
