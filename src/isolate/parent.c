@@ -920,17 +920,13 @@ static bool frames(txs_proc *p)
 
 /* ---- starting and reaping --------------------------------------------------- */
 
-static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
+/* posix_spawn of the helper in mode ("--engine-child", "--zygote") with
+ * cfd as its fd 3: empty environment, 0-2 on /dev/null, every other
+ * descriptor closed (all of the host's are close-on-exec), default signal
+ * dispositions, its own process group (a terminal's ^C goes to the host).
+ * 0, or a positive errno. */
+static int spawn_helper(const char *engine, const char *mode, int cfd, pid_t *pid)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-		return -errno;
-	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
-	close(sv[1]);
-	if (cfd < 0) {
-		close(sv[0]);
-		return -errno;
-	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
@@ -944,17 +940,199 @@ static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
 	sigfillset(&all);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setpgroup(&at, 0); /* a terminal's ^C goes to the host, not to engines */
+	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 	                                  POSIX_SPAWN_SETPGROUP);
 	char ppid[24];
 	snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
-	char *argv[] = {p->engine, "--engine-child", "3", ppid, NULL};
+	char *argv[] = {(char *)engine, (char *)mode, "3", ppid, NULL};
 	char *envp[] = {NULL};
-	pid_t pid;
-	int rc = posix_spawn(&pid, p->engine, &fa, &at, argv, envp);
+	int rc = posix_spawn(pid, engine, &fa, &at, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+/* ---- the zygote (child.c) ------------------------------------------------------
+ * One per host process: the helper exec'd once, linked, single-threaded,
+ * forking each engine process on request (CLONE_PARENT: the engine
+ * process is this process's child). It is spawned by a thread of its own
+ * that lives as long as the process: PR_SET_PDEATHSIG fires when the
+ * thread that created a process ends, and the zygote's children inherit
+ * that thread as their parent. Requests go one at a time under zmu; any
+ * failure (no zygote, a zygote that died or answered it has more than one
+ * thread, another helper path, a forked copy of the host) makes the caller
+ * posix_spawn the helper itself, as before. TXSCAN_ZYGOTE=0 turns it off. */
+
+enum zstate { Z_NONE, Z_WANT, Z_UP, Z_OFF };
+
+static pthread_mutex_t zmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t zcv;
+static enum zstate zstate;
+static bool zthread_up, zchecked;
+static int zfd = -1;
+static pid_t zpid, zhost;
+static char zengine[PATH_MAX];
+
+#define ZYGOTE_ANSWER_MS 2000
+
+static void *zygote_owner(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "txs:zygote");
+	pthread_mutex_lock(&zmu);
+	for (;;) {
+		while (zstate != Z_WANT)
+			pthread_cond_wait(&zcv, &zmu);
+		int sv[2] = {-1, -1}, cfd = -1;
+		pid_t pid = 0;
+		bool ok = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0 &&
+		          (cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) >= 0 &&
+		          spawn_helper(zengine, "--zygote", cfd, &pid) == 0;
+		if (sv[1] >= 0)
+			close(sv[1]);
+		if (cfd >= 0)
+			close(cfd);
+		if (!ok && sv[0] >= 0)
+			close(sv[0]);
+		zfd = ok ? sv[0] : -1;
+		zpid = ok ? pid : 0;
+		zhost = getpid();
+		zstate = ok ? Z_UP : Z_NONE;
+		pthread_cond_broadcast(&zcv);
+	}
+	return NULL;
+}
+
+/* Asks the owner thread for a zygote (zmu held); false when it is off. */
+static bool zygote_want_locked(const char *engine)
+{
+	if (!zchecked) {
+		const char *env = getenv("TXSCAN_ZYGOTE");
+		zchecked = true;
+		if (env && !strcmp(env, "0"))
+			zstate = Z_OFF;
+	}
+	if (zstate == Z_OFF)
+		return false;
+	if (zstate != Z_NONE)
+		return true;
+	if (!zthread_up) {
+		pthread_t t;
+		pthread_attr_t a;
+		txs_cond_init(&zcv);
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		zthread_up = pthread_create(&t, &a, zygote_owner, NULL) == 0;
+		pthread_attr_destroy(&a);
+		if (!zthread_up) {
+			zstate = Z_OFF;
+			return false;
+		}
+	}
+	snprintf(zengine, sizeof zengine, "%s", engine);
+	zstate = Z_WANT;
+	pthread_cond_broadcast(&zcv);
+	return true;
+}
+
+/* The zygote failed a request: it goes (the next request starts another),
+ * or for good when it broke its promise of one thread. zmu held. */
+static void zygote_drop_locked(bool for_good)
+{
+	if (zpid > 0 && zhost == getpid()) {
+		kill(zpid, SIGKILL);
+		while (waitpid(zpid, NULL, 0) < 0 && errno == EINTR) {
+		}
+	}
+	if (zfd >= 0)
+		close(zfd);
+	zfd = -1;
+	zpid = 0;
+	zstate = for_good ? Z_OFF : Z_NONE;
+}
+
+void txs_isolate_zygote_start(const char *engine_opt)
+{
+	char engine[PATH_MAX];
+	if (txs_isolate_engine_path(engine_opt, engine, sizeof engine) != 0)
+		return;
+	pthread_mutex_lock(&zmu);
+	zygote_want_locked(engine);
+	pthread_mutex_unlock(&zmu);
+}
+
+pid_t txs_isolate_zygote_pid(void)
+{
+	pthread_mutex_lock(&zmu);
+	pid_t pid = zstate == Z_UP && zhost == getpid() ? zpid : 0;
+	pthread_mutex_unlock(&zmu);
+	return pid;
+}
+
+/* An engine process forked by the zygote on the channel cfd: 0 and *pid,
+ * or -1 (the caller spawns the helper itself). */
+static int zygote_fork(const char *engine, int cfd, pid_t *pid)
+{
+	int rc = -1;
+	pthread_mutex_lock(&zmu);
+	if (zstate == Z_UP && zhost != getpid())
+		goto out; /* a fork of the host holds its parent's zygote socket */
+	if (!zygote_want_locked(engine))
+		goto out;
+	while (zstate == Z_WANT)
+		pthread_cond_wait(&zcv, &zmu);
+	if (zstate != Z_UP || strcmp(zengine, engine))
+		goto out;
+	char byte = 'F';
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	                   .msg_controllen = sizeof u.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &cfd, sizeof cfd);
+	int32_t answer[2] = {0, 0};
+	struct pollfd pf = {.fd = zfd, .events = POLLIN};
+	ssize_t n = sendmsg(zfd, &m, MSG_NOSIGNAL);
+	int pr = n == 1 ? poll(&pf, 1, ZYGOTE_ANSWER_MS) : -1;
+	n = pr == 1 ? recv(zfd, answer, sizeof answer, MSG_DONTWAIT) : -1;
+	if (n != (ssize_t)sizeof answer) {
+		zygote_drop_locked(false);
+		goto out;
+	}
+	if (answer[0] <= 0) {
+		/* more than one thread: never fork it again; or clone failed */
+		zygote_drop_locked(answer[1] != 1);
+		goto out;
+	}
+	*pid = (pid_t)answer[0];
+	rc = 0;
+out:
+	pthread_mutex_unlock(&zmu);
+	return rc;
+}
+
+static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -errno;
+	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
+	close(sv[1]);
+	if (cfd < 0) {
+		close(sv[0]);
+		return -errno;
+	}
+	pid_t pid = 0;
+	int rc = zygote_fork(p->engine, cfd, &pid) == 0 ? 0
+	         : spawn_helper(p->engine, "--engine-child", cfd, &pid);
 	close(cfd);
 	if (rc != 0) {
 		close(sv[0]);
@@ -969,9 +1147,14 @@ static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
 /* Starts a child and sends it the code (state DOWN -> STARTING). */
 static int start_locked(txs_proc *p)
 {
-	int fd;
-	pid_t pid;
+	int fd = -1;
+	pid_t pid = 0;
+	/* unlocked: the zygote's first answer waits for it to be linked, and
+	 * the monitor must not wait for that; in S_DOWN only this thread
+	 * changes p's state, pid or channel */
+	pthread_mutex_unlock(&p->mu);
 	int rc = spawn_child(p, &fd, &pid);
+	pthread_mutex_lock(&p->mu);
 	if (rc) {
 		free(p->last_err);
 		if (asprintf(&p->last_err, "cannot start %s: %s", p->engine, strerror(-rc)) < 0)
