@@ -180,12 +180,21 @@ static void flush_pending(void)
 	pthread_mutex_unlock(&C.wmu);
 }
 
-static bool busy(void)
+/* How long the main thread may sleep in poll: 1 ms while answers may wait
+ * in the buffer (a backlog, where the lane batches them; see send_result),
+ * else 50 ms (the stats). Checked after flush_pending: an answer the lane
+ * batches after this look had a backlog when it looked, and only this
+ * thread adds to the FIFO, so the backlog is still seen here. With 1 ms
+ * whenever a scan ran, every child of a fan-out woke once more per scan. */
+static int poll_ms(void)
 {
 	pthread_mutex_lock(&C.qmu);
-	bool b = C.running || C.head;
+	bool backlog = C.head != NULL;
 	pthread_mutex_unlock(&C.qmu);
-	return b;
+	pthread_mutex_lock(&C.wmu);
+	bool waiting = C.out.len != 0;
+	pthread_mutex_unlock(&C.wmu);
+	return backlog || waiting ? 1 : 50;
 }
 
 static void on_result(txs_scan_result *r, void *ud)
@@ -353,7 +362,7 @@ static void serve(chan_buf *in)
 	struct pollfd pfd = {.fd = C.fd, .events = POLLIN};
 	for (;;) {
 		flush_pending();
-		int pr = poll(&pfd, 1, busy() ? 1 : 50);
+		int pr = poll(&pfd, 1, poll_ms());
 		if (pr > 0) {
 			if (chan_buf_reserve(in, READ_CHUNK))
 				_exit(3);
