@@ -276,6 +276,16 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k);
 
+/* p's limits now: a reload changes them under mu, and the I/O and monitor
+ * threads read them without it (TSan saw the race). */
+static txs_limits lim_now(txs_proc *p)
+{
+	pthread_mutex_lock(&p->mu);
+	txs_limits l = p->lim;
+	pthread_mutex_unlock(&p->mu);
+	return l;
+}
+
 /* gsleeping is set before the look at every proxy: a proxy that gets work
  * after its look sees it set and wakes the monitor; one that got work
  * before is seen busy. Callbacks of killed scans run here, under gmu (a
@@ -744,7 +754,7 @@ static void on_result(txs_proc *p, const chan_header *h, const unsigned char *pl
 {
 	txs_scan_result r;
 	chan_lane lane;
-	const char *bad = chan_result_decode(pl, h->len, p->lim.max_result_bytes, &r, &lane);
+	const char *bad = chan_result_decode(pl, h->len, lim_now(p).max_result_bytes, &r, &lane);
 	if (bad) {
 		violation(p, bad);
 		return;
@@ -901,7 +911,7 @@ static bool frames(txs_proc *p)
 {
 	chan_header h;
 	const unsigned char *pl;
-	size_t max = p->lim.max_result_bytes + CHAN_MAX_TEXT + CHAN_RESULT_FIXED;
+	size_t max = lim_now(p).max_result_bytes + CHAN_MAX_TEXT + CHAN_RESULT_FIXED;
 	int k;
 	while ((k = chan_take(&p->in, max, &h, &pl)) == 1) {
 		switch (h.type) {
@@ -1232,18 +1242,20 @@ static void failed_start_locked(txs_proc *p)
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 {
-	if (k == K_TIMEOUT && p->kill_ran_ns != UINT64_MAX)
+	pthread_mutex_lock(&p->mu);
+	txs_limits l = p->lim;
+	uint64_t ran = p->kill_ran_ns, took = p->kill_took_ns;
+	pthread_mutex_unlock(&p->mu);
+	if (k == K_TIMEOUT && ran != UINT64_MAX)
 		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (%.1f ms on "
 		              "a CPU in %.1f ms); its engine process was killed (a native call that "
-		              "cannot be interrupted)", p->lim.timeout_ms, (double)p->kill_ran_ns / 1e6,
-		              (double)p->kill_took_ns / 1e6);
+		              "cannot be interrupted)", l.timeout_ms, (double)ran / 1e6, (double)took / 1e6);
 	else if (k == K_TIMEOUT)
 		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (no answer "
-		              "in %.1f ms); its engine process was killed", p->lim.timeout_ms,
-		              (double)p->kill_took_ns / 1e6);
+		              "in %.1f ms); its engine process was killed", l.timeout_ms, (double)took / 1e6);
 	else
 		answer_status(p, pd, TXS_STATUS_MEMORY, "engine process passed its memory cap "
-		              "(heap_limit_mb %u + %u MB); it was killed", p->lim.heap_limit_mb,
+		              "(heap_limit_mb %u + %u MB); it was killed", l.heap_limit_mb,
 		              TXS_PROC_RSS_SLACK_MB);
 }
 
@@ -1252,15 +1264,16 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_rea
                                const char *how, pend **retry_tail, pend **retry_head)
 {
 	if (guilty) {
+		txs_limits l = lim_now(p);
 		txs_status st = k == K_TIMEOUT ? TXS_STATUS_TIMEOUT
 		               : k == K_MEMORY ? TXS_STATUS_MEMORY
 		                               : TXS_STATUS_ERROR;
 		if (k == K_TIMEOUT)
 			answer_status(p, pd, st, "scan passed its deadline of %u ms; its engine process "
-			              "was killed (%s)", p->lim.timeout_ms, how);
+			              "was killed (%s)", l.timeout_ms, how);
 		else if (k == K_MEMORY)
 			answer_status(p, pd, st, "engine process passed the memory cap (heap_limit_mb %u "
-			              "+ %u MB); it was killed", p->lim.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
+			              "+ %u MB); it was killed", l.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
 		else
 			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
 		return;
@@ -1606,12 +1619,12 @@ int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, voi
 {
 	if (!p || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_proc_submit: NULL argument");
-	if (len > p->lim.max_input_bytes)
-		return txs_fail(TXS_ETOOBIG, "transaction is %zu bytes, the cap is %zu", len,
-		                p->lim.max_input_bytes);
 	pthread_mutex_lock(&p->mu);
 	int rc = 0;
-	if (p->stopping)
+	if (len > p->lim.max_input_bytes)
+		rc = txs_fail(TXS_ETOOBIG, "transaction is %zu bytes, the cap is %zu", len,
+		              p->lim.max_input_bytes);
+	else if (p->stopping)
 		rc = txs_fail(TXS_ESTOPPED, "plugin %s is stopping", p->id);
 	else if (p->state == S_QUARANTINED)
 		rc = txs_fail(TXS_EUNAVAILABLE, "plugin %s has no running engine: %s", p->id,
