@@ -554,6 +554,7 @@ static int zygote_main(int fd, pid_t host)
 		return 70;
 	close_range(4, ~0u, 0);
 	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_NAME, "txs-zygote");
 	if (txs_sandbox_limits() != 0)
 		return 70;
 	for (;;) {
@@ -565,6 +566,7 @@ static int zygote_main(int fd, pid_t host)
 			long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
 			if (pid == 0) {
 				close(3);
+				prctl(PR_SET_NAME, "txscan-engine"); /* ps -o comm tells the two apart */
 				exit(child_run(cfd, host));
 			}
 			answer[0] = pid > 0 ? (int32_t)pid : -errno;
