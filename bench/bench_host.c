@@ -441,5 +441,6 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "startup"))
 		return mode_startup(argc, argv);
 	bench_die("usage: bench_host fanout PLUGIN_DIR COPIES TX.jsonl [--n N] | "
-	          "bench_host throughput SRC TX.jsonl [--copies C] [--instances K]");
+	          "bench_host throughput SRC TX.jsonl [--copies C] [--instances K] | "
+	          "bench_host startup PLUGINS_DIR [--n N]");
 }
