@@ -3,12 +3,12 @@
  *
  * Started by the host (parent.c) with an empty environment and one
  * descriptor, the channel, as fd 3: forked by the zygote (below), or
- * through posix_spawn of the txscan-engine helper when there is none. In order: die with the parent (PR_SET_PDEATHSIG, then getppid()
- * against the pid the parent passed, for the race of a parent that died
- * first); close every other descriptor; limits; read the plugin's code
- * (CH_INIT); enter the sandbox (sandbox.c); only then build an ordinary
- * txs_executor, whose lanes evaluate the code. A closed channel ends the
- * process at once.
+ * through posix_spawn of the txscan-engine helper when there is none. In
+ * order: die with the parent (PR_SET_PDEATHSIG, then getppid() against
+ * the pid the parent passed, for the race of a parent that died first);
+ * close every other descriptor; limits; read the plugin's code (CH_INIT);
+ * enter the sandbox (sandbox.c); only then build an ordinary txs_executor,
+ * whose lanes evaluate the code. A closed channel ends the process at once.
  *
  * Feeding: the main thread reads frames and keeps scans in a local FIFO;
  * the executor holds one scan at a time, and the answer callback (on the
@@ -500,7 +500,9 @@ static int child_run(int fd, pid_t parent)
  * malloc and stdio locks: free). The engine process's main thread keeps
  * the zygote's cached thread id in glibc's thread descriptor; glibc's
  * raise() and pthread_kill() of the calling thread ask the kernel instead
- * (since glibc 2.34), and nothing else in the child uses it.
+ * (since glibc 2.34; an abort() in such a child, on Debian 12's glibc
+ * 2.36, ended the child with SIGABRT and left the zygote running), and
+ * nothing else in the child uses it.
  *
  * Every engine process forked by one zygote has the zygote's address
  * layout (libraries, heap, stack): a compromised engine knows where its

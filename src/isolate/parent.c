@@ -2,8 +2,10 @@
  * parent.c - the host's side of process isolation: txs_proc, a proxy with
  * the operations of txs_executor whose engines run in a child process.
  *
- * Threads. Each proxy has one I/O thread: it starts the child (always the
- * same thread: PR_SET_PDEATHSIG fires when the thread that forked the
+ * Threads. Each proxy has one I/O thread: it starts the child (asks the
+ * zygote, whose children have the zygote's own creator as parent: a
+ * thread that lives as long as the process; or spawns it itself, always
+ * from this thread: PR_SET_PDEATHSIG fires when the thread that forked the
  * child ends, and this one lives as long as the proxy), writes what
  * submitters could not write at once, reads and checks every frame, calls
  * the callbacks, reaps a dead child and starts the replacement. One
