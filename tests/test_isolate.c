@@ -648,6 +648,22 @@ static void test_zygote(void **state)
 	assert_int_equal(st.process_crashes, 1);
 	assert_true(txs_proc_pid(a) > 0 && txs_proc_pid(a) != kids[0]);
 	expect_ok(b);
+	if (!off) {
+		/* the zygote dies: its engine processes (the host's children) go
+		 * on; the next start spawns by itself, the one after gets a new
+		 * zygote */
+		assert_int_equal(kill(z, SIGKILL), 0);
+		expect_ok(b);
+		txs_proc *c = make("zc", ECHO, 50), *d = make("zd", ECHO, 50);
+		expect_ok(c);
+		expect_ok(d);
+		pid_t z2 = txs_isolate_zygote_pid();
+		assert_true(z2 > 0 && z2 != z);
+		assert_int_equal(stat_field(z2, 20), 1);
+		txs_proc_free(c);
+		txs_proc_free(d);
+		z = z2;
+	}
 	txs_proc_free(a);
 	txs_proc_free(b);
 	if (!off)
