@@ -197,6 +197,7 @@ typedef struct txs_executor_stats {
 	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit) */
 	uint64_t process_kills;   /* engine processes the host killed: deadline, memory cap,
 	                           * protocol */
+	uint64_t process_rss_bytes; /* resident memory of the engine process now */
 } txs_executor_stats;
 
 typedef enum txs_breaker_state {
@@ -428,6 +429,32 @@ TXS_EXTERN bool txs_host_ready(txs_host *host);
 TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);
 /* Console lines the default sink dropped because its buffer was full. */
 TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
+
+/* Findings counted by plugin, code and severity since the plugin was
+ * loaded (for metrics). A plugin's first TXS_MAX_CODES_PER_PLUGIN distinct
+ * codes are counted by code; its findings with any other code are counted
+ * by severity only, in rows whose code is "" (the overflow), so a plugin
+ * that invents codes cannot grow this list without bound. */
+#define TXS_MAX_CODES_PER_PLUGIN 64
+typedef struct txs_finding_count {
+	char plugin[65];
+	char code[129]; /* "" = overflow */
+	txs_severity severity;
+	uint64_t count;
+} txs_finding_count;
+/* Writes up to cap rows (nonzero counts only) to out and returns how many
+ * there are: call again with a bigger out when that is more than cap. Lock
+ * free; any thread. */
+TXS_EXTERN size_t txs_host_finding_counts(txs_host *host, txs_finding_count *out, size_t cap);
+
+/* Reports delivered since the host was created (for metrics). */
+typedef struct txs_report_counts {
+	uint64_t verdict[TXS_SEVERITY_CRITICAL + 1]; /* by verdict, indexed by txs_severity */
+	uint64_t incomplete;   /* of those, with "complete": false */
+	uint64_t input_errors; /* inputs that were not a JSON object: no verdict, not counted above */
+} txs_report_counts;
+/* Any thread; relaxed reads (each figure is exact, the set is not one instant). */
+TXS_EXTERN void txs_host_report_counts(const txs_host *host, txs_report_counts *out);
 
 /* Stops every executor (queued scans are reported "stopped"), delivers
  * every pending report, then frees. Not from a txs_report_fn callback. */

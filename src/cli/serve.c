@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "util/clock.h"
+#include "http/listen.h"
 #include "http/server.h"
 #include "txscan.h"
 
@@ -68,9 +69,10 @@ static void usage(FILE *out)
 	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, /healthz, /readyz,\n"
 	        "/metrics and a status page at /.\n\n"
 	        "  -p, --plugins DIR       plugin folder, or folder of plugin folders (repeatable;\n"
-	        "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
-	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:8080;\n"
-	        "                          port 0 picks a free port, logged in the start line)\n"
+	        "                          default $TXSCAN_PLUGINS, ':'-separated, then ./plugins)\n"
+	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default $TXSCAN_LISTEN,\n"
+	        "                          then 127.0.0.1:8080; port 0 picks a free port, logged\n"
+	        "                          in the start line)\n"
 	        "      --max-body BYTES    request body cap, suffix k or m allowed (default 1m)\n"
 	        "      --max-batch N       transactions per batch request (default 1000)\n"
 	        "      --max-inflight N    scan requests at once; more get 503 (default 256)\n"
@@ -92,7 +94,8 @@ static void usage(FILE *out)
 	        "                          \"unavailable\", show \"started\": false in /v1/plugins,\n"
 	        "                          keep /readyz at 503 and are retried in the background\n"
 	        "                          (default: list every failing plugin and exit 2)\n"
-	        "  -q, --quiet             discard the plugins' console output\n"
+	        "  -q, --quiet             discard the plugins' console output (serve prints no\n"
+	        "                          progress or summary; the event log is not affected)\n"
 	        "  --isolation MODE        thread or process (default $TXSCAN_ISOLATION, else\n"
 	        "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
 	        "  -h, --help              this text\n\n"
@@ -170,7 +173,13 @@ static int apply_opt(struct args *a, int c, const char *v)
 		}
 		a->dirs[a->ndirs++] = v;
 		return 0;
-	case 'l': a->opts.listen = v; return 0;
+	case 'l':
+		if (listen_check(v) == 0) {
+			a->opts.listen = v;
+			return 0;
+		}
+		cli_error("serve: --listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", v);
+		return -1;
 	case 'q': a->quiet = true; return 0;
 	case OPT_WATCH: a->watch = true; return 0;
 	case OPT_ALLOW_PARTIAL: a->allow_partial = true; return 0;
@@ -230,6 +239,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 	server_options_init(&a->opts);
 	a->opts.threads = cpus > 0 && cpus < 64 ? (unsigned)cpus : 2;
 	a->drain_s = 30;
+	const char *env = cli_env(CLI_ENV_LISTEN);
+	if (env && listen_check(env)) {
+		cli_error("serve: invalid value '%s' in $%s: expected HOST:PORT, [IPV6]:PORT or :PORT",
+		          env, CLI_ENV_LISTEN);
+		return -1;
+	}
+	if (env)
+		a->opts.listen = env;
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -606,7 +623,7 @@ int cmd_serve(int argc, char **argv)
 	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial,
 	                         .notice = log_notice, .event = log_event};
 	txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
-	rc = EXIT_ERRORS;
+	rc = host ? EXIT_ERRORS : cli_load_exit();
 	if (!host)
 		goto out;
 	if (a.watch && watch_open(&w, host) < 0)

@@ -36,6 +36,7 @@
 #include "util/jscan.h"
 #include "plugin.h"
 #include "report.h"
+#include "tally.h"
 #include "txscan.h"
 
 #include <dirent.h>
@@ -76,6 +77,7 @@ typedef struct plugin {
 	uint64_t retry_at_ns, backoff_ns; /* under the host's rmu */
 	uint32_t attempts;                /* under the host's rmu */
 	bool attempting;                  /* under the host's rmu: a start runs */
+	tally findings;                   /* counted as answers come in (tally.h) */
 } plugin;
 
 struct fanout;
@@ -110,6 +112,8 @@ struct txs_host {
 	_Atomic uint32_t scan_timeout_ms; /* atomic: a plugin that starts late */
 	_Atomic size_t max_input;         /* (allow_partial) updates them */
 	_Atomic uint32_t in_flight;
+	/* reports delivered, by verdict; relaxed atomics (txs_host_report_counts) */
+	_Atomic uint64_t verdicts[TALLY_SEVERITIES], incomplete, input_errors;
 	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
 	txs_isolation isolation; /* THREAD or PROCESS, resolved at txs_host_new */
 
@@ -182,6 +186,15 @@ static void release(fanout *f)
 	free(f);
 }
 
+static void count_report(txs_host *h, const txs_report *rep)
+{
+	txs_severity v = txs_report_verdict(rep);
+	if ((unsigned)v < TALLY_SEVERITIES)
+		atomic_fetch_add_explicit(&h->verdicts[v], 1, memory_order_relaxed);
+	if (!txs_report_complete(rep))
+		atomic_fetch_add_explicit(&h->incomplete, 1, memory_order_relaxed);
+}
+
 static void deliver(fanout *f)
 {
 	txs_host *h = f->h;
@@ -198,6 +211,7 @@ static void deliver(fanout *f)
 	    report_build(f->txid, f->line, (double)(now_ns() - f->t0_ns) / 1e6, ids, parts, f->n);
 	if (!rep)
 		rep = report_oom();
+	count_report(h, rep);
 	atomic_fetch_sub(&h->in_flight, 1);
 	f->cb(rep, f->userdata);
 	release(f);
@@ -289,7 +303,11 @@ static void on_answer(txs_scan_result *res, void *ud)
 	if (claim(f, i, SLOT_ANSWERED)) {
 		/* validated here, on the executor's thread: in parallel with the
 		 * other plugins of the fan-out, not serially when the last answers */
-		report_part_set(&s->part, f->h->plugins[i]->id, res);
+		plugin *p = f->h->plugins[i];
+		report_part_set(&s->part, p->id, res);
+		for (size_t k = 0; k < s->part.nrefs; k++)
+			tally_add(&p->findings, s->part.findings + s->part.refs[k].code_at,
+			          s->part.refs[k].code_len, s->part.refs[k].severity);
 		settle_one(f);
 	} else {
 		txs_scan_result_clear(res);
@@ -435,6 +453,7 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 	if (bad) {
 		txs_report *rep = report_input_error(line, bad);
 		free(bad);
+		atomic_fetch_add_explicit(&h->input_errors, 1, memory_order_relaxed);
 		if (!rep)
 			rep = report_oom();
 		cb(rep, ud);
@@ -510,6 +529,7 @@ static void plugin_free(plugin *p)
 	free(p->error);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->emu);
+	tally_fini(&p->findings);
 	free(p);
 }
 
@@ -529,6 +549,7 @@ static plugin *plugin_new(const char *dir, const char *id, const char *version,
 		return NULL;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->emu, NULL);
+	tally_init(&p->findings);
 	snprintf(p->id, sizeof p->id, "%s", id);
 	snprintf(p->version, sizeof p->version, "%s", version);
 	p->limits = *lim;
@@ -1154,6 +1175,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->process_starts += s->process_starts;
 	sum->process_crashes += s->process_crashes;
 	sum->process_kills += s->process_kills;
+	sum->process_rss_bytes += s->process_rss_bytes;
 	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
 		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
@@ -1275,4 +1297,22 @@ uint32_t txs_host_in_flight(const txs_host *h)
 uint64_t txs_host_console_dropped(const txs_host *h)
 {
 	return h->sink ? console_sink_dropped(h->sink) : 0;
+}
+
+size_t txs_host_finding_counts(txs_host *h, txs_finding_count *out, size_t cap)
+{
+	size_t at = 0;
+	for (size_t i = 0; i < h->n; i++)
+		at = tally_rows(&h->plugins[i]->findings, h->plugins[i]->id, out, cap, at);
+	return at;
+}
+
+void txs_host_report_counts(const txs_host *ch, txs_report_counts *out)
+{
+	txs_host *h = (txs_host *)ch;
+	memset(out, 0, sizeof *out);
+	for (int i = 0; i < TALLY_SEVERITIES; i++)
+		out->verdict[i] = atomic_load_explicit(&h->verdicts[i], memory_order_relaxed);
+	out->incomplete = atomic_load_explicit(&h->incomplete, memory_order_relaxed);
+	out->input_errors = atomic_load_explicit(&h->input_errors, memory_order_relaxed);
 }

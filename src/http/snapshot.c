@@ -98,6 +98,7 @@ static void holder_free(struct holder *h)
 	free(h->v.plugins);
 	free(h->v.degraded);
 	free(h->v.plugins_json);
+	free(h->v.findings);
 	free(h);
 }
 
@@ -137,6 +138,20 @@ static void degrade(snapshots *s, snap_view *v)
 	}
 }
 
+/* Findings and verdicts: lock free, so never a wait. The rows can grow
+ * between two calls (a plugin's new code): ask again, with room to spare. */
+static void take_counts(txs_host *host, snap_view *v)
+{
+	txs_host_report_counts(host, &v->reports);
+	size_t cap = 0, n;
+	while ((n = txs_host_finding_counts(host, v->findings, cap)) > cap) {
+		free(v->findings);
+		cap = n + 16;
+		v->findings = xcalloc(cap, sizeof *v->findings);
+	}
+	v->nfindings = n;
+}
+
 /* One snapshot of the host (NULL when detached). May wait on a plugin. */
 static struct holder *take(snapshots *s)
 {
@@ -154,6 +169,7 @@ static struct holder *take(snapshots *s)
 			h->v.plugins_json = NULL;
 		h->v.host_in_flight = txs_host_in_flight(host);
 		h->v.console_dropped = txs_host_console_dropped(host);
+		take_counts(host, &h->v);
 		s->put(s->userdata);
 	}
 	h->v.taken_ms = txs_now_ms();
