@@ -513,5 +513,103 @@ class Terminal(unittest.TestCase):
         self.assertEqual((r.returncode, r.stderr), (0, ""))
 
 
+# ---- plugin folders added and removed on reload --------------------------------
+
+SPIN = """module.exports = { scanTransaction(tx) {
+  const end = Date.now() + (tx.spin_ms || 0); while (Date.now() < end) {}
+  return null; } };"""
+
+
+class Folders(unittest.TestCase):
+    """SIGHUP and POST /v1/reload pick up plugin folders added to and removed
+    from a folder of plugins: added ones start (init runs) before they serve,
+    removed ones finish the scans they have."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="txs-ops-")
+        self.root = os.path.join(self.tmp, "plugins")
+        write_plugin(self.root, "fixed", FIXED)
+        write_plugin(self.root, "spin", SPIN, {"timeout_ms": 5000})
+        os.makedirs(os.path.join(self.root, "notes"))  # not a plugin: skipped with a warning
+        self.srv = start_serve("-p", self.root)
+
+    def tearDown(self):
+        self.srv.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ids(self):
+        status, body = request(self.srv.port, "GET", "/v1/plugins")
+        self.assertEqual(status, 200)
+        return sorted(p["id"] for p in json.loads(body))
+
+    def wait_ids(self, want, timeout=30):
+        deadline = time.monotonic() + timeout
+        while self.ids() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.ids(), want)
+
+    def test_skipped_subfolder_warns(self):
+        self.assertTrue(self.srv.wait_line(lambda l: "notes: skipped: no plugin.json" in l, 10),
+                        self.srv.text())
+
+    def test_sighup_adds_and_removes(self):
+        self.assertEqual(self.ids(), ["fixed", "spin"])
+        write_plugin(self.root, "inventor", INVENTOR)
+        shutil.rmtree(os.path.join(self.root, "fixed"))
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.wait_ids(["inventor", "spin"])
+        status, body = scan(self.srv.port, {"hash": "0x1", "n": 7})
+        rep = json.loads(body)
+        self.assertEqual(sorted(p["id"] for p in rep["plugins"]), ["inventor", "spin"])
+        self.assertTrue(rep["complete"], rep)
+        self.assertEqual([f["code"] for f in rep["findings"]], ["CODE_7"])
+        self.assertTrue(self.srv.wait_line(lambda l: "plugin fixed removed" in l, 10))
+        self.assertTrue(self.srv.wait_line(lambda l: "plugin inventor added" in l, 10))
+
+    def test_post_reload_adds(self):
+        write_plugin(self.root, "inventor", INVENTOR)
+        status, body = request(self.srv.port, "POST", "/v1/reload")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.ids(), ["fixed", "inventor", "spin"])
+
+    def test_added_plugin_that_fails_init_is_not_added(self):
+        write_plugin(self.root, "broken", "module.exports = { init() { throw new Error('nope') },"
+                                          " scanTransaction() { return null } };")
+        status, body = request(self.srv.port, "POST", "/v1/reload")
+        self.assertNotEqual(status, 200, body)
+        self.assertIn("nope", body.decode())
+        self.assertEqual(self.ids(), ["fixed", "spin"])
+        status, body = scan(self.srv.port, {"hash": "0x1"})
+        self.assertTrue(json.loads(body)["complete"], body)
+
+    def test_removed_plugin_drains(self):
+        out = {}
+
+        def slow():
+            out["r"] = scan(self.srv.port, {"hash": "0x2", "spin_ms": 1500})
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)  # the scan is on the spin plugin's engine now
+        shutil.rmtree(os.path.join(self.root, "spin"))
+        self.srv.proc.send_signal(signal.SIGHUP)
+        t.join(30)
+        status, body = out["r"]
+        rep = json.loads(body)
+        self.assertEqual(status, 200, body)
+        self.assertTrue(rep["complete"], rep)  # answered ok, not stopped or unavailable
+        self.assertEqual({p["id"]: p["status"] for p in rep["plugins"]},
+                         {"fixed": "ok", "spin": "ok"})
+        self.wait_ids(["fixed"])
+        self.assertTrue(self.srv.wait_line(lambda l: "plugin spin removed" in l, 10))
+
+    def test_last_plugin_is_never_removed(self):
+        shutil.rmtree(os.path.join(self.root, "fixed"))
+        shutil.rmtree(os.path.join(self.root, "spin"))
+        status, body = request(self.srv.port, "POST", "/v1/reload")
+        self.assertNotEqual(status, 200, body)
+        self.assertIn("no plugin", body.decode())
+        self.assertEqual(self.ids(), ["fixed", "spin"])
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

@@ -644,6 +644,8 @@ static enum route_id match_route(struct req *r, const char *url)
 	for (int i = RT_STATUS; i <= RT_BATCH; i++)
 		if (!strcmp(url, routes[i].name))
 			return (enum route_id)i;
+	if (!strcmp(url, "/v1/reload"))
+		return RT_RELOAD; /* every plugin, and folders added or removed: r->plugin "" */
 	return match_plugin_route(r, url);
 }
 
@@ -954,7 +956,7 @@ static enum MHD_Result check_plugin_exists(struct req *r)
 		host_put(srv);
 	if (!host)
 		return respond_error(r, 503, "shutting down");
-	if (idx < 0)
+	if (idx < 0 && r->plugin[0]) /* "": POST /v1/reload, every plugin */
 		return respond_error(r, 404, "no plugin '%s'", r->plugin);
 	r->phase = PH_BODY;
 	return MHD_YES;
