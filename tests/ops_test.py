@@ -611,5 +611,50 @@ class Folders(unittest.TestCase):
         self.assertEqual(self.ids(), ["fixed", "spin"])
 
 
+class WatchFolders(unittest.TestCase):
+    """serve --watch follows a folder of plugin folders: a new subfolder is
+    loaded, a deleted one removed, and the new plugin's own files are then
+    watched like the others'."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="txs-ops-")
+        self.root = os.path.join(self.tmp, "plugins")
+        write_plugin(self.root, "fixed", FIXED)
+        self.srv = start_serve("-p", self.root, "--watch")
+
+    def tearDown(self):
+        self.srv.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ids(self):
+        _, body = request(self.srv.port, "GET", "/v1/plugins")
+        return {p["id"]: p["version"] for p in json.loads(body)}
+
+    def wait_for(self, pred, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.ids()
+            if pred(got):
+                return got
+            time.sleep(0.1)
+        self.fail("plugins now: %s\n%s" % (self.ids(), self.srv.text()[-3000:]))
+
+    def test_watch_adds_removes_follows(self):
+        staging = os.path.join(self.tmp, "staging")
+        write_plugin(staging, "inventor", INVENTOR)
+        os.rename(os.path.join(staging, "inventor"), os.path.join(self.root, "inventor"))
+        self.wait_for(lambda p: "inventor" in p)
+        # the new plugin's folder is watched: a new version is picked up
+        path = os.path.join(self.root, "inventor", "plugin.json")
+        with open(path) as f:
+            m = json.load(f)
+        m["version"] = "2.0.0"
+        with open(path, "w") as f:
+            json.dump(m, f)
+        self.wait_for(lambda p: p.get("inventor") == "2.0.0")
+        shutil.rmtree(os.path.join(self.root, "fixed"))
+        self.wait_for(lambda p: sorted(p) == ["inventor"])
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

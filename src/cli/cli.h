@@ -67,6 +67,9 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt);
 
 int cli_load_exit(void);
+/* The plugin folders a command loads: dirs when ndirs > 0, else
+ * $TXSCAN_PLUGINS's, else ./plugins (at most max, into out). */
+int cli_plugin_roots(const char *const *dirs, int ndirs, const char **out, int max);
 
 /* A host notice (txs_host_options.notice) as a "txscan: [warning: ]" line
  * on stderr. */

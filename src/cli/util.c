@@ -69,6 +69,15 @@ struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_con
 	return cli_load_host_opts(dirs, ndirs, &opt);
 }
 
+int cli_plugin_roots(const char *const *dirs, int ndirs, const char **out, int max)
+{
+	if (!ndirs)
+		return default_dirs(out, max);
+	int n = ndirs < max ? ndirs : max;
+	memcpy(out, dirs, (size_t)n * sizeof *out);
+	return n;
+}
+
 static txs_isolation isolation; /* from --isolation; DEFAULT: not given */
 
 int cli_isolation_opts(int *argc, char **argv)
