@@ -656,5 +656,50 @@ class WatchFolders(unittest.TestCase):
         self.wait_for(lambda p: sorted(p) == ["inventor"])
 
 
+# ---- docs that match the code ----------------------------------------------------
+
+class Docs(unittest.TestCase):
+    def test_readme_make_run_table(self):
+        """The README shows the first rows of `make run` exactly, then its summary."""
+        with open(os.path.join(ROOT, "README.md")) as f:
+            text = f.read()
+        m = re.search(r"`make run` scans .*?\n```\n(.*?)```", text, re.S)
+        self.assertTrue(m, "no make run block in README.md")
+        shown = m.group(1).rstrip("\n").split("\n")
+        cut = shown.index("...")
+        r = run(["scan", "-p", EXAMPLES, "--format", "table", SAMPLE])
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        real = [l.rstrip() for l in r.stdout.rstrip("\n").split("\n")]
+        self.assertEqual(shown[:cut], real[:cut])
+        self.assertEqual(shown[cut + 1:], real[-1:])
+        n = len([d for d in os.listdir(EXAMPLES) if os.path.exists(
+            os.path.join(EXAMPLES, d, "plugin.json"))])
+        words = {7: "seven", 8: "eight", 9: "nine"}
+        self.assertIn("with the %s plugins" % words.get(n, str(n)), text)
+
+    def test_dts_manifest_matches_the_code(self):
+        """types/txscan.d.ts: every plugin.json key the loader knows, with its default."""
+        with open(os.path.join(ROOT, "types", "txscan.d.ts")) as f:
+            dts = f.read()
+        body = re.search(r"export interface Manifest<[^{]*\{(.*?)\n\}", dts, re.S).group(1)
+        fields = {key: doc for doc, key in re.findall(r"/\*\*(.*?)\*/\s*(\w+)\??:", body, re.S)}
+        keys = set(re.findall(r"^\s*(\w+)\??:", body, re.M))
+        d = tempfile.mkdtemp(prefix="txs-ops-")
+        try:
+            write_plugin(d, "p", "module.exports={scanTransaction(){return null}}", {"zzz": 1})
+            err = run(["plugins", "-p", os.path.join(d, "p")]).stderr
+            known = set(re.search(r"\(known: ([^)]*)\)", err).group(1).split(", "))
+            self.assertEqual(keys, known)
+            write_plugin(d, "p", "module.exports={scanTransaction(){return null}}")
+            info = json.loads(run(["plugins", "--json", "-p", os.path.join(d, "p")]).stdout)[0]
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        actual = dict(info["limits"], instances=info["instances"])
+        for key, value in actual.items():
+            doc = re.search(r"Default (\d+)\.", fields[key])
+            self.assertTrue(doc, "%s: no default in the d.ts" % key)
+            self.assertEqual(int(doc.group(1)), value, key)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

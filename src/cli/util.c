@@ -83,12 +83,6 @@ static txs_isolation isolation; /* from --isolation; DEFAULT: not given */
 int cli_isolation_opts(int *argc, char **argv)
 {
 	int out = 1;
-	const char *env = cli_env(CLI_ENV_ISOLATION);
-	txs_isolation m;
-	if (env && txs_isolation_parse(env, &m) != 0) {
-		cli_error("$%s: %s", CLI_ENV_ISOLATION, txs_last_error());
-		return -1;
-	}
 	for (int i = 1; i < *argc; i++) {
 		const char *a = argv[i], *v = NULL;
 		if (!strcmp(a, "--")) {
@@ -166,7 +160,13 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 	txs_host *h = NULL;
 	txs_host_options o = *given;
 	const char *env_dirs[64];
-	load_exit = EXIT_ERRORS;
+	load_exit = EXIT_USAGE;
+	const char *env = cli_env(CLI_ENV_ISOLATION);
+	txs_isolation m;
+	if (env && isolation == TXS_ISOLATION_DEFAULT && txs_isolation_parse(env, &m) != 0) {
+		cli_error("$%s: %s", CLI_ENV_ISOLATION, txs_last_error());
+		return NULL;
+	}
 	if (o.isolation == TXS_ISOLATION_DEFAULT)
 		o.isolation = cli_isolation();
 	if (!ndirs) {
@@ -175,9 +175,9 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 	}
 	if (!ndirs) {
 		cli_error("no plugins: pass -p DIR (or set %s, or create ./plugins)", CLI_ENV_PLUGINS);
-		load_exit = EXIT_USAGE;
 		return NULL;
 	}
+	load_exit = EXIT_ERRORS;
 	if (!o.notice)
 		o.notice = cli_notice;
 	if (!o.event)
