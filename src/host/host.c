@@ -501,11 +501,12 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 		return 0;
 	}
 	registry *reg = enter(h);
-	fanout *f = fanout_new(h, reg, txid, line, cb, ud);
+	fanout *f = reg->n ? fanout_new(h, reg, txid, line, cb, ud) : NULL;
 	if (!f) {
 		atomic_fetch_sub(&reg->scans, 1);
 		json_decref(txid);
-		return txs_fail(TXS_ENOMEM, "out of memory");
+		return reg->n ? txs_fail(TXS_ENOMEM, "out of memory")
+		              : txs_fail(TXS_EINVAL, "no plugins loaded");
 	}
 	atomic_fetch_add(&h->in_flight, 1);
 	if (f->deadline_ns != UINT64_MAX)
