@@ -59,11 +59,20 @@ struct snapshots {
 	size_t hist_n;
 	uint64_t *last_overloaded;
 	double *last_overload_ms;
+	char (*hist_id)[65];  /* whose history slot i is: a reload may change the set */
 };
 
 static void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+	p = realloc(p, size ? size : 1);
 	if (!p)
 		abort();
 	return p;
@@ -105,10 +114,16 @@ static void holder_free(struct holder *h)
 /* Degraded bits of each plugin; keeps the overload history. */
 static void degrade(snapshots *s, snap_view *v)
 {
-	if (!s->hist_n && v->n) {
+	if (s->hist_n < v->n) { /* grows with the set; a slot is re-keyed below */
+		s->last_overloaded = xrealloc(s->last_overloaded, v->n * sizeof *s->last_overloaded);
+		s->last_overload_ms = xrealloc(s->last_overload_ms, v->n * sizeof *s->last_overload_ms);
+		s->hist_id = xrealloc(s->hist_id, v->n * sizeof *s->hist_id);
+		for (size_t i = s->hist_n; i < v->n; i++) {
+			s->last_overloaded[i] = 0;
+			s->last_overload_ms[i] = 0;
+			s->hist_id[i][0] = '\0';
+		}
 		s->hist_n = v->n;
-		s->last_overloaded = xcalloc(v->n, sizeof *s->last_overloaded);
-		s->last_overload_ms = xcalloc(v->n, sizeof *s->last_overload_ms);
 	}
 	for (size_t i = 0; i < v->n; i++) {
 		const txs_plugin_info *p = &v->plugins[i];
@@ -126,6 +141,11 @@ static void degrade(snapshots *s, snap_view *v)
 			m |= DEG_STUCK;
 		if (cap && (uint64_t)p->stats.queue_depth * 2 >= cap)
 			m |= DEG_QUEUE;
+		if (strcmp(s->hist_id[i], p->id)) { /* another plugin at this index now */
+			snprintf(s->hist_id[i], sizeof s->hist_id[i], "%s", p->id);
+			s->last_overloaded[i] = p->stats.overloaded;
+			s->last_overload_ms[i] = 0;
+		}
 		if (i < s->hist_n) {
 			if (p->stats.overloaded > s->last_overloaded[i])
 				s->last_overload_ms[i] = v->taken_ms;
@@ -316,6 +336,7 @@ void snapshots_free(snapshots *s)
 	release_locked(s->cur);
 	free(s->last_overloaded);
 	free(s->last_overload_ms);
+	free(s->hist_id);
 	pthread_cond_destroy(&s->ask_cv);
 	pthread_cond_destroy(&s->timer_cv);
 	pthread_mutex_destroy(&s->mu);
