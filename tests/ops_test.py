@@ -341,6 +341,30 @@ class WorkerMetrics(unittest.TestCase, MetricsMixin):
         finally:
             self.assertEqual(w.stop(), 0, w.text())
 
+    def test_sighup_adds_and_removes_folders(self):
+        w = Proc(["worker", "-p", self.tmp, "--redis", self.redis.url(), "--consumer", "w2",
+                  "--metrics-listen", "127.0.0.1:0"])
+        try:
+            addr = w.wait_line(lambda l: re.search(r"metrics on http://([^/]+)/metrics", l), 60)
+            self.assertTrue(addr, w.text())
+            port = int(addr.group(1).rsplit(":", 1)[1])
+            write_plugin(self.tmp, "inventor", INVENTOR)
+            shutil.rmtree(os.path.join(self.tmp, "fixed"))
+            w.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(w.wait_line(lambda l: '"event":"reload"' in l.replace(" ", ""), 60),
+                            w.text())
+            with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+                f.write(json.dumps({"hash": "0x1", "n": 5}) + "\n")
+            pub = subprocess.run([TXSCAN, "publish", "--redis", self.redis.url(), f.name],
+                                 capture_output=True, text=True, timeout=60)
+            os.unlink(f.name)
+            self.assertEqual(pub.returncode, 0, pub.stderr)
+            text = self.wait_metric(port, "txscan_worker_entries_acked_total", 1)
+            self.assertEqual(samples(text, "txscan_findings_total"),
+                             {'{plugin="inventor",code="CODE_5",severity="low"}': 1})
+        finally:
+            self.assertEqual(w.stop(), 0, w.text())
+
     def test_bad_metrics_listen(self):
         r = subprocess.run([TXSCAN, "worker", "-p", self.tmp, "--redis", self.redis.url(),
                             "--metrics-listen", "nonsense"], capture_output=True, text=True,
