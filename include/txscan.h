@@ -291,9 +291,11 @@ typedef struct txs_host_options {
 	bool allow_partial;
 	/* Loading notices, one line each: a subfolder skipped because it has no
 	 * plugin.json ("warn"), a not-started plugin that failed again ("warn")
-	 * or started ("info"). level is "info" or "warn". Called on the thread
-	 * of txs_host_load, or on the host's retry thread; must not call back
-	 * into the host. NULL: notices are dropped. */
+	 * or started ("info"), a plugin added or removed by
+	 * txs_host_reload_all ("info"). level is "info" or "warn". Called on the
+	 * thread of txs_host_load or txs_host_reload_all, or on the host's
+	 * retry thread; must not call back into the host. NULL: notices are
+	 * dropped. */
 	void (*notice)(const char *level, const char *message, void *userdata);
 	void *notice_userdata;
 	txs_isolation isolation;
@@ -315,8 +317,8 @@ TXS_EXTERN int txs_host_new(txs_host **out, const txs_host_options *opts);
  * every plugin that failed, one line each, naming the file and the field
  * (the return code is the first failure's). With allow_partial, a plugin
  * that fails to start does not fail the load (see txs_host_options); a
- * duplicate id still does. Call before scanning; not safe concurrently
- * with scans. */
+ * duplicate id still does. The path is remembered for txs_host_reload_all.
+ * Safe while other threads scan (the plugin set is replaced whole). */
 TXS_EXTERN int txs_host_load(txs_host *host, const char *path);
 
 /* Scans one transaction (JSON text) with every plugin and waits for the
@@ -419,7 +421,14 @@ TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
  * started (allow_partial): one start attempt now, on the calling thread
  * (TXS_EUNAVAILABLE if the retry thread is trying it at this moment). */
 TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
-/* Reloads every plugin; returns the first failure, after trying them all. */
+/* Lists the paths given to txs_host_load again and follows them: a plugin
+ * whose folder is gone (or has no plugin.json) is taken out of new scans
+ * and freed once the scans that reached it are delivered (this waits for
+ * them); a new plugin folder is loaded (its engines start and init runs
+ * before it takes scans; one that fails is not added). A path that cannot
+ * be listed or holds no plugin any more changes nothing. Then reloads
+ * every plugin. Returns the first failure, after trying them all. Plugin
+ * indexes (txs_host_plugin_info) may change across this call. */
 TXS_EXTERN int txs_host_reload_all(txs_host *host);
 
 /* True when every plugin is started and has a running engine and none is
@@ -443,8 +452,8 @@ typedef struct txs_finding_count {
 	uint64_t count;
 } txs_finding_count;
 /* Writes up to cap rows (nonzero counts only) to out and returns how many
- * there are: call again with a bigger out when that is more than cap. Lock
- * free; any thread. */
+ * there are: call again with a bigger out when that is more than cap. Any
+ * thread; the counting itself takes no lock. */
 TXS_EXTERN size_t txs_host_finding_counts(txs_host *host, txs_finding_count *out, size_t cap);
 
 /* Reports delivered since the host was created (for metrics). */

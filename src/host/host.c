@@ -2,6 +2,11 @@
  * host.c - plugin registry, per-plugin executor pools, fan-out, deadlines,
  * restart and reload.
  *
+ * The plugin set is an immutable registry replaced whole by a load or a
+ * rescan (txs_host_reload_all): a scan reads it without a lock and counts
+ * itself into it, and a plugin taken out of the set is freed only once no
+ * registry that held it has a scan left (see "the plugin set" below).
+ *
  * A scan is a "fan-out": the transaction is checked once here (size cap, a
  * JSON object), then submitted to one executor of every plugin (the least
  * busy instance). Each answer lands in its slot; the last one builds the
