@@ -86,10 +86,10 @@ static void usage(FILE *out)
 	        CLI_PLUGINS_HELP
 	        "  --fail-on SEVERITY  exit 1 when any verdict is at or above SEVERITY\n"
 	        "                      (info, low, medium, high, critical; default high)\n"
-	        "  --format FORMAT     jsonl (default): one report per line; table: a row per\n"
-	        "                      report and a closing summary\n"
-	        "  --progress          progress on stderr (default: when stderr is a terminal);\n"
-	        "                      in jsonl mode the closing summary then goes to stderr\n"
+	        "  --format FORMAT     jsonl (default): one report per line, and a closing\n"
+	        "                      summary on stderr when that is a terminal; table: a row\n"
+	        "                      per report and the closing summary\n"
+	        "  --progress          progress on stderr (default: when stderr is a terminal)\n"
 	        CLI_QUIET_HELP
 	        "  --quiet-console     discard plugins' console output (default: JSON lines on\n"
 	        "                      stderr)\n"
