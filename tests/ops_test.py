@@ -155,6 +155,17 @@ def samples(text, name):
     return out
 
 
+def metrics_when(port, pred, timeout=30):
+    """/metrics once pred(text) holds: its plugin figures come from a
+    snapshot that may be up to a second old on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = request(port, "GET", "/metrics")
+        if status == 200 and (pred(body.decode()) or time.monotonic() > deadline):
+            return body.decode(), body
+        time.sleep(0.1)
+
+
 class MetricsMixin:
     def promtool(self, body):
         if not PROMTOOL:
@@ -193,9 +204,8 @@ class ServeMetrics(unittest.TestCase, MetricsMixin):
         for i in range(n):
             status, body = scan(self.srv.port, {"hash": "0x%x" % i, "n": i})
             self.assertEqual(status, 200, body)
-        status, body = request(self.srv.port, "GET", "/metrics")
-        self.assertEqual(status, 200)
-        text = body.decode()
+        text, body = metrics_when(self.srv.port, lambda t: sum(
+            samples(t, "txscan_reports_total").values()) >= n)
         found = samples(text, "txscan_findings_total")
         inv = {k: v for k, v in found.items() if 'plugin="inventor"' in k}
         self.assertEqual(len(inv), 64, "one series per code, up to the cap")
@@ -225,8 +235,8 @@ class ServeMetrics(unittest.TestCase, MetricsMixin):
             try:
                 for i in range(3):
                     scan(srv.port, {"hash": "0x1"})
-                _, body = request(srv.port, "GET", "/metrics")
-                text = body.decode()
+                text, body = metrics_when(srv.port, lambda t: samples(
+                    t, "txscan_reports_incomplete_total").get("") == 3)
                 self.assertEqual(samples(text, "txscan_reports_incomplete_total"), {"": 3})
                 self.assertEqual(samples(text, "txscan_reports_total")['{verdict="none"}'], 3)
                 self.promtool(body)
