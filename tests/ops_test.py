@@ -221,10 +221,14 @@ class ServeMetrics(unittest.TestCase, MetricsMixin):
         self.assertEqual(samples(text, "txscan_reports_invalid_input_total"), {"": 0})
         self.check_process_collector(text)
         rss = samples(text, "txscan_plugin_process_resident_memory_bytes")
+        _, plugins = request(self.srv.port, "GET", "/v1/plugins")
+        listed = {p["id"]: p["stats"]["process"]["rss_bytes"] for p in json.loads(plugins)}
         if os.environ.get("TXSCAN_ISOLATION") == "process":
             self.assertGreater(rss['{plugin="fixed"}'], 1 << 20)
+            self.assertGreater(listed["fixed"], 1 << 20)
         else:
             self.assertEqual(rss['{plugin="fixed"}'], 0)
+            self.assertEqual(listed["fixed"], 0)
         self.promtool(body)
 
     def test_incomplete_counted(self):

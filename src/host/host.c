@@ -1523,9 +1523,10 @@ static json_t *info_json(const txs_plugin_info *in)
 	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
 	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
 	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
-	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I}", "starts",
+	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I,s:I}", "starts",
 	                    (json_int_t)s->process_starts, "crashes", (json_int_t)s->process_crashes,
-	                    "kills", (json_int_t)s->process_kills));
+	                    "kills", (json_int_t)s->process_kills, "rss_bytes",
+	                    (json_int_t)s->process_rss_bytes));
 	json_object_set_new(restarts, "realm", json_integer((json_int_t)s->realm_restarts));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
