@@ -45,8 +45,8 @@ int cli_is_quiet(const char *arg)
 }
 
 /* $TXSCAN_PLUGINS split at ':' into dirs (empty parts skipped), else
- * ./plugins when it is a folder. The strings live as long as the process
- * (the copy is never freed: one per run). 0 folders: none. */
+ * ./plugins when it is a folder. The strings stay valid until the next
+ * call (the last copy is never freed). 0 folders: none. */
 static int default_dirs(const char **dirs, int max)
 {
 	struct stat st;
@@ -149,6 +149,17 @@ static void error_lines(const char *text)
 
 static int load_exit = EXIT_ERRORS; /* main thread: cli_load_exit */
 
+/* $TXSCAN_ISOLATION, when it decides (no --isolation), must be valid. */
+static bool env_isolation_ok(void)
+{
+	txs_isolation m;
+	const char *env = cli_env(CLI_ENV_ISOLATION);
+	if (!env || isolation != TXS_ISOLATION_DEFAULT || txs_isolation_parse(env, &m) == 0)
+		return true;
+	cli_error("$%s: %s", CLI_ENV_ISOLATION, txs_last_error());
+	return false;
+}
+
 int cli_load_exit(void)
 {
 	return load_exit;
@@ -161,12 +172,8 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 	txs_host_options o = *given;
 	const char *env_dirs[64];
 	load_exit = EXIT_USAGE;
-	const char *env = cli_env(CLI_ENV_ISOLATION);
-	txs_isolation m;
-	if (env && isolation == TXS_ISOLATION_DEFAULT && txs_isolation_parse(env, &m) != 0) {
-		cli_error("$%s: %s", CLI_ENV_ISOLATION, txs_last_error());
+	if (!env_isolation_ok())
 		return NULL;
-	}
 	if (o.isolation == TXS_ISOLATION_DEFAULT)
 		o.isolation = cli_isolation();
 	if (!ndirs) {
