@@ -373,6 +373,7 @@ class WorkerMetrics(unittest.TestCase, MetricsMixin):
                                  capture_output=True, text=True, timeout=60)
             os.unlink(f.name)
             self.assertEqual(pub.returncode, 0, pub.stderr)
+            self.assertIn("published 1 entry to txs", pub.stdout)
             text = self.wait_metric(port, "txscan_worker_entries_acked_total", 1)
             self.assertEqual(samples(text, "txscan_findings_total"),
                              {'{plugin="inventor",code="CODE_5",severity="low"}': 1})

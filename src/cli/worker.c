@@ -459,6 +459,7 @@ int cmd_publish(int argc, char **argv)
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (!a.quiet || rc)
-		printf("published %llu entries to %s\n", (unsigned long long)count, a.stream);
+		printf("published %llu entr%s to %s\n", (unsigned long long)count,
+		       count == 1 ? "y" : "ies", a.stream);
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
 }

@@ -28,6 +28,9 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	/* no idle keep-alive connection is left when the worker stops
+	 * (libmicrohttpd 0.9.75 can crash answering one while it stops) */
+	MHD_add_response_header(r, "Connection", "close");
 	enum MHD_Result rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
