@@ -428,7 +428,8 @@ TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
  * before it takes scans; one that fails is not added). A path that cannot
  * be listed or holds no plugin any more changes nothing. Then reloads
  * every plugin. Returns the first failure, after trying them all. Plugin
- * indexes (txs_host_plugin_info) may change across this call. */
+ * indexes (txs_host_plugin_info) may change across this call. Not from a
+ * txs_report_fn callback (it may wait for that very report). */
 TXS_EXTERN int txs_host_reload_all(txs_host *host);
 
 /* True when every plugin is started and has a running engine and none is
