@@ -68,8 +68,8 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "usage: txscan serve [-p DIR]... [--listen HOST:PORT] [options]\n\n"
 	        "Serves the HTTP API (docs/http-api.md): POST /v1/scan, POST /v1/scan/batch,\n"
-	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, /healthz, /readyz,\n"
-	        "/metrics and a status page at /.\n\n"
+	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, POST /v1/reload,\n"
+	        "/healthz, /readyz, /metrics and a status page at /.\n\n"
 	        "  -p, --plugins DIR       plugin folder, or folder of plugin folders (repeatable;\n"
 	        "                          default $TXSCAN_PLUGINS, ':'-separated, then ./plugins)\n"
 	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default $TXSCAN_LISTEN,\n"
