@@ -183,8 +183,10 @@ static struct holder *take(snapshots *s)
 		h->v.n = txs_host_plugin_count(host);
 		h->v.plugins = xcalloc(h->v.n, sizeof *h->v.plugins);
 		h->v.degraded = xcalloc(h->v.n, sizeof *h->v.degraded);
+		size_t k = 0; /* a reload may shrink the set meanwhile: keep what answered */
 		for (size_t i = 0; i < h->v.n; i++)
-			txs_host_plugin_info(host, i, &h->v.plugins[i]);
+			k += txs_host_plugin_info(host, i, &h->v.plugins[k]) == 0;
+		h->v.n = k;
 		if (txs_host_plugins_json(host, &h->v.plugins_json) != 0)
 			h->v.plugins_json = NULL;
 		h->v.host_in_flight = txs_host_in_flight(host);
