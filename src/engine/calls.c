@@ -449,6 +449,23 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
 		take_exports(e, ctx, m, exc);
 }
 
+/* The config's JSON text as a JSC string: the one the VM keeps for its
+ * realms when it is the same (struct vm_share). NULL: out of memory. */
+static JSStringRef config_text(engine *e)
+{
+	const char *json = e->cfg->config_json ? e->cfg->config_json : "{}";
+	size_t len = strlen(json);
+	JSStringRef s = e->realms ? engine_vm_text(&e->vm->config, json, len) : NULL;
+	if (s)
+		return s;
+	s = JSStringCreateWithUTF8CString(json);
+	if (s && e->realms && !engine_vm_text_keep(&e->vm->config, s, json, len)) {
+		JSStringRelease(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* ctx = {plugin: frozen {id, version}, config}. */
 static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 {
@@ -456,9 +473,10 @@ static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 	jsv_set(ctx, plugin, "id", jsv_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
 	jsv_set(ctx, plugin, "version", jsv_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
 	JSObjectCallAsFunction(ctx, e->freeze_fn, NULL, 1, (JSValueRef[]){plugin}, exc);
-	JSStringRef cs = JSStringCreateWithUTF8CString(e->cfg->config_json ? e->cfg->config_json : "{}");
-	JSValueRef config = JSValueMakeFromJSONString(ctx, cs);
-	JSStringRelease(cs);
+	JSStringRef cs = config_text(e);
+	JSValueRef config = cs ? JSValueMakeFromJSONString(ctx, cs) : NULL;
+	if (cs)
+		JSStringRelease(cs);
 	if (*exc)
 		return NULL;
 	if (!config) {
