@@ -16,6 +16,7 @@
 #include "util/stall.h"
 #include "util/utf8.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,16 +641,31 @@ void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
 	engine_scan_batch(e, &tx, 1, res);
 }
 
-bool engine_calls_prepare(engine *e)
+/* The classes of the native functions: made once for the process (every
+ * object points to its own engine through its private data), without the
+ * prototype object JSC would otherwise make for each class in each realm
+ * (their objects take Object.prototype of their realm). */
+static JSClassRef step_class, settle_class;
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+
+static void make_classes(void)
 {
 	JSClassDefinition def = kJSClassDefinitionEmpty;
+	def.attributes = kJSClassAttributeNoAutomaticPrototype;
 	def.className = "TxscanStep";
 	def.callAsFunction = native_step;
-	e->step_class = JSClassCreate(&def);
+	step_class = JSClassCreate(&def);
 	def.className = "TxscanSettle";
 	def.callAsFunction = native_settle;
 	def.finalize = settle_finalize;
-	e->settle_class = JSClassCreate(&def);
+	settle_class = JSClassCreate(&def);
+}
+
+bool engine_calls_prepare(engine *e)
+{
+	pthread_once(&classes_once, make_classes);
+	e->step_class = step_class;
+	e->settle_class = settle_class;
 	for (int k = STEP_LOAD; k <= STEP_BATCH; k++)
 		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
 	e->keep_value = true;

@@ -619,13 +619,6 @@ void engine_free(engine *e)
 	}
 	if (e->then_name)
 		JSStringRelease(e->then_name);
-	if (e->console_class)
-		JSClassRelease(e->console_class);
-
-	if (e->step_class)
-		JSClassRelease(e->step_class);
-	if (e->settle_class)
-		JSClassRelease(e->settle_class);
 	if (e->sched_fd >= 0)
 		close(e->sched_fd);
 	free(e->id);

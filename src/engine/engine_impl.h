@@ -101,7 +101,7 @@ struct engine {
 	JSContextGroupRef group;
 	struct vm_share *vm;
 	JSGlobalContextRef ctx;
-	JSClassRef console_class, step_class, settle_class;
+	JSClassRef console_class, step_class, settle_class; /* the process's (made once) */
 	JSObjectRef string_fn;   /* the pristine String(), to print symbols */
 	JSObjectRef then_fn;     /* the pristine Promise.prototype.then */
 	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
