@@ -401,8 +401,12 @@ static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSVal
  * or NULL with e->step_err (or a kill) saying why. */
 static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc)
 {
+	/* Whether the program is the wrapper alone is a property of its text
+	 * (only the function at offset 1 spans it all): once shown in this VM
+	 * for the text its realms share, it holds for each of them. */
+	bool shared = e->load_src == e->vm->src.s, proven = shared && e->vm->src.proven;
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
+	JSObjectRef function = proven ? NULL : jsv_object_prop(ctx, g, "Function");
 	JSObjectRef proto = function ? jsv_object_prop(ctx, function, "prototype") : NULL;
 	JSObjectRef to_string = proto ? jsv_object_prop(ctx, proto, "toString") : NULL;
 	JSStringRef url = JSStringCreateWithUTF8CString(e->cfg->filename);
@@ -422,8 +426,12 @@ static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc
 			e->step_err = strdup("out of memory");
 		return NULL;
 	}
-	if (is_wrapper(e, ctx, to_string, wrapper))
+	if (proven && jsv_is_function(ctx, wrapper))
 		return (JSObjectRef)wrapper;
+	if (is_wrapper(e, ctx, to_string, wrapper)) {
+		e->vm->src.proven |= shared;
+		return (JSObjectRef)wrapper;
+	}
 	if (e->killed == ENGINE_OK)
 		e->step_err = strdup(ESCAPED);
 	return NULL;

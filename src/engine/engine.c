@@ -414,7 +414,7 @@ bool engine_vm_text_keep(struct vm_text *t, JSStringRef s, const char *text, siz
 	if (t->s)
 		JSStringRelease(t->s);
 	free(t->bytes);
-	*t = (struct vm_text){JSStringRetain(s), copy, len};
+	*t = (struct vm_text){JSStringRetain(s), copy, len, false};
 	return true;
 }
 

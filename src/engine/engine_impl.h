@@ -86,6 +86,7 @@ struct vm_text {
 	JSStringRef s;
 	char *bytes; /* a copy of what s was made from, to tell it is the same */
 	size_t len;
+	bool proven; /* src: evaluated to the wrapper function once in this VM */
 };
 struct vm_share {
 	unsigned refs;          /* engines in this VM */
