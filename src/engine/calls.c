@@ -529,6 +529,27 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 	engine_progress_mark(e, now, (uint32_t)i);
 }
 
+/* A JSC string of a transaction's JSON text (NUL-terminated): the bytes as
+ * they are when all are ASCII (jsc_private.h), else through JSC's UTF-8
+ * decoder. NULL: out of memory. */
+static JSStringRef json_string(const char *text)
+{
+	size_t n = strlen(text);
+	unsigned char any = 0;
+	for (size_t i = 0; i < n; i++)
+		any |= (unsigned char)text[i];
+	if (any & 0x80 || !n)
+		return JSStringCreateWithUTF8CString(text);
+	void *impl = NULL; /* a WTF::String is its StringImpl pointer */
+	JSStringRef s = NULL;
+	txs_wtf_string_latin1(&impl, (const unsigned char *)text, n);
+	if (impl)
+		txs_jsc_string_adopt(&s, &impl);
+	if (!s || impl) /* not adopted: only out of memory, and then impl leaks */
+		return s ? s : JSStringCreateWithUTF8CString(text);
+	return s;
+}
+
 /* Scans the batch's transactions in turn; each answer is in place as soon
  * as it is known, so a kill loses nothing that finished before it. */
 static void step_batch(engine *e, JSContextRef ctx)
@@ -536,9 +557,10 @@ static void step_batch(engine *e, JSContextRef ctx)
 	JSValueRef args[2] = {NULL, e->pctx};
 	for (size_t i = 0; i < e->bn; i++) {
 		engine_result *res = &e->bres[i];
-		JSStringRef s = JSStringCreateWithUTF8CString(e->btx[i]);
-		args[0] = JSValueMakeFromJSONString(ctx, s);
-		JSStringRelease(s);
+		JSStringRef s = json_string(e->btx[i]);
+		args[0] = s ? JSValueMakeFromJSONString(ctx, s) : NULL;
+		if (s)
+			JSStringRelease(s);
 		if (!args[0])
 			set_error(res, ENGINE_ERROR, strdup("transaction is not valid JSON"));
 		else if (!invoke(e, ctx, e->scan_fn, e->mod, 2, args, res))
