@@ -437,12 +437,14 @@ static int wrapped_source(engine *e, const engine_config *cfg, char **err)
 	if (check_source(cfg, &src, &len, err) < 0)
 		return -1;
 	e->load_src = wrap_source(src, len);
-	if (!e->load_src ||
-	    (e->realms && !engine_vm_text_keep(&e->vm->src, e->load_src, cfg->source, cfg->source_len))) {
-		*err = jsv_printf("%s: out of memory loading the module", cfg->filename);
-		return -1;
-	}
-	return 0;
+	if (e->load_src &&
+	    (!e->realms || engine_vm_text_keep(&e->vm->src, e->load_src, cfg->source, cfg->source_len)))
+		return 0;
+	if (e->load_src)
+		JSStringRelease(e->load_src);
+	e->load_src = NULL;
+	*err = jsv_printf("%s: out of memory loading the module", cfg->filename);
+	return -1;
 }
 
 /* Evaluates the wrapped source and runs it, as one VM entry (calls.c's
