@@ -269,12 +269,18 @@ typedef struct txs_host_options {
 	 * plugin timeout_ms x 4 + 100 ms; UINT32_MAX = no deadline (batch jobs:
 	 * every queued scan still ends, each within its own plugin's timeout). */
 	uint32_t scan_timeout_ms;
-	/* Console lines of every plugin. NULL: JSON lines on stderr, written by
-	 * a host thread from a bounded buffer (a full buffer drops and counts). */
+	/* Console lines of every plugin. NULL: log lines on stderr (event
+	 * "console", with the tx and line of the scan that printed them; see
+	 * docs/logging.md), written by a host thread from a bounded buffer (a
+	 * full buffer drops and counts). Every scan a plugin does not answer ok
+	 * is also logged there ("plugin_failure", at most 10 a second per
+	 * plugin) and kept for txs_plugin_info's last_error and
+	 * failures_minute, whatever the options. */
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */
-	/* Executor events of every plugin (see txs_event_fn); NULL: none. */
+	/* Executor events of every plugin (see txs_event_fn); NULL: log lines
+	 * on stderr named after the event (docs/logging.md). */
 	txs_event_fn event;
 	void *event_userdata;
 	/* false (default): txs_host_load fails when any plugin fails, listing
@@ -383,6 +389,17 @@ TXS_EXTERN size_t txs_report_finding_count(const txs_report *report);
 TXS_EXTERN int txs_report_finding_get(const txs_report *report, size_t i,
                                       txs_report_finding *out);
 
+enum { TXS_FAILURE_STATUSES = 5 }; /* error, timeout, memory, overloaded, unavailable */
+
+/* A scan a plugin did not answer "ok" (see docs/logging.md). */
+typedef struct txs_plugin_failure {
+	int64_t time_ms;   /* wall clock, ms since 1970-01-01 UTC; 0: no failure yet */
+	txs_status status;
+	char tx[132];      /* the report's tx as text (a string's characters, a number's
+	                    * JSON; cut to fit); "" when the input has none */
+	char message[512]; /* the error's first line (cut to fit) */
+} txs_plugin_failure;
+
 /* One plugin, as seen now. Strings are copied. */
 typedef struct txs_plugin_info {
 	char id[65];
@@ -395,6 +412,10 @@ typedef struct txs_plugin_info {
 	 * every scan answers "unavailable"; error says why (the last attempt). */
 	bool started;
 	char error[1024];
+	txs_plugin_failure last_error; /* its latest failed scan */
+	/* Failed scans in the last 60 s by status: [status - TXS_STATUS_ERROR]
+	 * for error, timeout, memory, overloaded, unavailable. */
+	uint32_t failures_minute[TXS_FAILURE_STATUSES];
 } txs_plugin_info;
 
 TXS_EXTERN size_t txs_host_plugin_count(const txs_host *host);
@@ -426,7 +447,8 @@ TXS_EXTERN int txs_host_reload_all(txs_host *host);
 TXS_EXTERN bool txs_host_ready(txs_host *host);
 /* Reports submitted and not yet delivered. */
 TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);
-/* Console lines the default sink dropped because its buffer was full. */
+/* Log lines (console lines of the default sink, plugin_failure lines) the
+ * host's log buffer dropped because it was full. */
 TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
 
 /* Stops every executor (queued scans are reported "stopped"), delivers

@@ -31,6 +31,11 @@ def run(*args, stdin=None, env=None, timeout=120):
                           timeout=timeout, cwd=ROOT, env=env)
 
 
+def messages(stderr):
+    """The messages of stderr's log lines (JSON lines: stderr is a pipe)."""
+    return "\n".join(json.loads(l).get("message", "") for l in stderr.splitlines() if l.strip())
+
+
 def write(root, files):
     for name, text in files.items():
         path = os.path.join(root, name)
@@ -120,8 +125,8 @@ class Bundled(unittest.TestCase):
                               "helper.ts": "import { readFileSync } from 'fs';\nexport const helper = () => readFileSync;\n"})
         r = run("check", os.path.join(self.plugins, "nodey"))
         self.assertEqual(r.returncode, 2)
-        self.assertIn("helper.ts:1:", r.stderr)
-        self.assertIn('Node built-in module "fs"', r.stderr)
+        self.assertIn("helper.ts:1:", messages(r.stderr))
+        self.assertIn('Node built-in module "fs"', messages(r.stderr))
 
     def test_nothing_outside_the_plugin_folder(self):
         write(self.tmp, {"secret.ts": "export default 'secret';\n"})
@@ -135,35 +140,35 @@ class Bundled(unittest.TestCase):
         for name in ["escape", "parentpkg"]:
             r = run("check", os.path.join(self.plugins, name))
             self.assertEqual(r.returncode, 2, name)
-            self.assertIn("outside the plugin folder", r.stderr, name)
+            self.assertIn("outside the plugin folder", messages(r.stderr), name)
 
     def test_missing_package_says_how_to_install_it(self):
         self.plugin("nopkg", {"plugin.json": manifest("nopkg", "index.ts"),
                               "index.ts": "import { x } from 'viem';\nexport const scanTransaction = () => x;\n"})
         r = run("check", os.path.join(self.plugins, "nopkg"))
         self.assertEqual(r.returncode, 2)
-        self.assertIn('cannot find the package "viem"', r.stderr)
-        self.assertIn("npm install viem", r.stderr)
+        self.assertIn('cannot find the package "viem"', messages(r.stderr))
+        self.assertIn("npm install viem", messages(r.stderr))
 
     def test_load_errors_say_what_to_do(self):
         self.plugin("noscan", {"plugin.json": manifest("noscan", "index.mjs"),
                                "index.mjs": "export function scan() {}\nexport const other = 1;\n"})
         r = run("check", os.path.join(self.plugins, "noscan"))
         self.assertEqual(r.returncode, 2)
-        self.assertIn("scanTransaction is missing (the module exports: other, scan)", r.stderr)
+        self.assertIn("scanTransaction is missing (the module exports: other, scan)", messages(r.stderr))
         shutil.rmtree(os.path.join(self.plugins, "noscan"))
         self.plugin("forta", {"plugin.json": manifest("forta", "index.ts"),
                               "index.ts": "export const handleTransaction = async (e: unknown) => [];\n"})
         r = run("check", os.path.join(self.plugins, "forta"))
         self.assertEqual(r.returncode, 2)
-        self.assertIn("handleTransaction, a Forta bot's handler", r.stderr)
+        self.assertIn("handleTransaction, a Forta bot's handler", messages(r.stderr))
 
     def test_bundle_ahead_of_time_for_a_host_without_esbuild(self):
         d = self.plugin("typed", TS_PLUGIN)
         r = run("check", d, env=NO_ESBUILD_ENV)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("esbuild is not installed", r.stderr)
-        self.assertIn("txscan bundle " + d + " -o FILE", r.stderr)
+        self.assertIn("esbuild is not installed", messages(r.stderr))
+        self.assertIn("txscan bundle " + d + " -o FILE", messages(r.stderr))
         r = run("bundle", d, "-o", os.path.join(d, "dist.js"))
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(d, "plugin.json"), "w") as f:

@@ -26,6 +26,11 @@ def run(*args, stdin=None, timeout=120):
                           timeout=timeout, cwd=ROOT)
 
 
+def log_lines(stderr):
+    """stderr's log lines (JSON: stderr is a pipe), parsed; every line must be one."""
+    return [json.loads(l) for l in stderr.splitlines() if l.strip()]
+
+
 def write_plugin(root, pid, code, extra=""):
     d = os.path.join(root, pid)
     os.makedirs(d)
@@ -334,7 +339,9 @@ class Cli(unittest.TestCase):
             self.assertEqual(st["bad-json"]["status"], "unavailable")
             self.assertIn("timeout_ms must be", st["bad-json"]["error"])
         self.assertEqual(reps[0]["findings"][0]["code"], "FLAG")
-        self.assertIn("warning: plugin bad-init not started", r.stderr)
+        self.assertTrue(any(e["level"] == "warn" and e["event"] == "plugin_load" and
+                            "plugin bad-init not started" in e["message"]
+                            for e in log_lines(r.stderr)), r.stderr)
         r = run("plugins", "-p", self.plugins, "--json", "--allow-partial")
         self.assertEqual(r.returncode, 2)
         listed = {p["id"]: p for p in json.loads(r.stdout)}
@@ -425,12 +432,13 @@ class Cli(unittest.TestCase):
         try:
             for line in proc.stderr:
                 seen.append(line)
-                if "3 plugins" in line:
+                if '"worker_start"' in line:
                     break
         finally:
             timer.cancel()
             self.stop(proc)
-        self.assertTrue(any("3 plugins" in l for l in seen), "".join(seen))
+        starts = [e for e in log_lines("".join(seen)) if e["event"] == "worker_start"]
+        self.assertEqual([e["plugins"] for e in starts], [3], "".join(seen))
         r = run("worker", "--allow-partial=1", "-p", self.plugins)
         self.assertEqual(r.returncode, 64)
 

@@ -284,6 +284,30 @@ class ChainTest(unittest.TestCase):
         self.assertEqual(rc, 64)
         self.assertIn("not a transaction hash", err)
 
+    def test_failures_logged_with_tx(self):
+        """A plugin's failed scans are plugin_failure log lines naming the
+        transaction, in scan --rpc and in follow (docs/logging.md)."""
+        deploy, transfer, approve, _ = self.deploy_and_approve()
+        d = os.path.join(self.tmp.name, "plugins", "thrower")
+        os.makedirs(d)
+        with open(os.path.join(d, "plugin.json"), "w") as f:
+            f.write('{"id": "thrower", "version": "1.0.0", "main": "index.js"}')
+        with open(os.path.join(d, "index.js"), "w") as f:
+            f.write("module.exports = { scanTransaction(tx) {"
+                    " throw new Error('chain boom ' + tx.hash); } };")
+        out = subprocess.run([TXSCAN, "scan", "--rpc", self.anvil.url, "-p", d, "--tx", approve],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        fails = [e for e in map(json.loads, out.stderr.splitlines())
+                 if e["event"] == "plugin_failure"]
+        self.assertEqual([(e["tx"], e["error"]) for e in fails],
+                         [(approve, "Error: chain boom " + approve)])
+        f = self.follow("--from-block", "1", "--to-block", "2", plugins=[d])
+        self.assertEqual(f.finish(None), 0, "".join(f.err))
+        fails = [e for e in map(json.loads, f.err) if e["event"] == "plugin_failure"]
+        self.assertEqual(sorted(e["tx"] for e in fails), sorted([deploy, transfer, approve]),
+                         "".join(f.err))
+
     # ---- follow ---------------------------------------------------------------
 
     def test_follow_restart_exactly_once(self):

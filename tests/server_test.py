@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import shutil
+import re
 import signal
 import socket
 import struct
@@ -497,7 +498,10 @@ class Usage(unittest.TestCase):
         for args in (["--max-body", "lots"], ["--threads", "0"], ["--bogus"], ["extra"]):
             r = self.run_serve("-p", EXAMPLES, *args)
             self.assertEqual(r.returncode, 64, args)
-            self.assertIn("txscan: serve:", r.stderr)
+            # one JSON log line (stderr is a pipe), an error naming serve
+            e = [json.loads(l) for l in r.stderr.splitlines()]
+            self.assertEqual([(x["level"], x["event"]) for x in e], [("error", "error")], args)
+            self.assertTrue(e[0]["message"].startswith("serve: "), r.stderr)
 
     def test_bad_listen(self):
         r = self.run_serve("-p", EXAMPLES, "--listen", "nowhere")
@@ -1142,8 +1146,17 @@ class StatusPage(unittest.TestCase):
         cls.chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if not cls.chromium:
             raise unittest.SkipTest("chromium not installed (scripts/setup.sh installs it)")
-        cls.srv = Server("-p", EXAMPLES)
         cls.tmp = tempfile.mkdtemp(prefix="txs-chromium-")
+        # a plugin that throws on request, for the last-error column
+        cls.extra = os.path.join(cls.tmp, "plugins")
+        d = os.path.join(cls.extra, "page-thrower")
+        os.makedirs(d)
+        with open(os.path.join(d, "plugin.json"), "w") as f:
+            f.write('{"id": "page-thrower", "version": "1.0.0", "main": "index.js"}')
+        with open(os.path.join(d, "index.js"), "w") as f:
+            f.write("module.exports = { scanTransaction(tx) {"
+                    " if (tx.pageBoom) throw new Error('page boom'); return null; } };")
+        cls.srv = Server("-p", EXAMPLES, "-p", cls.extra)
 
     @classmethod
     def tearDownClass(cls):
@@ -1169,6 +1182,24 @@ class StatusPage(unittest.TestCase):
             self.assertIn('data-id="%s"' % pid, dom, out.stderr[-2000:])
         self.assertIn(">ready<", dom)
         self.assertIn(">running<", dom)
+
+    def test_last_error_column(self):
+        status, _, _ = self.srv.post_json("/v1/scan", {"hash": "0xpage", "pageBoom": True})
+        self.assertEqual(status, 200)
+        deadline = time.monotonic() + 30  # /v1/plugins answers from a snapshot
+        while time.monotonic() < deadline:
+            _, plugins = self.srv.get_json("/v1/plugins")
+            if any(p["id"] == "page-thrower" and p["last_error"] for p in plugins):
+                break
+            time.sleep(0.2)
+        out = self.chromium_run("--dump-dom")
+        dom = out.stdout
+        self.assertIn("<th>last error</th>", dom, out.stderr[-2000:])
+        row = re.search(r'<tr data-id="page-thrower">.*?</tr>', dom, re.S)
+        self.assertIsNotNone(row, dom[-3000:])
+        self.assertRegex(row.group(0), r'data-col="last_error"[^>]*>error: Error: page boom '
+                                        r'\(tx 0xpage\) at ')
+        self.assertRegex(row.group(0), r'data-col="failures"[^>]*>1 error<')
 
     def test_screenshot_not_blank(self):
         png = os.path.join(self.tmp, "status.png")

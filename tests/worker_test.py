@@ -204,6 +204,14 @@ class Worker:
             return f.read()
 
 
+def stopped(w):
+    """The counters of the worker's last worker_stopped log line."""
+    lines = [o for o in json_lines(w.output()) if o.get("event") == "worker_stopped"]
+    if not lines:
+        raise AssertionError("no worker_stopped line:\n" + w.output()[-3000:])
+    return lines[-1]
+
+
 def wait_for(what, predicate, timeout, workers=()):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -347,7 +355,7 @@ class TestThreeWorkers(WorkerTest):
         self.assertEqual(self.r("XLEN", "txs:dead"), 0)
         # every worker took part (the consumer group shares the load)
         for w in ws:
-            self.assertRegex(w.output(), r"[1-9]\d* reports written")
+            self.assertGreater(stopped(w)["written"], 0, w.output()[-3000:])
 
 
 class TestReportKeys(WorkerTest):
@@ -410,7 +418,7 @@ class TestSigterm(WorkerTest):
         self.assertEqual(pending_of(self.r, "solo"), 0, "in-flight entries not acked")
         done = self.r("XLEN", "reports")
         self.assertLess(done, 3000, "stopped too late to test anything")
-        self.assertRegex(w.output(), r"%d reports written" % done)
+        self.assertEqual(stopped(w)["written"], done, w.output()[-3000:])
         w2 = self.start_worker("second")
         self.wait_reports(3000, 60, [w2])
         self.stop_all()
@@ -459,7 +467,7 @@ class TestPoison(WorkerTest):
         self.assertNotIn(dup, reports, "second delivery wrote a second report")
         self.assertFalse(reports & set(bad))
         self.assertEqual(pending_total(r), 0)
-        self.assertIn("1 duplicate deliveries acked", w.output())
+        self.assertEqual(stopped(w)["duplicates"], 1, w.output()[-3000:])
 
 
 class TestRedisRestart(WorkerTest):
@@ -481,7 +489,7 @@ class TestRedisRestart(WorkerTest):
         wait_for("no pending entries", lambda: pending_total(self.r) == 0, 30, ws)
         self.stop_all()
         self.assert_exactly_once([t["hash"] for t in txs])
-        self.assertRegex("".join(w.output() for w in ws), r"[1-9]\d* reconnects")
+        self.assertGreater(sum(stopped(w)["reconnects"] for w in ws), 0)
 
 def redis_major(r):
     info = r("INFO", "server")
@@ -521,7 +529,7 @@ class TestOnceOnlyKeys(WorkerTest):
         for _, f in reports:
             per_entry[f["entry"]] = per_entry.get(f["entry"], 0) + 1
         self.assertEqual(per_entry, {eid: 2 for eid in ids})
-        self.assertIn("50 reports written", self.workers[1].output())
+        self.assertEqual(stopped(self.workers[1])["written"], 50)
         for group in ("g1", "g2"):
             ttl = self.r("TTL", "reports:done:txs:%s:%s" % (group, ids[0]))
             self.assertGreater(ttl, 86000, "once-only key of group %s" % group)
@@ -572,7 +580,7 @@ class TestDeletedPending(WorkerTest):
         out = w.output()
         self.assertIn("dead letter %s" % ids[1], out)
         self.assertIn("deleted from the stream", out)
-        self.assertIn("1 dead letters", out)
+        self.assertEqual(stopped(w)["dead"], 1, out[-3000:])
 
 
 class TestEntryIdentity(WorkerTest):
@@ -598,7 +606,7 @@ class TestEntryIdentity(WorkerTest):
                       [("1000-%d" % i, tx(100 + i)["hash"]) for i in (1, 2, 3)])
         self.assertEqual(got, want)
         self.assertEqual(r("XLEN", "txs:dead"), 0)
-        self.assertIn("0 duplicate deliveries acked", w.output())
+        self.assertEqual(stopped(w)["duplicates"], 0, w.output()[-3000:])
         # both incarnations of 1000-1 are remembered under its key
         self.assertEqual(r("HLEN", "reports:done:txs:scanners:1000-1"), 2)
 
@@ -700,6 +708,37 @@ def json_lines(text):
             except ValueError:
                 pass
     return out
+
+
+class TestFailureLog(WorkerTest):
+    """A plugin's failed scan is a plugin_failure log line naming the entry's
+    tx; its console lines carry it too (docs/logging.md)."""
+
+    def test_failure_logged_with_tx(self):
+        plugins = os.path.join(self.tmp, "plugins", "thrower")
+        os.makedirs(plugins)
+        with open(os.path.join(plugins, "plugin.json"), "w") as f:
+            json.dump({"id": "thrower", "version": "3.0.0", "main": "index.js"}, f)
+        with open(os.path.join(plugins, "index.js"), "w") as f:
+            f.write("module.exports = { scanTransaction(tx) { console.log('at ' + tx.hash);"
+                    " if (tx.flag) throw new Error('worker boom'); return null; } };")
+        w = self.start_worker("solo", plugins=os.path.dirname(plugins))
+        self.publish_txs([tx(i) for i in range(1, 11)])  # tx(10) is flagged
+        self.wait_reports(10, 60, self.workers)
+
+        def logged():
+            return [o for o in json_lines(w.output()) if o.get("event") == "plugin_failure"]
+        wait_for("the failure line", logged, 30, self.workers)
+        self.stop_all()
+        fails = logged()
+        self.assertEqual([(e["plugin"], e["version"], e["status"], e["tx"], e["error"])
+                          for e in fails],
+                         [("thrower", "3.0.0", "error", tx(10)["hash"], "Error: worker boom")])
+        self.assertNotIn("line", fails[0])
+        cons = [o for o in json_lines(w.output()) if o.get("event") == "console"]
+        self.assertEqual(sorted(o["tx"] for o in cons), sorted(tx(i)["hash"] for i in range(1, 11)))
+        for o in cons:
+            self.assertEqual(o["message"], "at " + o["tx"])
 
 
 class TestSighup(WorkerTest):

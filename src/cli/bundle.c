@@ -18,6 +18,7 @@ static void usage(FILE *out)
 	        "plugin does, and writes its source map to FILE.map. On a host without esbuild,\n"
 	        "put FILE and FILE.map in the plugin folder and set \"main\" to FILE: it loads\n"
 	        "as is, and its stack traces still name the original files.\n\n"
+	        CLI_LOG_HELP "\n"
 	        "exit status: 0 written; 2 the plugin cannot be bundled (the error says why);\n"
 	        "64 usage.\n");
 }
@@ -49,6 +50,6 @@ int cmd_bundle(int argc, char **argv)
 		cli_error("%s", txs_last_error());
 		return EXIT_ERRORS;
 	}
-	fprintf(stderr, "txscan: wrote %s and %s.map\n", out, out);
+	cli_info("bundle", "wrote %s and %s.map", out, out);
 	return EXIT_CLEAN;
 }

@@ -26,7 +26,7 @@ static void usage(FILE *out)
 	        "whose findings' codes must equal \"expect\", in order: the findings of all\n"
 	        "plugins for a TX_FILE, of the fixture's own plugin for its fixtures.jsonl.\n\n"
 	        "  --config JSON       ctx.config of every plugin, instead of plugin.json's config\n"
-	        CLI_ISOLATION_HELP "\n"
+	        CLI_ISOLATION_HELP CLI_LOG_HELP "\n"
 	        "exit status: 0 fine; 2 something is wrong (the output says what); 64 usage.\n");
 }
 

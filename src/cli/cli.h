@@ -31,8 +31,29 @@ int cli_scan_wants_rpc(int argc, char **argv);
 
 enum { EXIT_CLEAN = 0, EXIT_FINDING = 1, EXIT_ERRORS = 2, EXIT_USAGE = 64 };
 
-/* Prints "txscan: " + message to stderr. */
+/* A message as a log line on stderr (src/util/log.h: JSON, or "txscan: "
+ * text at a terminal): an error (event "error"), or information under its
+ * own event name. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_info(const char *event, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Takes --log-format json|text and --log-level debug|info|warn|error (also
+ * --NAME=VALUE) out of argv (any position after the subcommand) and sets up
+ * the logger; without them $TXSCAN_LOG_FORMAT and $TXSCAN_LOG_LEVEL, else
+ * text when stderr is a terminal (JSON otherwise) and info. -1 after
+ * printing the error. */
+int cli_log_opts(int *argc, char **argv);
+#define CLI_LOG_HELP24 \
+	"      --log-format F      json or text: stderr's log lines (default\n" \
+	"                          $TXSCAN_LOG_FORMAT, else text when stderr is a\n" \
+	"                          terminal, JSON otherwise; docs/logging.md)\n" \
+	"      --log-level L       debug, info, warn or error: the least level logged\n" \
+	"                          (default $TXSCAN_LOG_LEVEL, else info)\n"
+#define CLI_LOG_HELP \
+	"  --log-format F      json or text: stderr's log lines (default $TXSCAN_LOG_FORMAT,\n" \
+	"                      else text when stderr is a terminal, JSON otherwise)\n" \
+	"  --log-level L       debug, info, warn or error: the least level logged\n" \
+	"                      (default $TXSCAN_LOG_LEVEL, else info)\n"
 
 /* True when argv[i] is -h or --help. */
 int cli_wants_help(int argc, char **argv);
@@ -47,11 +68,8 @@ struct txs_host_options;
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt);
 
-/* A host notice (txs_host_options.notice) as a "txscan: [warning: ]" line
- * on stderr. */
+/* A host notice (txs_host_options.notice) as a "plugin_load" log line. */
 void cli_notice(const char *level, const char *msg, void *userdata);
-/* An executor event (txs_host_options.event) as a "txscan: warning:" line. */
-void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata);
 
 /* Takes --isolation thread|process (or --isolation=MODE) out of argv (any
  * position after the subcommand) and remembers it for cli_load_host*.

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "chain/follow.h"
 #include "chain/scanner.h"
+#include "util/log.h"
 #include "cli.h"
 #include "txscan.h"
 
@@ -74,6 +75,7 @@ static const char follow_usage[] =
     "      --quiet-console     discard plugins' console output\n"
     "      --isolation MODE    thread or process (default $TXSCAN_ISOLATION, else\n"
     "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
+    CLI_LOG_HELP24
     "      --allow-partial     start with the plugins that load (see txscan scan)\n\n"
     "exit status: 0 stopped by a signal or past --to-block; 2 a plugin failed to\n"
     "load, the node's answers are invalid, a reorg deeper than --max-reorg, or the\n"
@@ -350,6 +352,16 @@ static int exit_code(const struct scan_totals *t, int failed)
 
 /* ---- txscan follow --------------------------------------------------------------- */
 
+/* The follower's notices (the node gone and back, a reorg, resuming from
+ * the checkpoint) as "chain" log lines. */
+static void chain_notice(const char *level, const char *msg, void *userdata)
+{
+	txs_log_level lv = TXS_LOG_WARN;
+	(void)userdata;
+	txs_log_level_parse(level, &lv);
+	txs_logf(lv, "chain", "%s", msg);
+}
+
 int cmd_follow(int argc, char **argv)
 {
 	struct rpc_args a;
@@ -364,7 +376,7 @@ int cmd_follow(int argc, char **argv)
 	catch_signals();
 	int rc = session_open(&s, &a, 0);
 	if (rc == EXIT_CLEAN) {
-		a.f.notice = cli_notice;
+		a.f.notice = chain_notice;
 		if (follow_run(&s.chain, s.scanner, &a.f, &stop_requested, err, sizeof err)) {
 			cli_error("%s", err);
 			rc = EXIT_ERRORS;

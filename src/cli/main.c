@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 			cli_error("'%s' is not built into this binary", argv[1]);
 			return EXIT_USAGE;
 		}
-		if (cli_isolation_opts(&argc, argv) != 0)
+		if (cli_log_opts(&argc, argv) != 0 || cli_isolation_opts(&argc, argv) != 0)
 			return EXIT_USAGE;
 		return commands[i].run(argc - 1, argv + 1);
 	}

@@ -21,6 +21,7 @@ static void usage(FILE *out)
 	        "index.js (with --ts: index.ts and tsconfig.json), fixtures.jsonl and the\n"
 	        "plugin types in types/. It passes `txscan check NAME` as it is; edit the rule\n"
 	        "and its fixtures from there (docs/plugins.md).\n\n"
+	        CLI_LOG_HELP "\n"
 	        "exit status: 0 created; 2 the folder exists or cannot be written; 64 usage.\n");
 }
 
@@ -173,6 +174,6 @@ int cmd_new(int argc, char **argv)
 	          (!ts || put(dir, "tsconfig.json", TSCONFIG, NULL, NULL));
 	if (!ok)
 		return EXIT_ERRORS;
-	fprintf(stderr, "txscan: created %s (%s); try: txscan check %s\n", dir, main, dir);
+	cli_info("new", "created %s (%s); try: txscan check %s", dir, main, dir);
 	return EXIT_CLEAN;
 }

@@ -16,7 +16,9 @@ static void usage(FILE *out)
 	             "their versions and limits. --json prints the same as GET /v1/plugins.\n"
 	             "A plugin that fails to load makes it list every failure and exit 2;\n"
 	             "with --allow-partial it is listed as not started, with why\n"
-	             "(\"started\": false and \"error\" in --json), and the exit status is 2.\n");
+	             "(\"started\": false and \"error\" in --json), and the exit status is 2.\n"
+	             "--json shows each plugin's last_error and failures_last_minute.\n\n"
+	             CLI_LOG_HELP);
 }
 
 int cmd_plugins(int argc, char **argv)

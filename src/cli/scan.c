@@ -92,6 +92,7 @@ static void usage(FILE *out)
 	        "                      retried in the background (default: every failing plugin\n"
 	        "                      is listed and nothing is scanned)\n"
 	        CLI_ISOLATION_HELP
+	        CLI_LOG_HELP
 	        "  --rpc URL           fetch from an Ethereum node (default $TXSCAN_RPC_URL): the\n"
 	        "                      transactions --tx (repeatable), or every transaction of\n"
 	        "                      --block or --blocks, with receipts; JSON Lines reports\n"

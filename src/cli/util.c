@@ -4,22 +4,102 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "txscan.h"
+#include "util/log.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+/* A message as one log line: {"event": event, "message": ...}. */
+static void vlog_message(txs_log_level level, const char *event, const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	txs_logf(level, event, "%s", msg ? msg : "out of memory");
+	free(msg);
+}
+
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	flockfile(stderr); /* one line, whole, from any thread */
-	fputs("txscan: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	vlog_message(TXS_LOG_ERROR, "error", fmt, ap);
 	va_end(ap);
+}
+
+void cli_info(const char *event, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog_message(TXS_LOG_INFO, event, fmt, ap);
+	va_end(ap);
+}
+
+/* One of --log-format/--log-level (value v), or the variable env. */
+static int log_value(const char *name, const char *v, txs_log_format *fmt, txs_log_level *lv)
+{
+	bool format = strstr(name, "FORMAT") || strstr(name, "format");
+	if (format ? txs_log_format_parse(v, fmt) == 0 : txs_log_level_parse(v, lv) == 0)
+		return 0;
+	txs_log_setup(*fmt, *lv); /* the complaint itself in the format asked so far */
+	cli_error("%s: '%s' is not one of %s", name, v,
+	          format ? "json, text" : "debug, info, warn, error");
+	return -1;
+}
+
+/* --NAME VALUE or --NAME=VALUE at argv[*i]: its value (advancing *i), or
+ * NULL when argv[*i] is another argument; *missing when VALUE is absent. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+	if (!strncmp(a, name, n) && a[n] == '=')
+		return a + n + 1;
+	if (strcmp(a, name))
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = true;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+int cli_log_opts(int *argc, char **argv)
+{
+	txs_log_format fmt = TXS_LOG_AUTO;
+	txs_log_level lv = TXS_LOG_INFO;
+	const char *ef = getenv("TXSCAN_LOG_FORMAT"), *el = getenv("TXSCAN_LOG_LEVEL");
+	int bad = (ef && *ef && log_value("TXSCAN_LOG_FORMAT", ef, &fmt, &lv)) ||
+	          (el && *el && log_value("TXSCAN_LOG_LEVEL", el, &fmt, &lv));
+	int out = 1;
+	for (int i = 1; i < *argc && !bad; i++) {
+		bool missing = false;
+		const char *name = NULL, *v = NULL;
+		if (!strcmp(argv[i], "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		for (int k = 0; k < 2 && !v && !missing; k++)
+			v = opt_value(*argc, argv, &i, name = k ? "--log-level" : "--log-format", &missing);
+		if (missing) {
+			txs_log_setup(fmt, lv); /* the complaint itself in the format asked so far */
+			cli_error("%s needs a value", name);
+			return -1;
+		}
+		if (!v)
+			argv[out++] = argv[i];
+		else
+			bad = log_value(name, v, &fmt, &lv);
+	}
+	txs_log_setup(fmt, lv);
+	if (bad)
+		return -1;
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
 }
 
 int cli_wants_help(int argc, char **argv)
@@ -96,16 +176,10 @@ static txs_isolation cli_isolation(void)
 
 void cli_notice(const char *level, const char *msg, void *userdata)
 {
+	txs_log_level lv = TXS_LOG_WARN;
 	(void)userdata;
-	cli_error("%s%s", strcmp(level, "info") ? "warning: " : "", msg);
-}
-
-/* An executor event (circuit breaker, a thread stuck in a native call) as a
- * "txscan: warning: plugin ID: EVENT: detail" line; any thread. */
-void cli_event(const char *plugin_id, const char *event, const char *detail, void *userdata)
-{
-	(void)userdata;
-	cli_error("warning: plugin %s: %s: %s", plugin_id, event, detail);
+	txs_log_level_parse(level, &lv);
+	txs_logf(lv, "plugin_load", "%s", msg);
 }
 
 /* Each line of a list of load failures, as its own "txscan: " line. */
@@ -131,8 +205,6 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 	}
 	if (!o.notice)
 		o.notice = cli_notice;
-	if (!o.event)
-		o.event = cli_event;
 	if (txs_host_new(&h, &o)) {
 		cli_error("%s", txs_last_error());
 		return NULL;

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "stream/stream.h"
+#include "util/log.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -65,6 +66,7 @@ static const char worker_usage[] =
     "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
     "      --isolation MODE    thread or process (default $TXSCAN_ISOLATION, else\n"
     "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
+    CLI_LOG_HELP24
     "      --redis URL         redis://[[user]:password@]host[:port][/db] or\n"
     "                          unix:///path (default $TXSCAN_REDIS_URL, then\n"
     "                          redis://127.0.0.1:6379)\n"
@@ -107,6 +109,7 @@ static const char publish_usage[] =
     "      --stream NAME   stream to add to (default txs)\n"
     "      --from-line N   skip the lines before line N (numbered from 1, empty\n"
     "                      lines included): resume after a failure\n"
+    CLI_LOG_HELP
     "  -h, --help          this text\n\n"
     "environment:\n"
     "  TXSCAN_REDIS_URL    the URL when --redis is not given (keeps a password\n"
@@ -296,16 +299,15 @@ static int parse_worker(int argc, char **argv, struct worker_args *a)
 
 /* ---- commands ------------------------------------------------------------- */
 
+/* The "worker_stopped" log line with the run's counters. */
 static void print_stats(const struct stream_options *o, const struct stream_stats *s)
 {
-	fprintf(stderr,
-	        "txscan worker %s: %llu read, %llu claimed, %llu reports written, "
-	        "%llu duplicate deliveries acked, %llu dead letters, %llu scans retried after "
-	        "waiting, %llu reconnects\n",
-	        o->consumer, (unsigned long long)s->read, (unsigned long long)s->claimed,
-	        (unsigned long long)s->written, (unsigned long long)s->duplicates,
-	        (unsigned long long)s->dead, (unsigned long long)s->retried,
-	        (unsigned long long)s->reconnects);
+	txs_log(TXS_LOG_INFO, "worker_stopped",
+	        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "consumer", o->consumer, "read",
+	                  (json_int_t)s->read, "claimed", (json_int_t)s->claimed, "written",
+	                  (json_int_t)s->written, "duplicates", (json_int_t)s->duplicates, "dead",
+	                  (json_int_t)s->dead, "retried", (json_int_t)s->retried, "reconnects",
+	                  (json_int_t)s->reconnects));
 }
 
 int cmd_worker(int argc, char **argv)
@@ -325,8 +327,11 @@ int cmd_worker(int argc, char **argv)
 	struct txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	if (!host)
 		return EXIT_ERRORS;
-	fprintf(stderr, "txscan worker %s: %zu plugins, reading %s as group %s, reports to %s\n",
-	        a.opt.consumer, txs_host_plugin_count(host), a.opt.stream, a.opt.group, a.opt.out);
+	txs_log(TXS_LOG_INFO, "worker_start",
+	        json_pack("{s:s, s:s, s:i, s:I, s:s, s:s, s:s, s:s}", "consumer", a.opt.consumer,
+	                  "version", TXS_VERSION, "pid", (int)getpid(), "plugins",
+	                  (json_int_t)txs_host_plugin_count(host), "stream", a.opt.stream, "group",
+	                  a.opt.group, "out", a.opt.out, "dead_letter", a.opt.dead));
 	struct stream_stats stats = {0};
 	int rc = stream_worker_run(host, &a.opt, &stop_requested, &reload_requested, &stats);
 	txs_host_free(host);

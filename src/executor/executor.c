@@ -80,6 +80,7 @@
 #include "util/clock.h"
 #include "engine/engine.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/stall.h"
 #include "txscan.h"
 
@@ -371,6 +372,17 @@ static int code_check(const txs_plugin_code *c)
 
 /* ---- engine building (any lane, on its own thread) ----------------------- */
 
+/* The submit userdata of the scan ln's engine runs now, for a console line
+ * it prints; NULL while an engine is built (init). On ln's own thread with
+ * con_mu held: held changes only there, or under con_mu by the watcher. */
+static void *scan_running(lane *ln)
+{
+	if (atomic_load_explicit(&ln->building, memory_order_relaxed))
+		return NULL;
+	size_t k = ln->hdone + atomic_load_explicit(&ln->prog.index, memory_order_relaxed);
+	return k < ln->nheld && ln->held[k]->kind == CMD_SCAN ? ln->held[k]->userdata : NULL;
+}
+
 /* A console line from a lane's engine. con_mu is held around the call so
  * that a lane is never abandoned in the middle of one: after abandonment
  * the executor's owner may free what the callback writes to. */
@@ -382,8 +394,11 @@ static void console_bridge(int level, const char *msg, size_t len, void *ud)
 	if (!ex->console)
 		return;
 	pthread_mutex_lock(&ln->con_mu);
-	if (!atomic_load_explicit(&ln->abandoned, memory_order_relaxed))
+	if (!atomic_load_explicit(&ln->abandoned, memory_order_relaxed)) {
+		txs_log_scan_userdata = scan_running(ln);
 		ex->console(ex->id, names[level], msg, len, ex->console_ud);
+		txs_log_scan_userdata = NULL;
+	}
 	pthread_mutex_unlock(&ln->con_mu);
 }
 

@@ -1,57 +1,43 @@
 /*
- * console.c - bounded console buffer drained to stderr by one thread, so a
- * plugin's console.log costs the scan a copy and a lock, never a write(2)
- * that could block on a full pipe.
+ * console.c - the host's bounded log buffer drained to stderr by one
+ * thread, so a plugin's console.log or a failure event costs the scan a
+ * copy and a lock, never a write(2) that could block on a full pipe. Lines
+ * come formatted (util/log.c), one write(2) each.
  */
 #define _GNU_SOURCE
 #include "console.h"
 
-#include <jansson.h>
+#include "util/log.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct console_sink {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	char **ring; /* guarded by mu */
+	struct line {
+		char *text;
+		size_t len;
+	} *ring; /* guarded by mu */
 	size_t cap, head, count;
 	bool stop;
 	_Atomic uint64_t dropped;
 };
 
-static char *format_line(const char *plugin, const char *level, const char *msg, size_t len)
+void console_sink_push(console_sink *s, char *line, size_t len)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	json_t *o = json_object();
-	json_object_set_new(o, "ts", json_real((double)ts.tv_sec + (double)ts.tv_nsec / 1e9));
-	json_object_set_new(o, "event", json_string("console"));
-	json_object_set_new(o, "plugin", json_string(plugin));
-	json_object_set_new(o, "level", json_string(level));
-	json_t *text = json_stringn(msg, len);
-	json_object_set_new(o, "msg", text ? text : json_string("[console line is not valid UTF-8]"));
-	char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
-	json_decref(o);
-	return line;
-}
-
-void console_sink_push(const char *plugin, const char *level, const char *msg, size_t len,
-                       void *ud)
-{
-	console_sink *s = ud;
-	char *line = format_line(plugin, level, msg, len);
-	if (!line)
-		return;
 	pthread_mutex_lock(&s->mu);
 	bool full = s->count == s->cap;
-	if (!full)
-		s->ring[(s->head + s->count++) % s->cap] = line;
+	if (!full) {
+		struct line *l = &s->ring[(s->head + s->count++) % s->cap];
+		l->text = line;
+		l->len = len;
+	}
 	bool wake = !full && s->count == 1;
 	pthread_mutex_unlock(&s->mu);
 	if (full) {
@@ -71,12 +57,12 @@ static void *drain(void *arg)
 			pthread_cond_wait(&s->cv, &s->mu);
 		if (s->count == 0)
 			break;
-		char *line = s->ring[s->head];
+		struct line l = s->ring[s->head];
 		s->head = (s->head + 1) % s->cap;
 		s->count--;
 		pthread_mutex_unlock(&s->mu);
-		fprintf(stderr, "%s\n", line);
-		free(line);
+		txs_log_write(l.text, l.len);
+		free(l.text);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);

@@ -35,6 +35,7 @@
 #include "util/error.h"
 #include "util/jscan.h"
 #include "plugin.h"
+#include "plugin_log.h"
 #include "report.h"
 #include "txscan.h"
 
@@ -76,6 +77,7 @@ typedef struct plugin {
 	uint64_t retry_at_ns, backoff_ns; /* under the host's rmu */
 	uint32_t attempts;                /* under the host's rmu */
 	bool attempting;                  /* under the host's rmu: a start runs */
+	plog log; /* its failed scans: log lines, last error, the last minute */
 } plugin;
 
 struct fanout;
@@ -182,6 +184,30 @@ static void release(fanout *f)
 	free(f);
 }
 
+/* Every plugin of the fan-out that did not answer ok, counted and logged
+ * (plugin_log.h); a scan stopped by shutdown is not a plugin's failure. */
+static void log_failures(fanout *f)
+{
+	txs_host *h = f->h;
+	for (size_t i = 0; i < f->n; i++) {
+		const report_part *part = &f->slots[i].part;
+		if (part->status == TXS_STATUS_OK || part->status == TXS_STATUS_STOPPED)
+			continue;
+		plugin *p = h->plugins[i];
+		char version[65];
+		pthread_mutex_lock(&p->mu);
+		memcpy(version, p->version, sizeof version);
+		pthread_mutex_unlock(&p->mu);
+		plog_scan sc = {.plugin = p->id, .version = version, .generation = part->generation,
+		                .status = part->status, .tx = f->txid, .line = f->line,
+		                .error = part->error, .ms = part->ms};
+		size_t len;
+		char *line = plog_failure(&p->log, &sc, &len);
+		if (line)
+			console_sink_push(h->sink, line, len);
+	}
+}
+
 static void deliver(fanout *f)
 {
 	txs_host *h = f->h;
@@ -200,6 +226,7 @@ static void deliver(fanout *f)
 		rep = report_oom();
 	atomic_fetch_sub(&h->in_flight, 1);
 	f->cb(rep, f->userdata);
+	log_failures(f); /* after the report: it is never late for this */
 	release(f);
 }
 
@@ -510,6 +537,7 @@ static void plugin_free(plugin *p)
 	free(p->error);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->emu);
+	plog_destroy(&p->log);
 	free(p);
 }
 
@@ -529,6 +557,7 @@ static plugin *plugin_new(const char *dir, const char *id, const char *version,
 		return NULL;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->emu, NULL);
+	plog_init(&p->log);
 	snprintf(p->id, sizeof p->id, "%s", id);
 	snprintf(p->version, sizeof p->version, "%s", version);
 	p->limits = *lim;
@@ -540,6 +569,35 @@ static plugin *plugin_new(const char *dir, const char *id, const char *version,
 	return p;
 }
 
+/* A plugin's console line, tagged with the scan that printed it (the
+ * submit userdata is the fan-out's slot), into the log sink; on the
+ * executor's thread, inside the scan, so the slot is alive. */
+static void host_console(const char *id, const char *level, const char *msg, size_t len,
+                         void *ud)
+{
+	txs_host *h = ud;
+	const slot *s = txs_log_scan_userdata;
+	size_t n;
+	char *line = plog_console_line(id, level, msg, len, s ? s->f->txid : NULL,
+	                               s ? s->f->line : 0, &n);
+	if (line)
+		console_sink_push(h->sink, line, n);
+}
+
+/* Executor events (circuit breaker, stuck lanes): the embedder's callback,
+ * else a log line of their own name (docs/logging.md). */
+static void host_event(const char *id, const char *event, const char *detail, void *ud)
+{
+	txs_host *h = ud;
+	if (h->opt.event) {
+		h->opt.event(id, event, detail, h->opt.event_userdata);
+		return;
+	}
+	bool good = strstr(event, "closed") || strstr(event, "returned");
+	txs_log(good ? TXS_LOG_INFO : TXS_LOG_WARN, event,
+	        json_pack("{s:s, s:s}", "plugin", id, "detail", detail ? detail : ""));
+}
+
 /* Every instance's executor, or none (the first failure's error). */
 static int start_executors(txs_host *h, const plugin_manifest *m, instance **out)
 {
@@ -547,14 +605,15 @@ static int start_executors(txs_host *h, const plugin_manifest *m, instance **out
 	if (!ex)
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	txs_plugin_code code = code_of(m);
-	txs_console_fn con = h->opt.console ? h->opt.console : h->sink ? console_sink_push : NULL;
-	void *ud = h->opt.console ? h->opt.console_userdata : h->sink;
+	txs_console_fn con = h->opt.console ? h->opt.console : h->opt.console_quiet ? NULL
+	                                                                             : host_console;
+	void *ud = h->opt.console ? h->opt.console_userdata : h;
 	int rc = 0;
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
 		rc = instance_new(&ex[i], h->isolation, h->opt.engine_path, &code, &m->limits, con, ud,
 		                  &h->bell);
-		if (!rc && h->opt.event)
-			instance_on_event(&ex[i], h->opt.event, h->opt.event_userdata);
+		if (!rc)
+			instance_on_event(&ex[i], host_event, h);
 	}
 	for (uint32_t i = 0; !rc && i < m->instances; i++) /* engine processes start side by side */
 		rc = instance_wait_started(&ex[i]);
@@ -965,15 +1024,16 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 	if (opts)
 		h->opt = *opts;
 	h->isolation = instance_mode(h->opt.isolation);
+	if (h->isolation == TXS_ISOLATION_PROCESS) /* linked while the plugins are read */
+		txs_isolate_zygote_start(h->opt.engine_path);
 	pthread_mutex_init(&h->dmu, NULL);
 	txs_cond_init(&h->dcv);
 	pthread_mutex_init(&h->rmu, NULL);
 	txs_cond_init(&h->rcv);
 	txs_bell_init(&h->bell);
-	if (!h->opt.console && !h->opt.console_quiet)
-		h->sink = console_sink_new(CONSOLE_BUFFER);
+	h->sink = console_sink_new(CONSOLE_BUFFER); /* console lines and failure events */
 	h->deadline_started = pthread_create(&h->deadline_thread, NULL, deadline_main, h) == 0;
-	if (!h->deadline_started || (!h->opt.console && !h->opt.console_quiet && !h->sink)) {
+	if (!h->deadline_started || !h->sink) {
 		txs_host_free(h);
 		return txs_fail(TXS_ENOMEM, "cannot start the host's threads");
 	}
@@ -1182,6 +1242,7 @@ int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 	memset(info, 0, sizeof *info);
 	snprintf(info->id, sizeof info->id, "%s", p->id);
 	snprintf(info->dir, sizeof info->dir, "%s", p->dir);
+	plog_read(&p->log, info);
 	if (!atomic_load_explicit(&p->started, memory_order_acquire))
 		return unstarted_info(p, info);
 	info->started = true;
@@ -1197,6 +1258,23 @@ int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 		add_stats(&info->stats, &s);
 	}
 	return 0;
+}
+
+/* {"time": RFC 3339, "status", "tx", "message"}, or null before the first. */
+static json_t *last_error_json(const txs_plugin_failure *e)
+{
+	if (!e->time_ms)
+		return json_null();
+	char ts[40];
+	struct tm tm;
+	time_t sec = (time_t)(e->time_ms / 1000);
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(e->time_ms % 1000));
+	json_t *o = json_pack("{s:s, s:s}", "time", ts, "status", txs_status_name(e->status));
+	json_object_set_new(o, "tx", *e->tx ? json_string(e->tx) : json_null());
+	json_object_set_new(o, "message", json_string(e->message));
+	return o;
 }
 
 static json_t *info_json(const txs_plugin_info *in)
@@ -1232,6 +1310,12 @@ static json_t *info_json(const txs_plugin_info *in)
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
 	                      stats);
 	json_object_set_new(o, "started", json_boolean(in->started));
+	json_object_set_new(o, "last_error", last_error_json(&in->last_error));
+	json_t *minute = json_object();
+	for (int i = 0; i < TXS_FAILURE_STATUSES; i++)
+		json_object_set_new(minute, plog_status_name(i),
+		                    json_integer((json_int_t)in->failures_minute[i]));
+	json_object_set_new(o, "failures_last_minute", minute);
 	if (!in->started) {
 		json_t *e = json_string(in->error);
 		json_object_set_new(o, "error", e ? e : json_string("(not valid UTF-8)"));

@@ -141,7 +141,8 @@ static void cap_error(char **err)
 
 void report_part_set(report_part *part, const char *plugin, txs_scan_result *res)
 {
-	*part = (report_part){.status = res->status, .error = res->error, .ms = res->ms};
+	*part = (report_part){.status = res->status, .error = res->error, .ms = res->ms,
+	                      .generation = res->generation};
 	res->error = NULL;
 	cap_error(&part->error);
 	if (res->status == TXS_STATUS_OK) {

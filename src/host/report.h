@@ -25,6 +25,7 @@ typedef struct report_part {
 	size_t nrefs;
 	txs_severity top;    /* highest severity among the findings */
 	double ms;
+	uint64_t generation; /* the engine's that answered (0: none) */
 } report_part;
 
 /* Takes over res (its strings are freed or kept by part). A result that is

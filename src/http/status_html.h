@@ -4,6 +4,9 @@
  * else is reachable). Its script polls /v1/plugins, /readyz and /healthz
  * every 2 s and updates the table in place; plugin data is written with
  * textContent only, never as HTML (versions come from plugin.json).
+ * The page itself holds no data and is open; when /v1/plugins asks for a
+ * token (docs/http-api.md#access-control) a field takes one, kept in this
+ * tab's sessionStorage only and sent as a Bearer token to /v1/plugins.
  * Included by server.c only.
  */
 #ifndef TXS_STATUS_HTML_H
@@ -28,6 +31,7 @@ static const char *const STATUS_HTML[] = {
     "td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}\n"
     "td.num{font-variant-numeric:tabular-nums}\n"
     "td:first-child{white-space:nowrap}\n"
+    "td.text{text-align:left;max-width:28rem;overflow-wrap:anywhere}\n"
     "#err{color:#c0392b}\n"
     "small{color:#5b6670}\n"
     "</style></head><body>\n",
@@ -39,19 +43,31 @@ static const char *const STATUS_HTML[] = {
     "<small id=\"meta\"></small>\n"
     "<small id=\"updated\"></small>\n"
     "<span id=\"err\"></span>\n"
+    "<form id=\"tok\" hidden><input id=\"tokin\" type=\"password\" autocomplete=\"off\"\n"
+    "  placeholder=\"admin or scan token\"> <button>use</button></form>\n"
     "</div>\n"
     "<table id=\"plugins\"><thead><tr>\n"
     "<th>plugin</th><th>version</th><th>instances</th><th>generation</th><th>scans</th>\n"
     "<th>ok</th><th>errors</th><th>timeouts</th><th>memory</th><th>overloaded</th>\n"
-    "<th>restarts</th><th>queue</th><th>state</th>\n"
+    "<th>restarts</th><th>queue</th><th>state</th><th>failures (1 min)</th>\n"
+    "<th>last error</th>\n"
     "</tr></thead><tbody id=\"rows\"></tbody></table>\n"
     "<p><small>Refreshed every 2 s from <a href=\"/v1/plugins\">/v1/plugins</a>; "
     "<a href=\"/metrics\">/metrics</a> has the rest.</small></p>\n"
     "<script>\n",
-    /* ---- script ---- */
+    /* ---- script: failures ---- */
     "'use strict';\n"
     "const COLS=['id','version','instances','generation','scans','ok','errors','timeouts',\n"
-    "  'memory_stops','overloaded','restarts','queue_depth','state'];\n"
+    "  'memory_stops','overloaded','restarts','queue_depth','state','failures','last_error'];\n"
+    "const TEXT=new Set(['id','version','state','failures','last_error']);\n"
+    "function failures(p){const m=p.failures_last_minute;if(!m||typeof m!=='object')return '';\n"
+    "  const parts=[];for(const k in m)if(num(m[k]))parts.push(num(m[k])+' '+k);\n"
+    "  return parts.length?parts.join(', '):'0';}\n"
+    "function lastError(p){const e=p.last_error;if(!e||typeof e!=='object')return '';\n"
+    "  const when=e.time?new Date(e.time).toLocaleTimeString():'';\n"
+    "  return String(e.status)+': '+String(e.message)+(e.tx?' (tx '+String(e.tx)+')':'')+\n"
+    "    (when?' at '+when:'');}\n",
+    /* ---- script ---- */
     "function stat(p,k){const s=p.stats||{};return s[k]!==undefined?s[k]:p[k];}\n"
     "function num(v){return typeof v==='number'?v:(v==null?0:Number(v)||0);}\n"
     "function restarts(p){const s=p.stats||p;let t=0;\n"
@@ -61,6 +77,8 @@ static const char *const STATUS_HTML[] = {
     "function value(p,c){\n"
     "  if(c==='id'||c==='version')return String(p[c]==null?'':p[c]);\n"
     "  if(c==='restarts')return restarts(p);\n"
+    "  if(c==='failures')return failures(p);\n"
+    "  if(c==='last_error')return lastError(p);\n"
     "  if(c==='state'){if(stat(p,'quarantined'))return 'quarantined';\n"
     "    const run=stat(p,'running');\n"
     "    return run===false||num(stat(p,'generation'))===0?'not running':'running';}\n"
@@ -69,7 +87,7 @@ static const char *const STATUS_HTML[] = {
     "function row(id){let tr=document.querySelector('tr[data-id=\"'+CSS.escape(id)+'\"]');\n"
     "  if(!tr){tr=document.createElement('tr');tr.dataset.id=id;\n"
     "    for(const c of COLS){const td=document.createElement('td');td.dataset.col=c;\n"
-    "      if(c!=='id'&&c!=='version'&&c!=='state')td.className='num';tr.appendChild(td);}\n"
+    "      td.className=c==='last_error'?'text':TEXT.has(c)?'':'num';tr.appendChild(td);}\n"
     "    document.getElementById('rows').appendChild(tr);}\n"
     "  return tr;}\n"
     "function render(list){const seen=new Set();\n"
@@ -80,13 +98,19 @@ static const char *const STATUS_HTML[] = {
     "    if(!seen.has(tr.dataset.id))tr.remove();}\n"
     "function badge(id,text,cls){const e=document.getElementById(id);e.textContent=text;\n"
     "  e.className='badge '+cls;}\n"
-    "async function getJSON(url){const r=await fetch(url,{cache:'no-store'});\n"
+    "const TOK='txscan-token';\n"
+    "document.getElementById('tok').addEventListener('submit',ev=>{ev.preventDefault();\n"
+    "  sessionStorage.setItem(TOK,document.getElementById('tokin').value.trim());refresh();});\n"
+    "async function getJSON(url,auth){const t=auth&&sessionStorage.getItem(TOK);\n"
+    "  const r=await fetch(url,{cache:'no-store',headers:t?{Authorization:'Bearer '+t}:{}});\n"
     "  let body=null;try{body=await r.json();}catch(e){}return {status:r.status,body};}\n"
     "async function refresh(){\n"
     "  try{\n"
-    "    const [pl,rd,hz]=await Promise.all([getJSON('/v1/plugins'),getJSON('/readyz'),\n"
+    "    const [pl,rd,hz]=await Promise.all([getJSON('/v1/plugins',true),getJSON('/readyz'),\n"
     "      getJSON('/healthz')]);\n"
     "    if(pl.status===200&&Array.isArray(pl.body))render(pl.body);\n"
+    "    const locked=pl.status===401||pl.status===403;\n"
+    "    document.getElementById('tok').hidden=!locked;\n"
     "    badge('health',hz.status===200?'ok':'down',hz.status===200?'ok':'bad');\n"
     "    const why=rd.body&&rd.body.reason?' ('+rd.body.reason+')':'';\n"
     "    const deg=rd.body&&Array.isArray(rd.body.degraded)?rd.body.degraded.map(d=>d.id):[];\n"
@@ -96,7 +120,8 @@ static const char *const STATUS_HTML[] = {
     "      ', up '+Math.round(hz.body.uptime_s)+' s';\n"
     "    document.getElementById('updated').textContent='updated '+\n"
     "      new Date().toLocaleTimeString();\n"
-    "    document.getElementById('err').textContent='';\n"
+    "    document.getElementById('err').textContent=locked?'/v1/plugins: '+\n"
+    "      (pl.body&&pl.body.error||pl.status):'';\n"
     "  }catch(e){badge('health','unreachable','bad');\n"
     "    document.getElementById('err').textContent=String(e);}\n"
     "}\n"

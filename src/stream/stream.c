@@ -27,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "util/clock.h"
+#include "util/log.h"
 #include "stream.h"
 #include "txscan.h"
 
@@ -89,6 +90,42 @@ static const char WRITE_ONCE[] =
     "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
     "if first then return 1 end\n"
     "return 0\n";
+
+/* What the worker runs, with the keys it runs it on, checked at connect
+ * time with redis.acl_check_cmd (Redis 7) so that a user short of a right
+ * is named at start rather than at the first report or the first claim.
+ * KEYS: stream, out, dead letter, a once-only key; ARGV: group, consumer.
+ * Returns the 1-based index of the first command refused (ACL_NEEDS), 0
+ * when all are allowed, -1 when the server cannot tell (before Redis 7).
+ * SCRIPT LOAD and EVALSHA are proven by running this very script. */
+static const char ACL_PROBE[] =
+    "if not redis.acl_check_cmd then return -1 end\n"
+    "local s, g, c = KEYS[1], ARGV[1], ARGV[2]\n"
+    "local need = {\n"
+    "  {'xgroup', 'CREATE', s, g, '0', 'MKSTREAM'},\n"
+    "  {'xreadgroup', 'GROUP', g, c, 'COUNT', '1', 'STREAMS', s, '>'},\n"
+    "  {'xpending', s, g, '-', '+', '1'},\n"
+    "  {'xautoclaim', s, g, c, '1', '0-0', 'COUNT', '1'},\n"
+    "  {'type', KEYS[4]}, {'hexists', KEYS[4], 'f'},\n"
+    "  {'xadd', KEYS[2], '*', 'f', 'v'}, {'xadd', KEYS[3], '*', 'f', 'v'},\n"
+    "  {'hset', KEYS[4], 'f', 'v'}, {'expire', KEYS[4], '1'},\n"
+    "  {'xack', s, g, '0-1'},\n"
+    "}\n"
+    "for i, cmd in ipairs(need) do\n"
+    "  if not redis.acl_check_cmd(unpack(cmd)) then return i end\n"
+    "end\n"
+    "return 0\n";
+
+/* The commands of ACL_PROBE, in order, and the key each needs (index in
+ * the probe's KEYS, 0-based). */
+static const struct {
+	const char *cmd;
+	int key;
+} ACL_NEEDS[] = {
+    {"XGROUP CREATE", 0}, {"XREADGROUP", 0}, {"XPENDING", 0}, {"XAUTOCLAIM", 0},
+    {"TYPE", 3},          {"HEXISTS", 3},    {"XADD", 1},     {"XADD", 2},
+    {"HSET", 3},          {"EXPIRE", 3},     {"XACK", 0},
+};
 
 struct worker;
 
@@ -155,15 +192,34 @@ static void sleep_ms(uint32_t ms)
 		;
 }
 
+/* A "worker" log line at level lv: {"consumer": ..., "message": ...}. */
+static void wlogv(const struct worker *w, txs_log_level lv, const char *fmt, va_list ap)
+{
+	char msg[2048];
+	if (!txs_log_enabled(lv))
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	txs_log(lv, "worker", json_pack("{s:s, s:s}", "consumer", w->opt->consumer, "message", msg));
+}
+
+/* Something went wrong (a warning: the worker goes on). */
 static void wlog(const struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wlog(const struct worker *w, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "txscan worker %s: ", w->opt->consumer);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	wlogv(w, TXS_LOG_WARN, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/* Information: the worker resumed or took over entries. */
+static void winfo(const struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void winfo(const struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	wlogv(w, TXS_LOG_INFO, fmt, ap);
+	va_end(ap);
 }
 
 static char *dupn(const char *s, size_t n)
@@ -279,20 +335,6 @@ static json_t *plugin_versions(struct txs_host *host)
 	return v;
 }
 
-/* One line in one write(2), so that the plugins' console lines (JSON on
- * stderr too, from other threads) never cut into it. */
-static void log_json(json_t *o)
-{
-	/* ms is rounded to 3 decimals; 10 digits print it without noise */
-	size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
-	char *text = need(json_dumps(o, flags));
-	char *line = need(format("%s\n", text));
-	ssize_t n = write(STDERR_FILENO, line, strlen(line));
-	(void)n;
-	free(line);
-	free(text);
-}
-
 /* Canary reload of every plugin (txs_host_reload_all): a plugin whose new
  * code or plugin.json fails keeps its old version, the others move on. The
  * outcome is one JSON line, like `txscan serve`'s "reload" event. */
@@ -302,17 +344,13 @@ static void reload_plugins(struct worker *w)
 	int rc = txs_host_reload_all(w->host);
 	char *err = rc ? need(format("%s", txs_last_error())) : NULL;
 	double ms = (double)((txs_now_ns() - t0 + 500) / 1000) / 1000.0; /* 3 decimals */
-	char ts[40];
-	txs_utc_timestamp(ts, sizeof ts);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:f, s:o}", "ts", ts, "level",
-	                      rc ? "error" : "info", "event", "reload", "consumer", w->opt->consumer,
+	json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:f, s:o}", "consumer", w->opt->consumer,
 	                      "plugin", "*", "source", "sighup", "ok", rc == 0, "ms", ms,
 	                      "versions", plugin_versions(w->host));
 	need(o);
 	if (err)
 		json_object_set_new(o, "error", json_string(err));
-	log_json(o);
-	json_decref(o);
+	txs_log(rc ? TXS_LOG_ERROR : TXS_LOG_INFO, "reload", o);
 	free(err);
 }
 
@@ -545,6 +583,51 @@ static int load_script(struct worker *w, char *err, size_t errlen)
 	return ret;
 }
 
+/* Runs ACL_PROBE; -1 with the first command the Redis user may not run
+ * (and the rule that would allow it) in err. */
+static int check_acl(struct worker *w, char *err, size_t errlen)
+{
+	const struct stream_options *o = w->opt;
+	char done_key[512];
+	snprintf(done_key, sizeof done_key, "%s:done:%s:%s:0-1", o->out, o->stream, o->group);
+	const char *keys[] = {o->stream, o->out, o->dead, done_key};
+	redisReply *r = redisCommandArgv(w->rc, 3, (const char *[]){"SCRIPT", "LOAD", ACL_PROBE}, NULL);
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "SCRIPT LOAD: %s (the worker needs +script|load and +evalsha: "
+		         "docs/scale-out.md#a-redis-user-for-the-worker)",
+		         !r ? w->rc->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		freeReplyObject(r);
+		return -1;
+	}
+	char sha[41];
+	snprintf(sha, sizeof sha, "%s", r->str);
+	freeReplyObject(r);
+	const char *argv[] = {"EVALSHA", sha, "4", keys[0], keys[1], keys[2], keys[3],
+	                      o->group, o->consumer};
+	r = redisCommandArgv(w->rc, 9, argv, NULL);
+	long long i = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	int ret = 0;
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "EVALSHA: %s (the worker needs +evalsha and the keys '%s', '%s', "
+		         "'%s' and '%s:done:%s:%s:*': docs/scale-out.md#a-redis-user-for-the-worker)",
+		         !r ? w->rc->errstr : r->str, o->stream, o->out, o->dead, o->out, o->stream,
+		         o->group);
+		ret = -1;
+	} else if (i > 0 && i <= (long long)(sizeof ACL_NEEDS / sizeof ACL_NEEDS[0])) {
+		const char *cmd = ACL_NEEDS[i - 1].cmd, *key = keys[ACL_NEEDS[i - 1].key];
+		char rule[32];
+		snprintf(rule, sizeof rule, "%s", cmd);
+		for (char *p = rule; *p; p++)
+			*p = *p == ' ' ? '|' : (char)(*p | 0x20);
+		snprintf(err, errlen, "the Redis user may not run %s on key '%s' (ACL rules +%s and a "
+		         "key pattern matching it); every command the worker needs is in "
+		         "docs/scale-out.md#a-redis-user-for-the-worker", cmd, key, rule);
+		ret = -1;
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
 /* Waits out the backoff, in slices so a second signal is noticed. */
 static void backoff(struct worker *w)
 {
@@ -571,7 +654,8 @@ static int reconnect(struct worker *w)
 	if (*w->stop >= 2)
 		return -1;
 	w->rc = connect_url(&w->url, w->opt->block_ms + IO_SLACK_MS, err, sizeof err, &io);
-	if (w->rc && (ensure_group(w, err, sizeof err) || load_script(w, err, sizeof err))) {
+	if (w->rc && (check_acl(w, err, sizeof err) || ensure_group(w, err, sizeof err) ||
+	              load_script(w, err, sizeof err))) {
 		io = w->rc->err != 0;
 		disconnect(w);
 	}
@@ -894,7 +978,7 @@ static int read_history(struct worker *w, size_t count)
 		const redisReply *last = entries->element[n - 1];
 		if (last->type == REDIS_REPLY_ARRAY && last->elements && last->element[0]->len < ID_MAX)
 			snprintf(w->history, sizeof w->history, "%s", last->element[0]->str);
-		wlog(w, "resuming %zu entries left pending by an earlier run of %s", n, o->consumer);
+		winfo(w, "resuming %zu entries left pending by an earlier run of %s", n, o->consumer);
 	}
 	int ret = n ? take_recovered(w, entries) : 0;
 	w->stats.read += n;
@@ -957,7 +1041,7 @@ static int claim(struct worker *w, size_t count)
 		w->next_claim_ms = now_ms() + claim_period_ms(o);
 	size_t n = r->element[1]->elements;
 	if (n)
-		wlog(w, "claimed %zu entries of stream %s idle for over %u ms", n, o->stream,
+		winfo(w, "claimed %zu entries of stream %s idle for over %u ms", n, o->stream,
 		     o->claim_idle_ms);
 	w->stats.claimed += n;
 	size_t gone = 0;
@@ -1140,7 +1224,7 @@ static void drain(struct worker *w)
 		collect(w);
 	}
 	if (w->writes.n)
-		wlog(w, "%zu entries left pending (not acked) for another worker", w->writes.n);
+		winfo(w, "%zu entries left pending (not acked) for another worker", w->writes.n);
 	list_free(&w->writes);
 }
 
@@ -1150,7 +1234,7 @@ static int worker_init(struct worker *w, struct txs_host *host, const struct str
 	char err[1024];
 	*w = (struct worker){.opt = o, .stop = stop, .reload = reload, .host = host};
 	if (stream_url_parse(o->redis_url, &w->url, err, sizeof err)) {
-		fprintf(stderr, "txscan worker: %s\n", err);
+		txs_logf(TXS_LOG_ERROR, "error", "worker: %s", err);
 		return -1;
 	}
 	w->key_prefix = strlen(o->out) + strlen(o->stream) + strlen(o->group) + strlen(":done:::");
@@ -1293,15 +1377,30 @@ static bool input_ready(int fd)
 	return poll(&p, 1, 0) > 0;
 }
 
+/* A "publish" warning log line (fmt may end in a newline: it is dropped). */
+static void publish_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void publish_log(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	size_t n = strlen(msg);
+	if (n && msg[n - 1] == '\n')
+		msg[n - 1] = '\0';
+	txs_logf(TXS_LOG_WARN, "publish", "%s", msg);
+}
+
 /* Prints "lines A-B" (or "line A") for sent[from, to), which are in input
  * order; lines skipped in between were empty. */
 static void print_lines(const struct publisher *p, size_t from, size_t to, const char *what)
 {
 	uint64_t a = p->sent[from].line, b = p->sent[to - 1].line;
 	if (a == b)
-		fprintf(stderr, "txscan publish: line %llu %s\n", (unsigned long long)a, what);
+		publish_log("line %llu %s\n", (unsigned long long)a, what);
 	else
-		fprintf(stderr, "txscan publish: lines %llu-%llu (%zu lines) %s\n", (unsigned long long)a,
+		publish_log("lines %llu-%llu (%zu lines) %s\n", (unsigned long long)a,
 		        (unsigned long long)b, to - from, what);
 }
 
@@ -1325,13 +1424,13 @@ static int read_replies(struct publisher *p)
 		size_t i = p->unread;
 		redisReply *r = NULL;
 		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK) {
-			fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
+			publish_log("XADD %s: %s\n", p->stream, p->rc->errstr);
 			return -2;
 		}
 		if (r->type == REDIS_REPLY_STRING)
 			confirmed(p, r->str, r->len);
 		else if (!p->failed_line) {
-			fprintf(stderr, "txscan publish: line %llu: XADD %s: %s\n",
+			publish_log("line %llu: XADD %s: %s\n",
 			        (unsigned long long)p->sent[i].line, p->stream,
 			        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 			p->failed_line = p->sent[i].line;
@@ -1355,7 +1454,7 @@ static redisReply *ask(redisContext *rc, int argc, const char **argv)
 {
 	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
 	if (r && r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "txscan publish: %s: %s\n", argv[0], r->str);
+		publish_log("%s: %s\n", argv[0], r->str);
 		freeReplyObject(r);
 		return NULL;
 	}
@@ -1378,7 +1477,7 @@ static int publish_connect(struct publisher *p)
 		if (p->rc)
 			break;
 		bool again = io && tries + 1 < PUBLISH_TRIES;
-		fprintf(stderr, "txscan publish: %s%s\n", err, again ? "; retrying" : "");
+		publish_log("%s%s\n", err, again ? "; retrying" : "");
 		if (!io)
 			return -1;
 		if (!p->backoff_ms)
@@ -1389,7 +1488,7 @@ static int publish_connect(struct publisher *p)
 	redisReply *r = redisCommandArgv(p->rc, 2, (const char *[]){"CLIENT", "ID"}, NULL);
 	p->client_id = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 	if (!p->client_id && !p->warned_id)
-		fprintf(stderr, "txscan publish: CLIENT ID: %s: after a lost connection the lines in "
+		publish_log("CLIENT ID: %s: after a lost connection the lines in "
 		        "flight cannot be checked\n", r && r->type == REDIS_REPLY_ERROR ? r->str
 		        : p->rc->errstr[0] ? p->rc->errstr : "unexpected reply");
 	p->warned_id |= !p->client_id;
@@ -1496,7 +1595,7 @@ static int flush_xadds(struct publisher *p)
 		}
 		print_lines(p, uncertain, p->pending,
 		            "may or may not be in the stream (sent, no reply; check them)");
-		fprintf(stderr, "txscan publish: giving up: resume with --from-line %llu once the "
+		publish_log("giving up: resume with --from-line %llu once the "
 		        "uncertain lines are checked\n",
 		        (unsigned long long)p->sent[p->pending - 1].line + 1);
 		p->pending = 0;
@@ -1509,11 +1608,11 @@ static int flush_xadds(struct publisher *p)
 	p->text_len = 0;
 	if (p->failed_line) { /* maybe refused before a reconnect: still the end */
 		ret = -1;
-		fprintf(stderr, "txscan publish: lines from %llu on were not added: resume with "
+		publish_log("lines from %llu on were not added: resume with "
 		        "--from-line %llu\n", (unsigned long long)p->failed_line,
 		        (unsigned long long)p->failed_line);
 		if (p->added_after)
-			fprintf(stderr, "txscan publish: but %llu lines after line %llu were added: "
+			publish_log("but %llu lines after line %llu were added: "
 			        "remove them from the input first (or accept them twice)\n",
 			        (unsigned long long)p->added_after, (unsigned long long)p->failed_line);
 	}
@@ -1532,7 +1631,7 @@ static int add_line(struct publisher *p, uint64_t lineno, const char *line, size
 	p->sent[p->pending] = (struct sent){.line = lineno, .off = p->text_len, .len = n};
 	p->text_len += n;
 	if (append_xadd(p, line, n)) {
-		fprintf(stderr, "txscan publish: XADD %s: %s\n", p->stream, p->rc->errstr);
+		publish_log("XADD %s: %s\n", p->stream, p->rc->errstr);
 		return -1;
 	}
 	if (p->pending++ == 0)
@@ -1572,7 +1671,7 @@ static int publish_lines(struct publisher *p, struct input *in, const char *name
 		if (send_now(p, in))
 			ret = flush_xadds(p);
 		if (ret == 0 && fill(in)) {
-			fprintf(stderr, "txscan publish: reading %s: %s\n", name, strerror(errno));
+			publish_log("reading %s: %s\n", name, strerror(errno));
 			ret = -1;
 		}
 	}
@@ -1587,7 +1686,7 @@ int stream_publish(const char *redis_url, const char *stream, int fd, const char
 	char err[1024];
 	*count = 0;
 	if (stream_url_parse(redis_url, &u, err, sizeof err)) {
-		fprintf(stderr, "txscan publish: %s\n", err);
+		publish_log("%s\n", err);
 		return -1;
 	}
 	static struct publisher p; /* big; one per process */
