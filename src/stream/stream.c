@@ -10,8 +10,9 @@
  * goes from empty to non-empty. The loop swaps the list out under the lock
  * and does the rest unlocked.
  *
- * Delivery: an entry is acked only by the script (WRITE_ONCE) that writes
- * its report - or its dead letter - in the same atomic step, so a crash or a
+ * Delivery: an entry is acked only by the script (WRITE_BATCH) that writes
+ * its report - or its dead letter - in the same atomic step (one script
+ * call for up to SCRIPT_BATCH entries), so a crash or a
  * lost connection leaves it pending and XAUTOCLAIM hands it to a live
  * consumer. The script writes only while the hash <out>:done:<stream>:
  * <group>:<id> lacks the entry's digest (its fields), so a second delivery
@@ -47,7 +48,9 @@
 
 enum {
 	ID_MAX = 48,           /* "<ms>-<seq>": two 20-digit numbers and a dash */
-	PIPELINE_MAX = 256,    /* scripts per round trip */
+	PIPELINE_MAX = 256,    /* entries written per round trip */
+	SCRIPT_BATCH = 64,     /* entries per WRITE_BATCH call (Redis runs nothing
+	                        * else meanwhile: ~1 ms at most) */
 	PUBLISH_CHUNK = 1000,  /* XADDs per round trip, at most */
 	PUBLISH_WAIT_MS = 100, /* a line waits this long at most for its chunk */
 	PUBLISH_READ = 65536,  /* first size of publish's input buffer */
@@ -58,14 +61,19 @@ enum {
 	BACKOFF_FIRST_MS = 100,
 	BACKOFF_MAX_MS = 5000,
 	IDLE_POLL_MS = 5,      /* wait for reports while the stream is empty */
-	WRITE_ARGS = 24,
+	ENTRY_ARGS = 16,       /* WRITE_BATCH arguments of one entry, at most */
 	DIGEST_HEX = 32,       /* hex digits of an entry's digest kept (128 bits) */
 };
 
-/* KEYS: once-only key, target stream, input stream.
- * ARGV: group, entry id, key TTL (s), the entry's digest (entry_digest; ""
- * when the entry is gone and its content unknown), then the target entry's
- * field/value pairs.
+/* One script for a batch of entries (up to SCRIPT_BATCH), so that Redis
+ * pays the cost of a script call (~10 us of its CPU: argument copies, Lua
+ * stack, reply) and of an XACK once per batch rather than once per entry.
+ * KEYS: the input stream, then for each entry its once-only key and its
+ * target stream (the reports or the dead letters).
+ * ARGV: group, key TTL (s), then for each entry: its id, its digest
+ * (entry_digest; "" when the entry is gone and its content unknown), the
+ * number n of the target entry's field/value arguments, and those n.
+ * Returns one integer per entry, in order: 1 written, 0 answered before.
  *
  * The once-only key of an entry ID is a hash whose fields are the digests
  * of the entries answered under that ID: a redelivery (same ID, same
@@ -74,22 +82,34 @@ enum {
  * does not. An entry whose content is unknown (deleted before it was
  * scanned) counts as answered when anything was answered under its ID. A
  * string key is one of an older txscan (one entry per ID): answered. The
- * XADD comes before the HSET because a script is not rolled back: a failed
- * XADD must leave no key behind, or the retry would only ack. */
-static const char WRITE_ONCE[] =
-    "local t = redis.call('TYPE', KEYS[1]).ok\n"
-    "local first = t == 'none'\n"
-    "if t == 'hash' and ARGV[4] ~= '' then\n"
-    "  first = redis.call('HEXISTS', KEYS[1], ARGV[4]) == 0\n"
+ * entries are taken in order, so a second delivery of an entry in the same
+ * batch is answered by the first. The XADD comes before the HSET because a
+ * script is not rolled back: a failed XADD must leave no key behind, or the
+ * retry would only ack. The one XACK comes after every write: a script that
+ * fails half-way acks nothing, and its retry acks the entries it had
+ * written without writing them again. */
+static const char WRITE_BATCH[] =
+    "local group, ttl = ARGV[1], ARGV[2]\n"
+    "local res, ids, a = {}, {}, 3\n"
+    "for i = 1, (#KEYS - 1) / 2 do\n"
+    "  local key, target = KEYS[2 * i], KEYS[2 * i + 1]\n"
+    "  local id, digest, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])\n"
+    "  local t = redis.call('TYPE', key).ok\n"
+    "  local first = t == 'none'\n"
+    "  if t == 'hash' and digest ~= '' then\n"
+    "    first = redis.call('HEXISTS', key, digest) == 0\n"
+    "  end\n"
+    "  if first then\n"
+    "    redis.call('XADD', target, '*', unpack(ARGV, a + 3, a + 2 + n))\n"
+    "    redis.call('HSET', key, digest == '' and 'deleted' or digest, '1')\n"
+    "    redis.call('EXPIRE', key, ttl)\n"
+    "  end\n"
+    "  res[i] = first and 1 or 0\n"
+    "  ids[i] = id\n"
+    "  a = a + 3 + n\n"
     "end\n"
-    "if first then\n"
-    "  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))\n"
-    "  redis.call('HSET', KEYS[1], ARGV[4] == '' and 'deleted' or ARGV[4], '1')\n"
-    "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
-    "end\n"
-    "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
-    "if first then return 1 end\n"
-    "return 0\n";
+    "redis.call('XACK', KEYS[1], group, unpack(ids))\n"
+    "return res\n";
 
 /* What the worker runs, with the keys it runs it on, checked at connect
  * time with redis.acl_check_cmd (Redis 7) so that a user short of a right
@@ -164,7 +184,7 @@ struct worker {
 	bool connected_once;
 
 	/* loop thread only */
-	struct joblist writes;  /* scanned (or poison), waiting for WRITE_ONCE */
+	struct joblist writes;  /* scanned (or poison), waiting for WRITE_BATCH */
 	size_t scanning;        /* submitted, report not collected yet */
 	char history[ID_MAX];   /* own pending entries read up to here; "" = done */
 	char cursor[ID_MAX];    /* XAUTOCLAIM cursor; "0-0" = pass complete */
@@ -568,7 +588,7 @@ static int ensure_group(struct worker *w, char *err, size_t errlen)
 
 static int load_script(struct worker *w, char *err, size_t errlen)
 {
-	const char *argv[] = {"SCRIPT", "LOAD", WRITE_ONCE};
+	const char *argv[] = {"SCRIPT", "LOAD", WRITE_BATCH};
 	redisReply *r = redisCommandArgv(w->rc, 3, argv, NULL);
 	int ret = -1;
 	if (!r)
@@ -1056,14 +1076,20 @@ out:
 
 /* ---- writing reports ---------------------------------------------------- */
 
+/* A growing argument vector (hiredis copies it out at once). */
 struct args {
-	const char *v[WRITE_ARGS];
-	size_t len[WRITE_ARGS];
-	int n;
+	const char **v;
+	size_t *len;
+	size_t n, cap;
 };
 
 static void arg(struct args *a, const char *s, size_t len)
 {
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 256;
+		a->v = need(realloc(a->v, a->cap * sizeof *a->v));
+		a->len = need(realloc(a->len, a->cap * sizeof *a->len));
+	}
 	a->v[a->n] = s;
 	a->len[a->n++] = len;
 }
@@ -1074,42 +1100,90 @@ static void arg_pair(struct args *a, const char *name, const char *value, size_t
 	arg(a, value, len);
 }
 
-/* EVALSHA WRITE_ONCE for one job: the report entry, or the dead letter
- * (reason, delivery count, who gave up, and the input and report if any). */
-static int append_write(struct worker *w, struct job *j)
+static void args_free(struct args *a)
+{
+	free(a->v);
+	free(a->len);
+}
+
+/* What one entry's arguments point to while its batch is being built. */
+struct entry_args {
+	char *key; /* the once-only key */
+	char deliveries[24];
+	char n[24];
+};
+
+/* One entry of WRITE_BATCH: its keys in keys, its id, digest, count and the
+ * report entry, or the dead letter (reason, delivery count, who gave up,
+ * and the input and report if any), in vals. */
+static void batch_entry(struct worker *w, struct job *j, struct entry_args *e, struct args *keys,
+                        struct args *vals)
 {
 	const struct stream_options *o = w->opt;
 	const char *target = j->reason ? o->dead : o->out;
-	struct args a = {.n = 0};
-	char deliveries[24];
-	snprintf(deliveries, sizeof deliveries, "%lld", j->deliveries);
 	snprintf(w->key + w->key_prefix, ID_MAX, "%s", j->id);
-	const char *head[] = {"EVALSHA", w->sha,  "3",   w->key, target,
-	                      o->stream, o->group, j->id, w->ttl,  j->digest};
-	for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-		arg(&a, head[i], strlen(head[i]));
-	arg_pair(&a, "entry", j->id, strlen(j->id));
+	e->key = need(format("%s", w->key));
+	arg(keys, e->key, strlen(e->key));
+	arg(keys, target, strlen(target));
+	arg(vals, j->id, strlen(j->id));
+	arg(vals, j->digest, strlen(j->digest));
+	size_t count_at = vals->n;
+	arg(vals, "", 0); /* the count, once known */
+	arg_pair(vals, "entry", j->id, strlen(j->id));
+	snprintf(e->deliveries, sizeof e->deliveries, "%lld", j->deliveries);
 	if (j->reason) {
-		arg_pair(&a, "reason", j->reason, strlen(j->reason));
+		arg_pair(vals, "reason", j->reason, strlen(j->reason));
 		if (j->deliveries > 0)
-			arg_pair(&a, "deliveries", deliveries, strlen(deliveries));
-		arg_pair(&a, "consumer", o->consumer, strlen(o->consumer));
+			arg_pair(vals, "deliveries", e->deliveries, strlen(e->deliveries));
+		arg_pair(vals, "consumer", o->consumer, strlen(o->consumer));
 		if (j->tx) /* the input travels with its dead letter */
-			arg_pair(&a, "tx", j->tx, j->tx_len);
+			arg_pair(vals, "tx", j->tx, j->tx_len);
 	} else {
-		arg_pair(&a, "tx", j->hash, strlen(j->hash));
+		arg_pair(vals, "tx", j->hash, strlen(j->hash));
 	}
 	if (j->report) {
 		size_t len = 0;
 		const char *json = txs_report_json(j->report, &len);
-		arg_pair(&a, "report", json, len);
+		arg_pair(vals, "report", json, len);
 	}
-	return redisAppendCommandArgv(w->rc, a.n, a.v, a.len) == REDIS_OK ? 0 : -1;
+	snprintf(e->n, sizeof e->n, "%zu", vals->n - count_at - 1);
+	vals->v[count_at] = e->n;
+	vals->len[count_at] = strlen(e->n);
 }
 
-static void written(struct worker *w, struct job *j, const redisReply *r)
+/* EVALSHA WRITE_BATCH for jobs[0..k-1] (k <= SCRIPT_BATCH), appended to
+ * the connection's output. */
+static int append_batch(struct worker *w, struct job **jobs, size_t k)
 {
-	if (r->integer == 0)
+	const struct stream_options *o = w->opt;
+	struct entry_args e[SCRIPT_BATCH];
+	struct args keys = {0}, vals = {0}, all = {0};
+	char nkeys[24];
+	snprintf(nkeys, sizeof nkeys, "%zu", 1 + 2 * k);
+	arg(&keys, o->stream, strlen(o->stream));
+	arg(&vals, o->group, strlen(o->group));
+	arg(&vals, w->ttl, strlen(w->ttl));
+	for (size_t i = 0; i < k; i++)
+		batch_entry(w, jobs[i], &e[i], &keys, &vals);
+	arg(&all, "EVALSHA", 7);
+	arg(&all, w->sha, strlen(w->sha));
+	arg(&all, nkeys, strlen(nkeys));
+	for (size_t i = 0; i < keys.n; i++)
+		arg(&all, keys.v[i], keys.len[i]);
+	for (size_t i = 0; i < vals.n; i++)
+		arg(&all, vals.v[i], vals.len[i]);
+	int ret = redisAppendCommandArgv(w->rc, (int)all.n, all.v, all.len) == REDIS_OK ? 0 : -1;
+	for (size_t i = 0; i < k; i++)
+		free(e[i].key);
+	args_free(&keys);
+	args_free(&vals);
+	args_free(&all);
+	return ret;
+}
+
+static void written(struct worker *w, struct job *j, long long first)
+{
+	if (first == 0)
 		w->stats.duplicates++;
 	else if (j->reason) {
 		w->stats.dead++;
@@ -1119,8 +1193,20 @@ static void written(struct worker *w, struct job *j, const redisReply *r)
 	job_free(j);
 }
 
-/* Sends up to PIPELINE_MAX scripts in one round trip. A job whose reply is
- * not a success stays queued (in order) for the next connection. */
+/* True when r is WRITE_BATCH's answer for k entries. */
+static bool batch_reply(const redisReply *r, size_t k)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != k)
+		return false;
+	for (size_t i = 0; i < k; i++)
+		if (r->element[i]->type != REDIS_REPLY_INTEGER)
+			return false;
+	return true;
+}
+
+/* Writes up to PIPELINE_MAX entries in one round trip, SCRIPT_BATCH per
+ * script. The jobs of a script whose reply is not a success stay queued
+ * (in order, with every job after them) for the next connection. */
 static int flush_writes(struct worker *w)
 {
 	struct job *batch[PIPELINE_MAX];
@@ -1128,25 +1214,27 @@ static int flush_writes(struct worker *w)
 	while (n < PIPELINE_MAX && w->writes.head)
 		batch[n++] = list_pop(&w->writes);
 	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i++)
-		ret = append_write(w, batch[i]);
+	for (size_t i = 0; i < n && ret == 0; i += SCRIPT_BATCH)
+		ret = append_batch(w, batch + i, n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH);
 	struct joblist keep = {0};
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i += SCRIPT_BATCH) {
+		size_t k = n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH;
+		const char *to = k > 1 ? "their targets" : batch[i]->reason ? w->opt->dead : w->opt->out;
 		redisReply *r = NULL;
 		if (ret == 0 && redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
-			wlog(w, "writing entry %s to %s: %s", batch[i]->id,
-			     batch[i]->reason ? w->opt->dead : w->opt->out, w->rc->errstr);
+			wlog(w, "writing entries %s..%s to %s: %s", batch[i]->id, batch[i + k - 1]->id, to,
+			     w->rc->errstr);
 			ret = -1;
-		} else if (ret == 0 && r->type != REDIS_REPLY_INTEGER) {
-			wlog(w, "writing entry %s to %s: %s", batch[i]->id,
-			     batch[i]->reason ? w->opt->dead : w->opt->out,
+		} else if (ret == 0 && !batch_reply(r, k)) {
+			wlog(w, "writing entries %s..%s to %s: %s", batch[i]->id, batch[i + k - 1]->id, to,
 			     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 			ret = -1; /* NOSCRIPT after a Redis restart, OOM, ...: reconnect */
 		}
-		if (ret == 0)
-			written(w, batch[i], r);
-		else
-			list_push(&keep, batch[i]);
+		for (size_t x = 0; x < k; x++)
+			if (ret == 0)
+				written(w, batch[i + x], r->element[x]->integer);
+			else
+				list_push(&keep, batch[i + x]);
 		freeReplyObject(r);
 	}
 	list_prepend(&w->writes, &keep);
