@@ -1,6 +1,7 @@
 # txscan worker / publish against a real redis-server (tests/worker_test.py):
 # exactly one report per entry through 3 workers, kill -9 recovery, SIGTERM
-# drain, dead letters and redelivery, deleted pending entries, once-only keys
+# drain, dead letters and redelivery, one write batch mixing reports, duplicates
+# and dead letters, deleted pending entries, once-only keys
 # per stream and group, SIGHUP plugin reload, publish from a slow pipe,
 # TXSCAN_REDIS_URL, and a Redis restart mid-run.
 find_package(Python3 COMPONENTS Interpreter)

@@ -469,6 +469,50 @@ class TestPoison(WorkerTest):
         self.assertEqual(pending_total(r), 0)
         self.assertEqual(stopped(w)["duplicates"], 1, w.output()[-3000:])
 
+    def test_one_write_batch_mixes_reports_duplicates_and_dead_letters(self):
+        """One WRITE_BATCH script call answers many entries: a duplicate or a
+        dead letter in the middle must not shift, skip or mis-ack the others.
+        The script is flushed before the entries arrive, so the first write
+        fails (NOSCRIPT) and the worker reconnects: meanwhile every scan comes
+        back, and the retry writes them all in one batch."""
+        r = self.r
+        w = self.start_worker("batch", "--claim-idle-ms", "60000")
+        wait_for("the worker's group", lambda: r("EXISTS", "txs") == 1, 30, [w])
+        time.sleep(0.3)  # its first XREADGROUP is blocked: the entries come in one read
+        r("SCRIPT", "FLUSH")
+        good = [json.dumps(tx(800000 + i)) for i in range(4)]
+        entries = [("1-1", "tx", good[0]), ("1-2", "tx", "not json"),
+                   ("1-3", "tx", good[1]), ("1-4", "payload", "{}"),
+                   ("1-5", "tx", good[2]), ("1-6", "tx", good[3])]
+        done = "reports:done:txs:scanners:"
+        r.pipeline([("MULTI",)] + [("XADD", "txs", eid, f, v) for eid, f, v in entries] + [
+            # 1-3 was answered before (same content); 1-5's ID was used by
+            # other content (the stream was refilled): it is owed a report
+            ("HSET", done + "1-3", entry_digest(["tx", good[1]]), "1"),
+            ("HSET", done + "1-5", entry_digest(["tx", "other"]), "1"),
+            ("EXEC",)])
+        wait_for("every entry acked", lambda: r("XLEN", "reports") >= 3 and
+                 r("XLEN", "txs:dead") >= 2 and pending_total(r) == 0, 60, [w])
+        time.sleep(0.5)  # nothing more may arrive
+        self.stop_all()
+        reports = {f["entry"]: f for _, f in xrange_all(r, "reports")}
+        self.assertEqual(set(reports), {"1-1", "1-5", "1-6"})
+        for eid, t in (("1-1", good[0]), ("1-5", good[2]), ("1-6", good[3])):
+            h = json.loads(t)["hash"]
+            self.assertEqual(reports[eid]["tx"], h)
+            self.assertEqual(json.loads(reports[eid]["report"])["tx"], h)
+        dead = {f["entry"]: f for _, f in xrange_all(r, "txs:dead")}
+        self.assertEqual(set(dead), {"1-2", "1-4"})
+        self.assertIn("not a valid transaction", dead["1-2"]["reason"])
+        self.assertEqual(dead["1-2"]["tx"], "not json")
+        self.assertIn("no field 'tx'", dead["1-4"]["reason"])
+        for eid in ("1-1", "1-2", "1-4", "1-5", "1-6"):
+            self.assertGreater(r("TTL", done + eid), 0, eid)
+        self.assertEqual(pending_total(r), 0)
+        s = stopped(w)
+        self.assertEqual((s["written"], s["duplicates"], s["dead"]), (3, 1, 2), w.output()[-3000:])
+        self.assertIn("NOSCRIPT", w.output())
+
 
 class TestRedisRestart(WorkerTest):
     persistent = True
