@@ -477,8 +477,11 @@ class TestPoison(WorkerTest):
         back, and the retry writes them all in one batch."""
         r = self.r
         w = self.start_worker("batch", "--claim-idle-ms", "60000")
-        wait_for("the worker's group", lambda: r("EXISTS", "txs") == 1, 30, [w])
-        time.sleep(0.3)  # its first XREADGROUP is blocked: the entries come in one read
+        # the consumer exists once the worker has loaded its script and
+        # claimed (XAUTOCLAIM comes first): a flush now is not undone
+        wait_for("the worker's first read", lambda: r("EXISTS", "txs") == 1 and
+                 r("XINFO", "CONSUMERS", "txs", "scanners") != [], 30, [w])
+        time.sleep(0.3)  # its XREADGROUP is blocked: the entries come in one read
         r("SCRIPT", "FLUSH")
         good = [json.dumps(tx(800000 + i)) for i in range(4)]
         entries = [("1-1", "tx", good[0]), ("1-2", "tx", "not json"),
