@@ -5,6 +5,7 @@
  *   bench_host fanout     PLUGIN_DIR COPIES TX.jsonl [--n N] [--warmup W]
  *   bench_host throughput SRC TX.jsonl [--copies C] [--instances K] [--window W]
  *                         [--limit N] [--rounds R]
+ *   bench_host startup    PLUGINS_DIR [--n N]
  *   either: [--set KEY=JSON]...   override plugin.json keys (restart_every=0 ...)
  *           [--isolation thread|process]  where the engines run (default thread)
  *
@@ -18,6 +19,10 @@
  * throughput: txs_host_submit keeping W fan-outs in flight over every line of
  *             TX.jsonl (R times), as `txscan scan` does, without a
  *             deadline: reports/s and scans/s (reports x plugins).
+ * startup:    txs_host_new + txs_host_load of PLUGINS_DIR as it is (every
+ *             plugin started, init run), N times: ms p50/min/max, the first
+ *             run apart (cold caches), the CPU of the host and its engine
+ *             processes per start, and the time txs_host_free took.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -31,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -347,6 +353,60 @@ static int mode_throughput(int argc, char **argv)
 	return 0;
 }
 
+/* ---- start-up -------------------------------------------------------------- */
+
+static double cpu_children_ms(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static int mode_startup(int argc, char **argv)
+{
+	long n = (long)bench_opt_num(argc, argv, "--n", 10);
+	if (n < 1)
+		bench_die("--n must be at least 1");
+	double *ms = malloc((size_t)n * sizeof *ms), first = 0, free_ms = 0, cpu_ms = 0;
+	int plugins = 0;
+	for (long i = -1; i < n; i++) {
+		txs_host_options o = {.console_quiet = true, .isolation = isolation};
+		txs_host *h = NULL;
+		uint64_t c0 = bench_cpu_ns();
+		double cc0 = cpu_children_ms();
+		uint64_t t0 = bench_now_ns();
+		if (txs_host_new(&h, &o) != 0 || txs_host_load(h, argv[2]) != 0)
+			bench_die("start-up: %s", txs_last_error());
+		double t = (double)(bench_now_ns() - t0) / 1e6;
+		uint64_t t1 = bench_now_ns();
+		plugins = (int)txs_host_plugin_count(h);
+		txs_host_free(h);
+		double tf = (double)(bench_now_ns() - t1) / 1e6;
+		if (i < 0) {
+			first = t;
+			continue;
+		}
+		ms[i] = t;
+		free_ms += tf;
+		/* children are reaped by txs_host_free: their CPU includes their life */
+		cpu_ms += (double)(bench_cpu_ns() - c0) / 1e6 + cpu_children_ms() - cc0;
+	}
+	bench_json_begin("bench_host", "startup");
+	bench_json_str("isolation", isolation == TXS_ISOLATION_PROCESS ? "process" : "thread");
+	bench_json_int("plugins", plugins);
+	bench_json_int("n", n);
+	bench_json_num("first_ms", first);
+	bench_json_num("p50_ms", bench_percentile(ms, (size_t)n, 50));
+	bench_json_num("min_ms", bench_percentile(ms, (size_t)n, 0));
+	bench_json_num("max_ms", bench_percentile(ms, (size_t)n, 100));
+	bench_json_num("cpu_ms_per_start", cpu_ms / (double)n);
+	bench_json_num("free_ms", free_ms / (double)n);
+	bench_json_end();
+	free(ms);
+	return 0;
+}
+
 /* --set key=JSON (repeatable), e.g. --set restart_every=0 */
 static void parse_overrides(int argc, char **argv)
 {
@@ -378,6 +438,9 @@ int main(int argc, char **argv)
 		return mode_fanout(argc, argv);
 	if (argc >= 4 && !strcmp(argv[1], "throughput"))
 		return mode_throughput(argc, argv);
+	if (argc >= 3 && !strcmp(argv[1], "startup"))
+		return mode_startup(argc, argv);
 	bench_die("usage: bench_host fanout PLUGIN_DIR COPIES TX.jsonl [--n N] | "
-	          "bench_host throughput SRC TX.jsonl [--copies C] [--instances K]");
+	          "bench_host throughput SRC TX.jsonl [--copies C] [--instances K] | "
+	          "bench_host startup PLUGINS_DIR [--n N]");
 }

@@ -43,8 +43,8 @@ cmake --build "$BUILD" --target txscan >/dev/null
 
 CFLAGS="-std=c11 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-  -I$ROOT/include -I$ROOT/src $(pkg-config --cflags jansson libmicrohttpd)"
-LIBS="$BUILD/libtxscan.a $(pkg-config --libs javascriptcoregtk-4.1 jansson libmicrohttpd libseccomp) -lpthread -lm"
+  -I$ROOT/include -I$ROOT/src $(pkg-config --cflags jansson libmicrohttpd gnutls)"
+LIBS="$BUILD/libtxscan.a $(pkg-config --libs javascriptcoregtk-4.1 jansson libmicrohttpd gnutls libseccomp) -lpthread -lm"
 
 build() { # name sources...
   name=$1
@@ -74,7 +74,8 @@ run() { # name corpus-name [dict]
 only=${FUZZ_ONLY:-}
 if [ -z "$only" ] || [ "$only" = fuzz_scan_body ]; then
   build fuzz_scan_body "$ROOT/fuzz/fuzz_scan_body.c" "$ROOT/src/http/server.c" "$ROOT/src/http/metrics.c" \
-    "$ROOT/src/http/guard.c" "$ROOT/src/http/snapshot.c" "$ROOT/src/util/jscan.c"
+    "$ROOT/src/http/guard.c" "$ROOT/src/http/snapshot.c" "$ROOT/src/http/auth.c" \
+    "$ROOT/src/http/tls.c" "$ROOT/src/util/jscan.c"
   run fuzz_scan_body scan_body
 fi
 if [ -z "$only" ] || [ "$only" = fuzz_manifest ]; then

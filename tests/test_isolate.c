@@ -590,7 +590,88 @@ static void test_sandbox_probe(void **state)
 	txs_proc_free(p);
 }
 
-/* kill -9 of the host: its engine processes are gone within a second. */
+/* Field n (1-based, n > 2) of /proc/<pid>/stat as a number; -1. */
+static long stat_field(pid_t pid, int n)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[len] = '\0';
+	char *p = strrchr(buf, ')'); /* the name may hold spaces */
+	for (int i = 2; p && i < n; i++)
+		p = strchr(p + 1, ' ');
+	return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+/* Engine processes come from the zygote (TXSCAN_ZYGOTE=0: from
+ * posix_spawn, the second registration of this test), which has exactly
+ * one thread whenever it forks, and they are this process's children: the
+ * host waits for them and signals them as if it had spawned them. */
+static void test_zygote(void **state)
+{
+	(void)state;
+	const char *env = getenv("TXSCAN_ZYGOTE");
+	bool off = env && !strcmp(env, "0");
+	txs_proc *a = make("za", ECHO, 50), *b = make("zb", ECHO, 50);
+	pid_t z = txs_isolate_zygote_pid();
+	if (off) {
+		assert_int_equal(z, 0);
+	} else {
+		assert_true(z > 0);
+		assert_int_equal(stat_field(z, 20), 1); /* num_threads, after two forks */
+		assert_int_equal(stat_field(z, 4), getpid());
+	}
+	pid_t kids[2] = {txs_proc_pid(a), txs_proc_pid(b)};
+	for (int i = 0; i < 2; i++) {
+		assert_true(kids[i] > 0 && kids[i] != z);
+		assert_int_equal(stat_field(kids[i], 4), getpid()); /* ppid */
+	}
+	expect_ok(a);
+	expect_ok(b);
+	/* a crash is seen by this process's waitpid, with its signal */
+	assert_int_equal(kill(kids[0], SIGABRT), 0);
+	txs_scan_result r;
+	double t0 = now_ms();
+	do {
+		r = scan(a, TX, NULL);
+		bool ok = r.status == TXS_STATUS_OK;
+		txs_scan_result_clear(&r);
+		if (ok && txs_proc_pid(a) != kids[0])
+			break;
+		usleep(5000);
+	} while (now_ms() - t0 < 5000);
+	txs_executor_stats st;
+	txs_proc_stats_get(a, &st);
+	assert_int_equal(st.process_crashes, 1);
+	assert_true(txs_proc_pid(a) > 0 && txs_proc_pid(a) != kids[0]);
+	expect_ok(b);
+	if (!off) {
+		/* the zygote dies: its engine processes (the host's children) go
+		 * on; the next start spawns by itself, the one after gets a new
+		 * zygote */
+		assert_int_equal(kill(z, SIGKILL), 0);
+		expect_ok(b);
+		txs_proc *c = make("zc", ECHO, 50), *d = make("zd", ECHO, 50);
+		expect_ok(c);
+		expect_ok(d);
+		pid_t z2 = txs_isolate_zygote_pid();
+		assert_true(z2 > 0 && z2 != z);
+		assert_int_equal(stat_field(z2, 20), 1);
+		txs_proc_free(c);
+		txs_proc_free(d);
+		z = z2;
+	}
+	txs_proc_free(a);
+	txs_proc_free(b);
+	if (!off)
+		assert_int_equal(txs_isolate_zygote_pid(), z); /* it outlives the proxies */
+}
+
+/* kill -9 of the host: its engine processes (and its zygote) are gone
+ * within a second. */
 static void test_children_die_with_parent(void **state)
 {
 	(void)state;
@@ -605,9 +686,10 @@ static void test_children_die_with_parent(void **state)
 	assert_int_equal(posix_spawn(&host, "/proc/self/exe", &fa, NULL, argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pfd[1]);
-	pid_t kids[2];
+	pid_t kids[3];
 	assert_int_equal(read(pfd[0], kids, sizeof kids), (ssize_t)sizeof kids);
 	assert_true(kids[0] > 0 && kids[1] > 0);
+	int nkids = kids[2] > 0 ? 3 : 2; /* the zygote, unless TXSCAN_ZYGOTE=0 */
 	assert_int_equal(kill(kids[0], 0), 0);
 	kill(host, SIGKILL);
 	waitpid(host, NULL, 0);
@@ -617,7 +699,7 @@ static void test_children_die_with_parent(void **state)
 		/* orphans are reaped by init (or a subreaper): gone = ESRCH, or a zombie */
 		char path[64], st = '?';
 		gone = true;
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < nkids; i++) {
 			snprintf(path, sizeof path, "/proc/%d/stat", kids[i]);
 			FILE *f = fopen(path, "r");
 			if (f) {
@@ -633,11 +715,12 @@ static void test_children_die_with_parent(void **state)
 	close(pfd[0]);
 }
 
-/* --host: start two engine processes, print their pids, wait to be killed */
+/* --host: start two engine processes, print their pids and the zygote's,
+ * wait to be killed */
 static int host_main(void)
 {
 	txs_proc *a = make("a", ECHO, 50), *b = make("b", ECHO, 50);
-	pid_t kids[2] = {txs_proc_pid(a), txs_proc_pid(b)};
+	pid_t kids[3] = {txs_proc_pid(a), txs_proc_pid(b), txs_isolate_zygote_pid()};
 	if (write(1, kids, sizeof kids) != sizeof kids)
 		return 1;
 	pause();
@@ -663,6 +746,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
+	    cmocka_unit_test(test_zygote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

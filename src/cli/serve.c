@@ -21,7 +21,9 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "util/clock.h"
+#include "http/auth.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "txscan.h"
 
 #include <errno.h>
@@ -38,6 +40,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +61,8 @@ struct args {
 	bool watch;
 	bool quiet;
 	bool allow_partial;
+	auth_sources tokens;     /* files from options, values from the environment */
+	tls_files tls;           /* cert NULL = plain HTTP */
 };
 
 static void usage(FILE *out)
@@ -92,14 +97,28 @@ static void usage(FILE *out)
 	        "                          \"unavailable\", show \"started\": false in /v1/plugins,\n"
 	        "                          keep /readyz at 503 and are retried in the background\n"
 	        "                          (default: list every failing plugin and exit 2)\n"
+	        "      --scan-token-file F bearer tokens for POST /v1/scan and /v1/scan/batch, one\n"
+	        "                          a line (also $TXSCAN_SCAN_TOKEN, comma-separated)\n"
+	        "      --admin-token-file F\n"
+	        "                          tokens for restart, reload and the full /v1/plugins\n"
+	        "                          (also $TXSCAN_ADMIN_TOKEN); roles are disjoint\n"
+	        "      --metrics-token-file F\n"
+	        "                          tokens for /metrics (also $TXSCAN_METRICS_TOKEN;\n"
+	        "                          without any, /metrics is open)\n"
+	        "      --tls-cert F        serve HTTPS only (TLS 1.2+) with this PEM chain...\n"
+	        "      --tls-key F         ...and this PEM key\n"
+	        "      --tls-client-ca F   require client certificates these PEM CAs signed\n"
+	        "      --insecure-no-auth  allow an address other than loopback with neither\n"
+	        "                          tokens nor client certificates (else refused)\n"
+	        "                          (docs/http-api.md#access-control)\n"
 	        "  -q, --quiet             discard the plugins' console output\n"
 	        "  --isolation MODE        thread or process (default $TXSCAN_ISOLATION, else\n"
 	        "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
 	        CLI_LOG_HELP24
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
-	        "signal exits at once); SIGHUP reloads every plugin. Logs are JSON lines on\n"
-	        "stderr (text at a terminal; docs/logging.md).\n");
+	        "signal exits at once); SIGHUP rereads the token and TLS files and reloads every\n"
+	        "plugin. Logs are JSON lines on stderr (text at a terminal; docs/logging.md).\n");
 }
 
 /* A positive integer with an optional k/m (KiB/MiB) suffix. */
@@ -137,7 +156,8 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 enum {
 	OPT_MAX_BODY = 256, OPT_MAX_BATCH, OPT_MAX_INFLIGHT, OPT_THREADS, OPT_DRAIN, OPT_WATCH,
 	OPT_ALLOW_PARTIAL, OPT_MAX_CONN, OPT_PER_IP, OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT,
-	OPT_IDLE_TIMEOUT
+	OPT_IDLE_TIMEOUT, OPT_SCAN_TOKENS, OPT_ADMIN_TOKENS, OPT_METRICS_TOKENS, OPT_TLS_CERT,
+	OPT_TLS_KEY, OPT_TLS_CA, OPT_INSECURE
 };
 
 static const struct option long_opts[] = {
@@ -155,6 +175,13 @@ static const struct option long_opts[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"allow-partial", no_argument, NULL, OPT_ALLOW_PARTIAL},
+    {"scan-token-file", required_argument, NULL, OPT_SCAN_TOKENS},
+    {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKENS},
+    {"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKENS},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-client-ca", required_argument, NULL, OPT_TLS_CA},
+    {"insecure-no-auth", no_argument, NULL, OPT_INSECURE},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -175,6 +202,13 @@ static int apply_opt(struct args *a, int c, const char *v)
 	case 'q': a->quiet = true; return 0;
 	case OPT_WATCH: a->watch = true; return 0;
 	case OPT_ALLOW_PARTIAL: a->allow_partial = true; return 0;
+	case OPT_SCAN_TOKENS: a->tokens.file[ROLE_SCAN] = v; return 0;
+	case OPT_ADMIN_TOKENS: a->tokens.file[ROLE_ADMIN] = v; return 0;
+	case OPT_METRICS_TOKENS: a->tokens.file[ROLE_METRICS] = v; return 0;
+	case OPT_TLS_CERT: a->tls.cert = v; return 0;
+	case OPT_TLS_KEY: a->tls.key = v; return 0;
+	case OPT_TLS_CA: a->tls.client_ca = v; return 0;
+	case OPT_INSECURE: a->opts.insecure_no_auth = true; return 0;
 	case OPT_MAX_BODY:
 		if (parse_size(v, &a->opts.max_body) == 0)
 			return 0;
@@ -253,7 +287,95 @@ static int parse_args(int argc, char **argv, struct args *a)
 		cli_error("serve: unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
+	if (!a->tls.cert != !a->tls.key || (a->tls.client_ca && !a->tls.cert)) {
+		cli_error("serve: --tls-cert and --tls-key go together%s",
+		          a->tls.client_ca ? ", and --tls-client-ca needs them" : "");
+		return -1;
+	}
 	return 0;
+}
+
+/* ---- tokens and TLS ------------------------------------------------------ */
+
+/* Token files and the TLS key are secrets: say so when others may read them. */
+static void warn_open_files(const struct args *a)
+{
+	const char *files[] = {a->tokens.file[ROLE_SCAN], a->tokens.file[ROLE_ADMIN],
+	                       a->tokens.file[ROLE_METRICS], a->tls.key};
+	struct stat st;
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		if (files[i] && stat(files[i], &st) == 0 && (st.st_mode & 077))
+			server_log("warn", "secret_file_mode",
+			           json_pack("{s:s, s:s}", "file", files[i], "reason",
+			                     "readable by group or others: chmod 600 it"));
+}
+
+/* The token variables are read once and removed from the environment, so
+ * no process started later (an engine process, say) inherits them and
+ * /proc/PID/environ does not show them. Before any thread exists: unsetenv
+ * is not thread-safe. */
+static int open_access(struct args *a, auth **au, tls **t)
+{
+	static const char *const vars[NROLES] = {"TXSCAN_SCAN_TOKEN", "TXSCAN_ADMIN_TOKEN",
+	                                         "TXSCAN_METRICS_TOKEN"};
+	char err[512], *vals[NROLES] = {0};
+	int rc = -1;
+	for (int r = 0; r < NROLES; r++) {
+		char *v = getenv(vars[r]);
+		if (v && !(vals[r] = strdup(v)))
+			goto out;
+		a->tokens.env[r] = vals[r];
+		/* The value is also wiped where it lies: /proc/PID/environ shows the
+		 * process's first environment block, which unsetenv leaves as is. */
+		if (v)
+			explicit_bzero(v, strlen(v));
+		unsetenv(vars[r]);
+	}
+	if (auth_new(au, &a->tokens, err, sizeof err) < 0) {
+		cli_error("serve: tokens: %s", err);
+		goto out;
+	}
+	if (a->tls.cert && tls_new(t, &a->tls, err, sizeof err) < 0) {
+		cli_error("serve: TLS: %s", err);
+		goto out;
+	}
+	a->opts.auth = *au;
+	a->opts.tls = *t;
+	warn_open_files(a);
+	rc = 0;
+out:
+	for (int r = 0; r < NROLES; r++) {
+		if (vals[r])
+			explicit_bzero(vals[r], strlen(vals[r]));
+		free(vals[r]);
+		a->tokens.env[r] = NULL;
+	}
+	return rc;
+}
+
+/* SIGHUP: reread the token files and the TLS files. A failure keeps what
+ * is in use, and says so. */
+static void reload_access(auth *au, tls *t)
+{
+	char err[512];
+	bool changed = false;
+	if (auth_reload(au, err, sizeof err) < 0)
+		server_log("error", "tokens_reload", json_pack("{s:b, s:s}", "ok", 0, "error", err));
+	else if (auth_enabled(au) || auth_required(au, ROLE_METRICS))
+		server_log("info", "tokens_reload",
+		           json_pack("{s:b, s:i, s:i, s:i}", "ok", 1, "scan", (int)auth_count(au, ROLE_SCAN),
+		                     "admin", (int)auth_count(au, ROLE_ADMIN), "metrics",
+		                     (int)auth_count(au, ROLE_METRICS)));
+	if (!t)
+		return;
+	if (tls_reload(t, &changed, err, sizeof err) < 0) {
+		server_log("error", "tls_reload", json_pack("{s:b, s:s}", "ok", 0, "error", err));
+		return;
+	}
+	char fp[80];
+	tls_fingerprint(t, fp, sizeof fp);
+	server_log("info", "tls_reload",
+	           json_pack("{s:b, s:b, s:s}", "ok", 1, "changed", changed, "sha256", fp));
 }
 
 /* ---- --watch ------------------------------------------------------------- */
@@ -373,7 +495,7 @@ static int next_signal(int sfd)
 }
 
 /* Runs until SIGTERM/SIGINT; returns that signal. */
-static int run(server *srv, int sfd, struct watch *w)
+static int run(server *srv, int sfd, struct watch *w, auth *au, tls *t)
 {
 	for (;;) {
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = w->fd, .events = POLLIN}};
@@ -383,6 +505,7 @@ static int run(server *srv, int sfd, struct watch *w)
 		for (int sig; (sig = next_signal(sfd));) {
 			if (sig != SIGHUP)
 				return sig;
+			reload_access(au, t);
 			server_log("info", "sighup", json_pack("{s:s}", "action", "reload all plugins"));
 			server_reload(srv, NULL, "sighup");
 		}
@@ -568,6 +691,13 @@ static void log_start(server *srv, txs_host *host, const struct args *a)
 	                 (int)o->header_timeout_s, "body_timeout_s", (int)o->body_timeout_s,
 	                 "idle_timeout_s", (int)o->conn_timeout_s, "drain_timeout_s",
 	                 (int)a->drain_s));
+	json_object_update_new(
+	    j, json_pack("{s:b, s:b, s:{s:i, s:i, s:i}}", "tls", o->tls != NULL, "mutual_tls",
+	                 tls_mutual(o->tls), "tokens", "scan", (int)auth_count(o->auth, ROLE_SCAN),
+	                 "admin", (int)auth_count(o->auth, ROLE_ADMIN), "metrics",
+	                 (int)auth_count(o->auth, ROLE_METRICS)));
+	if (o->insecure_no_auth)
+		json_object_set_new(j, "insecure_no_auth", json_true());
 	server_log("info", "start", j);
 }
 
@@ -578,16 +708,24 @@ int cmd_serve(int argc, char **argv)
 	sigset_t set;
 	char err[512];
 	server *srv = NULL;
+	txs_host *host = NULL;
+	auth *au = NULL;
+	tls *t = NULL;
 	int rc = parse_args(argc, argv, &a), sfd = -1;
 	if (rc)
 		return rc > 0 ? EXIT_CLEAN : EXIT_USAGE;
+	if (open_access(&a, &au, &t) < 0) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	/* Before any thread starts, so every thread inherits the mask. */
 	if ((sfd = signal_fd(&set)) < 0) {
 		cli_error("serve: signalfd: %s", strerror(errno));
-		return EXIT_ERRORS;
+		rc = EXIT_ERRORS;
+		goto out;
 	}
 	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial};
-	txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
+	host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	rc = EXIT_ERRORS;
 	if (!host)
 		goto out;
@@ -599,12 +737,15 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	log_start(srv, host, &a);
-	int sig = run(srv, sfd, &w);
+	int sig = run(srv, sfd, &w, au, t);
 	rc = shut_down(srv, host, sfd, sig, a.drain_s) ? EXIT_CLEAN : EXIT_ERRORS;
 	host = NULL;
 out:
 	txs_host_free(host);
 	watch_close(&w);
-	close(sfd);
+	if (sfd >= 0)
+		close(sfd);
+	tls_free(t);
+	auth_free(au);
 	return rc;
 }

@@ -1024,6 +1024,8 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 	if (opts)
 		h->opt = *opts;
 	h->isolation = instance_mode(h->opt.isolation);
+	if (h->isolation == TXS_ISOLATION_PROCESS) /* linked while the plugins are read */
+		txs_isolate_zygote_start(h->opt.engine_path);
 	pthread_mutex_init(&h->dmu, NULL);
 	txs_cond_init(&h->dcv);
 	pthread_mutex_init(&h->rmu, NULL);

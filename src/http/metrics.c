@@ -308,6 +308,16 @@ static void connection_families(sbuf *b, const metrics_http *h)
 	          (unsigned long long)h->closed_idle);
 }
 
+/* Every reason always, 0 included: an alert on a rate needs the series. */
+static void auth_family(sbuf *b, const metrics_http *h)
+{
+	family(b, "txscan_http_auth_failures_total", "counter",
+	       "Requests and TLS handshakes refused by access control, by reason.");
+	for (size_t i = 1; i < h->nauth; i++)
+		sb_printf(b, "txscan_http_auth_failures_total{reason=\"%s\"} %llu\n", h->auth_reasons[i],
+		          (unsigned long long)h->auth_failures[i]);
+}
+
 static void http_counts(sbuf *b, const metrics_http *h)
 {
 	family(b, "txscan_http_requests_total", "counter", "HTTP requests answered, by handler and status code.");
@@ -359,6 +369,7 @@ int metrics_render(const metrics_host *host, const metrics_http *http, size_t ma
 	host_families(&b, host, http);
 	http_families(&b, http);
 	connection_families(&b, http);
+	auth_family(&b, http);
 	plugin_families(&b, host);
 	if (b.failed || !sb_reserve(&b, 0))
 		goto out;

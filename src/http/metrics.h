@@ -30,6 +30,9 @@ typedef struct metrics_http {
 	uint64_t connections;          /* open now */
 	uint32_t max_connections;
 	uint64_t closed_header, closed_body, closed_idle; /* closed by a phase deadline */
+	size_t nauth;                  /* refused attempts by reason (auth.h); [0] is "ok" */
+	const char *const *auth_reasons;
+	const uint64_t *auth_failures;
 } metrics_http;
 
 /* What the server last read from its host (src/http/snapshot.h). */

@@ -17,6 +17,10 @@
  *  - /healthz touches nothing but atomics.
  * Slow clients are cut by phase deadlines (guard.c) and per-IP and total
  * connection limits (MHD).
+ * Access control comes before any body is read: each route's role is
+ * checked against the bearer token (auth.c); with TLS (tls.c) MHD runs
+ * GnuTLS and a client certificate, when required, is checked in the
+ * handshake.
  *
  * Lifetime of a request (struct req): MHD holds one reference (dropped in
  * the completion notifier), every outstanding submit, control job or
@@ -103,7 +107,7 @@ static const struct route routes[NROUTES] = {
     [RT_OTHER] = {"other", NULL, false, false},
 };
 
-static const int codes[] = {200, 400, 404, 405, 409, 411, 413, 415, 422, 500, 503};
+static const int codes[] = {200, 400, 401, 403, 404, 405, 409, 411, 413, 415, 422, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0])
 
 /* ---- state ----------------------------------------------------------------- */
@@ -148,6 +152,7 @@ struct server {
 	_Atomic uint64_t requests[NROUTES][NCODES];
 	_Atomic uint64_t duration[NROUTES][TXS_LATENCY_BUCKETS];
 	_Atomic uint64_t duration_sum_us[NROUTES];
+	_Atomic uint64_t auth_failures[NAUTH_REASONS];
 };
 
 enum phase { PH_HEADERS, PH_BODY, PH_WAIT, PH_ANSWERED };
@@ -175,6 +180,7 @@ struct req {
 	bool counted_scan;   /* holds one of scans_in_flight */
 	bool close_after;    /* answer with Connection: close (framing was bad) */
 	bool snap_waited;    /* a GET that waited for a fresh snapshot */
+	bool redact;         /* GET /v1/plugins by a scan token: no folder paths */
 	double t0;
 
 	pthread_mutex_t mu;  /* guards pending, suspended, aborted, slots[].report */
@@ -468,6 +474,11 @@ static enum MHD_Result respond_error(struct req *r, int status, const char *fmt,
 	return respond_json(r, status, j, NULL, NULL);
 }
 
+static const char *header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
 /* ---- request lifetime ------------------------------------------------------ */
 
 static void req_unref(struct req *r)
@@ -654,6 +665,118 @@ static void req_unlist(struct req *r)
 	pthread_mutex_unlock(&srv->reqs_mu);
 }
 
+/* ---- access control -------------------------------------------------------- */
+
+/* The role a route needs; NROLES = open to all. /v1/plugins asks for
+ * admin, and takes a scan token too (redacted: see refuse_unauthorized). */
+static enum auth_role route_role(enum route_id rt)
+{
+	switch (rt) {
+	case RT_SCAN:
+	case RT_BATCH: return ROLE_SCAN;
+	case RT_PLUGINS:
+	case RT_RESTART:
+	case RT_RELOAD: return ROLE_ADMIN;
+	case RT_METRICS: return ROLE_METRICS;
+	default: return NROLES;
+	}
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	snprintf(out, cap, "?");
+	if (!ci || !ci->client_addr)
+		return;
+	socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                      : sizeof(struct sockaddr_in);
+	getnameinfo(ci->client_addr, sl, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST);
+}
+
+/* One refused attempt: counted always, logged within the error rate limit.
+ * Neither the token nor the Authorization header is ever logged. */
+static void auth_failed(server *srv, const char *client, const char *method, const char *path,
+                        enum auth_reason why, const char *detail)
+{
+	uint64_t suppressed;
+	atomic_fetch_add(&srv->auth_failures[why], 1);
+	if (!log_error_allowed(&suppressed))
+		return;
+	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "client", client, "method", method, "path",
+	                      path, "reason", auth_reason_name(why));
+	if (f && detail)
+		json_object_set_new(f, "detail", json_string(detail));
+	if (f && suppressed)
+		json_object_set_new(f, "suppressed_before", json_integer((json_int_t)suppressed));
+	server_log("warn", "auth_failed", f);
+}
+
+/* A client certificate refused in the TLS handshake (tls.c, MHD thread). */
+static void on_tls_reject(const char *client, const char *why, void *ud)
+{
+	auth_failed(ud, client, "-", "-", AUTH_CLIENT_CERT, why);
+}
+
+static const char *auth_message(enum auth_reason why, enum auth_role need)
+{
+	switch (why) {
+	case AUTH_MISSING: return "this route needs a token: Authorization: Bearer <token>";
+	case AUTH_MALFORMED: return "the Authorization header must be: Bearer <token>";
+	case AUTH_INVALID: return "the token is not valid";
+	case AUTH_CLIENT_CERT: return "a client certificate is required";
+	default:
+		return need == ROLE_SCAN    ? "the token is not a scan token"
+		       : need == ROLE_ADMIN ? "the token is not an admin token"
+		                            : "the token is not a metrics token";
+	}
+}
+
+/* 401 with WWW-Authenticate (RFC 6750) or 403 for a token of another role. */
+static enum MHD_Result respond_unauthorized(struct req *r, enum auth_reason why,
+                                            enum auth_role need)
+{
+	int status = why == AUTH_FORBIDDEN || why == AUTH_CLIENT_CERT ? 403 : 401;
+	const char *challenge = why == AUTH_MISSING ? "Bearer realm=\"txscan\""
+	                        : why == AUTH_FORBIDDEN
+	                            ? "Bearer realm=\"txscan\", error=\"insufficient_scope\""
+	                            : "Bearer realm=\"txscan\", error=\"invalid_token\"";
+	json_t *j = json_pack("{s:s, s:i}", "error", auth_message(why, need), "status", status);
+	return respond_json(r, status, j, why == AUTH_CLIENT_CERT ? NULL : "WWW-Authenticate",
+	                    challenge);
+}
+
+/* Checks the route's role (and, with mutual TLS, that the connection has
+ * a client certificate); true when the request was refused (*rc set). */
+static bool refuse_unauthorized(struct req *r, enum MHD_Result *rc)
+{
+	server *srv = r->srv;
+	enum auth_role need = route_role(r->route);
+	enum auth_reason why = AUTH_OK;
+	unsigned roles = 0;
+	char client[64];
+	if (srv->opts.tls) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		if (!tls_session_ok(srv->opts.tls, ci ? ci->tls_session : NULL))
+			why = AUTH_CLIENT_CERT;
+	}
+	if (why == AUTH_OK && need != NROLES)
+		why = auth_check(srv->opts.auth, header(r, MHD_HTTP_HEADER_AUTHORIZATION), need,
+		                 &roles);
+	/* A scan token may list the plugins, without their folders. */
+	if (why == AUTH_FORBIDDEN && r->route == RT_PLUGINS && (roles & (1u << ROLE_SCAN))) {
+		r->redact = true;
+		why = AUTH_OK;
+	}
+	if (why == AUTH_OK)
+		return false;
+	client_address(r->conn, client, sizeof client);
+	auth_failed(srv, client, r->method, r->path, why, NULL);
+	*rc = respond_unauthorized(r, why, need);
+	return true;
+}
+
 /* ---- GET handlers ---------------------------------------------------------- */
 
 static enum MHD_Result get_status_page(struct req *r)
@@ -754,7 +877,8 @@ static enum MHD_Result get_readyz(struct req *r)
 }
 
 static void http_snapshot(server *srv, metrics_http *h, uint64_t *req, uint64_t *dur,
-                          double *sum_ms, const char **names)
+                          double *sum_ms, const char **names, const char **auth_names,
+                          uint64_t *auth_fail)
 {
 	guard_stats g;
 	guard_stats_get(srv->guard, &g);
@@ -778,6 +902,13 @@ static void http_snapshot(server *srv, metrics_http *h, uint64_t *req, uint64_t 
 	    .closed_header = g.closed_header, .closed_body = g.closed_body,
 	    .closed_idle = g.closed_idle,
 	};
+	for (size_t i = 0; i < NAUTH_REASONS; i++) {
+		auth_names[i] = auth_reason_name((enum auth_reason)i);
+		auth_fail[i] = atomic_load(&srv->auth_failures[i]);
+	}
+	h->nauth = NAUTH_REASONS;
+	h->auth_reasons = auth_names;
+	h->auth_failures = auth_fail;
 }
 
 static enum MHD_Result get_metrics(struct req *r)
@@ -785,11 +916,12 @@ static enum MHD_Result get_metrics(struct req *r)
 	server *srv = r->srv;
 	uint64_t req[NROUTES * NCODES], dur[NROUTES * TXS_LATENCY_BUCKETS];
 	double sum_ms[NROUTES];
-	const char *names[NROUTES];
+	const char *names[NROUTES], *auth_names[NAUTH_REASONS];
+	uint64_t auth_fail[NAUTH_REASONS];
 	metrics_http h;
 	char *text;
 	size_t len;
-	http_snapshot(srv, &h, req, dur, sum_ms, names);
+	http_snapshot(srv, &h, req, dur, sum_ms, names, auth_names, auth_fail);
 	const snap_view *v = snapshots_hold(srv->snaps);
 	h.ready = !h.draining && view_ready(v);
 	metrics_host mh = {.n = v->n, .plugins = v->plugins, .degraded = v->degraded,
@@ -802,6 +934,25 @@ static enum MHD_Result get_metrics(struct req *r)
 	return respond(r, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
 }
 
+/* The plugin list without what only admins see: each plugin's folder
+ * (`dir`) and its load error (which quotes file paths). n excludes the
+ * trailing newline; NULL when the text does not parse. */
+static char *redacted_plugins(const char *text, size_t *n)
+{
+	json_t *list = json_loads(text, 0, NULL), *p;
+	size_t i;
+	if (!list)
+		return NULL;
+	json_array_foreach(list, i, p) {
+		json_object_del(p, "dir");
+		json_object_del(p, "error");
+	}
+	char *body = dump_line(list, n);
+	json_decref(list);
+	(*n)--;
+	return body;
+}
+
 static enum MHD_Result get_plugins(struct req *r)
 {
 	server *srv = r->srv;
@@ -809,7 +960,9 @@ static enum MHD_Result get_plugins(struct req *r)
 	bool attached = v->attached;
 	char *body = NULL;
 	size_t n = 0;
-	if (v->plugins_json) {
+	if (v->plugins_json && r->redact) {
+		body = redacted_plugins(v->plugins_json, &n);
+	} else if (v->plugins_json) {
 		n = strlen(v->plugins_json);
 		body = xmalloc(n + 2);
 		memcpy(body, v->plugins_json, n);
@@ -865,11 +1018,6 @@ static enum MHD_Result handle_get(struct req *r)
 }
 
 /* ---- POST: headers --------------------------------------------------------- */
-
-static const char *header(struct req *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
 
 /* application/json, with or without parameters such as charset. */
 static bool is_json_type(const char *ct)
@@ -988,11 +1136,19 @@ static enum MHD_Result on_headers(struct req *r, const char *url, const char *me
 		return rc;
 	if (r->route == RT_OTHER)
 		return respond_error(r, 404, "no such resource: %s", r->path);
+	if (refuse_unauthorized(r, &rc))
+		return rc;
 	if (rt->post ? strcmp(method, "POST") : !get)
 		return respond_error(r, 405, "%s is not allowed on %s (allowed: %s)", method, rt->name,
 		                     rt->allow);
-	if (!rt->post)
-		return handle_get(r);
+	if (!rt->post) {
+		/* Answered from the next call: libmicrohttpd 0.9.75 closes the
+		 * connection after an answer queued from this first one (a
+		 * keep-alive client, a Prometheus scrape over TLS, would pay a new
+		 * connection, and a handshake, for every GET). */
+		r->phase = PH_BODY;
+		return MHD_YES;
+	}
 	return rt->json_body ? check_scan_headers(r) : check_plugin_exists(r);
 }
 
@@ -1393,6 +1549,8 @@ static enum MHD_Result on_body_done(struct req *r)
 {
 	if (r->phase == PH_BODY) {
 		guard_phase(r->srv->guard, r->gc, GUARD_BUSY);
+		if (!routes[r->route].post)
+			return handle_get(r);
 		if (r->route == RT_SCAN || r->route == RT_BATCH)
 			return start_scan(r);
 		return start_control(r);
@@ -1599,6 +1757,37 @@ static int open_listen(server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family != AF_INET6)
+		return false;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a))
+		return a->s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(a);
+}
+
+/* The safe default: an address others can reach needs tokens or client
+ * certificates, or --insecure-no-auth to say that it is meant. */
+static int refuse_open_exposure(server *srv, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (srv->opts.insecure_no_auth || auth_enabled(srv->opts.auth) || tls_mutual(srv->opts.tls))
+		return 0;
+	if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && is_loopback(&ss))
+		return 0;
+	snprintf(err, errlen,
+	         "refusing to listen on %s without access control: set --scan-token-file and "
+	         "--admin-token-file (or TXSCAN_SCAN_TOKEN and TXSCAN_ADMIN_TOKEN), or "
+	         "--tls-client-ca; or listen on 127.0.0.1; or pass --insecure-no-auth to allow "
+	         "anyone who reaches the port",
+	         srv->address);
+	return -1;
+}
+
 /* ---- lifecycle ------------------------------------------------------------- */
 
 void server_options_init(server_options *opts)
@@ -1625,6 +1814,8 @@ static int start_mhd(server *srv, char *err, size_t errlen)
 	socklen_t sl = sizeof ss;
 	if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (srv->opts.tls)
+		flags |= MHD_USE_TLS;
 	srv->mhd = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, or MHD logs before it */
@@ -1636,6 +1827,9 @@ static int start_mhd(server *srv, char *err, size_t errlen)
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, srv,
+	    /* Last: without TLS the list ends here. */
+	    srv->opts.tls ? MHD_OPTION_HTTPS_PRIORITIES : MHD_OPTION_END, tls_priorities(),
+	    MHD_OPTION_HTTPS_CERT_CALLBACK, tls_cert_callback(),
 	    MHD_OPTION_END);
 	if (!srv->mhd) {
 		snprintf(err, errlen, "libmicrohttpd did not start on %s", srv->address);
@@ -1699,8 +1893,10 @@ int server_start(server **out, txs_host *host, const server_options *opts, char 
 		srv->opts.threads = 1;
 	server_init_locks(srv);
 	join_status_page(srv);
-	if (open_listen(srv, err, errlen) < 0 || start_threads(srv, err, errlen) < 0 ||
-	    start_mhd(srv, err, errlen) < 0)
+	if (srv->opts.tls)
+		tls_set_reject_hook(srv->opts.tls, on_tls_reject, srv);
+	if (open_listen(srv, err, errlen) < 0 || refuse_open_exposure(srv, err, errlen) < 0 ||
+	    start_threads(srv, err, errlen) < 0 || start_mhd(srv, err, errlen) < 0)
 		goto fail;
 	*out = srv;
 	return 0;

@@ -13,6 +13,8 @@
 #define TXS_SERVER_H
 
 #include "txscan.h"
+#include "auth.h"
+#include "tls.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -30,6 +32,9 @@ typedef struct server_options {
 	unsigned conn_timeout_s; /* idle connection timeout; default 30 */
 	unsigned header_timeout_s; /* a request's headers must arrive within; 0 = off; default 10 */
 	unsigned body_timeout_s; /* a request's body must arrive within; 0 = off; default 30 */
+	auth *auth;              /* bearer tokens (borrowed; NULL = none): auth.h */
+	tls *tls;                /* TLS (borrowed; NULL = plain HTTP): tls.h */
+	bool insecure_no_auth;   /* allow an address other than loopback without auth */
 } server_options;
 
 /* Fills in the defaults above (listen = "127.0.0.1:8080"). */
@@ -37,9 +42,12 @@ void server_options_init(server_options *opts);
 
 typedef struct server server;
 
-/* Binds, starts the MHD threads and the control thread. The host is
- * borrowed: it must outlive the server or be detached first. On failure
- * returns -1 with a message naming what failed in err. */
+/* Binds, starts the MHD threads and the control thread. The host, auth
+ * and tls are borrowed: the host must outlive the server or be detached
+ * first, auth and tls must outlive it. Refuses an address other than
+ * loopback when neither tokens (auth_enabled) nor client certificates
+ * (tls_mutual) are required, unless insecure_no_auth. On failure returns
+ * -1 with a message naming what failed (and what to set) in err. */
 int server_start(server **out, txs_host *host, const server_options *opts, char *err,
                  size_t errlen);
 

@@ -4,6 +4,9 @@
  * else is reachable). Its script polls /v1/plugins, /readyz and /healthz
  * every 2 s and updates the table in place; plugin data is written with
  * textContent only, never as HTML (versions come from plugin.json).
+ * The page itself holds no data and is open; when /v1/plugins asks for a
+ * token (docs/http-api.md#access-control) a field takes one, kept in this
+ * tab's sessionStorage only and sent as a Bearer token to /v1/plugins.
  * Included by server.c only.
  */
 #ifndef TXS_STATUS_HTML_H
@@ -40,6 +43,8 @@ static const char *const STATUS_HTML[] = {
     "<small id=\"meta\"></small>\n"
     "<small id=\"updated\"></small>\n"
     "<span id=\"err\"></span>\n"
+    "<form id=\"tok\" hidden><input id=\"tokin\" type=\"password\" autocomplete=\"off\"\n"
+    "  placeholder=\"admin or scan token\"> <button>use</button></form>\n"
     "</div>\n"
     "<table id=\"plugins\"><thead><tr>\n"
     "<th>plugin</th><th>version</th><th>instances</th><th>generation</th><th>scans</th>\n"
@@ -93,13 +98,19 @@ static const char *const STATUS_HTML[] = {
     "    if(!seen.has(tr.dataset.id))tr.remove();}\n"
     "function badge(id,text,cls){const e=document.getElementById(id);e.textContent=text;\n"
     "  e.className='badge '+cls;}\n"
-    "async function getJSON(url){const r=await fetch(url,{cache:'no-store'});\n"
+    "const TOK='txscan-token';\n"
+    "document.getElementById('tok').addEventListener('submit',ev=>{ev.preventDefault();\n"
+    "  sessionStorage.setItem(TOK,document.getElementById('tokin').value.trim());refresh();});\n"
+    "async function getJSON(url,auth){const t=auth&&sessionStorage.getItem(TOK);\n"
+    "  const r=await fetch(url,{cache:'no-store',headers:t?{Authorization:'Bearer '+t}:{}});\n"
     "  let body=null;try{body=await r.json();}catch(e){}return {status:r.status,body};}\n"
     "async function refresh(){\n"
     "  try{\n"
-    "    const [pl,rd,hz]=await Promise.all([getJSON('/v1/plugins'),getJSON('/readyz'),\n"
+    "    const [pl,rd,hz]=await Promise.all([getJSON('/v1/plugins',true),getJSON('/readyz'),\n"
     "      getJSON('/healthz')]);\n"
     "    if(pl.status===200&&Array.isArray(pl.body))render(pl.body);\n"
+    "    const locked=pl.status===401||pl.status===403;\n"
+    "    document.getElementById('tok').hidden=!locked;\n"
     "    badge('health',hz.status===200?'ok':'down',hz.status===200?'ok':'bad');\n"
     "    const why=rd.body&&rd.body.reason?' ('+rd.body.reason+')':'';\n"
     "    const deg=rd.body&&Array.isArray(rd.body.degraded)?rd.body.degraded.map(d=>d.id):[];\n"
@@ -109,7 +120,8 @@ static const char *const STATUS_HTML[] = {
     "      ', up '+Math.round(hz.body.uptime_s)+' s';\n"
     "    document.getElementById('updated').textContent='updated '+\n"
     "      new Date().toLocaleTimeString();\n"
-    "    document.getElementById('err').textContent='';\n"
+    "    document.getElementById('err').textContent=locked?'/v1/plugins: '+\n"
+    "      (pl.body&&pl.body.error||pl.status):'';\n"
     "  }catch(e){badge('health','unreachable','bad');\n"
     "    document.getElementById('err').textContent=String(e);}\n"
     "}\n"

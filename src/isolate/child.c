@@ -1,14 +1,14 @@
 /*
  * child.c - the main loop of an engine process (process isolation).
  *
- * Started by the host (parent.c) through posix_spawn of the txscan-engine
- * helper with an empty environment and one descriptor, the channel, as
- * fd 3. In order: die with the parent (PR_SET_PDEATHSIG, then getppid()
- * against the pid the parent passed, for the race of a parent that died
- * first); close every other descriptor; limits; read the plugin's code
- * (CH_INIT); enter the sandbox (sandbox.c); only then build an ordinary
- * txs_executor, whose lanes evaluate the code. A closed channel ends the
- * process at once.
+ * Started by the host (parent.c) with an empty environment and one
+ * descriptor, the channel, as fd 3: forked by the zygote (below), or
+ * through posix_spawn of the txscan-engine helper when there is none. In
+ * order: die with the parent (PR_SET_PDEATHSIG, then getppid() against
+ * the pid the parent passed, for the race of a parent that died first);
+ * close every other descriptor; limits; read the plugin's code (CH_INIT);
+ * enter the sandbox (sandbox.c); only then build an ordinary txs_executor,
+ * whose lanes evaluate the code. A closed channel ends the process at once.
  *
  * Feeding: the main thread reads frames and keeps scans in a local FIFO;
  * the executor holds one scan at a time, and the answer callback (on the
@@ -34,7 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define STATS_EVERY_NS (50 * 1000000ull)
@@ -177,12 +180,21 @@ static void flush_pending(void)
 	pthread_mutex_unlock(&C.wmu);
 }
 
-static bool busy(void)
+/* How long the main thread may sleep in poll: 1 ms while answers may wait
+ * in the buffer (a backlog, where the lane batches them; see send_result),
+ * else 50 ms (the stats). Checked after flush_pending: an answer the lane
+ * batches after this look had a backlog when it looked, and only this
+ * thread adds to the FIFO, so the backlog is still seen here. With 1 ms
+ * whenever a scan ran, every child of a fan-out woke once more per scan. */
+static int poll_ms(void)
 {
 	pthread_mutex_lock(&C.qmu);
-	bool b = C.running || C.head;
+	bool backlog = C.head != NULL;
 	pthread_mutex_unlock(&C.qmu);
-	return b;
+	pthread_mutex_lock(&C.wmu);
+	bool waiting = C.out.len != 0;
+	pthread_mutex_unlock(&C.wmu);
+	return backlog || waiting ? 1 : 50;
 }
 
 static void on_result(txs_scan_result *r, void *ud)
@@ -350,7 +362,7 @@ static void serve(chan_buf *in)
 	struct pollfd pfd = {.fd = C.fd, .events = POLLIN};
 	for (;;) {
 		flush_pending();
-		int pr = poll(&pfd, 1, busy() ? 1 : 50);
+		int pr = poll(&pfd, 1, poll_ms());
 		if (pr > 0) {
 			if (chan_buf_reserve(in, READ_CHUNK))
 				_exit(3);
@@ -423,12 +435,10 @@ static int detach(int fd, pid_t parent)
 	return txs_sandbox_limits();
 }
 
-int txs_isolate_child_main(int argc, char **argv)
+/* An engine process from its channel fd on: started by exec
+ * (--engine-child) or forked by the zygote. */
+static int child_run(int fd, pid_t parent)
 {
-	if (argc != 4 || strcmp(argv[1], "--engine-child"))
-		return 64;
-	int fd = atoi(argv[2]);
-	pid_t parent = (pid_t)atol(argv[3]);
 	if (detach(fd, parent) != 0)
 		return 70;
 	C.fd = 3;
@@ -466,4 +476,118 @@ int txs_isolate_child_main(int argc, char **argv)
 		return 4;
 	serve(&in);
 	return 0;
+}
+
+/* ---- the zygote ------------------------------------------------------------ *
+ * Linking the helper (libjavascriptcoregtk and its ~30 libraries: 11,500
+ * symbol and 40,500 relative relocations, glib's and libselinux's
+ * constructors) cost ~20 ms of CPU, as much as the engine's first VM: a
+ * host starting 7 plugins paid it 7 times. The zygote is the helper
+ * exec'd once per host process (parent.c), linked and nothing more: it
+ * never calls into JavaScriptCore (JSC::initialize alone starts a thread:
+ * libpas's scavenger), so it has one thread, and checks that it has
+ * exactly one (/proc/self/status) before every fork; it answers -1 rather
+ * than fork a threaded process. Each request brings the channel of a new
+ * engine process (SCM_RIGHTS); the zygote clones with CLONE_PARENT, so the
+ * engine process is the host's child as if the host had spawned it
+ * (waitpid, its exit signal, PR_SET_PDEATHSIG against the host, getppid),
+ * and runs child_run as an exec'd one does. The zygote itself dies with
+ * the host (PR_SET_PDEATHSIG) and exits at end of its socket.
+ *
+ * The clone is the raw system call: glibc's fork() has no CLONE_PARENT.
+ * What fork() does beyond it is not needed in a single-threaded process
+ * whose only thread waits in recvmsg (atfork handlers: none registered;
+ * malloc and stdio locks: free). The engine process's main thread keeps
+ * the zygote's cached thread id in glibc's thread descriptor; glibc's
+ * raise() and pthread_kill() of the calling thread ask the kernel instead
+ * (since glibc 2.34; an abort() in such a child, on Debian 12's glibc
+ * 2.36, ended the child with SIGABRT and left the zygote running), and
+ * nothing else in the child uses it.
+ *
+ * Every engine process forked by one zygote has the zygote's address
+ * layout (libraries, heap, stack): a compromised engine knows where its
+ * siblings' libraries are, which seccomp (no ptrace, no process_vm_*, no
+ * signals to other processes) leaves it no way to use. */
+
+/* The number of threads of this process, from /proc/self/status; -1. */
+static int threads_now(void)
+{
+	char buf[2048];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *t = strstr(buf, "\nThreads:");
+	return t ? atoi(t + 9) : -1;
+}
+
+/* One request: a byte and a descriptor. The descriptor, or -1 at end of
+ * channel or on a request without one. */
+static int recv_fd(int sock)
+{
+	char byte;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	                   .msg_controllen = sizeof u.buf};
+	ssize_t n;
+	while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+	}
+	struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	return fd;
+}
+
+static int zygote_main(int fd, pid_t host)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != host)
+		return 70;
+	if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) != 0))
+		return 70;
+	close_range(4, ~0u, 0);
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_NAME, "txs-zygote");
+	if (txs_sandbox_limits() != 0)
+		return 70;
+	for (;;) {
+		int cfd = recv_fd(3);
+		if (cfd < 0)
+			return 0; /* the host let go, or sent what it never sends */
+		int32_t answer[2] = {-1, threads_now()};
+		if (answer[1] == 1) {
+			long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+			if (pid == 0) {
+				close(3);
+				prctl(PR_SET_NAME, "txscan-engine"); /* ps -o comm tells the two apart */
+				exit(child_run(cfd, host));
+			}
+			answer[0] = pid > 0 ? (int32_t)pid : -errno;
+		}
+		close(cfd);
+		if (send(3, answer, sizeof answer, MSG_NOSIGNAL) != (ssize_t)sizeof answer)
+			return 0;
+	}
+}
+
+int txs_isolate_child_main(int argc, char **argv)
+{
+	if (argc != 4)
+		return 64;
+	int fd = atoi(argv[2]);
+	pid_t parent = (pid_t)atol(argv[3]);
+	if (!strcmp(argv[1], "--zygote"))
+		return zygote_main(fd, parent);
+	if (strcmp(argv[1], "--engine-child"))
+		return 64;
+	return child_run(fd, parent);
 }

@@ -53,6 +53,13 @@ int txs_proc_probe(txs_proc *p, char **report);
  * Writes into buf; 0, or TXS_ENOTFOUND. */
 int txs_isolate_engine_path(const char *opt, char *buf, size_t cap);
 
+/* Starts the zygote (child.c) of this process in the background, if it has
+ * none: the host calls it when it is created in process isolation, so
+ * that linking the helper overlaps reading the plugins. */
+void txs_isolate_zygote_start(const char *engine);
+/* The zygote's pid (0 while none runs): for tests. */
+pid_t txs_isolate_zygote_pid(void);
+
 /* main() of the helper (src/isolate/engine_main.c). */
 int txs_isolate_child_main(int argc, char **argv);
 

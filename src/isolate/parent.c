@@ -2,8 +2,10 @@
  * parent.c - the host's side of process isolation: txs_proc, a proxy with
  * the operations of txs_executor whose engines run in a child process.
  *
- * Threads. Each proxy has one I/O thread: it starts the child (always the
- * same thread: PR_SET_PDEATHSIG fires when the thread that forked the
+ * Threads. Each proxy has one I/O thread: it starts the child (asks the
+ * zygote, whose children have the zygote's own creator as parent: a
+ * thread that lives as long as the process; or spawns it itself, always
+ * from this thread: PR_SET_PDEATHSIG fires when the thread that forked the
  * child ends, and this one lives as long as the proxy), writes what
  * submitters could not write at once, reads and checks every frame, calls
  * the callbacks, reaps a dead child and starts the replacement. One
@@ -277,6 +279,16 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k);
 
+/* p's limits now: a reload changes them under mu, and the I/O and monitor
+ * threads read them without it (TSan saw the race). */
+static txs_limits lim_now(txs_proc *p)
+{
+	pthread_mutex_lock(&p->mu);
+	txs_limits l = p->lim;
+	pthread_mutex_unlock(&p->mu);
+	return l;
+}
+
 /* gsleeping is set before the look at every proxy: a proxy that gets work
  * after its look sees it set and wakes the monitor; one that got work
  * before is seen busy. Callbacks of killed scans run here, under gmu (a
@@ -455,8 +467,16 @@ static void flush_locked(txs_proc *p)
 
 static void track_head_locked(txs_proc *p, uint64_t now);
 
-/* Queues pd's frame for the child (state UP). */
-static void send_locked(txs_proc *p, pend *pd, uint64_t now)
+/* Scans in flight past which a submit only queues its frame: the child
+ * has a backlog, and the I/O thread writes what was queued when the next
+ * answers come in (child.c batches answers by 32 behind a backlog). One
+ * write per scan cost the submitting thread a system call and woke the
+ * child's reader each time: 18 % of the CPU of a pipelined stream. */
+#define SEND_AHEAD 64
+
+/* Queues pd's frame for the child (state UP) and writes what fits, unless
+ * defer (see SEND_AHEAD). */
+static void send_locked(txs_proc *p, pend *pd, uint64_t now, bool defer)
 {
 	bool was_empty = p->out.len == p->out.off;
 	if (chan_buf_put(&p->out, pd->frame, pd->flen) != 0)
@@ -465,6 +485,8 @@ static void send_locked(txs_proc *p, pend *pd, uint64_t now)
 	pd->sent_ns = now;
 	if (p->head == pd)
 		track_head_locked(p, now);
+	if (defer)
+		return;
 	flush_locked(p);
 	if (was_empty && p->out.len != p->out.off) {
 		uint64_t one = 1;
@@ -479,7 +501,7 @@ static void send_unsent_locked(txs_proc *p)
 	uint64_t now = txs_now_ns();
 	for (pend *pd = p->head; pd; pd = pd->next)
 		if (!pd->sent)
-			send_locked(p, pd, now);
+			send_locked(p, pd, now, false);
 }
 
 /* The head's start and allowance (see the top of the file). */
@@ -735,7 +757,7 @@ static void on_result(txs_proc *p, const chan_header *h, const unsigned char *pl
 {
 	txs_scan_result r;
 	chan_lane lane;
-	const char *bad = chan_result_decode(pl, h->len, p->lim.max_result_bytes, &r, &lane);
+	const char *bad = chan_result_decode(pl, h->len, lim_now(p).max_result_bytes, &r, &lane);
 	if (bad) {
 		violation(p, bad);
 		return;
@@ -912,7 +934,7 @@ static bool frames(txs_proc *p)
 {
 	chan_header h;
 	const unsigned char *pl;
-	size_t max = p->lim.max_result_bytes + CHAN_MAX_TEXT + CHAN_RESULT_FIXED;
+	size_t max = lim_now(p).max_result_bytes + CHAN_MAX_TEXT + CHAN_RESULT_FIXED;
 	int k;
 	while ((k = chan_take(&p->in, max, &h, &pl)) == 1) {
 		switch (h.type) {
@@ -941,17 +963,13 @@ static bool frames(txs_proc *p)
 
 /* ---- starting and reaping --------------------------------------------------- */
 
-static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
+/* posix_spawn of the helper in mode ("--engine-child", "--zygote") with
+ * cfd as its fd 3: empty environment, 0-2 on /dev/null, every other
+ * descriptor closed (all of the host's are close-on-exec), default signal
+ * dispositions, its own process group (a terminal's ^C goes to the host).
+ * 0, or a positive errno. */
+static int spawn_helper(const char *engine, const char *mode, int cfd, pid_t *pid)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-		return -errno;
-	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
-	close(sv[1]);
-	if (cfd < 0) {
-		close(sv[0]);
-		return -errno;
-	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
@@ -965,17 +983,199 @@ static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
 	sigfillset(&all);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setpgroup(&at, 0); /* a terminal's ^C goes to the host, not to engines */
+	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 	                                  POSIX_SPAWN_SETPGROUP);
 	char ppid[24];
 	snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
-	char *argv[] = {p->engine, "--engine-child", "3", ppid, NULL};
+	char *argv[] = {(char *)engine, (char *)mode, "3", ppid, NULL};
 	char *envp[] = {NULL};
-	pid_t pid;
-	int rc = posix_spawn(&pid, p->engine, &fa, &at, argv, envp);
+	int rc = posix_spawn(pid, engine, &fa, &at, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+/* ---- the zygote (child.c) ------------------------------------------------------
+ * One per host process: the helper exec'd once, linked, single-threaded,
+ * forking each engine process on request (CLONE_PARENT: the engine
+ * process is this process's child). It is spawned by a thread of its own
+ * that lives as long as the process: PR_SET_PDEATHSIG fires when the
+ * thread that created a process ends, and the zygote's children inherit
+ * that thread as their parent. Requests go one at a time under zmu; any
+ * failure (no zygote, a zygote that died or answered it has more than one
+ * thread, another helper path, a forked copy of the host) makes the caller
+ * posix_spawn the helper itself, as before. TXSCAN_ZYGOTE=0 turns it off. */
+
+enum zstate { Z_NONE, Z_WANT, Z_UP, Z_OFF };
+
+static pthread_mutex_t zmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t zcv;
+static enum zstate zstate;
+static bool zthread_up, zchecked;
+static int zfd = -1;
+static pid_t zpid, zhost;
+static char zengine[PATH_MAX];
+
+#define ZYGOTE_ANSWER_MS 2000
+
+static void *zygote_owner(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "txs:zygote");
+	pthread_mutex_lock(&zmu);
+	for (;;) {
+		while (zstate != Z_WANT)
+			pthread_cond_wait(&zcv, &zmu);
+		int sv[2] = {-1, -1}, cfd = -1;
+		pid_t pid = 0;
+		bool ok = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0 &&
+		          (cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) >= 0 &&
+		          spawn_helper(zengine, "--zygote", cfd, &pid) == 0;
+		if (sv[1] >= 0)
+			close(sv[1]);
+		if (cfd >= 0)
+			close(cfd);
+		if (!ok && sv[0] >= 0)
+			close(sv[0]);
+		zfd = ok ? sv[0] : -1;
+		zpid = ok ? pid : 0;
+		zhost = getpid();
+		zstate = ok ? Z_UP : Z_NONE;
+		pthread_cond_broadcast(&zcv);
+	}
+	return NULL;
+}
+
+/* Asks the owner thread for a zygote (zmu held); false when it is off. */
+static bool zygote_want_locked(const char *engine)
+{
+	if (!zchecked) {
+		const char *env = getenv("TXSCAN_ZYGOTE");
+		zchecked = true;
+		if (env && !strcmp(env, "0"))
+			zstate = Z_OFF;
+	}
+	if (zstate == Z_OFF)
+		return false;
+	if (zstate != Z_NONE)
+		return true;
+	if (!zthread_up) {
+		pthread_t t;
+		pthread_attr_t a;
+		txs_cond_init(&zcv);
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		zthread_up = pthread_create(&t, &a, zygote_owner, NULL) == 0;
+		pthread_attr_destroy(&a);
+		if (!zthread_up) {
+			zstate = Z_OFF;
+			return false;
+		}
+	}
+	snprintf(zengine, sizeof zengine, "%s", engine);
+	zstate = Z_WANT;
+	pthread_cond_broadcast(&zcv);
+	return true;
+}
+
+/* The zygote failed a request: it goes (the next request starts another),
+ * or for good when it broke its promise of one thread. zmu held. */
+static void zygote_drop_locked(bool for_good)
+{
+	if (zpid > 0 && zhost == getpid()) {
+		kill(zpid, SIGKILL);
+		while (waitpid(zpid, NULL, 0) < 0 && errno == EINTR) {
+		}
+	}
+	if (zfd >= 0)
+		close(zfd);
+	zfd = -1;
+	zpid = 0;
+	zstate = for_good ? Z_OFF : Z_NONE;
+}
+
+void txs_isolate_zygote_start(const char *engine_opt)
+{
+	char engine[PATH_MAX];
+	if (txs_isolate_engine_path(engine_opt, engine, sizeof engine) != 0)
+		return;
+	pthread_mutex_lock(&zmu);
+	zygote_want_locked(engine);
+	pthread_mutex_unlock(&zmu);
+}
+
+pid_t txs_isolate_zygote_pid(void)
+{
+	pthread_mutex_lock(&zmu);
+	pid_t pid = zstate == Z_UP && zhost == getpid() ? zpid : 0;
+	pthread_mutex_unlock(&zmu);
+	return pid;
+}
+
+/* An engine process forked by the zygote on the channel cfd: 0 and *pid,
+ * or -1 (the caller spawns the helper itself). */
+static int zygote_fork(const char *engine, int cfd, pid_t *pid)
+{
+	int rc = -1;
+	pthread_mutex_lock(&zmu);
+	if (zstate == Z_UP && zhost != getpid())
+		goto out; /* a fork of the host holds its parent's zygote socket */
+	if (!zygote_want_locked(engine))
+		goto out;
+	while (zstate == Z_WANT)
+		pthread_cond_wait(&zcv, &zmu);
+	if (zstate != Z_UP || strcmp(zengine, engine))
+		goto out;
+	char byte = 'F';
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	                   .msg_controllen = sizeof u.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &cfd, sizeof cfd);
+	int32_t answer[2] = {0, 0};
+	struct pollfd pf = {.fd = zfd, .events = POLLIN};
+	ssize_t n = sendmsg(zfd, &m, MSG_NOSIGNAL);
+	int pr = n == 1 ? poll(&pf, 1, ZYGOTE_ANSWER_MS) : -1;
+	n = pr == 1 ? recv(zfd, answer, sizeof answer, MSG_DONTWAIT) : -1;
+	if (n != (ssize_t)sizeof answer) {
+		zygote_drop_locked(false);
+		goto out;
+	}
+	if (answer[0] <= 0) {
+		/* more than one thread: never fork it again; or clone failed */
+		zygote_drop_locked(answer[1] != 1);
+		goto out;
+	}
+	*pid = (pid_t)answer[0];
+	rc = 0;
+out:
+	pthread_mutex_unlock(&zmu);
+	return rc;
+}
+
+static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -errno;
+	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
+	close(sv[1]);
+	if (cfd < 0) {
+		close(sv[0]);
+		return -errno;
+	}
+	pid_t pid = 0;
+	int rc = zygote_fork(p->engine, cfd, &pid) == 0 ? 0
+	         : spawn_helper(p->engine, "--engine-child", cfd, &pid);
 	close(cfd);
 	if (rc != 0) {
 		close(sv[0]);
@@ -990,9 +1190,14 @@ static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
 /* Starts a child and sends it the code (state DOWN -> STARTING). */
 static int start_locked(txs_proc *p)
 {
-	int fd;
-	pid_t pid;
+	int fd = -1;
+	pid_t pid = 0;
+	/* unlocked: the zygote's first answer waits for it to be linked, and
+	 * the monitor must not wait for that; in S_DOWN only this thread
+	 * changes p's state, pid or channel */
+	pthread_mutex_unlock(&p->mu);
 	int rc = spawn_child(p, &fd, &pid);
+	pthread_mutex_lock(&p->mu);
 	if (rc) {
 		free(p->last_err);
 		if (asprintf(&p->last_err, "cannot start %s: %s", p->engine, strerror(-rc)) < 0)
@@ -1060,18 +1265,20 @@ static void failed_start_locked(txs_proc *p)
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 {
-	if (k == K_TIMEOUT && p->kill_ran_ns != UINT64_MAX)
+	pthread_mutex_lock(&p->mu);
+	txs_limits l = p->lim;
+	uint64_t ran = p->kill_ran_ns, took = p->kill_took_ns;
+	pthread_mutex_unlock(&p->mu);
+	if (k == K_TIMEOUT && ran != UINT64_MAX)
 		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (%.1f ms on "
 		              "a CPU in %.1f ms); its engine process was killed (a native call that "
-		              "cannot be interrupted)", p->lim.timeout_ms, (double)p->kill_ran_ns / 1e6,
-		              (double)p->kill_took_ns / 1e6);
+		              "cannot be interrupted)", l.timeout_ms, (double)ran / 1e6, (double)took / 1e6);
 	else if (k == K_TIMEOUT)
 		answer_status(p, pd, TXS_STATUS_TIMEOUT, "scan passed its deadline of %u ms (no answer "
-		              "in %.1f ms); its engine process was killed", p->lim.timeout_ms,
-		              (double)p->kill_took_ns / 1e6);
+		              "in %.1f ms); its engine process was killed", l.timeout_ms, (double)took / 1e6);
 	else
 		answer_status(p, pd, TXS_STATUS_MEMORY, "engine process passed its memory cap "
-		              "(heap_limit_mb %u + %u MB); it was killed", p->lim.heap_limit_mb,
+		              "(heap_limit_mb %u + %u MB); it was killed", l.heap_limit_mb,
 		              TXS_PROC_RSS_SLACK_MB);
 }
 
@@ -1080,15 +1287,16 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_rea
                                const char *how, pend **retry_tail, pend **retry_head)
 {
 	if (guilty) {
+		txs_limits l = lim_now(p);
 		txs_status st = k == K_TIMEOUT ? TXS_STATUS_TIMEOUT
 		               : k == K_MEMORY ? TXS_STATUS_MEMORY
 		                               : TXS_STATUS_ERROR;
 		if (k == K_TIMEOUT)
 			answer_status(p, pd, st, "scan passed its deadline of %u ms; its engine process "
-			              "was killed (%s)", p->lim.timeout_ms, how);
+			              "was killed (%s)", l.timeout_ms, how);
 		else if (k == K_MEMORY)
 			answer_status(p, pd, st, "engine process passed the memory cap (heap_limit_mb %u "
-			              "+ %u MB); it was killed", p->lim.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
+			              "+ %u MB); it was killed", l.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
 		else
 			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
 		return;
@@ -1293,7 +1501,7 @@ static void io_round_locked(txs_proc *p)
 	if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		gone = !read_child(p, fd);
 	pthread_mutex_lock(&p->mu);
-	if (n > 0 && (pf[0].revents & POLLOUT))
+	if (!gone && p->out.off < p->out.len) /* POLLOUT, or scans queued behind a backlog */
 		flush_locked(p);
 	if (gone || p->stopping) {
 		if (p->stopping)
@@ -1434,12 +1642,12 @@ int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, voi
 {
 	if (!p || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_proc_submit: NULL argument");
-	if (len > p->lim.max_input_bytes)
-		return txs_fail(TXS_ETOOBIG, "transaction is %zu bytes, the cap is %zu", len,
-		                p->lim.max_input_bytes);
 	pthread_mutex_lock(&p->mu);
 	int rc = 0;
-	if (p->stopping)
+	if (len > p->lim.max_input_bytes)
+		rc = txs_fail(TXS_ETOOBIG, "transaction is %zu bytes, the cap is %zu", len,
+		              p->lim.max_input_bytes);
+	else if (p->stopping)
 		rc = txs_fail(TXS_ESTOPPED, "plugin %s is stopping", p->id);
 	else if (p->state == S_QUARANTINED)
 		rc = txs_fail(TXS_EUNAVAILABLE, "plugin %s has no running engine: %s", p->id,
@@ -1469,9 +1677,9 @@ int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, voi
 	pd->ud = ud;
 	bool first = !p->head;
 	append_locked(p, pd);
-	atomic_fetch_add_explicit(&p->c.pending, 1, memory_order_relaxed);
+	uint32_t ahead = atomic_fetch_add_explicit(&p->c.pending, 1, memory_order_relaxed);
 	if (p->state == S_UP)
-		send_locked(p, pd, txs_now_ns());
+		send_locked(p, pd, txs_now_ns(), ahead >= SEND_AHEAD);
 	pthread_mutex_unlock(&p->mu);
 	if (first)
 		monitor_poke();
@@ -1498,7 +1706,7 @@ static int control(txs_proc *p, uint16_t type, const txs_plugin_code *code,
 	bool first = !p->head;
 	append_locked(p, pd);
 	if (p->state == S_UP)
-		send_locked(p, pd, txs_now_ns());
+		send_locked(p, pd, txs_now_ns(), false);
 	pthread_mutex_unlock(&p->mu);
 	if (first)
 		monitor_poke();

@@ -91,6 +91,42 @@ static const char WRITE_ONCE[] =
     "if first then return 1 end\n"
     "return 0\n";
 
+/* What the worker runs, with the keys it runs it on, checked at connect
+ * time with redis.acl_check_cmd (Redis 7) so that a user short of a right
+ * is named at start rather than at the first report or the first claim.
+ * KEYS: stream, out, dead letter, a once-only key; ARGV: group, consumer.
+ * Returns the 1-based index of the first command refused (ACL_NEEDS), 0
+ * when all are allowed, -1 when the server cannot tell (before Redis 7).
+ * SCRIPT LOAD and EVALSHA are proven by running this very script. */
+static const char ACL_PROBE[] =
+    "if not redis.acl_check_cmd then return -1 end\n"
+    "local s, g, c = KEYS[1], ARGV[1], ARGV[2]\n"
+    "local need = {\n"
+    "  {'xgroup', 'CREATE', s, g, '0', 'MKSTREAM'},\n"
+    "  {'xreadgroup', 'GROUP', g, c, 'COUNT', '1', 'STREAMS', s, '>'},\n"
+    "  {'xpending', s, g, '-', '+', '1'},\n"
+    "  {'xautoclaim', s, g, c, '1', '0-0', 'COUNT', '1'},\n"
+    "  {'type', KEYS[4]}, {'hexists', KEYS[4], 'f'},\n"
+    "  {'xadd', KEYS[2], '*', 'f', 'v'}, {'xadd', KEYS[3], '*', 'f', 'v'},\n"
+    "  {'hset', KEYS[4], 'f', 'v'}, {'expire', KEYS[4], '1'},\n"
+    "  {'xack', s, g, '0-1'},\n"
+    "}\n"
+    "for i, cmd in ipairs(need) do\n"
+    "  if not redis.acl_check_cmd(unpack(cmd)) then return i end\n"
+    "end\n"
+    "return 0\n";
+
+/* The commands of ACL_PROBE, in order, and the key each needs (index in
+ * the probe's KEYS, 0-based). */
+static const struct {
+	const char *cmd;
+	int key;
+} ACL_NEEDS[] = {
+    {"XGROUP CREATE", 0}, {"XREADGROUP", 0}, {"XPENDING", 0}, {"XAUTOCLAIM", 0},
+    {"TYPE", 3},          {"HEXISTS", 3},    {"XADD", 1},     {"XADD", 2},
+    {"HSET", 3},          {"EXPIRE", 3},     {"XACK", 0},
+};
+
 struct worker;
 
 /* One stream entry from delivery to ack. */
@@ -547,6 +583,51 @@ static int load_script(struct worker *w, char *err, size_t errlen)
 	return ret;
 }
 
+/* Runs ACL_PROBE; -1 with the first command the Redis user may not run
+ * (and the rule that would allow it) in err. */
+static int check_acl(struct worker *w, char *err, size_t errlen)
+{
+	const struct stream_options *o = w->opt;
+	char done_key[512];
+	snprintf(done_key, sizeof done_key, "%s:done:%s:%s:0-1", o->out, o->stream, o->group);
+	const char *keys[] = {o->stream, o->out, o->dead, done_key};
+	redisReply *r = redisCommandArgv(w->rc, 3, (const char *[]){"SCRIPT", "LOAD", ACL_PROBE}, NULL);
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "SCRIPT LOAD: %s (the worker needs +script|load and +evalsha: "
+		         "docs/scale-out.md#a-redis-user-for-the-worker)",
+		         !r ? w->rc->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		freeReplyObject(r);
+		return -1;
+	}
+	char sha[41];
+	snprintf(sha, sizeof sha, "%s", r->str);
+	freeReplyObject(r);
+	const char *argv[] = {"EVALSHA", sha, "4", keys[0], keys[1], keys[2], keys[3],
+	                      o->group, o->consumer};
+	r = redisCommandArgv(w->rc, 9, argv, NULL);
+	long long i = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	int ret = 0;
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "EVALSHA: %s (the worker needs +evalsha and the keys '%s', '%s', "
+		         "'%s' and '%s:done:%s:%s:*': docs/scale-out.md#a-redis-user-for-the-worker)",
+		         !r ? w->rc->errstr : r->str, o->stream, o->out, o->dead, o->out, o->stream,
+		         o->group);
+		ret = -1;
+	} else if (i > 0 && i <= (long long)(sizeof ACL_NEEDS / sizeof ACL_NEEDS[0])) {
+		const char *cmd = ACL_NEEDS[i - 1].cmd, *key = keys[ACL_NEEDS[i - 1].key];
+		char rule[32];
+		snprintf(rule, sizeof rule, "%s", cmd);
+		for (char *p = rule; *p; p++)
+			*p = *p == ' ' ? '|' : (char)(*p | 0x20);
+		snprintf(err, errlen, "the Redis user may not run %s on key '%s' (ACL rules +%s and a "
+		         "key pattern matching it); every command the worker needs is in "
+		         "docs/scale-out.md#a-redis-user-for-the-worker", cmd, key, rule);
+		ret = -1;
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
 /* Waits out the backoff, in slices so a second signal is noticed. */
 static void backoff(struct worker *w)
 {
@@ -573,7 +654,8 @@ static int reconnect(struct worker *w)
 	if (*w->stop >= 2)
 		return -1;
 	w->rc = connect_url(&w->url, w->opt->block_ms + IO_SLACK_MS, err, sizeof err, &io);
-	if (w->rc && (ensure_group(w, err, sizeof err) || load_script(w, err, sizeof err))) {
+	if (w->rc && (check_acl(w, err, sizeof err) || ensure_group(w, err, sizeof err) ||
+	              load_script(w, err, sizeof err))) {
 		io = w->rc->err != 0;
 		disconnect(w);
 	}
