@@ -197,6 +197,7 @@ typedef struct txs_executor_stats {
 	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit) */
 	uint64_t process_kills;   /* engine processes the host killed: deadline, memory cap,
 	                           * protocol */
+	uint64_t process_rss_bytes; /* resident memory of the engine process now */
 } txs_executor_stats;
 
 typedef enum txs_breaker_state {
@@ -296,9 +297,11 @@ typedef struct txs_host_options {
 	bool allow_partial;
 	/* Loading notices, one line each: a subfolder skipped because it has no
 	 * plugin.json ("warn"), a not-started plugin that failed again ("warn")
-	 * or started ("info"). level is "info" or "warn". Called on the thread
-	 * of txs_host_load, or on the host's retry thread; must not call back
-	 * into the host. NULL: notices are dropped. */
+	 * or started ("info"), a plugin added or removed by
+	 * txs_host_reload_all ("info"). level is "info" or "warn". Called on the
+	 * thread of txs_host_load or txs_host_reload_all, or on the host's
+	 * retry thread; must not call back into the host. NULL: notices are
+	 * dropped. */
 	void (*notice)(const char *level, const char *message, void *userdata);
 	void *notice_userdata;
 	txs_isolation isolation;
@@ -320,8 +323,8 @@ TXS_EXTERN int txs_host_new(txs_host **out, const txs_host_options *opts);
  * every plugin that failed, one line each, naming the file and the field
  * (the return code is the first failure's). With allow_partial, a plugin
  * that fails to start does not fail the load (see txs_host_options); a
- * duplicate id still does. Call before scanning; not safe concurrently
- * with scans. */
+ * duplicate id still does. The path is remembered for txs_host_reload_all.
+ * Safe while other threads scan (the plugin set is replaced whole). */
 TXS_EXTERN int txs_host_load(txs_host *host, const char *path);
 
 /* Scans one transaction (JSON text) with every plugin and waits for the
@@ -439,7 +442,15 @@ TXS_EXTERN int txs_host_restart(txs_host *host, const char *id);
  * started (allow_partial): one start attempt now, on the calling thread
  * (TXS_EUNAVAILABLE if the retry thread is trying it at this moment). */
 TXS_EXTERN int txs_host_reload(txs_host *host, const char *id);
-/* Reloads every plugin; returns the first failure, after trying them all. */
+/* Lists the paths given to txs_host_load again and follows them: a plugin
+ * whose folder is gone (or has no plugin.json) is taken out of new scans
+ * and freed once the scans that reached it are delivered (this waits for
+ * them); a new plugin folder is loaded (its engines start and init runs
+ * before it takes scans; one that fails is not added). A path that cannot
+ * be listed or holds no plugin any more changes nothing. Then reloads
+ * every plugin. Returns the first failure, after trying them all. Plugin
+ * indexes (txs_host_plugin_info) may change across this call. Not from a
+ * txs_report_fn callback (it may wait for that very report). */
 TXS_EXTERN int txs_host_reload_all(txs_host *host);
 
 /* True when every plugin is started and has a running engine and none is
@@ -450,6 +461,32 @@ TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);
 /* Log lines (console lines of the default sink, plugin_failure lines) the
  * host's log buffer dropped because it was full. */
 TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);
+
+/* Findings counted by plugin, code and severity since the plugin was
+ * loaded (for metrics). A plugin's first TXS_MAX_CODES_PER_PLUGIN distinct
+ * codes are counted by code; its findings with any other code are counted
+ * by severity only, in rows whose code is "" (the overflow), so a plugin
+ * that invents codes cannot grow this list without bound. */
+#define TXS_MAX_CODES_PER_PLUGIN 64
+typedef struct txs_finding_count {
+	char plugin[65];
+	char code[129]; /* "" = overflow */
+	txs_severity severity;
+	uint64_t count;
+} txs_finding_count;
+/* Writes up to cap rows (nonzero counts only) to out and returns how many
+ * there are: call again with a bigger out when that is more than cap. Any
+ * thread; the counting itself takes no lock. */
+TXS_EXTERN size_t txs_host_finding_counts(txs_host *host, txs_finding_count *out, size_t cap);
+
+/* Reports delivered since the host was created (for metrics). */
+typedef struct txs_report_counts {
+	uint64_t verdict[TXS_SEVERITY_CRITICAL + 1]; /* by verdict, indexed by txs_severity */
+	uint64_t incomplete;   /* of those, with "complete": false */
+	uint64_t input_errors; /* inputs that were not a JSON object: no verdict, not counted above */
+} txs_report_counts;
+/* Any thread; relaxed reads (each figure is exact, the set is not one instant). */
+TXS_EXTERN void txs_host_report_counts(const txs_host *host, txs_report_counts *out);
 
 /* Stops every executor (queued scans are reported "stopped"), delivers
  * every pending report, then frees. Not from a txs_report_fn callback. */

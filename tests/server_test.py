@@ -505,7 +505,7 @@ class Usage(unittest.TestCase):
 
     def test_bad_listen(self):
         r = self.run_serve("-p", EXAMPLES, "--listen", "nowhere")
-        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.returncode, 64)  # a usage error (issue 18)
         self.assertIn("--listen 'nowhere'", r.stderr)
 
     def test_port_in_use(self):

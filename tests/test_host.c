@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -106,6 +107,106 @@ static json_t *plugin_entry(json_t *report, const char *id)
 static const char *status_of(json_t *report, const char *id)
 {
 	return json_string_value(json_object_get(plugin_entry(report, id), "status"));
+}
+
+/* ---- the plugin set changing under scans ---------------------------------- */
+
+struct churn {
+	txs_host *h;
+	_Atomic bool stop;
+	_Atomic uint64_t scans, incomplete, readings;
+	char first_bad[512]; /* under the test: written once by a scanner */
+	_Atomic bool bad_seen;
+};
+
+static void *churn_scanner(void *arg)
+{
+	struct churn *c = arg;
+	const char *tx = "{\"hash\":\"0x1\"}";
+	while (!atomic_load(&c->stop)) {
+		txs_report *rep = NULL;
+		if (txs_host_scan(c->h, tx, strlen(tx), 0, &rep) != 0)
+			continue;
+		if (!txs_report_complete(rep) && !atomic_exchange(&c->bad_seen, true))
+			snprintf(c->first_bad, sizeof c->first_bad, "%s", txs_report_json(rep, NULL));
+		atomic_fetch_add(&c->incomplete, !txs_report_complete(rep));
+		atomic_fetch_add(&c->scans, 1);
+		txs_report_free(rep);
+	}
+	return NULL;
+}
+
+/* Readers that hold plugins across a call: info, JSON, counts, ready. */
+static void *churn_reader(void *arg)
+{
+	struct churn *c = arg;
+	txs_finding_count rows[16];
+	while (!atomic_load(&c->stop)) {
+		txs_plugin_info info;
+		for (size_t i = 0; i < txs_host_plugin_count(c->h); i++)
+			txs_host_plugin_info(c->h, i, &info);
+		char *json = NULL;
+		if (txs_host_plugins_json(c->h, &json) == 0)
+			free(json);
+		txs_host_finding_counts(c->h, rows, 16);
+		txs_host_ready(c->h);
+		atomic_fetch_add(&c->readings, 1);
+	}
+	return NULL;
+}
+
+static void remove_folder(const char *id)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/%s", root, id);
+	assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* Reloads of every plugin add and remove a plugin folder while two threads
+ * scan and one reads: every scan is answered, complete (a removed plugin's
+ * scans in flight finish ok, none is "stopped" or "unavailable"). */
+static void test_rescan_under_scans(void **state)
+{
+	(void)state;
+	const char *code = "module.exports = { scanTransaction() {"
+	                   " return { code: 'SEEN', severity: 'low', message: 'm' }; } };";
+	add_plugin("keep", NULL, code);
+	add_plugin("flip", NULL, code);
+	/* a deadline far off: each reload also rebuilds "keep" (in process
+	 * isolation a new process), and a loaded machine may make scans wait
+	 * behind that past the default 300 ms; what must not happen is a scan
+	 * answered "stopped" or "unavailable" */
+	txs_host_options o = {.console_quiet = true, .scan_timeout_ms = 30000};
+	struct churn c = {0};
+	assert_int_equal(txs_host_new(&c.h, &o), 0);
+	assert_int_equal(txs_host_load(c.h, root), 0);
+	pthread_t th[3];
+	assert_int_equal(pthread_create(&th[0], NULL, churn_scanner, &c), 0);
+	assert_int_equal(pthread_create(&th[1], NULL, churn_scanner, &c), 0);
+	assert_int_equal(pthread_create(&th[2], NULL, churn_reader, &c), 0);
+	int rc_out = 0, rc_in = 0;
+	size_t n_out = 0, n_in = 0;
+	for (int round = 0; round < 15; round++) {
+		remove_folder("flip");
+		rc_out |= txs_host_reload_all(c.h);
+		n_out += txs_host_plugin_count(c.h) == 1;
+		add_plugin("flip", NULL, code);
+		rc_in |= txs_host_reload_all(c.h);
+		n_in += txs_host_plugin_count(c.h) == 2;
+	}
+	atomic_store(&c.stop, true);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(rc_out, 0);
+	assert_int_equal(rc_in, 0);
+	assert_int_equal(n_out, 15);
+	assert_int_equal(n_in, 15);
+	if (atomic_load(&c.incomplete))
+		fail_msg("%llu of %llu scans incomplete; the first: %s",
+		         (unsigned long long)c.incomplete, (unsigned long long)c.scans, c.first_bad);
+	assert_true(atomic_load(&c.scans) > 0);
+	assert_true(atomic_load(&c.readings) > 0);
+	txs_host_free(c.h);
 }
 
 /* ---- manifests ------------------------------------------------------------ */
@@ -910,6 +1011,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_waiting_is_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_finding_strings_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_report_accessors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rescan_under_scans, setup, teardown),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -166,16 +166,22 @@ export interface Manifest<C = { [key: string]: JsonValue }> {
    * TypeScript (.ts, .mts, .cts); imports are bundled at load.
    */
   main: string;
-  /** Per scan, microtasks included. Default 50. */
+  /** Per scan, microtasks included; 1 to 60000. Default 50. */
   timeout_ms?: number;
-  /** A scan that pushes the heap past this is stopped (status "memory"). Default 64. */
+  /** A scan that pushes the heap past this is stopped (status "memory"); 1 to 16384. Default 64. */
   heap_limit_mb?: number;
-  /** After a scan that leaves the heap past this, the engine is recycled. Default 32. */
+  /** After a scan that leaves the heap past this, the engine is recycled; at most heap_limit_mb. Default 32. */
   heap_restart_mb?: number;
-  /** Recycle the engine every N scans. Default 10000. */
+  /** Recycle the engine (a fresh realm) every N scans; 0 = never. Default 10000. */
   restart_every?: number;
-  /** Parallel engines (each on its own thread) for this plugin. Default 1. */
+  /** A VM serves at most this many realms, then a recycle builds a new VM; 1 to 1000000. Default 64. */
+  realms_per_vm?: number;
+  /** Parallel engines for this plugin (threads, or processes under process isolation); 1 to 64. Default 1. */
   instances?: number;
+  /** Scans in a row ending in timeout or memory that open the circuit breaker; 0 = off. Default 5. */
+  breaker_after?: number;
+  /** The breaker's first cool-down (doubles to 60 s while trials fail); 1 to 3600000. Default 1000. */
+  breaker_cooldown_ms?: number;
   /** Handed to the plugin as ctx.config. Default {}. */
   config?: C;
 }

@@ -12,20 +12,32 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: txscan bundle PLUGIN_DIR -o FILE\n\n"
+	        "usage: txscan bundle PLUGIN_DIR -o FILE [-q]\n\n"
 	        "Bundles the plugin's main file and everything it imports (its own files and\n"
 	        "its own node_modules) into one CommonJS FILE with esbuild, as loading the\n"
 	        "plugin does, and writes its source map to FILE.map. On a host without esbuild,\n"
 	        "put FILE and FILE.map in the plugin folder and set \"main\" to FILE: it loads\n"
 	        "as is, and its stack traces still name the original files.\n\n"
+	        "  -o, --output FILE   the bundle to write\n"
+	        "  -q, --quiet         no \"wrote\" line\n"
 	        CLI_LOG_HELP "\n"
 	        "exit status: 0 written; 2 the plugin cannot be bundled (the error says why);\n"
 	        "64 usage.\n");
 }
 
+static int usage_error(const char *fmt, const char *arg)
+{
+	char msg[512];
+	snprintf(msg, sizeof msg, fmt, arg);
+	cli_error("bundle: %s", msg);
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
 int cmd_bundle(int argc, char **argv)
 {
 	const char *dir = NULL, *out = NULL;
+	int quiet = 0;
 	if (cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return EXIT_CLEAN;
@@ -35,21 +47,21 @@ int cmd_bundle(int argc, char **argv)
 			out = argv[++i];
 		else if (!strncmp(argv[i], "--output=", 9))
 			out = argv[i] + 9;
+		else if (cli_is_quiet(argv[i]))
+			quiet = 1;
 		else if (argv[i][0] != '-' && !dir)
 			dir = argv[i];
-		else {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
+		else
+			return usage_error(argv[i][0] == '-' ? "unknown option '%s'"
+			                                     : "unexpected argument '%s'", argv[i]);
 	}
-	if (!dir || !out) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (!dir || !out)
+		return usage_error("missing %s", !dir ? "PLUGIN_DIR" : "-o FILE");
 	if (txs_plugin_bundle(dir, out) != 0) {
 		cli_error("%s", txs_last_error());
 		return EXIT_ERRORS;
 	}
-	cli_info("bundle", "wrote %s and %s.map", out, out);
+	if (!quiet)
+		cli_info("bundle", "wrote %s and %s.map", out, out);
 	return EXIT_CLEAN;
 }

@@ -15,7 +15,8 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: txscan check [--isolation thread|process] PLUGIN_DIR [TX_FILE] [--config JSON]\n\n"
+	        "usage: txscan check [--isolation thread|process] [-q] PLUGIN_DIR [TX_FILE]\n"
+	        "                    [--config JSON]\n\n"
 	        "Validates plugin.json, loads the code (bundling it when it is an ES module,\n"
 	        "TypeScript or has imports) and runs init(ctx) for the plugin in PLUGIN_DIR\n"
 	        "(or every plugin in a folder of plugins). Then it scans each line of TX_FILE\n"
@@ -26,6 +27,7 @@ static void usage(FILE *out)
 	        "whose findings' codes must equal \"expect\", in order: the findings of all\n"
 	        "plugins for a TX_FILE, of the fixture's own plugin for its fixtures.jsonl.\n\n"
 	        "  --config JSON       ctx.config of every plugin, instead of plugin.json's config\n"
+	        CLI_QUIET_HELP
 	        CLI_ISOLATION_HELP CLI_LOG_HELP "\n"
 	        "exit status: 0 fine; 2 something is wrong (the output says what); 64 usage.\n");
 }
@@ -181,24 +183,28 @@ static int check_own_fixtures(txs_host *h, int *lines)
 }
 
 static int parse_args(int argc, char **argv, const char **dir, const char **file,
-                      const char **config)
+                      const char **config, int *quiet)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--config") && i + 1 < argc)
 			*config = argv[++i];
 		else if (!strncmp(argv[i], "--config=", 9))
 			*config = argv[i] + 9;
-		else if (argv[i][0] == '-')
-			return -1;
+		else if (cli_is_quiet(argv[i]))
+			*quiet = 1;
+		else if (!strcmp(argv[i], "--config"))
+			return cli_error("check: --config needs a JSON object"), -1;
+		else if (argv[i][0] == '-' && argv[i][1])
+			return cli_error("check: unknown option '%s'", argv[i]), -1;
 		else if (!*dir)
 			*dir = argv[i];
 		else if (!*file)
 			*file = argv[i];
 		else
-			return -1;
+			return cli_error("check: unexpected argument '%s'", argv[i]), -1;
 	}
 	if (!*dir)
-		return -1;
+		return cli_error("check: missing PLUGIN_DIR"), -1;
 	json_t *c = *config ? json_loads(*config, 0, NULL) : NULL;
 	bool ok = !*config || json_is_object(c);
 	json_decref(c);
@@ -210,15 +216,16 @@ static int parse_args(int argc, char **argv, const char **dir, const char **file
 int cmd_check(int argc, char **argv)
 {
 	const char *dir = NULL, *file = NULL, *config = NULL;
+	int quiet = 0;
 	if (cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return EXIT_CLEAN;
 	}
-	if (parse_args(argc, argv, &dir, &file, &config) != 0) {
+	if (parse_args(argc, argv, &dir, &file, &config, &quiet) != 0) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	txs_host_options opt = {.config_json = config};
+	txs_host_options opt = {.config_json = config, .console_quiet = quiet != 0};
 	txs_host *h = cli_load_host_opts(&dir, 1, &opt);
 	if (!h) {
 		printf("FAIL  %s: the plugin does not load (see above)\n", dir);

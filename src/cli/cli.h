@@ -58,8 +58,27 @@ int cli_log_opts(int *argc, char **argv);
 /* True when argv[i] is -h or --help. */
 int cli_wants_help(int argc, char **argv);
 
+/* Environment variables for what operators set in unit files. Each is the
+ * default of an option (the option wins) and each --help that has the
+ * option names it. An empty value counts as unset. */
+#define CLI_ENV_PLUGINS "TXSCAN_PLUGINS"     /* -p: folders, ':'-separated */
+#define CLI_ENV_ISOLATION "TXSCAN_ISOLATION" /* --isolation */
+#define CLI_ENV_LISTEN "TXSCAN_LISTEN"       /* serve --listen */
+/* getenv, with "" as NULL. */
+const char *cli_env(const char *name);
+
+/* -q/--quiet means the same in every subcommand: print only what the
+ * command is for (reports, results, listings) and problems (errors,
+ * warnings). It drops the progress display, closing summaries, other
+ * informational lines and the plugins' console output. The JSON event log
+ * of serve and worker is not affected (--log-level filters that). True
+ * when arg is -q or --quiet. */
+int cli_is_quiet(const char *arg);
+
 /* A host loaded from every -p/--plugins directory given, else from
- * $TXSCAN_PLUGINS, else ./plugins; NULL after printing the error. */
+ * $TXSCAN_PLUGINS (':'-separated), else ./plugins; NULL after printing the
+ * error (then cli_load_exit() is the exit status: EXIT_USAGE when no
+ * plugin folder was named at all, else EXIT_ERRORS). */
 struct txs_host;
 struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_console);
 /* The same with host options. Every folder is tried and every failure is
@@ -67,6 +86,11 @@ struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_con
 struct txs_host_options;
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *opt);
+
+int cli_load_exit(void);
+/* The plugin folders a command loads: dirs when ndirs > 0, else
+ * $TXSCAN_PLUGINS's, else ./plugins (at most max, into out). */
+int cli_plugin_roots(const char *const *dirs, int ndirs, const char **out, int max);
 
 /* A host notice (txs_host_options.notice) as a "plugin_load" log line. */
 void cli_notice(const char *level, const char *msg, void *userdata);
@@ -81,6 +105,13 @@ int cli_isolation_opts(int *argc, char **argv);
 	"                      process: each instance's engines in a sandboxed child\n" \
 	"                      process, killed at its deadline or memory cap (default\n" \
 	"                      $TXSCAN_ISOLATION, else " CLI_DEFAULT_ISOLATION_NAME ")\n"
+/* The -p line of every --help (two lines, aligned as CLI_ISOLATION_HELP). */
+#define CLI_PLUGINS_HELP \
+	"  -p, --plugins DIR   a plugin folder or a folder of plugin folders (repeatable;\n" \
+	"                      default $TXSCAN_PLUGINS, ':'-separated, then ./plugins)\n"
+#define CLI_QUIET_HELP \
+	"  -q, --quiet         only reports and problems: no progress, no summary, no\n" \
+	"                      plugin console output\n"
 
 /* Collects -p/--plugins DIR (and -pDIR, --plugins=DIR) into dirs (at most
  * max); returns 1 if argv[*i] was such an option (and advances *i), 0 if

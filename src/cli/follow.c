@@ -55,7 +55,7 @@ static const char follow_usage[] =
     "                          which keeps credentials out of ps; $TXSCAN_RPC_AUTH is\n"
     "                          sent as the Authorization header)\n"
     "  -p, --plugins DIR       plugin folder or folder of plugins (repeatable;\n"
-    "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
+    "                          default $TXSCAN_PLUGINS, ':'-separated, then ./plugins)\n"
     "      --from-block N|latest  first block to scan (default latest: the head,\n"
     "                          minus --confirmations); ignored when a checkpoint exists\n"
     "      --to-block N        stop after this block (exit 0)\n"
@@ -72,7 +72,8 @@ static const char follow_usage[] =
     "                          node that cannot be reached is waited for, one that\n"
     "                          answers nonsense 3 times in a row is an error\n"
     "      --max-response-mb N the largest answer read from the node (default 64)\n"
-    "      --quiet-console     discard plugins' console output\n"
+    "  -q, --quiet             only reports and problems: no plugin console output\n"
+    "      --quiet-console     the same (kept for scripts that use it)\n"
     "      --isolation MODE    thread or process (default $TXSCAN_ISOLATION, else\n"
     "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
     CLI_LOG_HELP24
@@ -176,7 +177,7 @@ static int common_opt(int argc, char **argv, int *i, struct rpc_args *a)
 	int r = cli_plugins_opt(argc, argv, i, a->dirs, &a->ndirs, MAX_DIRS);
 	if (r)
 		return r;
-	if (!strcmp(o, "--quiet-console"))
+	if (!strcmp(o, "--quiet-console") || cli_is_quiet(o))
 		return a->quiet_console = 1;
 	if (!strcmp(o, "--allow-partial"))
 		return a->allow_partial = 1;
@@ -335,7 +336,7 @@ static int session_open(struct session *s, const struct rpc_args *a, uint32_t sc
 	                         .console_quiet = a->quiet_console != 0,
 	                         .allow_partial = a->allow_partial != 0};
 	if (!(s->host = cli_load_host_opts(a->dirs, a->ndirs, &hopt)))
-		return EXIT_ERRORS;
+		return cli_load_exit();
 	if (scanner_new(&s->scanner, s->host, stdout, s->chain.chain_id, a->fail_on)) {
 		cli_error("out of memory");
 		return EXIT_ERRORS;

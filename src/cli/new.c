@@ -16,11 +16,12 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: txscan new NAME [--ts]\n\n"
+	        "usage: txscan new NAME [--ts] [-q]\n\n"
 	        "Creates the plugin folder NAME (its id: a-z, 0-9 and '-'): plugin.json,\n"
 	        "index.js (with --ts: index.ts and tsconfig.json), fixtures.jsonl and the\n"
 	        "plugin types in types/. It passes `txscan check NAME` as it is; edit the rule\n"
 	        "and its fixtures from there (docs/plugins.md).\n\n"
+	        "  -q, --quiet         no \"created\" line\n"
 	        CLI_LOG_HELP "\n"
 	        "exit status: 0 created; 2 the folder exists or cannot be written; 64 usage.\n");
 }
@@ -136,7 +137,7 @@ static bool put(const char *dir, const char *name, const char *fmt, const char *
 int cmd_new(int argc, char **argv)
 {
 	const char *dir = NULL;
-	bool ts = false;
+	bool ts = false, quiet = false;
 	if (cli_wants_help(argc, argv)) {
 		usage(stdout);
 		return EXIT_CLEAN;
@@ -144,9 +145,13 @@ int cmd_new(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--ts"))
 			ts = true;
+		else if (cli_is_quiet(argv[i]))
+			quiet = true;
 		else if (argv[i][0] != '-' && !dir)
 			dir = argv[i];
 		else {
+			cli_error("new: %s '%s'", argv[i][0] == '-' ? "unknown option" : "unexpected argument",
+			          argv[i]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -156,6 +161,8 @@ int cmd_new(int argc, char **argv)
 	if (!dir || !valid_id(id)) {
 		if (dir)
 			cli_error("%s: a plugin's name is 1-64 characters of a-z, 0-9 and '-'", dir);
+		else
+			cli_error("new: missing NAME");
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -174,6 +181,7 @@ int cmd_new(int argc, char **argv)
 	          (!ts || put(dir, "tsconfig.json", TSCONFIG, NULL, NULL));
 	if (!ok)
 		return EXIT_ERRORS;
-	cli_info("new", "created %s (%s); try: txscan check %s", dir, main, dir);
+	if (!quiet)
+		cli_info("new", "created %s (%s); try: txscan check %s", dir, main, dir);
 	return EXIT_CLEAN;
 }

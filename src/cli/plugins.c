@@ -11,13 +11,15 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: txscan plugins [-p DIR]... [--json] [--allow-partial]\n\n"
+	fprintf(out, "usage: txscan plugins [-p DIR]... [--json] [--allow-partial] [-q]\n\n"
 	             "Loads the plugins (validating each, running init) and lists them with\n"
 	             "their versions and limits. --json prints the same as GET /v1/plugins.\n"
 	             "A plugin that fails to load makes it list every failure and exit 2;\n"
 	             "with --allow-partial it is listed as not started, with why\n"
 	             "(\"started\": false and \"error\" in --json), and the exit status is 2.\n"
 	             "--json shows each plugin's last_error and failures_last_minute.\n\n"
+	             CLI_PLUGINS_HELP
+	             "  -q, --quiet         accepted as everywhere (the listing is all it prints)\n"
 	             CLI_LOG_HELP);
 }
 
@@ -33,7 +35,9 @@ int cmd_plugins(int argc, char **argv)
 		int r = cli_plugins_opt(argc, argv, &i, dirs, &ndirs, MAX_DIRS);
 		if (r < 0)
 			return EXIT_USAGE;
-		if (r == 0 && !strcmp(argv[i], "--json")) {
+		if (r == 0 && cli_is_quiet(argv[i])) {
+			continue; /* nothing to drop: the listing is the output */
+		} else if (r == 0 && !strcmp(argv[i], "--json")) {
 			json = 1;
 		} else if (r == 0 && !strcmp(argv[i], "--allow-partial")) {
 			partial = 1;
@@ -46,7 +50,7 @@ int cmd_plugins(int argc, char **argv)
 	txs_host_options hopt = {.console_quiet = true, .allow_partial = partial != 0};
 	txs_host *h = cli_load_host_opts(dirs, ndirs, &hopt);
 	if (!h)
-		return EXIT_ERRORS;
+		return cli_load_exit();
 	if (json) {
 		char *s = NULL;
 		if (txs_host_plugins_json(h, &s) == 0)

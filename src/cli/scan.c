@@ -33,6 +33,7 @@ struct opts {
 	enum format format;
 	int progress; /* -1 auto */
 	int quiet_console;
+	int quiet;    /* -q: no progress, no summary, no console */
 	int allow_partial;
 };
 
@@ -53,6 +54,9 @@ struct pipeline {
 	struct totals t;
 	size_t bytes_total, bytes_done;
 	double t0, last_progress;
+	bool drawn;      /* the progress line is on the terminal now */
+	bool err_tty;    /* stderr is a terminal: the progress line is erased with \033[K */
+	bool shared_tty; /* stdout is a terminal too: rows and progress share it */
 };
 
 struct ticket {
@@ -70,7 +74,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: txscan scan [-p DIR]... [--fail-on SEVERITY] [--format jsonl|table]\n"
-	        "                   [--progress|--no-progress] [--quiet-console] [--allow-partial]\n"
+	        "                   [--progress|--no-progress] [-q] [--quiet-console] [--allow-partial]\n"
 	        "                   [--isolation thread|process] [FILE...]\n"
 	        "       txscan scan [--rpc URL] (--tx HASH... | --block N|latest | --blocks A..B)\n"
 	        "                   [-p DIR]... [--no-receipts] [--fail-on SEVERITY]\n"
@@ -79,12 +83,14 @@ static void usage(FILE *out)
 	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
 	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
 	        "error line and the run goes on.\n\n"
-	        "  -p, --plugins DIR   a plugin folder or a folder of plugin folders (repeatable;\n"
-	        "                      default $TXSCAN_PLUGINS, then ./plugins)\n"
+	        CLI_PLUGINS_HELP
 	        "  --fail-on SEVERITY  exit 1 when any verdict is at or above SEVERITY\n"
 	        "                      (info, low, medium, high, critical; default high)\n"
-	        "  --format FORMAT     jsonl (default): one report per line; table: a summary\n"
+	        "  --format FORMAT     jsonl (default): one report per line, and a closing\n"
+	        "                      summary on stderr when that is a terminal; table: a row\n"
+	        "                      per report and the closing summary\n"
 	        "  --progress          progress on stderr (default: when stderr is a terminal)\n"
+	        CLI_QUIET_HELP
 	        "  --quiet-console     discard plugins' console output (default: JSON lines on\n"
 	        "                      stderr)\n"
 	        "  --allow-partial     scan with the plugins that start: one that fails to load\n"
@@ -131,6 +137,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first_file)
 			o->progress = !strcmp(a, "--progress");
 		} else if (!strcmp(a, "--quiet-console")) {
 			o->quiet_console = 1;
+		} else if (cli_is_quiet(a)) {
+			o->quiet = o->quiet_console = 1;
 		} else if (!strcmp(a, "--allow-partial")) {
 			o->allow_partial = 1;
 		} else if (!strcmp(a, "--")) {
@@ -261,28 +269,46 @@ static void count(struct pipeline *p, const txs_report *rep)
 	t->failing += v >= p->o->fail_on;
 }
 
+/* Before a row goes to a terminal that shows the progress line: the line is
+ * cleared (carriage return, erase to end of line), so the row starts at
+ * column 0 and nothing of the progress is left beside it; progress() draws
+ * it again under the row. */
+static void clear_progress(struct pipeline *p)
+{
+	if (!p->drawn || !p->shared_tty)
+		return;
+	fputs("\r\033[K", stderr);
+	p->drawn = false;
+}
+
 static void emit(struct pipeline *p, txs_report *rep)
 {
 	size_t len;
 	const char *json = txs_report_json(rep, &len);
 	count(p, rep);
+	clear_progress(p);
 	if (p->o->format == FORMAT_TABLE) {
 		table_row(rep);
 	} else {
 		fwrite(json, 1, len, stdout);
 		fputc('\n', stdout);
 	}
+	if (p->shared_tty && p->o->progress == 1)
+		fflush(stdout); /* the row is out before the progress is drawn again */
 	txs_report_free(rep);
 }
 
 static void progress(struct pipeline *p, int done)
 {
 	double now = now_s();
-	if (p->o->progress != 1 || (!done && now - p->last_progress < 0.2))
+	/* redrawn at once after a row cleared it, else at most every 0.2 s */
+	if (p->o->progress != 1 || (!done && p->drawn && now - p->last_progress < 0.2))
 		return;
 	p->last_progress = now;
+	p->drawn = true;
 	double el = now - p->t0, rate = el > 0 ? (double)p->next_out / el : 0;
-	fprintf(stderr, "\r%10llu tx  %8.0f tx/s", (unsigned long long)p->next_out, rate);
+	fprintf(stderr, "\r%s%10llu tx  %8.0f tx/s", p->err_tty ? "\033[K" : "",
+	        (unsigned long long)p->next_out, rate);
 	if (p->bytes_total && p->bytes_done) {
 		double frac = (double)p->bytes_done / (double)p->bytes_total;
 		fprintf(stderr, "  %3.0f%%  ETA %.0fs ", frac * 100, frac > 0 ? el / frac - el : 0);
@@ -460,12 +486,15 @@ static int scan_file(struct pipeline *p, const char *path)
 	return 0;
 }
 
-static void summary(const struct pipeline *p)
+/* The closing summary: under the table on stdout, or (JSON Lines) on stderr
+ * when that is a terminal, so the report stream stays one report per line. */
+static void summary(const struct pipeline *p, FILE *out)
 {
 	const struct totals *t = &p->t;
-	printf("\n%llu transactions: %llu critical, %llu high, %llu medium, %llu low, %llu info, "
-	       "%llu clean; %llu incomplete, %llu invalid input\n",
-	       (unsigned long long)t->inputs, (unsigned long long)t->by_verdict[TXS_SEVERITY_CRITICAL],
+	fprintf(out, "%s%llu transaction%s: %llu critical, %llu high, %llu medium, %llu low, "
+	       "%llu info, %llu clean; %llu incomplete, %llu invalid input\n",
+	       out == stdout ? "\n" : "", (unsigned long long)t->inputs, t->inputs == 1 ? "" : "s",
+	       (unsigned long long)t->by_verdict[TXS_SEVERITY_CRITICAL],
 	       (unsigned long long)t->by_verdict[TXS_SEVERITY_HIGH],
 	       (unsigned long long)t->by_verdict[TXS_SEVERITY_MEDIUM],
 	       (unsigned long long)t->by_verdict[TXS_SEVERITY_LOW],
@@ -486,15 +515,19 @@ int cmd_scan(int argc, char **argv)
 		return cmd_scan_rpc(argc, argv);
 	if (parse_args(argc, argv, &o, &first) < 0)
 		return EXIT_USAGE;
+	bool err_tty = isatty(STDERR_FILENO);
 	if (o.progress < 0)
-		o.progress = isatty(STDERR_FILENO);
+		o.progress = err_tty;
+	if (o.quiet)
+		o.progress = 0;
 	txs_host_options hopt = {.scan_timeout_ms = UINT32_MAX, .console_quiet = o.quiet_console,
 	                         .allow_partial = o.allow_partial != 0};
 	txs_host *h = cli_load_host_opts(o.dirs, o.ndirs, &hopt);
 	if (!h)
-		return EXIT_ERRORS;
+		return cli_load_exit();
 	struct pipeline p = {.host = h, .o = &o, .mu = PTHREAD_MUTEX_INITIALIZER,
-	                     .cv = PTHREAD_COND_INITIALIZER, .t0 = now_s()};
+	                     .cv = PTHREAD_COND_INITIALIZER, .t0 = now_s(),
+	                     .err_tty = err_tty, .shared_tty = isatty(STDOUT_FILENO) && err_tty};
 	if (o.format == FORMAT_TABLE)
 		table_header();
 	int failed = 0;
@@ -503,8 +536,10 @@ int cmd_scan(int argc, char **argv)
 	for (int i = first; i < argc; i++)
 		failed |= scan_file(&p, argv[i]);
 	progress(&p, 1);
-	if (o.format == FORMAT_TABLE)
-		summary(&p);
+	if (o.format == FORMAT_TABLE && !o.quiet)
+		summary(&p, stdout);
+	else if (!o.quiet && err_tty)
+		summary(&p, stderr);
 	fflush(stdout);
 	txs_host_free(h);
 	if (failed || p.t.input_errors || p.t.incomplete)

@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "util/clock.h"
 #include "http/auth.h"
+#include "http/listen.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "txscan.h"
@@ -46,6 +47,8 @@
 
 #define MAX_DIRS 64
 #define DEBOUNCE_MS 200
+#define RESYNC_MS 10000     /* how long --watch follows the set after a reload of all */
+#define RESYNC_POLL_MS 250
 #define DRAIN_POLL_MS 20
 #define FD_RESERVE 256      /* descriptors kept for plugins, logs and JSC */
 #define ABORT_FLUSH_MS 200  /* time given to the 503s of a cut drain to be sent */
@@ -70,12 +73,13 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "usage: txscan serve [-p DIR]... [--listen HOST:PORT] [options]\n\n"
 	        "Serves the HTTP API (docs/http-api.md): POST /v1/scan, POST /v1/scan/batch,\n"
-	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, /healthz, /readyz,\n"
-	        "/metrics and a status page at /.\n\n"
+	        "GET /v1/plugins, POST /v1/plugins/ID/restart|reload, POST /v1/reload,\n"
+	        "/healthz, /readyz, /metrics and a status page at /.\n\n"
 	        "  -p, --plugins DIR       plugin folder, or folder of plugin folders (repeatable;\n"
-	        "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
-	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:8080;\n"
-	        "                          port 0 picks a free port, logged in the start line)\n"
+	        "                          default $TXSCAN_PLUGINS, ':'-separated, then ./plugins)\n"
+	        "  -l, --listen ADDR       HOST:PORT, [IPV6]:PORT or :PORT (default $TXSCAN_LISTEN,\n"
+	        "                          then 127.0.0.1:8080; port 0 picks a free port, logged\n"
+	        "                          in the start line)\n"
 	        "      --max-body BYTES    request body cap, suffix k or m allowed (default 1m)\n"
 	        "      --max-batch N       transactions per batch request (default 1000)\n"
 	        "      --max-inflight N    scan requests at once; more get 503 (default 256)\n"
@@ -92,11 +96,15 @@ static void usage(FILE *out)
 	        "      --idle-timeout S    close a connection idle for S seconds (default 30)\n"
 	        "      --drain-timeout S   on SIGTERM/SIGINT, wait this long for requests; then\n"
 	        "                          answer the rest 503 and exit within a second (default 30)\n"
-	        "      --watch             reload a plugin when a file in its folder changes\n"
+	        "      --watch             reload a plugin when a file in its folder changes;\n"
+	        "                          reload every plugin (adding and removing plugins)\n"
+	        "                          when a folder is created or removed in a -p folder\n"
+	        "                          of plugin folders\n"
 	        "      --allow-partial     start with the plugins that load; the others answer\n"
 	        "                          \"unavailable\", show \"started\": false in /v1/plugins,\n"
 	        "                          keep /readyz at 503 and are retried in the background\n"
-	        "                          (default: list every failing plugin and exit 2)\n"
+	        "                          (default: list every failing plugin and exit 2)\n");
+	fprintf(out,
 	        "      --scan-token-file F bearer tokens for POST /v1/scan and /v1/scan/batch, one\n"
 	        "                          a line (also $TXSCAN_SCAN_TOKEN, comma-separated)\n"
 	        "      --admin-token-file F\n"
@@ -111,14 +119,18 @@ static void usage(FILE *out)
 	        "      --insecure-no-auth  allow an address other than loopback with neither\n"
 	        "                          tokens nor client certificates (else refused)\n"
 	        "                          (docs/http-api.md#access-control)\n"
-	        "  -q, --quiet             discard the plugins' console output\n"
+	        "  -q, --quiet             discard the plugins' console output (serve prints no\n"
+	        "                          progress or summary; the event log is not affected)\n"
 	        "  --isolation MODE        thread or process (default $TXSCAN_ISOLATION, else\n"
 	        "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
 	        CLI_LOG_HELP24
 	        "  -h, --help              this text\n\n"
 	        "Signals: SIGTERM/SIGINT drain and exit 0 (2 when the drain was cut; a second\n"
 	        "signal exits at once); SIGHUP rereads the token and TLS files and reloads every\n"
-	        "plugin. Logs are JSON lines on stderr (text at a terminal; docs/logging.md).\n");
+	        "plugin, as POST /v1/reload does: plugin folders added to a -p folder are loaded\n"
+	        "(each starts, init included, before it serves) and plugins whose folder is\n"
+	        "gone are removed once their scans in flight finish. Logs are JSON lines on\n"
+	        "stderr (text at a terminal; docs/logging.md).\n");
 }
 
 /* A positive integer with an optional k/m (KiB/MiB) suffix. */
@@ -198,7 +210,13 @@ static int apply_opt(struct args *a, int c, const char *v)
 		}
 		a->dirs[a->ndirs++] = v;
 		return 0;
-	case 'l': a->opts.listen = v; return 0;
+	case 'l':
+		if (listen_check(v) == 0) {
+			a->opts.listen = v;
+			return 0;
+		}
+		cli_error("serve: --listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", v);
+		return -1;
 	case 'q': a->quiet = true; return 0;
 	case OPT_WATCH: a->watch = true; return 0;
 	case OPT_ALLOW_PARTIAL: a->allow_partial = true; return 0;
@@ -265,6 +283,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 	server_options_init(&a->opts);
 	a->opts.threads = cpus > 0 && cpus < 64 ? (unsigned)cpus : 2;
 	a->drain_s = 30;
+	const char *env = cli_env(CLI_ENV_LISTEN);
+	if (env && listen_check(env)) {
+		cli_error("serve: invalid value '%s' in $%s: expected HOST:PORT, [IPV6]:PORT or :PORT",
+		          env, CLI_ENV_LISTEN);
+		return -1;
+	}
+	if (env)
+		a->opts.listen = env;
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -386,6 +412,15 @@ struct watch {
 	int *wd;      /* per plugin */
 	char (*id)[65];
 	double *due;  /* monotonic ms when the debounced reload runs; 0 = none */
+	/* The folders of plugin folders: a subfolder created, deleted or moved
+	 * there reloads every plugin (which adds and removes plugins), after
+	 * which the per-plugin watches follow the new set. */
+	size_t nroots;
+	int *rwd;
+	double root_due;      /* debounced reload of every plugin; 0 = none */
+	double resync_until;  /* until then, compare the watched set with the host's */
+	double next_resync;
+	txs_host *host;       /* borrowed: alive while run() runs */
 };
 
 static void watch_close(struct watch *w)
@@ -395,35 +430,74 @@ static void watch_close(struct watch *w)
 	free(w->wd);
 	free(w->id);
 	free(w->due);
+	free(w->rwd);
 	memset(w, 0, sizeof *w);
 	w->fd = -1;
 }
 
-/* One inotify watch on each plugin's folder (txs_plugin_info.dir). */
-static int watch_open(struct watch *w, txs_host *host)
+/* One inotify watch on each plugin's folder (txs_plugin_info.dir); the
+ * previous ones (a set that changed) are dropped first. */
+static int watch_plugins(struct watch *w)
 {
 	const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
-	w->n = txs_host_plugin_count(host);
-	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	size_t old_n = w->n;
+	char (*old_id)[65] = w->id;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->wd[i] >= 0)
+			inotify_rm_watch(w->fd, w->wd[i]);
+	free(w->wd);
+	free(w->due);
+	w->n = txs_host_plugin_count(w->host);
 	w->wd = calloc(w->n + 1, sizeof *w->wd);
 	w->id = calloc(w->n + 1, sizeof *w->id);
 	w->due = calloc(w->n + 1, sizeof *w->due);
-	if (w->fd < 0 || !w->wd || !w->id || !w->due) {
-		cli_error("serve: --watch: inotify: %s", strerror(errno));
+	if (!w->wd || !w->id || !w->due) {
+		cli_error("serve: --watch: out of memory");
+		free(old_id);
 		return -1;
 	}
 	for (size_t i = 0; i < w->n; i++) {
 		txs_plugin_info info;
-		if (txs_host_plugin_info(host, i, &info))
+		w->wd[i] = -1;
+		if (txs_host_plugin_info(w->host, i, &info))
 			continue;
 		memcpy(w->id[i], info.id, sizeof w->id[i]);
 		w->wd[i] = inotify_add_watch(w->fd, info.dir, mask);
 		if (w->wd[i] < 0) {
 			cli_error("serve: --watch %s: %s", info.dir, strerror(errno));
+			free(old_id);
 			return -1;
 		}
+		/* a plugin added since the last set: its files may have changed
+		 * before this watch existed, so it is reloaded once */
+		bool known = !old_id;
+		for (size_t k = 0; k < old_n && !known; k++)
+			known = !strcmp(old_id[k], info.id);
+		w->due[i] = known ? 0 : txs_now_ms() + DEBOUNCE_MS;
 	}
+	free(old_id);
 	return 0;
+}
+
+/* Watches on the plugin folders, and on each root that is a folder of
+ * plugin folders (a root that is itself a plugin folder is one of those). */
+static int watch_open(struct watch *w, txs_host *host, const char *const *roots, int nroots)
+{
+	const uint32_t rmask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+	w->host = host;
+	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	w->rwd = calloc((size_t)nroots + 1, sizeof *w->rwd);
+	if (w->fd < 0 || !w->rwd) {
+		cli_error("serve: --watch: inotify: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < nroots; i++) {
+		char probe[4096];
+		snprintf(probe, sizeof probe, "%s/plugin.json", roots[i]);
+		w->rwd[w->nroots] = access(probe, F_OK) ? inotify_add_watch(w->fd, roots[i], rmask) : -1;
+		w->nroots += w->rwd[w->nroots] >= 0;
+	}
+	return watch_plugins(w);
 }
 
 /* Editor droppings (.swp, backup~, hidden files) never trigger a reload. */
@@ -436,6 +510,18 @@ static bool ignored_name(const struct inotify_event *ev)
 	       (n > 4 && (!strcmp(ev->name + n - 4, ".swp") || !strcmp(ev->name + n - 4, ".swx")));
 }
 
+static void watch_event(struct watch *w, const struct inotify_event *ev)
+{
+	if (ignored_name(ev))
+		return;
+	for (size_t i = 0; i < w->nroots; i++)
+		if (w->rwd[i] == ev->wd && (ev->mask & IN_ISDIR))
+			w->root_due = txs_now_ms() + DEBOUNCE_MS;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->wd[i] == ev->wd)
+			w->due[i] = txs_now_ms() + DEBOUNCE_MS;
+}
+
 static void watch_read(struct watch *w)
 {
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -444,33 +530,65 @@ static void watch_read(struct watch *w)
 		for (char *p = buf; p < buf + len;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			p += sizeof *ev + ev->len;
-			for (size_t i = 0; i < w->n; i++)
-				if (w->wd[i] == ev->wd && !ignored_name(ev))
-					w->due[i] = txs_now_ms() + DEBOUNCE_MS;
+			watch_event(w, ev);
 		}
 	}
 }
 
-/* Milliseconds until the next debounced reload; -1 when none is due. */
+/* Milliseconds until the next debounced reload or set comparison; -1 when
+ * none is due. */
 static int watch_timeout(const struct watch *w)
 {
-	double next = 0, now = txs_now_ms();
+	double next = w->root_due, now = txs_now_ms();
 	for (size_t i = 0; i < w->n; i++)
 		if (w->due[i] && (!next || w->due[i] < next))
 			next = w->due[i];
+	if (w->resync_until > now && (!next || w->next_resync < next))
+		next = w->next_resync;
 	if (!next)
 		return -1;
 	return next <= now ? 0 : (int)(next - now) + 1;
 }
 
+/* After a reload of every plugin (a root changed, or SIGHUP) the set may
+ * change on the control thread: for a while, compare it with the watched
+ * one and follow it. */
+static void watch_follow(struct watch *w)
+{
+	if (w->fd < 0)
+		return;
+	w->resync_until = txs_now_ms() + RESYNC_MS;
+	w->next_resync = txs_now_ms() + RESYNC_POLL_MS;
+}
+
+static bool set_changed(const struct watch *w)
+{
+	if (txs_host_plugin_count(w->host) != w->n)
+		return true;
+	for (size_t i = 0; i < w->n; i++)
+		if (txs_host_plugin_find(w->host, w->id[i]) != (long)i)
+			return true;
+	return false;
+}
+
 static void watch_fire(struct watch *w, server *srv)
 {
 	double now = txs_now_ms();
+	if (w->root_due && w->root_due <= now) {
+		w->root_due = 0;
+		server_reload(srv, NULL, "watch");
+		watch_follow(w);
+	}
 	for (size_t i = 0; i < w->n; i++)
 		if (w->due[i] && w->due[i] <= now) {
 			w->due[i] = 0;
 			server_reload(srv, w->id[i], "watch");
 		}
+	if (w->resync_until > now && w->next_resync <= now) {
+		w->next_resync = now + RESYNC_POLL_MS;
+		if (set_changed(w))
+			watch_plugins(w);
+	}
 }
 
 /* ---- main loop ----------------------------------------------------------- */
@@ -508,6 +626,7 @@ static int run(server *srv, int sfd, struct watch *w, auth *au, tls *t)
 			reload_access(au, t);
 			server_log("info", "sighup", json_pack("{s:s}", "action", "reload all plugins"));
 			server_reload(srv, NULL, "sighup");
+			watch_follow(w);
 		}
 		if (w->fd >= 0) {
 			watch_read(w);
@@ -726,10 +845,12 @@ int cmd_serve(int argc, char **argv)
 	}
 	txs_host_options hopt = {.console_quiet = a.quiet, .allow_partial = a.allow_partial};
 	host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
-	rc = EXIT_ERRORS;
+	rc = host ? EXIT_ERRORS : cli_load_exit();
 	if (!host)
 		goto out;
-	if (a.watch && watch_open(&w, host) < 0)
+	const char *roots[MAX_DIRS];
+	int nroots = cli_plugin_roots(a.dirs, a.ndirs, roots, MAX_DIRS);
+	if (a.watch && watch_open(&w, host, roots, nroots) < 0)
 		goto out;
 	fit_nofile(&a.opts);
 	if (server_start(&srv, host, &a.opts, err, sizeof err) < 0) {

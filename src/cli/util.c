@@ -113,19 +113,49 @@ int cli_wants_help(int argc, char **argv)
 	return 0;
 }
 
-static const char *default_dir(void)
+const char *cli_env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+int cli_is_quiet(const char *arg)
+{
+	return !strcmp(arg, "-q") || !strcmp(arg, "--quiet");
+}
+
+/* $TXSCAN_PLUGINS split at ':' into dirs (empty parts skipped), else
+ * ./plugins when it is a folder. The strings stay valid until the next
+ * call (the last copy is never freed). 0 folders: none. */
+static int default_dirs(const char **dirs, int max)
 {
 	struct stat st;
-	const char *env = getenv("TXSCAN_PLUGINS");
-	if (env && *env)
-		return env;
-	return stat("plugins", &st) == 0 && S_ISDIR(st.st_mode) ? "plugins" : NULL;
+	static char *copy;
+	const char *env = cli_env(CLI_ENV_PLUGINS);
+	int n = 0;
+	if (!env)
+		return stat("plugins", &st) == 0 && S_ISDIR(st.st_mode) ? (dirs[0] = "plugins", 1) : 0;
+	free(copy);
+	copy = strdup(env);
+	for (char *save = NULL, *t = copy ? strtok_r(copy, ":", &save) : NULL; t && n < max;
+	     t = strtok_r(NULL, ":", &save))
+		dirs[n++] = t;
+	return n;
 }
 
 struct txs_host *cli_load_host(const char *const *dirs, int ndirs, int quiet_console)
 {
 	txs_host_options opt = {.console_quiet = quiet_console != 0};
 	return cli_load_host_opts(dirs, ndirs, &opt);
+}
+
+int cli_plugin_roots(const char *const *dirs, int ndirs, const char **out, int max)
+{
+	if (!ndirs)
+		return default_dirs(out, max);
+	int n = ndirs < max ? ndirs : max;
+	memcpy(out, dirs, (size_t)n * sizeof *out);
+	return n;
 }
 
 static txs_isolation isolation; /* from --isolation; DEFAULT: not given */
@@ -166,10 +196,10 @@ int cli_isolation_opts(int *argc, char **argv)
 static txs_isolation cli_isolation(void)
 {
 	txs_isolation m;
-	const char *env = getenv("TXSCAN_ISOLATION");
+	const char *env = cli_env(CLI_ENV_ISOLATION);
 	if (isolation != TXS_ISOLATION_DEFAULT)
 		return isolation;
-	if (env && *env && txs_isolation_parse(env, &m) == 0)
+	if (env && txs_isolation_parse(env, &m) == 0)
 		return m;
 	return CLI_DEFAULT_ISOLATION;
 }
@@ -191,18 +221,44 @@ static void error_lines(const char *text)
 	}
 }
 
+static int load_exit = EXIT_ERRORS; /* main thread: cli_load_exit */
+
+/* $TXSCAN_ISOLATION, when it decides (no --isolation), must be valid. */
+static bool env_isolation_ok(void)
+{
+	txs_isolation m;
+	const char *env = cli_env(CLI_ENV_ISOLATION);
+	if (!env || isolation != TXS_ISOLATION_DEFAULT || txs_isolation_parse(env, &m) == 0)
+		return true;
+	cli_error("$%s: %s", CLI_ENV_ISOLATION, txs_last_error());
+	return false;
+}
+
+int cli_load_exit(void)
+{
+	return load_exit;
+}
+
 struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
                                     const struct txs_host_options *given)
 {
 	txs_host *h = NULL;
 	txs_host_options o = *given;
+	const char *env_dirs[64];
+	load_exit = EXIT_USAGE;
+	if (!env_isolation_ok())
+		return NULL;
 	if (o.isolation == TXS_ISOLATION_DEFAULT)
 		o.isolation = cli_isolation();
-	const char *fallback = ndirs ? NULL : default_dir();
-	if (!ndirs && !fallback) {
-		cli_error("no plugins: pass -p DIR (or set TXSCAN_PLUGINS, or create ./plugins)");
+	if (!ndirs) {
+		ndirs = default_dirs(env_dirs, 64);
+		dirs = env_dirs;
+	}
+	if (!ndirs) {
+		cli_error("no plugins: pass -p DIR (or set %s, or create ./plugins)", CLI_ENV_PLUGINS);
 		return NULL;
 	}
+	load_exit = EXIT_ERRORS;
 	if (!o.notice)
 		o.notice = cli_notice;
 	if (txs_host_new(&h, &o)) {
@@ -210,8 +266,8 @@ struct txs_host *cli_load_host_opts(const char *const *dirs, int ndirs,
 		return NULL;
 	}
 	int failed = 0; /* every folder is tried: all failures are listed at once */
-	for (int i = 0; i < (ndirs ? ndirs : 1); i++) {
-		if (txs_host_load(h, ndirs ? dirs[i] : fallback)) {
+	for (int i = 0; i < ndirs; i++) {
+		if (txs_host_load(h, dirs[i])) {
 			error_lines(txs_last_error());
 			failed = 1;
 		}

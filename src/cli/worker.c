@@ -9,6 +9,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cli.h"
+#include "worker_http.h"
+#include "http/listen.h"
 #include "stream/stream.h"
 #include "util/log.h"
 #include "txscan.h"
@@ -63,7 +65,7 @@ static const char worker_usage[] =
     "plugin; one whose new version fails keeps its old one (a JSON log line).\n\n"
     "options:\n"
     "  -p, --plugins DIR       plugin folder or folder of plugins (repeatable;\n"
-    "                          default $TXSCAN_PLUGINS, then ./plugins)\n"
+    "                          default $TXSCAN_PLUGINS, ':'-separated, then ./plugins)\n"
     "      --isolation MODE    thread or process (default $TXSCAN_ISOLATION, else\n"
     "                          " CLI_DEFAULT_ISOLATION_NAME "; see txscan scan --help)\n"
     CLI_LOG_HELP24
@@ -84,7 +86,15 @@ static const char worker_usage[] =
     "      --max-deliveries N  dead-letter an entry delivered more often (default 5)\n"
     "      --done-ttl-s N      lifetime of the once-only keys\n"
     "                          <out>:done:<stream>:<group>:<entry-id> (default 86400)\n"
-    "  -q, --quiet             discard plugin console output\n"
+    "      --metrics-listen ADDR  serve GET /metrics (Prometheus text: entries read,\n"
+    "                          acked, claimed, dead-lettered, in flight, the group's\n"
+    "                          pending and lag, reconnects, findings, verdicts,\n"
+    "                          process figures), /healthz and /readyz (503 until\n"
+    "                          connected to Redis with every plugin running) on\n"
+    "                          HOST:PORT, [IPV6]:PORT or :PORT (port 0: a free one,\n"
+    "                          printed at start); docs/operations.md lists the names\n"
+    "  -q, --quiet             no plugin console output, no closing summary (the\n"
+    "                          event log is not affected)\n"
     "      --allow-partial     start with the plugins that load: the others are\n"
     "                          \"unavailable\" in every report and retried in the\n"
     "                          background (default: list every failing plugin, exit 2)\n"
@@ -92,7 +102,8 @@ static const char worker_usage[] =
     "environment:\n"
     "  TXSCAN_REDIS_URL        the URL when --redis is not given: keeps a\n"
     "                          password out of ps and /proc/PID/cmdline\n"
-    "  TXSCAN_PLUGINS          the plugin folder when no -p is given\n";
+    "  TXSCAN_PLUGINS          the plugin folders when no -p is given, ':'-separated\n"
+    "  TXSCAN_ISOLATION        the isolation when no --isolation is given\n";
 
 static const char publish_usage[] =
     "usage: txscan publish [--redis URL] [--stream NAME] [--from-line N] FILE.jsonl|-\n\n"
@@ -109,6 +120,7 @@ static const char publish_usage[] =
     "      --stream NAME   stream to add to (default txs)\n"
     "      --from-line N   skip the lines before line N (numbered from 1, empty\n"
     "                      lines included): resume after a failure\n"
+    "  -q, --quiet         no \"published\" line when all went well\n"
     CLI_LOG_HELP
     "  -h, --help          this text\n\n"
     "environment:\n"
@@ -123,6 +135,7 @@ struct worker_args {
 	int ndirs;
 	int quiet;
 	int allow_partial;
+	const char *metrics_listen;
 	char consumer[300];
 	char dead[512];
 };
@@ -226,7 +239,16 @@ static int worker_option(int argc, char **argv, int *i, struct worker_args *a)
 		a->dirs[a->ndirs++] = dir;
 		return 0;
 	}
-	if (!missing && (!strcmp(argv[*i], "-q") || !strcmp(argv[*i], "--quiet"))) {
+	const char *ml = missing ? NULL : value_of(argc, argv, i, "--metrics-listen", NULL, &missing);
+	if (ml && listen_check(ml)) {
+		cli_error("worker: --metrics-listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", ml);
+		return -1;
+	}
+	if (ml) {
+		a->metrics_listen = ml;
+		return 0;
+	}
+	if (!missing && cli_is_quiet(argv[*i])) {
 		a->quiet = 1;
 		return 0;
 	}
@@ -310,6 +332,22 @@ static void print_stats(const struct stream_options *o, const struct stream_stat
 	                  (json_int_t)s->reconnects));
 }
 
+/* --metrics-listen: the loop publishes its stats for the endpoint. */
+static int start_metrics(struct worker_args *a, struct txs_host *host, struct worker_http **wh)
+{
+	a->opt.live = stream_live_new();
+	if (!a->opt.live || worker_http_start(wh, a->metrics_listen, host, a->opt.live)) {
+		stream_live_free(a->opt.live);
+		a->opt.live = NULL;
+		return -1;
+	}
+	char url[300];
+	snprintf(url, sizeof url, "http://%s/metrics", worker_http_address(*wh));
+	txs_log(TXS_LOG_INFO, "metrics_listen",
+	        json_pack("{s:s, s:s}", "consumer", a->opt.consumer, "url", url));
+	return 0;
+}
+
 int cmd_worker(int argc, char **argv)
 {
 	static struct worker_args a; /* static: big, and one per process */
@@ -326,22 +364,31 @@ int cmd_worker(int argc, char **argv)
 	txs_host_options hopt = {.console_quiet = a.quiet != 0, .allow_partial = a.allow_partial != 0};
 	struct txs_host *host = cli_load_host_opts(a.dirs, a.ndirs, &hopt);
 	if (!host)
-		return EXIT_ERRORS;
+		return cli_load_exit();
 	txs_log(TXS_LOG_INFO, "worker_start",
 	        json_pack("{s:s, s:s, s:i, s:I, s:s, s:s, s:s, s:s}", "consumer", a.opt.consumer,
 	                  "version", TXS_VERSION, "pid", (int)getpid(), "plugins",
 	                  (json_int_t)txs_host_plugin_count(host), "stream", a.opt.stream, "group",
 	                  a.opt.group, "out", a.opt.out, "dead_letter", a.opt.dead));
+	struct worker_http *wh = NULL;
+	if (a.metrics_listen && start_metrics(&a, host, &wh)) {
+		txs_host_free(host);
+		return EXIT_ERRORS;
+	}
 	struct stream_stats stats = {0};
 	int rc = stream_worker_run(host, &a.opt, &stop_requested, &reload_requested, &stats);
+	worker_http_stop(wh);
+	stream_live_free(a.opt.live);
 	txs_host_free(host);
-	print_stats(&a.opt, &stats);
+	if (!a.quiet)
+		print_stats(&a.opt, &stats);
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
 }
 
 struct publish_args {
 	const char *url, *stream, *file;
 	uint64_t from_line;
+	int quiet;
 };
 
 /* 1 consumed (a value option), 0 not one, -1 bad. */
@@ -378,6 +425,10 @@ static int parse_publish(int argc, char **argv, struct publish_args *a)
 			return -1;
 		if (rc)
 			continue;
+		if (cli_is_quiet(argv[i])) {
+			a->quiet = 1;
+			continue;
+		}
 		if (argv[i][0] == '-' && argv[i][1]) {
 			cli_error("publish: unknown option '%s'", argv[i]);
 			return -1;
@@ -414,6 +465,8 @@ int cmd_publish(int argc, char **argv)
 	int rc = stream_publish(a.url, a.stream, fd, a.file, a.from_line, &count);
 	if (fd != STDIN_FILENO)
 		close(fd);
-	printf("published %llu entries to %s\n", (unsigned long long)count, a.stream);
+	if (!a.quiet || rc)
+		printf("published %llu entr%s to %s\n", (unsigned long long)count,
+		       count == 1 ? "y" : "ies", a.stream);
 	return rc == 0 ? EXIT_CLEAN : EXIT_ERRORS;
 }

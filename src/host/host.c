@@ -2,6 +2,11 @@
  * host.c - plugin registry, per-plugin executor pools, fan-out, deadlines,
  * restart and reload.
  *
+ * The plugin set is an immutable registry replaced whole by a load or a
+ * rescan (txs_host_reload_all): a scan reads it without a lock and counts
+ * itself into it, and a plugin taken out of the set is freed only once no
+ * registry that held it has a scan left (see "the plugin set" below).
+ *
  * A scan is a "fan-out": the transaction is checked once here (size cap, a
  * JSON object), then submitted to one executor of every plugin (the least
  * busy instance). Each answer lands in its slot; the last one builds the
@@ -37,6 +42,7 @@
 #include "plugin.h"
 #include "plugin_log.h"
 #include "report.h"
+#include "tally.h"
 #include "txscan.h"
 
 #include <dirent.h>
@@ -77,8 +83,22 @@ typedef struct plugin {
 	uint64_t retry_at_ns, backoff_ns; /* under the host's rmu */
 	uint32_t attempts;                /* under the host's rmu */
 	bool attempting;                  /* under the host's rmu: a start runs */
-	plog log; /* its failed scans: log lines, last error, the last minute */
+	plog log;                         /* its failed scans: log lines, last error, the last minute */
+	tally findings;                   /* counted as answers come in (tally.h) */
 } plugin;
+
+/* The plugin set scans see: immutable once published. A rescan publishes a
+ * new one (see "the plugin set" below); a retired one is kept until the
+ * host is freed (a few pointers each), so a scan that loaded it may
+ * always read it. Its `scans` counts the fan-outs submitted with it and
+ * not yet delivered: a removed plugin is freed once no registry that
+ * holds it has any. */
+typedef struct registry {
+	_Atomic uint64_t scans;
+	struct registry *retired; /* next older retired registry, under the host's rmu */
+	size_t n;
+	plugin *p[];
+} registry;
 
 struct fanout;
 
@@ -92,6 +112,7 @@ enum { SLOT_PENDING, SLOT_ANSWERED, SLOT_EXPIRED };
 
 typedef struct fanout {
 	txs_host *h;
+	registry *reg; /* the plugin set it was submitted to: slot i is reg->p[i] */
 	_Atomic int refs, remaining;
 	uint64_t t0_ns, deadline_ns;
 	txs_report_fn cb;
@@ -107,11 +128,21 @@ typedef struct fanout {
 struct txs_host {
 	txs_host_options opt;
 	console_sink *sink;
-	plugin **plugins;
-	size_t n;
+	/* The plugin set. reg is read by scans without a lock; it is replaced
+	 * under rmu and setlk (write), and readers that keep a plugin pointer
+	 * past one call (info, restart, reload) hold setlk (read), so a plugin
+	 * a rescan removed can only still be in use by scans (drained). */
+	_Atomic(registry *) reg;
+	registry *retired;       /* under rmu */
+	pthread_rwlock_t setlk;
+	pthread_mutex_t syncmu;  /* one load or rescan at a time */
+	char **roots;            /* every path given to txs_host_load (rescanned) */
+	size_t nroots;
 	_Atomic uint32_t scan_timeout_ms; /* atomic: a plugin that starts late */
 	_Atomic size_t max_input;         /* (allow_partial) updates them */
 	_Atomic uint32_t in_flight;
+	/* reports delivered, by verdict; relaxed atomics (txs_host_report_counts) */
+	_Atomic uint64_t verdicts[TALLY_SEVERITIES], incomplete, input_errors;
 	txs_bell bell; /* every executor of the host sleeps on it: one ring per fan-out */
 	txs_isolation isolation; /* THREAD or PROCESS, resolved at txs_host_new */
 
@@ -193,7 +224,7 @@ static void log_failures(fanout *f)
 		const report_part *part = &f->slots[i].part;
 		if (part->status == TXS_STATUS_OK || part->status == TXS_STATUS_STOPPED)
 			continue;
-		plugin *p = h->plugins[i];
+		plugin *p = f->reg->p[i];
 		char version[65];
 		pthread_mutex_lock(&p->mu);
 		memcpy(version, p->version, sizeof version);
@@ -208,6 +239,15 @@ static void log_failures(fanout *f)
 	}
 }
 
+static void count_report(txs_host *h, const txs_report *rep)
+{
+	txs_severity v = txs_report_verdict(rep);
+	if ((unsigned)v < TALLY_SEVERITIES)
+		atomic_fetch_add_explicit(&h->verdicts[v], 1, memory_order_relaxed);
+	if (!txs_report_complete(rep))
+		atomic_fetch_add_explicit(&h->incomplete, 1, memory_order_relaxed);
+}
+
 static void deliver(fanout *f)
 {
 	txs_host *h = f->h;
@@ -217,16 +257,20 @@ static void deliver(fanout *f)
 	const char *ids[f->n];
 	report_part parts[f->n];
 	for (size_t i = 0; i < f->n; i++) {
-		ids[i] = h->plugins[i]->id;
+		ids[i] = f->reg->p[i]->id;
 		parts[i] = f->slots[i].part;
 	}
 	txs_report *rep =
 	    report_build(f->txid, f->line, (double)(now_ns() - f->t0_ns) / 1e6, ids, parts, f->n);
 	if (!rep)
 		rep = report_oom();
+	count_report(h, rep);
 	atomic_fetch_sub(&h->in_flight, 1);
 	f->cb(rep, f->userdata);
 	log_failures(f); /* after the report: it is never late for this */
+	/* the report holds copies and the failures are logged: the plugins
+	 * may go once this is counted down */
+	atomic_fetch_sub(&f->reg->scans, 1);
 	release(f);
 }
 
@@ -316,7 +360,11 @@ static void on_answer(txs_scan_result *res, void *ud)
 	if (claim(f, i, SLOT_ANSWERED)) {
 		/* validated here, on the executor's thread: in parallel with the
 		 * other plugins of the fan-out, not serially when the last answers */
-		report_part_set(&s->part, f->h->plugins[i]->id, res);
+		plugin *p = f->reg->p[i];
+		report_part_set(&s->part, p->id, res);
+		for (size_t k = 0; k < s->part.nrefs; k++)
+			tally_add(&p->findings, s->part.findings + s->part.refs[k].code_at,
+			          s->part.refs[k].code_len, s->part.refs[k].severity);
 		settle_one(f);
 	} else {
 		txs_scan_result_clear(res);
@@ -433,21 +481,38 @@ static char *check_input(const txs_host *h, const char *tx, size_t len, json_t *
 	return NULL;
 }
 
-static fanout *fanout_new(txs_host *h, json_t *txid, uint64_t line, txs_report_fn cb, void *ud)
+static fanout *fanout_new(txs_host *h, registry *reg, json_t *txid, uint64_t line,
+                          txs_report_fn cb, void *ud)
 {
-	fanout *f = calloc(1, sizeof *f + h->n * sizeof(slot));
+	size_t n = reg->n;
+	fanout *f = calloc(1, sizeof *f + n * sizeof(slot));
 	if (!f)
 		return NULL;
-	*f = (fanout){.h = h, .cb = cb, .userdata = ud, .txid = txid, .line = line, .n = h->n,
-	              .t0_ns = now_ns()};
-	atomic_init(&f->refs, (int)h->n + 1);
-	atomic_init(&f->remaining, (int)h->n);
+	*f = (fanout){.h = h, .reg = reg, .cb = cb, .userdata = ud, .txid = txid, .line = line,
+	              .n = n, .t0_ns = now_ns()};
+	atomic_init(&f->refs, (int)n + 1);
+	atomic_init(&f->remaining, (int)n);
 	f->deadline_ns = h->scan_timeout_ms == NO_DEADLINE
 	                     ? UINT64_MAX
 	                     : f->t0_ns + (uint64_t)h->scan_timeout_ms * 1000000ull;
-	for (size_t i = 0; i < h->n; i++)
+	for (size_t i = 0; i < n; i++)
 		f->slots[i].f = f;
 	return f;
+}
+
+/* The current plugin set, counted as used by one more scan. The count
+ * goes up before the set is read again (both sequentially consistent):
+ * either this sees a newer set and moves on, or the rescan that published
+ * it sees the count and waits (see drain_retired). */
+static registry *enter(txs_host *h)
+{
+	for (;;) {
+		registry *r = atomic_load(&h->reg);
+		atomic_fetch_add(&r->scans, 1);
+		if (atomic_load(&h->reg) == r)
+			return r;
+		atomic_fetch_sub(&r->scans, 1);
+	}
 }
 
 int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_report_fn cb,
@@ -455,29 +520,33 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 {
 	if (!h || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_host_submit: NULL argument");
-	if (!h->n)
+	if (!atomic_load(&h->reg)->n)
 		return txs_fail(TXS_EINVAL, "no plugins loaded");
 	json_t *txid = NULL;
 	char *bad = check_input(h, tx, len, &txid);
 	if (bad) {
 		txs_report *rep = report_input_error(line, bad);
 		free(bad);
+		atomic_fetch_add_explicit(&h->input_errors, 1, memory_order_relaxed);
 		if (!rep)
 			rep = report_oom();
 		cb(rep, ud);
 		return 0;
 	}
-	fanout *f = fanout_new(h, txid, line, cb, ud);
+	registry *reg = enter(h);
+	fanout *f = reg->n ? fanout_new(h, reg, txid, line, cb, ud) : NULL;
 	if (!f) {
+		atomic_fetch_sub(&reg->scans, 1);
 		json_decref(txid);
-		return txs_fail(TXS_ENOMEM, "out of memory");
+		return reg->n ? txs_fail(TXS_ENOMEM, "out of memory")
+		              : txs_fail(TXS_EINVAL, "no plugins loaded");
 	}
 	atomic_fetch_add(&h->in_flight, 1);
 	if (f->deadline_ns != UINT64_MAX)
 		list_add(h, f);
 	bool ring = false;
-	for (size_t i = 0; i < h->n; i++) {
-		plugin *p = h->plugins[i];
+	for (size_t i = 0; i < reg->n; i++) {
+		plugin *p = reg->p[i];
 		int rc = atomic_load_explicit(&p->started, memory_order_acquire)
 		             ? instance_submit(pick(p), tx, len, on_answer, &f->slots[i], &ring)
 		             : not_started(p);
@@ -538,6 +607,7 @@ static void plugin_free(plugin *p)
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->emu);
 	plog_destroy(&p->log);
+	tally_fini(&p->findings);
 	free(p);
 }
 
@@ -558,6 +628,7 @@ static plugin *plugin_new(const char *dir, const char *id, const char *version,
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->emu, NULL);
 	plog_init(&p->log);
+	tally_init(&p->findings);
 	snprintf(p->id, sizeof p->id, "%s", id);
 	snprintf(p->version, sizeof p->version, "%s", version);
 	p->limits = *lim;
@@ -730,9 +801,10 @@ static void job_fail(load_job *j, int rc, const char *msg)
 /* The id's earlier holder: a loaded plugin's folder, or an earlier job's. */
 static const char *holder_of(const txs_host *h, const load_job *jobs, size_t k, const char *id)
 {
-	for (size_t i = 0; i < h->n; i++)
-		if (!strcmp(h->plugins[i]->id, id))
-			return h->plugins[i]->dir;
+	const registry *r = atomic_load(&((txs_host *)h)->reg); /* syncmu held: stable */
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->p[i]->id, id))
+			return r->p[i]->dir;
 	for (size_t i = 0; i < k; i++)
 		if (jobs[i].id && !jobs[i].duplicate && !strcmp(jobs[i].id, id))
 			return jobs[i].dir;
@@ -826,8 +898,9 @@ static void update_limits(txs_host *h)
 {
 	uint32_t max_timeout = 0;
 	size_t max_input = 0;
-	for (size_t i = 0; i < h->n; i++) {
-		plugin *p = h->plugins[i];
+	const registry *r = atomic_load(&h->reg); /* rmu held: stable */
+	for (size_t i = 0; i < r->n; i++) {
+		plugin *p = r->p[i];
 		pthread_mutex_lock(&p->mu); /* a retry may publish limits meanwhile */
 		txs_limits l = p->limits;
 		pthread_mutex_unlock(&p->mu);
@@ -880,8 +953,9 @@ static plugin *next_due(txs_host *h, uint64_t *next)
 {
 	uint64_t now = now_ns();
 	*next = UINT64_MAX;
-	for (size_t i = 0; i < h->n; i++) {
-		plugin *p = h->plugins[i];
+	const registry *r = atomic_load(&h->reg); /* rmu held: stable */
+	for (size_t i = 0; i < r->n; i++) {
+		plugin *p = r->p[i];
 		if (p->attempting || atomic_load_explicit(&p->started, memory_order_acquire))
 			continue;
 		if (p->retry_at_ns <= now)
@@ -945,50 +1019,118 @@ static int start_now(txs_host *h, plugin *p)
 
 /* ---- loading ------------------------------------------------------------- */
 
+/* ---- the plugin set ------------------------------------------------------- */
+
+static registry *registry_new(size_t n)
+{
+	registry *r = calloc(1, sizeof *r + n * sizeof r->p[0]);
+	if (r)
+		r->n = n;
+	return r;
+}
+
+/* Publishes r as the plugin set; the old one is retired. setlk (write)
+ * and rmu held. */
+static void swap_locked(txs_host *h, registry *r)
+{
+	registry *old = atomic_load(&h->reg);
+	old->retired = h->retired;
+	h->retired = old;
+	atomic_store(&h->reg, r);
+	update_limits(h);
+}
+
 /* Appends the fresh plugins to the registry and schedules the not-started
  * ones (starting the retry thread for the first). */
 static int add_plugins(txs_host *h, plugin **fresh, size_t nd)
 {
 	int rc = 0;
+	pthread_rwlock_wrlock(&h->setlk);
 	pthread_mutex_lock(&h->rmu);
 	bool unstarted = false;
 	for (size_t i = 0; i < nd; i++)
 		unstarted |= !atomic_load(&fresh[i]->started);
 	if (unstarted && !h->retry_started)
 		h->retry_started = pthread_create(&h->retry_thread, NULL, retry_main, h) == 0;
-	plugin **grown = unstarted && !h->retry_started ? NULL
-	                 : realloc(h->plugins, (h->n + nd) * sizeof *grown);
-	if (!grown) {
+	const registry *old = atomic_load(&h->reg);
+	registry *r = unstarted && !h->retry_started ? NULL : registry_new(old->n + nd);
+	if (!r) {
 		rc = txs_fail(TXS_ENOMEM, "out of memory, or no thread to retry plugins");
 	} else {
-		h->plugins = grown;
+		memcpy(r->p, old->p, old->n * sizeof r->p[0]);
 		for (size_t i = 0; i < nd; i++) {
 			if (!atomic_load(&fresh[i]->started))
 				schedule_retry(fresh[i]);
-			h->plugins[h->n++] = fresh[i];
+			r->p[old->n + i] = fresh[i];
 		}
-		update_limits(h);
+		swap_locked(h, r);
 	}
 	pthread_mutex_unlock(&h->rmu);
+	pthread_rwlock_unlock(&h->setlk);
 	if (unstarted)
 		pthread_cond_signal(&h->rcv);
 	return rc;
 }
 
-int txs_host_load(txs_host *h, const char *path)
+/* Waits until no scan uses a retired registry: then no scan can reach a
+ * plugin that is in none of the current one. Scans end by their deadline. */
+static void drain_retired(txs_host *h)
 {
-	char **dirs;
-	size_t nd;
+	pthread_mutex_lock(&h->rmu);
+	registry *list = h->retired; /* only ever prepended: this part stays */
+	pthread_mutex_unlock(&h->rmu);
+	for (registry *r = list; r; r = r->retired)
+		while (atomic_load(&r->scans))
+			usleep(1000);
+}
+
+/* Takes the plugins whose folder is gone (gone[i]) out of the set, lets
+ * the scans that reached them finish, then frees them. */
+static void remove_plugins(txs_host *h, const bool *gone, size_t ngone)
+{
+	pthread_rwlock_wrlock(&h->setlk); /* readers holding a plugin are done */
+	pthread_mutex_lock(&h->rmu);
+	const registry *old = atomic_load(&h->reg);
+	registry *r = registry_new(old->n - ngone);
+	plugin *out[ngone ? ngone : 1];
+	size_t k = 0, o = 0;
+	for (size_t i = 0; r && i < old->n; i++) {
+		if (gone[i])
+			out[o++] = old->p[i];
+		else
+			r->p[k++] = old->p[i];
+	}
+	if (r)
+		swap_locked(h, r);
+	pthread_mutex_unlock(&h->rmu);
+	pthread_rwlock_unlock(&h->setlk);
+	if (!r)
+		return; /* out of memory: nothing removed, the next rescan tries again */
+	drain_retired(h);
+	for (size_t i = 0; i < o; i++) {
+		for (bool busy = true; busy; usleep(busy ? 1000 : 0)) { /* a start attempt ends */
+			pthread_mutex_lock(&h->rmu);
+			busy = out[i]->attempting;
+			pthread_mutex_unlock(&h->rmu);
+		}
+		notify(h, "info", "plugin %s removed (its folder %s has no plugin.json any more); its "
+		       "scans in flight finished", out[i]->id, out[i]->dir);
+		plugin_free(out[i]);
+	}
+}
+
+/* Loads the plugin folders dirs (read in order, started in parallel). A
+ * first load (rescan false) adds all or nothing, as txs_host_load says; a
+ * rescan adds each plugin that started (each went through its init, as a
+ * reload's canary does) and reports the others. syncmu held. */
+static int load_dirs(txs_host *h, char **dirs, size_t nd, bool rescan)
+{
 	failures fl = {0};
-	int rc = folders_list(path, &dirs, &nd, h->opt.notice, h->opt.notice_userdata);
-	if (rc)
-		return rc;
-	plugin **fresh = calloc(nd, sizeof *fresh);
-	load_job *jobs = calloc(nd, sizeof *jobs);
+	plugin **fresh = calloc(nd ? nd : 1, sizeof *fresh);
+	load_job *jobs = calloc(nd ? nd : 1, sizeof *jobs);
 	if (!fresh || !jobs) {
 		free(fresh);
 		free(jobs);
-		folders_free(dirs, nd);
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	}
 	for (size_t k = 0; k < nd; k++) {
@@ -996,22 +1138,126 @@ int txs_host_load(txs_host *h, const char *path)
 		read_job(h, jobs, k);
 	}
 	start_all(h, jobs, nd);
+	size_t nf = 0;
 	for (size_t k = 0; k < nd; k++) {
-		settle_job(h, &jobs[k], &fresh[k], &fl);
+		settle_job(h, &jobs[k], &fresh[nf], &fl);
+		if (fresh[nf] && rescan)
+			notify(h, "info", "plugin %s added (%s)", fresh[nf]->id, fresh[nf]->dir);
+		nf += fresh[nf] != NULL;
 		plugin_manifest_clear(&jobs[k].m);
 		free(jobs[k].msg);
 	}
 	bool failed = fl.count && (!h->opt.allow_partial || fl.fatal);
-	rc = failed ? fl.first_rc : add_plugins(h, fresh, nd);
-	if (rc)
-		for (size_t i = 0; i < nd; i++)
+	int rc = failed && !rescan ? fl.first_rc : add_plugins(h, fresh, nf);
+	if (rc && !(failed && rescan))
+		for (size_t i = 0; i < nf; i++)
 			plugin_free(fresh[i]);
 	if (failed)
-		failures_raise(&fl); /* last: freeing executors must not overwrite it */
+		rc = failures_raise(&fl); /* last: freeing executors must not overwrite it */
 	failures_clear(&fl);
 	free(jobs);
 	free(fresh);
-	folders_free(dirs, nd);
+	return rc;
+}
+
+/* path joins the roots a rescan lists again (once). */
+static int remember_root(txs_host *h, const char *path)
+{
+	for (size_t i = 0; i < h->nroots; i++)
+		if (!strcmp(h->roots[i], path))
+			return 0;
+	char **grown = realloc(h->roots, (h->nroots + 1) * sizeof *grown);
+	if (!grown || !(grown[h->nroots] = strdup(path))) {
+		h->roots = grown ? grown : h->roots;
+		return txs_fail(TXS_ENOMEM, "out of memory");
+	}
+	h->roots = grown;
+	h->nroots++;
+	return 0;
+}
+
+int txs_host_load(txs_host *h, const char *path)
+{
+	char **dirs;
+	size_t nd;
+	pthread_mutex_lock(&h->syncmu);
+	int rc = folders_list(path, &dirs, &nd, h->opt.notice, h->opt.notice_userdata);
+	if (!rc) {
+		rc = load_dirs(h, dirs, nd, false);
+		folders_free(dirs, nd);
+	}
+	if (!rc)
+		rc = remember_root(h, path);
+	pthread_mutex_unlock(&h->syncmu);
+	return rc;
+}
+
+/* Every plugin folder under the roots now, into *all (n of them). */
+static int list_roots(txs_host *h, char ***all, size_t *n)
+{
+	*all = NULL;
+	*n = 0;
+	for (size_t i = 0; i < h->nroots; i++) {
+		char **dirs;
+		size_t nd;
+		int rc = folders_list(h->roots[i], &dirs, &nd, h->opt.notice, h->opt.notice_userdata);
+		char **grown = rc ? NULL : realloc(*all, (*n + nd + 1) * sizeof *grown);
+		if (!rc && !grown)
+			rc = txs_fail(TXS_ENOMEM, "out of memory");
+		if (rc) {
+			folders_free(dirs, rc ? 0 : nd);
+			folders_free(*all, *n);
+			*all = NULL;
+			*n = 0;
+			return rc;
+		}
+		*all = grown;
+		memcpy(*all + *n, dirs, nd * sizeof *dirs);
+		*n += nd;
+		free(dirs); /* the strings now belong to *all */
+	}
+	return 0;
+}
+
+static bool listed(char *const *dirs, size_t n, const char *dir)
+{
+	for (size_t i = 0; i < n; i++)
+		if (dirs[i] && !strcmp(dirs[i], dir))
+			return true;
+	return false;
+}
+
+/* Brings the plugin set in line with the folders under the roots: plugins
+ * whose folder went (or lost its plugin.json) are removed first (their
+ * scans in flight finish), then new folders are loaded. A root that cannot
+ * be listed (or holds no plugin any more) changes nothing. syncmu held. */
+static int rescan(txs_host *h)
+{
+	char **all;
+	size_t n;
+	int rc = list_roots(h, &all, &n);
+	if (rc)
+		return rc;
+	const registry *r = atomic_load(&h->reg); /* syncmu: only we replace it */
+	bool gone[r->n ? r->n : 1];
+	size_t ngone = 0;
+	for (size_t i = 0; i < r->n; i++)
+		ngone += gone[i] = !listed(all, n, r->p[i]->dir);
+	if (ngone)
+		remove_plugins(h, gone, ngone);
+	r = atomic_load(&h->reg);
+	size_t nadd = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool known = false;
+		for (size_t k = 0; k < r->n && !known; k++)
+			known = !strcmp(r->p[k]->dir, all[i]);
+		if (!known)
+			all[nadd++] = all[i];
+		else
+			free(all[i]);
+	}
+	rc = nadd ? load_dirs(h, all, nadd, true) : 0;
+	folders_free(all, nadd);
 	return rc;
 }
 
@@ -1030,6 +1276,9 @@ int txs_host_new(txs_host **out, const txs_host_options *opts)
 	txs_cond_init(&h->dcv);
 	pthread_mutex_init(&h->rmu, NULL);
 	txs_cond_init(&h->rcv);
+	pthread_rwlock_init(&h->setlk, NULL);
+	pthread_mutex_init(&h->syncmu, NULL);
+	atomic_init(&h->reg, registry_new(0));
 	txs_bell_init(&h->bell);
 	h->sink = console_sink_new(CONSOLE_BUFFER); /* console lines and failure events */
 	h->deadline_started = pthread_create(&h->deadline_thread, NULL, deadline_main, h) == 0;
@@ -1051,8 +1300,9 @@ void txs_host_free(txs_host *h)
 	pthread_cond_broadcast(&h->rcv);
 	if (h->retry_started)
 		pthread_join(h->retry_thread, NULL);
-	for (size_t i = 0; i < h->n; i++)
-		plugin_free(h->plugins[i]); /* answers queued scans: every report is delivered */
+	registry *cur = atomic_load(&h->reg);
+	for (size_t i = 0; cur && i < cur->n; i++)
+		plugin_free(cur->p[i]); /* answers queued scans: every report is delivered */
 	pthread_mutex_lock(&h->dmu);
 	h->stopping = true;
 	pthread_mutex_unlock(&h->dmu);
@@ -1064,7 +1314,16 @@ void txs_host_free(txs_host *h)
 	pthread_cond_destroy(&h->dcv);
 	pthread_mutex_destroy(&h->rmu);
 	pthread_cond_destroy(&h->rcv);
-	free(h->plugins);
+	for (registry *r = h->retired, *next; r; r = next) {
+		next = r->retired;
+		free(r);
+	}
+	free(cur);
+	for (size_t i = 0; i < h->nroots; i++)
+		free(h->roots[i]);
+	free(h->roots);
+	pthread_rwlock_destroy(&h->setlk);
+	pthread_mutex_destroy(&h->syncmu);
 	free(h);
 }
 
@@ -1072,23 +1331,26 @@ void txs_host_free(txs_host *h)
 
 size_t txs_host_plugin_count(const txs_host *h)
 {
-	return h->n;
+	return atomic_load(&((txs_host *)h)->reg)->n;
 }
 
 long txs_host_plugin_find(const txs_host *h, const char *id)
 {
-	for (size_t i = 0; id && i < h->n; i++)
-		if (!strcmp(h->plugins[i]->id, id))
+	const registry *r = atomic_load(&((txs_host *)h)->reg);
+	for (size_t i = 0; id && i < r->n; i++)
+		if (!strcmp(r->p[i]->id, id))
 			return (long)i;
 	return -1;
 }
 
+/* setlk held (read) while the caller uses the plugin. */
 static plugin *find(txs_host *h, const char *id)
 {
+	const registry *r = atomic_load(&h->reg);
 	long i = txs_host_plugin_find(h, id);
 	if (i < 0)
 		txs_fail(TXS_ENOTFOUND, "no plugin \"%s\"", id ? id : "(null)");
-	return i < 0 ? NULL : h->plugins[i];
+	return i < 0 ? NULL : r->p[i];
 }
 
 /* Restarts and reloads of one plugin take turns; none waits under a lock,
@@ -1106,7 +1368,7 @@ static void ctl_end(plugin *p)
 	atomic_store(&p->ctl_busy, false);
 }
 
-int txs_host_restart(txs_host *h, const char *id)
+static int restart_locked(txs_host *h, const char *id)
 {
 	plugin *p = find(h, id);
 	if (!p)
@@ -1143,7 +1405,15 @@ static int reload_instances(plugin *p, const plugin_manifest *m)
 	return rc;
 }
 
-int txs_host_reload(txs_host *h, const char *id)
+int txs_host_restart(txs_host *h, const char *id)
+{
+	pthread_rwlock_rdlock(&h->setlk);
+	int rc = restart_locked(h, id);
+	pthread_rwlock_unlock(&h->setlk);
+	return rc;
+}
+
+static int reload_locked(txs_host *h, const char *id)
 {
 	plugin *p = find(h, id);
 	if (!p)
@@ -1167,17 +1437,35 @@ int txs_host_reload(txs_host *h, const char *id)
 	return rc;
 }
 
+int txs_host_reload(txs_host *h, const char *id)
+{
+	pthread_rwlock_rdlock(&h->setlk);
+	int rc = reload_locked(h, id);
+	pthread_rwlock_unlock(&h->setlk);
+	return rc;
+}
+
 int txs_host_reload_all(txs_host *h)
 {
 	int first = 0;
 	char msg[2048] = "";
-	for (size_t i = 0; i < h->n; i++) {
-		int rc = txs_host_reload(h, h->plugins[i]->id);
+	pthread_mutex_lock(&h->syncmu);
+	int rc = rescan(h);
+	if (rc) {
+		first = rc;
+		snprintf(msg, sizeof msg, "%s", txs_last_error());
+	}
+	pthread_rwlock_rdlock(&h->setlk);
+	registry *r = atomic_load(&h->reg);
+	for (size_t i = 0; i < r->n; i++) {
+		rc = reload_locked(h, r->p[i]->id);
 		if (rc && !first) {
 			first = rc;
 			snprintf(msg, sizeof msg, "%s", txs_last_error());
 		}
 	}
+	pthread_rwlock_unlock(&h->setlk);
+	pthread_mutex_unlock(&h->syncmu);
 	return first ? txs_fail_msg(first, msg) : 0;
 }
 
@@ -1214,6 +1502,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->process_starts += s->process_starts;
 	sum->process_crashes += s->process_crashes;
 	sum->process_kills += s->process_kills;
+	sum->process_rss_bytes += s->process_rss_bytes;
 	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
 		sum->breaker_state = s->breaker_state;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
@@ -1234,11 +1523,22 @@ static int unstarted_info(plugin *p, txs_plugin_info *info)
 	return 0;
 }
 
+static int info_locked(txs_host *h, size_t index, txs_plugin_info *info);
+
 int txs_host_plugin_info(txs_host *h, size_t index, txs_plugin_info *info)
 {
-	if (index >= h->n)
+	pthread_rwlock_rdlock(&h->setlk);
+	int rc = info_locked(h, index, info);
+	pthread_rwlock_unlock(&h->setlk);
+	return rc;
+}
+
+static int info_locked(txs_host *h, size_t index, txs_plugin_info *info)
+{
+	const registry *r = atomic_load(&h->reg);
+	if (index >= r->n)
 		return txs_fail(TXS_ENOTFOUND, "no plugin at index %zu", index);
-	plugin *p = h->plugins[index];
+	plugin *p = r->p[index];
 	memset(info, 0, sizeof *info);
 	snprintf(info->id, sizeof info->id, "%s", p->id);
 	snprintf(info->dir, sizeof info->dir, "%s", p->dir);
@@ -1302,9 +1602,10 @@ static json_t *info_json(const txs_plugin_info *in)
 	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
 	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
 	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
-	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I}", "starts",
+	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I,s:I}", "starts",
 	                    (json_int_t)s->process_starts, "crashes", (json_int_t)s->process_crashes,
-	                    "kills", (json_int_t)s->process_kills));
+	                    "kills", (json_int_t)s->process_kills, "rss_bytes",
+	                    (json_int_t)s->process_rss_bytes));
 	json_object_set_new(restarts, "realm", json_integer((json_int_t)s->realm_restarts));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
@@ -1327,7 +1628,7 @@ int txs_host_plugins_json(txs_host *h, char **out)
 {
 	json_t *arr = json_array();
 	txs_plugin_info info;
-	for (size_t i = 0; i < h->n; i++)
+	for (size_t i = 0; i < txs_host_plugin_count(h); i++)
 		if (txs_host_plugin_info(h, i, &info) == 0)
 			json_array_append_new(arr, info_json(&info));
 	*out = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
@@ -1335,10 +1636,11 @@ int txs_host_plugins_json(txs_host *h, char **out)
 	return *out ? 0 : txs_fail(TXS_ENOMEM, "out of memory");
 }
 
-bool txs_host_ready(txs_host *h)
+static bool ready_locked(txs_host *h)
 {
-	for (size_t i = 0; i < h->n; i++) {
-		plugin *p = h->plugins[i];
+	const registry *r = atomic_load(&h->reg);
+	for (size_t i = 0; i < r->n; i++) {
+		plugin *p = r->p[i];
 		if (!atomic_load_explicit(&p->started, memory_order_acquire))
 			return false;
 		for (uint32_t k = 0; k < p->instances; k++) {
@@ -1348,7 +1650,15 @@ bool txs_host_ready(txs_host *h)
 				return false;
 		}
 	}
-	return h->n > 0;
+	return r->n > 0;
+}
+
+bool txs_host_ready(txs_host *h)
+{
+	pthread_rwlock_rdlock(&h->setlk);
+	bool ok = ready_locked(h);
+	pthread_rwlock_unlock(&h->setlk);
+	return ok;
 }
 
 uint32_t txs_host_in_flight(const txs_host *h)
@@ -1359,4 +1669,25 @@ uint32_t txs_host_in_flight(const txs_host *h)
 uint64_t txs_host_console_dropped(const txs_host *h)
 {
 	return h->sink ? console_sink_dropped(h->sink) : 0;
+}
+
+size_t txs_host_finding_counts(txs_host *h, txs_finding_count *out, size_t cap)
+{
+	size_t at = 0;
+	pthread_rwlock_rdlock(&h->setlk);
+	const registry *r = atomic_load(&h->reg);
+	for (size_t i = 0; i < r->n; i++)
+		at = tally_rows(&r->p[i]->findings, r->p[i]->id, out, cap, at);
+	pthread_rwlock_unlock(&h->setlk);
+	return at;
+}
+
+void txs_host_report_counts(const txs_host *ch, txs_report_counts *out)
+{
+	txs_host *h = (txs_host *)ch;
+	memset(out, 0, sizeof *out);
+	for (int i = 0; i < TALLY_SEVERITIES; i++)
+		out->verdict[i] = atomic_load_explicit(&h->verdicts[i], memory_order_relaxed);
+	out->incomplete = atomic_load_explicit(&h->incomplete, memory_order_relaxed);
+	out->input_errors = atomic_load_explicit(&h->input_errors, memory_order_relaxed);
 }

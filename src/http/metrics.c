@@ -9,6 +9,7 @@
  * metrics page that could grow without bound is a memory leak on a timer.
  */
 #include "metrics.h"
+#include "util/procstat.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -243,6 +244,10 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_process_kills_total", "counter",
 	           "Engine processes killed by the host: deadline, memory cap, protocol (process isolation).",
 	           offsetof(txs_executor_stats, process_kills));
+	u64_family(b, s, "txscan_plugin_process_resident_memory_bytes", "gauge",
+	           "Resident memory of the plugin's engine processes now, summed over instances "
+	           "(process isolation; 0 in thread isolation).",
+	           offsetof(txs_executor_stats, process_rss_bytes));
 	u64_family(b, s, "txscan_plugin_standby_swaps_total", "counter",
 	           "Restarts served by an engine the standby lane had built in advance.",
 	           offsetof(txs_executor_stats, standby_swaps));
@@ -269,14 +274,75 @@ static void plugin_families(sbuf *b, const snap *s)
 	gauges_family(b, s);
 }
 
+/* ---- findings, verdicts, process ------------------------------------------ */
+
+static void findings_family(sbuf *b, const metrics_counts *c)
+{
+	char code[300];
+	family(b, "txscan_findings_total", "counter",
+	       "Findings reported, by plugin, code and severity (a plugin's first "
+	       "64 distinct codes; the rest in txscan_findings_overflow_total).");
+	for (size_t i = 0; i < c->nfindings; i++) {
+		const txs_finding_count *f = &c->findings[i];
+		if (f->code[0])
+			sb_printf(b, "txscan_findings_total{plugin=\"%s\",code=\"%s\",severity=\"%s\"} %llu\n",
+			          f->plugin, metrics_label(code, sizeof code, f->code),
+			          txs_severity_name(f->severity), (unsigned long long)f->count);
+	}
+	family(b, "txscan_findings_overflow_total", "counter",
+	       "Findings whose code has no series of its own (the plugin already has 64 codes), "
+	       "by plugin and severity.");
+	for (size_t i = 0; i < c->nfindings; i++) {
+		const txs_finding_count *f = &c->findings[i];
+		if (!f->code[0])
+			sb_printf(b, "txscan_findings_overflow_total{plugin=\"%s\",severity=\"%s\"} %llu\n",
+			          f->plugin, txs_severity_name(f->severity), (unsigned long long)f->count);
+	}
+}
+
+static void reports_family(sbuf *b, const metrics_counts *c)
+{
+	family(b, "txscan_reports_total", "counter",
+	       "Reports delivered, by verdict (the highest severity found, or none).");
+	for (int v = TXS_SEVERITY_NONE; v <= TXS_SEVERITY_CRITICAL; v++)
+		sb_printf(b, "txscan_reports_total{verdict=\"%s\"} %llu\n", txs_severity_name(v),
+		          (unsigned long long)c->reports.verdict[v]);
+	family(b, "txscan_reports_incomplete_total", "counter",
+	       "Reports with complete: false (a plugin did not answer ok).");
+	sb_printf(b, "txscan_reports_incomplete_total %llu\n",
+	          (unsigned long long)c->reports.incomplete);
+	family(b, "txscan_reports_invalid_input_total", "counter",
+	       "Inputs answered with an error instead of a report (not a JSON object).");
+	sb_printf(b, "txscan_reports_invalid_input_total %llu\n",
+	          (unsigned long long)c->reports.input_errors);
+	findings_family(b, c);
+}
+
+/* The standard process collector's names (client libraries' "process_"). */
+static void process_families(sbuf *b)
+{
+	procstat p;
+	procstat_read(&p);
+	family(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+	sb_printf(b, "process_cpu_seconds_total %.2f\n", p.cpu_seconds);
+	family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+	sb_printf(b, "process_resident_memory_bytes %llu\n", (unsigned long long)p.rss_bytes);
+	family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+	sb_printf(b, "process_virtual_memory_bytes %llu\n", (unsigned long long)p.vsize_bytes);
+	family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+	sb_printf(b, "process_open_fds %llu\n", (unsigned long long)p.open_fds);
+	family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+	sb_printf(b, "process_max_fds %llu\n", (unsigned long long)p.max_fds);
+	family(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+	sb_printf(b, "process_start_time_seconds %.2f\n", p.start_time);
+}
+
 /* ---- host and HTTP --------------------------------------------------------- */
 
 static void host_families(sbuf *b, const metrics_host *host, const metrics_http *h)
 {
 	family(b, "txscan_build_info", "gauge", "txscan version (value 1).");
 	sb_printf(b, "txscan_build_info{version=\"%s\"} 1\n", TXS_VERSION);
-	family(b, "process_start_time_seconds", "gauge", "Start time of the process (Unix seconds).");
-	sb_printf(b, "process_start_time_seconds %.3f\n", h->start_time);
 	family(b, "txscan_ready", "gauge", "1 when every plugin has a running engine (GET /readyz).");
 	sb_printf(b, "txscan_ready %d\n", h->ready ? 1 : 0);
 	family(b, "txscan_draining", "gauge", "1 while shutting down (no new connections).");
@@ -359,26 +425,89 @@ static void http_families(sbuf *b, const metrics_http *h)
 	}
 }
 
+/* The text in *out, or -1 (and nothing) when it is incomplete. */
+static int take(sbuf *b, char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	if (b->failed || !sb_reserve(b, 0)) {
+		free(b->p);
+		return -1;
+	}
+	b->p[b->len] = '\0';
+	*out = b->p;
+	*len = b->len;
+	return 0;
+}
+
 int metrics_render(const metrics_host *host, const metrics_http *http, size_t max_bytes,
                    char **out, size_t *len)
 {
 	sbuf b = {.max = max_bytes};
-	int rc = -1;
-	*out = NULL;
-	*len = 0;
 	host_families(&b, host, http);
 	http_families(&b, http);
 	connection_families(&b, http);
 	auth_family(&b, http);
 	plugin_families(&b, host);
-	if (b.failed || !sb_reserve(&b, 0))
-		goto out;
-	b.p[b.len] = '\0';
-	*out = b.p;
-	*len = b.len;
-	b.p = NULL;
-	rc = 0;
-out:
-	free(b.p);
-	return rc;
+	reports_family(&b, &host->counts);
+	process_families(&b);
+	return take(&b, out, len);
+}
+
+/* ---- txscan worker ------------------------------------------------------- */
+
+static void counter(sbuf *b, const char *name, const char *help, uint64_t v)
+{
+	family(b, name, "counter", help);
+	sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(sbuf *b, const char *name, const char *help, double v)
+{
+	family(b, name, "gauge", help);
+	sb_printf(b, "%s %.17g\n", name, v);
+}
+
+static void worker_families(sbuf *b, const metrics_worker *w)
+{
+	family(b, "txscan_build_info", "gauge", "txscan version (value 1).");
+	sb_printf(b, "txscan_build_info{version=\"%s\"} 1\n", TXS_VERSION);
+	gauge(b, "txscan_worker_ready", "1 when connected to Redis with every plugin running (GET /readyz).",
+	      w->ready);
+	gauge(b, "txscan_worker_connected", "1 while the worker holds a Redis connection.", w->connected);
+	counter(b, "txscan_worker_entries_read_total",
+	        "Stream entries delivered by XREADGROUP (new and this consumer's history).", w->read);
+	counter(b, "txscan_worker_entries_claimed_total",
+	        "Entries taken over from other consumers by XAUTOCLAIM.", w->claimed);
+	counter(b, "txscan_worker_entries_acked_total",
+	        "Entries acked: report written, duplicate delivery or dead letter.", w->acked);
+	counter(b, "txscan_worker_reports_written_total", "Reports written to the report stream.",
+	        w->written);
+	counter(b, "txscan_worker_duplicates_total",
+	        "Deliveries whose report was already written (acked only).", w->duplicates);
+	counter(b, "txscan_worker_dead_letters_total", "Entries written to the dead-letter stream.",
+	        w->dead);
+	counter(b, "txscan_worker_retries_total",
+	        "Scans repeated because they failed only by waiting in a queue.", w->retried);
+	counter(b, "txscan_worker_reconnects_total", "Redis connections made after the first.",
+	        w->reconnects);
+	gauge(b, "txscan_worker_in_flight", "Entries this worker read and has not acked yet.",
+	      (double)w->in_flight);
+	if (w->pending >= 0)
+		gauge(b, "txscan_worker_group_pending",
+		      "Entries delivered to the consumer group and not acked (any consumer).",
+		      (double)w->pending);
+	if (w->lag >= 0)
+		gauge(b, "txscan_worker_group_lag",
+		      "Entries in the stream not yet delivered to the consumer group.", (double)w->lag);
+}
+
+int metrics_render_worker(const metrics_worker *w, const metrics_counts *counts,
+                          size_t max_bytes, char **out, size_t *len)
+{
+	sbuf b = {.max = max_bytes};
+	worker_families(&b, w);
+	reports_family(&b, counts);
+	process_families(&b);
+	return take(&b, out, len);
 }

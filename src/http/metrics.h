@@ -35,6 +35,14 @@ typedef struct metrics_http {
 	const uint64_t *auth_failures;
 } metrics_http;
 
+/* Findings and verdicts counted by the host (txs_host_finding_counts,
+ * txs_host_report_counts). */
+typedef struct metrics_counts {
+	txs_report_counts reports;
+	const txs_finding_count *findings;
+	size_t nfindings;
+} metrics_counts;
+
 /* What the server last read from its host (src/http/snapshot.h). */
 typedef struct metrics_host {
 	size_t n;
@@ -43,6 +51,7 @@ typedef struct metrics_host {
 	uint32_t in_flight;
 	uint64_t console_dropped;
 	double age_s;                  /* how old this reading is */
+	metrics_counts counts;
 } metrics_host;
 
 /* Renders every plugin of host (stats, latency histograms, restarts by
@@ -51,6 +60,21 @@ typedef struct metrics_host {
  * its arguments. */
 int metrics_render(const metrics_host *host, const metrics_http *http, size_t max_bytes,
                    char **out, size_t *len);
+
+/* A `txscan worker`'s own figures (src/stream/stream.h, stream_stats). */
+typedef struct metrics_worker {
+	uint64_t read, claimed, acked, written, duplicates, dead, retried, reconnects;
+	uint64_t in_flight;     /* entries read and not yet acked by this worker */
+	int64_t pending;        /* the group's pending entries (XINFO GROUPS); -1 unknown */
+	int64_t lag;            /* entries not yet delivered to the group; -1 unknown */
+	bool connected;
+	bool ready;             /* connected and every plugin running */
+} metrics_worker;
+
+/* The worker's page: its figures, the host's counts and the process
+ * collector. As metrics_render. */
+int metrics_render_worker(const metrics_worker *w, const metrics_counts *counts,
+                          size_t max_bytes, char **out, size_t *len);
 
 /* Writes s as a Prometheus label value (escapes \, " and newline) into
  * dst (cap bytes, always NUL-terminated); returns dst. */

@@ -47,6 +47,7 @@
 #include "util/log.h"
 #include "util/jscan.h"
 #include "guard.h"
+#include "listen.h"
 #include "metrics.h"
 #include "snapshot.h"
 
@@ -623,6 +624,8 @@ static enum route_id match_route(struct req *r, const char *url)
 	for (int i = RT_STATUS; i <= RT_BATCH; i++)
 		if (!strcmp(url, routes[i].name))
 			return (enum route_id)i;
+	if (!strcmp(url, "/v1/reload"))
+		return RT_RELOAD; /* every plugin, and folders added or removed: r->plugin "" */
 	return match_plugin_route(r, url);
 }
 
@@ -926,7 +929,9 @@ static enum MHD_Result get_metrics(struct req *r)
 	h.ready = !h.draining && view_ready(v);
 	metrics_host mh = {.n = v->n, .plugins = v->plugins, .degraded = v->degraded,
 	                   .in_flight = v->host_in_flight, .console_dropped = v->console_dropped,
-	                   .age_s = (txs_now_ms() - v->taken_ms) / 1000.0};
+	                   .age_s = (txs_now_ms() - v->taken_ms) / 1000.0,
+	                   .counts = {.reports = v->reports, .findings = v->findings,
+	                              .nfindings = v->nfindings}};
 	int rc = metrics_render(&mh, &h, METRICS_MAX_BYTES, &text, &len);
 	snapshots_release(srv->snaps, v);
 	if (rc < 0)
@@ -1068,7 +1073,7 @@ static enum MHD_Result check_plugin_exists(struct req *r)
 		host_put(srv);
 	if (!host)
 		return respond_error(r, 503, "shutting down");
-	if (idx < 0)
+	if (idx < 0 && r->plugin[0]) /* "": POST /v1/reload, every plugin */
 		return respond_error(r, 404, "no plugin '%s'", r->plugin);
 	r->phase = PH_BODY;
 	return MHD_YES;
@@ -1670,91 +1675,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- listening ------------------------------------------------------------- */
 
-/* Splits "HOST:PORT", "[V6]:PORT" or ":PORT" (host "" = every address). */
-static int split_listen(const char *listen, char *host, size_t hcap, char *port, size_t pcap)
-{
-	const char *colon = strrchr(listen, ':');
-	if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-		return -1;
-	const char *h = listen;
-	size_t hn = (size_t)(colon - listen);
-	if (hn >= 2 && h[0] == '[' && h[hn - 1] == ']') {
-		h++;
-		hn -= 2;
-	} else if (memchr(h, ':', hn)) {
-		return -1; /* a bare IPv6 address needs brackets */
-	}
-	if (hn >= hcap || strlen(colon + 1) >= pcap)
-		return -1;
-	snprintf(host, hcap, "%.*s", (int)hn, h);
-	snprintf(port, pcap, "%s", colon + 1);
-	return 0;
-}
-
-static int bind_one(const struct addrinfo *ai)
-{
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	                ai->ai_protocol);
-	int one = 1;
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 511) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-static void describe_bound(server *srv, int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-		port = ntohs(a->sin6_port);
-		snprintf(srv->address, sizeof srv->address, "[%s]:%u", ip, port);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-		port = ntohs(a->sin_port);
-		snprintf(srv->address, sizeof srv->address, "%s:%u", ip, port);
-	}
-}
-
 static int open_listen(server *srv, char *err, size_t errlen)
 {
-	char host[256], port[16];
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res = NULL;
-	if (split_listen(srv->opts.listen, host, sizeof host, port, sizeof port) < 0) {
-		snprintf(err, errlen, "--listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT",
-		         srv->opts.listen);
-		return -1;
-	}
-	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (gai) {
-		snprintf(err, errlen, "--listen '%s': %s", srv->opts.listen, gai_strerror(gai));
-		return -1;
-	}
-	int fd = -1, e = 0;
-	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
-		if ((fd = bind_one(ai)) < 0)
-			e = errno;
-	freeaddrinfo(res);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", srv->opts.listen, strerror(e));
-		return -1;
-	}
-	srv->listen_fd = fd;
-	describe_bound(srv, fd);
-	return 0;
+	return listen_open(srv->opts.listen, "--listen", &srv->listen_fd, srv->address,
+	                   sizeof srv->address, err, errlen);
 }
 
 static bool is_loopback(const struct sockaddr_storage *ss)

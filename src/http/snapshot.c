@@ -59,11 +59,20 @@ struct snapshots {
 	size_t hist_n;
 	uint64_t *last_overloaded;
 	double *last_overload_ms;
+	char (*hist_id)[65];  /* whose history slot i is: a reload may change the set */
 };
 
 static void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+	p = realloc(p, size ? size : 1);
 	if (!p)
 		abort();
 	return p;
@@ -98,16 +107,23 @@ static void holder_free(struct holder *h)
 	free(h->v.plugins);
 	free(h->v.degraded);
 	free(h->v.plugins_json);
+	free(h->v.findings);
 	free(h);
 }
 
 /* Degraded bits of each plugin; keeps the overload history. */
 static void degrade(snapshots *s, snap_view *v)
 {
-	if (!s->hist_n && v->n) {
+	if (s->hist_n < v->n) { /* grows with the set; a slot is re-keyed below */
+		s->last_overloaded = xrealloc(s->last_overloaded, v->n * sizeof *s->last_overloaded);
+		s->last_overload_ms = xrealloc(s->last_overload_ms, v->n * sizeof *s->last_overload_ms);
+		s->hist_id = xrealloc(s->hist_id, v->n * sizeof *s->hist_id);
+		for (size_t i = s->hist_n; i < v->n; i++) {
+			s->last_overloaded[i] = 0;
+			s->last_overload_ms[i] = 0;
+			s->hist_id[i][0] = '\0';
+		}
 		s->hist_n = v->n;
-		s->last_overloaded = xcalloc(v->n, sizeof *s->last_overloaded);
-		s->last_overload_ms = xcalloc(v->n, sizeof *s->last_overload_ms);
 	}
 	for (size_t i = 0; i < v->n; i++) {
 		const txs_plugin_info *p = &v->plugins[i];
@@ -125,6 +141,11 @@ static void degrade(snapshots *s, snap_view *v)
 			m |= DEG_STUCK;
 		if (cap && (uint64_t)p->stats.queue_depth * 2 >= cap)
 			m |= DEG_QUEUE;
+		if (strcmp(s->hist_id[i], p->id)) { /* another plugin at this index now */
+			snprintf(s->hist_id[i], sizeof s->hist_id[i], "%s", p->id);
+			s->last_overloaded[i] = p->stats.overloaded;
+			s->last_overload_ms[i] = 0;
+		}
 		if (i < s->hist_n) {
 			if (p->stats.overloaded > s->last_overloaded[i])
 				s->last_overload_ms[i] = v->taken_ms;
@@ -135,6 +156,20 @@ static void degrade(snapshots *s, snap_view *v)
 		}
 		v->degraded[i] = m;
 	}
+}
+
+/* Findings and verdicts: lock free, so never a wait. The rows can grow
+ * between two calls (a plugin's new code): ask again, with room to spare. */
+static void take_counts(txs_host *host, snap_view *v)
+{
+	txs_host_report_counts(host, &v->reports);
+	size_t cap = 0, n;
+	while ((n = txs_host_finding_counts(host, v->findings, cap)) > cap) {
+		free(v->findings);
+		cap = n + 16;
+		v->findings = xcalloc(cap, sizeof *v->findings);
+	}
+	v->nfindings = n;
 }
 
 /* One snapshot of the host (NULL when detached). May wait on a plugin. */
@@ -148,12 +183,15 @@ static struct holder *take(snapshots *s)
 		h->v.n = txs_host_plugin_count(host);
 		h->v.plugins = xcalloc(h->v.n, sizeof *h->v.plugins);
 		h->v.degraded = xcalloc(h->v.n, sizeof *h->v.degraded);
+		size_t k = 0; /* a reload may shrink the set meanwhile: keep what answered */
 		for (size_t i = 0; i < h->v.n; i++)
-			txs_host_plugin_info(host, i, &h->v.plugins[i]);
+			k += txs_host_plugin_info(host, i, &h->v.plugins[k]) == 0;
+		h->v.n = k;
 		if (txs_host_plugins_json(host, &h->v.plugins_json) != 0)
 			h->v.plugins_json = NULL;
 		h->v.host_in_flight = txs_host_in_flight(host);
 		h->v.console_dropped = txs_host_console_dropped(host);
+		take_counts(host, &h->v);
 		s->put(s->userdata);
 	}
 	h->v.taken_ms = txs_now_ms();
@@ -300,6 +338,7 @@ void snapshots_free(snapshots *s)
 	release_locked(s->cur);
 	free(s->last_overloaded);
 	free(s->last_overload_ms);
+	free(s->hist_id);
 	pthread_cond_destroy(&s->ask_cv);
 	pthread_cond_destroy(&s->timer_cv);
 	pthread_mutex_destroy(&s->mu);

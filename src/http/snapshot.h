@@ -48,6 +48,9 @@ typedef struct snap_view {
 	char *plugins_json;       /* txs_host_plugins_json, or NULL */
 	uint32_t host_in_flight;
 	uint64_t console_dropped;
+	txs_report_counts reports;    /* txs_host_report_counts */
+	txs_finding_count *findings;  /* nfindings; txs_host_finding_counts */
+	size_t nfindings;
 } snap_view;
 
 /* The names of the DEG_* bits in mask, as a new JSON array of strings. */

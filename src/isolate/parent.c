@@ -1766,6 +1766,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	/* a replacement being started is not an outage (readiness does not flap) */
 	bool replacing = p->started && (p->state == S_DOWN || p->state == S_STARTING);
 	uint32_t fails = p->consecutive_failures, br_state = p->br_state;
+	size_t rss = statm_rss(p->statm_fd); /* under mu: the reaper closes it */
 	pthread_mutex_unlock(&p->mu);
 	add_child_stats(&sum, &ch);
 	*s = sum;
@@ -1779,6 +1780,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	s->process_crashes = GET(p->c.crashes);
 	s->process_kills = GET(p->c.kills_timeout) + GET(p->c.kills_memory) + GET(p->c.kills_protocol);
 	s->process_starts = GET(p->c.starts);
+	s->process_rss_bytes = rss;
 	s->restarts_killed += s->process_crashes + s->process_kills;
 	s->failed_starts += GET(p->c.failed_starts);
 	s->generation = gen;

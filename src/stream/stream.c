@@ -171,6 +171,7 @@ struct worker {
 	uint64_t next_claim_ms;
 	uint32_t backoff_ms;
 	struct stream_stats stats;
+	uint64_t next_info_ms;  /* next XINFO GROUPS (opt->live only) */
 
 	/* shared with the report callbacks; under lock */
 	pthread_mutex_t lock;
@@ -1181,10 +1182,98 @@ static int step(struct worker *w)
 	return n < 0 ? -1 : 0;
 }
 
+/* ---- stats for other threads (opt->live) --------------------------------- */
+
+struct stream_live {
+	pthread_mutex_t mu;
+	struct stream_stats s; /* under mu */
+};
+
+struct stream_live *stream_live_new(void)
+{
+	struct stream_live *l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	pthread_mutex_init(&l->mu, NULL);
+	l->s.pending = l->s.lag = -1;
+	return l;
+}
+
+void stream_live_free(struct stream_live *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+void stream_live_get(struct stream_live *l, struct stream_stats *out)
+{
+	pthread_mutex_lock(&l->mu);
+	*out = l->s;
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* "pending" and "lag" of our group in an XINFO GROUPS reply (a list of
+ * flat name/value maps; lag is nil when Redis cannot tell, and absent
+ * before Redis 7). */
+static void group_figures(struct worker *w, const redisReply *r)
+{
+	for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+		const redisReply *m = r->element[g];
+		long long pending = -1, lag = -1;
+		bool ours = false;
+		for (size_t k = 0; m->type == REDIS_REPLY_ARRAY && k + 1 < m->elements; k += 2) {
+			const redisReply *key = m->element[k], *v = m->element[k + 1];
+			if (key->type != REDIS_REPLY_STRING && key->type != REDIS_REPLY_STATUS)
+				continue;
+			if (!strcmp(key->str, "name"))
+				ours = v->type == REDIS_REPLY_STRING && !strcmp(v->str, w->opt->group);
+			else if (!strcmp(key->str, "pending") && v->type == REDIS_REPLY_INTEGER)
+				pending = v->integer;
+			else if (!strcmp(key->str, "lag") && v->type == REDIS_REPLY_INTEGER)
+				lag = v->integer;
+		}
+		if (ours) {
+			w->stats.pending = pending;
+			w->stats.lag = lag;
+		}
+	}
+}
+
+/* One XINFO GROUPS every STREAM_GROUP_INFO_MS. -1: the connection broke. */
+static int group_info(struct worker *w)
+{
+	if (!w->opt->live || !w->rc || now_ms() < w->next_info_ms)
+		return 0;
+	w->next_info_ms = now_ms() + STREAM_GROUP_INFO_MS;
+	const char *argv[] = {"XINFO", "GROUPS", w->opt->stream};
+	redisReply *r = redisCommandArgv(w->rc, 3, argv, NULL);
+	if (r)
+		group_figures(w, r);
+	freeReplyObject(r);
+	return r ? 0 : -1;
+}
+
+static void publish_stats(struct worker *w)
+{
+	w->stats.acked = w->stats.written + w->stats.duplicates + w->stats.dead;
+	w->stats.in_flight = w->scanning + w->writes.n;
+	w->stats.connected = w->rc != NULL;
+	if (!w->opt->live)
+		return;
+	pthread_mutex_lock(&w->opt->live->mu);
+	w->opt->live->s = w->stats;
+	pthread_mutex_unlock(&w->opt->live->mu);
+}
+
 /* 0 after a clean stop, -1 when it gave up. */
 static int loop(struct worker *w)
 {
 	while (*w->stop < 2) {
+		publish_stats(w);
+		if (group_info(w))
+			disconnect(w);
 		maybe_reload(w);
 		collect(w);
 		if (*w->stop && !w->scanning && !w->writes.head)
@@ -1241,6 +1330,7 @@ static int worker_init(struct worker *w, struct txs_host *host, const struct str
 	snprintf(w->ttl, sizeof w->ttl, "%u", o->done_ttl_s);
 	snprintf(w->history, sizeof w->history, "0");
 	snprintf(w->cursor, sizeof w->cursor, "0-0");
+	w->stats.pending = w->stats.lag = -1;
 	txs_cond_init(&w->cond); /* wait_done gives it monotonic deadlines */
 	pthread_mutex_init(&w->lock, NULL);
 	return 0;
@@ -1280,6 +1370,7 @@ int stream_worker_run(struct txs_host *host, const struct stream_options *opts,
 	int ret = loop(&w);
 	if (ret)
 		drain(&w);
+	publish_stats(&w);
 	if (stats)
 		*stats = w.stats;
 	worker_fini(&w);

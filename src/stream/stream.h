@@ -10,6 +10,7 @@
 #define TXS_STREAM_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -49,6 +50,7 @@ struct stream_options {
 	uint32_t max_deliveries;   /* an entry delivered more often is dead-lettered */
 	uint32_t max_in_flight;    /* entries read and not yet acked, at most */
 	uint32_t done_ttl_s;       /* lifetime of an idempotence key */
+	struct stream_live *live;  /* NULL, or where the loop publishes its stats */
 };
 
 /* Fills in the defaults (the names stay NULL except the ones with a
@@ -63,7 +65,24 @@ struct stream_stats {
 	uint64_t dead;       /* entries written to the dead-letter stream */
 	uint64_t retried;    /* scans repeated because they failed only by waiting */
 	uint64_t reconnects; /* connections made after the first */
+	/* filled in for stream_live readers (and on return): */
+	uint64_t acked;      /* written + duplicates + dead */
+	uint64_t in_flight;  /* entries read and not acked yet (scanning or being written) */
+	int64_t pending;     /* the group's pending entries (XINFO GROUPS); -1 unknown */
+	int64_t lag;         /* entries the group has not been delivered yet; -1 unknown */
+	bool connected;      /* holds a Redis connection now */
 };
+
+/* A running worker's stats for other threads (a metrics endpoint): the
+ * loop copies them in under a mutex once per round, and every
+ * STREAM_GROUP_INFO_MS asks Redis for the group's pending count and lag
+ * (one XINFO GROUPS; only when opts->live is set). */
+#define STREAM_GROUP_INFO_MS 2000
+struct stream_live;
+struct stream_live *stream_live_new(void); /* NULL when out of memory */
+void stream_live_free(struct stream_live *live);
+/* The latest stats; any thread. */
+void stream_live_get(struct stream_live *live, struct stream_stats *out);
 
 /* Runs the worker until *stop becomes non-zero, scanning with host (loaded,
  * owned by the caller, and not freed before this returns).
