@@ -255,6 +255,7 @@ class TokenRoutes(unittest.TestCase):
         ("GET", "/v1/plugins", None, "admin", 200),
         ("POST", "/v1/plugins/permit/restart", None, "admin", 200),
         ("POST", "/v1/plugins/permit/reload", None, "admin", 200),
+        ("POST", "/v1/reload", None, "admin", 200),
         ("GET", "/metrics", None, "metrics", 200),
     ]
     TOKENS = {"scan": SCAN1, "admin": ADMIN, "metrics": METRICS}

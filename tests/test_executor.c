@@ -348,6 +348,11 @@ static void test_answer_encoding(void **state)
 	     "\"aaaaaaaaaaaaaaaaa\xf0\x9f\x98\x80" "bbbbbbbbbbbbbbbbb\""},
 	    {"{\"n\":16,\"c\":\"\\u007f\"}",
 	     "\"aaaaaaaaaaaaaaaa\x7f" "bbbbbbbbbbbbbbbb\""},
+	    /* the input's text as it is: all ASCII goes into the VM as its bytes
+	     * (8-bit characters), anything else through JSC's UTF-8 decoder */
+	    {"{\"n\":1,\"c\":\"xyz\x7f\"}", "\"axyz\x7f" "b\""},
+	    {"{\"n\":2,\"c\":\"\xc3\xa9\"}", "\"aa\xc3\xa9" "bb\""},
+	    {"{\"n\":1,\"c\":\"\xf0\x9f\x98\x80\"}", "\"a\xf0\x9f\x98\x80" "b\""},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		txs_scan_result r = scan(ex, cases[i].tx);

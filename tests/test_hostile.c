@@ -478,20 +478,26 @@ static void test_fresh_realms(void **state)
 	txs_limits l = limits(50);
 	l.restart_every = 3;
 	l.realms_per_vm = 4;
-	/* module state, globals and shared prototypes: all fresh in a new realm */
+	/* module state, globals and shared prototypes, ctx.config (whose JSON
+	 * text the realms of a VM share) and the objects up console's
+	 * prototype chain (made by a class every realm shares): all fresh in a
+	 * new realm */
 	txs_executor *ex = make("realms",
 	                        "let n = 0;\n"
-	                        "module.exports = { scanTransaction() {\n"
+	                        "module.exports = { scanTransaction(tx, ctx) {\n"
 	                        "  globalThis.g = (globalThis.g || 0) + 1;\n"
 	                        "  Object.prototype.p = (Object.prototype.p || 0) + 1;\n"
 	                        "  Symbol.for('txs').description;\n"
-	                        "  n++; return [n, globalThis.g, ({}).p]; } };\n",
+	                        "  ctx.config.c = (ctx.config.c || 0) + 1;\n"
+	                        "  let up = Object.getPrototypeOf(Object.getPrototypeOf(console));\n"
+	                        "  up.q = (up.q || 0) + 1;\n"
+	                        "  n++; return [n, globalThis.g, ({}).p, ctx.config.c, up.q]; } };\n",
 	                        &l);
 	for (int i = 0; i < 12; i++) {
 		txs_scan_result r = scan(ex, "{}");
 		char want[32];
 		int k = i % 3 + 1;
-		snprintf(want, sizeof want, "[%d,%d,%d]", k, k, k);
+		snprintf(want, sizeof want, "[%d,%d,%d,%d,%d]", k, k, k, k, k);
 		if (r.status != TXS_STATUS_OK || strcmp(r.json, want))
 			fail_msg("scan %d: %s %s, want %s", i, status(&r), r.error ? r.error : r.json, want);
 		txs_scan_result_clear(&r);

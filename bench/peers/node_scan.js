@@ -16,6 +16,9 @@
 // into report lines in order, with backpressure on stdout.
 // --batch-timeout: one timeout per batch, re-run per transaction when it fires
 // (only for plugins that stay synchronous; async ones keep per-tx timeouts).
+// A plugin's restart_every (default 10000, as txscan's) gives it a fresh vm
+// context after that many scans, module loaded and init run again, as a Node
+// host would recycle; a batch never spans a restart.
 // The run's summary goes to stderr as one JSON line.
 
 const fs = require('fs');
@@ -75,24 +78,48 @@ function worker() {
       return ['error', e.message, 0, ms];
     }
   }
+  // restart_every: a fresh context (module loaded, init run) after that many
+  // scans, as txscan recycles its engine; a timeout's fresh context counts anew.
+  const every = plugin.restartEvery;
+  let scans = 0;
+  function counted(n) {
+    scans += n;
+    if (every > 0 && scans >= every) {
+      sb.fresh();
+      scans = 0;
+    }
+  }
+  // Up to n scans before the next restart is due.
+  function room(n) {
+    return every > 0 ? Math.min(n, every - scans) : n;
+  }
   parentPort.on('message', (msg) => {
     const txs = msg.txs;
     const out = new Array(txs.length);
-    if (batchOk) {
+    let i = 0;
+    while (batchOk && i < txs.length) {
+      const part = txs.slice(i, i + room(txs.length - i));
       const t0 = process.hrtime.bigint();
-      const res = sb.stepBatch(txs, timeout);
-      const each = Number(process.hrtime.bigint() - t0) / 1e6 / txs.length;
-      if (res !== null && !res.includes('Easync results are not batched')) {
-        for (let i = 0; i < txs.length; i++) out[i] = answer(res[i], each);
-        parentPort.postMessage({ id: msg.id, out });
-        return;
+      const res = sb.stepBatch(part, timeout);
+      const each = Number(process.hrtime.bigint() - t0) / 1e6 / part.length;
+      if (res === null) { // the batch timed out: its context is fresh; run it per transaction
+        scans = 0;
+        break;
       }
-      if (res !== null) batchOk = false; // an async plugin: per transaction from now on
+      if (res.includes('Easync results are not batched')) {
+        batchOk = false; // an async plugin: per transaction from now on
+        break;
+      }
+      for (let k = 0; k < part.length; k++) out[i + k] = answer(res[k], each);
+      i += part.length;
+      counted(part.length);
     }
-    for (let i = 0; i < txs.length; i++) {
+    for (; i < txs.length; i++) {
       const t0 = process.hrtime.bigint();
       const r = sb.step(txs[i], timeout);
       out[i] = answer(r, Number(process.hrtime.bigint() - t0) / 1e6);
+      if (r === 'T') scans = 0; // step made a fresh context
+      else counted(1);
     }
     parentPort.postMessage({ id: msg.id, out });
   });

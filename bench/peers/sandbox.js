@@ -19,6 +19,8 @@ function readPlugin(dir) {
     version: m.version,
     config: m.config || {},
     timeoutMs: m.timeout_ms || 50,
+    // scans per context before a fresh one, as txscan's restart_every (0: never)
+    restartEvery: m.restart_every === undefined ? 10000 : m.restart_every,
     filename,
     source: fs.readFileSync(filename, 'utf8'),
   };

@@ -16,6 +16,7 @@
 #include "util/stall.h"
 #include "util/utf8.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,8 +401,12 @@ static bool is_wrapper(engine *e, JSContextRef ctx, JSObjectRef to_string, JSVal
  * or NULL with e->step_err (or a kill) saying why. */
 static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc)
 {
+	/* Whether the program is the wrapper alone is a property of its text
+	 * (only the function at offset 1 spans it all): once shown in this VM
+	 * for the text its realms share, it holds for each of them. */
+	bool shared = e->load_src == e->vm->src.s, proven = shared && e->vm->src.proven;
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
+	JSObjectRef function = proven ? NULL : jsv_object_prop(ctx, g, "Function");
 	JSObjectRef proto = function ? jsv_object_prop(ctx, function, "prototype") : NULL;
 	JSObjectRef to_string = proto ? jsv_object_prop(ctx, proto, "toString") : NULL;
 	JSStringRef url = JSStringCreateWithUTF8CString(e->cfg->filename);
@@ -421,8 +426,12 @@ static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc
 			e->step_err = strdup("out of memory");
 		return NULL;
 	}
-	if (is_wrapper(e, ctx, to_string, wrapper))
+	if (proven && jsv_is_function(ctx, wrapper))
 		return (JSObjectRef)wrapper;
+	if (is_wrapper(e, ctx, to_string, wrapper)) {
+		e->vm->src.proven |= shared;
+		return (JSObjectRef)wrapper;
+	}
 	if (e->killed == ENGINE_OK)
 		e->step_err = strdup(ESCAPED);
 	return NULL;
@@ -449,6 +458,23 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
 		take_exports(e, ctx, m, exc);
 }
 
+/* The config's JSON text as a JSC string: the one the VM keeps for its
+ * realms when it is the same (struct vm_share). NULL: out of memory. */
+static JSStringRef config_text(engine *e)
+{
+	const char *json = e->cfg->config_json ? e->cfg->config_json : "{}";
+	size_t len = strlen(json);
+	JSStringRef s = e->realms ? engine_vm_text(&e->vm->config, json, len) : NULL;
+	if (s)
+		return s;
+	s = JSStringCreateWithUTF8CString(json);
+	if (s && e->realms && !engine_vm_text_keep(&e->vm->config, s, json, len)) {
+		JSStringRelease(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* ctx = {plugin: frozen {id, version}, config}. */
 static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 {
@@ -456,9 +482,10 @@ static JSObjectRef make_pctx(engine *e, JSContextRef ctx, JSValueRef *exc)
 	jsv_set(ctx, plugin, "id", jsv_string(ctx, e->cfg->plugin_id), kJSPropertyAttributeNone);
 	jsv_set(ctx, plugin, "version", jsv_string(ctx, e->cfg->plugin_version), kJSPropertyAttributeNone);
 	JSObjectCallAsFunction(ctx, e->freeze_fn, NULL, 1, (JSValueRef[]){plugin}, exc);
-	JSStringRef cs = JSStringCreateWithUTF8CString(e->cfg->config_json ? e->cfg->config_json : "{}");
-	JSValueRef config = JSValueMakeFromJSONString(ctx, cs);
-	JSStringRelease(cs);
+	JSStringRef cs = config_text(e);
+	JSValueRef config = cs ? JSValueMakeFromJSONString(ctx, cs) : NULL;
+	if (cs)
+		JSStringRelease(cs);
 	if (*exc)
 		return NULL;
 	if (!config) {
@@ -502,6 +529,27 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 	engine_progress_mark(e, now, (uint32_t)i);
 }
 
+/* A JSC string of a transaction's JSON text (NUL-terminated): the bytes as
+ * they are when all are ASCII (jsc_private.h), else through JSC's UTF-8
+ * decoder. NULL: out of memory. */
+static JSStringRef json_string(const char *text)
+{
+	size_t n = strlen(text);
+	unsigned char any = 0;
+	for (size_t i = 0; i < n; i++)
+		any |= (unsigned char)text[i];
+	if (any & 0x80 || !n)
+		return JSStringCreateWithUTF8CString(text);
+	void *impl = NULL; /* a WTF::String is its StringImpl pointer */
+	JSStringRef s = NULL;
+	txs_wtf_string_latin1(&impl, (const unsigned char *)text, n);
+	if (impl)
+		txs_jsc_string_adopt(&s, &impl);
+	if (!s || impl) /* not adopted: only out of memory, and then impl leaks */
+		return s ? s : JSStringCreateWithUTF8CString(text);
+	return s;
+}
+
 /* Scans the batch's transactions in turn; each answer is in place as soon
  * as it is known, so a kill loses nothing that finished before it. */
 static void step_batch(engine *e, JSContextRef ctx)
@@ -509,9 +557,10 @@ static void step_batch(engine *e, JSContextRef ctx)
 	JSValueRef args[2] = {NULL, e->pctx};
 	for (size_t i = 0; i < e->bn; i++) {
 		engine_result *res = &e->bres[i];
-		JSStringRef s = JSStringCreateWithUTF8CString(e->btx[i]);
-		args[0] = JSValueMakeFromJSONString(ctx, s);
-		JSStringRelease(s);
+		JSStringRef s = json_string(e->btx[i]);
+		args[0] = s ? JSValueMakeFromJSONString(ctx, s) : NULL;
+		if (s)
+			JSStringRelease(s);
 		if (!args[0])
 			set_error(res, ENGINE_ERROR, strdup("transaction is not valid JSON"));
 		else if (!invoke(e, ctx, e->scan_fn, e->mod, 2, args, res))
@@ -622,16 +671,31 @@ void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
 	engine_scan_batch(e, &tx, 1, res);
 }
 
-bool engine_calls_prepare(engine *e)
+/* The classes of the native functions: made once for the process (every
+ * object points to its own engine through its private data), without the
+ * prototype object JSC would otherwise make for each class in each realm
+ * (their objects take Object.prototype of their realm). */
+static JSClassRef step_class, settle_class;
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+
+static void make_classes(void)
 {
 	JSClassDefinition def = kJSClassDefinitionEmpty;
+	def.attributes = kJSClassAttributeNoAutomaticPrototype;
 	def.className = "TxscanStep";
 	def.callAsFunction = native_step;
-	e->step_class = JSClassCreate(&def);
+	step_class = JSClassCreate(&def);
 	def.className = "TxscanSettle";
 	def.callAsFunction = native_settle;
 	def.finalize = settle_finalize;
-	e->settle_class = JSClassCreate(&def);
+	settle_class = JSClassCreate(&def);
+}
+
+bool engine_calls_prepare(engine *e)
+{
+	pthread_once(&classes_once, make_classes);
+	e->step_class = step_class;
+	e->settle_class = settle_class;
 	for (int k = STEP_LOAD; k <= STEP_BATCH; k++)
 		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
 	e->keep_value = true;

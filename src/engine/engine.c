@@ -398,20 +398,62 @@ static JSStringRef wrap_source(const char *src, size_t len)
 	return s;
 }
 
-/* Evaluates the wrapped source and runs it, as one VM entry (calls.c's
- * step_load, which also refuses a source that closes the wrapper). Every
- * failure names the file. */
-static int load_module(engine *e, const engine_config *cfg, char **err)
+JSStringRef engine_vm_text(const struct vm_text *t, const char *text, size_t len)
 {
+	if (!t->s || t->len != len || memcmp(t->bytes, text, len))
+		return NULL;
+	return JSStringRetain(t->s);
+}
+
+bool engine_vm_text_keep(struct vm_text *t, JSStringRef s, const char *text, size_t len)
+{
+	char *copy = malloc(len ? len : 1);
+	if (!copy)
+		return false;
+	memcpy(copy, text, len);
+	if (t->s)
+		JSStringRelease(t->s);
+	free(t->bytes);
+	*t = (struct vm_text){JSStringRetain(s), copy, len, false};
+	return true;
+}
+
+static void vm_text_clear(struct vm_text *t)
+{
+	if (t->s)
+		JSStringRelease(t->s);
+	free(t->bytes);
+}
+
+/* The module source, checked and wrapped (e->load_src). A realm takes the
+ * one its VM keeps when it is the same; the first realm of a VM keeps its
+ * own (check_source is a function of the bytes: the same bytes pass). */
+static int wrapped_source(engine *e, const engine_config *cfg, char **err)
+{
+	if (e->realms && (e->load_src = engine_vm_text(&e->vm->src, cfg->source, cfg->source_len)))
+		return 0;
 	const char *src = cfg->source;
 	size_t len = cfg->source_len;
 	if (check_source(cfg, &src, &len, err) < 0)
 		return -1;
 	e->load_src = wrap_source(src, len);
-	if (!e->load_src) {
-		*err = jsv_printf("%s: out of memory loading the module", cfg->filename);
+	if (e->load_src &&
+	    (!e->realms || engine_vm_text_keep(&e->vm->src, e->load_src, cfg->source, cfg->source_len)))
+		return 0;
+	if (e->load_src)
+		JSStringRelease(e->load_src);
+	e->load_src = NULL;
+	*err = jsv_printf("%s: out of memory loading the module", cfg->filename);
+	return -1;
+}
+
+/* Evaluates the wrapped source and runs it, as one VM entry (calls.c's
+ * step_load, which also refuses a source that closes the wrapper). Every
+ * failure names the file. */
+static int load_module(engine *e, const engine_config *cfg, char **err)
+{
+	if (wrapped_source(e, cfg, err) < 0)
 		return -1;
-	}
 	engine_begin(e, (uint64_t)cfg->init_timeout_ms * 1000000ull);
 	char *why = NULL;
 	int rc = engine_run_step(e, STEP_LOAD, &why);
@@ -572,17 +614,13 @@ void engine_free(engine *e)
 	}
 	if (e->group)
 		JSContextGroupRelease(e->group);
-	if (e->vm && --e->vm->refs == 0)
+	if (e->vm && --e->vm->refs == 0) {
+		vm_text_clear(&e->vm->src);
+		vm_text_clear(&e->vm->config);
 		free(e->vm);
+	}
 	if (e->then_name)
 		JSStringRelease(e->then_name);
-	if (e->console_class)
-		JSClassRelease(e->console_class);
-
-	if (e->step_class)
-		JSClassRelease(e->step_class);
-	if (e->settle_class)
-		JSClassRelease(e->settle_class);
 	if (e->sched_fd >= 0)
 		close(e->sched_fd);
 	free(e->id);

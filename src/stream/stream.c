@@ -733,9 +733,11 @@ static void finish_job(struct job *j)
 		j->reason = need(format("entry %s of stream %s is not a valid transaction: %s", j->id,
 		                        j->w->opt->stream, e ? e : "rejected by the host"));
 	}
-	if (!j->reason) {
+	if (!j->reason && !txs_report_complete(j->report)) {
 		/* the plugins' statuses and errors, for queued_only (a report that
-		 * jansson cannot read is simply not retried) */
+		 * jansson cannot read is simply not retried); a complete report
+		 * has none to read and is not parsed (jansson took ~4.5 % of a
+		 * worker's CPU, perf, 7 plugins) */
 		size_t n = 0;
 		const char *js = txs_report_json(j->report, &n);
 		json_t *root = json_loadb(js, n, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
