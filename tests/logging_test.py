@@ -169,6 +169,19 @@ class Scan(unittest.TestCase):
                            timeout=120, cwd=ROOT)
         self.assertIn("txscan: warning: plugin_failure:", r.stdout)
         self.assertNotIn('"event"', r.stdout)
+        # with the progress line drawn, a log line first erases it: never
+        # "   2 tx   213 tx/s  100%  ETA 0s txscan: warning: ..."
+        with open(txs, "w") as f:
+            f.write("".join('{"hash":"0x%d","bad":1}\n' % i for i in range(50)))
+        cmd = "%s scan -p %s --progress %s >/dev/null" % (TXSCAN, self.plugins, txs)
+        r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                           timeout=120, cwd=ROOT)
+        out = r.stdout.decode()  # bytes: text mode would turn "\r" into "\n"
+        starts = [m.start() for m in re.finditer("txscan: ", out)]
+        self.assertGreater(len(starts), 1, out)
+        for i in starts:
+            self.assertTrue(i == 0 or out[:i].endswith(("\n", "\r\x1b[K")),
+                            repr(out[max(0, i - 60):i + 20]))
 
     def test_log_level(self):
         write_plugin(self.plugins, "thrower", THROWER)

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/sbuf.h"
 #include "txscan.h"
 
@@ -520,6 +521,8 @@ int cmd_scan(int argc, char **argv)
 		o.progress = err_tty;
 	if (o.quiet)
 		o.progress = 0;
+	if (o.progress == 1 && err_tty)
+		txs_log_erase_line(true); /* log lines start by erasing the progress line */
 	txs_host_options hopt = {.scan_timeout_ms = UINT32_MAX, .console_quiet = o.quiet_console,
 	                         .allow_partial = o.allow_partial != 0};
 	txs_host *h = cli_load_host_opts(o.dirs, o.ndirs, &hopt);

@@ -1247,7 +1247,6 @@ static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 	b->standby_swaps += s->standby_swaps;
 	b->realm_restarts += s->realm_restarts;
 	b->lanes_abandoned += s->lanes_abandoned;
-	b->breaker_opens += s->breaker_opens;
 }
 
 static void failed_start_locked(txs_proc *p)
@@ -1794,7 +1793,8 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	s->standby_ready = up && ch.standby_ready;
 	s->lanes_stuck = ch.lanes_stuck;
 	s->breaker_state = br_state != TXS_BREAKER_CLOSED ? br_state : ch.breaker_state;
-	s->breaker_opens += GET(p->c.breaker_opens);
+	/* the host's breaker only: the child's opens at the same count (on_event) */
+	s->breaker_opens = GET(p->c.breaker_opens);
 	s->latency_sum_ms = (double)GET(p->c.latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(p->c.latency[i]);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,8 +208,26 @@ char *txs_log_line(txs_log_level level, const char *event, json_t *fields, size_
 	return line;
 }
 
+static _Atomic bool erase_line;
+
+void txs_log_erase_line(bool on)
+{
+	atomic_store(&erase_line, on);
+}
+
 void txs_log_write(const char *line, size_t len)
 {
+	if (atomic_load_explicit(&erase_line, memory_order_relaxed)) {
+		static const char ERASE[] = "\r\033[K";
+		struct iovec v[2] = {{(void *)ERASE, sizeof ERASE - 1}, {(void *)line, len}};
+		ssize_t w = writev(STDERR_FILENO, v, 2); /* one call: the line stays whole */
+		if (w == (ssize_t)(sizeof ERASE - 1 + len))
+			return;
+		if (w < (ssize_t)(sizeof ERASE - 1))
+			return; /* a terminal that takes nothing: nowhere to report it */
+		line += (size_t)w - (sizeof ERASE - 1);
+		len -= (size_t)w - (sizeof ERASE - 1);
+	}
 	while (len) {
 		ssize_t w = write(STDERR_FILENO, line, len);
 		if (w < 0 && errno == EINTR)

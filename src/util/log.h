@@ -63,6 +63,12 @@ char *txs_log_line(txs_log_level level, const char *event, json_t *fields, size_
 /* Writes a line from txs_log_line with one write(2). */
 void txs_log_write(const char *line, size_t len);
 
+/* on: every line starts by erasing the terminal line it lands on ("\r",
+ * erase to its end), for a command that draws a progress line on stderr:
+ * a log line never shares a line with it (the progress is drawn again
+ * under it). Set before threads start. */
+void txs_log_erase_line(bool on);
+
 /* A rate limit for a stream of log lines: at most per_s lines in each
  * wall-clock second; the lines over it are counted, and the count is
  * handed to the next line that passes (so it can say "suppressed": N).
