@@ -245,6 +245,47 @@ static void test_stuck_lanes_bounded(void **state)
 
 /* ---- 4. free and new are bounded too -------------------------------------- */
 
+/* A lane abandoned in the middle of a batch (by txs_executor_free after its
+ * grace here; by the watcher at the wall backstop when a loaded machine
+ * starves a scan that then ends well): the scans after the running one are
+ * answered and their commands freed by others. The abandoned thread, back
+ * from its call, must not read their texts. It did: a use-after-free that
+ * ASan reports (`make sanitize`) and that crashed txscan in JSC's
+ * checkUTF8 under load. */
+static const char SPIN_SRC[] =
+    "module.exports = { scanTransaction(tx) {\n"
+    "  if (tx.spin) { const e = Date.now() + tx.spin; while (Date.now() < e) {} }\n"
+    "  return null;\n"
+    "}};\n";
+
+static void test_abandoned_batch_reads_no_text(void **state)
+{
+	(void)state;
+	txs_limits l = limits(5000); /* the spin is no timeout: free abandons it */
+	txs_executor *ex = make("stuckbatch", SPIN_SRC, &l);
+	enum { N = 8 };
+	struct async_scan a[N];
+	for (int i = 0; i < N; i++) {
+		sem_init(&a[i].done, 0, 0);
+		char tx[300];
+		if (i == 0)
+			snprintf(tx, sizeof tx, "{\"spin\":400}");
+		else
+			snprintf(tx, sizeof tx, "{\"n\":%d,\"pad\":\"%0200d\"}", i, i);
+		assert_int_equal(txs_executor_submit(ex, tx, strlen(tx), async_done, &a[i]), 0);
+	}
+	usleep(50000); /* the batch runs its first scan */
+	txs_executor_free(ex); /* answers all, frees their commands */
+	for (int i = 0; i < N; i++) {
+		sem_wait(&a[i].done);
+		assert_int_equal(a[i].r.status, TXS_STATUS_STOPPED);
+		txs_scan_result_clear(&a[i].r);
+		sem_destroy(&a[i].done);
+	}
+	/* the abandoned thread ends its spin and would go on with the batch */
+	usleep(1000000);
+}
+
 static void test_free_while_stuck(void **state)
 {
 	(void)state;
@@ -564,6 +605,7 @@ int main(void)
 	    cmocka_unit_test(test_stuck_scan_answered),
 	    cmocka_unit_test(test_control_while_stuck),
 	    cmocka_unit_test(test_stuck_lanes_bounded),
+	    cmocka_unit_test(test_abandoned_batch_reads_no_text),
 	    cmocka_unit_test(test_free_while_stuck),
 	    cmocka_unit_test(test_stuck_init),
 	    cmocka_unit_test(test_circuit_breaker),

@@ -557,7 +557,13 @@ static void step_batch(engine *e, JSContextRef ctx)
 	JSValueRef args[2] = {NULL, e->pctx};
 	for (size_t i = 0; i < e->bn; i++) {
 		engine_result *res = &e->bres[i];
+		if (e->gate && !e->gate(e->console_ud, true)) {
+			e->gated_out = true; /* the texts from i on are not ours any more */
+			return;
+		}
 		JSStringRef s = json_string(e->btx[i]);
+		if (e->gate)
+			e->gate(e->console_ud, false);
 		args[0] = s ? JSValueMakeFromJSONString(ctx, s) : NULL;
 		if (s)
 			JSStringRelease(s);
@@ -626,6 +632,8 @@ static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 {
 	if (e->bcur >= n)
 		return n;
+	if (e->gated_out)
+		return e->bcur; /* the rest is left unread and unanswered */
 	engine_result *res = &e->bres[e->bcur];
 	engine_result_clear(res);
 	if (e->killed != ENGINE_OK) {
@@ -655,6 +663,7 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 	e->bres = res;
 	engine_begin(e, e->timeout_ns); /* scan 0 starts with the entry */
 	e->bcur = 0;
+	e->gated_out = false;
 	JSValueRef exc = NULL;
 	JSObjectCallAsFunction(e->ctx, e->batch_fn, NULL, 0, NULL, &exc);
 	size_t ran = batch_cut(e, n, exc);

@@ -508,6 +508,7 @@ static int setup_context(engine *e, const engine_config *cfg, engine *base)
 	e->max_result = cfg->max_result_bytes;
 	e->console = cfg->console;
 	e->console_ud = cfg->console_userdata;
+	e->gate = cfg->gate;
 	e->progress = cfg->progress;
 	e->tokens = CONSOLE_BURST;
 	e->tokens_at_ns = now_ns();

@@ -51,6 +51,14 @@ typedef struct engine_config {
 	engine_console_fn console;
 	void *console_userdata;
 	engine_progress *progress; /* may be NULL; must outlive the engine */
+	/* Called on the engine's thread with take true before it reads the text
+	 * of each transaction of a batch: false stops the batch there, unread
+	 * (the caller gave those transactions away: an executor that abandoned
+	 * the lane stuck in this call). After true the text is copied into a
+	 * JSC string and the gate called with take false; the caller keeps the
+	 * texts valid between the two calls. userdata: console_userdata. May be
+	 * NULL. */
+	bool (*gate)(void *userdata, bool take);
 } engine_config;
 
 typedef enum engine_status {

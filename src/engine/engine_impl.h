@@ -129,6 +129,8 @@ struct engine {
 	size_t heap_limit, max_result;
 	engine_console_fn console;
 	void *console_ud;
+	bool (*gate)(void *userdata, bool take); /* engine_config.gate */
+	bool gated_out; /* the gate stopped the batch at bcur */
 
 	/* the execution in progress: one VM entry (a batch, or load/init) */
 	uint64_t budget_ns;      /* time one scan may take, less waits for a core */

@@ -402,6 +402,25 @@ static void console_bridge(int level, const char *msg, size_t len, void *ud)
 	pthread_mutex_unlock(&ln->con_mu);
 }
 
+/* The engine reads a transaction's text only inside this gate, under
+ * con_mu. The watcher abandons a lane under con_mu and gives the commands
+ * of its batch, texts included, to another lane, which may answer and free
+ * them while the abandoned thread is still in its stuck call: back from
+ * it, that thread must not read the next text of its batch. */
+static bool text_gate(void *ud, bool take)
+{
+	lane *ln = ud;
+	if (!take) {
+		pthread_mutex_unlock(&ln->con_mu);
+		return true;
+	}
+	pthread_mutex_lock(&ln->con_mu);
+	if (!atomic_load_explicit(&ln->abandoned, memory_order_relaxed))
+		return true;
+	pthread_mutex_unlock(&ln->con_mu);
+	return false;
+}
+
 static bool lost(lane *ln)
 {
 	return atomic_load_explicit(&ln->abandoned, memory_order_acquire);
@@ -443,6 +462,7 @@ static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine 
 	    .console = console_bridge,
 	    .console_userdata = ln,
 	    .progress = &ln->prog,
+	    .gate = text_gate,
 	};
 	uint64_t t0 = now_ns();
 	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
