@@ -61,8 +61,9 @@
  * restart, reload or startup), puts the other scans back at the head of the
  * ring, and hands the ring to the standby lane (or starts a fresh one in
  * the slot). The abandoned thread touches nothing of the executor's but mu
- * and its own lane struct when its call returns: it destroys its engine
- * there, on its own thread, and ends. At most MAX_STUCK lanes of an executor
+ * and its own lane struct when its call returns: it reads no further text
+ * of its batch (text_gate), destroys its engine there, on its own thread,
+ * and ends. At most MAX_STUCK lanes of an executor
  * may be stuck at once; the one that reaches it gets no replacement: the
  * executor answers "unavailable" until a stuck lane comes back. Each stuck
  * lane burns a core until its call ends (docs/engine.md, "Stuck native
