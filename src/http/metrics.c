@@ -350,7 +350,7 @@ static void host_families(sbuf *b, const metrics_host *host, const metrics_http 
 	family(b, "txscan_host_in_flight", "gauge", "Transactions submitted and not yet reported.");
 	sb_printf(b, "txscan_host_in_flight %u\n", host->in_flight);
 	family(b, "txscan_host_console_dropped_total", "counter",
-	       "Console lines the host's stderr sink dropped (buffer full).");
+	       "Console and plugin_failure lines the host's stderr sink dropped (buffer full).");
 	sb_printf(b, "txscan_host_console_dropped_total %llu\n",
 	          (unsigned long long)host->console_dropped);
 	family(b, "txscan_plugin_snapshot_age_seconds", "gauge",
