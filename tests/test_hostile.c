@@ -550,9 +550,12 @@ static void test_fresh_realms(void **state)
 			break;
 		usleep(2000);
 	}
-	/* restarts after scans 3, 6, 9 are realms in the first VM; 12 is a new VM */
+	/* restarts after scans 3, 6, 9 are realms in the first VM; 12 is a new VM
+	 * (realms_per_vm 4). Two realms slower than REALM_INLINE_NS send the
+	 * policy to new VMs early: so it goes in a slow build (ASan, seen in
+	 * CI), where the third restart is a VM too. */
 	assert_int_equal(st.restarts_scheduled, 4);
-	assert_int_equal(st.realm_restarts, 3);
+	assert_in_range(st.realm_restarts, 2, 3);
 	txs_executor_free(ex);
 }
 
