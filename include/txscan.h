@@ -344,6 +344,25 @@ typedef void (*txs_report_fn)(txs_report *report, void *userdata);
 TXS_EXTERN int txs_host_submit(txs_host *host, const char *tx, size_t len, uint64_t line,
                                txs_report_fn cb, void *userdata);
 
+/* One transaction of txs_host_submit_many. */
+typedef struct txs_submission {
+	const char *tx;
+	size_t len;
+	uint64_t line;
+	void *userdata; /* given to the callback with this transaction's report */
+} txs_submission;
+
+/* Starts n scans as txs_host_submit does, one after another, but wakes the
+ * executors once for all of them: a caller with many transactions at hand
+ * (a file, a batch read from a stream) saves a wake-up of every sleeping
+ * executor thread per transaction, and the executors run the scans in
+ * batches. The texts are copied before it returns. Returns how many were
+ * started: n, or at the first that could not be (txs_last_error() says
+ * why) the number before it; the callback is called once for each started
+ * one only. */
+TXS_EXTERN size_t txs_host_submit_many(txs_host *host, const txs_submission *subs, size_t n,
+                                       txs_report_fn cb);
+
 /* The report as one line of JSON (no newline), valid until the report is
  * freed. */
 TXS_EXTERN const char *txs_report_json(const txs_report *report, size_t *len);

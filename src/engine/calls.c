@@ -529,44 +529,55 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 	engine_progress_mark(e, now, (uint32_t)i);
 }
 
-/* A JSC string of a transaction's JSON text (NUL-terminated): the bytes as
- * they are when all are ASCII (jsc_private.h), else through JSC's UTF-8
- * decoder. NULL: out of memory. */
-static JSStringRef json_string(const char *text)
+/* True when the n bytes at s are all ASCII (a word at a time). */
+static bool all_ascii(const char *s, size_t n)
 {
-	size_t n = strlen(text);
-	unsigned char any = 0;
-	for (size_t i = 0; i < n; i++)
-		any |= (unsigned char)text[i];
-	if (any & 0x80 || !n)
-		return JSStringCreateWithUTF8CString(text);
-	void *impl = NULL; /* a WTF::String is its StringImpl pointer */
-	JSStringRef s = NULL;
-	txs_wtf_string_latin1(&impl, (const unsigned char *)text, n);
-	if (impl)
-		txs_jsc_string_adopt(&s, &impl);
-	if (!s || impl) /* not adopted: only out of memory, and then impl leaks */
-		return s ? s : JSStringCreateWithUTF8CString(text);
-	return s;
+	uint64_t any = 0, w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		any |= w;
+	}
+	for (; i < n; i++)
+		any |= (unsigned char)s[i];
+	return !(any & 0x8080808080808080ull);
+}
+
+/* A transaction's JSON text as a JavaScript value. ASCII text (nearly all
+ * of it) is parsed in place by JSC's own JSON.parse (jsc_private.h): the C
+ * API would first copy it into a JSC string (JSStringCreateWithUTF8CString
+ * decodes every byte as UTF-8) and copy that again (JSValueMakeFromJSONString
+ * takes an isolated copy), two allocations in the heap every engine thread
+ * shares. Other text goes through the C API. NULL: not JSON, or out of
+ * memory. The caller holds the VM's lock (step_batch). */
+static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
+{
+	if (len && len <= UINT32_MAX && all_ascii(text, len)) {
+		txs_wtf_string_view view = {.chars = text, .length = (unsigned)len, .is8bit = true};
+		uint64_t v = txs_jsc_json_parse(ctx, view);
+		return v ? (JSValueRef)(uintptr_t)v : NULL;
+	}
+	JSStringRef s = JSStringCreateWithUTF8CString(text);
+	if (!s)
+		return NULL;
+	JSValueRef v = JSValueMakeFromJSONString(ctx, s);
+	JSStringRelease(s);
+	return v;
 }
 
 /* Scans the batch's transactions in turn; each answer is in place as soon
  * as it is known, so a kill loses nothing that finished before it. */
-static void step_batch(engine *e, JSContextRef ctx)
+static void batch_steps(engine *e, JSContextRef ctx, JSValueRef args[2])
 {
-	JSValueRef args[2] = {NULL, e->pctx};
 	for (size_t i = 0; i < e->bn; i++) {
 		engine_result *res = &e->bres[i];
 		if (e->gate && !e->gate(e->console_ud, true)) {
 			e->gated_out = true; /* the texts from i on are not ours any more */
 			return;
 		}
-		JSStringRef s = json_string(e->btx[i]);
+		args[0] = tx_value(ctx, e->btx[i], e->blen[i]);
 		if (e->gate)
 			e->gate(e->console_ud, false);
-		args[0] = s ? JSValueMakeFromJSONString(ctx, s) : NULL;
-		if (s)
-			JSStringRelease(s);
 		if (!args[0])
 			set_error(res, ENGINE_ERROR, strdup("transaction is not valid JSON"));
 		else if (!invoke(e, ctx, e->scan_fn, e->mod, 2, args, res))
@@ -575,6 +586,18 @@ static void step_batch(engine *e, JSContextRef ctx)
 		res->ms = (double)(now - e->bstart_ns) / 1e6;
 		batch_mark_start(e, i + 1, now);
 	}
+}
+
+static void step_batch(engine *e, JSContextRef ctx)
+{
+	JSValueRef args[2] = {NULL, e->pctx};
+	/* JSC drops the VM's lock around a native function; taken back once here
+	 * for tx_value (JSONParse) and every C API call of the batch, which then
+	 * only counts up the holder's recursion */
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, JSContextGetGroup(ctx));
+	batch_steps(e, ctx, args);
+	txs_jsc_lock_holder_destroy(&lock);
 }
 
 /* The native function a step runs in (one VM entry). An exception the
@@ -649,7 +672,8 @@ static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 	return n;
 }
 
-size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_result *res)
+size_t engine_scan_batch(engine *e, const char *const *tx, const size_t *len, size_t n,
+                         engine_result *res)
 {
 	ASSERT_OWNER(e);
 	memset(res, 0, n * sizeof *res);
@@ -659,6 +683,7 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 		return n;
 	}
 	e->btx = tx;
+	e->blen = len;
 	e->bn = n;
 	e->bres = res;
 	engine_begin(e, e->timeout_ns); /* scan 0 starts with the entry */
@@ -669,6 +694,7 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 	size_t ran = batch_cut(e, n, exc);
 	engine_progress_mark(e, 0, 0);
 	e->btx = NULL;
+	e->blen = NULL;
 	e->bres = NULL;
 	engine_arm(e, (double)e->tick_ns / 1e9);
 	return ran;
@@ -676,8 +702,7 @@ size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_resu
 
 void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res)
 {
-	(void)tx_len;
-	engine_scan_batch(e, &tx, 1, res);
+	engine_scan_batch(e, &tx, &tx_len, 1, res);
 }
 
 /* The classes of the native functions: made once for the process (every

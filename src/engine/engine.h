@@ -95,7 +95,8 @@ int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char 
 /* How many realms this engine's VM had before it (0: a fresh VM). */
 uint32_t engine_realm_count(const engine *e);
 
-/* Runs one scan over tx (NUL-terminated JSON text; not validated here). */
+/* Runs one scan over tx (JSON text of tx_len bytes, NUL-terminated; not
+ * validated here). */
 void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res);
 
 /* Runs up to ENGINE_BATCH_MAX scans in one VM entry, which pays JSC's
@@ -103,7 +104,8 @@ void engine_scan(engine *e, const char *tx, size_t tx_len, engine_result *res);
  * deadline. Returns how many ran: all n, or k+1 when scan k killed the engine
  * (res[k] says timeout or memory; scans after k did not run and res[k+1..]
  * stay zeroed). */
-size_t engine_scan_batch(engine *e, const char *const *tx, size_t n, engine_result *res);
+size_t engine_scan_batch(engine *e, const char *const *tx, const size_t *len, size_t n,
+                         engine_result *res);
 
 /* True once a scan was terminated: free it and build a new one. */
 bool engine_dead(const engine *e);

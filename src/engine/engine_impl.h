@@ -147,6 +147,7 @@ struct engine {
 
 	/* the batch in progress (engine_scan_batch) */
 	const char *const *btx;
+	const size_t *blen;
 	size_t bn;
 	engine_result *bres;
 	size_t bcur;       /* scan running now */

@@ -12,6 +12,7 @@
 #include <JavaScriptCore/JavaScript.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,6 +72,22 @@ extern void txs_wtf_string_latin1(void **ref_out, const unsigned char *chars, si
     __asm__("_ZN3WTF10StringImpl6createESt4spanIKhLm18446744073709551615EE");
 extern void txs_jsc_string_adopt(JSStringRef *ref_out, void **wtf_string)
     __asm__("_ZN14OpaqueJSString9tryCreateEON3WTF6StringE");
+
+/* JSC::JSONParse(JSGlobalObject*, WTF::StringView): JSON.parse without a
+ * reviver, over characters that stay where they are. A JSContextRef is the
+ * JSGlobalObject itself (APICast.h), and on 64-bit a JSValueRef is the
+ * encoded JSValue, which comes back in a register (JSValue is trivially
+ * copyable); 0, the empty value, when the text is not JSON. A release
+ * build's WTF::StringView is {characters, length, is8Bit}, trivially
+ * copyable, so it is passed in two registers as this struct is. The VM's
+ * lock must be held (it is not taken here). */
+typedef struct {
+	const void *chars;
+	unsigned length;
+	bool is8bit;
+} txs_wtf_string_view;
+extern uint64_t txs_jsc_json_parse(JSContextRef global, txs_wtf_string_view json)
+    __asm__("_ZN3JSC9JSONParseEPNS_14JSGlobalObjectEN3WTF10StringViewE");
 
 #ifdef __cplusplus
 }

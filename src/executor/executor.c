@@ -1042,6 +1042,7 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 {
 	txs_executor *ex = ln->ex;
 	const char *tx[BATCH_MAX];
+	size_t len[BATCH_MAX];
 	engine_result *er = ln->er;
 	size_t i = 0;
 	while (i < n) {
@@ -1052,9 +1053,11 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 		if (lost(ln) || ln->swapped || !ln->eng)
 			break;
 		size_t k = batch_size(ex, n - i);
-		for (size_t j = 0; j < k; j++)
+		for (size_t j = 0; j < k; j++) {
 			tx[j] = c[i + j]->tx;
-		size_t ran = engine_scan_batch(ln->eng, tx, k, er);
+			len[j] = c[i + j]->len;
+		}
+		size_t ran = engine_scan_batch(ln->eng, tx, len, k, er);
 		if (!claim(ln, i + ran)) {
 			for (size_t j = ln->taken; j < k; j++) /* the watcher took the rest */
 				engine_result_clear(&er[j]);

@@ -515,10 +515,12 @@ static registry *enter(txs_host *h)
 	}
 }
 
-int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_report_fn cb,
-                    void *ud)
+/* Starts one scan; *ring is set when an executor it queued on sleeps and
+ * the bell must be rung for it. */
+static int submit_one(txs_host *h, const char *tx, size_t len, uint64_t line, txs_report_fn cb,
+                      void *ud, bool *ring)
 {
-	if (!h || !tx || !cb)
+	if (!tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_host_submit: NULL argument");
 	if (!atomic_load(&h->reg)->n)
 		return txs_fail(TXS_EINVAL, "no plugins loaded");
@@ -544,20 +546,45 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 	atomic_fetch_add(&h->in_flight, 1);
 	if (f->deadline_ns != UINT64_MAX)
 		list_add(h, f);
-	bool ring = false;
 	for (size_t i = 0; i < reg->n; i++) {
 		plugin *p = reg->p[i];
 		int rc = atomic_load_explicit(&p->started, memory_order_acquire)
-		             ? instance_submit(pick(p), tx, len, on_answer, &f->slots[i], &ring)
+		             ? instance_submit(pick(p), tx, len, on_answer, &f->slots[i], ring)
 		             : not_started(p);
 		if (rc) {
 			refused(f, i, rc);
 			release(f);
 		}
 	}
+	return 0;
+}
+
+int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_report_fn cb,
+                    void *ud)
+{
+	if (!h)
+		return txs_fail(TXS_EINVAL, "txs_host_submit: NULL argument");
+	bool ring = false;
+	int rc = submit_one(h, tx, len, line, cb, ud, &ring);
 	if (ring)
 		txs_bell_ring(&h->bell);
-	return 0;
+	return rc;
+}
+
+size_t txs_host_submit_many(txs_host *h, const txs_submission *subs, size_t n, txs_report_fn cb)
+{
+	if (!h || (n && !subs)) {
+		txs_fail(TXS_EINVAL, "txs_host_submit_many: NULL argument");
+		return 0;
+	}
+	bool ring = false;
+	size_t i = 0;
+	for (; i < n; i++)
+		if (submit_one(h, subs[i].tx, subs[i].len, subs[i].line, cb, subs[i].userdata, &ring))
+			break;
+	if (ring)
+		txs_bell_ring(&h->bell);
+	return i;
 }
 
 struct sync_wait {
