@@ -53,4 +53,18 @@ int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len,
                               void (*cb)(txs_scan_result *, void *), void *userdata,
                               bool *ring_due);
 
+/* A transaction's text that the executors of one fan-out share: one copy
+ * instead of one per plugin, freed by whichever lets go of it last. */
+typedef struct txs_shared_text txs_shared_text;
+
+/* A copy of tx with one count (the caller's); NULL when out of memory. */
+txs_shared_text *txs_shared_text_new(const char *tx, size_t len);
+void txs_shared_text_release(txs_shared_text *text);
+
+/* txs_executor_submit_quiet of text's transaction: the queued scan holds
+ * a count of text instead of a copy. */
+int txs_executor_submit_shared(txs_executor *ex, txs_shared_text *text,
+                               void (*cb)(txs_scan_result *, void *), void *userdata,
+                               bool *ring_due);
+
 #endif

@@ -135,7 +135,8 @@ typedef struct cmd {
 	txs_scan_fn cb;          /* SCAN */
 	void *userdata;
 	size_t len;
-	char *tx;                /* SCAN: NUL-terminated copy, same allocation */
+	char *tx;                /* SCAN: NUL-terminated copy, same allocation, or shared's */
+	txs_shared_text *shared; /* SCAN: the fan-out's one copy, counted */
 	txs_plugin_code *code;   /* RELOAD: owned copy */
 	txs_limits lim;          /* RELOAD: limits for the new engine ... */
 	bool has_lim;            /* ... if set */
@@ -802,11 +803,41 @@ static void scan_unavailable(txs_executor *ex, txs_scan_result *r)
 	unavailable_text(ex, r, buf);
 }
 
+struct txs_shared_text {
+	atomic_int refs;
+	size_t len;
+	char text[]; /* NUL-terminated */
+};
+
+txs_shared_text *txs_shared_text_new(const char *tx, size_t len)
+{
+	txs_shared_text *t = malloc(sizeof *t + len + 1);
+	if (!t)
+		return NULL;
+	atomic_init(&t->refs, 1);
+	t->len = len;
+	memcpy(t->text, tx, len);
+	t->text[len] = '\0';
+	return t;
+}
+
+void txs_shared_text_release(txs_shared_text *t)
+{
+	if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		free(t);
+}
+
+static void cmd_free(cmd *c)
+{
+	txs_shared_text_release(c->shared);
+	free(c);
+}
+
 static void answer(txs_executor *ex, cmd *c, txs_scan_result *r)
 {
 	atomic_fetch_sub_explicit(&ex->st.pending, 1, memory_order_relaxed);
 	c->cb(r, c->userdata);
-	free(c);
+	cmd_free(c);
 }
 
 /* Answers queued scans "unavailable" with why (a list the lanes no longer
@@ -1165,7 +1196,7 @@ static void answer_stopped(txs_executor *ex, cmd *c)
 	}
 	txs_scan_result r = {.status = TXS_STATUS_STOPPED, .error = strdup("executor stopped")};
 	c->cb(&r, c->userdata);
-	free(c);
+	cmd_free(c);
 }
 
 /* Answers commands nobody will run: scans with st and why, control
@@ -2027,8 +2058,10 @@ static int refuse(txs_executor *ex, int rc)
 	return txs_fail(rc, "plugin %s: queue full", ex->id);
 }
 
-int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len, txs_scan_fn cb,
-                              void *userdata, bool *ring_due)
+/* Queues one scan of tx, copied into the command, or of shared's text
+ * (tx is then shared->text), which the command holds a count of. */
+static int submit_scan(txs_executor *ex, const char *tx, size_t len, txs_shared_text *shared,
+                       txs_scan_fn cb, void *userdata, bool *ring_due)
 {
 	if (!ex || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_executor_submit: NULL argument");
@@ -2044,24 +2077,44 @@ int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len, txs_
 	int rc = GET(ex->st.breaker_state) == TXS_BREAKER_CLOSED ? 0 : breaker_gate(ex, &trial);
 	if (rc)
 		return rc;
-	cmd *c = malloc(sizeof *c + len + 1);
+	cmd *c = malloc(sizeof *c + (shared ? 0 : len + 1));
 	if (!c) {
 		if (trial)
 			breaker_record(ex, TXS_STATUS_STOPPED, true);
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	}
-	*c = (cmd){.kind = CMD_SCAN, .cb = cb, .userdata = userdata, .len = len,
-	           .tx = (char *)(c + 1), .trial = trial};
-	memcpy(c->tx, tx, len);
-	c->tx[len] = '\0';
+	*c = (cmd){.kind = CMD_SCAN, .cb = cb, .userdata = userdata, .len = len, .trial = trial};
+	if (shared) {
+		atomic_fetch_add_explicit(&shared->refs, 1, memory_order_relaxed);
+		c->shared = shared;
+		c->tx = shared->text;
+	} else {
+		c->tx = (char *)(c + 1);
+		memcpy(c->tx, tx, len);
+		c->tx[len] = '\0';
+	}
 	rc = push(ex, c, ring_due);
 	if (rc) {
-		free(c);
+		cmd_free(c);
 		if (trial)
 			breaker_record(ex, TXS_STATUS_STOPPED, true);
 		return refuse(ex, rc);
 	}
 	return 0;
+}
+
+int txs_executor_submit_quiet(txs_executor *ex, const char *tx, size_t len, txs_scan_fn cb,
+                              void *userdata, bool *ring_due)
+{
+	return submit_scan(ex, tx, len, NULL, cb, userdata, ring_due);
+}
+
+int txs_executor_submit_shared(txs_executor *ex, txs_shared_text *text, txs_scan_fn cb,
+                               void *userdata, bool *ring_due)
+{
+	if (!text)
+		return txs_fail(TXS_EINVAL, "txs_executor_submit_shared: NULL text");
+	return submit_scan(ex, text->text, text->len, text, cb, userdata, ring_due);
 }
 
 struct sync_wait {

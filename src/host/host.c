@@ -434,6 +434,9 @@ static json_t *txid_of(const tx_ids *t)
 	span v = t->hash.p && *t->hash.p == '"' ? t->hash : t->id;
 	if (!v.p || !(*v.p == '"' || *v.p == '-' || (*v.p >= '0' && *v.p <= '9')))
 		return NULL;
+	size_t n = (size_t)(v.end - v.p);
+	if (*v.p == '"' && n >= 2 && !memchr(v.p, '\\', n))
+		return json_stringn(v.p + 1, n - 2); /* a hash has no escapes: no parser */
 	json_t *j = json_loadb(v.p, (size_t)(v.end - v.p),
 	                       JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
 	double num = json_is_real(j) ? json_real_value(j) : 0.5;
@@ -546,16 +549,18 @@ static int submit_one(txs_host *h, const char *tx, size_t len, uint64_t line, tx
 	atomic_fetch_add(&h->in_flight, 1);
 	if (f->deadline_ns != UINT64_MAX)
 		list_add(h, f);
+	txs_shared_text *shared = NULL;
 	for (size_t i = 0; i < reg->n; i++) {
 		plugin *p = reg->p[i];
 		int rc = atomic_load_explicit(&p->started, memory_order_acquire)
-		             ? instance_submit(pick(p), tx, len, on_answer, &f->slots[i], ring)
+		             ? instance_submit(pick(p), tx, len, &shared, on_answer, &f->slots[i], ring)
 		             : not_started(p);
 		if (rc) {
 			refused(f, i, rc);
 			release(f);
 		}
 	}
+	txs_shared_text_release(shared);
 	return 0;
 }
 

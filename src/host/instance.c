@@ -43,11 +43,15 @@ int instance_wait_started(instance *in)
 	return in->proc ? txs_proc_wait_started(in->proc) : 0;
 }
 
-int instance_submit(instance *in, const char *tx, size_t len, txs_scan_fn cb, void *userdata,
-                    bool *ring_due)
+int instance_submit(instance *in, const char *tx, size_t len, txs_shared_text **shared,
+                    txs_scan_fn cb, void *userdata, bool *ring_due)
 {
 	if (in->proc)
 		return txs_proc_submit(in->proc, tx, len, cb, userdata);
+	if (!*shared)
+		*shared = txs_shared_text_new(tx, len);
+	if (*shared)
+		return txs_executor_submit_shared(in->ex, *shared, cb, userdata, ring_due);
 	return txs_executor_submit_quiet(in->ex, tx, len, cb, userdata, ring_due);
 }
 

@@ -26,8 +26,11 @@ void instance_on_event(instance *in, txs_event_fn fn, void *userdata);
  * This waits until it ran init: 0, or TXS_EPLUGIN (the caller frees in).
  * A thread executor is ready when instance_new returns: 0 at once. */
 int instance_wait_started(instance *in);
-int instance_submit(instance *in, const char *tx, size_t len, txs_scan_fn cb, void *userdata,
-                    bool *ring_due);
+/* Queues a scan of tx. Thread executors of one fan-out share one copy of
+ * the text: *shared starts NULL, is made by the first that needs it, and
+ * the caller releases it (txs_shared_text_release) after the fan-out. */
+int instance_submit(instance *in, const char *tx, size_t len, txs_shared_text **shared,
+                    txs_scan_fn cb, void *userdata, bool *ring_due);
 int instance_restart(instance *in);
 int instance_reload(instance *in, const txs_plugin_code *code, const txs_limits *limits);
 void instance_stats(const instance *in, txs_executor_stats *stats);

@@ -94,6 +94,25 @@ static void sb_quoted(sbuf *b, const char *s)
 static void sb_ms(sbuf *b, double ms)
 {
 	char t[48];
+	if (ms >= 0 && ms < 1e6) {
+		/* every report has one per plugin: integer digits, not printf's
+		 * floating-point formatter; the same text for these values */
+		unsigned long long us = (unsigned long long)llround(ms * 1000.0);
+		unsigned frac = (unsigned)(us % 1000);
+		int n = snprintf(t, sizeof t, "%llu.", us / 1000);
+		if (!frac) {
+			t[n++] = '0';
+		} else {
+			t[n++] = (char)('0' + frac / 100);
+			if (frac % 100) {
+				t[n++] = (char)('0' + frac / 10 % 10);
+				if (frac % 10)
+					t[n++] = (char)('0' + frac % 10);
+			}
+		}
+		sb_put(b, t, (size_t)n);
+		return;
+	}
 	int n = snprintf(t, sizeof t, "%.10g", round(ms * 1000.0) / 1000.0);
 	if (n > 0 && (size_t)n < sizeof t - 2 && !strpbrk(t, ".eE")) {
 		t[n++] = '.';
@@ -263,7 +282,9 @@ txs_report *report_build(json_t *txid, uint64_t line, double ms, const char *con
 	rep->line = line;
 	sbuf b = {0};
 	sb_str(&b, "{\"tx\":");
-	if (txid)
+	if (json_is_string(txid))
+		sb_escaped(&b, json_string_value(txid), json_string_length(txid));
+	else if (txid)
 		sb_json(&b, txid);
 	else
 		sb_str(&b, "null");
