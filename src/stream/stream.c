@@ -170,6 +170,10 @@ struct joblist {
 	size_t n;
 };
 
+/* Entries read together are submitted together: one wake-up of the
+ * plugins' threads for all of them (txs_host_submit_many). */
+#define SUBMIT_CHUNK 64
+
 struct worker {
 	const struct stream_options *opt;
 	volatile sig_atomic_t *stop;
@@ -185,6 +189,8 @@ struct worker {
 
 	/* loop thread only */
 	struct joblist writes;  /* scanned (or poison), waiting for WRITE_BATCH */
+	struct job *pend[SUBMIT_CHUNK]; /* taken, to be submitted together */
+	size_t npend;
 	size_t scanning;        /* submitted, report not collected yet */
 	char history[ID_MAX];   /* own pending entries read up to here; "" = done */
 	char cursor[ID_MAX];    /* XAUTOCLAIM cursor; "0-0" = pass complete */
@@ -197,6 +203,7 @@ struct worker {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct joblist done;
+	size_t want_done;       /* the report that makes done this long wakes the loop */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -551,6 +558,10 @@ static redisContext *connect_url(const struct stream_url *u, uint32_t io_ms, cha
 	}
 	redisSetTimeout(rc, tv_ms(io_ms));
 	redisEnableKeepAlive(rc);
+	/* hiredis frees its read buffer whenever it empties past 16 KiB; a batch
+	 * of entries is larger, so the buffer would be allocated (and its pages
+	 * faulted in) again for every reply. Keep it. */
+	rc->reader->maxbuf = 0;
 	if (handshake(rc, u, err, errlen)) {
 		*io = rc->err != 0;
 		goto fail;
@@ -700,21 +711,40 @@ static void on_report(txs_report *report, void *userdata)
 	struct worker *w = j->w;
 	j->report = report;
 	pthread_mutex_lock(&w->lock);
-	bool wake = w->done.head == NULL;
 	list_push(&w->done, j);
+	bool wake = w->done.n == w->want_done;
 	pthread_mutex_unlock(&w->lock);
 	if (wake)
 		pthread_cond_signal(&w->cond);
 }
 
-/* Waits until a report is back or ms passed. */
-static void wait_done(struct worker *w, uint32_t ms)
+/* Reports are written by the batch (WRITE_BATCH): the loop sleeps until
+ * DONE_WAKE of them are back (or all in flight, if fewer), or at most
+ * DONE_LINGER_NS once any is, rather than waking for each. */
+#define DONE_WAKE 32
+#define DONE_LINGER_NS 2000000ull
+
+/* Sleeps on cond until done holds want reports or deadline_ns. mu held. */
+static void wait_reports(struct worker *w, size_t want, uint64_t deadline_ns)
 {
-	struct timespec ts = txs_timespec(txs_now_ns() + (uint64_t)ms * 1000000u);
-	pthread_mutex_lock(&w->lock);
-	while (!w->done.head)
+	struct timespec ts = txs_timespec(deadline_ns);
+	w->want_done = want;
+	while (w->done.n < want)
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
 			break;
+}
+
+/* Waits until reports are back (see DONE_WAKE) or ms passed. */
+static void wait_done(struct worker *w, uint32_t ms)
+{
+	uint64_t now = txs_now_ns(), end = now + (uint64_t)ms * 1000000u;
+	size_t want = w->scanning < DONE_WAKE ? w->scanning : DONE_WAKE;
+	pthread_mutex_lock(&w->lock);
+	if (want > 1 && w->done.n < want)
+		wait_reports(w, want, now + DONE_LINGER_NS < end ? now + DONE_LINGER_NS : end);
+	if (!w->done.n)
+		wait_reports(w, 1, end);
+	w->want_done = 1;
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -767,6 +797,7 @@ static void finish_job(struct job *j)
 }
 
 static void submit(struct worker *w, struct job *j);
+static void submit_pending(struct worker *w);
 
 /* Scans j once more, with a fresh deadline, instead of writing a report
  * that failed only by waiting; the second report is final whatever it
@@ -801,6 +832,7 @@ static void collect(struct worker *w)
 		} else
 			list_push(&w->writes, j);
 	}
+	submit_pending(w);
 	if (again)
 		wlog(w, "scanning %zu entries again: no plugin answered them before the scan "
 		     "deadline (they waited in the queue)", again);
@@ -814,18 +846,37 @@ static void dead_letter(struct worker *w, struct job *j, char *reason)
 	list_push(&w->writes, j);
 }
 
-static void submit(struct worker *w, struct job *j)
+/* Submits the entries taken since the last call. */
+static void submit_pending(struct worker *w)
 {
-	int rc = txs_host_submit(w->host, j->tx, j->tx_len, 0, on_report, j);
-	if (rc != 0) {
+	struct txs_submission subs[SUBMIT_CHUNK];
+	size_t n = w->npend, done = 0;
+	w->npend = 0;
+	for (size_t i = 0; i < n; i++)
+		subs[i] = (struct txs_submission){.tx = w->pend[i]->tx, .len = w->pend[i]->tx_len,
+		                                  .userdata = w->pend[i]};
+	while (done < n) {
+		size_t k = txs_host_submit_many(w->host, subs + done, n - done, on_report);
+		w->scanning += k;
+		done += k;
+		if (done == n)
+			break;
 		/* Not acked: it stays pending, is claimed again later and, if this
 		 * persists, ends in the dead letters after --max-deliveries. */
+		struct job *j = w->pend[done++];
 		wlog(w, "cannot scan entry %s of stream %s: %s; left pending", j->id, w->opt->stream,
 		     txs_last_error());
 		job_free(j);
-		return;
 	}
-	w->scanning++;
+}
+
+/* Takes j to be scanned; submitted by the chunk (submit_pending), and
+ * always before the loop waits. */
+static void submit(struct worker *w, struct job *j)
+{
+	w->pend[w->npend++] = j;
+	if (w->npend == SUBMIT_CHUNK)
+		submit_pending(w);
 }
 
 /* The value of the first field called name (an entry may carry a field
@@ -1265,6 +1316,7 @@ static int step(struct worker *w)
 		n = claim(w, room);
 	else
 		n = read_new(w, room, w->scanning ? 0 : o->block_ms);
+	submit_pending(w);
 	if (n > 0)
 		w->backoff_ms = 0;
 	if (n == 0 && w->scanning)
@@ -1423,6 +1475,7 @@ static int worker_init(struct worker *w, struct txs_host *host, const struct str
 	w->stats.pending = w->stats.lag = -1;
 	txs_cond_init(&w->cond); /* wait_done gives it monotonic deadlines */
 	pthread_mutex_init(&w->lock, NULL);
+	w->want_done = 1;
 	return 0;
 }
 
