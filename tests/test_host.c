@@ -934,6 +934,102 @@ static void test_finding_strings_round_trip(void **state)
 /* The accessors give a report's parts from its own data, whatever its
  * strings hold (the CLI's table once re-parsed the JSON, and a NUL blanked
  * the row). */
+/* ---- many transactions with one wake-up ------------------------------------ */
+
+#define MANY 300
+
+struct many {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t got;
+};
+
+struct many_one {
+	struct many *m;
+	char *json; /* the report's JSON */
+};
+
+static void many_done(txs_report *rep, void *ud)
+{
+	struct many_one *one = ud;
+	one->json = strdup(txs_report_json(rep, NULL));
+	txs_report_free(rep);
+	pthread_mutex_lock(&one->m->mu);
+	one->m->got++;
+	pthread_cond_signal(&one->m->cv);
+	pthread_mutex_unlock(&one->m->mu);
+}
+
+/* txs_host_submit_many: every transaction gets its own report, also those
+ * in the middle that are invalid, and the text reaches the plugin exactly,
+ * whether ASCII (parsed in place) or not (the C API's UTF-8 path); the
+ * executors share one copy of each text. */
+static void test_submit_many(void **state)
+{
+	(void)state;
+	add_plugin("echo", NULL,
+	           "module.exports = { scanTransaction(tx) { return {code: 'ECHO', severity: 'info',"
+	           " message: JSON.stringify(tx)}; } };");
+	add_plugin("quiet", NULL, "module.exports = { scanTransaction() { return null; } };");
+	add_plugin("memo", NULL,
+	           "module.exports = { scanTransaction(tx) { return tx.memo ? {code: 'MEMO',"
+	           " severity: 'low', message: tx.memo + ':' + tx.memo.length} : null; } };");
+	txs_host *h = host_of(root);
+	struct many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	static char text[MANY][128];
+	static struct many_one ud[MANY];
+	txs_submission subs[MANY];
+	for (size_t i = 0; i < MANY; i++) {
+		if (i % 50 == 7)
+			snprintf(text[i], sizeof text[i], "{\"hash\": \"0x%zx\", oops}", i);
+		else if (i % 10 == 3)
+			snprintf(text[i], sizeof text[i], "{\"hash\":\"0x%zx\",\"memo\":\"h\u00e9llo \u2713 %zu\"}", i, i);
+		else
+			snprintf(text[i], sizeof text[i], "{\"hash\":\"0x%zx\",\"n\":%zu}", i, i);
+		ud[i].m = &m;
+		subs[i] = (txs_submission){.tx = text[i], .len = strlen(text[i]), .line = i + 1,
+		                           .userdata = &ud[i]};
+	}
+	assert_int_equal(txs_host_submit_many(h, subs, MANY, many_done), MANY);
+	pthread_mutex_lock(&m.mu);
+	while (m.got < MANY)
+		pthread_cond_wait(&m.cv, &m.mu);
+	pthread_mutex_unlock(&m.mu);
+	for (size_t i = 0; i < MANY; i++) {
+		json_t *r = json_loads(ud[i].json, 0, NULL);
+		assert_non_null(r);
+		assert_int_equal(json_integer_value(json_object_get(r, "line")), (json_int_t)i + 1);
+		if (i % 50 == 7) {
+			assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "invalid JSON"));
+		} else {
+			char hash[32];
+			snprintf(hash, sizeof hash, "0x%zx", i);
+			assert_string_equal(json_string_value(json_object_get(r, "tx")), hash);
+			assert_true(json_is_true(json_object_get(r, "complete")));
+			json_t *f = json_array_get(json_object_get(r, "findings"), 0);
+			json_t *sent = json_loads(text[i], 0, NULL), *seen =
+			    json_loads(json_string_value(json_object_get(f, "message")), 0, NULL);
+			assert_true(json_equal(sent, seen));
+			if (i % 10 == 3) {
+				/* 8 UTF-16 units before the number, as JavaScript counts them */
+				char want[64];
+				snprintf(want, sizeof want, "h\xc3\xa9llo \xe2\x9c\x93 %zu:%d", i,
+				         8 + (i > 99 ? 3 : i > 9 ? 2 : 1));
+				json_t *memo = json_array_get(json_object_get(r, "findings"), 1);
+				assert_string_equal(json_string_value(json_object_get(memo, "message")), want);
+			}
+			json_decref(sent);
+			json_decref(seen);
+		}
+		json_decref(r);
+		free(ud[i].json);
+	}
+	assert_int_equal(txs_host_submit_many(h, subs, 0, many_done), 0);
+	assert_int_equal(txs_host_submit_many(h, NULL, 3, many_done), 0);
+	assert_string_equal(txs_last_error(), "txs_host_submit_many: NULL argument");
+	txs_host_free(h);
+}
+
 static void test_report_accessors(void **state)
 {
 	(void)state;
@@ -1012,6 +1108,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_finding_strings_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_report_accessors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rescan_under_scans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_submit_many, setup, teardown),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
