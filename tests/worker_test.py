@@ -344,8 +344,13 @@ class TestCli(WorkerTest):
 class TestThreeWorkers(WorkerTest):
     def test_10000_through_3_workers(self):
         txs = [tx(i) for i in range(10000)]
-        self.assertIn("published 10000 entries", self.publish_txs(txs))
+        # Every worker is reading before the entries come: two workers that
+        # had started sooner took all 10,000 entries before a third one,
+        # slower to start (process isolation), made its first read.
         ws = [self.start_worker("w%d" % i) for i in range(3)]
+        wait_for("3 consumers", lambda: self.r("EXISTS", "txs") == 1 and
+                 len(self.r("XINFO", "CONSUMERS", "txs", "scanners")) == 3, 60, ws)
+        self.assertIn("published 10000 entries", self.publish_txs(txs))
         self.wait_reports(10000, 120, ws)
         self.stop_all()
         seen = self.assert_exactly_once([t["hash"] for t in txs])
