@@ -17,6 +17,7 @@
 #include "util/utf8.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -543,20 +544,54 @@ static bool all_ascii(const char *s, size_t n)
 	return !(any & 0x8080808080808080ull);
 }
 
+/* JSON text parsed where it lies (jsc_private.h); NULL if it is not JSON.
+ * It takes the VM's lock as a C API call would: JSC drops it around the
+ * native function this runs in, and takes it back for each call, so GC
+ * sees the thread between calls as it always did. */
+static JSValueRef parse_in_place(JSContextRef ctx, const char *text, size_t len)
+{
+	txs_wtf_string_view view = {.chars = text, .length = (unsigned)len, .is8bit = true};
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, JSContextGetGroup(ctx));
+	uint64_t v = txs_jsc_json_parse(ctx, view);
+	txs_jsc_lock_holder_destroy(&lock);
+	return v ? (JSValueRef)(uintptr_t)v : NULL;
+}
+
+/* Whether parse_in_place gives what the C API gives, checked once per
+ * process on a sample: a JavaScriptCore whose StringView or JSONParse
+ * differs from the declaration is then never called that way. */
+static bool in_place_works(JSContextRef ctx)
+{
+	static _Atomic int state; /* 0 unknown, 1 yes, -1 no; a race checks twice */
+	int s = atomic_load_explicit(&state, memory_order_relaxed);
+	if (s)
+		return s > 0;
+	static const char sample[] = "{\"a\":[1,\"b\",null],\"c\":{\"d\":true}}";
+	bool ok = false;
+	JSValueRef v = parse_in_place(ctx, sample, sizeof sample - 1);
+	JSStringRef back = v ? JSValueCreateJSONString(ctx, v, 0, NULL) : NULL;
+	if (back) {
+		char out[sizeof sample + 8];
+		ok = JSStringGetUTF8CString(back, out, sizeof out) == sizeof sample &&
+		     !memcmp(out, sample, sizeof sample);
+		JSStringRelease(back);
+	}
+	atomic_store_explicit(&state, ok ? 1 : -1, memory_order_relaxed);
+	return ok;
+}
+
 /* A transaction's JSON text as a JavaScript value. ASCII text (nearly all
  * of it) is parsed in place by JSC's own JSON.parse (jsc_private.h): the C
  * API would first copy it into a JSC string (JSStringCreateWithUTF8CString
  * decodes every byte as UTF-8) and copy that again (JSValueMakeFromJSONString
  * takes an isolated copy), two allocations in the heap every engine thread
  * shares. Other text goes through the C API. NULL: not JSON, or out of
- * memory. The caller holds the VM's lock (step_batch). */
+ * memory. */
 static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
 {
-	if (len && len <= UINT32_MAX && all_ascii(text, len)) {
-		txs_wtf_string_view view = {.chars = text, .length = (unsigned)len, .is8bit = true};
-		uint64_t v = txs_jsc_json_parse(ctx, view);
-		return v ? (JSValueRef)(uintptr_t)v : NULL;
-	}
+	if (len && len <= UINT32_MAX && all_ascii(text, len) && in_place_works(ctx))
+		return parse_in_place(ctx, text, len);
 	JSStringRef s = JSStringCreateWithUTF8CString(text);
 	if (!s)
 		return NULL;
@@ -567,8 +602,9 @@ static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
 
 /* Scans the batch's transactions in turn; each answer is in place as soon
  * as it is known, so a kill loses nothing that finished before it. */
-static void batch_steps(engine *e, JSContextRef ctx, JSValueRef args[2])
+static void step_batch(engine *e, JSContextRef ctx)
 {
+	JSValueRef args[2] = {NULL, e->pctx};
 	for (size_t i = 0; i < e->bn; i++) {
 		engine_result *res = &e->bres[i];
 		if (e->gate && !e->gate(e->console_ud, true)) {
@@ -588,17 +624,6 @@ static void batch_steps(engine *e, JSContextRef ctx, JSValueRef args[2])
 	}
 }
 
-static void step_batch(engine *e, JSContextRef ctx)
-{
-	JSValueRef args[2] = {NULL, e->pctx};
-	/* JSC drops the VM's lock around a native function; taken back once here
-	 * for tx_value (JSONParse) and every C API call of the batch, which then
-	 * only counts up the holder's recursion */
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, JSContextGetGroup(ctx));
-	batch_steps(e, ctx, args);
-	txs_jsc_lock_holder_destroy(&lock);
-}
 
 /* The native function a step runs in (one VM entry). An exception the
  * plugin threw while loading becomes step_err; a kill is thrown on. */
