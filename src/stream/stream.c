@@ -200,10 +200,21 @@ static void *arena_alloc(struct arena *a, size_t n)
 	return p;
 }
 
+/* Before a read: every block is free again, and a block made for one
+ * outsized string (a huge entry) goes back to malloc rather than stay. */
 static void arena_rewind(struct arena *a)
 {
-	for (struct arena_block *b = a->head; b; b = b->next)
+	struct arena_block **link = &a->head;
+	while (*link) {
+		struct arena_block *b = *link;
+		if (b->cap > ARENA_BLOCK) {
+			*link = b->next;
+			free(b);
+			continue;
+		}
 		b->used = 0;
+		link = &b->next;
+	}
 	a->cur = a->head;
 }
 
