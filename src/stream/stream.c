@@ -81,7 +81,7 @@ enum {
  * for a report, n = 0 followed by its "tx" and "report" values only: the
  * script names the fields (entry, tx, report) itself, which spares Redis
  * four of a report's arguments (parsing them, making Lua strings of them:
- * ~4 % of its CPU per entry, measured with the same script both ways).
+ * ~3 % of its CPU per entry, measured with the same script both ways).
  * Returns one integer per entry, in order: 1 written, 0 answered before.
  *
  * The once-only key of an entry ID is a hash whose fields are the digests
