@@ -108,7 +108,7 @@ struct engine {
 	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
 	JSObjectRef slice_fn;    /* the pristine String.prototype.slice, to cut long texts */
 	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
-	JSStringRef then_name;   /* "then", made once: looked up on every object result */
+	JSStringRef then_name;   /* "then" (jsv_name, not released): looked up on every object result */
 	JSValueRef kept[KEPT_MAX];
 	size_t nkept;
 	struct console_fn con[ENGINE_LOG_ERROR + 1];
