@@ -17,6 +17,7 @@
 #include "util/utf8.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -543,6 +544,38 @@ static bool all_ascii(const char *s, size_t n)
 	return !(any & 0x8080808080808080ull);
 }
 
+/* JSON text parsed where it lies (jsc_private.h); NULL if it is not JSON.
+ * The caller holds the VM's lock. */
+static JSValueRef parse_in_place(JSContextRef ctx, const char *text, size_t len)
+{
+	txs_wtf_string_view view = {.chars = text, .length = (unsigned)len, .is8bit = true};
+	uint64_t v = txs_jsc_json_parse(ctx, view);
+	return v ? (JSValueRef)(uintptr_t)v : NULL;
+}
+
+/* Whether parse_in_place gives what the C API gives, checked once per
+ * process on a sample: a JavaScriptCore whose StringView or JSONParse
+ * differs from the declaration is then never called that way. */
+static bool in_place_works(JSContextRef ctx)
+{
+	static _Atomic int state; /* 0 unknown, 1 yes, -1 no; a race checks twice */
+	int s = atomic_load_explicit(&state, memory_order_relaxed);
+	if (s)
+		return s > 0;
+	static const char sample[] = "{\"a\":[1,\"b\",null],\"c\":{\"d\":true}}";
+	bool ok = false;
+	JSValueRef v = parse_in_place(ctx, sample, sizeof sample - 1);
+	JSStringRef back = v ? JSValueCreateJSONString(ctx, v, 0, NULL) : NULL;
+	if (back) {
+		char out[sizeof sample + 8];
+		ok = JSStringGetUTF8CString(back, out, sizeof out) == sizeof sample &&
+		     !memcmp(out, sample, sizeof sample);
+		JSStringRelease(back);
+	}
+	atomic_store_explicit(&state, ok ? 1 : -1, memory_order_relaxed);
+	return ok;
+}
+
 /* A transaction's JSON text as a JavaScript value. ASCII text (nearly all
  * of it) is parsed in place by JSC's own JSON.parse (jsc_private.h): the C
  * API would first copy it into a JSC string (JSStringCreateWithUTF8CString
@@ -552,11 +585,8 @@ static bool all_ascii(const char *s, size_t n)
  * memory. The caller holds the VM's lock (step_batch). */
 static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
 {
-	if (len && len <= UINT32_MAX && all_ascii(text, len)) {
-		txs_wtf_string_view view = {.chars = text, .length = (unsigned)len, .is8bit = true};
-		uint64_t v = txs_jsc_json_parse(ctx, view);
-		return v ? (JSValueRef)(uintptr_t)v : NULL;
-	}
+	if (len && len <= UINT32_MAX && all_ascii(text, len) && in_place_works(ctx))
+		return parse_in_place(ctx, text, len);
 	JSStringRef s = JSStringCreateWithUTF8CString(text);
 	if (!s)
 		return NULL;

@@ -59,20 +59,6 @@ extern void txs_jsc_lock_holder_init(txs_jsc_lock_holder *self, JSContextGroupRe
 extern void txs_jsc_lock_holder_destroy(txs_jsc_lock_holder *self)
     __asm__("_ZN3JSC12JSLockHolderD1Ev");
 
-/* Two more, for a transaction's JSON text that is all ASCII: a JSC string
- * of its bytes as they are (8-bit characters), without the UTF-8 decoder
- * JSStringCreateWithUTF8CString runs over every byte first (9 % of the CPU
- * of `txscan scan`, perf). WTF::StringImpl::create(std::span<const LChar>)
- * returns a Ref<StringImpl> (one pointer, through a hidden result pointer:
- * Ref is not trivially destructible); OpaqueJSString::tryCreate(String&&)
- * takes a WTF::String (one StringImpl pointer) by reference, moves it into
- * a new JSStringRef and returns that as a RefPtr (one pointer, hidden
- * result pointer too). engine_json_string (calls.c) checks the results. */
-extern void txs_wtf_string_latin1(void **ref_out, const unsigned char *chars, size_t len)
-    __asm__("_ZN3WTF10StringImpl6createESt4spanIKhLm18446744073709551615EE");
-extern void txs_jsc_string_adopt(JSStringRef *ref_out, void **wtf_string)
-    __asm__("_ZN14OpaqueJSString9tryCreateEON3WTF6StringE");
-
 /* JSC::JSONParse(JSGlobalObject*, WTF::StringView): JSON.parse without a
  * reviver, over characters that stay where they are. A JSContextRef is the
  * JSGlobalObject itself (APICast.h), and on 64-bit a JSValueRef is the

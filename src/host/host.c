@@ -627,13 +627,21 @@ int txs_host_scan(txs_host *h, const char *tx, size_t len, uint64_t line, txs_re
 
 /* ---- registry ------------------------------------------------------------ */
 
+/* Stops the plugin's executors or engine processes: its queued scans are
+ * answered, and no thread of its own runs any more. */
+static void plugin_stop(plugin *p)
+{
+	for (uint32_t i = 0; p->ex && i < p->instances; i++)
+		instance_free(&p->ex[i]);
+	free(p->ex);
+	p->ex = NULL;
+}
+
 static void plugin_free(plugin *p)
 {
 	if (!p)
 		return;
-	for (uint32_t i = 0; p->ex && i < p->instances; i++)
-		instance_free(&p->ex[i]);
-	free(p->ex);
+	plugin_stop(p);
 	free(p->dir);
 	free(p->error);
 	pthread_mutex_destroy(&p->mu);
@@ -1332,15 +1340,20 @@ void txs_host_free(txs_host *h)
 	pthread_cond_broadcast(&h->rcv);
 	if (h->retry_started)
 		pthread_join(h->retry_thread, NULL);
+	/* Every thread that can deliver a report stops before any plugin goes:
+	 * the last answer of a fan-out, on any plugin's thread, logs the
+	 * failures of all its plugins (log_failures). */
 	registry *cur = atomic_load(&h->reg);
 	for (size_t i = 0; cur && i < cur->n; i++)
-		plugin_free(cur->p[i]); /* answers queued scans: every report is delivered */
+		plugin_stop(cur->p[i]); /* answers queued scans: every report is delivered */
 	pthread_mutex_lock(&h->dmu);
 	h->stopping = true;
 	pthread_mutex_unlock(&h->dmu);
 	pthread_cond_signal(&h->dcv);
 	if (h->deadline_started)
 		pthread_join(h->deadline_thread, NULL);
+	for (size_t i = 0; cur && i < cur->n; i++)
+		plugin_free(cur->p[i]);
 	console_sink_free(h->sink);
 	pthread_mutex_destroy(&h->dmu);
 	pthread_cond_destroy(&h->dcv);
