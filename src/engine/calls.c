@@ -545,11 +545,16 @@ static bool all_ascii(const char *s, size_t n)
 }
 
 /* JSON text parsed where it lies (jsc_private.h); NULL if it is not JSON.
- * The caller holds the VM's lock. */
+ * It takes the VM's lock as a C API call would: JSC drops it around the
+ * native function this runs in, and takes it back for each call, so GC
+ * sees the thread between calls as it always did. */
 static JSValueRef parse_in_place(JSContextRef ctx, const char *text, size_t len)
 {
 	txs_wtf_string_view view = {.chars = text, .length = (unsigned)len, .is8bit = true};
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, JSContextGetGroup(ctx));
 	uint64_t v = txs_jsc_json_parse(ctx, view);
+	txs_jsc_lock_holder_destroy(&lock);
 	return v ? (JSValueRef)(uintptr_t)v : NULL;
 }
 
@@ -582,7 +587,7 @@ static bool in_place_works(JSContextRef ctx)
  * decodes every byte as UTF-8) and copy that again (JSValueMakeFromJSONString
  * takes an isolated copy), two allocations in the heap every engine thread
  * shares. Other text goes through the C API. NULL: not JSON, or out of
- * memory. The caller holds the VM's lock (step_batch). */
+ * memory. */
 static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
 {
 	if (len && len <= UINT32_MAX && all_ascii(text, len) && in_place_works(ctx))
@@ -597,8 +602,9 @@ static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
 
 /* Scans the batch's transactions in turn; each answer is in place as soon
  * as it is known, so a kill loses nothing that finished before it. */
-static void batch_steps(engine *e, JSContextRef ctx, JSValueRef args[2])
+static void step_batch(engine *e, JSContextRef ctx)
 {
+	JSValueRef args[2] = {NULL, e->pctx};
 	for (size_t i = 0; i < e->bn; i++) {
 		engine_result *res = &e->bres[i];
 		if (e->gate && !e->gate(e->console_ud, true)) {
@@ -618,17 +624,6 @@ static void batch_steps(engine *e, JSContextRef ctx, JSValueRef args[2])
 	}
 }
 
-static void step_batch(engine *e, JSContextRef ctx)
-{
-	JSValueRef args[2] = {NULL, e->pctx};
-	/* JSC drops the VM's lock around a native function; taken back once here
-	 * for tx_value (JSONParse) and every C API call of the batch, which then
-	 * only counts up the holder's recursion */
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, JSContextGetGroup(ctx));
-	batch_steps(e, ctx, args);
-	txs_jsc_lock_holder_destroy(&lock);
-}
 
 /* The native function a step runs in (one VM entry). An exception the
  * plugin threw while loading becomes step_err; a kill is thrown on. */
