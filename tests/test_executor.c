@@ -1087,6 +1087,40 @@ static void test_kill_then_fresh(void **state)
 	txs_executor_free(ex);
 }
 
+/* A manual restart whose VM is due swaps to the standby's READY engine:
+ * it is answered once and runs once. (The swap put the restart back in
+ * the queue for the lane taking over, which ran it again from the caller's
+ * stack long after the caller returned: a second restart, or a crash on a
+ * command of garbage.) */
+static const char COUNT_HANG_SRC[] =
+    "let n = 0;\n"
+    "module.exports = { scanTransaction(tx) { if (tx.hang) for (;;) {} return ++n; } };\n";
+
+static void test_manual_restart_swaps(void **state)
+{
+	(void)state;
+	txs_limits l = limits(40);
+	l.restart_every = 0;
+	l.realms_per_vm = 2;
+	txs_executor *ex = make("swapper", COUNT_HANG_SRC, &l);
+	for (int round = 0; round < 3; round++) {
+		txs_scan_result r = scan(ex, "{\"hang\":true}"); /* a kill: the standby is asked */
+		assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+		txs_scan_result_clear(&r);
+		wait_standby_ready(ex);
+		assert_int_equal(txs_executor_restart(ex), 0); /* a fresh realm in the kill's VM */
+		assert_int_equal(txs_executor_restart(ex), 0); /* that VM is due: the standby's */
+		sleep_ms(30); /* time for a restart run twice to show */
+		txs_executor_stats st;
+		txs_executor_stats_get(ex, &st);
+		assert_int_equal(st.restarts_manual, 2 * (round + 1));
+		assert_int_equal(st.standby_swaps, round + 1);
+		assert_int_equal(st.generation, 1 + 3 * (round + 1));
+		assert_int_equal(scan_num(ex), 1); /* module state is fresh */
+	}
+	txs_executor_free(ex);
+}
+
 /* Freeing while the standby lane is mid-build neither hangs nor leaks (the
  * leak check is ASan's), and queued scans are still answered. */
 static void test_free_during_standby_build(void **state)
@@ -1656,6 +1690,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_overload),
 	    cmocka_unit_test(test_standby_hides_restarts),
 	    cmocka_unit_test(test_kill_then_fresh),
+	    cmocka_unit_test(test_manual_restart_swaps),
 	    cmocka_unit_test(test_free_during_standby_build),
 	    cmocka_unit_test(test_reload_drops_standby),
 	    cmocka_unit_test(test_bad_code),

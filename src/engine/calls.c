@@ -758,6 +758,6 @@ bool engine_calls_prepare(engine *e)
 	for (int k = STEP_LOAD; k <= STEP_BATCH; k++)
 		e->steps[k] = (struct step_fn){e, (enum step_kind)k};
 	e->keep_value = true;
-	e->then_name = JSStringCreateWithUTF8CString("then");
-	return take_pristine(e);
+	e->then_name = jsv_name("then");
+	return e->then_name && take_pristine(e);
 }

@@ -96,6 +96,11 @@ struct vm_share {
 	 * check and JSC's conversion (~12 % of a realm's instructions). A VM
 	 * that never has a realm keeps neither. */
 	struct vm_text src, config;
+	/* /proc/thread-self/schedstat of the VM's thread, or -1: every engine
+	 * of a VM lives on the thread that made it, so its realms share the
+	 * file rather than open and close one each (two system calls, a few
+	 * us on this VM, per realm). */
+	int sched_fd;
 };
 
 struct engine {
@@ -108,7 +113,7 @@ struct engine {
 	JSObjectRef freeze_fn;   /* the pristine Object.freeze */
 	JSObjectRef slice_fn;    /* the pristine String.prototype.slice, to cut long texts */
 	JSObjectRef mod, scan_fn, init_fn, pctx, batch_fn;
-	JSStringRef then_name;   /* "then", made once: looked up on every object result */
+	JSStringRef then_name;   /* "then" (jsv_name, not released): looked up on every object result */
 	JSValueRef kept[KEPT_MAX];
 	size_t nkept;
 	struct console_fn con[ENGINE_LOG_ERROR + 1];
@@ -139,7 +144,6 @@ struct engine {
 	uint64_t readings_ns;    /* when entry_wait_ns was read */
 	uint64_t deadline_ns;    /* the current scan's wall-clock backstop */
 	bool over_backstop;      /* the kill was the backstop's */
-	int sched_fd;            /* /proc/thread-self/schedstat of the owner, or -1 */
 	double armed_s;          /* limit the watchdog is armed with */
 	engine_status killed;    /* set by on_tick when it terminates */
 	size_t rss_baseline;     /* process RSS when the entry began (at most 1 ms old) */

@@ -1,7 +1,8 @@
 /*
  * jsval.c - small helpers over JavaScriptCore's C API: property access by
  * C name, strings in and out, and an exception or value as text. Nothing
- * here knows about engines; every function runs on the VM's thread.
+ * here knows about engines; every function runs on the VM's thread (the
+ * table of property names, jsv_name, is the process's).
  */
 #define _GNU_SOURCE
 #include "jsval.h"
@@ -12,7 +13,9 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,11 +209,92 @@ char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_f
 	return p;
 }
 
+/* ---- property names -------------------------------------------------- */
+
+/* The names C code reads and writes properties by are a few dozen
+ * constants, looked up again in every engine built: each lookup made a JSC
+ * string from UTF-8 and released it (~1.6 K instructions; ~50 per fresh
+ * realm). They are made once for the process instead, found by their
+ * text, and never released (as webapi.c's strings). A JSStringRef is
+ * thread-safe (JSC copies its characters into each VM it is used in), so
+ * every engine thread shares them. Lookups take no lock: a slot's text is
+ * written before its string is published (release), and read after
+ * (acquire); slots are filled under names_mu and never change. A long
+ * name, or one past the table's room, is made and released as before. */
+#define NAMES_SLOTS 256 /* a power of two; about 60 names are in use */
+#define NAME_MAX_LEN 32
+
+static struct name_slot {
+	_Atomic(JSStringRef) s;
+	char text[NAME_MAX_LEN];
+} names[NAMES_SLOTS];
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned names_used;
+
+static uint32_t name_hash(const char *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h;
+}
+
+/* The slot holding name, or the empty slot where it belongs (s NULL);
+ * NULL when the table is full of others. */
+static struct name_slot *name_find(const char *name, size_t len, uint32_t h)
+{
+	for (uint32_t i = 0; i < NAMES_SLOTS; i++) {
+		struct name_slot *sl = &names[(h + i) & (NAMES_SLOTS - 1)];
+		if (!atomic_load_explicit(&sl->s, memory_order_acquire) ||
+		    (!memcmp(sl->text, name, len) && !sl->text[len]))
+			return sl;
+	}
+	return NULL;
+}
+
+JSStringRef jsv_name(const char *name)
+{
+	size_t len = strlen(name);
+	if (len >= NAME_MAX_LEN)
+		return NULL;
+	uint32_t h = name_hash(name, len);
+	struct name_slot *sl = name_find(name, len, h);
+	JSStringRef s = sl ? atomic_load_explicit(&sl->s, memory_order_acquire) : NULL;
+	if (s || !sl)
+		return s;
+	pthread_mutex_lock(&names_mu);
+	sl = name_find(name, len, h); /* another thread may have added it */
+	s = sl ? atomic_load_explicit(&sl->s, memory_order_acquire) : NULL;
+	if (sl && !s && names_used < NAMES_SLOTS / 2 && (s = JSStringCreateWithUTF8CString(name))) {
+		memcpy(sl->text, name, len + 1);
+		atomic_store_explicit(&sl->s, s, memory_order_release);
+		names_used++;
+	}
+	pthread_mutex_unlock(&names_mu);
+	return s;
+}
+
+/* name as a JSC string: the process's (jsv_name), or a new one that the
+ * caller releases (*made). */
+static JSStringRef name_string(const char *name, bool *made)
+{
+	JSStringRef s = jsv_name(name);
+	*made = !s;
+	return s ? s : JSStringCreateWithUTF8CString(name);
+}
+
+static void name_done(JSStringRef s, bool made)
+{
+	if (made && s)
+		JSStringRelease(s);
+}
+
 JSValueRef jsv_prop(JSContextRef ctx, JSObjectRef o, const char *name)
 {
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
+	bool made;
+	JSStringRef n = name_string(name, &made);
 	JSValueRef v = JSObjectGetProperty(ctx, o, n, NULL);
-	JSStringRelease(n);
+	name_done(n, made);
 	return v;
 }
 
@@ -235,10 +319,11 @@ JSValueRef jsv_string(JSContextRef ctx, const char *s)
 bool jsv_set(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef v,
              JSPropertyAttributes a)
 {
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
+	bool made;
+	JSStringRef n = name_string(name, &made);
 	JSValueRef exc = NULL;
 	JSObjectSetProperty(ctx, o, n, v, a, &exc);
-	JSStringRelease(n);
+	name_done(n, made);
 	return !exc;
 }
 
@@ -322,9 +407,10 @@ const char *jsv_type_name(JSContextRef ctx, JSValueRef v)
 /* o[name], or NULL with *exc set when a getter threw. */
 JSValueRef jsv_get(JSContextRef ctx, JSObjectRef o, const char *name, JSValueRef *exc)
 {
-	JSStringRef n = JSStringCreateWithUTF8CString(name);
+	bool made;
+	JSStringRef n = name_string(name, &made);
 	JSValueRef v = JSObjectGetProperty(ctx, o, n, exc);
-	JSStringRelease(n);
+	name_done(n, made);
 	return *exc ? NULL : v;
 }
 

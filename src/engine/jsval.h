@@ -39,6 +39,10 @@ char *jsv_text(JSContextRef ctx, JSValueRef v);
 /* String(v) as a JSString (owned; symbols print); NULL with *exc set. */
 JSStringRef jsv_string_of(JSContextRef ctx, JSObjectRef string_fn, JSValueRef v, JSValueRef *exc);
 
+/* name (a property name C code uses) as a JSC string made once for the
+ * process and never released: the caller must not release it. NULL for a
+ * name of 32 bytes or more, or when the table is full (make one then). */
+JSStringRef jsv_name(const char *name);
 /* o[name], ignoring what a getter throws. */
 JSValueRef jsv_prop(JSContextRef ctx, JSObjectRef o, const char *name);
 /* o[name] when it is an object, else NULL. */

@@ -242,21 +242,32 @@ JSObjectRef engine_native_fn(engine *e, enum web_op op)
 	return fn;
 }
 
-/* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
- * Unlike a delete and a set, it keeps what the object does on a define
- * (Error.stackTraceLimit is also JSC's stack depth, and a delete unsets
- * it). */
-static bool js_pin(JSContextRef ctx, JSObjectRef define, JSObjectRef o, const char *name,
-                   JSValueRef v)
+/* A descriptor {writable: false, enumerable: false, configurable: false}
+ * for js_pin, which sets its value; NULL if it cannot be made. */
+static JSObjectRef pin_desc(JSContextRef ctx)
 {
 	static const char *const fixed[] = {"writable", "enumerable", "configurable"};
 	JSObjectRef desc = JSObjectMake(ctx, NULL, NULL);
-	bool ok = jsv_set(ctx, desc, "value", v, kJSPropertyAttributeNone);
-	for (size_t i = 0; ok && i < sizeof fixed / sizeof fixed[0]; i++)
-		ok = jsv_set(ctx, desc, fixed[i], JSValueMakeBoolean(ctx, false), kJSPropertyAttributeNone);
+	for (size_t i = 0; desc && i < sizeof fixed / sizeof fixed[0]; i++)
+		if (!jsv_set(ctx, desc, fixed[i], JSValueMakeBoolean(ctx, false), kJSPropertyAttributeNone))
+			return NULL;
+	return desc;
+}
+
+/* Object.defineProperty(o, name, {value: v}): read-only, hidden, fixed.
+ * Unlike a delete and a set, it keeps what the object does on a define
+ * (Error.stackTraceLimit is also JSC's stack depth, and a delete unsets
+ * it). desc (pin_desc) serves every pin: defineProperty reads it and keeps
+ * nothing of it. */
+static bool js_pin(JSContextRef ctx, JSObjectRef define, JSObjectRef desc, JSObjectRef o,
+                   const char *name, JSValueRef v)
+{
+	JSStringRef n = jsv_name(name);
+	if (!desc || !n || !jsv_set(ctx, desc, "value", v, kJSPropertyAttributeNone))
+		return false;
 	JSValueRef exc = NULL;
-	JSValueRef args[3] = {o, jsv_string(ctx, name), desc};
-	return ok && JSObjectCallAsFunction(ctx, define, NULL, 3, args, &exc) && !exc;
+	JSValueRef args[3] = {o, JSValueMakeString(ctx, n), desc};
+	return JSObjectCallAsFunction(ctx, define, NULL, 3, args, &exc) && !exc;
 }
 
 static const char *const console_names[] = {
@@ -341,20 +352,18 @@ static const char *install_globals(engine *e)
 	    !jsv_set(ctx, g, "global", g, kJSPropertyAttributeNone))
 		return "self, global";
 	for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
-		JSStringRef n = JSStringCreateWithUTF8CString(removed[i]);
-		bool gone = JSObjectDeleteProperty(ctx, g, n, NULL);
-		JSStringRelease(n);
-		if (!gone)
+		JSStringRef n = jsv_name(removed[i]);
+		if (!n || !JSObjectDeleteProperty(ctx, g, n, NULL))
 			return removed[i];
 	}
 	JSObjectRef object = jsv_object_prop(ctx, g, "Object");
 	JSObjectRef define = object ? jsv_object_prop(ctx, object, "defineProperty") : NULL;
 	JSObjectRef err = jsv_object_prop(ctx, g, "Error");
 	JSValueRef depth = err ? jsv_prop(ctx, err, "stackTraceLimit") : NULL;
-	if (!define || !depth ||
-	    !js_pin(ctx, define, err, "prepareStackTrace", JSValueMakeUndefined(ctx)) ||
-	    !js_pin(ctx, define, err, "captureStackTrace", JSValueMakeUndefined(ctx)) ||
-	    !js_pin(ctx, define, err, "stackTraceLimit", depth))
+	JSObjectRef desc = define && depth ? pin_desc(ctx) : NULL;
+	if (!desc || !js_pin(ctx, define, desc, err, "prepareStackTrace", JSValueMakeUndefined(ctx)) ||
+	    !js_pin(ctx, define, desc, err, "captureStackTrace", JSValueMakeUndefined(ctx)) ||
+	    !js_pin(ctx, define, desc, err, "stackTraceLimit", depth))
 		return "Error.prepareStackTrace, captureStackTrace, stackTraceLimit";
 	JSObjectRef function = jsv_object_prop(ctx, g, "Function");
 	e->function_proto = function ? jsv_object_prop(ctx, function, "prototype") : NULL;
