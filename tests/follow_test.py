@@ -341,7 +341,18 @@ class ChainTest(unittest.TestCase):
         hashes = self.busy_blocks(40, per_block=2)
         head = int(self.anvil.call("eth_blockNumber"), 16)
         cp = os.path.join(self.tmp.name, "cp.json")
-        f = self.follow("--from-block", "1", "--checkpoint", cp, "--batch", "8")
+        # A plugin that takes ~25 ms per scan, so that the kill lands before the
+        # follower is through the 80 transactions (it once finished them all
+        # between its 4th report and the kill, and left nothing to resume).
+        slow = os.path.join(self.tmp.name, "plugins", "slow")
+        os.makedirs(slow)
+        with open(os.path.join(slow, "plugin.json"), "w") as fh:
+            fh.write('{"id": "slow", "version": "1.0.0", "main": "index.js", "timeout_ms": 2000}')
+        with open(os.path.join(slow, "index.js"), "w") as fh:
+            fh.write("module.exports = { scanTransaction() {"
+                     " const end = Date.now() + 25; while (Date.now() < end) {} return null; } };")
+        f = self.follow("--from-block", "1", "--checkpoint", cp, "--batch", "8",
+                        plugins=PLUGINS + [slow])
         f.wait_reports(4)
         f.proc.kill()  # no chance to finish anything
         f.finish(None)
@@ -350,6 +361,7 @@ class ChainTest(unittest.TestCase):
         if os.path.exists(cp):
             with open(cp) as fh:
                 saved = json.load(fh)["number"]
+        self.assertLess(saved, head, "the kill came after the last block: nothing to resume")
         g = self.follow("--checkpoint", cp, "--from-block", "1", "--to-block", str(head))
         self.assertEqual(g.finish(None), 0, "".join(g.err))
         second = g.reports()
