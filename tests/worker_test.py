@@ -387,7 +387,10 @@ class TestReportKeys(WorkerTest):
 
 class TestKill9(WorkerTest):
     def test_killed_worker_entries_are_claimed(self):
-        txs = [tx(i, spin=200000) for i in range(10000)]
+        # scans slow enough that the run outlasts the freeze-and-look below
+        # (at spin 200,000 the three workers once finished all 10,000 entries
+        # first, and the victim held none when it was frozen)
+        txs = [tx(i, spin=2000000) for i in range(10000)]
         self.publish_txs(txs)
         opts = ("--claim-idle-ms", "1000", "--max-in-flight", "64", "--batch", "32")
         ws = [self.start_worker("w%d" % i, *opts) for i in range(3)]
