@@ -198,6 +198,18 @@ class ChainTest(unittest.TestCase):
         out = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=60)
         return out.returncode, [json.loads(l) for l in out.stdout.splitlines()], out.stderr
 
+    def slow_plugin(self):
+        """A plugin of ~25 ms per scan, for tests that stop a follower midway."""
+        d = os.path.join(self.tmp.name, "plugins", "slow")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            with open(os.path.join(d, "plugin.json"), "w") as fh:
+                fh.write('{"id": "slow", "version": "1.0.0", "main": "index.js", "timeout_ms": 2000}')
+            with open(os.path.join(d, "index.js"), "w") as fh:
+                fh.write("module.exports = { scanTransaction() { const end = Date.now() + 25;"
+                         " while (Date.now() < end) {} return null; } };")
+        return d
+
     def busy_blocks(self, n, per_block=2):
         """n blocks of value transfers; returns their tx hashes in chain order."""
         hashes = []
@@ -313,7 +325,8 @@ class ChainTest(unittest.TestCase):
     def test_follow_restart_exactly_once(self):
         hashes = self.busy_blocks(30, per_block=3)
         cp = os.path.join(self.tmp.name, "cp.json")
-        f = self.follow("--from-block", "1", "--checkpoint", cp, "--poll-ms", "50", "--batch", "1")
+        f = self.follow("--from-block", "1", "--checkpoint", cp, "--poll-ms", "50", "--batch", "1",
+                        plugins=PLUGINS + [self.slow_plugin()])
         f.wait_reports(10)
         self.assertEqual(f.finish(signal.SIGTERM), 0, "".join(f.err))  # mid-stream
         first = f.reports()
@@ -341,18 +354,11 @@ class ChainTest(unittest.TestCase):
         hashes = self.busy_blocks(40, per_block=2)
         head = int(self.anvil.call("eth_blockNumber"), 16)
         cp = os.path.join(self.tmp.name, "cp.json")
-        # A plugin that takes ~25 ms per scan, so that the kill lands before the
-        # follower is through the 80 transactions (it once finished them all
-        # between its 4th report and the kill, and left nothing to resume).
-        slow = os.path.join(self.tmp.name, "plugins", "slow")
-        os.makedirs(slow)
-        with open(os.path.join(slow, "plugin.json"), "w") as fh:
-            fh.write('{"id": "slow", "version": "1.0.0", "main": "index.js", "timeout_ms": 2000}')
-        with open(os.path.join(slow, "index.js"), "w") as fh:
-            fh.write("module.exports = { scanTransaction() {"
-                     " const end = Date.now() + 25; while (Date.now() < end) {} return null; } };")
+        # slow scans, so that the kill lands before the follower is through the
+        # 80 transactions (it once finished them all between its 4th report
+        # and the kill, and left nothing to resume)
         f = self.follow("--from-block", "1", "--checkpoint", cp, "--batch", "8",
-                        plugins=PLUGINS + [slow])
+                        plugins=PLUGINS + [self.slow_plugin()])
         f.wait_reports(4)
         f.proc.kill()  # no chance to finish anything
         f.finish(None)

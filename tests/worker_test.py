@@ -418,7 +418,8 @@ class TestKill9(WorkerTest):
 
 class TestSigterm(WorkerTest):
     def test_sigterm_finishes_in_flight(self):
-        txs = [tx(i, spin=200000) for i in range(3000)]
+        # slow enough scans that the stop comes well before the 3,000th
+        txs = [tx(i, spin=2000000) for i in range(3000)]
         self.publish_txs(txs)
         w = self.start_worker("solo", "--max-in-flight", "64")
         self.wait_reports(300, 60, [w])
