@@ -198,17 +198,22 @@ class ChainTest(unittest.TestCase):
         out = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=60)
         return out.returncode, [json.loads(l) for l in out.stdout.splitlines()], out.stderr
 
-    def slow_plugin(self):
-        """A plugin of ~25 ms per scan, for tests that stop a follower midway."""
-        d = os.path.join(self.tmp.name, "plugins", "slow")
+    def plugin(self, name, code, extra=""):
+        """A plugin folder under the test's temporary folder: its path."""
+        d = os.path.join(self.tmp.name, "plugins", name)
         if not os.path.isdir(d):
             os.makedirs(d)
             with open(os.path.join(d, "plugin.json"), "w") as fh:
-                fh.write('{"id": "slow", "version": "1.0.0", "main": "index.js", "timeout_ms": 2000}')
+                fh.write('{"id": "%s", "version": "1.0.0", "main": "index.js"%s}' % (name, extra))
             with open(os.path.join(d, "index.js"), "w") as fh:
-                fh.write("module.exports = { scanTransaction() { const end = Date.now() + 25;"
-                         " while (Date.now() < end) {} return null; } };")
+                fh.write(code)
         return d
+
+    def slow_plugin(self):
+        """A plugin of ~25 ms per scan, for tests that stop a follower midway."""
+        return self.plugin("slow", "module.exports = { scanTransaction() {"
+                           " const end = Date.now() + 25; while (Date.now() < end) {}"
+                           " return null; } };", ', "timeout_ms": 2000')
 
     def busy_blocks(self, n, per_block=2):
         """n blocks of value transfers; returns their tx hashes in chain order."""
@@ -300,13 +305,8 @@ class ChainTest(unittest.TestCase):
         """A plugin's failed scans are plugin_failure log lines naming the
         transaction, in scan --rpc and in follow (docs/logging.md)."""
         deploy, transfer, approve, _ = self.deploy_and_approve()
-        d = os.path.join(self.tmp.name, "plugins", "thrower")
-        os.makedirs(d)
-        with open(os.path.join(d, "plugin.json"), "w") as f:
-            f.write('{"id": "thrower", "version": "1.0.0", "main": "index.js"}')
-        with open(os.path.join(d, "index.js"), "w") as f:
-            f.write("module.exports = { scanTransaction(tx) {"
-                    " throw new Error('chain boom ' + tx.hash); } };")
+        d = self.plugin("thrower", "module.exports = { scanTransaction(tx) {"
+                        " throw new Error('chain boom ' + tx.hash); } };")
         out = subprocess.run([TXSCAN, "scan", "--rpc", self.anvil.url, "-p", d, "--tx", approve],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 2, out.stderr)

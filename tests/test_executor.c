@@ -82,7 +82,7 @@ static void expect_error(txs_executor *ex, const char *tx, const char *needle)
 {
 	txs_scan_result r = scan(ex, tx);
 	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, needle))
-		fail_msg("%s: status %s, error %s", tx, txs_status_name(r.status), r.error);
+		fail_msg("%.80s: status %s, error %s", tx, txs_status_name(r.status), r.error);
 	txs_scan_result_clear(&r);
 }
 
@@ -1338,6 +1338,49 @@ static void test_caps(void **state)
 	txs_executor_free(ex);
 }
 
+/* Transaction text straight to an executor (no host to check it first):
+ * ASCII text is parsed in place (calls.c tx_value), other text through the
+ * C API; hostile text is an error for that scan only, never a crash, and
+ * the length given is the text, NUL bytes included. */
+static void test_hostile_tx_text(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	l.max_input_bytes = 1 << 20;
+	txs_executor *ex = make("text", "module.exports = { scanTransaction(tx) {"
+	                                " return JSON.stringify(tx).length; } };", &l);
+	size_t depth = 200000;
+	char *deep = malloc(2 * depth + 1);
+	assert_non_null(deep);
+	memset(deep, '[', depth);
+	memset(deep + depth, ']', depth);
+	deep[2 * depth] = '\0';
+	/* valid JSON whose depth JSC's parser or the plugin's stringify refuses:
+	 * an error for this scan (which, depends on the parser), then service */
+	txs_scan_result d = scan(ex, deep);
+	if (d.status != TXS_STATUS_ERROR)
+		fail_msg("200,000 nested arrays: status %s", txs_status_name(d.status));
+	txs_scan_result_clear(&d);
+	free(deep);
+	expect_error(ex, "{\"a\":1} trailing", "not valid JSON");
+	expect_error(ex, "{\"a\":\"\xff\xfe\"}", "not valid JSON");
+	static const char nul[] = "{\"a\":\"b\0c\"}";
+	txs_scan_result r;
+	assert_int_equal(txs_executor_scan(ex, nul, sizeof nul - 1, &r), 0);
+	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, "not valid JSON"))
+		fail_msg("a NUL inside the text: status %s, error %s", txs_status_name(r.status), r.error);
+	txs_scan_result_clear(&r);
+	r = scan(ex, "{\"a\":\"h\xc3\xa9\"}"); /* non-ASCII: the C API's path */
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "10");
+	txs_scan_result_clear(&r);
+	r = scan(ex, "{\"a\":[1,2,{\"b\":null}]}"); /* ASCII: in place */
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "22");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
 /* Valid UTF-8 (RFC 3629), as a report needs it. */
 static bool valid_utf8(const char *s, size_t n)
 {
@@ -1699,6 +1742,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_load_and_init),
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_error_text_capped),
+	    cmocka_unit_test(test_hostile_tx_text),
 	    cmocka_unit_test(test_console_capped),
 	    cmocka_unit_test(test_failed_realm_then_long_scan),
 	    cmocka_unit_test(test_quarantine),

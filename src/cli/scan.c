@@ -359,10 +359,7 @@ static void flush(struct pipeline *p)
 		          (unsigned long long)p->pending[done].line, txs_last_error());
 		p->t.input_errors++;
 		struct ticket *t = p->pending[done].userdata;
-		pthread_mutex_lock(&p->mu);
-		p->ring[t->seq % WINDOW] = NULL;
-		pthread_mutex_unlock(&p->mu);
-		t->p = NULL; /* a hole: drain skips it */
+		t->p = NULL; /* a hole: no report comes, and drain skips it */
 		done++;
 	}
 }
