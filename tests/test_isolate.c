@@ -43,6 +43,7 @@ static const char STUCK[] =
     "module.exports = { scanTransaction(tx) {"
     " if (tx.hash === 'regexp') return /a*b/.test('a'.repeat(300000)) ? null : null;"
     " if (tx.hash === 'fill') { new Uint8Array(2 ** 31 - 1).fill(7); }"
+    " if (tx.hash === 'slow') { const end = Date.now() + 30; while (Date.now() < end) {} }"
     " return null; } };";
 
 static const char BOMB[] =
@@ -345,6 +346,72 @@ static void test_innocent_scans_are_retried(void **state)
 	many_wait(&m, 21);
 	assert_int_equal(m.by_status[TXS_STATUS_TIMEOUT], 1);
 	assert_int_equal(m.by_status[TXS_STATUS_OK], 20);
+	txs_proc_free(p);
+}
+
+/* The child runs queued scans in batches (one VM entry for up to 16): a
+ * scan stuck in the middle of a batch is the one blamed (the child's own
+ * watcher abandons its lane, or the parent kills the process by the
+ * progress page), answered timeout; the scans before it in the batch, whose
+ * answers wait for the batch, and those after it are all answered ok, in
+ * order, though the stuck one is answered from another thread. */
+static void test_stuck_inside_a_batch(void **state)
+{
+	(void)state;
+	txs_proc *p = make("stuck", STUCK, 50);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	wait1 w;
+	wait1_init(&w);
+	const char *stuck = "{\"hash\":\"regexp\"}", *slow = "{\"hash\":\"slow\"}";
+	/* the slow scan runs alone while the rest queue up behind it */
+	assert_int_equal(txs_proc_submit(p, slow, strlen(slow), on_many, &m), 0);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	double t0 = now_ms();
+	assert_int_equal(txs_proc_submit(p, stuck, strlen(stuck), on_one, &w), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	wait1_wait(&w);
+	many_wait(&m, 20);
+	assert_int_equal(w.r.status, TXS_STATUS_TIMEOUT);
+	if (m.by_status[TXS_STATUS_OK] != 20)
+		fail_msg("%d of 20 innocent scans ok; first not ok: %s", m.by_status[TXS_STATUS_OK],
+		         m.first_error);
+	/* from its submit, 30 ms before it starts */
+	printf("stuck inside a batch: answered after %.1f ms: %s\n", w.at_ms - t0, w.r.error ? w.r.error : "");
+	if (w.at_ms - t0 > 30 + 100 + 400)
+		fail_msg("the stuck scan was answered after %.1f ms", w.at_ms - t0);
+	txs_scan_result_clear(&w.r);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 1);
+	assert_int_equal(s.timeouts, 1);
+	txs_proc_free(p);
+}
+
+/* Slow scans within their deadline, queued together: a batch of them takes
+ * far longer than one deadline, yet no scan is killed, because each is
+ * timed from its own start (the progress page), not from when it was sent
+ * or from the last answer. */
+static void test_slow_batch_is_not_killed(void **state)
+{
+	(void)state;
+	static const char SLOW[] =
+	    "module.exports = { scanTransaction(tx) {"
+	    " const end = Date.now() + 25; while (Date.now() < end) {} return null; } };";
+	txs_proc *p = make("slow", SLOW, 100);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	double t0 = now_ms();
+	for (int i = 0; i < 24; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	many_wait(&m, 24);
+	printf("24 scans of 25 ms: %.0f ms\n", now_ms() - t0);
+	if (m.by_status[TXS_STATUS_OK] != 24)
+		fail_msg("%d of 24 ok; first not ok: %s", m.by_status[TXS_STATUS_OK], m.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 0);
+	assert_int_equal(s.process_starts, 1);
 	txs_proc_free(p);
 }
 
@@ -737,6 +804,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_stuck_regexp),
 	    cmocka_unit_test(test_stuck_fill),
 	    cmocka_unit_test(test_innocent_scans_are_retried),
+	    cmocka_unit_test(test_stuck_inside_a_batch),
+	    cmocka_unit_test(test_slow_batch_is_not_killed),
 	    cmocka_unit_test(test_breaker_across_processes),
 	    cmocka_unit_test(test_segv_during_stream),
 	    cmocka_unit_test(test_abort_during_stream),

@@ -67,4 +67,32 @@ int txs_executor_submit_shared(txs_executor *ex, txs_shared_text *text,
                                void (*cb)(txs_scan_result *, void *), void *userdata,
                                bool *ring_due);
 
+/* ---- an executor whose serving thread feeds itself ------------------- *
+ * An engine process (src/isolate/child.c) has one source of scans, its
+ * channel to the host. Rather than a reader thread that wakes the serving
+ * thread for each frame (two wake-ups per scan, the second a hand-off
+ * between threads), the serving thread reads the channel itself whenever
+ * its queue is empty: wait(ud, deadline_ns) may block until input comes,
+ * and submits what it reads with a non-NULL ring_due (the thread is
+ * awake: nothing to wake). Every other submission, and the executor's
+ * stop, call kick(ud), which must make a blocked or later wait return at
+ * once (an eventfd the wait polls). deadline_ns is 0, or when the executor
+ * needs its thread back (a quarantine's retry). wait runs with no lock of
+ * the executor held, on whichever lane serves at the time: one at a time.
+ * started (may be NULL) is called on that lane as each scan starts, before
+ * its text is read, with the scan's userdata and its start (txs_now_ns()
+ * clock): scans queued together run as one batch, and a host that feeds
+ * an engine process can still tell which scan runs (isolate/channel.h,
+ * the progress page). */
+typedef struct txs_source {
+	void (*wait)(void *ud, uint64_t deadline_ns);
+	void (*kick)(void *ud);
+	void (*started)(void *scan_ud, uint64_t start_ns, void *ud);
+	void *ud;
+} txs_source;
+
+/* From now on ex's serving thread waits in src->wait (copied; src's ud must
+ * outlive ex). Not with a bell. */
+void txs_executor_use_source(txs_executor *ex, const txs_source *src);
+
 #endif

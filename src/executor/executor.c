@@ -189,6 +189,9 @@ typedef struct lane {
 	engine *eng;      /* active: the serving engine; standby: READY or stale */
 	engine *retired;  /* replaced inline, destroyed when next idle */
 	bool swapped;     /* handed the ring to the other lane */
+	/* ex->src.started, copied when the lane pops commands */
+	void (*started_fn)(void *scan_ud, uint64_t start_ns, void *ud);
+	void *started_ud;
 } lane;
 
 enum { PROMOTE_NONE, PROMOTE_BUILD, PROMOTE_READY };
@@ -196,7 +199,8 @@ enum { PROMOTE_NONE, PROMOTE_BUILD, PROMOTE_READY };
 struct txs_executor {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;     /* the active lane waits here, unless ... */
-	txs_bell *bell;          /* ... it shares its host's bell (mu) */
+	txs_bell *bell;          /* ... it shares its host's bell (mu), ... */
+	txs_source src;          /* ... or it feeds itself (mu; src.wait NULL: no) */
 	pthread_cond_t sb_wake;  /* the standby lane waits here */
 	pthread_cond_t gone;     /* a lane stopped serving (live dropped) */
 	lane *lanes[2];          /* the slots: active and standby (mu) */
@@ -422,8 +426,15 @@ static bool text_gate(void *ud, bool take)
 		return true;
 	}
 	pthread_mutex_lock(&ln->con_mu);
-	if (!atomic_load_explicit(&ln->abandoned, memory_order_relaxed))
+	if (!atomic_load_explicit(&ln->abandoned, memory_order_relaxed)) {
+		if (ln->started_fn) { /* held cannot change under con_mu (see abandon) */
+			uint32_t k = atomic_load_explicit(&ln->prog.index, memory_order_relaxed);
+			ln->started_fn(ln->held[ln->hdone + k]->userdata,
+			               atomic_load_explicit(&ln->prog.start_ns, memory_order_relaxed),
+			               ln->started_ud);
+		}
 		return true;
+	}
 	pthread_mutex_unlock(&ln->con_mu);
 	return false;
 }
@@ -1297,15 +1308,28 @@ static bool idle_work_locked(lane *ln)
 	return true;
 }
 
+/* Lets the source feed the queue (txs_source). mu held. */
+static void source_wait_locked(txs_executor *ex, uint64_t deadline_ns)
+{
+	txs_source src = ex->src;
+	pthread_mutex_unlock(&ex->mu);
+	src.wait(src.ud, deadline_ns);
+	pthread_mutex_lock(&ex->mu);
+}
+
 /* While quarantined: waits until the retry time, then tries to start. */
 static void quarantine_wait_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
-	if (ex->bell) {
-		uint32_t seq = txs_bell_seq(ex->bell);
-		pthread_mutex_unlock(&ex->mu);
-		txs_bell_wait(ex->bell, seq, ex->retry_at_ns);
-		pthread_mutex_lock(&ex->mu);
+	if (ex->bell || ex->src.wait) {
+		if (ex->src.wait) {
+			source_wait_locked(ex, ex->retry_at_ns);
+		} else {
+			uint32_t seq = txs_bell_seq(ex->bell);
+			pthread_mutex_unlock(&ex->mu);
+			txs_bell_wait(ex->bell, seq, ex->retry_at_ns);
+			pthread_mutex_lock(&ex->mu);
+		}
 		if (txs_now_ns() < ex->retry_at_ns)
 			return;
 	} else {
@@ -1341,6 +1365,8 @@ static size_t next_cmds(lane *ln, cmd **out, size_t max)
 			continue;
 		if (GET(ex->st.quarantined))
 			quarantine_wait_locked(ln);
+		else if (ex->src.wait)
+			source_wait_locked(ex, 0);
 		else if (ex->bell)
 			bell_wait_locked(ex);
 		else
@@ -1356,6 +1382,8 @@ static size_t next_cmds(lane *ln, cmd **out, size_t max)
 	ln->held = out;
 	ln->nheld = n;
 	ln->hdone = 0;
+	ln->started_fn = ex->src.started;
+	ln->started_ud = ex->src.ud;
 	ln->held_control = n && out[0]->kind != CMD_SCAN;
 	pthread_mutex_unlock(&ex->mu);
 	return n;
@@ -1978,11 +2006,14 @@ static void executor_release(txs_executor *ex, uint64_t grace_ns)
 	pthread_mutex_lock(&ex->mu);
 	ex->stopping = true;
 	txs_bell *bell = ex->bell;
+	txs_source src = ex->src;
 	pthread_cond_broadcast(&ex->wake);
 	pthread_cond_broadcast(&ex->sb_wake);
 	pthread_mutex_unlock(&ex->mu);
 	if (bell)
 		txs_bell_ring(bell);
+	if (src.kick)
+		src.kick(src.ud);
 	pthread_mutex_lock(&ex->mu);
 	stop_lanes_locked(ex, now_ns() + grace_ns);
 	pthread_mutex_unlock(&ex->mu);
@@ -2058,11 +2089,15 @@ static int push(txs_executor *ex, cmd *c, bool *ring_due)
 	}
 	bool was_empty = ex->count++ == 0;
 	txs_bell *bell = ex->bell;
+	txs_source src = ex->src;
 	atomic_fetch_add_explicit(&ex->st.pending, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&ex->mu);
 	if (!was_empty)
 		return 0;
-	if (!bell)
+	if (src.kick) {
+		if (!ring_due) /* a submitter other than the source itself */
+			src.kick(src.ud);
+	} else if (!bell)
 		pthread_cond_signal(&ex->wake);
 	else if (ring_due)
 		*ring_due = true;
@@ -2284,6 +2319,14 @@ void txs_executor_use_bell(txs_executor *ex, txs_bell *b)
 	ex->bell = b;
 	pthread_mutex_unlock(&ex->mu);
 	pthread_cond_broadcast(&ex->wake); /* a thread asleep on the condvar moves to the bell */
+}
+
+void txs_executor_use_source(txs_executor *ex, const txs_source *src)
+{
+	pthread_mutex_lock(&ex->mu);
+	ex->src = *src;
+	pthread_mutex_unlock(&ex->mu);
+	pthread_cond_broadcast(&ex->wake); /* a thread asleep on the condvar moves to the source */
 }
 
 uint32_t txs_executor_load(const txs_executor *ex)

@@ -112,6 +112,33 @@ void chan_buf_free(chan_buf *b)
 	*b = (chan_buf){0};
 }
 
+void chan_progress_put(chan_progress *pg, uint64_t id, uint64_t start_ns, uint32_t tid)
+{
+	uint64_t s = atomic_load_explicit(&pg->seq, memory_order_relaxed);
+	atomic_store_explicit(&pg->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&pg->id, id, memory_order_relaxed);
+	atomic_store_explicit(&pg->start_ns, start_ns, memory_order_relaxed);
+	atomic_store_explicit(&pg->tid, tid, memory_order_relaxed);
+	atomic_store_explicit(&pg->seq, s + 2, memory_order_release);
+}
+
+bool chan_progress_get(chan_progress *pg, uint64_t *id, uint64_t *start_ns, uint32_t *tid)
+{
+	for (int i = 0; i < 64; i++) {
+		uint64_t s1 = atomic_load_explicit(&pg->seq, memory_order_acquire);
+		if (s1 & 1)
+			continue;
+		*id = atomic_load_explicit(&pg->id, memory_order_relaxed);
+		*start_ns = atomic_load_explicit(&pg->start_ns, memory_order_relaxed);
+		*tid = atomic_load_explicit(&pg->tid, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&pg->seq, memory_order_relaxed) == s1)
+			return true;
+	}
+	return false;
+}
+
 int chan_take(chan_buf *b, size_t max_payload, chan_header *h, const unsigned char **payload)
 {
 	if (b->len - b->off < CHAN_HEADER)
@@ -342,10 +369,10 @@ const char *chan_rc_decode(const unsigned char *p, size_t len, int *rc, char **t
 
 /* ---- console -------------------------------------------------------------- */
 
-int chan_console_encode(chan_buf *b, const char *level, const char *msg, size_t len)
+int chan_console_encode(chan_buf *b, uint64_t scan, const char *level, const char *msg, size_t len)
 {
 	size_t at;
-	int rc = begin(b, CH_CONSOLE, 0, &at) || put_text(b, level, strlen(level)) ||
+	int rc = begin(b, CH_CONSOLE, scan, &at) || put_text(b, level, strlen(level)) ||
 	         put_text(b, msg, len);
 	return finish(b, at, rc);
 }

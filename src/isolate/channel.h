@@ -20,6 +20,7 @@
 
 #include "txscan.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +78,30 @@ void chan_buf_free(chan_buf *b);
  * child's frame, payload over max_payload). */
 int chan_take(chan_buf *b, size_t max_payload, chan_header *h, const unsigned char **payload);
 
+/* ---- the progress page ----------------------------------------------------
+ * One shared page per engine process (a memfd the parent creates, fd 4 in
+ * the child): the scan the child's executor runs now and since when, as
+ * each scan of a batch starts. The child may then run scans in batches (one
+ * VM entry for many: about half the engine's CPU per scan of the minimal
+ * plugin) while the parent still holds each scan to its own deadline and
+ * knows which one to blame. Written by one thread at a time (the serving
+ * lane) under a sequence count, read by the parent's monitor; the parent
+ * trusts none of it beyond choosing which of its own scans to time: an id
+ * it did not send, or a start in the future, is ignored. */
+typedef struct chan_progress {
+	_Atomic uint64_t seq;      /* odd while a write is under way */
+	_Atomic uint64_t id;       /* the scan running (its frame id); 0: none yet */
+	_Atomic uint64_t start_ns; /* when it started, CLOCK_MONOTONIC (system-wide) */
+	_Atomic uint32_t tid;      /* the thread running it */
+} chan_progress;
+
+#define CHAN_PROGRESS_BYTES 4096
+
+void chan_progress_put(chan_progress *pg, uint64_t id, uint64_t start_ns, uint32_t tid);
+/* A consistent reading; false when none was had in a few tries (a writer
+ * that stopped half-way: killed, or hostile). */
+bool chan_progress_get(chan_progress *pg, uint64_t *id, uint64_t *start_ns, uint32_t *tid);
+
 /* Which thread of the child serves scans, and its schedstat when it sent
  * the frame: time on a CPU and time waiting on a run queue. The parent
  * charges a scan the CPU its thread used (plus a quarter of the timeout of
@@ -103,7 +128,8 @@ int chan_rc_encode(chan_buf *b, uint16_t type, uint64_t id, int rc, const char *
 const char *chan_rc_decode(const unsigned char *p, size_t len, int *rc, char **text);
 
 /* Console: level (<= 15 bytes) and message. */
-int chan_console_encode(chan_buf *b, const char *level, const char *msg, size_t len);
+/* scan: the id of the scan that printed it (the header's id), 0 for none */
+int chan_console_encode(chan_buf *b, uint64_t scan, const char *level, const char *msg, size_t len);
 const char *chan_console_decode(const unsigned char *p, size_t len, char *level, size_t level_cap,
                                 char **msg, size_t *msg_len);
 

@@ -10,18 +10,26 @@
  * enter the sandbox (sandbox.c); only then build an ordinary txs_executor,
  * whose lanes evaluate the code. A closed channel ends the process at once.
  *
- * Feeding: the main thread reads frames and keeps scans in a local FIFO;
- * the executor holds one scan at a time, and the answer callback (on the
- * lane) submits the next. The parent can then tell when a scan started
- * (when the previous one was answered) and hold each to its own deadline;
- * a batch of queued scans inside the executor would be answered together
- * and hide which of them is stuck. Answers go out from the lane under the
- * write lock, one frame each.
+ * Feeding: the executor's serving lane reads the channel itself whenever
+ * its queue is empty (txs_source, executor/bell.h): one wake-up per scan
+ * that finds the process idle, where a reader thread waking the lane cost
+ * two. Scans wait in a local FIFO and go to the executor FEED_MAX at a
+ * time, so that it runs a backlog in batches (one VM entry for up to 16
+ * scans); as each scan starts, the lane writes its id and start into the
+ * progress page (channel.h) that the parent's monitor reads to hold each
+ * scan to its own deadline. Answers go out from the lane under the write
+ * lock, in the order the scans came. A control frame
+ * (restart, reload, probe) goes to the main thread, which runs it through
+ * the executor's API like any caller once the scans before it are
+ * answered; the lane reads no frame after it until it is done. The main
+ * thread also sends the counters every 50 ms and writes answers the lane
+ * left batched (see send_result).
  */
 #define _GNU_SOURCE
 #include "isolate.h"
 
 #include "channel.h"
+#include "executor/bell.h"
 #include "sandbox.h"
 #include "util/clock.h"
 
@@ -35,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -50,17 +60,36 @@ typedef struct job {
 	char tx[];
 } job;
 
+/* Scans in the executor at once, at most: two of its batches. */
+#define FEED_MAX 32
+
+typedef struct slot {
+	uint64_t id;
+	bool done;
+	txs_scan_result r; /* done: the answer, held until those before it are sent */
+} slot;
+
 typedef struct child {
 	int fd;
 	txs_executor *ex;
 	pthread_mutex_t wmu; /* the channel's write side */
 	chan_buf out;
 	unsigned batched;    /* answers in out not yet written */
-	pthread_mutex_t qmu; /* the FIFO and `running` */
+	pthread_mutex_t qmu; /* the FIFO, the window, the control hand-off */
 	pthread_cond_t idle; /* the FIFO emptied and nothing runs */
 	job *head, *tail;
-	bool running;        /* a scan is in the executor */
+	/* the window: scans in the executor, oldest at first, in order */
+	slot win[FEED_MAX];
+	size_t first, inflight;
+	chan_progress *page; /* fd 4: the scan running now (channel.h) */
+	bool ctl_held;       /* a control frame was handed to the main thread ... */
+	bool ctl_ready;      /* ... which has not taken it yet */
+	chan_header ctl_h;
+	unsigned char *ctl_p;
+	pthread_cond_t ctl_cv; /* the main thread waits here */
 	size_t max_input;
+	int evfd;            /* kicks the serving lane out of its poll */
+	chan_buf in;         /* frames read and not yet handled (the serving lane) */
 } child;
 
 static child C;
@@ -152,20 +181,16 @@ static void feed(void);
  * and cost the lane more than a small scan on a paravirtualised guest. */
 #define BATCH_RESULTS 32
 
-static void send_result(uint64_t id, txs_scan_result *r)
+/* Encodes one answer into C.out and writes when due (wmu held). */
+static void put_result_locked(uint64_t id, txs_scan_result *r, bool backlog)
 {
 	chan_lane lane = this_lane();
 	cap_text(r->error);
-	pthread_mutex_lock(&C.qmu);
-	bool backlog = C.head != NULL;
-	pthread_mutex_unlock(&C.qmu);
-	pthread_mutex_lock(&C.wmu);
 	if (chan_result_encode(&C.out, id, r, &lane) == 0 &&
 	    (!backlog || ++C.batched >= BATCH_RESULTS || C.out.len >= (64u << 10))) {
 		flush_locked();
 		C.batched = 0;
 	}
-	pthread_mutex_unlock(&C.wmu);
 	txs_scan_result_clear(r);
 }
 
@@ -180,75 +205,105 @@ static void flush_pending(void)
 	pthread_mutex_unlock(&C.wmu);
 }
 
-/* How long the main thread may sleep in poll: 1 ms while answers may wait
- * in the buffer (a backlog, where the lane batches them; see send_result),
- * else 50 ms (the stats). Checked after flush_pending: an answer the lane
- * batches after this look had a backlog when it looked, and only this
- * thread adds to the FIFO, so the backlog is still seen here. With 1 ms
- * whenever a scan ran, every child of a fan-out woke once more per scan. */
-static int poll_ms(void)
+/* How long the main thread may sleep: 1 ms while answers wait in the
+ * buffer (the lane batches them behind a backlog; see send_result), else
+ * 50 ms (the counters). */
+static int wait_ms(void)
 {
-	pthread_mutex_lock(&C.qmu);
-	bool backlog = C.head != NULL;
-	pthread_mutex_unlock(&C.qmu);
 	pthread_mutex_lock(&C.wmu);
 	bool waiting = C.out.len != 0;
 	pthread_mutex_unlock(&C.wmu);
-	return backlog || waiting ? 1 : 50;
+	return waiting ? 1 : 50;
+}
+
+/* Slot `at` of the window is answered: the answers at the front of the
+ * window go out, in the order their scans came (the parent matches each
+ * answer with its oldest scan). The executor answers in order too, except
+ * when its watcher answers a stuck scan from another thread. qmu held. */
+static void settle_locked(size_t at, txs_scan_result *r)
+{
+	C.win[at].r = *r;
+	C.win[at].done = true;
+	pthread_mutex_lock(&C.wmu);
+	while (C.inflight && C.win[C.first].done) {
+		slot *sl = &C.win[C.first];
+		sl->done = false;
+		C.first = (C.first + 1) % FEED_MAX;
+		C.inflight--;
+		/* the last scan started is answered: the page shows none, and the
+		 * answers go out now, so the parent can again time the next scan
+		 * from this answer (a rebuild may come first) */
+		bool last = atomic_load_explicit(&C.page->id, memory_order_relaxed) == sl->id;
+		if (last)
+			chan_progress_put(C.page, 0, txs_now_ns(), 0);
+		put_result_locked(sl->id, &sl->r, (C.head || C.inflight) && !last);
+	}
+	pthread_mutex_unlock(&C.wmu);
+	if (!C.inflight && !C.head)
+		pthread_cond_broadcast(&C.idle);
 }
 
 static void on_result(txs_scan_result *r, void *ud)
 {
-	send_result((uint64_t)(uintptr_t)ud, r);
 	pthread_mutex_lock(&C.qmu);
-	C.running = false;
-	if (!C.head)
-		pthread_cond_broadcast(&C.idle);
+	settle_locked((size_t)(uintptr_t)ud, r);
 	pthread_mutex_unlock(&C.qmu);
 	feed();
 }
 
 /* A control command runs after every scan that came before it (the parent
- * matches answers in order), and before any that comes after (the main
- * thread reads no more frames meanwhile). */
+ * matches answers in order), and before any that comes after (the lane
+ * reads no more frames meanwhile). */
 static void wait_idle(void)
 {
 	pthread_mutex_lock(&C.qmu);
-	while (C.running || C.head)
+	while (C.inflight || C.head)
 		pthread_cond_wait(&C.idle, &C.qmu);
 	pthread_mutex_unlock(&C.qmu);
 }
 
-/* Gives the executor the next scan when it holds none. */
+/* The scan in slot ud starts (txs_source.started, on the lane). */
+static void on_started(void *scan_ud, uint64_t start_ns, void *ud)
+{
+	(void)ud;
+	size_t at = (size_t)(uintptr_t)scan_ud;
+	static _Thread_local uint32_t tid;
+	if (!tid)
+		tid = (uint32_t)gettid();
+	chan_progress_put(C.page, C.win[at].id, start_ns, tid); /* id: set before the submit */
+}
+
+/* Fills the window from the FIFO (on the lane): up to FEED_MAX scans in
+ * the executor, which runs those queued together as one batch. */
 static void feed(void)
 {
 	for (;;) {
 		pthread_mutex_lock(&C.qmu);
-		job *j = C.running ? NULL : C.head;
+		job *j = C.inflight < FEED_MAX ? C.head : NULL;
+		size_t at = (C.first + C.inflight) % FEED_MAX;
 		if (j) {
 			C.head = j->next;
 			if (!C.head)
 				C.tail = NULL;
-			C.running = true;
-		} else if (!C.running) {
-			pthread_cond_broadcast(&C.idle);
+			C.win[at].id = j->id;
+			C.win[at].done = false;
+			C.inflight++;
 		}
 		pthread_mutex_unlock(&C.qmu);
 		if (!j)
 			return;
-		int rc = txs_executor_submit(C.ex, j->tx, j->len, on_result, (void *)(uintptr_t)j->id);
-		if (rc == 0) {
-			free(j);
-			return;
-		}
+		bool awake; /* this is the serving lane: nothing to wake */
+		int rc = txs_executor_submit_quiet(C.ex, j->tx, j->len, on_result,
+		                                   (void *)(uintptr_t)at, &awake);
+		free(j);
+		if (rc == 0)
+			continue;
 		txs_scan_result r = {.status = rc == TXS_EOVERLOADED ? TXS_STATUS_OVERLOADED
 		                              : rc == TXS_EUNAVAILABLE ? TXS_STATUS_UNAVAILABLE
 		                                                       : TXS_STATUS_ERROR,
 		                     .error = strdup(txs_last_error())};
-		send_result(j->id, &r);
-		free(j);
 		pthread_mutex_lock(&C.qmu);
-		C.running = false;
+		settle_locked(at, &r);
 		pthread_mutex_unlock(&C.qmu);
 	}
 }
@@ -279,7 +334,9 @@ static void console_cb(const char *plugin, const char *level, const char *msg, s
 	(void)plugin;
 	(void)ud;
 	pthread_mutex_lock(&C.wmu);
-	if (chan_console_encode(&C.out, level, msg, len < CHAN_MAX_TEXT ? len : CHAN_MAX_TEXT) == 0)
+	/* on the lane: the page names the scan it runs (0 between scans) */
+	uint64_t scan = atomic_load_explicit(&C.page->id, memory_order_relaxed);
+	if (chan_console_encode(&C.out, scan, level, msg, len < CHAN_MAX_TEXT ? len : CHAN_MAX_TEXT) == 0)
 		flush_locked();
 	pthread_mutex_unlock(&C.wmu);
 }
@@ -319,22 +376,102 @@ static void control(const chan_header *h, const unsigned char *p)
 	send_rc(CH_DONE, h->id, rc, rc ? txs_last_error() : "");
 }
 
-/* Handles every whole frame in in; false on a frame the parent cannot send. */
-static bool dispatch(chan_buf *in)
+/* Hands a control frame to the main thread (on the lane). */
+static void hand_control(const chan_header *h, const unsigned char *p)
+{
+	unsigned char *copy = malloc(h->len ? h->len : 1);
+	if (!copy)
+		_exit(3);
+	memcpy(copy, p, h->len);
+	pthread_mutex_lock(&C.qmu);
+	C.ctl_h = *h;
+	C.ctl_p = copy;
+	C.ctl_held = C.ctl_ready = true;
+	pthread_cond_signal(&C.ctl_cv);
+	pthread_mutex_unlock(&C.qmu);
+}
+
+static bool control_held(void)
+{
+	pthread_mutex_lock(&C.qmu);
+	bool held = C.ctl_held;
+	pthread_mutex_unlock(&C.qmu);
+	return held;
+}
+
+/* Handles the whole frames in C.in up to and including a control frame
+ * (on the lane): the number handled, or -1 on a frame the parent cannot
+ * send. */
+static int dispatch(void)
 {
 	chan_header h;
 	const unsigned char *p;
-	int k;
-	while ((k = chan_take(in, (64u << 20), &h, &p)) == 1) {
-		if (h.type == CH_SCAN)
+	int k, n = 0;
+	while ((k = chan_take(&C.in, (64u << 20), &h, &p)) == 1) {
+		n++;
+		if (h.type == CH_SCAN) {
 			enqueue(h.id, p, h.len);
-		else if (h.type == CH_RESTART || h.type == CH_RELOAD || h.type == CH_PROBE)
-			control(&h, p);
-		else
-			return false;
+		} else if (h.type == CH_RESTART || h.type == CH_RELOAD || h.type == CH_PROBE) {
+			hand_control(&h, p);
+			break;
+		} else {
+			return -1;
+		}
 	}
-	chan_buf_compact(in);
-	return k == 0;
+	chan_buf_compact(&C.in);
+	return k < 0 ? -1 : n;
+}
+
+static void kick(void *ud)
+{
+	(void)ud;
+	uint64_t one = 1;
+	if (write(C.evfd, &one, sizeof one) < 0) {
+		/* the counter is full: the lane has a wake-up pending anyway */
+	}
+}
+
+/* The serving lane's wait (txs_source): frames left behind a control
+ * that is done, else a poll of the channel and of the kick, then the
+ * frames read. The executor calls it again while its queue stays empty. */
+static void lane_wait(void *ud, uint64_t deadline_ns)
+{
+	(void)ud;
+	bool held = control_held();
+	if (!held && C.in.len > C.in.off) {
+		int n = dispatch();
+		if (n < 0)
+			_exit(4);
+		if (n > 0)
+			return;
+	}
+	flush_pending();
+	int ms = -1;
+	if (deadline_ns) {
+		uint64_t now = txs_now_ns();
+		ms = now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
+	}
+	struct pollfd pfd[2] = {{.fd = C.evfd, .events = POLLIN}, {.fd = C.fd, .events = POLLIN}};
+	if (poll(pfd, held ? 1 : 2, ms) <= 0)
+		return;
+	if (pfd[0].revents) {
+		uint64_t v;
+		if (read(C.evfd, &v, sizeof v) < 0) {
+			/* EAGAIN: another wait took it */
+		}
+	}
+	if (held || !pfd[1].revents)
+		return;
+	if (chan_buf_reserve(&C.in, READ_CHUNK))
+		_exit(3);
+	ssize_t n = read(C.fd, C.in.p + C.in.len, READ_CHUNK);
+	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+		_exit(0); /* end of channel: the parent is gone or let go */
+	if (n > 0) {
+		C.in.len += (size_t)n;
+		if (dispatch() < 0)
+			_exit(4);
+	}
 }
 
 /* Reads until one whole frame of type want is in in; its payload. */
@@ -356,24 +493,31 @@ static const unsigned char *read_frame(chan_buf *in, uint16_t want, chan_header 
 	}
 }
 
-static void serve(chan_buf *in)
+/* The main thread: control frames, the counters, batched answers. */
+static void serve(void)
 {
 	uint64_t last_stats = 0;
-	struct pollfd pfd = {.fd = C.fd, .events = POLLIN};
 	for (;;) {
 		flush_pending();
-		int pr = poll(&pfd, 1, poll_ms());
-		if (pr > 0) {
-			if (chan_buf_reserve(in, READ_CHUNK))
-				_exit(3);
-			ssize_t n = read(C.fd, in->p + in->len, READ_CHUNK);
-			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-				_exit(0); /* end of channel: the parent is gone or let go */
-			if (n > 0) {
-				in->len += (size_t)n;
-				if (!dispatch(in))
-					_exit(4);
-			}
+		int ms = wait_ms();
+		pthread_mutex_lock(&C.qmu);
+		if (!C.ctl_ready) {
+			struct timespec ts = txs_timespec(txs_now_ns() + (uint64_t)ms * 1000000ull);
+			pthread_cond_timedwait(&C.ctl_cv, &C.qmu, &ts);
+		}
+		bool ctl = C.ctl_ready;
+		chan_header h = C.ctl_h;
+		unsigned char *p = C.ctl_p;
+		C.ctl_ready = false;
+		C.ctl_p = NULL;
+		pthread_mutex_unlock(&C.qmu);
+		if (ctl) {
+			control(&h, p);
+			free(p);
+			pthread_mutex_lock(&C.qmu);
+			C.ctl_held = false;
+			pthread_mutex_unlock(&C.qmu);
+			kick(NULL); /* the lane reads on */
 		}
 		uint64_t now = txs_now_ns();
 		if (now - last_stats >= STATS_EVERY_NS) {
@@ -423,37 +567,49 @@ static void send_first_lane(void)
 		closedir(d);
 }
 
-/* Dies with the parent; descriptors and limits. */
-static int detach(int fd, pid_t parent)
+/* Dies with the parent; descriptors (the channel as 3, the progress page
+ * as 4, no other) and limits. */
+static int detach(int fd, int pfd, pid_t parent)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		return -1;
+	if (pfd == 3 && (pfd = dup(pfd)) < 0)
+		return -1;
 	if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) != 0))
 		return -1;
-	close_range(4, ~0u, 0);
+	if (pfd != 4 && (dup2(pfd, 4) < 0 || close(pfd) != 0))
+		return -1;
+	close_range(5, ~0u, 0);
 	signal(SIGPIPE, SIG_IGN);
 	return txs_sandbox_limits();
 }
 
 /* An engine process from its channel fd on: started by exec
  * (--engine-child) or forked by the zygote. */
-static int child_run(int fd, pid_t parent)
+static int child_run(int fd, int pfd, pid_t parent)
 {
-	if (detach(fd, parent) != 0)
+	if (detach(fd, pfd, parent) != 0)
 		return 70;
 	C.fd = 3;
+	C.page = mmap(NULL, CHAN_PROGRESS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
+	close(4);
+	if (C.page == MAP_FAILED)
+		return 70;
 	pthread_mutex_init(&C.wmu, NULL);
 	pthread_mutex_init(&C.qmu, NULL);
 	pthread_cond_init(&C.idle, NULL);
-	chan_buf in = {0};
+	txs_cond_init(&C.ctl_cv);
+	C.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (C.evfd < 0)
+		return 70;
 	chan_header h;
-	const unsigned char *p = read_frame(&in, CH_INIT, &h);
+	const unsigned char *p = read_frame(&C.in, CH_INIT, &h);
 	txs_plugin_code code;
 	txs_limits lim;
 	bool has;
 	if (!p || chan_code_decode(p, h.len, &code, &lim, &has))
 		return 65;
-	chan_buf_compact(&in);
+	chan_buf_compact(&C.in);
 	int rc = txs_sandbox_enter();
 	if (rc != 0) {
 		char msg[96];
@@ -472,9 +628,9 @@ static int child_run(int fd, pid_t parent)
 	send_rc(CH_READY, 0, rc, rc ? txs_last_error() : "");
 	if (rc)
 		return 0;
-	if (!dispatch(&in))
-		return 4;
-	serve(&in);
+	txs_source src = {.wait = lane_wait, .kick = kick, .started = on_started};
+	txs_executor_use_source(C.ex, &src); /* the lane handles what came with CH_INIT */
+	serve();
 	return 0;
 }
 
@@ -524,14 +680,14 @@ static int threads_now(void)
 	return t ? atoi(t + 9) : -1;
 }
 
-/* One request: a byte and a descriptor. The descriptor, or -1 at end of
- * channel or on a request without one. */
-static int recv_fd(int sock)
+/* One request: a byte and two descriptors (the channel, the progress
+ * page). 0, or -1 at end of channel or on a request without them. */
+static int recv_fds(int sock, int fds[2])
 {
 	char byte;
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 	} u;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
@@ -540,12 +696,18 @@ static int recv_fd(int sock)
 	while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
 	}
 	struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
-	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(sizeof(int)))
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 		return -1;
-	int fd;
-	memcpy(&fd, CMSG_DATA(c), sizeof fd);
-	return fd;
+	if (c->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
+		if (c->cmsg_len >= CMSG_LEN(sizeof(int))) { /* close what came */
+			int one;
+			memcpy(&one, CMSG_DATA(c), sizeof one);
+			close(one);
+		}
+		return -1;
+	}
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return 0;
 }
 
 static int zygote_main(int fd, pid_t host)
@@ -560,20 +722,22 @@ static int zygote_main(int fd, pid_t host)
 	if (txs_sandbox_limits() != 0)
 		return 70;
 	for (;;) {
-		int cfd = recv_fd(3);
-		if (cfd < 0)
+		int fds[2];
+		if (recv_fds(3, fds) != 0)
 			return 0; /* the host let go, or sent what it never sends */
+		int cfd = fds[0];
 		int32_t answer[2] = {-1, threads_now()};
 		if (answer[1] == 1) {
 			long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
 			if (pid == 0) {
 				close(3);
 				prctl(PR_SET_NAME, "txscan-engine"); /* ps -o comm tells the two apart */
-				exit(child_run(cfd, host));
+				exit(child_run(cfd, fds[1], host));
 			}
 			answer[0] = pid > 0 ? (int32_t)pid : -errno;
 		}
 		close(cfd);
+		close(fds[1]);
 		if (send(3, answer, sizeof answer, MSG_NOSIGNAL) != (ssize_t)sizeof answer)
 			return 0;
 	}
@@ -589,5 +753,5 @@ int txs_isolate_child_main(int argc, char **argv)
 		return zygote_main(fd, parent);
 	if (strcmp(argv[1], "--engine-child"))
 		return 64;
-	return child_run(fd, parent);
+	return child_run(fd, 4, parent);
 }

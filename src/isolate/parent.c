@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,6 +131,10 @@ struct txs_proc {
 	uint64_t head_run0_ns, head_wait0_ns;
 	uint64_t kill_took_ns, kill_ran_ns; /* what the last deadline check saw */
 	bool head_has_lane;
+	chan_progress *page;    /* the child's progress page (channel.h); NULL: none */
+	uint64_t run_id;        /* the running scan the page last showed ... */
+	uint64_t run_run0_ns, run_wait0_ns; /* ... and its thread's schedstat when first seen */
+	bool run_has_lane;
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
 	bool stopping, started;
@@ -186,17 +191,22 @@ static size_t statm_rss(int fd)
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why)
+/* Kills the child for g's sake and takes g off the list. */
+static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why, pend *g)
 {
-	pend *h = p->head;
-	kill_locked(p, why, h->id);
-	if (p->kill != why || p->guilty != h->id)
+	kill_locked(p, why, g->id);
+	if (p->kill != why || p->guilty != g->id)
 		return NULL;
-	p->head = h->next;
-	if (!p->head)
-		p->tail = NULL;
+	pend **at = &p->head, *prev = NULL;
+	while (*at != g) {
+		prev = *at;
+		at = &(*at)->next;
+	}
+	*at = g->next;
+	if (p->tail == g)
+		p->tail = prev;
 	p->head_id = 0;
-	return h;
+	return g;
 }
 
 static bool sched_read(int fd, uint64_t *run, uint64_t *wait)
@@ -214,19 +224,26 @@ static bool sched_read(int fd, uint64_t *run, uint64_t *wait)
 	return true;
 }
 
-/* True when the head, past its allowance by the clock, has not used it:
- * its thread ran (on a CPU, plus up to a quarter of the timeout waiting
- * for one) for less than the allowance. A machine short of cores, or a
- * child whose reader thread waits for one, does not get a scan killed;
- * a native call that spins does. Bounded by the executor's backstop (10x
+/* How the scan (or control) being timed started and what it may take. */
+typedef struct timing {
+	uint64_t start_ns, allow_ns;
+	bool has_lane;              /* run0/wait0 are its thread's schedstat at the start */
+	uint64_t run0_ns, wait0_ns;
+} timing;
+
+/* True when the scan timed by t, past its allowance by the clock, has not
+ * used it: its thread ran (on a CPU, plus up to a quarter of the timeout
+ * waiting for one) for less than the allowance. A machine short of cores,
+ * or a child whose threads wait for one, does not get a scan killed; a
+ * native call that spins does. Bounded by the executor's backstop (10x
  * the timeout, at least timeout + 1 s), which also stops a child that
  * sleeps to look idle. Also true while the channel holds unread answers
  * (the I/O thread is behind, not the child). */
-static bool forgiven_locked(txs_proc *p, uint64_t now)
+static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 {
-	uint64_t took = now - p->head_start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
+	uint64_t took = now - tm->start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
 	uint64_t backstop = t * 10 > t + 1000000000ull ? t * 10 : t + 1000000000ull;
-	if (took >= p->head_allow_ns + backstop)
+	if (took >= tm->allow_ns + backstop)
 		return false;
 	int unread = 0;
 	if (ioctl(p->fd, FIONREAD, &unread) == 0 && unread > 0)
@@ -234,23 +251,75 @@ static bool forgiven_locked(txs_proc *p, uint64_t now)
 	uint64_t run, wait;
 	p->kill_took_ns = took;
 	p->kill_ran_ns = UINT64_MAX;
-	if (!p->head_has_lane)
+	if (!tm->has_lane)
 		return false;
 	/* the lane thread is gone: the process is exiting (its memory is torn
 	 * down before its channel closes: 20-80 ms for a big heap) and the
 	 * reap answers for it; or a lane ended after a swap: the backstop holds */
 	if (!sched_read(p->sched_fd, &run, &wait))
 		return true;
-	uint64_t ran = run > p->head_run0_ns ? run - p->head_run0_ns : 0;
-	uint64_t waited = wait > p->head_wait0_ns ? wait - p->head_wait0_ns : 0;
+	uint64_t ran = run > tm->run0_ns ? run - tm->run0_ns : 0;
+	uint64_t waited = wait > tm->wait0_ns ? wait - tm->wait0_ns : 0;
 	p->kill_ran_ns = ran;
-	return ran + (waited < t / 4 ? waited : t / 4) <= p->head_allow_ns;
+	return ran + (waited < t / 4 ? waited : t / 4) <= tm->allow_ns;
+}
+
+/* Follows thread tid of the child for run-queue readings. mu held. */
+static void follow_thread_locked(txs_proc *p, uint32_t tid)
+{
+	if (tid == p->lane_tid && p->sched_fd >= 0)
+		return;
+	char path[96];
+	if (p->sched_fd >= 0)
+		close(p->sched_fd);
+	snprintf(path, sizeof path, "/proc/%ld/task/%u/schedstat", (long)p->pid, tid);
+	p->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
+	p->lane_tid = tid;
+}
+
+/* PAGE_LOOK bounds the walk down the pending list for the page's scan: the
+ * child holds at most 32 scans in its executor, and answers that wait in
+ * the channel come before them. */
+#define PAGE_LOOK 1024
+
+/* The scan the child runs now by its progress page: one of ours, sent and
+ * not answered, started no later than now; NULL when the page shows none
+ * (between batches, or before the first scan). A page that lies can only
+ * name one of our own scans: it can make the monitor time the wrong one
+ * of them, never spare a stuck child its backstop. mu held. */
+static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
+{
+	uint64_t id, start;
+	uint32_t tid;
+	if (!p->page || !chan_progress_get(p->page, &id, &start, &tid) || !id || start > now)
+		return NULL;
+	pend *pd = p->head;
+	for (int i = 0; pd && pd->sent && pd->id != id && i < PAGE_LOOK; i++)
+		pd = pd->next;
+	if (!pd || !pd->sent || pd->id != id || pd->type != CH_SCAN)
+		return NULL;
+	if (id != p->run_id) {
+		p->run_id = id;
+		follow_thread_locked(p, tid);
+		uint64_t run = 0, wait = 0;
+		p->run_has_lane = tid && sched_read(p->sched_fd, &run, &wait);
+		p->run_run0_ns = run;
+		p->run_wait0_ns = wait;
+	}
+	*tm = (timing){.start_ns = start,
+	               .allow_ns = ((uint64_t)p->lim.timeout_ms + TXS_PROC_GRACE_MS) * 1000000ull,
+	               .has_lane = p->run_has_lane, .run0_ns = p->run_run0_ns,
+	               .wait0_ns = p->run_wait0_ns};
+	return pd;
 }
 
 /* One look at p; *busy when it still needs watching. A scan killed for
  * its deadline or memory is taken off the list and returned, to be
  * answered now rather than when the child's teardown ends (unmapping
- * 2 GB took 20-50 ms). */
+ * 2 GB took 20-50 ms). The scan timed is the one the progress page says
+ * runs, else the oldest in flight: it started when it was sent or when
+ * the one before it was answered, whichever is later (the child answers a
+ * batch's scans as soon as the batch ends). */
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 {
 	if (p->state == S_STARTING) {
@@ -262,17 +331,25 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 	if (p->state != S_UP || p->kill || !p->head || !p->head->sent)
 		return NULL;
 	*busy = true;
-	bool scan = p->head->type == CH_SCAN;
-	if (now > p->head_start_ns + p->head_allow_ns && !forgiven_locked(p, now)) {
+	timing tm;
+	pend *cur = page_running_locked(p, now, &tm);
+	if (!cur) {
+		cur = p->head;
+		tm = (timing){.start_ns = p->head_start_ns, .allow_ns = p->head_allow_ns,
+		              .has_lane = p->head_has_lane, .run0_ns = p->head_run0_ns,
+		              .wait0_ns = p->head_wait0_ns};
+	}
+	bool scan = cur->type == CH_SCAN;
+	if (now > tm.start_ns + tm.allow_ns && !forgiven_locked(p, now, &tm)) {
 		if (scan)
-			return pop_guilty_locked(p, K_TIMEOUT);
+			return pop_guilty_locked(p, K_TIMEOUT, cur);
 		kill_locked(p, K_TIMEOUT, 0);
 		return NULL;
 	}
-	if (p->lim.heap_limit_mb && now - p->head_start_ns >= TICK_NS && scan) {
+	if (p->lim.heap_limit_mb && now - tm.start_ns >= TICK_NS && scan) {
 		size_t cap = p->rss_base + (((size_t)p->lim.heap_limit_mb + TXS_PROC_RSS_SLACK_MB) << 20);
 		if (statm_rss(p->statm_fd) > cap)
-			return pop_guilty_locked(p, K_MEMORY);
+			return pop_guilty_locked(p, K_MEMORY, cur);
 	}
 	return NULL;
 }
@@ -528,14 +605,7 @@ static void set_lane_locked(txs_proc *p, const chan_lane *lane)
 {
 	p->lane_run_ns = lane->run_ns;
 	p->lane_wait_ns = lane->wait_ns;
-	if (lane->tid == p->lane_tid && p->sched_fd >= 0)
-		return;
-	char path[96];
-	if (p->sched_fd >= 0)
-		close(p->sched_fd);
-	snprintf(path, sizeof path, "/proc/%ld/task/%u/schedstat", (long)p->pid, lane->tid);
-	p->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
-	p->lane_tid = lane->tid;
+	follow_thread_locked(p, lane->tid);
 }
 
 static void append_locked(txs_proc *p, pend *pd)
@@ -881,15 +951,22 @@ static void on_event(txs_proc *p, const chan_header *h, const unsigned char *pl)
 }
 
 /* A console line goes out tagged with the scan it came from (through
- * txs_log_scan_userdata): the head, since the child runs one scan at a time
- * and writes a scan's console lines before its result. gmu is held around
+ * txs_log_scan_userdata): the child names it (the scan its progress page
+ * showed as the line was printed), and writes a scan's console lines before
+ * its result; a line from no scan (loading, init) goes with the oldest in
+ * flight. gmu is held around
  * the call because the monitor answers a killed head under gmu, and an
  * answered scan's userdata may be gone. */
-static void console_of_head(txs_proc *p, const char *level, const char *msg, size_t len)
+static void console_of_scan(txs_proc *p, uint64_t id, const char *level, const char *msg,
+                            size_t len)
 {
 	pthread_mutex_lock(&gmu);
 	pthread_mutex_lock(&p->mu);
 	pend *h = p->head;
+	for (int i = 0; id && h && h->sent && h->id != id && i < PAGE_LOOK; i++)
+		h = h->next;
+	if (!h || !h->sent || (id && h->id != id))
+		h = p->head; /* not one of ours in flight: the oldest, as for no id */
 	void *scan = h && h->type == CH_SCAN && h->sent ? h->ud : NULL;
 	pthread_mutex_unlock(&p->mu);
 	txs_log_scan_userdata = scan;
@@ -912,7 +989,7 @@ static void on_console(txs_proc *p, const chan_header *h, const unsigned char *p
 		len = strlen(msg);
 	}
 	if (p->console)
-		console_of_head(p, level, msg, len);
+		console_of_scan(p, h->id, level, msg, len);
 	free(msg);
 }
 
@@ -968,12 +1045,14 @@ static bool frames(txs_proc *p)
  * descriptor closed (all of the host's are close-on-exec), default signal
  * dispositions, its own process group (a terminal's ^C goes to the host).
  * 0, or a positive errno. */
-static int spawn_helper(const char *engine, const char *mode, int cfd, pid_t *pid)
+static int spawn_helper(const char *engine, const char *mode, int cfd, int pfd, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, cfd, 3);
+	if (pfd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, pfd, 4);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -1031,7 +1110,7 @@ static void *zygote_owner(void *arg)
 		pid_t pid = 0;
 		bool ok = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0 &&
 		          (cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) >= 0 &&
-		          spawn_helper(zengine, "--zygote", cfd, &pid) == 0;
+		          spawn_helper(zengine, "--zygote", cfd, -1, &pid) == 0;
 		if (sv[1] >= 0)
 			close(sv[1]);
 		if (cfd >= 0)
@@ -1113,9 +1192,10 @@ pid_t txs_isolate_zygote_pid(void)
 	return pid;
 }
 
-/* An engine process forked by the zygote on the channel cfd: 0 and *pid,
- * or -1 (the caller spawns the helper itself). */
-static int zygote_fork(const char *engine, int cfd, pid_t *pid)
+/* An engine process forked by the zygote on the channel cfd with the
+ * progress page pfd: 0 and *pid, or -1 (the caller spawns the helper
+ * itself). */
+static int zygote_fork(const char *engine, int cfd, int pfd, pid_t *pid)
 {
 	int rc = -1;
 	pthread_mutex_lock(&zmu);
@@ -1130,7 +1210,7 @@ static int zygote_fork(const char *engine, int cfd, pid_t *pid)
 	char byte = 'F';
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 	} u;
 	memset(&u, 0, sizeof u);
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -1139,8 +1219,9 @@ static int zygote_fork(const char *engine, int cfd, pid_t *pid)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &cfd, sizeof cfd);
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	int fds[2] = {cfd, pfd};
+	memcpy(CMSG_DATA(c), fds, sizeof fds);
 	int32_t answer[2] = {0, 0};
 	struct pollfd pf = {.fd = zfd, .events = POLLIN};
 	ssize_t n = sendmsg(zfd, &m, MSG_NOSIGNAL);
@@ -1162,28 +1243,65 @@ out:
 	return rc;
 }
 
-static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out)
+/* A zeroed progress page (channel.h), mapped here; its descriptor, or -1
+ * with errno. */
+static int progress_page(chan_progress **out)
+{
+	int fd = memfd_create("txs-progress", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	void *m = MAP_FAILED;
+	if (fd < 10) { /* never 3 or 4: dup2 onto itself keeps CLOEXEC */
+		int hi = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+		close(fd);
+		fd = hi;
+	}
+	if (fd >= 0 && ftruncate(fd, CHAN_PROGRESS_BYTES) == 0)
+		m = mmap(NULL, CHAN_PROGRESS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return -1;
+	}
+	*out = m;
+	return fd;
+}
+
+static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out, chan_progress **page_out)
 {
 	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+	chan_progress *page = NULL;
+	int pfd = progress_page(&page);
+	if (pfd < 0)
 		return -errno;
-	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
-	close(sv[1]);
-	if (cfd < 0) {
-		close(sv[0]);
-		return -errno;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		int e = errno;
+		close(pfd);
+		munmap(page, CHAN_PROGRESS_BYTES);
+		return -e;
 	}
+	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
+	int e = errno;
+	close(sv[1]);
 	pid_t pid = 0;
-	int rc = zygote_fork(p->engine, cfd, &pid) == 0 ? 0
-	         : spawn_helper(p->engine, "--engine-child", cfd, &pid);
-	close(cfd);
+	int rc = cfd < 0 ? e
+	         : zygote_fork(p->engine, cfd, pfd, &pid) == 0
+	             ? 0
+	             : spawn_helper(p->engine, "--engine-child", cfd, pfd, &pid);
+	if (cfd >= 0)
+		close(cfd);
+	close(pfd);
 	if (rc != 0) {
 		close(sv[0]);
+		munmap(page, CHAN_PROGRESS_BYTES);
 		return -rc;
 	}
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 	*fd_out = sv[0];
 	*pid_out = pid;
+	*page_out = page;
 	return 0;
 }
 
@@ -1192,11 +1310,12 @@ static int start_locked(txs_proc *p)
 {
 	int fd = -1;
 	pid_t pid = 0;
+	chan_progress *page = NULL;
 	/* unlocked: the zygote's first answer waits for it to be linked, and
 	 * the monitor must not wait for that; in S_DOWN only this thread
 	 * changes p's state, pid or channel */
 	pthread_mutex_unlock(&p->mu);
-	int rc = spawn_child(p, &fd, &pid);
+	int rc = spawn_child(p, &fd, &pid, &page);
 	pthread_mutex_lock(&p->mu);
 	if (rc) {
 		free(p->last_err);
@@ -1208,6 +1327,8 @@ static int start_locked(txs_proc *p)
 	snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
 	p->fd = fd;
 	p->pid = pid;
+	p->page = page;
+	p->run_id = 0;
 	p->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
 	p->kill = K_NONE;
 	p->guilty = 0;
@@ -1337,6 +1458,9 @@ static void reap_locked(txs_proc *p)
 		close(p->statm_fd);
 	if (p->sched_fd >= 0)
 		close(p->sched_fd);
+	if (p->page)
+		munmap(p->page, CHAN_PROGRESS_BYTES);
+	p->page = NULL;
 	p->fd = p->statm_fd = p->sched_fd = -1;
 	p->lane_tid = 0;
 	p->lane_run_ns = p->lane_wait_ns = 0;
