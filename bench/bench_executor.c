@@ -175,7 +175,6 @@ static int mode_restart(int argc, char **argv)
 		}
 	}
 	txs_executor_free(ex);
-	if (getenv("DUMP")) for (long i = 0; i < n; i++) fprintf(stderr, "%ld %.3f %.1f\n", i, ms[i], scan_us[i]);
 	double sum = 0;
 	for (long i = 0; i < n; i++)
 		sum += ms[i];
