@@ -12,6 +12,7 @@
  *   bench_executor handoff  [--n N]
  *   bench_executor cpus     [--reps R]
  *   bench_executor latency  PLUGIN_DIR TX.jsonl [--n N] [--gap-ms G] [--restart-every K]
+ *   bench_executor stuck    [--n N] [--chars C] [--isolation thread|process]
  *
  * restart:  txs_executor_restart latency (build the new engine, load, init,
  *           destroy the old one, round trip to the executor thread). With a
@@ -357,11 +358,39 @@ static int mode_scan(int argc, char **argv)
 /* stuck: a scan stuck in JSC's regexp engine (quadratic /a*b/, which does
  * not poll the watchdog), timeout 50 ms: how long until it is answered, and
  * the CPU the abandoned thread burns after that, until its call returns.
- * One stuck scan at a time: the next starts when the last lane is back. */
+ * One stuck scan at a time: the next starts when the last lane is back.
+ * --isolation process: the same through an engine process, which the host
+ * kills; the next stuck scan starts once a plain scan was answered by the
+ * replacement (no CPU figure: the killed process's is gone with it). */
+struct one {
+	sem_t sem;
+	txs_status status;
+};
+
+static void one_cb(txs_scan_result *r, void *ud)
+{
+	struct one *o = ud;
+	o->status = r->status;
+	txs_scan_result_clear(r);
+	sem_post(&o->sem);
+}
+
+static txs_status proc_scan(txs_proc *px, const char *tx)
+{
+	struct one o;
+	sem_init(&o.sem, 0, 0);
+	if (txs_proc_submit(px, tx, strlen(tx), one_cb, &o) != 0)
+		bench_die("submit: %s", txs_last_error());
+	sem_wait_all(&o.sem);
+	sem_destroy(&o.sem);
+	return o.status;
+}
+
 static int mode_stuck(int argc, char **argv)
 {
 	long n = (long)bench_opt_num(argc, argv, "--n", 20);
 	long chars = (long)bench_opt_num(argc, argv, "--chars", 40000);
+	bool proc = !strcmp(bench_opt(argc, argv, "--isolation", "thread"), "process");
 	static const char src[] =
 	    "module.exports = { scanTransaction(tx) {\n"
 	    "  if (tx.stuck) /a*b/.test('a'.repeat(tx.stuck)); return null; } };\n";
@@ -372,7 +401,9 @@ static int mode_stuck(int argc, char **argv)
 	l.timeout_ms = 50;
 	l.breaker_after = 0;
 	txs_executor *ex = NULL;
-	if (txs_executor_new(&ex, &code, &l, NULL, NULL) != 0)
+	txs_proc *px = NULL;
+	if (proc ? txs_proc_new(&px, &code, &l, NULL, NULL, NULL)
+	         : txs_executor_new(&ex, &code, &l, NULL, NULL))
 		bench_die("%s", txs_last_error());
 	char tx[64];
 	snprintf(tx, sizeof tx, "{\"stuck\":%ld}", chars);
@@ -381,12 +412,21 @@ static int mode_stuck(int argc, char **argv)
 		struct timespec c0, c1;
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 		uint64_t t0 = bench_now_ns();
-		txs_scan_result r;
-		txs_executor_scan(ex, tx, strlen(tx), &r);
+		txs_scan_result r = {0};
+		if (proc)
+			r.status = proc_scan(px, tx);
+		else
+			txs_executor_scan(ex, tx, strlen(tx), &r);
 		if (r.status != TXS_STATUS_TIMEOUT)
 			bench_die("stuck scan answered %s", txs_status_name(r.status));
 		txs_scan_result_clear(&r);
 		answer[i] = (double)(bench_now_ns() - t0) / 1e6;
+		burn[i] = 0;
+		if (proc) {
+			if (proc_scan(px, "{}") != TXS_STATUS_OK)
+				bench_die("the replacement did not answer ok");
+			continue;
+		}
 		txs_executor_stats st;
 		do {
 			struct timespec ts = {0, 1000000};
@@ -397,13 +437,19 @@ static int mode_stuck(int argc, char **argv)
 		double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
 		burn[i] = cpu - answer[i];
 	}
-	txs_executor_free(ex);
+	if (proc)
+		txs_proc_free(px);
+	else
+		txs_executor_free(ex);
 	bench_json_begin("bench_executor", "stuck");
+	bench_json_str("isolation", proc ? "process" : "thread");
 	bench_json_int("n", n);
 	bench_json_int("chars", chars);
 	bench_json_num("answer_p50_ms", bench_percentile(answer, (size_t)n, 50));
+	bench_json_num("answer_p99_ms", bench_percentile(answer, (size_t)n, 99));
 	bench_json_num("answer_max_ms", bench_percentile(answer, (size_t)n, 100));
-	bench_json_num("abandoned_cpu_p50_ms", bench_percentile(burn, (size_t)n, 50));
+	if (!proc)
+		bench_json_num("abandoned_cpu_p50_ms", bench_percentile(burn, (size_t)n, 50));
 	bench_json_end();
 	free(answer);
 	free(burn);

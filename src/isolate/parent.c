@@ -17,12 +17,16 @@
  * thread finishes the job when the channel closes.
  *
  * Pending list (under mu): every scan and control command sent or waiting
- * to be sent, in order. The child answers in order (child.c feeds its
- * executor one scan at a time), so an answer must match the head; any
- * other is a protocol violation and the child is killed. The head's start
- * is when it was sent or when the one before it was answered, whichever is
- * later; its deadline is that plus timeout_ms + TXS_PROC_GRACE_MS, plus
- * the init budget when the child is expected to rebuild its engine first.
+ * to be sent, in order. The child answers in order (child.c), so an
+ * answer must match the head; any other is a protocol violation and the
+ * child is killed. The scan timed is the one the child's progress page
+ * names (channel.h: the child runs queued scans in batches and marks each
+ * start), from the start it gives; when the page names none of ours in
+ * flight, the head, from when it was sent or when the one before it was
+ * answered, whichever is later (the child writes a batch's answers at once
+ * when the batch ends). Its deadline is that plus timeout_ms +
+ * TXS_PROC_GRACE_MS, plus, for the head, the init budget when the child is
+ * expected to rebuild its engine first.
  *
  * A dead child: its guilty scan (the kill's reason) or, for a crash, the
  * scan it was running answers timeout, memory or error; every other scan
