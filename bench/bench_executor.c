@@ -175,11 +175,15 @@ static int mode_restart(int argc, char **argv)
 			scan_us[i] = (double)(bench_now_ns() - t1) / 1e3;
 		}
 	}
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
 	txs_executor_free(ex);
 	double sum = 0;
 	for (long i = 0; i < n; i++)
 		sum += ms[i];
 	bench_json_begin("bench_executor", "restart");
+	bench_json_int("realm_restarts", (long long)st.realm_restarts);
+	bench_json_int("standby_swaps", (long long)st.standby_swaps);
 	bench_json_str("plugin", p.id);
 	bench_json_int("source_bytes", (long long)p.source_len);
 	bench_json_int("n", n);
