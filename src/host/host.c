@@ -518,10 +518,46 @@ static registry *enter(txs_host *h)
 	}
 }
 
-/* Starts one scan; *ring is set when an executor it queued on sleeps and
- * the bell must be rung for it. */
+/* What a batch of submissions owes the plugins once it is queued: the
+ * bell, when an executor it queued on sleeps; a write to each engine
+ * process whose frames were only queued (txs_proc_submit_quiet). Only
+ * engine processes of reg, the plugin set the batch holds, are deferred:
+ * they cannot be freed before the batch flushes them. */
+#define KICK_PROCS 64
+
+typedef struct kick {
+	bool ring;
+	registry *reg;
+	txs_proc *procs[KICK_PROCS];
+	size_t n;
+} kick;
+
+static void kick_add(kick *k, txs_proc *p)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->procs[i] == p)
+			return;
+	if (k->n < KICK_PROCS)
+		k->procs[k->n++] = p;
+	else
+		txs_proc_flush(p);
+}
+
+static void kick_done(txs_host *h, kick *k)
+{
+	if (k->ring)
+		txs_bell_ring(&h->bell);
+	for (size_t i = 0; i < k->n; i++)
+		txs_proc_flush(k->procs[i]);
+	k->n = 0;
+	k->ring = false;
+}
+
+/* Starts one scan; k->ring is set when an executor it queued on sleeps and
+ * the bell must be rung for it, and engine processes of k->reg may be
+ * added to k->procs (see kick). */
 static int submit_one(txs_host *h, const char *tx, size_t len, uint64_t line, txs_report_fn cb,
-                      void *ud, bool *ring)
+                      void *ud, kick *k)
 {
 	if (!tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_host_submit: NULL argument");
@@ -552,9 +588,14 @@ static int submit_one(txs_host *h, const char *tx, size_t len, uint64_t line, tx
 	txs_shared_text *shared = NULL;
 	for (size_t i = 0; i < reg->n; i++) {
 		plugin *p = reg->p[i];
+		instance *in = pick(p);
+		bool deferred = false;
 		int rc = atomic_load_explicit(&p->started, memory_order_acquire)
-		             ? instance_submit(pick(p), tx, len, &shared, on_answer, &f->slots[i], ring)
+		             ? instance_submit(in, tx, len, &shared, on_answer, &f->slots[i], &k->ring,
+		                               k->reg == reg && in->proc ? &deferred : NULL)
 		             : not_started(p);
+		if (deferred)
+			kick_add(k, in->proc);
 		if (rc) {
 			refused(f, i, rc);
 			release(f);
@@ -569,10 +610,9 @@ int txs_host_submit(txs_host *h, const char *tx, size_t len, uint64_t line, txs_
 {
 	if (!h)
 		return txs_fail(TXS_EINVAL, "txs_host_submit: NULL argument");
-	bool ring = false;
-	int rc = submit_one(h, tx, len, line, cb, ud, &ring);
-	if (ring)
-		txs_bell_ring(&h->bell);
+	kick k = {0};
+	int rc = submit_one(h, tx, len, line, cb, ud, &k);
+	kick_done(h, &k);
 	return rc;
 }
 
@@ -582,13 +622,13 @@ size_t txs_host_submit_many(txs_host *h, const txs_submission *subs, size_t n, t
 		txs_fail(TXS_EINVAL, "txs_host_submit_many: NULL argument");
 		return 0;
 	}
-	bool ring = false;
+	kick k = {.reg = enter(h)};
 	size_t i = 0;
 	for (; i < n; i++)
-		if (submit_one(h, subs[i].tx, subs[i].len, subs[i].line, cb, subs[i].userdata, &ring))
+		if (submit_one(h, subs[i].tx, subs[i].len, subs[i].line, cb, subs[i].userdata, &k))
 			break;
-	if (ring)
-		txs_bell_ring(&h->bell);
+	kick_done(h, &k);
+	atomic_fetch_sub(&k.reg->scans, 1);
 	return i;
 }
 

@@ -44,10 +44,10 @@ int instance_wait_started(instance *in)
 }
 
 int instance_submit(instance *in, const char *tx, size_t len, txs_shared_text **shared,
-                    txs_scan_fn cb, void *userdata, bool *ring_due)
+                    txs_scan_fn cb, void *userdata, bool *ring_due, bool *flush_due)
 {
 	if (in->proc)
-		return txs_proc_submit(in->proc, tx, len, cb, userdata);
+		return txs_proc_submit_quiet(in->proc, tx, len, cb, userdata, flush_due);
 	if (!*shared)
 		*shared = txs_shared_text_new(tx, len);
 	if (*shared)

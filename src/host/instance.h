@@ -28,9 +28,12 @@ void instance_on_event(instance *in, txs_event_fn fn, void *userdata);
 int instance_wait_started(instance *in);
 /* Queues a scan of tx. Thread executors of one fan-out share one copy of
  * the text: *shared starts NULL, is made by the first that needs it, and
- * the caller releases it (txs_shared_text_release) after the fan-out. */
+ * the caller releases it (txs_shared_text_release) after the fan-out.
+ * ring_due: see txs_executor_submit_quiet. flush_due (may be NULL): an
+ * engine process may only queue the frame, set it, and wait for
+ * txs_proc_flush (txs_proc_submit_quiet). */
 int instance_submit(instance *in, const char *tx, size_t len, txs_shared_text **shared,
-                    txs_scan_fn cb, void *userdata, bool *ring_due);
+                    txs_scan_fn cb, void *userdata, bool *ring_due, bool *flush_due);
 int instance_restart(instance *in);
 int instance_reload(instance *in, const txs_plugin_code *code, const txs_limits *limits);
 void instance_stats(const instance *in, txs_executor_stats *stats);

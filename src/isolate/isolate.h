@@ -33,6 +33,13 @@ int txs_proc_start(txs_proc **out, const txs_plugin_code *code, const txs_limits
                    txs_console_fn console, void *userdata, const char *engine);
 int txs_proc_wait_started(txs_proc *p);
 int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, void *userdata);
+/* txs_proc_submit, except that the frame may only be queued: *flush_due is
+ * then set, and the caller calls txs_proc_flush once for all the scans it
+ * queued (a batch of submissions: one write to the child instead of one
+ * per scan, and the child's lane reads them all at once). */
+int txs_proc_submit_quiet(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb,
+                          void *userdata, bool *flush_due);
+void txs_proc_flush(txs_proc *p);
 int txs_proc_restart(txs_proc *p);
 int txs_proc_reload(txs_proc *p, const txs_plugin_code *code, const txs_limits *limits);
 void txs_proc_stats_get(const txs_proc *p, txs_executor_stats *stats);

@@ -1767,6 +1767,27 @@ int txs_proc_new(txs_proc **out, const txs_plugin_code *code, const txs_limits *
 
 int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, void *ud)
 {
+	return txs_proc_submit_quiet(p, tx, len, cb, ud, NULL);
+}
+
+void txs_proc_flush(txs_proc *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->state == S_UP && p->out.len != p->out.off) {
+		flush_locked(p);
+		if (p->out.len != p->out.off) {
+			uint64_t one = 1;
+			if (write(p->evfd, &one, sizeof one) < 0) {
+				/* the I/O thread polls POLLOUT on its next wake anyway */
+			}
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+int txs_proc_submit_quiet(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, void *ud,
+                          bool *flush_due)
+{
 	if (!p || !tx || !cb)
 		return txs_fail(TXS_EINVAL, "txs_proc_submit: NULL argument");
 	pthread_mutex_lock(&p->mu);
@@ -1805,8 +1826,11 @@ int txs_proc_submit(txs_proc *p, const char *tx, size_t len, txs_scan_fn cb, voi
 	bool first = !p->head;
 	append_locked(p, pd);
 	uint32_t ahead = atomic_fetch_add_explicit(&p->c.pending, 1, memory_order_relaxed);
-	if (p->state == S_UP)
-		send_locked(p, pd, txs_now_ns(), ahead >= SEND_AHEAD);
+	if (p->state == S_UP) {
+		send_locked(p, pd, txs_now_ns(), ahead >= SEND_AHEAD || flush_due);
+		if (flush_due && ahead < SEND_AHEAD)
+			*flush_due = true; /* past SEND_AHEAD the I/O thread writes */
+	}
 	pthread_mutex_unlock(&p->mu);
 	if (first)
 		monitor_poke();
