@@ -174,6 +174,12 @@ static chan_lane this_lane(void)
 
 static void feed(void);
 
+/* True on the executor's serving lane (set by lane_wait and on_started,
+ * which only it calls). A scan it submits needs no wake-up; one submitted
+ * from another thread (the executor's watcher answers a stuck scan, and
+ * the answer feeds the next) must kick the lane out of its poll. */
+static _Thread_local bool on_lane;
+
 /* Answers are written at once when nothing else waits to run (the
  * parent, or a fan-out, waits for this one); behind a backlog they go out
  * in batches of BATCH_RESULTS, and the main thread writes what is left at
@@ -266,6 +272,7 @@ static void wait_idle(void)
 static void on_started(void *scan_ud, uint64_t start_ns, void *ud)
 {
 	(void)ud;
+	on_lane = true;
 	size_t at = (size_t)(uintptr_t)scan_ud;
 	static _Thread_local uint32_t tid;
 	if (!tid)
@@ -273,8 +280,9 @@ static void on_started(void *scan_ud, uint64_t start_ns, void *ud)
 	chan_progress_put(C.page, C.win[at].id, start_ns, tid); /* id: set before the submit */
 }
 
-/* Fills the window from the FIFO (on the lane): up to FEED_MAX scans in
- * the executor, which runs those queued together as one batch. */
+/* Fills the window from the FIFO (on the lane, or on the executor's
+ * watcher after it answered a stuck scan): up to FEED_MAX scans in the
+ * executor, which runs those queued together as one batch. */
 static void feed(void)
 {
 	for (;;) {
@@ -292,9 +300,9 @@ static void feed(void)
 		pthread_mutex_unlock(&C.qmu);
 		if (!j)
 			return;
-		bool awake; /* this is the serving lane: nothing to wake */
+		bool awake; /* on the serving lane: nothing to wake */
 		int rc = txs_executor_submit_quiet(C.ex, j->tx, j->len, on_result,
-		                                   (void *)(uintptr_t)at, &awake);
+		                                   (void *)(uintptr_t)at, on_lane ? &awake : NULL);
 		free(j);
 		if (rc == 0)
 			continue;
@@ -437,6 +445,7 @@ static void kick(void *ud)
 static void lane_wait(void *ud, uint64_t deadline_ns)
 {
 	(void)ud;
+	on_lane = true;
 	bool held = control_held();
 	if (!held && C.in.len > C.in.off) {
 		int n = dispatch();
