@@ -611,6 +611,80 @@ static const char LIAR[] =
     "os.write(3, frame(17, i + 1000, res))\n"
     "take()\n";
 
+/* An engine process whose progress page lies (channel.h): a write left
+ * half-way (an odd sequence), a scan id the host never sent, a start in
+ * the future, a thread id that is not one of its own. None of it may make
+ * the host time the wrong scan, kill the child, or crash: each scan is
+ * answered as the child answers it. The child answers 40 scans, writing
+ * one kind of lie before each. */
+static const char PAGE_LIAR[] =
+    "#!/usr/bin/env python3\n"
+    "import os, struct, mmap, time\n"
+    "page = mmap.mmap(4, 4096)\n"
+    "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n"
+    "def text(b): return struct.pack('<I', len(b)) + b\n"
+    "buf = b''\n"
+    "def take():\n"
+    "    global buf\n"
+    "    while True:\n"
+    "        if len(buf) >= 16:\n"
+    "            n, t, f, i = struct.unpack('<IHHQ', buf[:16])\n"
+    "            if len(buf) >= 16 + n:\n"
+    "                buf = buf[16 + n:]\n"
+    "                return t, i\n"
+    "        d = os.read(3, 65536)\n"
+    "        if not d: raise SystemExit(0)\n"
+    "        buf += d\n"
+    "take()\n"
+    "os.write(3, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
+    "now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)\n"
+    "lies = [(1, 7, now, 1),\n"                           /* torn: odd sequence */
+    "        (2, 999999, 1, os.getpid()),\n"              /* not a scan of ours, long ago */
+    "        (4, 0, 1, 0),\n"                             /* none */
+    "        (6, 0xffffffffffffffff, 1, 0xffffffff)]\n"   /* nonsense */
+    "k = 0\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    seq, sid, start, tid = lies[k % len(lies)]\n"
+    "    if k % 5 == 4:\n"                                /* our scan, starting in an hour */
+    "        seq, sid, start, tid = 8 + 2 * k, i, now + 3600 * 10**9, 1\n"
+    "    page[0:28] = struct.pack('<QQQI', seq, sid, start, tid)\n"
+    "    k += 1\n"
+    "    time.sleep(0.002)\n"
+    "    res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "    os.write(3, frame(17, i, res))\n";
+
+static void test_hostile_progress_page(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/txs-pageliar-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, PAGE_LIAR, strlen(PAGE_LIAR)), (ssize_t)strlen(PAGE_LIAR));
+	close(fd);
+	assert_int_equal(chmod(path, 0700), 0);
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	txs_plugin_code c = {.id = "pageliar", .version = "1", .filename = "index.js",
+	                     .source = ECHO, .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
+		fail_msg("start: %s", txs_last_error());
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	many_wait(&m, 40);
+	if (m.by_status[TXS_STATUS_OK] != 40)
+		fail_msg("%d of 40 ok; first not ok: %s", m.by_status[TXS_STATUS_OK], m.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 0);
+	assert_int_equal(s.process_starts, 1);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 static void test_protocol_violation_kills_the_child(void **state)
 {
 	(void)state;
@@ -813,6 +887,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_collector_under_stream),
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
+	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
 	    cmocka_unit_test(test_zygote),
