@@ -527,6 +527,7 @@ static void batch_mark_start(engine *e, size_t i, uint64_t now)
 	e->bstart_ns = now;
 	e->deadline_ns = now + backstop_ns(e->budget_ns);
 	e->stall_at_ns = txs_stall_total_ns();
+	e->stall_deferred = false;
 	engine_progress_mark(e, now, (uint32_t)i);
 }
 

@@ -42,16 +42,21 @@
 
 /* How long the owner thread has waited on a run queue for a core, in all
  * (the second field of schedstat; one pread). 0 without schedstat. */
-static uint64_t runqueue_wait_ns(const engine *e)
+/* The engine thread's time on a CPU and waiting for one (schedstat); 0s
+ * when unreadable. */
+static void schedstat(const engine *e, uint64_t *run_ns, uint64_t *wait_ns)
 {
 	char buf[96];
 	int fd = e->vm->sched_fd;
 	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	unsigned long long run = 0, wait = 0;
-	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+	if (n > 0) {
+		buf[n] = '\0';
+		if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+			run = wait = 0;
+	}
+	*run_ns = run;
+	*wait_ns = wait;
 }
 
 /* ---- process-wide set-up -------------------------------------------- */
@@ -284,7 +289,8 @@ static bool on_tick(JSContextRef ctx, void *ud)
 	(void)ctx;
 	engine *e = ud;
 	uint64_t now = now_ns();
-	uint64_t wait = runqueue_wait_ns(e);
+	uint64_t run, wait;
+	schedstat(e, &run, &wait);
 	uint64_t waited = wait > e->entry_wait_ns ? wait - e->entry_wait_ns : 0;
 	uint64_t grace = e->budget_ns / 4, forgiven = waited > grace ? waited - grace : 0;
 	/* time the whole process was stopped (util/stall.h) is not the scan's */
@@ -293,6 +299,21 @@ static bool on_tick(JSContextRef ctx, void *ud)
 	uint64_t took = now - e->bstart_ns;
 	uint64_t used = took > forgiven ? took - forgiven : 0;
 	if (used >= e->budget_ns || now >= e->deadline_ns + stalled) {
+		/* The whole process may have been stopped, and this thread be
+		 * the first to run again, before the watcher that reports it
+		 * (util/stall.h): since the entry began, this thread was neither
+		 * on a CPU nor waiting for one for over TXS_STALL_MIN_NS. Wait
+		 * for the report once, a tick of CPU time (CI killed a 150 ms
+		 * scan across a 1.5 s SIGSTOP, one run in a few). */
+		uint64_t ran = run > e->entry_run_ns ? run - e->entry_run_ns : 0;
+		uint64_t away = now - e->entry_wall_ns;
+		if (!e->stall_deferred && run && away > ran + waited + TXS_STALL_MIN_NS) {
+			e->stall_deferred = true;
+			double next = (double)e->tick_ns / 1e9;
+			JSContextGroupSetExecutionTimeLimit(e->group, next, on_tick, e);
+			e->armed_s = next;
+			return false;
+		}
 		e->killed = ENGINE_TIMEOUT;
 		e->over_backstop = used < e->budget_ns;
 		return true;
@@ -324,9 +345,10 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	if (e->heap_limit)
 		e->rss_baseline = engine_process_rss_recent(now);
 	if (!e->readings_ns || now - e->readings_ns >= READINGS_AGE_NS) {
-		e->entry_wait_ns = runqueue_wait_ns(e);
+		schedstat(e, &e->entry_run_ns, &e->entry_wait_ns);
 		e->readings_ns = now;
 	}
+	e->stall_deferred = false;
 	e->deadline_ns = now + backstop_ns(budget_ns);
 	e->stall_at_ns = txs_stall_total_ns();
 	if (e->progress)
@@ -532,6 +554,7 @@ static int setup_context(engine *e, const engine_config *cfg, engine *base)
 	e->vm->refs++;
 	if (base) { /* the same thread's run-queue wait, read under 1 ms ago or not */
 		e->entry_wait_ns = base->entry_wait_ns;
+		e->entry_run_ns = base->entry_run_ns;
 		e->readings_ns = base->readings_ns;
 	}
 	e->realms = base ? base->realms + 1 : 0;

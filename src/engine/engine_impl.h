@@ -141,7 +141,8 @@ struct engine {
 	uint64_t budget_ns;      /* time one scan may take, less waits for a core */
 	uint64_t entry_wall_ns;  /* when the entry began ... */
 	uint64_t entry_wait_ns;  /* ... and the thread's run-queue wait until then */
-	uint64_t readings_ns;    /* when entry_wait_ns was read */
+	uint64_t entry_run_ns;   /* ... and its time on a CPU */
+	uint64_t readings_ns;    /* when entry_wait_ns and entry_run_ns were read */
 	uint64_t deadline_ns;    /* the current scan's wall-clock backstop */
 	bool over_backstop;      /* the kill was the backstop's */
 	double armed_s;          /* limit the watchdog is armed with */
@@ -163,6 +164,7 @@ struct engine {
 	engine_progress *progress; /* may be NULL */
 	uint32_t realms;           /* realms this VM had before this one */
 	uint64_t stall_at_ns;      /* process stall total when the scan began (util/stall.h) */
+	bool stall_deferred;       /* this scan's kill waited once for the stall's report */
 
 	/* web globals and console state (webapi.c, sandbox.c, inspect.c) */
 	struct web_fn web_fns[WEB_FNS];
