@@ -53,11 +53,12 @@
 #define STATS_EVERY_NS (50 * 1000000ull)
 #define READ_CHUNK (256u << 10)
 
+/* A scan waiting for the executor: its text is the copy the executor
+ * queues too (a count of it, not a second copy). */
 typedef struct job {
 	uint64_t id;
-	size_t len;
+	txs_shared_text *text;
 	struct job *next;
-	char tx[];
 } job;
 
 /* Scans in the executor at once, at most: two of its batches. */
@@ -301,8 +302,9 @@ static void feed(void)
 		if (!j)
 			return;
 		bool awake; /* on the serving lane: nothing to wake */
-		int rc = txs_executor_submit_quiet(C.ex, j->tx, j->len, on_result,
-		                                   (void *)(uintptr_t)at, on_lane ? &awake : NULL);
+		int rc = txs_executor_submit_shared(C.ex, j->text, on_result, (void *)(uintptr_t)at,
+		                                    on_lane ? &awake : NULL);
+		txs_shared_text_release(j->text);
 		free(j);
 		if (rc == 0)
 			continue;
@@ -318,14 +320,11 @@ static void feed(void)
 
 static void enqueue(uint64_t id, const unsigned char *tx, size_t len)
 {
-	job *j = malloc(sizeof *j + len + 1);
-	if (!j)
+	job *j = malloc(sizeof *j);
+	if (!j || !(j->text = txs_shared_text_new((const char *)tx, len)))
 		_exit(3);
 	j->id = id;
-	j->len = len;
 	j->next = NULL;
-	memcpy(j->tx, tx, len);
-	j->tx[len] = '\0';
 	pthread_mutex_lock(&C.qmu);
 	if (C.tail)
 		C.tail->next = j;

@@ -622,15 +622,14 @@ static void append_locked(txs_proc *p, pend *pd)
 	p->tail = pd;
 }
 
+/* A pending command and its frame, in one allocation. */
 static pend *pend_new(txs_proc *p, uint16_t type, const void *payload, size_t len)
 {
-	pend *pd = calloc(1, sizeof *pd);
-	unsigned char *frame = malloc(CHAN_HEADER + len);
-	if (!pd || !frame || len > UINT32_MAX) {
-		free(pd);
-		free(frame);
+	pend *pd = len > UINT32_MAX ? NULL : malloc(sizeof *pd + CHAN_HEADER + len);
+	if (!pd)
 		return NULL;
-	}
+	*pd = (pend){0};
+	unsigned char *frame = (unsigned char *)(pd + 1);
 	pd->id = ++p->next_id;
 	pd->type = type;
 	chan_header h = {.len = (uint32_t)len, .type = type, .id = pd->id};
@@ -646,7 +645,6 @@ static void pend_free(pend *pd)
 {
 	if (!pd)
 		return;
-	free(pd->frame);
 	free(pd->text);
 	free(pd);
 }
