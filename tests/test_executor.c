@@ -1372,12 +1372,17 @@ static void test_hostile_tx_text(void **state)
 		txs_scan_result_clear(&d);
 	}
 	free(deep);
-	expect_error(ex, "{\"a\":1} trailing", "not valid JSON");
-	expect_error(ex, "{\"a\":\"\xff\xfe\"}", "not valid JSON");
+	/* the error says what and where (the JSON validator's reading) */
+	expect_error(ex, "{\"a\":1} trailing",
+	             "transaction is not valid JSON: text after the JSON value at column 9");
+	expect_error(ex, "{\"a\":\"\xff\xfe\"}",
+	             "transaction is not valid JSON: invalid UTF-8 in a string at column 7");
+	expect_error(ex, "{\"a\":\n[1,,2]}",
+	             "transaction is not valid JSON: expected a value at line 2, column 4");
 	static const char nul[] = "{\"a\":\"b\0c\"}";
 	txs_scan_result r;
 	assert_int_equal(txs_executor_scan(ex, nul, sizeof nul - 1, &r), 0);
-	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, "not valid JSON"))
+	if (r.status != TXS_STATUS_ERROR || !strstr(r.error, "not valid JSON: control character"))
 		fail_msg("a NUL inside the text: status %s, error %s", txs_status_name(r.status), r.error);
 	txs_scan_result_clear(&r);
 	r = scan(ex, "{\"a\":\"h\xc3\xa9\"}"); /* non-ASCII: the C API's path */

@@ -12,6 +12,7 @@
 
 #include "jsc_private.h"
 #include "jsval.h"
+#include "util/jscan.h"
 #include "util/srcmap.h"
 #include "util/stall.h"
 #include "util/utf8.h"
@@ -601,6 +602,22 @@ static JSValueRef tx_value(JSContextRef ctx, const char *text, size_t len)
 	return v;
 }
 
+/* Why text is not a transaction JSC can parse, with where when the JSON
+ * validator (util/jscan.c) finds the fault; the error path only. */
+static char *not_json_text(const char *text, size_t len)
+{
+	jscan s;
+	jscan_init(&s, text, len);
+	jscan_ws(&s);
+	if (s.p < s.end ? jscan_value(&s, 1) && jscan_end(&s) : jscan_fail(&s, "no JSON value"))
+		return strdup("transaction is not valid JSON");
+	size_t line, col;
+	jscan_position(&s, &line, &col);
+	return line > 1 ? jsv_printf("transaction is not valid JSON: %s at line %zu, column %zu",
+	                             s.syntax, line, col)
+	                : jsv_printf("transaction is not valid JSON: %s at column %zu", s.syntax, col);
+}
+
 /* Scans the batch's transactions in turn; each answer is in place as soon
  * as it is known, so a kill loses nothing that finished before it. */
 static void step_batch(engine *e, JSContextRef ctx)
@@ -616,7 +633,7 @@ static void step_batch(engine *e, JSContextRef ctx)
 		if (e->gate)
 			e->gate(e->console_ud, false);
 		if (!args[0])
-			set_error(res, ENGINE_ERROR, strdup("transaction is not valid JSON"));
+			set_error(res, ENGINE_ERROR, not_json_text(e->btx[i], e->blen[i]));
 		else if (!invoke(e, ctx, e->scan_fn, e->mod, 2, args, res))
 			return;
 		uint64_t now = now_ns();
