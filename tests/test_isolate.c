@@ -583,29 +583,35 @@ static void test_neighbour_memory_is_not_blamed(void **state)
 	unstage(root);
 }
 
+/* A fake engine process in Python (channel.h's framing): frame() and
+ * text() encode, take() reads the next frame's type and id; it has read
+ * CH_INIT and answered CH_READY when the script's own part begins. */
+#define FAKE_ENGINE \
+    "#!/usr/bin/env python3\n" \
+    "import os, struct\n" \
+    "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n" \
+    "def text(b): return struct.pack('<I', len(b)) + b\n" \
+    "buf = b''\n" \
+    "def take():\n" \
+    "    global buf\n" \
+    "    while True:\n" \
+    "        if len(buf) >= 16:\n" \
+    "            n, t, f, i = struct.unpack('<IHHQ', buf[:16])\n" \
+    "            if len(buf) >= 16 + n:\n" \
+    "                buf = buf[16 + n:]\n" \
+    "                return t, i\n" \
+    "        d = os.read(3, 65536)\n" \
+    "        if not d: raise SystemExit(0)\n" \
+    "        buf += d\n" \
+    "take()\n" \
+    "os.write(3, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
+
 /* A compromised child that answers a scan it was never sent: the host
  * kills it, answers the scan it was running error naming the violation,
  * and carries on (each replacement breaks the protocol again here). The
  * "engine" is a Python script that speaks the framing (channel.h). */
 static const char LIAR[] =
-    "#!/usr/bin/env python3\n"
-    "import os, struct\n"
-    "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n"
-    "def text(b): return struct.pack('<I', len(b)) + b\n"
-    "buf = b''\n"
-    "def take():\n"
-    "    global buf\n"
-    "    while True:\n"
-    "        if len(buf) >= 16:\n"
-    "            n, t, f, i = struct.unpack('<IHHQ', buf[:16])\n"
-    "            if len(buf) >= 16 + n:\n"
-    "                buf = buf[16 + n:]\n"
-    "                return t, i\n"
-    "        d = os.read(3, 65536)\n"
-    "        if not d: raise SystemExit(0)\n"
-    "        buf += d\n"
-    "take()\n"
-    "os.write(3, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
+    FAKE_ENGINE
     "t, i = take()\n"
     "res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
     "os.write(3, frame(17, i + 1000, res))\n"
@@ -618,25 +624,9 @@ static const char LIAR[] =
  * answered as the child answers it. The child answers 40 scans, writing
  * one kind of lie before each. */
 static const char PAGE_LIAR[] =
-    "#!/usr/bin/env python3\n"
-    "import os, struct, mmap, time\n"
+    FAKE_ENGINE
+    "import mmap, time\n"
     "page = mmap.mmap(4, 4096)\n"
-    "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n"
-    "def text(b): return struct.pack('<I', len(b)) + b\n"
-    "buf = b''\n"
-    "def take():\n"
-    "    global buf\n"
-    "    while True:\n"
-    "        if len(buf) >= 16:\n"
-    "            n, t, f, i = struct.unpack('<IHHQ', buf[:16])\n"
-    "            if len(buf) >= 16 + n:\n"
-    "                buf = buf[16 + n:]\n"
-    "                return t, i\n"
-    "        d = os.read(3, 65536)\n"
-    "        if not d: raise SystemExit(0)\n"
-    "        buf += d\n"
-    "take()\n"
-    "os.write(3, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
     "now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)\n"
     "lies = [(1, 7, now, 1),\n"                           /* torn: odd sequence */
     "        (2, 999999, 1, os.getpid()),\n"              /* not a scan of ours, long ago */
