@@ -675,6 +675,58 @@ static void test_hostile_progress_page(void **state)
 	unlink(path);
 }
 
+/* An engine process that never answers and keeps its progress page naming
+ * the scan it was sent, with a start always a moment ago (each page write
+ * a new start for the same scan). The page only chooses which scan the
+ * host times: the scan is still held to its deadline (at the latest the
+ * backstop, timeout + 1 s here) and answered timeout, not held forever. */
+static const char PAGE_STALLER[] =
+    FAKE_ENGINE
+    "import mmap, time\n"
+    "page = mmap.mmap(4, 4096)\n"
+    "t, i = take()\n"
+    "seq = 2\n"
+    "while True:\n"
+    "    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)\n"
+    "    page[0:28] = struct.pack('<QQQI', seq, i, now - 1000000, os.getpid())\n"
+    "    seq += 2\n"
+    "    time.sleep(0.01)\n";
+
+static void test_page_cannot_postpone_the_deadline(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/txs-pagestall-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, PAGE_STALLER, strlen(PAGE_STALLER)),
+	                 (ssize_t)strlen(PAGE_STALLER));
+	close(fd);
+	assert_int_equal(chmod(path, 0700), 0);
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	txs_plugin_code c = {.id = "pagestall", .version = "1", .filename = "index.js",
+	                     .source = ECHO, .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
+		fail_msg("start: %s", txs_last_error());
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct timespec until; /* m.cv waits on CLOCK_REALTIME */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 8; /* the backstop is 1.05 s past the allowance: far beyond it */
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	pthread_mutex_lock(&m.mu);
+	while (m.done < 1 && pthread_cond_timedwait(&m.cv, &m.mu, &until) == 0) {
+	}
+	int done = m.done;
+	pthread_mutex_unlock(&m.mu);
+	if (done != 1)
+		fail_msg("the scan is still unanswered after 8 s: the page postponed its deadline");
+	assert_int_equal(m.by_status[TXS_STATUS_TIMEOUT], 1);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 static void test_protocol_violation_kills_the_child(void **state)
 {
 	(void)state;
@@ -878,6 +930,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_hostile_progress_page),
+	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
 	    cmocka_unit_test(test_zygote),

@@ -89,6 +89,7 @@ typedef struct pend {
 	bool sent, trial;
 	int tries;
 	uint64_t sent_ns;
+	uint64_t page_start_ns; /* the start the progress page first gave it (this send); 0: none */
 	/* controls: the waiter's */
 	bool done;
 	int rc;
@@ -290,7 +291,8 @@ static void follow_thread_locked(txs_proc *p, uint32_t tid)
  * not answered, started no later than now; NULL when the page shows none
  * (between batches, or before the first scan). A page that lies can only
  * name one of our own scans: it can make the monitor time the wrong one
- * of them, never spare a stuck child its backstop. mu held. */
+ * of them, never spare a stuck child its backstop (each scan is timed from
+ * the first start the page gave it). mu held. */
 static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 {
 	uint64_t id, start;
@@ -302,6 +304,12 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 		pd = pd->next;
 	if (!pd || !pd->sent || pd->id != id || pd->type != CH_SCAN)
 		return NULL;
+	/* a scan starts once: the first start the page gives it holds, so a
+	 * child that rewrites the start (or names other scans in between)
+	 * cannot move its deadline on */
+	if (!pd->page_start_ns)
+		pd->page_start_ns = start;
+	start = pd->page_start_ns;
 	if (id != p->run_id) {
 		p->run_id = id;
 		follow_thread_locked(p, tid);
@@ -564,6 +572,7 @@ static void send_locked(txs_proc *p, pend *pd, uint64_t now, bool defer)
 		return; /* stays unsent: the monitor's deadline covers it */
 	pd->sent = true;
 	pd->sent_ns = now;
+	pd->page_start_ns = 0;
 	if (p->head == pd)
 		track_head_locked(p, now);
 	if (defer)
