@@ -727,6 +727,72 @@ static void test_page_cannot_postpone_the_deadline(void **state)
 	unlink(path);
 }
 
+/* An engine process whose scan runs on one thread while an answer it sent
+ * before came from another, busy one (a lane swap: the old lane builds the
+ * next engine). The scan's thread neither runs nor waits for a core while
+ * the clock passes its allowance (a stopped process, say): it is forgiven
+ * (until the backstop) by its own thread's schedstat, the one the progress
+ * page names, not by the thread the last answer came from. */
+static const char TWO_THREADS[] =
+    FAKE_ENGINE
+    "import mmap, threading, time\n"
+    "page = mmap.mmap(4, 4096)\n"
+    "t, w = take()\n"
+    "t, x = take()\n"
+    "stop = threading.Event()\n"
+    "busy = []\n"
+    "def spin():\n"
+    "    busy.append(threading.get_native_id())\n"
+    "    while not stop.is_set(): pass\n"
+    "me = threading.get_native_id()\n"
+    "def mark(seq, i):\n"
+    "    page[0:28] = struct.pack('<QQQI', seq, i, time.clock_gettime_ns(time.CLOCK_MONOTONIC), me)\n"
+    "def result(i, tid):\n"
+    "    res = struct.pack('<IIQQdQ', 0, tid, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "    os.write(3, frame(17, i, res))\n"
+    "mark(2, w)\n"                                    /* w runs on this thread, which sleeps */
+    "th = threading.Thread(target=spin)\n"
+    "th.start()\n"
+    "time.sleep(0.3)\n"                               /* the busy thread runs 300 ms */
+    "mark(4, x)\n"
+    "time.sleep(0.02)\n"                              /* the host's monitor sees x run here */
+    "result(w, busy[0])\n"                            /* w's answer, from the busy thread */
+    "time.sleep(0.4)\n"                               /* x's thread does not run */
+    "stop.set()\n"
+    "th.join()\n"
+    "result(x, me)\n"
+    "take()\n";
+
+static void test_page_scan_is_timed_by_its_own_thread(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/txs-twothreads-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, TWO_THREADS, strlen(TWO_THREADS)), (ssize_t)strlen(TWO_THREADS));
+	close(fd);
+	assert_int_equal(chmod(path, 0700), 0);
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	txs_plugin_code c = {.id = "twothreads", .version = "1", .filename = "index.js",
+	                     .source = ECHO, .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
+		fail_msg("start: %s", txs_last_error());
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	many_wait(&m, 2);
+	if (m.by_status[TXS_STATUS_OK] != 2)
+		fail_msg("%d of 2 ok; first not ok: %s", m.by_status[TXS_STATUS_OK], m.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 0);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 static void test_protocol_violation_kills_the_child(void **state)
 {
 	(void)state;
@@ -915,6 +981,7 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "--host"))
 		return host_main();
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_page_scan_is_timed_by_its_own_thread),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_bad_code_is_reported),
 	    cmocka_unit_test(test_stuck_regexp),

@@ -140,6 +140,8 @@ struct txs_proc {
 	uint64_t run_id;        /* the running scan the page last showed ... */
 	uint64_t run_run0_ns, run_wait0_ns; /* ... and its thread's schedstat when first seen */
 	bool run_has_lane;
+	uint32_t run_tid;       /* the thread the page named: not always the one the */
+	int run_sched_fd;       /* last answer came from (a lane swap, the watcher) */
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
 	bool stopping, started;
@@ -234,6 +236,7 @@ typedef struct timing {
 	uint64_t start_ns, allow_ns;
 	bool has_lane;              /* run0/wait0 are its thread's schedstat at the start */
 	uint64_t run0_ns, wait0_ns;
+	int sched_fd;               /* ... read from this descriptor (that thread's) */
 } timing;
 
 /* True when the scan timed by t, past its allowance by the clock, has not
@@ -261,7 +264,7 @@ static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 	/* the lane thread is gone: the process is exiting (its memory is torn
 	 * down before its channel closes: 20-80 ms for a big heap) and the
 	 * reap answers for it; or a lane ended after a swap: the backstop holds */
-	if (!sched_read(p->sched_fd, &run, &wait))
+	if (!sched_read(tm->sched_fd, &run, &wait))
 		return true;
 	uint64_t ran = run > tm->run0_ns ? run - tm->run0_ns : 0;
 	uint64_t waited = wait > tm->wait0_ns ? wait - tm->wait0_ns : 0;
@@ -269,17 +272,18 @@ static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 	return ran + (waited < t / 4 ? waited : t / 4) <= tm->allow_ns;
 }
 
-/* Follows thread tid of the child for run-queue readings. mu held. */
-static void follow_thread_locked(txs_proc *p, uint32_t tid)
+/* Follows thread tid of the child for run-queue readings: *fd reads its
+ * schedstat, *cur is the thread it reads. mu held. */
+static void follow_thread_locked(txs_proc *p, uint32_t tid, int *fd, uint32_t *cur)
 {
-	if (tid == p->lane_tid && p->sched_fd >= 0)
+	if (tid == *cur && *fd >= 0)
 		return;
 	char path[96];
-	if (p->sched_fd >= 0)
-		close(p->sched_fd);
+	if (*fd >= 0)
+		close(*fd);
 	snprintf(path, sizeof path, "/proc/%ld/task/%u/schedstat", (long)p->pid, tid);
-	p->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
-	p->lane_tid = tid;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*cur = tid;
 }
 
 /* PAGE_LOOK bounds the walk down the pending list for the page's scan: the
@@ -312,16 +316,16 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 	start = pd->page_start_ns;
 	if (id != p->run_id) {
 		p->run_id = id;
-		follow_thread_locked(p, tid);
+		follow_thread_locked(p, tid, &p->run_sched_fd, &p->run_tid);
 		uint64_t run = 0, wait = 0;
-		p->run_has_lane = tid && sched_read(p->sched_fd, &run, &wait);
+		p->run_has_lane = tid && sched_read(p->run_sched_fd, &run, &wait);
 		p->run_run0_ns = run;
 		p->run_wait0_ns = wait;
 	}
 	*tm = (timing){.start_ns = start,
 	               .allow_ns = ((uint64_t)p->lim.timeout_ms + TXS_PROC_GRACE_MS) * 1000000ull,
 	               .has_lane = p->run_has_lane, .run0_ns = p->run_run0_ns,
-	               .wait0_ns = p->run_wait0_ns};
+	               .wait0_ns = p->run_wait0_ns, .sched_fd = p->run_sched_fd};
 	return pd;
 }
 
@@ -349,7 +353,7 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 		cur = p->head;
 		tm = (timing){.start_ns = p->head_start_ns, .allow_ns = p->head_allow_ns,
 		              .has_lane = p->head_has_lane, .run0_ns = p->head_run0_ns,
-		              .wait0_ns = p->head_wait0_ns};
+		              .wait0_ns = p->head_wait0_ns, .sched_fd = p->sched_fd};
 	}
 	bool scan = cur->type == CH_SCAN;
 	if (now > tm.start_ns + tm.allow_ns && !forgiven_locked(p, now, &tm)) {
@@ -618,7 +622,7 @@ static void set_lane_locked(txs_proc *p, const chan_lane *lane)
 {
 	p->lane_run_ns = lane->run_ns;
 	p->lane_wait_ns = lane->wait_ns;
-	follow_thread_locked(p, lane->tid);
+	follow_thread_locked(p, lane->tid, &p->sched_fd, &p->lane_tid);
 }
 
 static void append_locked(txs_proc *p, pend *pd)
@@ -1469,11 +1473,13 @@ static void reap_locked(txs_proc *p)
 		close(p->statm_fd);
 	if (p->sched_fd >= 0)
 		close(p->sched_fd);
+	if (p->run_sched_fd >= 0)
+		close(p->run_sched_fd);
 	if (p->page)
 		munmap(p->page, CHAN_PROGRESS_BYTES);
 	p->page = NULL;
-	p->fd = p->statm_fd = p->sched_fd = -1;
-	p->lane_tid = 0;
+	p->fd = p->statm_fd = p->sched_fd = p->run_sched_fd = -1;
+	p->lane_tid = p->run_tid = 0;
 	p->lane_run_ns = p->lane_wait_ns = 0;
 	p->pid = 0;
 	p->state = S_DOWN;
@@ -1714,7 +1720,7 @@ int txs_proc_start(txs_proc **out, const txs_plugin_code *code, const txs_limits
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	pthread_mutex_init(&p->mu, NULL);
 	txs_cond_init(&p->cv);
-	p->fd = p->statm_fd = p->evfd = p->sched_fd = -1;
+	p->fd = p->statm_fd = p->evfd = p->sched_fd = p->run_sched_fd = -1;
 	snprintf(p->id, sizeof p->id, "%s", code->id);
 	p->console = console;
 	p->console_ud = userdata;
@@ -2039,7 +2045,7 @@ int txs_proc_fuzz_feed(const unsigned char *data, size_t n)
 	txs_cond_init(&p->cv);
 	txs_limits_init(&p->lim);
 	p->lim.max_result_bytes = 4096;
-	p->fd = p->statm_fd = p->evfd = p->sched_fd = -1;
+	p->fd = p->statm_fd = p->evfd = p->sched_fd = p->run_sched_fd = -1;
 	p->pid = -1;
 	p->state = S_UP;
 	p->console = fuzz_console;
