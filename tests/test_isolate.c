@@ -753,11 +753,11 @@ static const char TWO_THREADS[] =
     "mark(2, w)\n"                                    /* w runs on this thread, which sleeps */
     "th = threading.Thread(target=spin)\n"
     "th.start()\n"
-    "time.sleep(0.3)\n"                               /* the busy thread runs 300 ms */
+    "time.sleep(0.6)\n"                               /* the busy thread runs 600 ms */
     "mark(4, x)\n"
     "time.sleep(0.02)\n"                              /* the host's monitor sees x run here */
     "result(w, busy[0])\n"                            /* w's answer, from the busy thread */
-    "time.sleep(0.4)\n"                               /* x's thread does not run */
+    "time.sleep(0.5)\n"                               /* x's thread does not run */
     "stop.set()\n"
     "th.join()\n"
     "result(x, me)\n"
@@ -774,7 +774,7 @@ static void test_page_scan_is_timed_by_its_own_thread(void **state)
 	assert_int_equal(chmod(path, 0700), 0);
 	txs_limits l;
 	txs_limits_init(&l);
-	l.timeout_ms = 50;
+	l.timeout_ms = 200; /* the allowance, 230 ms, is past the fake's start-up under load */
 	txs_plugin_code c = {.id = "twothreads", .version = "1", .filename = "index.js",
 	                     .source = ECHO, .source_len = strlen(ECHO)};
 	txs_proc *p = NULL;
