@@ -617,6 +617,30 @@ static const char LIAR[] =
     "os.write(3, frame(17, i + 1000, res))\n"
     "take()\n";
 
+/* An engine process that is a script (a fake engine: FAKE_ENGINE and what
+ * follows), written to a temporary file whose path goes to path (the
+ * caller unlinks it); timeout_ms 0: the library's default limits. */
+static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeout_ms,
+                             char path[static 32])
+{
+	snprintf(path, 32, "/tmp/txs-fake-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, script, strlen(script)), (ssize_t)strlen(script));
+	close(fd);
+	assert_int_equal(chmod(path, 0700), 0);
+	txs_limits l;
+	txs_limits_init(&l);
+	if (timeout_ms)
+		l.timeout_ms = timeout_ms;
+	txs_plugin_code c = {.id = id, .version = "1", .filename = "index.js", .source = ECHO,
+	                     .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
+		fail_msg("start %s: %s", id, txs_last_error());
+	return p;
+}
+
 /* An engine process whose progress page lies (channel.h): a write left
  * half-way (an odd sequence), a scan id the host never sent, a start in
  * the future, a thread id that is not one of its own. None of it may make
@@ -647,20 +671,8 @@ static const char PAGE_LIAR[] =
 static void test_hostile_progress_page(void **state)
 {
 	(void)state;
-	char path[] = "/tmp/txs-pageliar-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, PAGE_LIAR, strlen(PAGE_LIAR)), (ssize_t)strlen(PAGE_LIAR));
-	close(fd);
-	assert_int_equal(chmod(path, 0700), 0);
-	txs_limits l;
-	txs_limits_init(&l);
-	l.timeout_ms = 50;
-	txs_plugin_code c = {.id = "pageliar", .version = "1", .filename = "index.js",
-	                     .source = ECHO, .source_len = strlen(ECHO)};
-	txs_proc *p = NULL;
-	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
-		fail_msg("start: %s", txs_last_error());
+	char path[32];
+	txs_proc *p = fake_engine("pageliar", PAGE_LIAR, 50, path);
 	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
@@ -695,21 +707,8 @@ static const char PAGE_STALLER[] =
 static void test_page_cannot_postpone_the_deadline(void **state)
 {
 	(void)state;
-	char path[] = "/tmp/txs-pagestall-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, PAGE_STALLER, strlen(PAGE_STALLER)),
-	                 (ssize_t)strlen(PAGE_STALLER));
-	close(fd);
-	assert_int_equal(chmod(path, 0700), 0);
-	txs_limits l;
-	txs_limits_init(&l);
-	l.timeout_ms = 50;
-	txs_plugin_code c = {.id = "pagestall", .version = "1", .filename = "index.js",
-	                     .source = ECHO, .source_len = strlen(ECHO)};
-	txs_proc *p = NULL;
-	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
-		fail_msg("start: %s", txs_last_error());
+	char path[32];
+	txs_proc *p = fake_engine("pagestall", PAGE_STALLER, 50, path);
 	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	struct timespec until; /* m.cv waits on CLOCK_REALTIME */
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -766,20 +765,9 @@ static const char TWO_THREADS[] =
 static void test_page_scan_is_timed_by_its_own_thread(void **state)
 {
 	(void)state;
-	char path[] = "/tmp/txs-twothreads-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, TWO_THREADS, strlen(TWO_THREADS)), (ssize_t)strlen(TWO_THREADS));
-	close(fd);
-	assert_int_equal(chmod(path, 0700), 0);
-	txs_limits l;
-	txs_limits_init(&l);
-	l.timeout_ms = 200; /* the allowance, 230 ms, is past the fake's start-up under load */
-	txs_plugin_code c = {.id = "twothreads", .version = "1", .filename = "index.js",
-	                     .source = ECHO, .source_len = strlen(ECHO)};
-	txs_proc *p = NULL;
-	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
-		fail_msg("start: %s", txs_last_error());
+	char path[32];
+	/* timeout 200: the allowance, 230 ms, is past the fake's start-up under load */
+	txs_proc *p = fake_engine("twothreads", TWO_THREADS, 200, path);
 	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
@@ -793,20 +781,42 @@ static void test_page_scan_is_timed_by_its_own_thread(void **state)
 	unlink(path);
 }
 
+/* An engine process that shrinks its progress page to nothing, so that
+ * the host's next read of the mapping would fault (SIGBUS, the host
+ * dead): the host seals the memfd against shrinking, the truncate fails,
+ * and the scans are answered as the child answers them. */
+static const char PAGE_SHRINKER[] =
+    FAKE_ENGINE
+    "import time\n"
+    "try:\n"
+    "    os.ftruncate(4, 0)\n"
+    "except OSError:\n"
+    "    pass\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    time.sleep(0.01)\n"                          /* the monitor reads the page meanwhile */
+    "    res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "    os.write(3, frame(17, i, res))\n";
+
+static void test_page_cannot_be_shrunk(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("shrinker", PAGE_SHRINKER, 50, path);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &m), 0);
+	many_wait(&m, 5);
+	assert_int_equal(m.by_status[TXS_STATUS_OK], 5);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 static void test_protocol_violation_kills_the_child(void **state)
 {
 	(void)state;
-	char path[] = "/tmp/txs-liar-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, LIAR, strlen(LIAR)), (ssize_t)strlen(LIAR));
-	close(fd);
-	assert_int_equal(chmod(path, 0700), 0);
-	txs_plugin_code c = {.id = "liar", .version = "1", .filename = "index.js", .source = ECHO,
-	                     .source_len = strlen(ECHO)};
-	txs_proc *p = NULL;
-	if (txs_proc_new(&p, &c, NULL, NULL, NULL, path) != 0)
-		fail_msg("start: %s", txs_last_error());
+	char path[32];
+	txs_proc *p = fake_engine("liar", LIAR, 0, path);
 	txs_scan_result r = scan(p, TX, NULL);
 	assert_int_equal(r.status, TXS_STATUS_ERROR);
 	if (!strstr(r.error, "protocol") || !strstr(r.error, "not the oldest"))
@@ -997,6 +1007,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_hostile_progress_page),
+	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

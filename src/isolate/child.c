@@ -82,7 +82,11 @@ typedef struct child {
 	/* the window: scans in the executor, oldest at first, in order */
 	slot win[FEED_MAX];
 	size_t first, inflight;
-	chan_progress *page; /* fd 4: the scan running now (channel.h) */
+	chan_progress *page; /* fd 4: the scan running now (channel.h) ... */
+	pthread_mutex_t pmu; /* ... written under this: the page's sequence count
+	                      * allows one writer, and the lane marking a start
+	                      * and the executor's watcher answering a stuck scan
+	                      * (which clears the page) are two threads */
 	bool ctl_held;       /* a control frame was handed to the main thread ... */
 	bool ctl_ready;      /* ... which has not taken it yet */
 	chan_header ctl_h;
@@ -240,9 +244,11 @@ static void settle_locked(size_t at, txs_scan_result *r)
 		/* the last scan started is answered: the page shows none, and the
 		 * answers go out now, so the parent can again time the next scan
 		 * from this answer (a rebuild may come first) */
+		pthread_mutex_lock(&C.pmu);
 		bool last = atomic_load_explicit(&C.page->id, memory_order_relaxed) == sl->id;
 		if (last)
 			chan_progress_put(C.page, 0, txs_now_ns(), 0);
+		pthread_mutex_unlock(&C.pmu);
 		put_result_locked(sl->id, &sl->r, (C.head || C.inflight) && !last);
 	}
 	pthread_mutex_unlock(&C.wmu);
@@ -278,7 +284,9 @@ static void on_started(void *scan_ud, uint64_t start_ns, void *ud)
 	static _Thread_local uint32_t tid;
 	if (!tid)
 		tid = (uint32_t)gettid();
+	pthread_mutex_lock(&C.pmu);
 	chan_progress_put(C.page, C.win[at].id, start_ns, tid); /* id: set before the submit */
+	pthread_mutex_unlock(&C.pmu);
 }
 
 /* Fills the window from the FIFO (on the lane, or on the executor's
@@ -605,6 +613,7 @@ static int child_run(int fd, int pfd, pid_t parent)
 		return 70;
 	pthread_mutex_init(&C.wmu, NULL);
 	pthread_mutex_init(&C.qmu, NULL);
+	pthread_mutex_init(&C.pmu, NULL);
 	pthread_cond_init(&C.idle, NULL);
 	txs_cond_init(&C.ctl_cv);
 	C.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -1262,7 +1262,7 @@ out:
  * with errno. */
 static int progress_page(chan_progress **out)
 {
-	int fd = memfd_create("txs-progress", MFD_CLOEXEC);
+	int fd = memfd_create("txs-progress", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
 	void *m = MAP_FAILED;
@@ -1271,7 +1271,10 @@ static int progress_page(chan_progress **out)
 		close(fd);
 		fd = hi;
 	}
-	if (fd >= 0 && ftruncate(fd, CHAN_PROGRESS_BYTES) == 0)
+	/* sealed at its size: a child that truncated it would have the host
+	 * fault (SIGBUS) on its next read of the mapping */
+	if (fd >= 0 && ftruncate(fd, CHAN_PROGRESS_BYTES) == 0 &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
 		m = mmap(NULL, CHAN_PROGRESS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		int e = errno;
