@@ -3,7 +3,7 @@
  * scan throughput with the watchdog and the recycling policy on, RSS per idle
  * instance and RSS across many restarts.
  *
- *   bench_executor restart  PLUGIN_DIR [TX.jsonl] [--n N]
+ *   bench_executor restart  PLUGIN_DIR [TX.jsonl] [--n N] [--isolation thread|process]
  *   bench_executor scan     PLUGIN_DIR TX.jsonl [--seconds S] [--sync] [--window W]
  *                           [--restart-every K] [--warmup N] [--isolation thread|process]
  *   bench_executor engine   PLUGIN_DIR TX.jsonl [--seconds S]
@@ -17,6 +17,8 @@
  * restart:  txs_executor_restart latency (build the new engine, load, init,
  *           destroy the old one, round trip to the executor thread). With a
  *           TX file, also the first scan after each restart (cold JIT).
+ *           --isolation process: txs_proc_restart, a round trip to the
+ *           engine process (whose executor gives a fresh realm as above).
  * scan:     scans/s of one executor, limits from plugin.json over the library
  *           defaults (timeout 50 ms, heap limit 64 MB, restart_every 1000),
  *           transactions round-robin over the file. Pipelined by default: up
@@ -143,6 +145,31 @@ static void sem_wait_all(sem_t *s)
 		;
 }
 
+/* One scan through an engine process, waited for: its status. */
+struct one {
+	sem_t sem;
+	txs_status status;
+};
+
+static void one_cb(txs_scan_result *r, void *ud)
+{
+	struct one *o = ud;
+	o->status = r->status;
+	txs_scan_result_clear(r);
+	sem_post(&o->sem);
+}
+
+static txs_status proc_scan(txs_proc *px, const char *tx)
+{
+	struct one o;
+	sem_init(&o.sem, 0, 0);
+	if (txs_proc_submit(px, tx, strlen(tx), one_cb, &o) != 0)
+		bench_die("submit: %s", txs_last_error());
+	sem_wait_all(&o.sem);
+	sem_destroy(&o.sem);
+	return o.status;
+}
+
 /* ---- restart --------------------------------------------------------- */
 
 static int mode_restart(int argc, char **argv)
@@ -154,37 +181,50 @@ static int mode_restart(int argc, char **argv)
 	if (with_tx)
 		bench_lines_load(&tx, argv[3]);
 	long n = (long)bench_opt_num(argc, argv, "--n", 1000);
+	bool proc = !strcmp(bench_opt(argc, argv, "--isolation", "thread"), "process");
 	txs_limits l;
 	limits_from(&p, &l, argc, argv);
 	uint64_t t0 = bench_now_ns();
-	txs_executor *ex = executor(&p, &l);
+	txs_executor *ex = proc ? NULL : executor(&p, &l);
+	txs_proc *px = proc ? engine_process(&p, &l) : NULL;
 	double new_ms = (double)(bench_now_ns() - t0) / 1e6;
 	double *ms = malloc((size_t)n * sizeof *ms), *scan_us = malloc((size_t)n * sizeof *scan_us);
 	for (long i = 0; i < 20 && i < n; i++) /* warm the allocator and JSC's shared state */
-		if (txs_executor_restart(ex) != 0)
+		if ((proc ? txs_proc_restart(px) : txs_executor_restart(ex)) != 0)
 			bench_die("restart: %s", txs_last_error());
 	for (long i = 0; i < n; i++) {
 		t0 = bench_now_ns();
-		if (txs_executor_restart(ex) != 0)
+		if ((proc ? txs_proc_restart(px) : txs_executor_restart(ex)) != 0)
 			bench_die("restart: %s", txs_last_error());
 		uint64_t t1 = bench_now_ns();
 		ms[i] = (double)(t1 - t0) / 1e6;
 		if (with_tx) {
 			size_t k = (size_t)i % tx.n;
-			scan_ok(ex, tx.line[k], tx.len[k]);
+			if (proc) {
+				if (proc_scan(px, tx.line[k]) != TXS_STATUS_OK)
+					bench_die("scan after a restart failed");
+			} else {
+				scan_ok(ex, tx.line[k], tx.len[k]);
+			}
 			scan_us[i] = (double)(bench_now_ns() - t1) / 1e3;
 		}
 	}
 	txs_executor_stats st;
-	txs_executor_stats_get(ex, &st);
-	txs_executor_free(ex);
+	if (proc) {
+		txs_proc_stats_get(px, &st);
+		txs_proc_free(px);
+	} else {
+		txs_executor_stats_get(ex, &st);
+		txs_executor_free(ex);
+	}
 	double sum = 0;
 	for (long i = 0; i < n; i++)
 		sum += ms[i];
 	bench_json_begin("bench_executor", "restart");
+	bench_json_str("plugin", p.id);
+	bench_json_str("isolation", proc ? "process" : "thread");
 	bench_json_int("realm_restarts", (long long)st.realm_restarts);
 	bench_json_int("standby_swaps", (long long)st.standby_swaps);
-	bench_json_str("plugin", p.id);
 	bench_json_int("source_bytes", (long long)p.source_len);
 	bench_json_int("n", n);
 	bench_json_num("first_new_ms", new_ms);
@@ -366,30 +406,6 @@ static int mode_scan(int argc, char **argv)
  * --isolation process: the same through an engine process, which the host
  * kills; the next stuck scan starts once a plain scan was answered by the
  * replacement (no CPU figure: the killed process's is gone with it). */
-struct one {
-	sem_t sem;
-	txs_status status;
-};
-
-static void one_cb(txs_scan_result *r, void *ud)
-{
-	struct one *o = ud;
-	o->status = r->status;
-	txs_scan_result_clear(r);
-	sem_post(&o->sem);
-}
-
-static txs_status proc_scan(txs_proc *px, const char *tx)
-{
-	struct one o;
-	sem_init(&o.sem, 0, 0);
-	if (txs_proc_submit(px, tx, strlen(tx), one_cb, &o) != 0)
-		bench_die("submit: %s", txs_last_error());
-	sem_wait_all(&o.sem);
-	sem_destroy(&o.sem);
-	return o.status;
-}
-
 static int mode_stuck(int argc, char **argv)
 {
 	long n = (long)bench_opt_num(argc, argv, "--n", 20);
