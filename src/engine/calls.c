@@ -609,13 +609,10 @@ static char *not_json_text(const char *text, size_t len)
 	jscan s;
 	jscan_init(&s, text, len);
 	jscan_ws(&s);
-	if (s.p < s.end ? jscan_value(&s, 1) && jscan_end(&s) : jscan_fail(&s, "no JSON value"))
-		return strdup("transaction is not valid JSON");
-	size_t line, col;
-	jscan_position(&s, &line, &col);
-	return line > 1 ? jsv_printf("transaction is not valid JSON: %s at line %zu, column %zu",
-	                             s.syntax, line, col)
-	                : jsv_printf("transaction is not valid JSON: %s at column %zu", s.syntax, col);
+	char *why = NULL;
+	if (!(s.p < s.end ? jscan_value(&s, 1) && jscan_end(&s) : jscan_fail(&s, "no JSON value")))
+		why = jscan_error_text(&s, "transaction is not valid JSON");
+	return why ? why : strdup("transaction is not valid JSON");
 }
 
 /* Scans the batch's transactions in turn; each answer is in place as soon

@@ -1308,48 +1308,40 @@ static bool idle_work_locked(lane *ln)
 	return true;
 }
 
-/* Lets the source feed the queue (txs_source). mu held. */
-static void source_wait_locked(txs_executor *ex, uint64_t deadline_ns)
+/* Sleeps until woken (or deadline_ns, txs_now_ns() clock, when not 0):
+ * on the source, which may feed the queue meanwhile (txs_source), on the
+ * host's bell, or on the condition variable. mu held (the queue was found
+ * empty under it: the bell's sequence is read before it is let go). */
+static void idle_wait_locked(txs_executor *ex, uint64_t deadline_ns)
 {
-	txs_source src = ex->src;
-	pthread_mutex_unlock(&ex->mu);
-	src.wait(src.ud, deadline_ns);
-	pthread_mutex_lock(&ex->mu);
+	if (ex->src.wait) {
+		txs_source src = ex->src;
+		pthread_mutex_unlock(&ex->mu);
+		src.wait(src.ud, deadline_ns);
+		pthread_mutex_lock(&ex->mu);
+	} else if (ex->bell) {
+		txs_bell *b = ex->bell;
+		uint32_t seq = txs_bell_seq(b);
+		pthread_mutex_unlock(&ex->mu);
+		txs_bell_wait(b, seq, deadline_ns);
+		pthread_mutex_lock(&ex->mu);
+	} else if (deadline_ns) {
+		struct timespec ts = txs_timespec(deadline_ns);
+		pthread_cond_timedwait(&ex->wake, &ex->mu, &ts);
+	} else {
+		pthread_cond_wait(&ex->wake, &ex->mu);
+	}
 }
 
 /* While quarantined: waits until the retry time, then tries to start. */
 static void quarantine_wait_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
-	if (ex->bell || ex->src.wait) {
-		if (ex->src.wait) {
-			source_wait_locked(ex, ex->retry_at_ns);
-		} else {
-			uint32_t seq = txs_bell_seq(ex->bell);
-			pthread_mutex_unlock(&ex->mu);
-			txs_bell_wait(ex->bell, seq, ex->retry_at_ns);
-			pthread_mutex_lock(&ex->mu);
-		}
-		if (txs_now_ns() < ex->retry_at_ns)
-			return;
-	} else {
-		struct timespec ts = txs_timespec(ex->retry_at_ns);
-		if (pthread_cond_timedwait(&ex->wake, &ex->mu, &ts) != ETIMEDOUT)
-			return;
-	}
+	idle_wait_locked(ex, ex->retry_at_ns);
+	if (txs_now_ns() < ex->retry_at_ns)
+		return; /* woken: the caller looks at the queue again */
 	pthread_mutex_unlock(&ex->mu);
 	restart(ln, R_RECOVER);
-	pthread_mutex_lock(&ex->mu);
-}
-
-/* Sleeps on the bell until it rings. mu held (the queue was found empty
- * under it, and the sequence is read before it is let go). */
-static void bell_wait_locked(txs_executor *ex)
-{
-	txs_bell *b = ex->bell;
-	uint32_t seq = txs_bell_seq(b);
-	pthread_mutex_unlock(&ex->mu);
-	txs_bell_wait(b, seq, 0);
 	pthread_mutex_lock(&ex->mu);
 }
 
@@ -1365,12 +1357,8 @@ static size_t next_cmds(lane *ln, cmd **out, size_t max)
 			continue;
 		if (GET(ex->st.quarantined))
 			quarantine_wait_locked(ln);
-		else if (ex->src.wait)
-			source_wait_locked(ex, 0);
-		else if (ex->bell)
-			bell_wait_locked(ex);
 		else
-			pthread_cond_wait(&ex->wake, &ex->mu);
+			idle_wait_locked(ex, 0);
 	}
 	size_t n = 0;
 	if (!ex->stopping && !ln->swapped && !lost(ln)) {

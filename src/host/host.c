@@ -469,11 +469,8 @@ static char *check_input(const txs_host *h, const char *tx, size_t len, json_t *
 	if (ok)
 		jscan_end(&s);
 	if (s.syntax) {
-		size_t line, col;
-		jscan_position(&s, &line, &col);
-		int rc = line > 1 ? asprintf(&msg, "invalid JSON: %s at line %zu, column %zu", s.syntax, line, col)
-		                  : asprintf(&msg, "invalid JSON: %s at column %zu", s.syntax, col);
-		return rc < 0 ? strdup("invalid JSON") : msg;
+		msg = jscan_error_text(&s, "invalid JSON");
+		return msg ? msg : strdup("invalid JSON");
 	}
 	if (*v0 != '{') {
 		if (asprintf(&msg, "transaction must be a JSON object, got %s", jscan_kind(v0)) < 0)

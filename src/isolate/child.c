@@ -23,7 +23,7 @@
  * the executor's API like any caller once the scans before it are
  * answered; the lane reads no frame after it until it is done. The main
  * thread also sends the counters every 50 ms and writes answers the lane
- * left batched (see send_result).
+ * left batched (see put_result_locked).
  */
 #define _GNU_SOURCE
 #include "isolate.h"
@@ -217,8 +217,8 @@ static void flush_pending(void)
 }
 
 /* How long the main thread may sleep: 1 ms while answers wait in the
- * buffer (the lane batches them behind a backlog; see send_result), else
- * 50 ms (the counters). */
+ * buffer (the lane batches them behind a backlog; see
+ * put_result_locked), else 50 ms (the counters). */
 static int wait_ms(void)
 {
 	pthread_mutex_lock(&C.wmu);

@@ -291,6 +291,15 @@ static void follow_thread_locked(txs_proc *p, uint32_t tid, int *fd, uint32_t *c
  * the channel come before them. */
 #define PAGE_LOOK 1024
 
+/* The pending command id among those sent and not answered; NULL. */
+static pend *sent_pend_locked(txs_proc *p, uint64_t id)
+{
+	pend *pd = p->head;
+	for (int i = 0; pd && pd->sent && pd->id != id && i < PAGE_LOOK; i++)
+		pd = pd->next;
+	return pd && pd->sent && pd->id == id ? pd : NULL;
+}
+
 /* The scan the child runs now by its progress page: one of ours, sent and
  * not answered, started no later than now; NULL when the page shows none
  * (between batches, or before the first scan). A page that lies can only
@@ -303,10 +312,8 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 	uint32_t tid;
 	if (!p->page || !chan_progress_get(p->page, &id, &start, &tid) || !id || start > now)
 		return NULL;
-	pend *pd = p->head;
-	for (int i = 0; pd && pd->sent && pd->id != id && i < PAGE_LOOK; i++)
-		pd = pd->next;
-	if (!pd || !pd->sent || pd->id != id || pd->type != CH_SCAN)
+	pend *pd = sent_pend_locked(p, id);
+	if (!pd || pd->type != CH_SCAN)
 		return NULL;
 	/* a scan starts once: the first start the page gives it holds, so a
 	 * child that rewrites the start (or names other scans in between)
@@ -540,6 +547,15 @@ static txs_plugin_code *code_copy(const txs_plugin_code *in)
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* Wakes p's I/O thread out of its poll. */
+static void poke_io(txs_proc *p)
+{
+	uint64_t one = 1;
+	if (write(p->evfd, &one, sizeof one) < 0) {
+		/* the counter is full: the I/O thread is woken anyway */
+	}
+}
+
 /* Writes what fits now; the rest waits in p->out for the I/O thread. */
 static void flush_locked(txs_proc *p)
 {
@@ -582,12 +598,8 @@ static void send_locked(txs_proc *p, pend *pd, uint64_t now, bool defer)
 	if (defer)
 		return;
 	flush_locked(p);
-	if (was_empty && p->out.len != p->out.off) {
-		uint64_t one = 1;
-		if (write(p->evfd, &one, sizeof one) < 0) {
-			/* the I/O thread polls POLLOUT on its next wake anyway */
-		}
-	}
+	if (was_empty && p->out.len != p->out.off)
+		poke_io(p); /* it writes the rest when the child reads (POLLOUT) */
 }
 
 static void send_unsent_locked(txs_proc *p)
@@ -977,11 +989,9 @@ static void console_of_scan(txs_proc *p, uint64_t id, const char *level, const c
 {
 	pthread_mutex_lock(&gmu);
 	pthread_mutex_lock(&p->mu);
-	pend *h = p->head;
-	for (int i = 0; id && h && h->sent && h->id != id && i < PAGE_LOOK; i++)
-		h = h->next;
-	if (!h || !h->sent || (id && h->id != id))
-		h = p->head; /* not one of ours in flight: the oldest, as for no id */
+	pend *h = id ? sent_pend_locked(p, id) : NULL;
+	if (!h)
+		h = p->head; /* none, or not one of ours in flight: the oldest */
 	void *scan = h && h->type == CH_SCAN && h->sent ? h->ud : NULL;
 	pthread_mutex_unlock(&p->mu);
 	txs_log_scan_userdata = scan;
@@ -1791,12 +1801,8 @@ void txs_proc_flush(txs_proc *p)
 	pthread_mutex_lock(&p->mu);
 	if (p->state == S_UP && p->out.len != p->out.off) {
 		flush_locked(p);
-		if (p->out.len != p->out.off) {
-			uint64_t one = 1;
-			if (write(p->evfd, &one, sizeof one) < 0) {
-				/* the I/O thread polls POLLOUT on its next wake anyway */
-			}
-		}
+		if (p->out.len != p->out.off)
+			poke_io(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 }
@@ -1996,10 +2002,7 @@ void txs_proc_free(txs_proc *p)
 	p->stopping = true;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	uint64_t one = 1;
-	if (write(p->evfd, &one, sizeof one) < 0) {
-		/* the counter is full: the I/O thread is awake anyway */
-	}
+	poke_io(p);
 	pthread_join(p->io, NULL);
 	monitor_remove(p);
 	proc_destroy(p);

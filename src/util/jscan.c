@@ -6,9 +6,11 @@
  * back canonically escaped. Used for plugins' answers (findings.c) and the
  * transactions a host receives (host.c).
  */
+#define _GNU_SOURCE /* asprintf */
 #include "jscan.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 void jscan_init(jscan *s, const char *text, size_t len)
 {
@@ -362,6 +364,16 @@ void jscan_position(const jscan *s, size_t *line, size_t *column)
 			++*line;
 			*column = 0;
 		}
+}
+
+char *jscan_error_text(const jscan *s, const char *prefix)
+{
+	size_t line, col;
+	char *msg;
+	jscan_position(s, &line, &col);
+	int rc = line > 1 ? asprintf(&msg, "%s: %s at line %zu, column %zu", prefix, s->syntax, line, col)
+	                  : asprintf(&msg, "%s: %s at column %zu", prefix, s->syntax, col);
+	return rc < 0 ? NULL : msg;
 }
 
 bool jscan_value(jscan *s, int depth)

@@ -63,5 +63,8 @@ bool jscan_next_or_close(jscan *s, char close, bool *more);
 const char *jscan_kind(const char *p);
 /* Where the first syntax error is: 1-based line and column. */
 void jscan_position(const jscan *s, size_t *line, size_t *column);
+/* "<prefix>: <the error> at column C" ("at line L, column C" past the
+ * first line), malloc'ed; NULL when out of memory. */
+char *jscan_error_text(const jscan *s, const char *prefix);
 
 #endif
