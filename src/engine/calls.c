@@ -27,16 +27,6 @@
 #define NOT_SETTLED "promise did not settle: it waits on something that never comes " \
                     "(txscan has no I/O)"
 
-/* Runs every queued microtask now, inside the VM entry that is running. */
-static void drain_microtasks(JSContextRef ctx)
-{
-	JSContextGroupRef vm = JSContextGetGroup(ctx);
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, vm);
-	txs_jsc_drain_microtasks(vm);
-	txs_jsc_lock_holder_destroy(&lock);
-}
-
 /* String(v), at most max bytes (symbols through the pristine String, which
  * prints them); *cut += the characters left out. */
 static char *string_of(engine *e, JSContextRef ctx, JSValueRef v, size_t max, size_t *cut,
@@ -350,7 +340,7 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	else if (e->killed == ENGINE_OK)
 		pending = answer_or_await(e, ctx, r, res);
 	if (e->killed == ENGINE_OK)
-		drain_microtasks(ctx);
+		txs_jsc_drain_microtasks_now(ctx);
 	if (e->killed == ENGINE_OK && pending && !e->settled && e->ntimers) {
 		JSValueRef tx = webapi_run_timers(e, ctx); /* setTimeout and friends */
 		if (tx && e->killed == ENGINE_OK && !e->settled) {
@@ -418,7 +408,7 @@ static JSObjectRef evaluate_wrapped(engine *e, JSContextRef ctx, JSValueRef *exc
 	 * left in the queue, JSC would drain it as the entry ends, with no
 	 * watchdog (a flood would never end). */
 	if (e->killed == ENGINE_OK)
-		drain_microtasks(ctx);
+		txs_jsc_drain_microtasks_now(ctx);
 	if (e->killed != ENGINE_OK)
 		return NULL;
 	if (*exc) { /* a SyntaxError: say the line */
@@ -452,7 +442,7 @@ static void step_load(engine *e, JSContextRef ctx, JSValueRef *exc)
 	JSValueRef args[2] = {module, exports};
 	JSObjectCallAsFunction(ctx, wrapper, JSContextGetGlobalObject(ctx), 2, args, exc);
 	if (e->killed == ENGINE_OK)
-		drain_microtasks(ctx); /* also when it threw, as above */
+		txs_jsc_drain_microtasks_now(ctx); /* also when it threw, as above */
 	if (*exc || e->killed != ENGINE_OK)
 		return;
 	JSValueRef m = jsv_get(ctx, module, "exports", exc);

@@ -24,6 +24,7 @@
 
 #include "jsc_private.h"
 #include "jsval.h"
+#include "util/procstat.h"
 #include "util/stall.h"
 #include "util/utf8.h"
 
@@ -40,23 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* How long the owner thread has waited on a run queue for a core, in all
- * (the second field of schedstat; one pread). 0 without schedstat. */
 /* The engine thread's time on a CPU and waiting for one (schedstat); 0s
  * when unreadable. */
 static void schedstat(const engine *e, uint64_t *run_ns, uint64_t *wait_ns)
 {
-	char buf[96];
-	int fd = e->vm->sched_fd;
-	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
-	unsigned long long run = 0, wait = 0;
-	if (n > 0) {
-		buf[n] = '\0';
-		if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
-			run = wait = 0;
-	}
-	*run_ns = run;
-	*wait_ns = wait;
+	if (!procstat_schedstat(e->vm->sched_fd, run_ns, wait_ns))
+		*run_ns = *wait_ns = 0;
 }
 
 /* ---- process-wide set-up -------------------------------------------- */
@@ -207,16 +197,8 @@ static void global_init(void)
 
 size_t engine_process_rss(void)
 {
-	char buf[128];
-	unsigned long size, resident;
 	pthread_once(&once, global_init);
-	ssize_t n = statm_fd < 0 ? -1 : pread(statm_fd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
-		return 0;
-	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+	return procstat_statm_rss(statm_fd);
 }
 
 /* Process RSS read at most READINGS_AGE_NS before now: one pread per

@@ -59,6 +59,16 @@ extern void txs_jsc_lock_holder_init(txs_jsc_lock_holder *self, JSContextGroupRe
 extern void txs_jsc_lock_holder_destroy(txs_jsc_lock_holder *self)
     __asm__("_ZN3JSC12JSLockHolderD1Ev");
 
+/* Runs every queued microtask now, inside the VM entry that is running. */
+static inline void txs_jsc_drain_microtasks_now(JSContextRef ctx)
+{
+	JSContextGroupRef vm = JSContextGetGroup(ctx);
+	txs_jsc_lock_holder lock;
+	txs_jsc_lock_holder_init(&lock, vm);
+	txs_jsc_drain_microtasks(vm);
+	txs_jsc_lock_holder_destroy(&lock);
+}
+
 /* JSC::JSONParse(JSGlobalObject*, WTF::StringView): JSON.parse without a
  * reviver, over characters that stay where they are. A JSContextRef is the
  * JSGlobalObject itself (APICast.h), and on 64-bit a JSValueRef is the

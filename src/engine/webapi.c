@@ -599,15 +599,6 @@ void webapi_drop_timers(engine *e)
 	e->ntimers = 0;
 }
 
-static void drain_microtasks(JSContextRef ctx)
-{
-	JSContextGroupRef vm = JSContextGetGroup(ctx);
-	txs_jsc_lock_holder lock;
-	txs_jsc_lock_holder_init(&lock, vm);
-	txs_jsc_drain_microtasks(vm);
-	txs_jsc_lock_holder_destroy(&lock);
-}
-
 static void sleep_until(uint64_t due)
 {
 	uint64_t now = now_ns();
@@ -674,7 +665,7 @@ JSValueRef webapi_run_timers(engine *e, JSContextRef ctx)
 			return NULL;
 		if (x && !first)
 			first = x;
-		drain_microtasks(ctx);
+		txs_jsc_drain_microtasks_now(ctx);
 	}
 	return first;
 }

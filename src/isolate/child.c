@@ -32,6 +32,7 @@
 #include "executor/bell.h"
 #include "sandbox.h"
 #include "util/clock.h"
+#include "util/procstat.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -162,16 +163,7 @@ static chan_lane this_lane(void)
 		lane.tid = (uint32_t)gettid();
 	}
 	if (fd >= 0 && (!read_ns || now - read_ns >= 1000000)) {
-		char buf[96];
-		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-		unsigned long long run, wait;
-		if (n > 0) {
-			buf[n] = '\0';
-			if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
-				lane.run_ns = run;
-				lane.wait_ns = wait;
-			}
-		}
+		procstat_schedstat(fd, &lane.run_ns, &lane.wait_ns);
 		read_ns = now;
 	}
 	return lane;
@@ -562,17 +554,9 @@ static void send_first_lane(void)
 		chan_lane lane = {.tid = (uint32_t)atoi(de->d_name)};
 		snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", de->d_name);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		procstat_schedstat(fd, &lane.run_ns, &lane.wait_ns);
 		if (fd >= 0)
 			close(fd);
-		unsigned long long run, wait;
-		if (n > 0) {
-			buf[n] = '\0';
-			if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
-				lane.run_ns = run;
-				lane.wait_ns = wait;
-			}
-		}
 		pthread_mutex_lock(&C.wmu);
 		if (chan_lane_encode(&C.out, &lane) == 0)
 			flush_locked();

@@ -45,6 +45,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/procstat.h"
 #include "util/srcmap.h"
 
 #include <errno.h>
@@ -185,18 +186,6 @@ static void kill_locked(txs_proc *p, enum kill_reason why, uint64_t guilty)
 		kill(p->pid, SIGKILL);
 }
 
-static size_t statm_rss(int fd)
-{
-	char buf[128];
-	unsigned long size, resident;
-	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
-		return 0;
-	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* Kills the child for g's sake and takes g off the list. */
 static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why, pend *g)
@@ -214,21 +203,6 @@ static pend *pop_guilty_locked(txs_proc *p, enum kill_reason why, pend *g)
 		p->tail = prev;
 	p->head_id = 0;
 	return g;
-}
-
-static bool sched_read(int fd, uint64_t *run, uint64_t *wait)
-{
-	char buf[96];
-	unsigned long long r = 0, w = 0;
-	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	if (sscanf(buf, "%llu %llu", &r, &w) != 2)
-		return false;
-	*run = r;
-	*wait = w;
-	return true;
 }
 
 /* How the scan (or control) being timed started and what it may take. */
@@ -264,7 +238,7 @@ static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 	/* the lane thread is gone: the process is exiting (its memory is torn
 	 * down before its channel closes: 20-80 ms for a big heap) and the
 	 * reap answers for it; or a lane ended after a swap: the backstop holds */
-	if (!sched_read(tm->sched_fd, &run, &wait))
+	if (!procstat_schedstat(tm->sched_fd, &run, &wait))
 		return true;
 	uint64_t ran = run > tm->run0_ns ? run - tm->run0_ns : 0;
 	uint64_t waited = wait > tm->wait0_ns ? wait - tm->wait0_ns : 0;
@@ -325,7 +299,7 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 		p->run_id = id;
 		follow_thread_locked(p, tid, &p->run_sched_fd, &p->run_tid);
 		uint64_t run = 0, wait = 0;
-		p->run_has_lane = tid && sched_read(p->run_sched_fd, &run, &wait);
+		p->run_has_lane = tid && procstat_schedstat(p->run_sched_fd, &run, &wait);
 		p->run_run0_ns = run;
 		p->run_wait0_ns = wait;
 	}
@@ -371,7 +345,7 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 	}
 	if (p->lim.heap_limit_mb && now - tm.start_ns >= TICK_NS && scan) {
 		size_t cap = p->rss_base + (((size_t)p->lim.heap_limit_mb + TXS_PROC_RSS_SLACK_MB) << 20);
-		if (statm_rss(p->statm_fd) > cap)
+		if (procstat_statm_rss(p->statm_fd) > cap)
 			return pop_guilty_locked(p, K_MEMORY, cur);
 	}
 	return NULL;
@@ -923,7 +897,7 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	}
 	free(text);
 	p->state = S_UP;
-	p->rss_base = statm_rss(p->statm_fd);
+	p->rss_base = procstat_statm_rss(p->statm_fd);
 	p->consecutive_failures = 0;
 	p->backoff_ns = 0;
 	p->last_answer_ns = txs_now_ns();
@@ -1940,7 +1914,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	/* a replacement being started is not an outage (readiness does not flap) */
 	bool replacing = p->started && (p->state == S_DOWN || p->state == S_STARTING);
 	uint32_t fails = p->consecutive_failures, br_state = p->br_state;
-	size_t rss = statm_rss(p->statm_fd); /* under mu: the reaper closes it */
+	size_t rss = procstat_statm_rss(p->statm_fd); /* under mu: the reaper closes it */
 	pthread_mutex_unlock(&p->mu);
 	add_child_stats(&sum, &ch);
 	*s = sum;

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* asprintf */
 #include "jscan.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -58,30 +59,6 @@ static void keep(jstr *d, const char *bytes, size_t n)
 	d->kept += k;
 	d->buf[d->kept] = '\0';
 	d->len += n;
-}
-
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	unsigned char c = p[0];
-	size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-	if (!n || (size_t)(end - p) < n)
-		return 0;
-	unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F; /* no surrogates */
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return n;
 }
 
 static int hex4(const char *p)
@@ -205,7 +182,7 @@ bool jscan_string(jscan *s, jstr *d, sbuf *out)
 			return jscan_fail(s, "control character in a string");
 		if (c != '\\') {
 			size_t n = c < 0x80 ? 1
-			                    : utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+			                    : utf8_seq_len((const unsigned char *)s->p, (const unsigned char *)s->end);
 			if (!n)
 				return jscan_fail(s, "invalid UTF-8 in a string");
 			if (d)

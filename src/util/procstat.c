@@ -12,6 +12,34 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+bool procstat_schedstat(int fd, uint64_t *run_ns, uint64_t *wait_ns)
+{
+	char buf[96];
+	unsigned long long run, wait;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+		return false;
+	*run_ns = run;
+	*wait_ns = wait;
+	return true;
+}
+
+size_t procstat_statm_rss(int fd)
+{
+	char buf[128];
+	unsigned long size, resident;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static double boot_time(void)
 {
 	char line[256];

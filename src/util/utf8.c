@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid sequence at p (lead byte >= 0x80), or 0. */
-static size_t seq_len(const unsigned char *p, const unsigned char *end)
+size_t utf8_seq_len(const unsigned char *p, const unsigned char *end)
 {
 	unsigned char c = p[0];
 	size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
@@ -46,7 +45,7 @@ size_t utf8_invalid_at(const char *s, size_t n)
 			p++;
 			continue;
 		}
-		size_t k = seq_len(p, end);
+		size_t k = utf8_seq_len(p, end);
 		if (!k)
 			return (size_t)(p - (const unsigned char *)s);
 		p += k;

@@ -9,6 +9,11 @@
 
 #include <stddef.h>
 
+/* Length of the valid UTF-8 sequence at p (a lead byte >= 0x80) that ends
+ * by end (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF),
+ * or 0. */
+size_t utf8_seq_len(const unsigned char *p, const unsigned char *end);
+
 /* Offset of the first byte of s[0..n) that does not begin a valid UTF-8
  * sequence (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF),
  * or n when all of it is valid. */
