@@ -604,7 +604,7 @@ static void test_neighbour_memory_is_not_blamed(void **state)
     "        if not d: raise SystemExit(0)\n" \
     "        buf += d\n" \
     "take()\n" \
-    "os.write(3, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
+    "os.write(5, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
 
 /* A compromised child that answers a scan it was never sent: the host
  * kills it, answers the scan it was running error naming the violation,
@@ -614,7 +614,7 @@ static const char LIAR[] =
     FAKE_ENGINE
     "t, i = take()\n"
     "res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
-    "os.write(3, frame(17, i + 1000, res))\n"
+    "os.write(5, frame(17, i + 1000, res))\n"
     "take()\n";
 
 /* An engine process that is a script (a fake engine: FAKE_ENGINE and what
@@ -666,7 +666,7 @@ static const char PAGE_LIAR[] =
     "    k += 1\n"
     "    time.sleep(0.002)\n"
     "    res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
-    "    os.write(3, frame(17, i, res))\n";
+    "    os.write(5, frame(17, i, res))\n";
 
 static void test_hostile_progress_page(void **state)
 {
@@ -748,7 +748,7 @@ static const char TWO_THREADS[] =
     "    page[0:28] = struct.pack('<QQQI', seq, i, time.clock_gettime_ns(time.CLOCK_MONOTONIC), me)\n"
     "def result(i, tid):\n"
     "    res = struct.pack('<IIQQdQ', 0, tid, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
-    "    os.write(3, frame(17, i, res))\n"
+    "    os.write(5, frame(17, i, res))\n"
     "mark(2, w)\n"                                    /* w runs on this thread, which sleeps */
     "th = threading.Thread(target=spin)\n"
     "th.start()\n"
@@ -796,7 +796,7 @@ static const char PAGE_SHRINKER[] =
     "    t, i = take()\n"
     "    time.sleep(0.01)\n"                          /* the monitor reads the page meanwhile */
     "    res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
-    "    os.write(3, frame(17, i, res))\n";
+    "    os.write(5, frame(17, i, res))\n";
 
 static void test_page_cannot_be_shrunk(void **state)
 {

@@ -1,6 +1,8 @@
 /*
  * channel.h - the framing between the host (parent) and an engine process
- * (child): a SOCK_STREAM socketpair carrying length-prefixed frames.
+ * (child): a SOCK_STREAM socketpair carrying length-prefixed frames to the child
+ * and a pipe carrying them back (a pipe's write and wake-up cost less than
+ * a socket's; the socket stays for its two-way end-of-channel).
  *
  * Why a stream socket: a scan's transaction and a result may each be up to
  * 1 MiB, above what one SOCK_SEQPACKET datagram carries (net.core.wmem_default),

@@ -1,8 +1,9 @@
 /*
  * child.c - the main loop of an engine process (process isolation).
  *
- * Started by the host (parent.c) with an empty environment and one
- * descriptor, the channel, as fd 3: forked by the zygote (below), or
+ * Started by the host (parent.c) with an empty environment and three
+ * descriptors: the channel's socket as fd 3 (frames in), the progress
+ * page as 4, the answer pipe as 5 (frames out): forked by the zygote (below), or
  * through posix_spawn of the txscan-engine helper when there is none. In
  * order: die with the parent (PR_SET_PDEATHSIG, then getppid() against
  * the pid the parent passed, for the race of a parent that died first);
@@ -72,7 +73,8 @@ typedef struct slot {
 } slot;
 
 typedef struct child {
-	int fd;
+	int fd;              /* the socket: frames from the parent */
+	int wfd;             /* the pipe: every frame to the parent (parent.c) */
 	txs_executor *ex;
 	pthread_mutex_t wmu; /* the channel's write side */
 	chan_buf out;
@@ -103,7 +105,7 @@ static child C;
 static void write_all(const unsigned char *p, size_t n)
 {
 	while (n) {
-		ssize_t w = write(C.fd, p, n);
+		ssize_t w = write(C.wfd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -567,30 +569,33 @@ static void send_first_lane(void)
 		closedir(d);
 }
 
-/* Dies with the parent; descriptors (the channel as 3, the progress page
- * as 4, no other) and limits. */
-static int detach(int fd, int pfd, pid_t parent)
+/* Dies with the parent; descriptors (the channel's socket as 3, the
+ * progress page as 4, the answer pipe's write end as 5, no other) and
+ * limits. Each goes above 9 first, so that no dup2 lands on another. */
+static int detach(int fd, int pfd, int ofd, pid_t parent)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		return -1;
-	if (pfd == 3 && (pfd = dup(pfd)) < 0)
-		return -1;
-	if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) != 0))
-		return -1;
-	if (pfd != 4 && (dup2(pfd, 4) < 0 || close(pfd) != 0))
-		return -1;
-	close_range(5, ~0u, 0);
+	int from[3] = {fd, pfd, ofd};
+	for (int i = 0; i < 3; i++)
+		if ((from[i] = fcntl(from[i], F_DUPFD, 10)) < 0)
+			return -1;
+	for (int i = 0; i < 3; i++)
+		if (dup2(from[i], 3 + i) < 0)
+			return -1;
+	close_range(6, ~0u, 0);
 	signal(SIGPIPE, SIG_IGN);
 	return txs_sandbox_limits();
 }
 
 /* An engine process from its channel fd on: started by exec
  * (--engine-child) or forked by the zygote. */
-static int child_run(int fd, int pfd, pid_t parent)
+static int child_run(int fd, int pfd, int ofd, pid_t parent)
 {
-	if (detach(fd, pfd, parent) != 0)
+	if (detach(fd, pfd, ofd, parent) != 0)
 		return 70;
 	C.fd = 3;
+	C.wfd = 5;
 	C.page = mmap(NULL, CHAN_PROGRESS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, 4, 0);
 	close(4);
 	if (C.page == MAP_FAILED)
@@ -681,14 +686,15 @@ static int threads_now(void)
 	return t ? atoi(t + 9) : -1;
 }
 
-/* One request: a byte and two descriptors (the channel, the progress
- * page). 0, or -1 at end of channel or on a request without them. */
-static int recv_fds(int sock, int fds[2])
+/* One request: a byte and three descriptors (the channel's socket, the
+ * progress page, the answer pipe). 0, or -1 at end of channel or on a
+ * request without them (any that came are closed). */
+static int recv_fds(int sock, int fds[3])
 {
 	char byte;
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(3 * sizeof(int))];
 	} u;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
@@ -699,15 +705,16 @@ static int recv_fds(int sock, int fds[2])
 	struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
 	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 		return -1;
-	if (c->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
-		if (c->cmsg_len >= CMSG_LEN(sizeof(int))) { /* close what came */
+	if (c->cmsg_len != CMSG_LEN(3 * sizeof(int))) {
+		size_t got = c->cmsg_len > CMSG_LEN(0) ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) : 0;
+		for (size_t i = 0; i < got && i < 3; i++) { /* close what came */
 			int one;
-			memcpy(&one, CMSG_DATA(c), sizeof one);
+			memcpy(&one, CMSG_DATA(c) + i * sizeof one, sizeof one);
 			close(one);
 		}
 		return -1;
 	}
-	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	memcpy(fds, CMSG_DATA(c), 3 * sizeof(int));
 	return 0;
 }
 
@@ -723,7 +730,7 @@ static int zygote_main(int fd, pid_t host)
 	if (txs_sandbox_limits() != 0)
 		return 70;
 	for (;;) {
-		int fds[2];
+		int fds[3];
 		if (recv_fds(3, fds) != 0)
 			return 0; /* the host let go, or sent what it never sends */
 		int cfd = fds[0];
@@ -733,12 +740,13 @@ static int zygote_main(int fd, pid_t host)
 			if (pid == 0) {
 				close(3);
 				prctl(PR_SET_NAME, "txscan-engine"); /* ps -o comm tells the two apart */
-				exit(child_run(cfd, fds[1], host));
+				exit(child_run(cfd, fds[1], fds[2], host));
 			}
 			answer[0] = pid > 0 ? (int32_t)pid : -errno;
 		}
 		close(cfd);
 		close(fds[1]);
+		close(fds[2]);
 		if (send(3, answer, sizeof answer, MSG_NOSIGNAL) != (ssize_t)sizeof answer)
 			return 0;
 	}
@@ -754,5 +762,5 @@ int txs_isolate_child_main(int argc, char **argv)
 		return zygote_main(fd, parent);
 	if (strcmp(argv[1], "--engine-child"))
 		return 64;
-	return child_run(fd, 4, parent);
+	return child_run(fd, 4, 5, parent);
 }

@@ -68,6 +68,7 @@
 #include <unistd.h>
 
 #define READ_CHUNK (256u << 10)
+#define CHAN_PIPE_BYTES (256 << 10) /* the answer pipe's buffer (a socket's is ~208 KiB) */
 #define START_EXTRA_MS 5000
 #define CONTROL_EXTRA_MS 1000
 #define BACKOFF_MIN_NS (100 * 1000000ull)
@@ -121,7 +122,9 @@ struct txs_proc {
 	txs_limits lim;
 	enum state state;
 	pid_t pid;
-	int fd, statm_fd;
+	int fd;      /* the socket: frames to the child, its end of channel */
+	int rfd;     /* the read end of the child's pipe: every frame from it */
+	int statm_fd;
 	size_t rss_base;
 	enum kill_reason kill;
 	uint64_t guilty;        /* the scan a kill is for (0: none) */
@@ -228,7 +231,7 @@ static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 	if (took >= tm->allow_ns + backstop)
 		return false;
 	int unread = 0;
-	if (ioctl(p->fd, FIONREAD, &unread) == 0 && unread > 0)
+	if (ioctl(p->rfd, FIONREAD, &unread) == 0 && unread > 0)
 		return true;
 	uint64_t run, wait;
 	p->kill_took_ns = took;
@@ -1040,11 +1043,13 @@ static bool frames(txs_proc *p)
 /* ---- starting and reaping --------------------------------------------------- */
 
 /* posix_spawn of the helper in mode ("--engine-child", "--zygote") with
- * cfd as its fd 3: empty environment, 0-2 on /dev/null, every other
+ * cfd as its fd 3 (and, for an engine process, the progress page pfd as
+ * fd 4 and the write end of its answer pipe ofd as fd 5): empty environment, 0-2 on /dev/null, every other
  * descriptor closed (all of the host's are close-on-exec), default signal
  * dispositions, its own process group (a terminal's ^C goes to the host).
  * 0, or a positive errno. */
-static int spawn_helper(const char *engine, const char *mode, int cfd, int pfd, pid_t *pid)
+static int spawn_helper(const char *engine, const char *mode, int cfd, int pfd, int ofd,
+                        pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -1052,6 +1057,8 @@ static int spawn_helper(const char *engine, const char *mode, int cfd, int pfd, 
 	posix_spawn_file_actions_adddup2(&fa, cfd, 3);
 	if (pfd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, pfd, 4);
+	if (ofd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, ofd, 5);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -1109,7 +1116,7 @@ static void *zygote_owner(void *arg)
 		pid_t pid = 0;
 		bool ok = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0 &&
 		          (cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10)) >= 0 &&
-		          spawn_helper(zengine, "--zygote", cfd, -1, &pid) == 0;
+		          spawn_helper(zengine, "--zygote", cfd, -1, -1, &pid) == 0;
 		if (sv[1] >= 0)
 			close(sv[1]);
 		if (cfd >= 0)
@@ -1192,9 +1199,9 @@ pid_t txs_isolate_zygote_pid(void)
 }
 
 /* An engine process forked by the zygote on the channel cfd with the
- * progress page pfd: 0 and *pid, or -1 (the caller spawns the helper
+ * progress page pfd and the answer pipe's write end ofd: 0 and *pid, or -1 (the caller spawns the helper
  * itself). */
-static int zygote_fork(const char *engine, int cfd, int pfd, pid_t *pid)
+static int zygote_fork(const char *engine, int cfd, int pfd, int ofd, pid_t *pid)
 {
 	int rc = -1;
 	pthread_mutex_lock(&zmu);
@@ -1209,7 +1216,7 @@ static int zygote_fork(const char *engine, int cfd, int pfd, pid_t *pid)
 	char byte = 'F';
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(3 * sizeof(int))];
 	} u;
 	memset(&u, 0, sizeof u);
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -1218,8 +1225,8 @@ static int zygote_fork(const char *engine, int cfd, int pfd, pid_t *pid)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	int fds[2] = {cfd, pfd};
+	c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+	int fds[3] = {cfd, pfd, ofd};
 	memcpy(CMSG_DATA(c), fds, sizeof fds);
 	int32_t answer[2] = {0, 0};
 	struct pollfd pf = {.fd = zfd, .events = POLLIN};
@@ -1242,6 +1249,17 @@ out:
 	return rc;
 }
 
+/* A descriptor at 10 or above (never 3-5: dup2 onto itself keeps
+ * CLOEXEC), close-on-exec; fd itself is closed. -1 with errno. */
+static int fd_high(int fd)
+{
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return hi;
+}
+
 /* A zeroed progress page (channel.h), mapped here; its descriptor, or -1
  * with errno. */
 static int progress_page(chan_progress **out)
@@ -1250,11 +1268,8 @@ static int progress_page(chan_progress **out)
 	if (fd < 0)
 		return -1;
 	void *m = MAP_FAILED;
-	if (fd < 10) { /* never 3 or 4: dup2 onto itself keeps CLOEXEC */
-		int hi = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-		close(fd);
-		fd = hi;
-	}
+	if (fd < 10)
+		fd = fd_high(fd);
 	/* sealed at its size: a child that truncated it would have the host
 	 * fault (SIGBUS) on its next read of the mapping */
 	if (fd >= 0 && ftruncate(fd, CHAN_PROGRESS_BYTES) == 0 &&
@@ -1271,9 +1286,15 @@ static int progress_page(chan_progress **out)
 	return fd;
 }
 
-static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out, chan_progress **page_out)
+/* The channel: a socketpair carries frames to the child (and tells each
+ * side of the other's end), a pipe carries every frame back; a pipe's
+ * write and wake-up cost less than a socket's (bench/channel_pingpong:
+ * a round trip of 13.7-16 us against 20-28). *fd_out is the socket,
+ * *rfd_out the pipe's read end, both non-blocking. */
+static int spawn_child(txs_proc *p, int *fd_out, int *rfd_out, pid_t *pid_out,
+                       chan_progress **page_out)
 {
-	int sv[2];
+	int sv[2], pp[2];
 	chan_progress *page = NULL;
 	int pfd = progress_page(&page);
 	if (pfd < 0)
@@ -1284,24 +1305,40 @@ static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out, chan_progress *
 		munmap(page, CHAN_PROGRESS_BYTES);
 		return -e;
 	}
-	int cfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10); /* never 3: dup2 onto itself keeps CLOEXEC */
+	if (pipe2(pp, O_CLOEXEC) != 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		close(pfd);
+		munmap(page, CHAN_PROGRESS_BYTES);
+		return -e;
+	}
+	int cfd = fd_high(sv[1]);
 	int e = errno;
-	close(sv[1]);
+	int ofd = fd_high(pp[1]);
+	if (ofd < 0)
+		e = errno;
 	pid_t pid = 0;
-	int rc = cfd < 0 ? e
-	         : zygote_fork(p->engine, cfd, pfd, &pid) == 0
+	int rc = cfd < 0 || ofd < 0 ? e
+	         : zygote_fork(p->engine, cfd, pfd, ofd, &pid) == 0
 	             ? 0
-	             : spawn_helper(p->engine, "--engine-child", cfd, pfd, &pid);
+	             : spawn_helper(p->engine, "--engine-child", cfd, pfd, ofd, &pid);
 	if (cfd >= 0)
 		close(cfd);
+	if (ofd >= 0)
+		close(ofd);
 	close(pfd);
 	if (rc != 0) {
 		close(sv[0]);
+		close(pp[0]);
 		munmap(page, CHAN_PROGRESS_BYTES);
 		return -rc;
 	}
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	fcntl(pp[0], F_SETFL, fcntl(pp[0], F_GETFL) | O_NONBLOCK);
+	fcntl(pp[0], F_SETPIPE_SZ, CHAN_PIPE_BYTES); /* as much as a socket buffers; best effort */
 	*fd_out = sv[0];
+	*rfd_out = pp[0];
 	*pid_out = pid;
 	*page_out = page;
 	return 0;
@@ -1310,14 +1347,14 @@ static int spawn_child(txs_proc *p, int *fd_out, pid_t *pid_out, chan_progress *
 /* Starts a child and sends it the code (state DOWN -> STARTING). */
 static int start_locked(txs_proc *p)
 {
-	int fd = -1;
+	int fd = -1, rfd = -1;
 	pid_t pid = 0;
 	chan_progress *page = NULL;
 	/* unlocked: the zygote's first answer waits for it to be linked, and
 	 * the monitor must not wait for that; in S_DOWN only this thread
 	 * changes p's state, pid or channel */
 	pthread_mutex_unlock(&p->mu);
-	int rc = spawn_child(p, &fd, &pid, &page);
+	int rc = spawn_child(p, &fd, &rfd, &pid, &page);
 	pthread_mutex_lock(&p->mu);
 	if (rc) {
 		free(p->last_err);
@@ -1328,6 +1365,7 @@ static int start_locked(txs_proc *p)
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
 	p->fd = fd;
+	p->rfd = rfd;
 	p->pid = pid;
 	p->page = page;
 	p->run_id = 0;
@@ -1456,6 +1494,7 @@ static void reap_locked(txs_proc *p)
 	}
 	pthread_mutex_lock(&p->mu);
 	close(p->fd);
+	close(p->rfd);
 	if (p->statm_fd >= 0)
 		close(p->statm_fd);
 	if (p->sched_fd >= 0)
@@ -1465,7 +1504,7 @@ static void reap_locked(txs_proc *p)
 	if (p->page)
 		munmap(p->page, CHAN_PROGRESS_BYTES);
 	p->page = NULL;
-	p->fd = p->statm_fd = p->sched_fd = p->run_sched_fd = -1;
+	p->fd = p->rfd = p->statm_fd = p->sched_fd = p->run_sched_fd = -1;
 	p->lane_tid = p->run_tid = 0;
 	p->lane_run_ns = p->lane_wait_ns = 0;
 	p->pid = 0;
@@ -1612,12 +1651,14 @@ static bool read_child(txs_proc *p, int fd)
 /* One poll round with the child up or starting. mu held. */
 static void io_round_locked(txs_proc *p)
 {
-	int fd = p->fd;
-	struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = p->evfd, .events = POLLIN}};
+	int rfd = p->rfd;
+	struct pollfd pf[3] = {{.fd = rfd, .events = POLLIN},
+	                       {.fd = p->evfd, .events = POLLIN},
+	                       {.fd = p->fd, .events = 0}}; /* POLLHUP, POLLERR always */
 	if (p->out.off < p->out.len)
-		pf[0].events |= POLLOUT;
+		pf[2].events |= POLLOUT;
 	pthread_mutex_unlock(&p->mu);
-	int n = poll(pf, 2, -1);
+	int n = poll(pf, 3, -1);
 	bool gone = false;
 	if (n > 0 && (pf[1].revents & POLLIN)) {
 		uint64_t v;
@@ -1626,7 +1667,11 @@ static void io_round_locked(txs_proc *p)
 		}
 	}
 	if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
-		gone = !read_child(p, fd);
+		gone = !read_child(p, rfd);
+	if (n > 0 && !gone && (pf[2].revents & (POLLHUP | POLLERR))) {
+		read_child(p, rfd); /* the child's end closed: what it wrote, then reap */
+		gone = true;
+	}
 	pthread_mutex_lock(&p->mu);
 	if (!gone && p->out.off < p->out.len) /* POLLOUT, or scans queued behind a backlog */
 		flush_locked(p);
@@ -1707,7 +1752,7 @@ int txs_proc_start(txs_proc **out, const txs_plugin_code *code, const txs_limits
 		return txs_fail(TXS_ENOMEM, "out of memory");
 	pthread_mutex_init(&p->mu, NULL);
 	txs_cond_init(&p->cv);
-	p->fd = p->statm_fd = p->evfd = p->sched_fd = p->run_sched_fd = -1;
+	p->fd = p->rfd = p->statm_fd = p->evfd = p->sched_fd = p->run_sched_fd = -1;
 	snprintf(p->id, sizeof p->id, "%s", code->id);
 	p->console = console;
 	p->console_ud = userdata;
@@ -2025,7 +2070,7 @@ int txs_proc_fuzz_feed(const unsigned char *data, size_t n)
 	txs_cond_init(&p->cv);
 	txs_limits_init(&p->lim);
 	p->lim.max_result_bytes = 4096;
-	p->fd = p->statm_fd = p->evfd = p->sched_fd = p->run_sched_fd = -1;
+	p->fd = p->rfd = p->statm_fd = p->evfd = p->sched_fd = p->run_sched_fd = -1;
 	p->pid = -1;
 	p->state = S_UP;
 	p->console = fuzz_console;
