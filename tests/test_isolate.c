@@ -812,6 +812,53 @@ static void test_page_cannot_be_shrunk(void **state)
 	unlink(path);
 }
 
+/* An engine process that crashes while running the second of two scans
+ * whose first it has finished but not yet answered (a batch's answers go
+ * out when the batch ends): its progress page names the second. The
+ * second is the guilty one, answered error; the first is innocent, sent
+ * again to the replacement and answered ok. The replacement (a marker
+ * file beside the script) answers every scan. */
+static const char CRASH_IN_BATCH[] =
+    FAKE_ENGINE
+    "import mmap, signal, sys, time\n"
+    "page = mmap.mmap(4, 4096)\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "marker = sys.argv[0] + '.crashed'\n"
+    "if os.path.exists(marker):\n"
+    "    while True:\n"
+    "        t, i = take()\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "t, first = take()\n"
+    "t, second = take()\n"
+    "page[0:28] = struct.pack('<QQQI', 2, second, time.clock_gettime_ns(time.CLOCK_MONOTONIC), os.getpid())\n"
+    "open(marker, 'w').close()\n"
+    "os.kill(os.getpid(), signal.SIGSEGV)\n";
+
+static void test_crash_blames_the_scan_running(void **state)
+{
+	(void)state;
+	char path[32], marker[48];
+	txs_proc *p = fake_engine("crashbatch", CRASH_IN_BATCH, 0, path);
+	snprintf(marker, sizeof marker, "%s.crashed", path);
+	many a = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	many b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &a), 0);
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &b), 0);
+	many_wait(&a, 1);
+	many_wait(&b, 1);
+	if (a.by_status[TXS_STATUS_OK] != 1)
+		fail_msg("the finished scan was blamed for the crash: %s", a.first_error);
+	assert_int_equal(b.by_status[TXS_STATUS_ERROR], 1);
+	if (!strstr(b.first_error, "SIGSEGV"))
+		fail_msg("unexpected error: %s", b.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_crashes, 1);
+	txs_proc_free(p);
+	unlink(marker);
+	unlink(path);
+}
+
 static void test_protocol_violation_kills_the_child(void **state)
 {
 	(void)state;
@@ -993,6 +1040,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_page_scan_is_timed_by_its_own_thread),
 	    cmocka_unit_test(test_round_trip),
+    cmocka_unit_test(test_crash_blames_the_scan_running),
 	    cmocka_unit_test(test_bad_code_is_reported),
 	    cmocka_unit_test(test_stuck_regexp),
 	    cmocka_unit_test(test_stuck_fill),

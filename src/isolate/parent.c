@@ -29,7 +29,7 @@
  * expected to rebuild its engine first.
  *
  * A dead child: its guilty scan (the kill's reason) or, for a crash, the
- * scan it was running answers timeout, memory or error; every other scan
+ * scan its progress page names (else the first sent) answers timeout, memory or error; every other scan
  * goes back to the list unsent, to be sent again to the replacement once
  * (a second death answers it error). The replacement starts at once;
  * quarantine_after failed starts in a row make the proxy answer
@@ -1479,6 +1479,24 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_rea
 	*retry_tail = pd;
 }
 
+/* The scan a child that crashed was running: the one its progress page
+ * names, when that is a scan of ours still unanswered (read before the
+ * page is unmapped); 0 when it names none, and the first scan sent is
+ * taken instead. Between the start of a scan and the crash, the child may
+ * have finished scans whose answers it still held (a batch's answers go
+ * out when the batch ends): the first scan sent is not always the one
+ * that was running. The page is the child's word, so it can only pick
+ * among this plugin's own scans. mu held. */
+static uint64_t crashed_scan_locked(txs_proc *p)
+{
+	uint64_t id, start;
+	uint32_t tid;
+	if (!p->page || !chan_progress_get(p->page, &id, &start, &tid) || !id)
+		return 0;
+	pend *pd = sent_pend_locked(p, id);
+	return pd && pd->type == CH_SCAN ? id : 0;
+}
+
 /* The child is gone or must go: reap it, settle what it held (I/O thread,
  * mu held on entry and exit; dropped around waitpid and callbacks). */
 static void reap_locked(txs_proc *p)
@@ -1493,6 +1511,8 @@ static void reap_locked(txs_proc *p)
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
 	}
 	pthread_mutex_lock(&p->mu);
+	if (k == K_NONE && !guilty)
+		guilty = crashed_scan_locked(p);
 	close(p->fd);
 	close(p->rfd);
 	if (p->statm_fd >= 0)
