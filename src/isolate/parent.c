@@ -30,10 +30,10 @@
  *
  * A dead child: its guilty scan (the kill's reason) or, for a crash, the
  * scan its progress page names (else the first sent) answers timeout,
- * memory or error; every other scan goes back to the list unsent, to be sent again to the replacement once
- * (a second death answers it error). The replacement starts at once;
- * quarantine_after failed starts in a row make the proxy answer
- * unavailable and retry with backoff.
+ * memory or error; every other scan goes back to the list unsent, to be
+ * sent again to the replacement once (a second death answers it error).
+ * The replacement starts at once; quarantine_after failed starts in a row
+ * make the proxy answer unavailable and retry with backoff.
  *
  * Lock order: gmu (monitor list) before a proxy's mu. Callbacks run on the
  * I/O thread with no lock held.
