@@ -181,6 +181,27 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing.jsonl", r.stderr)
 
+    def test_options_after_files(self):
+        # GNU style: an option after a file is an option, never a file name
+        # (it was scanned as the file "--format", after scanning the rest)
+        path = os.path.join(self.tmp, "in.jsonl")
+        with open(path, "w") as f:
+            f.write('{"hash":"t1","flag":"critical"}\n')
+        r = run("scan", path, "-p", self.plugins, "--format", "table", "--no-progress")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("flagger:FLAG(critical)", r.stdout)
+        self.assertNotIn("No such file", r.stderr)
+        r = run("scan", "-p", self.plugins, path, "--format")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("--format needs a value", r.stderr)
+        r = run("scan", "-p", self.plugins, path, "--frob")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("unknown option '--frob'", r.stderr)
+        # after "--", a name that starts with a dash is a file
+        r = run("scan", "-p", self.plugins, "--", "--format")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--format", r.stderr)
+
     def test_table_cannot_be_blanked_or_forged(self):
         # A NUL in the input's hash or in a code blanked the whole row (jansson
         # refused the report); a code with a newline and ANSI escapes forged rows.

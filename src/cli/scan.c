@@ -96,7 +96,8 @@ static void usage(FILE *out)
 	        "Scans transactions with every plugin and prints one report per input, in input\n"
 	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
 	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
-	        "error line and the run goes on.\n\n"
+	        "error line and the run goes on. Options may come before or after the files;\n"
+	        "'--' ends them (a FILE after it may start with '-').\n\n"
 	        CLI_PLUGINS_HELP
 	        "  --fail-on SEVERITY  exit 1 when any verdict is at or above SEVERITY\n"
 	        "                      (info, low, medium, high, critical; default high)\n"
@@ -123,50 +124,76 @@ static void usage(FILE *out)
 	        "error.\n");
 }
 
+/* One option at argv[*i] (its value, if any, after it): 0, or -1 with the
+ * error said. */
+static int scan_opt(int argc, char **argv, int *i, struct opts *o)
+{
+	const char *a = argv[*i];
+	int r = cli_plugins_opt(argc, argv, i, o->dirs, &o->ndirs, MAX_DIRS);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (!strcmp(a, "--fail-on") && *i + 1 < argc) {
+		if (txs_severity_parse(argv[++*i], &o->fail_on) || o->fail_on == TXS_SEVERITY_NONE) {
+			cli_error("--fail-on: unknown severity '%s' (info, low, medium, high, critical)",
+			          argv[*i]);
+			return -1;
+		}
+	} else if (!strcmp(a, "--format") && *i + 1 < argc) {
+		const char *f = argv[++*i];
+		if (strcmp(f, "jsonl") && strcmp(f, "table")) {
+			cli_error("--format: unknown format '%s' (jsonl, table)", f);
+			return -1;
+		}
+		o->format = !strcmp(f, "table") ? FORMAT_TABLE : FORMAT_JSONL;
+	} else if (!strcmp(a, "--progress") || !strcmp(a, "--no-progress")) {
+		o->progress = !strcmp(a, "--progress");
+	} else if (!strcmp(a, "--quiet-console")) {
+		o->quiet_console = 1;
+	} else if (cli_is_quiet(a)) {
+		o->quiet = o->quiet_console = 1;
+	} else if (!strcmp(a, "--allow-partial")) {
+		o->allow_partial = 1;
+	} else if (!strcmp(a, "--fail-on") || !strcmp(a, "--format")) {
+		cli_error("%s needs a value (see txscan scan --help)", a);
+		return -1;
+	} else {
+		cli_error("scan: unknown option '%s' (see txscan scan --help)", a);
+		return -1;
+	}
+	return 0;
+}
+
+/* Options may come before or after the files, as GNU tools take them
+ * (`txscan scan tx.jsonl --format table` must not scan a file named
+ * "--format"); "--" ends the options. The files are moved, in their
+ * order, to the end of argv: *first_file is the first of them. */
 static int parse_args(int argc, char **argv, struct opts *o, int *first_file)
 {
 	*o = (struct opts){.fail_on = TXS_SEVERITY_HIGH, .progress = -1};
-	int i = 1;
-	for (; i < argc; i++) {
+	char **files = calloc((size_t)argc + 1, sizeof *files);
+	if (!files) {
+		cli_error("out of memory");
+		return -1;
+	}
+	int nf = 0, rc = 0;
+	for (int i = 1; i < argc && rc == 0; i++) {
 		const char *a = argv[i];
-		int r = cli_plugins_opt(argc, argv, &i, o->dirs, &o->ndirs, MAX_DIRS);
-		if (r < 0)
-			return -1;
-		if (r > 0)
-			continue;
-		if (!strcmp(a, "--fail-on") && i + 1 < argc) {
-			if (txs_severity_parse(argv[++i], &o->fail_on) || o->fail_on == TXS_SEVERITY_NONE) {
-				cli_error("--fail-on: unknown severity '%s' (info, low, medium, high, critical)",
-				          argv[i]);
-				return -1;
-			}
-		} else if (!strcmp(a, "--format") && i + 1 < argc) {
-			const char *f = argv[++i];
-			if (strcmp(f, "jsonl") && strcmp(f, "table")) {
-				cli_error("--format: unknown format '%s' (jsonl, table)", f);
-				return -1;
-			}
-			o->format = !strcmp(f, "table") ? FORMAT_TABLE : FORMAT_JSONL;
-		} else if (!strcmp(a, "--progress") || !strcmp(a, "--no-progress")) {
-			o->progress = !strcmp(a, "--progress");
-		} else if (!strcmp(a, "--quiet-console")) {
-			o->quiet_console = 1;
-		} else if (cli_is_quiet(a)) {
-			o->quiet = o->quiet_console = 1;
-		} else if (!strcmp(a, "--allow-partial")) {
-			o->allow_partial = 1;
-		} else if (!strcmp(a, "--")) {
-			i++;
-			break;
-		} else if (a[0] == '-' && a[1]) {
-			cli_error("scan: unknown option '%s' (see txscan scan --help)", a);
-			return -1;
-		} else {
+		if (!strcmp(a, "--")) {
+			while (++i < argc)
+				files[nf++] = argv[i];
 			break;
 		}
+		if (a[0] != '-' || !a[1]) { /* a file, or "-" for standard input */
+			files[nf++] = argv[i];
+			continue;
+		}
+		rc = scan_opt(argc, argv, &i, o);
 	}
-	*first_file = i;
-	return 0;
+	for (int k = 0; k < nf; k++)
+		argv[argc - nf + k] = files[k];
+	free(files);
+	*first_file = argc - nf;
+	return rc;
 }
 
 /* ---- output ---------------------------------------------------------------- */
