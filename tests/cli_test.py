@@ -202,6 +202,42 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("--format", r.stderr)
 
+    def test_huge_input_builds_no_tree(self):
+        # A 64 MB first line, and a 64 MB array element, are refused at the
+        # input cap without a parse tree of them: jansson built the first
+        # line twice to tell JSON Lines from one pretty-printed value, and the
+        # whole array plus a re-encoded copy of each element (~3x the input).
+        # Written in pieces: the peak RSS wait4 reports includes this
+        # process's own (a spawned child starts with it), so it stays small.
+        chunk = "x" * (1 << 20)
+        for name, head, tail, first_line in (
+                ("line", '{"a":"', '"}\n{"hash":"ok"}\n', 1),
+                ("array", '[{"a":"', '"},\n{"hash":"ok"}]', 1)):
+            path = os.path.join(self.tmp, name + ".json")
+            with open(path, "w") as f:
+                f.write(head)
+                for _ in range(64):
+                    f.write(chunk)
+                f.write(tail)
+            outp, errp = path + ".out", path + ".err"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            pid = os.posix_spawn(TXSCAN, [TXSCAN, "scan", "-q", "-p", self.plugins, path],
+                                 os.environ, file_actions=[
+                                     (os.POSIX_SPAWN_OPEN, 1, outp, flags, 0o600),
+                                     (os.POSIX_SPAWN_OPEN, 2, errp, flags, 0o600)])
+            _, status, usage = os.wait4(pid, 0)  # bounded: the reports below say why if not
+            with open(outp) as f, open(errp) as g:
+                out, err = f.read(), g.read()
+            reports = [json.loads(l) for l in out.splitlines()]
+            self.assertEqual(len(reports), 2, name + ": " + err)
+            self.assertIn("the cap is", reports[0]["error"], name)
+            self.assertEqual(reports[0]["line"], first_line, name)
+            self.assertEqual(reports[1]["tx"], "ok", name)
+            # the file's 64 MB mapped, the process's own ~40 MB, and slack;
+            # a tree of the input passed 190 MB
+            self.assertLess(usage.ru_maxrss, 160 << 10, name + ": peak RSS in KB")
+            os.unlink(path)
+
     def test_table_cannot_be_blanked_or_forged(self):
         # A NUL in the input's hash or in a code blanked the whole row (jansson
         # refused the report); a code with a newline and ANSI escapes forged rows.
