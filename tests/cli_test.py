@@ -238,6 +238,29 @@ class Cli(unittest.TestCase):
             self.assertLess(usage.ru_maxrss, 160 << 10, name + ": peak RSS in KB")
             os.unlink(path)
 
+    def test_stdin_is_a_stream(self):
+        # each line's report comes out while the input is still open (it
+        # came at end of input: `producer | txscan scan` printed nothing)
+        import select
+        proc = subprocess.Popen([TXSCAN, "scan", "-q", "-p", self.plugins], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for h, flag in (("s1", "high"), ("s2", None)):
+                proc.stdin.write(json.dumps({"hash": h, "flag": flag} if flag else {"hash": h}) + "\n")
+                proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], 30)
+                self.assertTrue(ready, "no report for %s while stdin is open" % h)
+                self.assertEqual(json.loads(proc.stdout.readline())["tx"], h)
+            proc.stdin.write('{"hash":"s3"}')  # the last line may lack its newline
+            proc.stdin.close()
+            self.assertEqual(json.loads(proc.stdout.readline())["tx"], "s3")
+            self.assertEqual(proc.wait(timeout=60), 1)  # s1 was high
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+
     def test_table_cannot_be_blanked_or_forged(self):
         # A NUL in the input's hash or in a code blanked the whole row (jansson
         # refused the report); a code with a newline and ANSI escapes forged rows.

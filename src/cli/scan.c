@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -96,8 +97,10 @@ static void usage(FILE *out)
 	        "                   [--timeout-ms N] [--retries N] [--max-response-mb N]\n\n"
 	        "Scans transactions with every plugin and prints one report per input, in input\n"
 	        "order. Input: JSON Lines, one JSON object, or a JSON array, from each FILE or\n"
-	        "from stdin ('-' or no FILE). An input line that is not a JSON object gets an\n"
-	        "error line and the run goes on. Options may come before or after the files;\n"
+	        "from stdin ('-' or no FILE). JSON Lines on stdin or a pipe are a stream: each\n"
+	        "report is written once its line is in and scanned, not at end of input. An\n"
+	        "input line that is not a JSON object gets an error line and the run goes on.\n"
+	        "Options may come before or after the files;\n"
 	        "'--' ends them (a FILE after it may start with '-').\n\n"
 	        CLI_PLUGINS_HELP
 	        "  --fail-on SEVERITY  exit 1 when any verdict is at or above SEVERITY\n"
@@ -451,32 +454,6 @@ static void submit(struct pipeline *p, const char *tx, size_t len, uint64_t line
 
 /* ---- input ------------------------------------------------------------------ */
 
-static char *read_all(FILE *f, size_t *len)
-{
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap + 1);
-	while (buf) {
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-		if (n == cap) {
-			char *grown = realloc(buf, cap * 2 + 1);
-			if (!grown) {
-				free(buf);
-				return NULL;
-			}
-			buf = grown;
-			cap *= 2;
-		}
-	}
-	if (buf) {
-		buf[n] = '\0';
-		*len = n;
-	}
-	return buf;
-}
-
 static const char *skip_ws(const char *s, const char *end)
 {
 	while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
@@ -575,6 +552,111 @@ static void scan_text(struct pipeline *p, const char *text, size_t len)
 		scan_lines(p, text, len);
 }
 
+/* ---- a stream (stdin, a pipe) -------------------------------------------- */
+
+struct inbuf {
+	char *p;
+	size_t len, cap;
+	bool eof; /* end of input, or an error (err) */
+	int err;
+};
+
+/* Reads what is there (blocking until something is, or end of input) into
+ * b, growing it when full. False at end of input or on an error (errno). */
+static bool inbuf_read(struct inbuf *b, int fd)
+{
+	if (b->len == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+		char *grown = realloc(b->p, cap);
+		if (!grown) {
+			b->eof = true;
+			b->err = ENOMEM;
+			return false;
+		}
+		b->p = grown;
+		b->cap = cap;
+	}
+	ssize_t r;
+	while ((r = read(fd, b->p + b->len, b->cap - b->len)) < 0 && errno == EINTR) {
+	}
+	if (r <= 0) {
+		b->eof = true;
+		b->err = r < 0 ? errno : 0;
+		return false;
+	}
+	b->len += (size_t)r;
+	return true;
+}
+
+static bool readable_now(int fd)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	return poll(&pf, 1, 0) > 0;
+}
+
+/* Submits every complete line of b (line numbers from *line on), then
+ * keeps only the partial last line. The host copies what it is given
+ * (flush) before the buffer moves. */
+static void stream_lines(struct pipeline *p, struct inbuf *b, uint64_t *line)
+{
+	char *s = b->p, *end = b->p + b->len, *nl;
+	while ((nl = memchr(s, '\n', (size_t)(end - s)))) {
+		++*line;
+		if (skip_ws(s, nl) < nl)
+			submit(p, s, (size_t)(nl - s), *line, true);
+		s = nl + 1;
+	}
+	flush(p);
+	b->len = (size_t)(end - s);
+	memmove(b->p, s, b->len);
+}
+
+/* JSON Lines from a stream are scanned as they arrive: a line's report is
+ * out once the line is in and scanned, not at end of input, so that
+ * `producer | txscan scan` is a pipeline and its memory is bounded by the
+ * longest line, not by the stream. Before blocking for more input, every
+ * report of what came is written. An input that starts with '[' (an
+ * array), or whose first line is not one JSON value (a pretty-printed
+ * object), is read whole first, as from a file. */
+static int scan_stream(struct pipeline *p, int fd)
+{
+	struct inbuf b = {0};
+	const char *first = NULL, *nl = NULL;
+	for (;;) {
+		first = skip_ws(b.p, b.p + b.len);
+		if (first < b.p + b.len &&
+		    (*first == '[' || (nl = memchr(first, '\n', (size_t)(b.p + b.len - first)))))
+			break;
+		if (!inbuf_read(&b, fd))
+			break;
+	}
+	bool lines = nl && *first != '[' && one_json_value(b.p, (size_t)(nl - b.p));
+	uint64_t line = 0;
+	while (lines && !b.eof) {
+		stream_lines(p, &b, &line);
+		if (!readable_now(fd)) { /* the reports of what came go out before waiting */
+			drain(p, 0);
+			fflush(stdout);
+		}
+		inbuf_read(&b, fd);
+	}
+	while (!b.eof)
+		inbuf_read(&b, fd);
+	if (b.err) /* what came is scanned; the rest is said lost */
+		cli_error("%s: cannot read past byte %zu of a line: %s", p->file, b.len, strerror(b.err));
+	if (lines) {
+		stream_lines(p, &b, &line);
+		if (skip_ws(b.p, b.p + b.len) < b.p + b.len) /* a last line without a newline */
+			submit(p, b.p, b.len, line + 1, false);
+	} else {
+		p->bytes_total = b.len;
+		scan_text(p, b.p ? b.p : "", b.len);
+	}
+	drain(p, 0);
+	free(b.p);
+	return b.err ? -1 : 0;
+}
+
 /* A regular file is mapped, not read: reading 60 MB into the heap costs a
  * page fault per 4 KiB page, while a mapping of the page cache faults in
  * pages by the 16 (fault-around). Anything else (stdin, a pipe) is read. */
@@ -600,24 +682,23 @@ static int scan_file(struct pipeline *p, const char *path)
 		cli_error("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	p->file = path;
+	p->bytes_total = 0;
+	p->bytes_done = 0;
 	size_t len = 0;
 	const char *mapped = is_stdin ? NULL : map_file(f, &len);
-	char *text = mapped ? NULL : read_all(f, &len);
+	int rc = 0;
+	if (mapped) {
+		p->bytes_total = len;
+		scan_text(p, mapped, len);
+		drain(p, 0);
+		munmap((void *)mapped, len);
+	} else {
+		rc = scan_stream(p, fileno(f));
+	}
 	if (!is_stdin)
 		fclose(f);
-	if (!mapped && !text) {
-		cli_error("%s: cannot read: %s", path, strerror(errno));
-		return -1;
-	}
-	p->file = path;
-	p->bytes_total = len;
-	p->bytes_done = 0;
-	scan_text(p, mapped ? mapped : text, len);
-	drain(p, 0);
-	if (mapped)
-		munmap((void *)mapped, len);
-	free(text);
-	return 0;
+	return rc;
 }
 
 /* The closing summary: under the table on stdout, or (JSON Lines) on stderr
