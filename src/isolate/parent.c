@@ -464,8 +464,8 @@ int txs_isolate_engine_path(const char *opt, char *buf, size_t cap)
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			snprintf(buf, cap, "%s/txscan-engine", self);
-			if (executable(buf))
+			int w = snprintf(buf, cap, "%s/txscan-engine", self);
+			if (w > 0 && (size_t)w < cap && executable(buf))
 				return 0;
 		}
 	}
