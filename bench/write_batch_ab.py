@@ -10,7 +10,8 @@ alternate, on a fresh database each time; Redis CPU is INFO cpu (user + sys).
 
 A stream.c whose script runs TYPE is called with one once-only key per entry (KEYS:
 stream, then key and target per entry), any other with the buckets (KEYS: stream,
-reports, dead letters, buckets; each entry's bucket slot among its arguments).
+reports, dead letters, buckets of DONE_BUCKET_MS as that stream.c sets it; each entry's
+bucket slot among its arguments).
 """
 import hashlib, os, re, statistics, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests'))
@@ -23,10 +24,12 @@ def script(path):
     s = open(path).read()
     body = s[s.index('static const char WRITE_BATCH[] ='):]
     body = body[:body.index(';\n')]
-    return ''.join(re.findall(r'"((?:[^"\\]|\\.)*)"', body)).encode().decode('unicode_escape')
+    width = re.search(r'DONE_BUCKET_MS = (\d+)', s)
+    text = ''.join(re.findall(r'"((?:[^"\\]|\\.)*)"', body)).encode().decode('unicode_escape')
+    return text, int(width.group(1)) if width else None
 
 
-def calls(text, sha, ids, report):
+def calls(text, width, sha, ids, report):
     per_entry_keys = "'TYPE'" in text
     out = []
     for i in range(0, len(ids), BATCH):
@@ -36,7 +39,7 @@ def calls(text, sha, ids, report):
             keys = ['s'] + sum([['o:done:s:g:' + e, 'o'] for e in batch], [])
             argv = sum([[e, d, '0', '0x' + e, report % e] for e, d in zip(batch, digest)], [])
         else:
-            bucket = [int(e.split('-')[0]) // 60000 for e in batch]
+            bucket = [int(e.split('-')[0]) // width for e in batch]
             order = sorted(set(bucket))
             keys = ['s', 'o', 's:dead'] + ['o:done:s:g:%d' % b for b in order]
             argv = sum([[e, d, str(4 + order.index(b)), '0', '0x' + e, report % e]
@@ -48,7 +51,7 @@ def calls(text, sha, ids, report):
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
-    text = {'before': script(sys.argv[1]), 'after': script(sys.argv[2])}
+    text = {'before': script(sys.argv[1]), 'after': script(sys.argv[2])}  # (script, bucket ms)
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     report = ('{"tx":"0x%s","verdict":"clean","complete":true,"ms":0.41,"findings":[],"plugins":['
               + ','.join('{"id":"plugin-%d","status":"ok","ms":0.05}' % i for i in range(7)) + ']}')
@@ -69,7 +72,7 @@ def main():
             db.pipeline([('XADD', 's', e, 'tx', '{}') for e in ids[i:i + 1000]])
         db('XGROUP', 'CREATE', 's', 'g', '0')
         db('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', N, 'STREAMS', 's', '>')
-        cmds = calls(text[which], db('SCRIPT', 'LOAD', text[which]), ids, report)
+        cmds = calls(*text[which], db('SCRIPT', 'LOAD', text[which][0]), ids, report)
         c0 = cpu()
         for i in range(0, len(cmds), PIPE):
             for r in db.pipeline(cmds[i:i + PIPE]):

@@ -252,7 +252,7 @@ def entry_digest(flat):
     return h.hexdigest()[:32]
 
 
-DONE_BUCKET_MS = 60000  # entry IDs per once-only bucket (stream.c)
+DONE_BUCKET_MS = 1000  # entry IDs per once-only bucket (stream.c)
 
 
 def done_key(eid, stream="txs", group="scanners", out="reports"):
@@ -636,9 +636,9 @@ class TestOnceOnlyBuckets(WorkerTest):
     def test_bucket_layout_and_ttl(self):
         r = self.r
         # IDs across three buckets, and across them within one batch
-        ids = ["1-1", "59999-0", "59999-7", "60000-0", "119999-3", "120000-0", "120000-1"]
+        ids = ["1-1", "999-0", "999-7", "1000-0", "1999-3", "2000-0", "2000-1"]
         r.pipeline([("XADD", "txs", eid, "tx", json.dumps(tx(i))) for i, eid in enumerate(ids)]
-                   + [("XADD", "txs", "120001-0", "tx", "not json")])
+                   + [("XADD", "txs", "2001-0", "tx", "not json")])
         w = self.start_worker("solo", "--done-ttl-s", "500")
         wait_for("every entry acked", lambda: group_done(r, "txs", "scanners"), 30, [w])
         self.stop_all()
@@ -653,7 +653,7 @@ class TestOnceOnlyBuckets(WorkerTest):
         for key in keys:
             got.update(fields(r("HGETALL", key)))
         want = {eid: entry_digest(["tx", json.dumps(tx(i))]) for i, eid in enumerate(ids)}
-        want["120001-0"] = entry_digest(["tx", "not json"])
+        want["2001-0"] = entry_digest(["tx", "not json"])
         self.assertEqual(got, want)
 
     def test_ttl_is_renewed_by_each_write_into_the_bucket(self):
