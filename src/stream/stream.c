@@ -97,11 +97,13 @@ enum {
  * that reuses an old ID (the stream was deleted and refilled with the same
  * IDs) does not. An entry whose content is unknown (deleted before it was
  * scanned) counts as answered when anything was answered under its ID, and
- * leaves "deleted". A bucket rather than a key per entry because every
- * redis.call costs Redis ~2 us besides the command itself (BENCHMARKS.md
- * section 27): one HMGET, HSET and EXPIRE per bucket and batch replace a
- * TYPE, HEXISTS, HSET and EXPIRE per entry. The EXPIRE renews the whole
- * bucket, so each field lives at least the TTL after it was written.
+ * leaves "deleted". A bucket rather than a key per entry because each
+ * redis.call costs Redis its own overhead besides the command: one HMGET,
+ * HSET and EXPIRE per bucket and batch replace a TYPE (HEXISTS), HSET and
+ * EXPIRE per entry, and the once-only work fell from ~2.5 us of Redis CPU
+ * per entry to under 1 (bench/write_batch_ab.py, BENCHMARKS.md section
+ * 31). The EXPIRE renews the whole bucket, so each field lives at least
+ * the TTL after it was written.
  * The entries are taken in order, so a second delivery of an entry in the
  * same batch is answered by the first. A script is not rolled back, and
  * the HSETs come after the XADDs: an XADD that fails still gets the
