@@ -252,6 +252,21 @@ def entry_digest(flat):
     return h.hexdigest()[:32]
 
 
+DONE_BUCKET_MS = 1000  # entry IDs per once-only bucket (stream.c)
+
+
+def done_key(eid, stream="txs", group="scanners", out="reports"):
+    """The once-only bucket that holds entry eid: a hash, field = the entry
+    ID, value = the digests answered under it, separated by spaces."""
+    return "%s:done:%s:%s:%d" % (out, stream, group, int(eid.split("-")[0]) // DONE_BUCKET_MS)
+
+
+def done_digests(r, eid, **kw):
+    """The digests (or "deleted") recorded for entry eid; [] when none."""
+    v = r("HGET", done_key(eid, **kw), eid)
+    return v.split(" ") if v else []
+
+
 def pending_total(r):
     return r("XPENDING", "txs", "scanners")[0]
 
@@ -445,8 +460,7 @@ class TestPoison(WorkerTest):
         dup = r("XADD", "txs", "*", "tx", json.dumps(tx(900002)))
         r("XREADGROUP", "GROUP", "scanners", "ghost", "COUNT", 2, "STREAMS", "txs", ">")
         r("XCLAIM", "txs", "scanners", "ghost", 0, worn, "RETRYCOUNT", 10)
-        r("HSET", "reports:done:txs:scanners:" + dup,
-          entry_digest(["tx", json.dumps(tx(900002))]), "1")
+        r("HSET", done_key(dup), dup, entry_digest(["tx", json.dumps(tx(900002))]))
         good = [tx(i) for i in range(100)]
         bad = {
             r("XADD", "txs", "*", "tx", "not json"): ("invalid JSON", "not json"),
@@ -496,12 +510,13 @@ class TestPoison(WorkerTest):
         entries = [("1-1", "tx", good[0]), ("1-2", "tx", "not json"),
                    ("1-3", "tx", good[1]), ("1-4", "payload", "{}"),
                    ("1-5", "tx", good[2]), ("1-6", "tx", good[3])]
-        done = "reports:done:txs:scanners:"
+        done = done_key("1-1")  # every entry of this test is in bucket 0
+        other = entry_digest(["tx", "other"])
         r.pipeline([("MULTI",)] + [("XADD", "txs", eid, f, v) for eid, f, v in entries] + [
             # 1-3 was answered before (same content); 1-5's ID was used by
             # other content (the stream was refilled): it is owed a report
-            ("HSET", done + "1-3", entry_digest(["tx", good[1]]), "1"),
-            ("HSET", done + "1-5", entry_digest(["tx", "other"]), "1"),
+            ("HSET", done, "1-3", entry_digest(["tx", good[1]])),
+            ("HSET", done, "1-5", other),
             ("EXEC",)])
         wait_for("every entry acked", lambda: r("XLEN", "reports") >= 3 and
                  r("XLEN", "txs:dead") >= 2 and pending_total(r) == 0, 60, [w])
@@ -518,8 +533,10 @@ class TestPoison(WorkerTest):
         self.assertIn("not a valid transaction", dead["1-2"]["reason"])
         self.assertEqual(dead["1-2"]["tx"], "not json")
         self.assertIn("no field 'tx'", dead["1-4"]["reason"])
-        for eid in ("1-1", "1-2", "1-4", "1-5", "1-6"):
-            self.assertGreater(r("TTL", done + eid), 0, eid)
+        self.assertGreater(r("TTL", done), 0)
+        for eid, f, v in entries:
+            want = [entry_digest([f, v])]
+            self.assertEqual(done_digests(r, eid), [other] + want if eid == "1-5" else want, eid)
         self.assertEqual(pending_total(r), 0)
         s = stopped(w)
         self.assertEqual((s["written"], s["duplicates"], s["dead"]), (3, 1, 2), w.output()[-3000:])
@@ -587,8 +604,9 @@ class TestOnceOnlyKeys(WorkerTest):
         self.assertEqual(per_entry, {eid: 2 for eid in ids})
         self.assertEqual(stopped(self.workers[1])["written"], 50)
         for group in ("g1", "g2"):
-            ttl = self.r("TTL", "reports:done:txs:%s:%s" % (group, ids[0]))
+            ttl = self.r("TTL", done_key(ids[0], group=group))
             self.assertGreater(ttl, 86000, "once-only key of group %s" % group)
+            self.assertEqual(len(done_digests(self.r, ids[0], group=group)), 1)
         self.assertEqual(self.r("EXISTS", "reports:done:" + ids[0]), 0)
 
     def test_two_streams_share_one_out(self):
@@ -603,8 +621,127 @@ class TestOnceOnlyKeys(WorkerTest):
         self.stop_all()
         got = sorted((f["entry"], f["tx"]) for _, f in xrange_all(self.r, "reports"))
         self.assertEqual(got, [("1-1", "a-1"), ("1-1", "b-1"), ("2-1", "a-2"), ("2-1", "b-2")])
-        self.assertEqual(self.r("EXISTS", "reports:done:a:scanners:1-1",
-                                "reports:done:b:scanners:1-1"), 2)
+        self.assertEqual(sorted(self.r("KEYS", "reports:done:*")),
+                         ["reports:done:a:scanners:0", "reports:done:b:scanners:0"])
+        for s in ("a", "b"):
+            self.assertEqual(sorted(self.r("HKEYS", "reports:done:%s:scanners:0" % s)),
+                             ["1-1", "2-1"])
+
+
+class TestOnceOnlyBuckets(WorkerTest):
+    """The once-only keys are buckets of DONE_BUCKET_MS of entry IDs: one
+    hash each, field = entry ID, value = its digests; the TTL is set on
+    the bucket and renewed by each write into it."""
+
+    def test_bucket_layout_and_ttl(self):
+        r = self.r
+        # IDs across three buckets, and across them within one batch
+        ids = ["1-1", "999-0", "999-7", "1000-0", "1999-3", "2000-0", "2000-1"]
+        r.pipeline([("XADD", "txs", eid, "tx", json.dumps(tx(i))) for i, eid in enumerate(ids)]
+                   + [("XADD", "txs", "2001-0", "tx", "not json")])
+        w = self.start_worker("solo", "--done-ttl-s", "500")
+        wait_for("every entry acked", lambda: group_done(r, "txs", "scanners"), 30, [w])
+        self.stop_all()
+        self.assertEqual(r("XLEN", "reports"), len(ids))
+        self.assertEqual(r("XLEN", "txs:dead"), 1)
+        keys = ["reports:done:txs:scanners:%d" % b for b in (0, 1, 2)]
+        self.assertEqual(sorted(r("KEYS", "*:done:*")), keys)
+        for key in keys:
+            ttl = r("TTL", key)
+            self.assertTrue(0 < ttl <= 500, (key, ttl))
+        got = {}
+        for key in keys:
+            got.update(fields(r("HGETALL", key)))
+        want = {eid: entry_digest(["tx", json.dumps(tx(i))]) for i, eid in enumerate(ids)}
+        want["2001-0"] = entry_digest(["tx", "not json"])
+        self.assertEqual(got, want)
+
+    def test_ttl_is_renewed_by_each_write_into_the_bucket(self):
+        r = self.r
+        key = done_key("5-0")
+        r("XADD", "txs", "5-0", "tx", json.dumps(tx(1)))
+        w = self.start_worker("solo", "--done-ttl-s", "1000")
+        wait_for("the first entry acked", lambda: group_done(r, "txs", "scanners"), 30, [w])
+        r("EXPIRE", key, 20)  # as if it had been written 980 s ago
+        r("XADD", "txs", "6-0", "tx", json.dumps(tx(2)))  # same bucket
+        wait_for("the second entry acked", lambda: group_done(r, "txs", "scanners"), 30, [w])
+        self.stop_all()
+        self.assertGreater(r("TTL", key), 900)
+        self.assertEqual(sorted(r("HKEYS", key)), ["5-0", "6-0"])
+
+    def test_redelivered_entries_get_no_second_report(self):
+        """Every entry delivered again after its report was written (here:
+        the group rewound, so one read brings them all back in batches)."""
+        r = self.r
+        txs = [tx(i) for i in range(300)]
+        self.publish_txs(txs)
+        w = self.start_worker("solo")
+        wait_for("every entry acked", lambda: group_done(r, "txs", "scanners"), 60, [w])
+        first = {f["entry"] for _, f in xrange_all(r, "reports")}
+        r("XGROUP", "SETID", "txs", "scanners", "0")
+        time.sleep(0.5)
+        wait_for("every entry acked again", lambda: group_done(r, "txs", "scanners"), 60, [w])
+        time.sleep(0.5)  # nothing more may arrive
+        self.stop_all()
+        self.assert_exactly_once([t["hash"] for t in txs])
+        self.assertEqual({f["entry"] for _, f in xrange_all(r, "reports")}, first)
+        s = stopped(w)
+        self.assertEqual((s["written"], s["duplicates"]), (300, 300), w.output()[-3000:])
+        self.assertEqual(len(r("KEYS", "*:done:*")),
+                         len({done_key(eid) for eid in first}))
+
+    def test_reused_id_with_new_content_is_reported(self):
+        r = self.r
+        for i in (1, 2, 3):
+            r("XADD", "txs", "7000-%d" % i, "tx", json.dumps(tx(i)))
+        w = self.start_worker("solo")
+        wait_for("3 reports", lambda: group_done(r, "txs", "scanners"), 30, [w])
+        r("DEL", "txs")  # refilled with the same IDs: 7000-2 and 7000-4 are new
+        for i, n in ((1, 1), (2, 22), (3, 3), (4, 4)):
+            r("XADD", "txs", "7000-%d" % i, "tx", json.dumps(tx(n)))
+        wait_for("every entry acked", lambda: r("EXISTS", "txs") and
+                 group_done(r, "txs", "scanners"), 30, [w])
+        time.sleep(0.5)  # nothing more may arrive
+        self.stop_all()
+        got = sorted((f["entry"], f["tx"]) for _, f in xrange_all(r, "reports"))
+        self.assertEqual(got, sorted([("7000-%d" % i, tx(i)["hash"]) for i in (1, 2, 3)] +
+                                     [("7000-2", tx(22)["hash"]), ("7000-4", tx(4)["hash"])]))
+        s = stopped(w)
+        self.assertEqual((s["written"], s["duplicates"]), (5, 2), w.output()[-3000:])
+        d = lambda n: entry_digest(["tx", json.dumps(tx(n))])
+        self.assertEqual(done_digests(r, "7000-2"), [d(2), d(22)])
+        self.assertEqual(done_digests(r, "7000-1"), [d(1)])
+
+    def test_failed_write_keeps_the_entries_written_before_it(self):
+        """A script is not rolled back: when one XADD of a batch fails, the
+        entries written before it in the batch are marked all the same, so
+        the retry acks them without writing them twice."""
+        r = self.r
+        w = self.start_worker("batch", "--claim-idle-ms", "60000")
+        wait_for("the worker's first read", lambda: r("EXISTS", "txs") == 1 and
+                 r("XINFO", "CONSUMERS", "txs", "scanners") != [], 30, [w])
+        time.sleep(0.3)  # its XREADGROUP is blocked: the entries come in one read
+        # NOSCRIPT makes the first write fail: the retry has all three in one
+        # batch, dead letters first (queued when read), and the report's XADD
+        # then fails while `reports` is not a stream
+        r("SCRIPT", "FLUSH")
+        r.pipeline([("MULTI",), ("SET", "reports", "not a stream"),
+                    ("XADD", "txs", "1-1", "tx", "not json"),
+                    ("XADD", "txs", "1-2", "payload", "{}"),
+                    ("XADD", "txs", "1-3", "tx", json.dumps(tx(1))), ("EXEC",)])
+        wait_for("a failed write", lambda: "WRONGTYPE" in w.output(), 30, [w])
+        self.assertEqual(r("XLEN", "txs:dead"), 2)
+        r("DEL", "reports")
+        wait_for("every entry acked", lambda: r("EXISTS", "reports") and
+                 pending_total(r) == 0, 30, [w])
+        time.sleep(0.5)
+        self.stop_all()
+        self.assertEqual(sorted(f["entry"] for _, f in xrange_all(r, "txs:dead")), ["1-1", "1-2"])
+        self.assertEqual([f["entry"] for _, f in xrange_all(r, "reports")], ["1-3"])
+        # the dead letters' script failed: their retry counts them as duplicates
+        s = stopped(w)
+        self.assertEqual((s["written"], s["dead"], s["duplicates"]), (1, 0, 2),
+                         w.output()[-3000:])
 
 
 class TestDeletedPending(WorkerTest):
@@ -632,7 +769,7 @@ class TestDeletedPending(WorkerTest):
         self.assertIn(ids[1], f["reason"])
         self.assertEqual(f["consumer"], "solo")
         self.assertNotIn("tx", f)
-        self.assertEqual(r("EXISTS", "reports:done:txs:scanners:" + ids[1]), 1)
+        self.assertEqual(done_digests(r, ids[1]), ["deleted"])
         out = w.output()
         self.assertIn("dead letter %s" % ids[1], out)
         self.assertIn("deleted from the stream", out)
@@ -663,8 +800,9 @@ class TestEntryIdentity(WorkerTest):
         self.assertEqual(got, want)
         self.assertEqual(r("XLEN", "txs:dead"), 0)
         self.assertEqual(stopped(w)["duplicates"], 0, w.output()[-3000:])
-        # both incarnations of 1000-1 are remembered under its key
-        self.assertEqual(r("HLEN", "reports:done:txs:scanners:1000-1"), 2)
+        # both incarnations of 1000-1 are remembered under its field
+        self.assertEqual(done_digests(r, "1000-1"),
+                         [entry_digest(["tx", json.dumps(tx(i))]) for i in (1, 101)])
 
     def test_field_names_compare_lengths(self):
         r = self.r

@@ -14,12 +14,12 @@
  * its report - or its dead letter - in the same atomic step (one script
  * call for up to SCRIPT_BATCH entries), so a crash or a
  * lost connection leaves it pending and XAUTOCLAIM hands it to a live
- * consumer. The script writes only while the hash <out>:done:<stream>:
- * <group>:<id> lacks the entry's digest (its fields), so a second delivery
- * of one entry is acked without a second report, while a new entry that
- * reuses the ID is not; the key names the stream and the group because
- * entry IDs are only unique within one stream, and each group owes every
- * entry its own report.
+ * consumer. The script writes only while the field <id> of the hash
+ * <out>:done:<stream>:<group>:<bucket> (a bucket of IDs) lacks the entry's
+ * digest (its fields), so a second delivery of one entry is acked without
+ * a second report, while a new entry that reuses the ID is not; the key
+ * names the stream and the group because entry IDs are only unique within
+ * one stream, and each group owes every entry its own report.
  * A script whose reply was lost is simply sent again after reconnecting.
  *
  * Plugin reloads (SIGHUP) also run on the loop thread, between two Redis
@@ -68,15 +68,21 @@ enum {
 	IDLE_POLL_MS = 5,      /* wait for reports while the stream is empty */
 	ENTRY_ARGS = 16,       /* WRITE_BATCH arguments of one entry, at most */
 	DIGEST_HEX = 32,       /* hex digits of an entry's digest kept (128 bits) */
+	DONE_BUCKET_MS = 1000, /* entry IDs per once-only bucket, by their ms part
+	                        * (a second): part of the key names, so every worker
+	                        * of a group must use the same (not an option). Not
+	                        * wider: Redis frees an expired key at once, ~0.2-0.6
+	                        * us per field (a minute at 20k/s: 0.7 s blocked) */
 };
 
 /* One script for a batch of entries (up to SCRIPT_BATCH), so that Redis
  * pays the cost of a script call (~10 us of its CPU: argument copies, Lua
  * stack, reply) and of an XACK once per batch rather than once per entry.
- * KEYS: the input stream, then for each entry its once-only key and its
- * target stream (the reports or the dead letters).
+ * KEYS: the input stream, the report stream, the dead-letter stream, then
+ * the once-only buckets (below) the batch's entries fall in.
  * ARGV: group, key TTL (s), then for each entry: its id, its digest
- * (entry_digest; "" when the entry is gone and its content unknown), the
+ * (entry_digest; "" when the entry is gone and its content unknown), its
+ * slot (the KEYS index of its bucket, negated for a dead letter), the
  * number n of the target entry's field/value arguments, and those n; or,
  * for a report, n = 0 followed by its "tx" and "report" values only: the
  * script names the fields (entry, tx, report) itself, which spares Redis
@@ -84,50 +90,88 @@ enum {
  * ~3 % of its CPU per entry, measured with the same script both ways).
  * Returns one integer per entry, in order: 1 written, 0 answered before.
  *
- * The once-only key of an entry ID is a hash whose fields are the digests
- * of the entries answered under that ID: a redelivery (same ID, same
- * content) finds its digest and is only acked, while a new entry that
- * reuses an old ID (the stream was deleted and refilled with the same IDs)
- * does not. An entry whose content is unknown (deleted before it was
- * scanned) counts as answered when anything was answered under its ID. A
- * string key is one of an older txscan (one entry per ID): answered. The
- * entries are taken in order, so a second delivery of an entry in the same
- * batch is answered by the first. The XADD comes before the HSET because a
- * script is not rolled back: a failed XADD must leave no key behind, or the
- * retry would only ack. The one XACK comes after every write: a script that
+ * The once-only keys are buckets: one hash per DONE_BUCKET_MS of entry IDs,
+ * whose field is an entry ID and whose value lists the digests of the
+ * entries answered under that ID, separated by spaces. A redelivery (same
+ * ID, same content) finds its digest and is only acked, while a new entry
+ * that reuses an old ID (the stream was deleted and refilled with the same
+ * IDs) does not. An entry whose content is unknown (deleted before it was
+ * scanned) counts as answered when anything was answered under its ID, and
+ * leaves "deleted". A bucket rather than a key per entry because each
+ * redis.call costs Redis its own overhead besides the command: one HMGET,
+ * HSET and EXPIRE per bucket and batch replace a TYPE (HEXISTS), HSET and
+ * EXPIRE per entry, and the once-only work fell from ~2.5 us of Redis CPU
+ * per entry to under 1 (bench/write_batch_ab.py, BENCHMARKS.md section
+ * 31). The EXPIRE renews the whole bucket, so each field lives at least
+ * the TTL after it was written.
+ * The entries are taken in order, so a second delivery of an entry in the
+ * same batch is answered by the first. A script is not rolled back, and
+ * the HSETs come after the XADDs: an XADD that fails still gets the
+ * entries written before it marked (redis.pcall), or their retry would
+ * write them again. The one XACK comes after every write: a script that
  * fails half-way acks nothing, and its retry acks the entries it had
  * written without writing them again. */
 static const char WRITE_BATCH[] =
     "local group, ttl = ARGV[1], ARGV[2]\n"
-    "local res, ids, a = {}, {}, 3\n"
-    "for i = 1, (#KEYS - 1) / 2 do\n"
-    "  local key, target = KEYS[2 * i], KEYS[2 * i + 1]\n"
-    "  local id, digest, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])\n"
-    "  local t = redis.call('TYPE', key).ok\n"
-    "  local first = t == 'none'\n"
-    "  if t == 'hash' and digest ~= '' then\n"
-    "    first = redis.call('HEXISTS', key, digest) == 0\n"
-    "  end\n"
-    "  if first and n == 0 then\n"
-    "    redis.call('XADD', target, '*', 'entry', id, 'tx', ARGV[a + 3], 'report', ARGV[a + 4])\n"
-    "  elseif first then\n"
-    "    redis.call('XADD', target, '*', unpack(ARGV, a + 3, a + 2 + n))\n"
-    "  end\n"
-    "  if first then\n"
-    "    redis.call('HSET', key, digest == '' and 'deleted' or digest, '1')\n"
-    "    redis.call('EXPIRE', key, ttl)\n"
-    "  end\n"
-    "  res[i] = first and 1 or 0\n"
-    "  ids[i] = id\n"
-    "  a = a + 3 + (n == 0 and 2 or n)\n"
+    "local seen, ask, add = {}, {}, {}\n"
+    "local a = 3\n"
+    "while a <= #ARGV do\n"
+    "  local b, n = math.abs(tonumber(ARGV[a + 2])), tonumber(ARGV[a + 3])\n"
+    "  ask[b] = ask[b] or {}\n"
+    "  ask[b][#ask[b] + 1] = ARGV[a]\n"
+    "  a = a + 4 + (n == 0 and 2 or n)\n"
     "end\n"
+    "for b, ids in pairs(ask) do\n"
+    "  local v = redis.call('HMGET', KEYS[b], unpack(ids))\n"
+    "  seen[b] = {}\n"
+    "  for i, id in ipairs(ids) do seen[b][id] = v[i] end\n"
+    "end\n"
+    "local function mark()\n"
+    "  for b = 4, #KEYS do\n"
+    "    if add[b] then\n"
+    "      redis.call('HSET', KEYS[b], unpack(add[b]))\n"
+    "      redis.call('EXPIRE', KEYS[b], ttl)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local res, ids = {}, {}\n"
+    "a = 3\n"
+    "while a <= #ARGV do\n"
+    "  local id, digest, slot, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
+    "  local b, target = slot, KEYS[2]\n"
+    "  if slot < 0 then b, target = -slot, KEYS[3] end\n"
+    "  local v = seen[b][id]\n"
+    "  local first = not v or (digest ~= '' and\n"
+    "    not string.find(' ' .. v .. ' ', ' ' .. digest .. ' ', 1, true))\n"
+    "  if first then\n"
+    "    local r\n"
+    "    if n == 0 then\n"
+    "      r = redis.pcall('XADD', target, '*', 'entry', id, 'tx', ARGV[a + 4], 'report', ARGV[a + 5])\n"
+    "    else\n"
+    "      r = redis.pcall('XADD', target, '*', unpack(ARGV, a + 4, a + 3 + n))\n"
+    "    end\n"
+    "    if type(r) == 'table' and r.err then\n"
+    "      mark()\n"
+    "      return r\n"
+    "    end\n"
+    "    v = (v and v .. ' ' or '') .. (digest == '' and 'deleted' or digest)\n"
+    "    seen[b][id] = v\n"
+    "    add[b] = add[b] or {}\n"
+    "    add[b][#add[b] + 1] = id\n"
+    "    add[b][#add[b] + 1] = v\n"
+    "  end\n"
+    "  res[#res + 1] = first and 1 or 0\n"
+    "  ids[#ids + 1] = id\n"
+    "  a = a + 4 + (n == 0 and 2 or n)\n"
+    "end\n"
+    "mark()\n"
     "redis.call('XACK', KEYS[1], group, unpack(ids))\n"
     "return res\n";
 
 /* What the worker runs, with the keys it runs it on, checked at connect
  * time with redis.acl_check_cmd (Redis 7) so that a user short of a right
  * is named at start rather than at the first report or the first claim.
- * KEYS: stream, out, dead letter, a once-only key; ARGV: group, consumer.
+ * KEYS: stream, out, dead letter, a once-only bucket; ARGV: group, consumer.
  * Returns the 1-based index of the first command refused (ACL_NEEDS), 0
  * when all are allowed, -1 when the server cannot tell (before Redis 7).
  * SCRIPT LOAD and EVALSHA are proven by running this very script. */
@@ -139,7 +183,7 @@ static const char ACL_PROBE[] =
     "  {'xreadgroup', 'GROUP', g, c, 'COUNT', '1', 'STREAMS', s, '>'},\n"
     "  {'xpending', s, g, '-', '+', '1'},\n"
     "  {'xautoclaim', s, g, c, '1', '0-0', 'COUNT', '1'},\n"
-    "  {'type', KEYS[4]}, {'hexists', KEYS[4], 'f'},\n"
+    "  {'hmget', KEYS[4], 'f'},\n"
     "  {'xadd', KEYS[2], '*', 'f', 'v'}, {'xadd', KEYS[3], '*', 'f', 'v'},\n"
     "  {'hset', KEYS[4], 'f', 'v'}, {'expire', KEYS[4], '1'},\n"
     "  {'xack', s, g, '0-1'},\n"
@@ -156,8 +200,8 @@ static const struct {
 	int key;
 } ACL_NEEDS[] = {
     {"XGROUP CREATE", 0}, {"XREADGROUP", 0}, {"XPENDING", 0}, {"XAUTOCLAIM", 0},
-    {"TYPE", 3},          {"HEXISTS", 3},    {"XADD", 1},     {"XADD", 2},
-    {"HSET", 3},          {"EXPIRE", 3},     {"XACK", 0},
+    {"HMGET", 3},         {"XADD", 1},       {"XADD", 2},     {"HSET", 3},
+    {"EXPIRE", 3},        {"XACK", 0},
 };
 
 /* ---- replies built in an arena ------------------------------------------ */
@@ -339,7 +383,7 @@ struct worker {
 	sbuf cmd;               /* append_batch's command, reused */
 	struct arena replies;   /* read_new's reply */
 	gnutls_hash_hd_t sha256; /* entry_digest's, reset after each entry */
-	char *key;              /* "<out>:done:<stream>:<group>:" + room for an id */
+	char *key;              /* "<out>:done:<stream>:<group>:" (then a bucket) */
 	size_t key_prefix;
 	char ttl[16];
 	bool connected_once;
@@ -777,7 +821,7 @@ static int check_acl(struct worker *w, char *err, size_t errlen)
 {
 	const struct stream_options *o = w->opt;
 	char done_key[512];
-	snprintf(done_key, sizeof done_key, "%s:done:%s:%s:0-1", o->out, o->stream, o->group);
+	snprintf(done_key, sizeof done_key, "%s:done:%s:%s:0", o->out, o->stream, o->group);
 	const char *keys[] = {o->stream, o->out, o->dead, done_key};
 	redisReply *r = redisCommandArgv(w->rc, 3, (const char *[]){"SCRIPT", "LOAD", ACL_PROBE}, NULL);
 	if (!r || r->type != REDIS_REPLY_STRING) {
@@ -1429,26 +1473,59 @@ static void fields(struct worker *w, const struct job *j, sbuf *b)
 		resp_pair(b, "report", json, len);
 }
 
+/* The once-only bucket of an entry ID "<ms>-<seq>": its ms part divided by
+ * DONE_BUCKET_MS (Redis checks IDs, so the ms part is a number). */
+static unsigned long long done_bucket(const char *id)
+{
+	return strtoull(id, NULL, 10) / DONE_BUCKET_MS;
+}
+
+/* One argument that is a signed decimal number. */
+static void resp_int(sbuf *b, long long n)
+{
+	char d[24];
+	size_t k = 0;
+	if (n < 0)
+		d[k++] = '-';
+	k += put_decimal(d + k, n < 0 ? (unsigned long long)-n : (unsigned long long)n);
+	resp_arg(b, d, k);
+}
+
 /* EVALSHA WRITE_BATCH for jobs[0..k-1] (k <= SCRIPT_BATCH), appended to
- * w->cmd: its keys (the stream, then each entry's once-only key and
- * target), then its arguments (group, TTL, then each entry's id, digest,
+ * w->cmd: its keys (the stream, the report and dead-letter streams, then
+ * the batch's distinct buckets: mostly one, as entries come in ID order),
+ * then its arguments (group, TTL, then each entry's id, digest, slot,
  * field argument count and fields). */
 static void append_batch(struct worker *w, struct job **jobs, size_t k)
 {
 	const struct stream_options *o = w->opt;
-	const char *prefix = w->key;
 	sbuf *b = &w->cmd;
-	size_t argc = 3 + (1 + 2 * k) + 2;
-	for (size_t i = 0; i < k; i++)
-		argc += 3 + (short_form(jobs[i]) ? 2 : field_args(jobs[i]));
+	unsigned long long bucket[SCRIPT_BATCH];
+	long long slot[SCRIPT_BATCH];
+	size_t nb = 0, argc = 3 + 3 + 2;
+	for (size_t i = 0; i < k; i++) {
+		unsigned long long x = done_bucket(jobs[i]->id);
+		size_t s = nb; /* bucket[s - 1] is x; from the last: it is mostly that one */
+		while (s > 0 && bucket[s - 1] != x)
+			s--;
+		if (s == 0) {
+			bucket[nb] = x;
+			s = ++nb;
+		}
+		slot[i] = (long long)(3 + s) * (jobs[i]->reason ? -1 : 1); /* KEYS[4] is bucket[0] */
+		argc += 4 + (short_form(jobs[i]) ? 2 : field_args(jobs[i]));
+	}
+	argc += nb;
 	resp_len(b, '*', argc);
 	resp_arg(b, "EVALSHA", 7);
 	resp_arg(b, w->sha, 40);
-	resp_num(b, 1 + 2 * k);
+	resp_num(b, 3 + nb);
 	resp_str(b, o->stream);
-	for (size_t i = 0; i < k; i++) {
-		resp_arg2(b, prefix, w->key_prefix, jobs[i]->id, strlen(jobs[i]->id));
-		resp_str(b, jobs[i]->reason ? o->dead : o->out);
+	resp_str(b, o->out);
+	resp_str(b, o->dead);
+	for (size_t i = 0; i < nb; i++) {
+		char d[24];
+		resp_arg2(b, w->key, w->key_prefix, d, put_decimal(d, bucket[i]));
 	}
 	resp_str(b, o->group);
 	resp_str(b, w->ttl);
@@ -1456,6 +1533,7 @@ static void append_batch(struct worker *w, struct job **jobs, size_t k)
 		struct job *j = jobs[i];
 		resp_arg(b, j->id, strlen(j->id));
 		resp_arg(b, j->digest, strlen(j->digest));
+		resp_int(b, slot[i]);
 		resp_num(b, field_args(j));
 		fields(w, j, b);
 	}

@@ -41,8 +41,8 @@ struct stream_options {
 	const char *stream;        /* input stream; entries carry field "tx" */
 	const char *group;         /* consumer group, created when missing */
 	const char *consumer;      /* this worker's name in the group */
-	const char *out;           /* report stream; once-only keys (hashes of
-	                            * entry digests) <out>:done:<stream>:<group>:<entry-id> */
+	const char *out;           /* report stream; once-only keys (hashes of entry
+	                            * ID -> digests) <out>:done:<stream>:<group>:<bucket> */
 	const char *dead;          /* dead-letter stream */
 	uint32_t batch;            /* entries per XREADGROUP / XAUTOCLAIM */
 	uint32_t block_ms;         /* XREADGROUP BLOCK when nothing is in flight */
