@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Redis CPU per entry of the worker's WRITE_BATCH script alone, two versions of
-src/stream/stream.c (BENCHMARKS.md section 31, issue 20). No worker and no plugins: the
+src/stream/stream.c (BENCHMARKS.md section 32, issue 20). No worker and no plugins: the
 script is read out of each stream.c, and 20,000 entries (already delivered to a group,
 ~20 per millisecond as `txscan publish` adds them) are written as reports of ~760 bytes,
 64 per script, 4 scripts per round trip, as the worker sends them. The two versions
