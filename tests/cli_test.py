@@ -160,6 +160,20 @@ class Cli(unittest.TestCase):
         self.assertEqual(out[0]["verdict"], "critical")
         self.assertEqual(r.returncode, 1)
 
+    def test_lines_whose_first_is_an_array(self):
+        # JSON Lines whose first line is an array: that line is an error of
+        # its own, the next lines are scanned (the text was taken for one
+        # broken array: one error, and every transaction after it lost)
+        for text in ('[1,2]\n{"hash":"y1"}\n{"hash":"y2"}\n', '[]\n{"hash":"y1"}\n{"hash":"y2"}'):
+            r = self.scan(text)
+            out = [json.loads(l) for l in r.stdout.splitlines()]
+            self.assertEqual([o.get("tx") for o in out], [None, "y1", "y2"], text)
+            self.assertIn("must be a JSON object", out[0]["error"])
+            self.assertEqual(r.returncode, 2)
+        # a pretty-printed array is still one array
+        r = self.scan('[\n  {"hash":"z1"},\n  {"hash":"z2"}\n]\n')
+        self.assertEqual([json.loads(l)["tx"] for l in r.stdout.splitlines()], ["z1", "z2"])
+
     def test_report_shape(self):
         r = self.scan('{"hash":"0x5c","flag":"high"}\n')
         rep = json.loads(r.stdout)

@@ -518,14 +518,6 @@ static bool one_json_value(const char *text, size_t len)
 	return !s.syntax;
 }
 
-/* One JSON value spread over several lines (a pretty-printed object)? */
-static bool single_value(const char *text, size_t len, const char *first_nl)
-{
-	if (!first_nl)
-		return false;
-	return !one_json_value(text, (size_t)(first_nl - text)) && one_json_value(text, len);
-}
-
 static void scan_lines(struct pipeline *p, const char *text, size_t len)
 {
 	const char *s = text, *end = text + len;
@@ -541,13 +533,21 @@ static void scan_lines(struct pipeline *p, const char *text, size_t len)
 	}
 }
 
+/* Which of the three an input is: one JSON array of transactions, one
+ * JSON value over several lines (a pretty-printed object), or JSON Lines.
+ * A text that starts with '[' is an array unless it is not one while its
+ * first line is a value by itself: JSON Lines whose first line is an array
+ * (an error of that line alone), not a broken array that would take every
+ * line after it down with it. */
 static void scan_text(struct pipeline *p, const char *text, size_t len)
 {
-	const char *start = skip_ws(text, text + len);
-	if (start < text + len && *start == '[')
+	const char *start = skip_ws(text, text + len), *end = text + len;
+	const char *nl = memchr(start, '\n', (size_t)(end - start));
+	bool first_line = nl && one_json_value(start, (size_t)(nl - start));
+	if (start < end && *start == '[' && !(first_line && !one_json_value(start, (size_t)(end - start))))
 		scan_array(p, text, len);
-	else if (single_value(start, len - (size_t)(start - text), memchr(start, '\n', len - (size_t)(start - text))))
-		submit(p, start, len - (size_t)(start - text), 1, false);
+	else if (nl && !first_line && one_json_value(start, (size_t)(end - start)))
+		submit(p, start, (size_t)(end - start), 1, false);
 	else
 		scan_lines(p, text, len);
 }
