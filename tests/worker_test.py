@@ -412,8 +412,11 @@ class TestKill9(WorkerTest):
         self.wait_reports(2000, 120, ws)
         victim = ws[0]
         # freeze it first, so it is killed holding entries (between two
-        # batches it may briefly hold none); bounded retries
-        for _ in range(200):
+        # batches it may briefly hold none, and under load, in process
+        # isolation, it may still be starting its engines: a run of 200
+        # tries, ~4 s, once found it holding none each time); bounded
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             victim.proc.send_signal(signal.SIGSTOP)
             if pending_of(self.r, victim.name) > 0:
                 break
