@@ -881,6 +881,72 @@ static void test_protocol_violation_kills_the_child(void **state)
 	unlink(path);
 }
 
+/* CPU (ms) the thread of this process named name has used so far; -1. */
+static double thread_cpu_ms(const char *name)
+{
+	char path[128], buf[64];
+	double ms = -1;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/comm", de->d_name);
+		FILE *f = fopen(path, "r");
+		bool hit = f && fgets(buf, sizeof buf, f) && !strncmp(buf, name, strlen(name));
+		if (f)
+			fclose(f);
+		if (!hit)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", de->d_name);
+		f = fopen(path, "r");
+		unsigned long long run;
+		if (f && fscanf(f, "%llu", &run) == 1)
+			ms = (double)run / 1e6;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return ms;
+}
+
+/* An engine process that shuts the reading side of its socket (fd 3)
+ * after its first scan and stays up, its lane an idle thread (a scan
+ * sent to it is forgiven until the backstop, 1 s here). A frame to it can
+ * never be written (EPIPE), yet the socket stays writable for poll: the
+ * host's I/O thread must not retry the write in a loop until the monitor
+ * kills the child; the channel is closed, as if the child had closed it,
+ * and the scan is answered at once. */
+static const char SHUT_READING[] =
+    FAKE_ENGINE
+    "import socket, threading, time\n"
+    "me = threading.get_native_id()\n"
+    "t, i = take()\n"
+    "s = socket.socket(fileno=3)\n"
+    "s.shutdown(socket.SHUT_RD)\n"          /* s kept: its collection would close fd 3 */
+    "res = struct.pack('<IIQQdQ', 0, me, 1, 1, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "os.write(5, frame(17, i, res))\n"
+    "while True: time.sleep(1)\n";
+
+static void test_child_that_stops_reading(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("shutread", SHUT_READING, 50, path);
+	expect_ok(p); /* the child has shut its reading side once this is answered */
+	double cpu0 = thread_cpu_ms("txs-io:shutread"), ms;
+	txs_scan_result r = scan(p, TX, &ms);
+	double cpu = thread_cpu_ms("txs-io:shutread") - cpu0;
+	printf("stopped reading: %s after %.1f ms, I/O thread %.1f ms on a CPU: %s\n",
+	       txs_status_name(r.status), ms, cpu, r.error ? r.error : "");
+	txs_scan_result_clear(&r);
+	if (cpu > 100)
+		fail_msg("the I/O thread spun: %.1f ms on a CPU in %.1f ms", cpu, ms);
+	if (ms > 500)
+		fail_msg("answered after %.1f ms: the host did not see the channel closed", ms);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1063,6 +1129,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
+	    cmocka_unit_test(test_child_that_stops_reading),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

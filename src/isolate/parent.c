@@ -148,6 +148,7 @@ struct txs_proc {
 	int run_sched_fd;       /* last answer came from (a lane swap, the watcher) */
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
+	bool out_closed;        /* the socket takes no more (EPIPE): end of channel */
 	bool stopping, started;
 	int start_rc;
 	char *last_err;
@@ -533,14 +534,20 @@ static void poke_io(txs_proc *p)
 	}
 }
 
-/* Writes what fits now; the rest waits in p->out for the I/O thread. */
+/* Writes what fits now; the rest waits in p->out for the I/O thread. A
+ * child that shut the reading side of its socket (or is gone) makes every
+ * send fail with EPIPE while poll still says the socket is writable: that
+ * is the end of the channel (out_closed, the I/O thread reaps), not a
+ * write to retry at once for as long as the child lives. */
 static void flush_locked(txs_proc *p)
 {
-	while (p->fd >= 0 && p->out.off < p->out.len) {
+	while (p->fd >= 0 && !p->out_closed && p->out.off < p->out.len) {
 		ssize_t n = send(p->fd, p->out.p + p->out.off, p->out.len - p->out.off,
 		                 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			p->out_closed = true;
 		if (n <= 0)
 			break;
 		p->out.off += (size_t)n;
@@ -1376,6 +1383,7 @@ static int start_locked(txs_proc *p)
 	p->start_deadline_ns = txs_now_ns() +
 	                       ((uint64_t)p->lim.init_timeout_ms + START_EXTRA_MS) * 1000000ull;
 	p->out.off = p->out.len = 0;
+	p->out_closed = false;
 	p->in.off = p->in.len = 0;
 	if (chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
 		kill_locked(p, K_START, 0);
@@ -1672,13 +1680,14 @@ static bool read_child(txs_proc *p, int fd)
 static void io_round_locked(txs_proc *p)
 {
 	int rfd = p->rfd;
+	bool closed = p->out_closed; /* a send failed for good: reap this round */
 	struct pollfd pf[3] = {{.fd = rfd, .events = POLLIN},
 	                       {.fd = p->evfd, .events = POLLIN},
 	                       {.fd = p->fd, .events = 0}}; /* POLLHUP, POLLERR always */
-	if (p->out.off < p->out.len)
+	if (p->out.off < p->out.len && !closed)
 		pf[2].events |= POLLOUT;
 	pthread_mutex_unlock(&p->mu);
-	int n = poll(pf, 3, -1);
+	int n = poll(pf, 3, closed ? 0 : -1);
 	bool gone = false;
 	if (n > 0 && (pf[1].revents & POLLIN)) {
 		uint64_t v;
@@ -1688,7 +1697,7 @@ static void io_round_locked(txs_proc *p)
 	}
 	if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		gone = !read_child(p, rfd);
-	if (n > 0 && !gone && (pf[2].revents & (POLLHUP | POLLERR))) {
+	if (n >= 0 && !gone && (closed || (pf[2].revents & (POLLHUP | POLLERR)))) {
 		read_child(p, rfd); /* the child's end closed: what it wrote, then reap */
 		gone = true;
 	}
