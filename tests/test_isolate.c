@@ -624,8 +624,8 @@ static const char LIAR[] =
 /* An engine process that is a script (a fake engine: FAKE_ENGINE and what
  * follows), written to a temporary file whose path goes to path (the
  * caller unlinks it); timeout_ms 0: the library's default limits. */
-static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeout_ms,
-                             char path[static 32])
+static txs_proc *fake_engine_console(const char *id, const char *script, uint32_t timeout_ms,
+                                     txs_console_fn console, char path[static 32])
 {
 	snprintf(path, 32, "/tmp/txs-fake-XXXXXX");
 	int fd = mkstemp(path);
@@ -640,9 +640,15 @@ static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeou
 	txs_plugin_code c = {.id = id, .version = "1", .filename = "index.js", .source = ECHO,
 	                     .source_len = strlen(ECHO)};
 	txs_proc *p = NULL;
-	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
+	if (txs_proc_new(&p, &c, &l, console, NULL, path) != 0)
 		fail_msg("start %s: %s", id, txs_last_error());
 	return p;
+}
+
+static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeout_ms,
+                             char path[static 32])
+{
+	return fake_engine_console(id, script, timeout_ms, NULL, path);
 }
 
 /* An engine process whose progress page lies (channel.h): a write left
@@ -947,6 +953,66 @@ static void test_child_that_stops_reading(void **state)
 	unlink(path);
 }
 
+/* An engine process that writes console lines without end, whole pages
+ * at a time, to a host whose console sink is slow (2 ms a line): each
+ * time the host's I/O thread reads, the pipe is full again. The thread
+ * must still come back to its round between reads: txs_proc_free stops
+ * the child within one read's worth of lines, not once the child stops
+ * writing (never). */
+static const char FLOODER[] =
+    FAKE_ENGINE
+    "line = frame(20, 0, text(b'log') + text(b'x' * 4069))\n" /* 4096 bytes: one page */
+    "blob = line * 256\n"
+    "while True: os.write(5, blob)\n";
+
+static void slow_console(const char *id, const char *level, const char *msg, size_t len,
+                         void *ud)
+{
+	(void)id;
+	(void)level;
+	(void)msg;
+	(void)len;
+	(void)ud;
+	usleep(2000);
+}
+
+typedef struct freeing {
+	txs_proc *p;
+	atomic_bool done;
+} freeing;
+
+static void *free_main(void *arg)
+{
+	freeing *f = arg;
+	txs_proc_free(f->p);
+	atomic_store(&f->done, true);
+	return NULL;
+}
+
+static void test_flood_cannot_hold_the_io_thread(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine_console("flood", FLOODER, 50, slow_console, path);
+	pid_t pid = txs_proc_pid(p);
+	usleep(100 * 1000); /* the I/O thread reads lines meanwhile */
+	freeing f = {.p = p};
+	pthread_t t;
+	double t0 = now_ms();
+	assert_int_equal(pthread_create(&t, NULL, free_main, &f), 0);
+	while (!atomic_load(&f.done) && now_ms() - t0 < 3000)
+		usleep(1000);
+	double ms = now_ms() - t0;
+	bool done = atomic_load(&f.done);
+	if (!done)
+		kill(pid, SIGKILL); /* lets the I/O thread go, then fails */
+	pthread_join(t, NULL);
+	unlink(path);
+	printf("flood: txs_proc_free took %.0f ms\n", ms);
+	if (!done)
+		fail_msg("txs_proc_free had not returned after %.0f ms of a flood", ms);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1130,6 +1196,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),
+	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

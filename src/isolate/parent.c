@@ -1653,27 +1653,26 @@ static void drain_locked(txs_proc *p, txs_status st, const char *why)
 
 /* ---- the I/O thread ------------------------------------------------------ */
 
-/* Reads what the child wrote; false at end of channel or on a violation. */
+/* Reads what the child wrote, one read (READ_CHUNK, the pipe's whole
+ * buffer) per round: a child that keeps its pipe full would otherwise
+ * hold this thread in here for as long as it writes, away from a stop
+ * (txs_proc_free waited for ever), the socket's end and the frames
+ * waiting to go out. False at end of channel or on a violation. */
 static bool read_child(txs_proc *p, int fd)
 {
-	for (;;) {
-		if (chan_buf_reserve(&p->in, READ_CHUNK)) {
-			violation(p, "out of memory");
-			return false;
-		}
-		ssize_t n = read(fd, p->in.p + p->in.len, READ_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return true;
-		if (n <= 0)
-			return false;
-		p->in.len += (size_t)n;
-		if (!frames(p))
-			return false;
-		if ((size_t)n < READ_CHUNK)
-			return true;
+	if (chan_buf_reserve(&p->in, READ_CHUNK)) {
+		violation(p, "out of memory");
+		return false;
 	}
+	ssize_t n;
+	while ((n = read(fd, p->in.p + p->in.len, READ_CHUNK)) < 0 && errno == EINTR) {
+	}
+	if (n < 0 && errno == EAGAIN)
+		return true;
+	if (n <= 0)
+		return false;
+	p->in.len += (size_t)n;
+	return frames(p);
 }
 
 /* One poll round with the child up or starting. mu held. */
