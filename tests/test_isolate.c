@@ -1013,6 +1013,46 @@ static void test_flood_cannot_hold_the_io_thread(void **state)
 		fail_msg("txs_proc_free had not returned after %.0f ms of a flood", ms);
 }
 
+/* An engine process that answers two scans in one write; the host's
+ * callback for the first takes 300 ms (a slow consumer, or the I/O thread
+ * waiting for a core). The second scan's answer has come in meanwhile,
+ * read but not yet handled: the monitor must not kill the child and
+ * answer that scan timeout (timeout 50 ms, no lane to forgive it by). */
+static const char TWO_AT_ONCE[] =
+    FAKE_ENGINE
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, a = take()\n"
+    "t, b = take()\n"
+    "os.write(5, frame(17, a, ok) + frame(17, b, ok))\n"
+    "while True: take()\n";
+
+static void on_slow(txs_scan_result *r, void *ud)
+{
+	usleep(300 * 1000);
+	on_many(r, ud);
+}
+
+static void test_answers_read_are_not_killed(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("twoatonce", TWO_AT_ONCE, 50, path);
+	many a = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	many b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_slow, &a), 0);
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &b), 0);
+	many_wait(&a, 1);
+	many_wait(&b, 1);
+	if (a.by_status[TXS_STATUS_OK] != 1 || b.by_status[TXS_STATUS_OK] != 1)
+		fail_msg("first %s, second %s: %s", a.by_status[TXS_STATUS_OK] ? "ok" : "not ok",
+		         b.by_status[TXS_STATUS_OK] ? "ok" : "not ok", b.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 0);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1197,6 +1237,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),
 	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
+	    cmocka_unit_test(test_answers_read_are_not_killed),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

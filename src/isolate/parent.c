@@ -164,6 +164,7 @@ struct txs_proc {
 	pthread_t io;
 	int evfd;
 	chan_buf in;            /* I/O thread only */
+	atomic_bool handling;   /* frames read from the pipe and not yet handled */
 	struct counters c;
 	struct txs_proc *mnext; /* monitor list, under gmu */
 };
@@ -223,8 +224,9 @@ typedef struct timing {
  * or a child whose threads wait for one, does not get a scan killed; a
  * native call that spins does. Bounded by the executor's backstop (10x
  * the timeout, at least timeout + 1 s), which also stops a child that
- * sleeps to look idle. Also true while the channel holds unread answers
- * (the I/O thread is behind, not the child). */
+ * sleeps to look idle. Also true while the channel holds unread answers,
+ * in the pipe or read and not yet handled (the I/O thread is behind: a
+ * slow callback, a wait for a core; not the child). */
 static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 {
 	uint64_t took = now - tm->start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
@@ -232,7 +234,7 @@ static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 	if (took >= tm->allow_ns + backstop)
 		return false;
 	int unread = 0;
-	if (ioctl(p->rfd, FIONREAD, &unread) == 0 && unread > 0)
+	if (atomic_load(&p->handling) || (ioctl(p->rfd, FIONREAD, &unread) == 0 && unread > 0))
 		return true;
 	uint64_t run, wait;
 	p->kill_took_ns = took;
@@ -1664,15 +1666,19 @@ static bool read_child(txs_proc *p, int fd)
 		violation(p, "out of memory");
 		return false;
 	}
+	/* from before the read until its frames are handled, what left the
+	 * pipe is still unread for the monitor (forgiven_locked) */
+	atomic_store(&p->handling, true);
 	ssize_t n;
 	while ((n = read(fd, p->in.p + p->in.len, READ_CHUNK)) < 0 && errno == EINTR) {
 	}
-	if (n < 0 && errno == EAGAIN)
-		return true;
-	if (n <= 0)
-		return false;
-	p->in.len += (size_t)n;
-	return frames(p);
+	bool ok = n < 0 && errno == EAGAIN;
+	if (n > 0) {
+		p->in.len += (size_t)n;
+		ok = frames(p);
+	}
+	atomic_store(&p->handling, false);
+	return ok;
 }
 
 /* One poll round with the child up or starting. mu held. */
