@@ -1053,6 +1053,117 @@ static void test_answers_read_are_not_killed(void **state)
 	unlink(path);
 }
 
+/* A scan the monitor answers timeout (it killed the child) has its
+ * callback run on the monitor's thread, which may submit: here the next
+ * scan of a pipelined client, to a plugin that then has nothing else in
+ * flight. The monitor must go on watching (the next scan, sent to the
+ * replacement, is answered timeout in turn), not wait for itself. A
+ * regression leaves every hard stop of this process stuck: abort. */
+static const char NEVER_ANSWERS[] =
+    FAKE_ENGINE
+    "while True: take()\n";
+
+typedef struct resubmit {
+	txs_proc *p;
+	wait1 next;
+} resubmit;
+
+static void on_resubmit(txs_scan_result *r, void *ud)
+{
+	resubmit *rs = ud;
+	txs_scan_result_clear(r);
+	assert_int_equal(txs_proc_submit(rs->p, TX, strlen(TX), on_one, &rs->next), 0);
+}
+
+static void test_killed_scan_callback_may_submit(void **state)
+{
+	(void)state;
+	char path[32];
+	resubmit rs = {0};
+	wait1_init(&rs.next);
+	rs.p = fake_engine("resubmit", NEVER_ANSWERS, 50, path);
+	assert_int_equal(txs_proc_submit(rs.p, TX, strlen(TX), on_resubmit, &rs), 0);
+	struct timespec until; /* rs.next.cv waits on CLOCK_REALTIME */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&rs.next.mu);
+	while (!rs.next.done && pthread_cond_timedwait(&rs.next.cv, &rs.next.mu, &until) == 0) {
+	}
+	bool done = rs.next.done;
+	pthread_mutex_unlock(&rs.next.mu);
+	if (!done) {
+		fprintf(stderr, "the scan submitted from a killed scan's callback is unanswered after "
+		        "10 s: the monitor waits for itself\n");
+		abort();
+	}
+	assert_int_equal(rs.next.r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&rs.next.r);
+	txs_proc_free(rs.p);
+	unlink(path);
+}
+
+/* The same from a console line: the sink runs on the I/O thread under the
+ * monitor's lock (a line is tagged with its scan, whose userdata the
+ * monitor might free); one that submits a scan while nothing else is in
+ * flight, the monitor asleep, must not wait for that lock held by its own
+ * thread. */
+static const char SAYS_THEN_ANSWERS[] =
+    FAKE_ENGINE
+    "import time\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, i = take()\n"
+    "os.write(5, frame(17, i, ok))\n"
+    "time.sleep(0.2)\n"                               /* nothing in flight, the monitor asleep */
+    "os.write(5, frame(20, 0, text(b'log') + text(b'hello')))\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, ok))\n";
+
+static txs_proc *console_target;
+static wait1 console_scan;
+
+static void console_submits(const char *id, const char *level, const char *msg, size_t len,
+                            void *ud)
+{
+	(void)id;
+	(void)level;
+	(void)msg;
+	(void)len;
+	(void)ud;
+	if (console_target)
+		assert_int_equal(txs_proc_submit(console_target, TX, strlen(TX), on_one,
+		                                 &console_scan), 0);
+	console_target = NULL;
+}
+
+static void test_console_callback_may_submit(void **state)
+{
+	(void)state;
+	char path[32];
+	wait1_init(&console_scan);
+	txs_proc *p = fake_engine_console("saysit", SAYS_THEN_ANSWERS, 50, console_submits, path);
+	console_target = p;
+	expect_ok(p);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&console_scan.mu);
+	while (!console_scan.done &&
+	       pthread_cond_timedwait(&console_scan.cv, &console_scan.mu, &until) == 0) {
+	}
+	bool done = console_scan.done;
+	pthread_mutex_unlock(&console_scan.mu);
+	if (!done) {
+		fprintf(stderr, "the scan submitted from a console line is unanswered after 10 s: the "
+		        "I/O thread waits for the monitor's lock it holds\n");
+		abort();
+	}
+	assert_int_equal(console_scan.r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&console_scan.r);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1238,6 +1349,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_child_that_stops_reading),
 	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
 	    cmocka_unit_test(test_answers_read_are_not_killed),
+	    cmocka_unit_test(test_killed_scan_callback_may_submit),
+	    cmocka_unit_test(test_console_callback_may_submit),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

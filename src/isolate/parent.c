@@ -180,6 +180,9 @@ static txs_proc *gprocs;
 static bool gstarted;
 static atomic_bool gsleeping;
 static pthread_t gthread;
+/* This thread holds gmu around callbacks (the monitor's, console lines),
+ * and a submit from one of them asked for the monitor meanwhile. */
+static _Thread_local bool gmu_held, poke_owed;
 
 static void kill_locked(txs_proc *p, enum kill_reason why, uint64_t guilty)
 {
@@ -372,12 +375,16 @@ static txs_limits lim_now(txs_proc *p)
 /* gsleeping is set before the look at every proxy: a proxy that gets work
  * after its look sees it set and wakes the monitor; one that got work
  * before is seen busy. Callbacks of killed scans run here, under gmu (a
- * proxy cannot be freed meanwhile); they may submit (monitor_poke takes
- * no lock while the monitor is awake), not create or free proxies. */
+ * proxy cannot be freed meanwhile); they may submit, not create or free
+ * proxies. gsleeping is set while they run, so a submit from one would
+ * have its poke wait for gmu, held by this very thread (monitor_poke):
+ * a round that ran callbacks is followed by another, which sees what they
+ * submitted. */
 static void *monitor_main(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "txs:monitor");
+	gmu_held = true; /* whenever it runs a callback */
 	pthread_mutex_lock(&gmu);
 	for (;;) {
 		bool busy = false;
@@ -389,8 +396,10 @@ static void *monitor_main(void *arg)
 			pend *g = watch_locked(p, now, &busy);
 			k = g ? p->kill : k;
 			pthread_mutex_unlock(&p->mu);
-			if (g)
+			if (g) {
 				answer_killed(p, g, k);
+				busy = true; /* look again: the callback may have submitted */
+			}
 		}
 		if (!busy) {
 			pthread_cond_wait(&gcv, &gmu);
@@ -406,11 +415,17 @@ static void *monitor_main(void *arg)
 }
 
 /* Wakes the monitor if it sleeps: p just got something to watch. Called
- * without p->mu. */
+ * without p->mu. From a callback run under gmu (a submit from it) the
+ * poke is owed instead: gmu is this thread's, which pokes once it lets go
+ * (the monitor: it looks again). */
 static void monitor_poke(void)
 {
 	if (!atomic_load(&gsleeping))
 		return;
+	if (gmu_held) {
+		poke_owed = true;
+		return;
+	}
 	pthread_mutex_lock(&gmu);
 	if (atomic_exchange(&gsleeping, false))
 		pthread_cond_signal(&gcv);
@@ -981,9 +996,15 @@ static void console_of_scan(txs_proc *p, uint64_t id, const char *level, const c
 	void *scan = h && h->type == CH_SCAN && h->sent ? h->ud : NULL;
 	pthread_mutex_unlock(&p->mu);
 	txs_log_scan_userdata = scan;
+	gmu_held = true;
 	p->console(p->id, level, msg, len, p->console_ud);
+	gmu_held = false;
 	txs_log_scan_userdata = NULL;
 	pthread_mutex_unlock(&gmu);
+	if (poke_owed) { /* the console sink submitted */
+		poke_owed = false;
+		monitor_poke();
+	}
 }
 
 static void on_console(txs_proc *p, const chan_header *h, const unsigned char *pl)
