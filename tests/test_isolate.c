@@ -1164,6 +1164,63 @@ static void test_console_callback_may_submit(void **state)
 	unlink(path);
 }
 
+/* An engine process that crashes on a reload (the new code takes the
+ * engine down), after the scans submitted behind the reload have come in;
+ * so does its replacement, to which the reload goes once more. The child
+ * reads no frame after a control until the control is done (child.c), so
+ * those scans never ran in either process: innocent, they are not spent
+ * by the two deaths and are answered by the third process; the reload
+ * fails. */
+static const char RELOAD_CRASHES[] =
+    FAKE_ENGINE
+    "import signal\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    if t == 2:\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "    elif t == 4:\n"
+    "        for k in range(3): take()\n"                 /* the scans behind it */
+    "        os.kill(os.getpid(), signal.SIGSEGV)\n";
+
+typedef struct reloading {
+	txs_proc *p;
+	int rc;
+} reloading;
+
+static void *reload_main(void *arg)
+{
+	reloading *r = arg;
+	txs_plugin_code c = {.id = "reloadcrash", .version = "2", .filename = "index.js",
+	                     .source = ECHO, .source_len = strlen(ECHO)};
+	r->rc = txs_proc_reload(r->p, &c, NULL);
+	return NULL;
+}
+
+static void test_scans_behind_a_control_are_not_spent(void **state)
+{
+	(void)state;
+	char path[32];
+	reloading r = {.p = fake_engine("reloadcrash", RELOAD_CRASHES, 0, path)};
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, reload_main, &r), 0);
+	usleep(100 * 1000); /* the reload is sent */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(txs_proc_submit(r.p, TX, strlen(TX), on_many, &m), 0);
+	pthread_join(t, NULL);
+	many_wait(&m, 3);
+	assert_int_equal(r.rc, TXS_EPLUGIN);
+	if (m.by_status[TXS_STATUS_OK] != 3)
+		fail_msg("%d of 3 scans queued behind the reload ok; first not ok: %s",
+		         m.by_status[TXS_STATUS_OK], m.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(r.p, &s);
+	assert_int_equal(s.process_crashes, 2);
+	txs_proc_free(r.p);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1351,6 +1408,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_answers_read_are_not_killed),
 	    cmocka_unit_test(test_killed_scan_callback_may_submit),
 	    cmocka_unit_test(test_console_callback_may_submit),
+	    cmocka_unit_test(test_scans_behind_a_control_are_not_spent),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

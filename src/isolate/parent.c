@@ -31,8 +31,9 @@
  * A dead child: its guilty scan (the kill's reason) or, for a crash, the
  * scan its progress page names (else the first sent) answers timeout,
  * memory or error; every other scan goes back to the list unsent, to be
- * sent again to the replacement once (a second death answers it error).
- * The replacement starts at once; quarantine_after failed starts in a row
+ * sent again to the replacement once (a second death answers it error;
+ * one behind a control the child had not answered never ran there and
+ * spends no try). The replacement starts at once; quarantine_after failed starts in a row
  * make the proxy answer unavailable and retry with backoff.
  *
  * Lock order: gmu (monitor list) before a proxy's mu. Callbacks run on the
@@ -1473,8 +1474,11 @@ static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 		              TXS_PROC_RSS_SLACK_MB);
 }
 
-/* What a death means for one scan that was in flight. */
-static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_reason k,
+/* What a death means for one scan that was in flight. held: it came
+ * after a control the child had not answered, and the child reads no
+ * frame after a control until the control is done (child.c): it never
+ * ran there. */
+static void settle_after_death(txs_proc *p, pend *pd, bool guilty, bool held, enum kill_reason k,
                                const char *how, pend **retry_tail, pend **retry_head)
 {
 	if (guilty) {
@@ -1492,8 +1496,10 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_rea
 			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
 		return;
 	}
-	if (!pd->sent) {
-		/* never reached a child: waits for the next one, no try spent */
+	if (!pd->sent || held) {
+		/* never reached a child's executor: waits for the next one, no
+		 * try spent (a reload that takes down every process it goes to
+		 * would otherwise spend the scans behind it) */
 	} else if (pd->tries >= 1) {
 		answer_status(p, pd, TXS_STATUS_ERROR, "engine process died twice while this scan was "
 		              "queued (%s)", how);
@@ -1602,11 +1608,12 @@ static void reap_locked(txs_proc *p)
 	p->head_id = 0;
 	bool stopping = p->stopping, quarantined = p->state == S_QUARANTINED;
 	pthread_mutex_unlock(&p->mu);
-	bool first_sent = true;
+	bool first_sent = true, held = false;
 	while (list) {
 		pend *pd = list;
 		list = list->next;
 		if (pd->type != CH_SCAN) {
+			held = held || pd->sent;
 			/* a restart is what the replacement is; a reload or probe
 			 * goes to it, once, like an innocent scan */
 			bool done = stopping || quarantined || pd->type == CH_RESTART || pd->tries;
@@ -1642,7 +1649,7 @@ static void reap_locked(txs_proc *p)
 		                 (guilty ? pd->id == guilty : (k == K_NONE || k == K_PROTOCOL) && first_sent);
 		if (pd->sent)
 			first_sent = false;
-		settle_after_death(p, pd, is_guilty, k, how, &rt, &rh);
+		settle_after_death(p, pd, is_guilty, held, k, how, &rt, &rh);
 	}
 	pthread_mutex_lock(&p->mu);
 	if (rt) { /* retries go first, in their order, ahead of what came since */
