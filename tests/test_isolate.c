@@ -1221,6 +1221,33 @@ static void test_scans_behind_a_control_are_not_spent(void **state)
 	unlink(path);
 }
 
+/* An engine process that says it is ready and exits at once, every
+ * time, with nothing sent to it: no scan to blame, and each start
+ * succeeded. The host must not start one after another for ever (some
+ * 14 a second with this script, a core's worth of engine builds with a
+ * real engine): a process that dies before it served anything, with
+ * nothing in flight, is a failed start, and quarantine_after of them in a
+ * row quarantine the plugin, with the backoff. */
+static const char READY_THEN_EXITS[] = FAKE_ENGINE "raise SystemExit(0)\n";
+
+static void test_ready_then_exit_is_a_failed_start(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("readyexit", READY_THEN_EXITS, 50, path);
+	usleep(2000 * 1000);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	printf("ready, then exit: in 2 s %llu starts, %llu failed, %llu crashes\n",
+	       (unsigned long long)s.process_starts, (unsigned long long)s.failed_starts,
+	       (unsigned long long)s.process_crashes);
+	if (s.process_starts > 8 || s.failed_starts < 3)
+		fail_msg("%llu starts in 2 s, %llu of them failed: no backoff",
+		         (unsigned long long)s.process_starts, (unsigned long long)s.failed_starts);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1409,6 +1436,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_killed_scan_callback_may_submit),
 	    cmocka_unit_test(test_console_callback_may_submit),
 	    cmocka_unit_test(test_scans_behind_a_control_are_not_spent),
+	    cmocka_unit_test(test_ready_then_exit_is_a_failed_start),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

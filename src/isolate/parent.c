@@ -154,6 +154,8 @@ struct txs_proc {
 	int start_rc;
 	char *last_err;
 	uint32_t consecutive_failures, quarantine_after;
+	bool served;            /* the child answered something since it was ready */
+	uint32_t idle_deaths;   /* children in a row that died before they served */
 	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
 	uint32_t br_state, kills_in_row;
 	uint64_t br_until_ns, br_cooldown_ns;
@@ -847,6 +849,11 @@ static pend *pop_head_locked(txs_proc *p, uint64_t id, uint16_t type)
 	p->head = h->next;
 	if (!p->head)
 		p->tail = NULL;
+	if (!p->served) { /* this child's start held */
+		p->served = true;
+		p->idle_deaths = 0;
+		p->backoff_ns = 0;
+	}
 	p->last_answer_ns = txs_now_ns();
 	track_head_locked(p, p->last_answer_ns);
 	return h;
@@ -927,7 +934,7 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	p->state = S_UP;
 	p->rss_base = procstat_statm_rss(p->statm_fd);
 	p->consecutive_failures = 0;
-	p->backoff_ns = 0;
+	p->served = false; /* the backoff is reset once it serves (pop_head_locked) */
 	p->last_answer_ns = txs_now_ns();
 	p->head_id = 0;
 	p->rebuild = false;
@@ -1442,17 +1449,32 @@ static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 	b->lanes_abandoned += s->lanes_abandoned;
 }
 
-static void failed_start_locked(txs_proc *p)
+/* A failed start, the in_row-th in a row: quarantine_after of them
+ * quarantine the proxy, for a backoff that doubles until a child serves. */
+static void start_failed_locked(txs_proc *p, uint32_t in_row)
 {
 	INC(p->c.failed_starts);
-	p->consecutive_failures++;
-	if (p->consecutive_failures < p->lim.quarantine_after)
+	if (in_row < p->lim.quarantine_after)
 		return;
 	p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : BACKOFF_MIN_NS;
 	if (p->backoff_ns > BACKOFF_MAX_NS)
 		p->backoff_ns = BACKOFF_MAX_NS;
 	p->retry_at_ns = txs_now_ns() + p->backoff_ns;
 	p->state = S_QUARANTINED;
+}
+
+static void failed_start_locked(txs_proc *p)
+{
+	start_failed_locked(p, ++p->consecutive_failures);
+}
+
+/* True when the pending list holds nothing sent to the child. mu held. */
+static bool nothing_sent_locked(txs_proc *p)
+{
+	for (pend *pd = p->head; pd; pd = pd->next)
+		if (pd->sent)
+			return false;
+	return true;
 }
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
@@ -1542,6 +1564,10 @@ static void reap_locked(txs_proc *p)
 	enum kill_reason k = p->kill;
 	uint64_t guilty = p->guilty;
 	bool was_up = p->state == S_UP;
+	/* a child that was ready, served nothing and had nothing to serve:
+	 * no scan to blame, so without this the host started one after
+	 * another at full speed, each start a success */
+	bool idle = was_up && !p->served && k != K_STOP && nothing_sent_locked(p);
 	kill(pid, SIGKILL);
 	pthread_mutex_unlock(&p->mu);
 	int ws = 0;
@@ -1585,14 +1611,18 @@ static void reap_locked(txs_proc *p)
 	if (!was_up && p->init_failed) { /* the plugin's own error, as thread isolation says it */
 		p->init_failed = false;
 		failed_start_locked(p);
-	} else if (!was_up) {
+	} else if (!was_up || idle) {
 		char *e = NULL;
-		if (asprintf(&e, "plugin %s: engine process did not start: %s%s%s", p->id, how,
-		             p->last_err ? ": " : "", p->last_err ? p->last_err : "") < 0)
+		if (asprintf(&e, "plugin %s: engine process %s: %s%s%s", p->id,
+		             idle ? "died before it served anything" : "did not start", how,
+		             p->last_err && !idle ? ": " : "", p->last_err && !idle ? p->last_err : "") < 0)
 			e = NULL;
 		free(p->last_err);
 		p->last_err = e;
-		failed_start_locked(p);
+		if (idle)
+			start_failed_locked(p, ++p->idle_deaths);
+		else
+			failed_start_locked(p);
 	} else if (k == K_NONE) {
 		INC(p->c.crashes);
 	} else if (k == K_TIMEOUT || k == K_RECYCLE) {
