@@ -1246,6 +1246,76 @@ static void test_ready_then_exit_is_a_failed_start(void **state)
 		         (unsigned long long)s.process_starts, (unsigned long long)s.failed_starts);
 	txs_proc_free(p);
 	unlink(path);
+	/* scans in flight meanwhile are all answered, whether a child took
+	 * their frames before it died (error) or none did (unavailable) */
+	p = fake_engine("readyexit", READY_THEN_EXITS, 50, path);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	int taken = 0;
+	for (int i = 0; i < 5; i++)
+		taken += txs_proc_submit(p, TX, strlen(TX), on_many, &m) == 0;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&m.mu);
+	while (m.done < taken && pthread_cond_timedwait(&m.cv, &m.mu, &until) == 0) {
+	}
+	int done = m.done;
+	pthread_mutex_unlock(&m.mu);
+	printf("ready, then exit: %d scans taken, answered: %d error, %d unavailable\n", taken,
+	       m.by_status[TXS_STATUS_ERROR], m.by_status[TXS_STATUS_UNAVAILABLE]);
+	if (done != taken)
+		fail_msg("%d of %d scans answered after 10 s", done, taken);
+	txs_proc_free(p);
+	unlink(path);
+}
+
+/* An engine process that answers its first scan and exits. The host's
+ * I/O thread is still in that answer's callback (300 ms) when the next
+ * scan is submitted: its frame goes to a socket whose peer is gone (the
+ * send fails), so it never reached the process, which died before it was
+ * even submitted. It is not the scan the process died running: it goes
+ * to the replacement (the marker file beside the script), not spent. */
+static const char ANSWERS_THEN_EXITS[] =
+    FAKE_ENGINE
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "marker = sys.argv[0] + '.exited'\n"
+    "if os.path.exists(marker):\n"
+    "    while True:\n"
+    "        t, i = take()\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "t, i = take()\n"
+    "open(marker, 'w').close()\n"
+    "os.write(5, frame(17, i, ok))\n"
+    "raise SystemExit(0)\n";
+
+static void on_slow_signal(txs_scan_result *r, void *ud)
+{
+	wait1 *w = ud;
+	on_one(r, w); /* signals the test, then holds the I/O thread */
+	usleep(300 * 1000);
+}
+
+static void test_scan_sent_after_death_is_not_blamed(void **state)
+{
+	(void)state;
+	char path[32], marker[48];
+	txs_proc *p = fake_engine("lateexit", ANSWERS_THEN_EXITS, 0, path);
+	snprintf(marker, sizeof marker, "%s.exited", path);
+	wait1 first;
+	wait1_init(&first);
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_slow_signal, &first), 0);
+	wait1_wait(&first);
+	assert_int_equal(first.r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&first.r);
+	usleep(100 * 1000); /* the process has exited; the I/O thread is in the callback */
+	txs_scan_result r = scan(p, TX, NULL);
+	if (r.status != TXS_STATUS_OK)
+		fail_msg("a scan submitted after the process died was blamed: %s: %s",
+		         txs_status_name(r.status), r.error ? r.error : "");
+	txs_scan_result_clear(&r);
+	txs_proc_free(p);
+	unlink(marker);
+	unlink(path);
 }
 
 /* The production filter, seen from inside a child. */
@@ -1437,6 +1507,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_console_callback_may_submit),
 	    cmocka_unit_test(test_scans_behind_a_control_are_not_spent),
 	    cmocka_unit_test(test_ready_then_exit_is_a_failed_start),
+	    cmocka_unit_test(test_scan_sent_after_death_is_not_blamed),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

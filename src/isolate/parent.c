@@ -92,6 +92,7 @@ typedef struct pend {
 	bool sent, trial;
 	int tries;
 	uint64_t sent_ns;
+	uint64_t end_at;        /* the channel's out_queued once its frame was queued (this send) */
 	uint64_t page_start_ns; /* the start the progress page first gave it (this send); 0: none */
 	/* controls: the waiter's */
 	bool done;
@@ -149,6 +150,7 @@ struct txs_proc {
 	int run_sched_fd;       /* last answer came from (a lane swap, the watcher) */
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
+	uint64_t out_queued, out_written; /* bytes this child's channel was given, and took */
 	bool out_closed;        /* the socket takes no more (EPIPE): end of channel */
 	bool stopping, started;
 	int start_rc;
@@ -571,6 +573,7 @@ static void flush_locked(txs_proc *p)
 		if (n <= 0)
 			break;
 		p->out.off += (size_t)n;
+		p->out_written += (uint64_t)n;
 	}
 	if (p->out.off == p->out.len)
 		p->out.off = p->out.len = 0;
@@ -594,6 +597,8 @@ static void send_locked(txs_proc *p, pend *pd, uint64_t now, bool defer)
 	bool was_empty = p->out.len == p->out.off;
 	if (chan_buf_put(&p->out, pd->frame, pd->flen) != 0)
 		return; /* stays unsent: the monitor's deadline covers it */
+	p->out_queued += pd->flen;
+	pd->end_at = p->out_queued;
 	pd->sent = true;
 	pd->sent_ns = now;
 	pd->page_start_ns = 0;
@@ -1418,6 +1423,8 @@ static int start_locked(txs_proc *p)
 	p->in.off = p->in.len = 0;
 	if (chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
 		kill_locked(p, K_START, 0);
+	p->out_queued = p->out.len;
+	p->out_written = 0;
 	flush_locked(p);
 	return 0;
 }
@@ -1556,6 +1563,18 @@ static uint64_t crashed_scan_locked(txs_proc *p)
 	return pd && pd->type == CH_SCAN ? id : 0;
 }
 
+/* Commands whose frame the child's socket never took in whole (still in
+ * out: the child was gone, the send failed) never reached it: they are
+ * unsent again, neither blamed for its death nor spent by it (a scan
+ * submitted after a crash, before the I/O thread saw it, was the first
+ * sent and answered error for it). mu held. */
+static void unreached_locked(txs_proc *p)
+{
+	for (pend *pd = p->head; pd; pd = pd->next)
+		if (pd->sent && pd->end_at > p->out_written)
+			pd->sent = false;
+}
+
 /* The child is gone or must go: reap it, settle what it held (I/O thread,
  * mu held on entry and exit; dropped around waitpid and callbacks). */
 static void reap_locked(txs_proc *p)
@@ -1564,16 +1583,17 @@ static void reap_locked(txs_proc *p)
 	enum kill_reason k = p->kill;
 	uint64_t guilty = p->guilty;
 	bool was_up = p->state == S_UP;
-	/* a child that was ready, served nothing and had nothing to serve:
-	 * no scan to blame, so without this the host started one after
-	 * another at full speed, each start a success */
-	bool idle = was_up && !p->served && k != K_STOP && nothing_sent_locked(p);
 	kill(pid, SIGKILL);
 	pthread_mutex_unlock(&p->mu);
 	int ws = 0;
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
 	}
 	pthread_mutex_lock(&p->mu);
+	unreached_locked(p);
+	/* a child that was ready, served nothing and had nothing to serve:
+	 * no scan to blame, so without this the host started one after
+	 * another at full speed, each start a success */
+	bool idle = was_up && !p->served && k != K_STOP && nothing_sent_locked(p);
 	if (k == K_NONE && !guilty)
 		guilty = crashed_scan_locked(p);
 	close(p->fd);
