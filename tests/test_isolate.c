@@ -1318,6 +1318,51 @@ static void test_scan_sent_after_death_is_not_blamed(void **state)
 	unlink(path);
 }
 
+/* An engine process whose engine was rebuilt (its answers name generation
+ * 3) and that dies before its counters, sent every 50 ms, said so. The
+ * replacement's engines come after every engine before them: its answers
+ * name a later generation than any answer before, not one the dead
+ * process's engines already had. */
+static const char REBUILT_THEN_DIES[] =
+    FAKE_ENGINE
+    "marker = sys.argv[0] + '.died'\n"
+    "gen = 1 if os.path.exists(marker) else 3\n"
+    "res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, gen) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, i = take()\n"
+    "os.write(5, frame(17, i, res))\n"
+    "if gen == 3:\n"
+    "    open(marker, 'w').close()\n"
+    "    raise SystemExit(0)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, res))\n";
+
+static void test_generation_grows_across_processes(void **state)
+{
+	(void)state;
+	char path[32], marker[48];
+	txs_proc *p = fake_engine("rebuilt", REBUILT_THEN_DIES, 0, path);
+	snprintf(marker, sizeof marker, "%s.died", path);
+	pid_t first = txs_proc_pid(p);
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	uint64_t g1 = r.generation;
+	txs_scan_result_clear(&r);
+	double t0 = now_ms();
+	while ((txs_proc_pid(p) == first || txs_proc_pid(p) == 0) && now_ms() - t0 < 5000)
+		usleep(2000);
+	r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	uint64_t g2 = r.generation;
+	txs_scan_result_clear(&r);
+	if (g2 <= g1)
+		fail_msg("the replacement's engine is generation %llu, after %llu", (unsigned long long)g2,
+		         (unsigned long long)g1);
+	txs_proc_free(p);
+	unlink(marker);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1508,6 +1553,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_scans_behind_a_control_are_not_spent),
 	    cmocka_unit_test(test_ready_then_exit_is_a_failed_start),
 	    cmocka_unit_test(test_scan_sent_after_death_is_not_blamed),
+	    cmocka_unit_test(test_generation_grows_across_processes),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

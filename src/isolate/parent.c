@@ -1441,6 +1441,16 @@ static const char *reason_text(enum kill_reason k)
 	}
 }
 
+/* The generation of the child's engine now: its counters' (sent every
+ * 50 ms) or its last answer's, whichever is later. A replacement's
+ * generations follow it: with the counters' alone, a child that rebuilt
+ * its engine and died before they said so had its replacement repeat the
+ * generations its last engines had. mu held. */
+static uint64_t child_gen_locked(txs_proc *p)
+{
+	return p->child.generation > p->gen_seen ? p->child.generation : p->gen_seen;
+}
+
 static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 {
 	b->restarts_scheduled += s->restarts_scheduled;
@@ -1613,7 +1623,8 @@ static void reap_locked(txs_proc *p)
 	p->pid = 0;
 	p->state = S_DOWN;
 	add_child_stats(&p->base, &p->child);
-	p->gen_base += p->child.generation;
+	p->gen_base += child_gen_locked(p);
+	p->gen_seen = p->scans_in_gen = 0;
 	memset(&p->child, 0, sizeof p->child);
 	char how[320];
 	if (k == K_STOP)
@@ -2066,7 +2077,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	pthread_mutex_lock(&p->mu);
 	txs_executor_stats ch = p->child;
 	txs_executor_stats sum = p->base;
-	uint64_t gen = p->gen_base + ch.generation;
+	uint64_t gen = p->gen_base + child_gen_locked(p);
 	bool up = p->state == S_UP, quarantined = p->state == S_QUARANTINED;
 	/* a replacement being started is not an outage (readiness does not flap) */
 	bool replacing = p->started && (p->state == S_DOWN || p->state == S_STARTING);
