@@ -1269,6 +1269,31 @@ static void test_ready_then_exit_is_a_failed_start(void **state)
 	unlink(path);
 }
 
+/* A process killed for the deadline of the first scan it was sent is a
+ * kill, not a process that died before it served anything (the monitor
+ * takes the scan off the list before the reap, which then sees nothing
+ * sent and nothing served). */
+static void test_first_scan_kill_is_a_kill(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("firstkill", NEVER_ANSWERS, 50, path);
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
+	txs_executor_stats s;
+	double t0 = now_ms();
+	do { /* the reap follows the answer */
+		usleep(2000);
+		txs_proc_stats_get(p, &s);
+	} while (s.process_kills + s.failed_starts == 0 && now_ms() - t0 < 5000);
+	if (s.process_kills != 1 || s.failed_starts != 0)
+		fail_msg("%llu kills, %llu failed starts", (unsigned long long)s.process_kills,
+		         (unsigned long long)s.failed_starts);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* An engine process that answers its first scan and exits. The host's
  * I/O thread is still in that answer's callback (300 ms) when the next
  * scan is submitted: its frame goes to a socket whose peer is gone (the
@@ -1552,6 +1577,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_console_callback_may_submit),
 	    cmocka_unit_test(test_scans_behind_a_control_are_not_spent),
 	    cmocka_unit_test(test_ready_then_exit_is_a_failed_start),
+	    cmocka_unit_test(test_first_scan_kill_is_a_kill),
 	    cmocka_unit_test(test_scan_sent_after_death_is_not_blamed),
 	    cmocka_unit_test(test_generation_grows_across_processes),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),

@@ -1602,8 +1602,9 @@ static void reap_locked(txs_proc *p)
 	unreached_locked(p);
 	/* a child that was ready, served nothing and had nothing to serve:
 	 * no scan to blame, so without this the host started one after
-	 * another at full speed, each start a success */
-	bool idle = was_up && !p->served && k != K_STOP && nothing_sent_locked(p);
+	 * another at full speed, each start a success (a kill for its first
+	 * scan, which the monitor took off the list, is not one) */
+	bool idle = was_up && !p->served && k != K_STOP && !guilty && nothing_sent_locked(p);
 	if (k == K_NONE && !guilty)
 		guilty = crashed_scan_locked(p);
 	close(p->fd);
