@@ -585,10 +585,14 @@ static void test_neighbour_memory_is_not_blamed(void **state)
 
 /* A fake engine process in Python (channel.h's framing): frame() and
  * text() encode, take() reads the next frame's type and id; it has read
- * CH_INIT and answered CH_READY when the script's own part begins. */
+ * CH_INIT and answered CH_READY when the script's own part begins. Asked
+ * to be the zygote of its path (the first start with no zygote up), it
+ * exits at once and the host spawns it instead: a fake that stayed would
+ * leave the host waiting 2 s for its answer at each such start. */
 #define FAKE_ENGINE \
     "#!/usr/bin/env python3\n" \
-    "import os, struct\n" \
+    "import os, struct, sys\n" \
+    "if sys.argv[1] == '--zygote': raise SystemExit(0)\n" \
     "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n" \
     "def text(b): return struct.pack('<I', len(b)) + b\n" \
     "buf = b''\n" \
@@ -620,8 +624,8 @@ static const char LIAR[] =
 /* An engine process that is a script (a fake engine: FAKE_ENGINE and what
  * follows), written to a temporary file whose path goes to path (the
  * caller unlinks it); timeout_ms 0: the library's default limits. */
-static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeout_ms,
-                             char path[static 32])
+static txs_proc *fake_engine_console(const char *id, const char *script, uint32_t timeout_ms,
+                                     txs_console_fn console, char path[static 32])
 {
 	snprintf(path, 32, "/tmp/txs-fake-XXXXXX");
 	int fd = mkstemp(path);
@@ -636,9 +640,15 @@ static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeou
 	txs_plugin_code c = {.id = id, .version = "1", .filename = "index.js", .source = ECHO,
 	                     .source_len = strlen(ECHO)};
 	txs_proc *p = NULL;
-	if (txs_proc_new(&p, &c, &l, NULL, NULL, path) != 0)
+	if (txs_proc_new(&p, &c, &l, console, NULL, path) != 0)
 		fail_msg("start %s: %s", id, txs_last_error());
 	return p;
+}
+
+static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeout_ms,
+                             char path[static 32])
+{
+	return fake_engine_console(id, script, timeout_ms, NULL, path);
 }
 
 /* An engine process whose progress page lies (channel.h): a write left
@@ -877,6 +887,507 @@ static void test_protocol_violation_kills_the_child(void **state)
 	unlink(path);
 }
 
+/* CPU (ms) the thread of this process named name has used so far; -1. */
+static double thread_cpu_ms(const char *name)
+{
+	char path[128], buf[64];
+	double ms = -1;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/comm", de->d_name);
+		FILE *f = fopen(path, "r");
+		bool hit = f && fgets(buf, sizeof buf, f) && !strncmp(buf, name, strlen(name));
+		if (f)
+			fclose(f);
+		if (!hit)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", de->d_name);
+		f = fopen(path, "r");
+		unsigned long long run;
+		if (f && fscanf(f, "%llu", &run) == 1)
+			ms = (double)run / 1e6;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return ms;
+}
+
+/* An engine process that shuts the reading side of its socket (fd 3)
+ * after its first scan and stays up, its lane an idle thread (a scan
+ * sent to it is forgiven until the backstop, 1 s here). A frame to it can
+ * never be written (EPIPE), yet the socket stays writable for poll: the
+ * host's I/O thread must not retry the write in a loop until the monitor
+ * kills the child; the channel is closed, as if the child had closed it,
+ * and the scan is answered at once. */
+static const char SHUT_READING[] =
+    FAKE_ENGINE
+    "import socket, threading, time\n"
+    "me = threading.get_native_id()\n"
+    "t, i = take()\n"
+    "s = socket.socket(fileno=3)\n"
+    "s.shutdown(socket.SHUT_RD)\n"          /* s kept: its collection would close fd 3 */
+    "res = struct.pack('<IIQQdQ', 0, me, 1, 1, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "os.write(5, frame(17, i, res))\n"
+    "while True: time.sleep(1)\n";
+
+static void test_child_that_stops_reading(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("shutread", SHUT_READING, 50, path);
+	expect_ok(p); /* the child has shut its reading side once this is answered */
+	double cpu0 = thread_cpu_ms("txs-io:shutread"), ms;
+	txs_scan_result r = scan(p, TX, &ms);
+	double cpu = thread_cpu_ms("txs-io:shutread") - cpu0;
+	printf("stopped reading: %s after %.1f ms, I/O thread %.1f ms on a CPU: %s\n",
+	       txs_status_name(r.status), ms, cpu, r.error ? r.error : "");
+	txs_scan_result_clear(&r);
+	if (cpu > 100)
+		fail_msg("the I/O thread spun: %.1f ms on a CPU in %.1f ms", cpu, ms);
+	if (ms > 500)
+		fail_msg("answered after %.1f ms: the host did not see the channel closed", ms);
+	txs_proc_free(p);
+	unlink(path);
+}
+
+/* An engine process that writes console lines without end, whole pages
+ * at a time, to a host whose console sink is slow (2 ms a line): each
+ * time the host's I/O thread reads, the pipe is full again. The thread
+ * must still come back to its round between reads: txs_proc_free stops
+ * the child within one read's worth of lines, not once the child stops
+ * writing (never). */
+static const char FLOODER[] =
+    FAKE_ENGINE
+    "line = frame(20, 0, text(b'log') + text(b'x' * 4069))\n" /* 4096 bytes: one page */
+    "blob = line * 256\n"
+    "while True: os.write(5, blob)\n";
+
+static void slow_console(const char *id, const char *level, const char *msg, size_t len,
+                         void *ud)
+{
+	(void)id;
+	(void)level;
+	(void)msg;
+	(void)len;
+	(void)ud;
+	usleep(2000);
+}
+
+typedef struct freeing {
+	txs_proc *p;
+	atomic_bool done;
+} freeing;
+
+static void *free_main(void *arg)
+{
+	freeing *f = arg;
+	txs_proc_free(f->p);
+	atomic_store(&f->done, true);
+	return NULL;
+}
+
+static void test_flood_cannot_hold_the_io_thread(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine_console("flood", FLOODER, 50, slow_console, path);
+	pid_t pid = txs_proc_pid(p);
+	usleep(100 * 1000); /* the I/O thread reads lines meanwhile */
+	freeing f = {.p = p};
+	pthread_t t;
+	double t0 = now_ms();
+	assert_int_equal(pthread_create(&t, NULL, free_main, &f), 0);
+	while (!atomic_load(&f.done) && now_ms() - t0 < 3000)
+		usleep(1000);
+	double ms = now_ms() - t0;
+	bool done = atomic_load(&f.done);
+	if (!done)
+		kill(pid, SIGKILL); /* lets the I/O thread go, then fails */
+	pthread_join(t, NULL);
+	unlink(path);
+	printf("flood: txs_proc_free took %.0f ms\n", ms);
+	if (!done)
+		fail_msg("txs_proc_free had not returned after %.0f ms of a flood", ms);
+}
+
+/* An engine process that answers two scans in one write; the host's
+ * callback for the first takes 300 ms (a slow consumer, or the I/O thread
+ * waiting for a core). The second scan's answer has come in meanwhile,
+ * read but not yet handled: the monitor must not kill the child and
+ * answer that scan timeout (timeout 50 ms, no lane to forgive it by). */
+static const char TWO_AT_ONCE[] =
+    FAKE_ENGINE
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, a = take()\n"
+    "t, b = take()\n"
+    "os.write(5, frame(17, a, ok) + frame(17, b, ok))\n"
+    "while True: take()\n";
+
+static void on_slow(txs_scan_result *r, void *ud)
+{
+	usleep(300 * 1000);
+	on_many(r, ud);
+}
+
+static void test_answers_read_are_not_killed(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("twoatonce", TWO_AT_ONCE, 50, path);
+	many a = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	many b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_slow, &a), 0);
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_many, &b), 0);
+	many_wait(&a, 1);
+	many_wait(&b, 1);
+	if (a.by_status[TXS_STATUS_OK] != 1 || b.by_status[TXS_STATUS_OK] != 1)
+		fail_msg("first %s, second %s: %s", a.by_status[TXS_STATUS_OK] ? "ok" : "not ok",
+		         b.by_status[TXS_STATUS_OK] ? "ok" : "not ok", b.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 0);
+	txs_proc_free(p);
+	unlink(path);
+}
+
+/* A scan the monitor answers timeout (it killed the child) has its
+ * callback run on the monitor's thread, which may submit: here the next
+ * scan of a pipelined client, to a plugin that then has nothing else in
+ * flight. The monitor must go on watching (the next scan, sent to the
+ * replacement, is answered timeout in turn), not wait for itself. A
+ * regression leaves every hard stop of this process stuck: abort. */
+static const char NEVER_ANSWERS[] =
+    FAKE_ENGINE
+    "while True: take()\n";
+
+typedef struct resubmit {
+	txs_proc *p;
+	wait1 next;
+} resubmit;
+
+static void on_resubmit(txs_scan_result *r, void *ud)
+{
+	resubmit *rs = ud;
+	txs_scan_result_clear(r);
+	assert_int_equal(txs_proc_submit(rs->p, TX, strlen(TX), on_one, &rs->next), 0);
+}
+
+static void test_killed_scan_callback_may_submit(void **state)
+{
+	(void)state;
+	char path[32];
+	resubmit rs = {0};
+	wait1_init(&rs.next);
+	rs.p = fake_engine("resubmit", NEVER_ANSWERS, 50, path);
+	assert_int_equal(txs_proc_submit(rs.p, TX, strlen(TX), on_resubmit, &rs), 0);
+	struct timespec until; /* rs.next.cv waits on CLOCK_REALTIME */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&rs.next.mu);
+	while (!rs.next.done && pthread_cond_timedwait(&rs.next.cv, &rs.next.mu, &until) == 0) {
+	}
+	bool done = rs.next.done;
+	pthread_mutex_unlock(&rs.next.mu);
+	if (!done) {
+		fprintf(stderr, "the scan submitted from a killed scan's callback is unanswered after "
+		        "10 s: the monitor waits for itself\n");
+		abort();
+	}
+	assert_int_equal(rs.next.r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&rs.next.r);
+	txs_proc_free(rs.p);
+	unlink(path);
+}
+
+/* The same from a console line: the sink runs on the I/O thread under the
+ * monitor's lock (a line is tagged with its scan, whose userdata the
+ * monitor might free); one that submits a scan while nothing else is in
+ * flight, the monitor asleep, must not wait for that lock held by its own
+ * thread. */
+static const char SAYS_THEN_ANSWERS[] =
+    FAKE_ENGINE
+    "import time\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, i = take()\n"
+    "os.write(5, frame(17, i, ok))\n"
+    "time.sleep(0.2)\n"                               /* nothing in flight, the monitor asleep */
+    "os.write(5, frame(20, 0, text(b'log') + text(b'hello')))\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, ok))\n";
+
+static txs_proc *console_target;
+static wait1 console_scan;
+
+static void console_submits(const char *id, const char *level, const char *msg, size_t len,
+                            void *ud)
+{
+	(void)id;
+	(void)level;
+	(void)msg;
+	(void)len;
+	(void)ud;
+	if (console_target)
+		assert_int_equal(txs_proc_submit(console_target, TX, strlen(TX), on_one,
+		                                 &console_scan), 0);
+	console_target = NULL;
+}
+
+static void test_console_callback_may_submit(void **state)
+{
+	(void)state;
+	char path[32];
+	wait1_init(&console_scan);
+	txs_proc *p = fake_engine_console("saysit", SAYS_THEN_ANSWERS, 50, console_submits, path);
+	console_target = p;
+	expect_ok(p);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&console_scan.mu);
+	while (!console_scan.done &&
+	       pthread_cond_timedwait(&console_scan.cv, &console_scan.mu, &until) == 0) {
+	}
+	bool done = console_scan.done;
+	pthread_mutex_unlock(&console_scan.mu);
+	if (!done) {
+		fprintf(stderr, "the scan submitted from a console line is unanswered after 10 s: the "
+		        "I/O thread waits for the monitor's lock it holds\n");
+		abort();
+	}
+	assert_int_equal(console_scan.r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&console_scan.r);
+	txs_proc_free(p);
+	unlink(path);
+}
+
+/* An engine process that crashes on a reload (the new code takes the
+ * engine down), after the scans submitted behind the reload have come in;
+ * so does its replacement, to which the reload goes once more. The child
+ * reads no frame after a control until the control is done (child.c), so
+ * those scans never ran in either process: innocent, they are not spent
+ * by the two deaths and are answered by the third process; the reload
+ * fails. */
+static const char RELOAD_CRASHES[] =
+    FAKE_ENGINE
+    "import signal\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    if t == 2:\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "    elif t == 4:\n"
+    "        for k in range(3): take()\n"                 /* the scans behind it */
+    "        os.kill(os.getpid(), signal.SIGSEGV)\n";
+
+typedef struct reloading {
+	txs_proc *p;
+	int rc;
+} reloading;
+
+static void *reload_main(void *arg)
+{
+	reloading *r = arg;
+	txs_plugin_code c = {.id = "reloadcrash", .version = "2", .filename = "index.js",
+	                     .source = ECHO, .source_len = strlen(ECHO)};
+	r->rc = txs_proc_reload(r->p, &c, NULL);
+	return NULL;
+}
+
+static void test_scans_behind_a_control_are_not_spent(void **state)
+{
+	(void)state;
+	char path[32];
+	reloading r = {.p = fake_engine("reloadcrash", RELOAD_CRASHES, 0, path)};
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, reload_main, &r), 0);
+	usleep(100 * 1000); /* the reload is sent */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(txs_proc_submit(r.p, TX, strlen(TX), on_many, &m), 0);
+	pthread_join(t, NULL);
+	many_wait(&m, 3);
+	assert_int_equal(r.rc, TXS_EPLUGIN);
+	if (m.by_status[TXS_STATUS_OK] != 3)
+		fail_msg("%d of 3 scans queued behind the reload ok; first not ok: %s",
+		         m.by_status[TXS_STATUS_OK], m.first_error);
+	txs_executor_stats s;
+	txs_proc_stats_get(r.p, &s);
+	assert_int_equal(s.process_crashes, 2);
+	txs_proc_free(r.p);
+	unlink(path);
+}
+
+/* An engine process that says it is ready and exits at once, every
+ * time, with nothing sent to it: no scan to blame, and each start
+ * succeeded. The host must not start one after another for ever (some
+ * 14 a second with this script, a core's worth of engine builds with a
+ * real engine): a process that dies before it served anything, with
+ * nothing in flight, is a failed start, and quarantine_after of them in a
+ * row quarantine the plugin, with the backoff. */
+static const char READY_THEN_EXITS[] = FAKE_ENGINE "raise SystemExit(0)\n";
+
+static void test_ready_then_exit_is_a_failed_start(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("readyexit", READY_THEN_EXITS, 50, path);
+	usleep(2000 * 1000);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	printf("ready, then exit: in 2 s %llu starts, %llu failed, %llu crashes\n",
+	       (unsigned long long)s.process_starts, (unsigned long long)s.failed_starts,
+	       (unsigned long long)s.process_crashes);
+	if (s.process_starts > 8 || s.failed_starts < 3)
+		fail_msg("%llu starts in 2 s, %llu of them failed: no backoff",
+		         (unsigned long long)s.process_starts, (unsigned long long)s.failed_starts);
+	txs_proc_free(p);
+	unlink(path);
+	/* scans in flight meanwhile are all answered, whether a child took
+	 * their frames before it died (error) or none did (unavailable) */
+	p = fake_engine("readyexit", READY_THEN_EXITS, 50, path);
+	many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	int taken = 0;
+	for (int i = 0; i < 5; i++)
+		taken += txs_proc_submit(p, TX, strlen(TX), on_many, &m) == 0;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&m.mu);
+	while (m.done < taken && pthread_cond_timedwait(&m.cv, &m.mu, &until) == 0) {
+	}
+	int done = m.done;
+	pthread_mutex_unlock(&m.mu);
+	printf("ready, then exit: %d scans taken, answered: %d error, %d unavailable\n", taken,
+	       m.by_status[TXS_STATUS_ERROR], m.by_status[TXS_STATUS_UNAVAILABLE]);
+	if (done != taken)
+		fail_msg("%d of %d scans answered after 10 s", done, taken);
+	txs_proc_free(p);
+	unlink(path);
+}
+
+/* A process killed for the deadline of the first scan it was sent is a
+ * kill, not a process that died before it served anything (the monitor
+ * takes the scan off the list before the reap, which then sees nothing
+ * sent and nothing served). */
+static void test_first_scan_kill_is_a_kill(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("firstkill", NEVER_ANSWERS, 50, path);
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
+	txs_executor_stats s;
+	double t0 = now_ms();
+	do { /* the reap follows the answer */
+		usleep(2000);
+		txs_proc_stats_get(p, &s);
+	} while (s.process_kills + s.failed_starts == 0 && now_ms() - t0 < 5000);
+	if (s.process_kills != 1 || s.failed_starts != 0)
+		fail_msg("%llu kills, %llu failed starts", (unsigned long long)s.process_kills,
+		         (unsigned long long)s.failed_starts);
+	txs_proc_free(p);
+	unlink(path);
+}
+
+/* An engine process that answers its first scan and exits. The host's
+ * I/O thread is still in that answer's callback (300 ms) when the next
+ * scan is submitted: its frame goes to a socket whose peer is gone (the
+ * send fails), so it never reached the process, which died before it was
+ * even submitted. It is not the scan the process died running: it goes
+ * to the replacement (the marker file beside the script), not spent. */
+static const char ANSWERS_THEN_EXITS[] =
+    FAKE_ENGINE
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "marker = sys.argv[0] + '.exited'\n"
+    "if os.path.exists(marker):\n"
+    "    while True:\n"
+    "        t, i = take()\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "t, i = take()\n"
+    "open(marker, 'w').close()\n"
+    "os.write(5, frame(17, i, ok))\n"
+    "raise SystemExit(0)\n";
+
+static void on_slow_signal(txs_scan_result *r, void *ud)
+{
+	wait1 *w = ud;
+	on_one(r, w); /* signals the test, then holds the I/O thread */
+	usleep(300 * 1000);
+}
+
+static void test_scan_sent_after_death_is_not_blamed(void **state)
+{
+	(void)state;
+	char path[32], marker[48];
+	txs_proc *p = fake_engine("lateexit", ANSWERS_THEN_EXITS, 0, path);
+	snprintf(marker, sizeof marker, "%s.exited", path);
+	wait1 first;
+	wait1_init(&first);
+	assert_int_equal(txs_proc_submit(p, TX, strlen(TX), on_slow_signal, &first), 0);
+	wait1_wait(&first);
+	assert_int_equal(first.r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&first.r);
+	usleep(100 * 1000); /* the process has exited; the I/O thread is in the callback */
+	txs_scan_result r = scan(p, TX, NULL);
+	if (r.status != TXS_STATUS_OK)
+		fail_msg("a scan submitted after the process died was blamed: %s: %s",
+		         txs_status_name(r.status), r.error ? r.error : "");
+	txs_scan_result_clear(&r);
+	txs_proc_free(p);
+	unlink(marker);
+	unlink(path);
+}
+
+/* An engine process whose engine was rebuilt (its answers name generation
+ * 3) and that dies before its counters, sent every 50 ms, said so. The
+ * replacement's engines come after every engine before them: its answers
+ * name a later generation than any answer before, not one the dead
+ * process's engines already had. */
+static const char REBUILT_THEN_DIES[] =
+    FAKE_ENGINE
+    "marker = sys.argv[0] + '.died'\n"
+    "gen = 1 if os.path.exists(marker) else 3\n"
+    "res = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, gen) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, i = take()\n"
+    "os.write(5, frame(17, i, res))\n"
+    "if gen == 3:\n"
+    "    open(marker, 'w').close()\n"
+    "    raise SystemExit(0)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, res))\n";
+
+static void test_generation_grows_across_processes(void **state)
+{
+	(void)state;
+	char path[32], marker[48];
+	txs_proc *p = fake_engine("rebuilt", REBUILT_THEN_DIES, 0, path);
+	snprintf(marker, sizeof marker, "%s.died", path);
+	pid_t first = txs_proc_pid(p);
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	uint64_t g1 = r.generation;
+	txs_scan_result_clear(&r);
+	double t0 = now_ms();
+	while ((txs_proc_pid(p) == first || txs_proc_pid(p) == 0) && now_ms() - t0 < 5000)
+		usleep(2000);
+	r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	uint64_t g2 = r.generation;
+	txs_scan_result_clear(&r);
+	if (g2 <= g1)
+		fail_msg("the replacement's engine is generation %llu, after %llu", (unsigned long long)g2,
+		         (unsigned long long)g1);
+	txs_proc_free(p);
+	unlink(marker);
+	unlink(path);
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1033,14 +1544,17 @@ static int host_main(void)
 	return 0;
 }
 
+/* argv[1], if given, runs only the tests it matches (cmocka's pattern: * and ?). */
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "--host"))
 		return host_main();
+	if (argc == 2)
+		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_page_scan_is_timed_by_its_own_thread),
 	    cmocka_unit_test(test_round_trip),
-    cmocka_unit_test(test_crash_blames_the_scan_running),
+	    cmocka_unit_test(test_crash_blames_the_scan_running),
 	    cmocka_unit_test(test_bad_code_is_reported),
 	    cmocka_unit_test(test_stuck_regexp),
 	    cmocka_unit_test(test_stuck_fill),
@@ -1056,6 +1570,16 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
+	    cmocka_unit_test(test_child_that_stops_reading),
+	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
+	    cmocka_unit_test(test_answers_read_are_not_killed),
+	    cmocka_unit_test(test_killed_scan_callback_may_submit),
+	    cmocka_unit_test(test_console_callback_may_submit),
+	    cmocka_unit_test(test_scans_behind_a_control_are_not_spent),
+	    cmocka_unit_test(test_ready_then_exit_is_a_failed_start),
+	    cmocka_unit_test(test_first_scan_kill_is_a_kill),
+	    cmocka_unit_test(test_scan_sent_after_death_is_not_blamed),
+	    cmocka_unit_test(test_generation_grows_across_processes),
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),

@@ -31,8 +31,9 @@
  * A dead child: its guilty scan (the kill's reason) or, for a crash, the
  * scan its progress page names (else the first sent) answers timeout,
  * memory or error; every other scan goes back to the list unsent, to be
- * sent again to the replacement once (a second death answers it error).
- * The replacement starts at once; quarantine_after failed starts in a row
+ * sent again to the replacement once (a second death answers it error;
+ * one behind a control the child had not answered never ran there and
+ * spends no try). The replacement starts at once; quarantine_after failed starts in a row
  * make the proxy answer unavailable and retry with backoff.
  *
  * Lock order: gmu (monitor list) before a proxy's mu. Callbacks run on the
@@ -91,6 +92,7 @@ typedef struct pend {
 	bool sent, trial;
 	int tries;
 	uint64_t sent_ns;
+	uint64_t end_at;        /* the channel's out_queued once its frame was queued (this send) */
 	uint64_t page_start_ns; /* the start the progress page first gave it (this send); 0: none */
 	/* controls: the waiter's */
 	bool done;
@@ -148,10 +150,14 @@ struct txs_proc {
 	int run_sched_fd;       /* last answer came from (a lane swap, the watcher) */
 	uint64_t gen_seen, gen_base, scans_in_gen;
 	chan_buf out;           /* bytes not yet written to the child */
+	uint64_t out_queued, out_written; /* bytes this child's channel was given, and took */
+	bool out_closed;        /* the socket takes no more (EPIPE): end of channel */
 	bool stopping, started;
 	int start_rc;
 	char *last_err;
 	uint32_t consecutive_failures, quarantine_after;
+	bool served;            /* the child answered something since it was ready */
+	uint32_t idle_deaths;   /* children in a row that died before they served */
 	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
 	uint32_t br_state, kills_in_row;
 	uint64_t br_until_ns, br_cooldown_ns;
@@ -163,6 +169,7 @@ struct txs_proc {
 	pthread_t io;
 	int evfd;
 	chan_buf in;            /* I/O thread only */
+	atomic_bool handling;   /* frames read from the pipe and not yet handled */
 	struct counters c;
 	struct txs_proc *mnext; /* monitor list, under gmu */
 };
@@ -178,6 +185,9 @@ static txs_proc *gprocs;
 static bool gstarted;
 static atomic_bool gsleeping;
 static pthread_t gthread;
+/* This thread holds gmu around callbacks (the monitor's, console lines),
+ * and a submit from one of them asked for the monitor meanwhile. */
+static _Thread_local bool gmu_held, poke_owed;
 
 static void kill_locked(txs_proc *p, enum kill_reason why, uint64_t guilty)
 {
@@ -222,8 +232,9 @@ typedef struct timing {
  * or a child whose threads wait for one, does not get a scan killed; a
  * native call that spins does. Bounded by the executor's backstop (10x
  * the timeout, at least timeout + 1 s), which also stops a child that
- * sleeps to look idle. Also true while the channel holds unread answers
- * (the I/O thread is behind, not the child). */
+ * sleeps to look idle. Also true while the channel holds unread answers,
+ * in the pipe or read and not yet handled (the I/O thread is behind: a
+ * slow callback, a wait for a core; not the child). */
 static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 {
 	uint64_t took = now - tm->start_ns, t = (uint64_t)p->lim.timeout_ms * 1000000ull;
@@ -231,7 +242,7 @@ static bool forgiven_locked(txs_proc *p, uint64_t now, const timing *tm)
 	if (took >= tm->allow_ns + backstop)
 		return false;
 	int unread = 0;
-	if (ioctl(p->rfd, FIONREAD, &unread) == 0 && unread > 0)
+	if (atomic_load(&p->handling) || (ioctl(p->rfd, FIONREAD, &unread) == 0 && unread > 0))
 		return true;
 	uint64_t run, wait;
 	p->kill_took_ns = took;
@@ -369,12 +380,16 @@ static txs_limits lim_now(txs_proc *p)
 /* gsleeping is set before the look at every proxy: a proxy that gets work
  * after its look sees it set and wakes the monitor; one that got work
  * before is seen busy. Callbacks of killed scans run here, under gmu (a
- * proxy cannot be freed meanwhile); they may submit (monitor_poke takes
- * no lock while the monitor is awake), not create or free proxies. */
+ * proxy cannot be freed meanwhile); they may submit, not create or free
+ * proxies. gsleeping is set while they run, so a submit from one would
+ * have its poke wait for gmu, held by this very thread (monitor_poke):
+ * a round that ran callbacks is followed by another, which sees what they
+ * submitted. */
 static void *monitor_main(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "txs:monitor");
+	gmu_held = true; /* whenever it runs a callback */
 	pthread_mutex_lock(&gmu);
 	for (;;) {
 		bool busy = false;
@@ -386,8 +401,10 @@ static void *monitor_main(void *arg)
 			pend *g = watch_locked(p, now, &busy);
 			k = g ? p->kill : k;
 			pthread_mutex_unlock(&p->mu);
-			if (g)
+			if (g) {
 				answer_killed(p, g, k);
+				busy = true; /* look again: the callback may have submitted */
+			}
 		}
 		if (!busy) {
 			pthread_cond_wait(&gcv, &gmu);
@@ -403,11 +420,17 @@ static void *monitor_main(void *arg)
 }
 
 /* Wakes the monitor if it sleeps: p just got something to watch. Called
- * without p->mu. */
+ * without p->mu. From a callback run under gmu (a submit from it) the
+ * poke is owed instead: gmu is this thread's, which pokes once it lets go
+ * (the monitor: it looks again). */
 static void monitor_poke(void)
 {
 	if (!atomic_load(&gsleeping))
 		return;
+	if (gmu_held) {
+		poke_owed = true;
+		return;
+	}
 	pthread_mutex_lock(&gmu);
 	if (atomic_exchange(&gsleeping, false))
 		pthread_cond_signal(&gcv);
@@ -533,17 +556,24 @@ static void poke_io(txs_proc *p)
 	}
 }
 
-/* Writes what fits now; the rest waits in p->out for the I/O thread. */
+/* Writes what fits now; the rest waits in p->out for the I/O thread. A
+ * child that shut the reading side of its socket (or is gone) makes every
+ * send fail with EPIPE while poll still says the socket is writable: that
+ * is the end of the channel (out_closed, the I/O thread reaps), not a
+ * write to retry at once for as long as the child lives. */
 static void flush_locked(txs_proc *p)
 {
-	while (p->fd >= 0 && p->out.off < p->out.len) {
+	while (p->fd >= 0 && !p->out_closed && p->out.off < p->out.len) {
 		ssize_t n = send(p->fd, p->out.p + p->out.off, p->out.len - p->out.off,
 		                 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			p->out_closed = true;
 		if (n <= 0)
 			break;
 		p->out.off += (size_t)n;
+		p->out_written += (uint64_t)n;
 	}
 	if (p->out.off == p->out.len)
 		p->out.off = p->out.len = 0;
@@ -567,6 +597,8 @@ static void send_locked(txs_proc *p, pend *pd, uint64_t now, bool defer)
 	bool was_empty = p->out.len == p->out.off;
 	if (chan_buf_put(&p->out, pd->frame, pd->flen) != 0)
 		return; /* stays unsent: the monitor's deadline covers it */
+	p->out_queued += pd->flen;
+	pd->end_at = p->out_queued;
 	pd->sent = true;
 	pd->sent_ns = now;
 	pd->page_start_ns = 0;
@@ -822,6 +854,11 @@ static pend *pop_head_locked(txs_proc *p, uint64_t id, uint16_t type)
 	p->head = h->next;
 	if (!p->head)
 		p->tail = NULL;
+	if (!p->served) { /* this child's start held */
+		p->served = true;
+		p->idle_deaths = 0;
+		p->backoff_ns = 0;
+	}
 	p->last_answer_ns = txs_now_ns();
 	track_head_locked(p, p->last_answer_ns);
 	return h;
@@ -902,7 +939,7 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	p->state = S_UP;
 	p->rss_base = procstat_statm_rss(p->statm_fd);
 	p->consecutive_failures = 0;
-	p->backoff_ns = 0;
+	p->served = false; /* the backoff is reset once it serves (pop_head_locked) */
 	p->last_answer_ns = txs_now_ns();
 	p->head_id = 0;
 	p->rebuild = false;
@@ -972,9 +1009,15 @@ static void console_of_scan(txs_proc *p, uint64_t id, const char *level, const c
 	void *scan = h && h->type == CH_SCAN && h->sent ? h->ud : NULL;
 	pthread_mutex_unlock(&p->mu);
 	txs_log_scan_userdata = scan;
+	gmu_held = true;
 	p->console(p->id, level, msg, len, p->console_ud);
+	gmu_held = false;
 	txs_log_scan_userdata = NULL;
 	pthread_mutex_unlock(&gmu);
+	if (poke_owed) { /* the console sink submitted */
+		poke_owed = false;
+		monitor_poke();
+	}
 }
 
 static void on_console(txs_proc *p, const chan_header *h, const unsigned char *pl)
@@ -1376,9 +1419,12 @@ static int start_locked(txs_proc *p)
 	p->start_deadline_ns = txs_now_ns() +
 	                       ((uint64_t)p->lim.init_timeout_ms + START_EXTRA_MS) * 1000000ull;
 	p->out.off = p->out.len = 0;
+	p->out_closed = false;
 	p->in.off = p->in.len = 0;
 	if (chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
 		kill_locked(p, K_START, 0);
+	p->out_queued = p->out.len;
+	p->out_written = 0;
 	flush_locked(p);
 	return 0;
 }
@@ -1393,6 +1439,16 @@ static const char *reason_text(enum kill_reason k)
 	case K_RECYCLE: return "a thread of it was stuck in a native call";
 	default: return "it was stopped";
 	}
+}
+
+/* The generation of the child's engine now: its counters' (sent every
+ * 50 ms) or its last answer's, whichever is later. A replacement's
+ * generations follow it: with the counters' alone, a child that rebuilt
+ * its engine and died before they said so had its replacement repeat the
+ * generations its last engines had. mu held. */
+static uint64_t child_gen_locked(txs_proc *p)
+{
+	return p->child.generation > p->gen_seen ? p->child.generation : p->gen_seen;
 }
 
 static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
@@ -1410,17 +1466,32 @@ static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 	b->lanes_abandoned += s->lanes_abandoned;
 }
 
-static void failed_start_locked(txs_proc *p)
+/* A failed start, the in_row-th in a row: quarantine_after of them
+ * quarantine the proxy, for a backoff that doubles until a child serves. */
+static void start_failed_locked(txs_proc *p, uint32_t in_row)
 {
 	INC(p->c.failed_starts);
-	p->consecutive_failures++;
-	if (p->consecutive_failures < p->lim.quarantine_after)
+	if (in_row < p->lim.quarantine_after)
 		return;
 	p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : BACKOFF_MIN_NS;
 	if (p->backoff_ns > BACKOFF_MAX_NS)
 		p->backoff_ns = BACKOFF_MAX_NS;
 	p->retry_at_ns = txs_now_ns() + p->backoff_ns;
 	p->state = S_QUARANTINED;
+}
+
+static void failed_start_locked(txs_proc *p)
+{
+	start_failed_locked(p, ++p->consecutive_failures);
+}
+
+/* True when the pending list holds nothing sent to the child. mu held. */
+static bool nothing_sent_locked(txs_proc *p)
+{
+	for (pend *pd = p->head; pd; pd = pd->next)
+		if (pd->sent)
+			return false;
+	return true;
 }
 
 static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
@@ -1442,8 +1513,11 @@ static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 		              TXS_PROC_RSS_SLACK_MB);
 }
 
-/* What a death means for one scan that was in flight. */
-static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_reason k,
+/* What a death means for one scan that was in flight. held: it came
+ * after a control the child had not answered, and the child reads no
+ * frame after a control until the control is done (child.c): it never
+ * ran there. */
+static void settle_after_death(txs_proc *p, pend *pd, bool guilty, bool held, enum kill_reason k,
                                const char *how, pend **retry_tail, pend **retry_head)
 {
 	if (guilty) {
@@ -1461,8 +1535,10 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, enum kill_rea
 			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
 		return;
 	}
-	if (!pd->sent) {
-		/* never reached a child: waits for the next one, no try spent */
+	if (!pd->sent || held) {
+		/* never reached a child's executor: waits for the next one, no
+		 * try spent (a reload that takes down every process it goes to
+		 * would otherwise spend the scans behind it) */
 	} else if (pd->tries >= 1) {
 		answer_status(p, pd, TXS_STATUS_ERROR, "engine process died twice while this scan was "
 		              "queued (%s)", how);
@@ -1497,6 +1573,18 @@ static uint64_t crashed_scan_locked(txs_proc *p)
 	return pd && pd->type == CH_SCAN ? id : 0;
 }
 
+/* Commands whose frame the child's socket never took in whole (still in
+ * out: the child was gone, the send failed) never reached it: they are
+ * unsent again, neither blamed for its death nor spent by it (a scan
+ * submitted after a crash, before the I/O thread saw it, was the first
+ * sent and answered error for it). mu held. */
+static void unreached_locked(txs_proc *p)
+{
+	for (pend *pd = p->head; pd; pd = pd->next)
+		if (pd->sent && pd->end_at > p->out_written)
+			pd->sent = false;
+}
+
 /* The child is gone or must go: reap it, settle what it held (I/O thread,
  * mu held on entry and exit; dropped around waitpid and callbacks). */
 static void reap_locked(txs_proc *p)
@@ -1511,6 +1599,12 @@ static void reap_locked(txs_proc *p)
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
 	}
 	pthread_mutex_lock(&p->mu);
+	unreached_locked(p);
+	/* a child that was ready, served nothing and had nothing to serve:
+	 * no scan to blame, so without this the host started one after
+	 * another at full speed, each start a success (a kill for its first
+	 * scan, which the monitor took off the list, is not one) */
+	bool idle = was_up && !p->served && k != K_STOP && !guilty && nothing_sent_locked(p);
 	if (k == K_NONE && !guilty)
 		guilty = crashed_scan_locked(p);
 	close(p->fd);
@@ -1530,7 +1624,8 @@ static void reap_locked(txs_proc *p)
 	p->pid = 0;
 	p->state = S_DOWN;
 	add_child_stats(&p->base, &p->child);
-	p->gen_base += p->child.generation;
+	p->gen_base += child_gen_locked(p);
+	p->gen_seen = p->scans_in_gen = 0;
 	memset(&p->child, 0, sizeof p->child);
 	char how[320];
 	if (k == K_STOP)
@@ -1548,14 +1643,18 @@ static void reap_locked(txs_proc *p)
 	if (!was_up && p->init_failed) { /* the plugin's own error, as thread isolation says it */
 		p->init_failed = false;
 		failed_start_locked(p);
-	} else if (!was_up) {
+	} else if (!was_up || idle) {
 		char *e = NULL;
-		if (asprintf(&e, "plugin %s: engine process did not start: %s%s%s", p->id, how,
-		             p->last_err ? ": " : "", p->last_err ? p->last_err : "") < 0)
+		if (asprintf(&e, "plugin %s: engine process %s: %s%s%s", p->id,
+		             idle ? "died before it served anything" : "did not start", how,
+		             p->last_err && !idle ? ": " : "", p->last_err && !idle ? p->last_err : "") < 0)
 			e = NULL;
 		free(p->last_err);
 		p->last_err = e;
-		failed_start_locked(p);
+		if (idle)
+			start_failed_locked(p, ++p->idle_deaths);
+		else
+			failed_start_locked(p);
 	} else if (k == K_NONE) {
 		INC(p->c.crashes);
 	} else if (k == K_TIMEOUT || k == K_RECYCLE) {
@@ -1571,11 +1670,12 @@ static void reap_locked(txs_proc *p)
 	p->head_id = 0;
 	bool stopping = p->stopping, quarantined = p->state == S_QUARANTINED;
 	pthread_mutex_unlock(&p->mu);
-	bool first_sent = true;
+	bool first_sent = true, held = false;
 	while (list) {
 		pend *pd = list;
 		list = list->next;
 		if (pd->type != CH_SCAN) {
+			held = held || pd->sent;
 			/* a restart is what the replacement is; a reload or probe
 			 * goes to it, once, like an innocent scan */
 			bool done = stopping || quarantined || pd->type == CH_RESTART || pd->tries;
@@ -1611,7 +1711,7 @@ static void reap_locked(txs_proc *p)
 		                 (guilty ? pd->id == guilty : (k == K_NONE || k == K_PROTOCOL) && first_sent);
 		if (pd->sent)
 			first_sent = false;
-		settle_after_death(p, pd, is_guilty, k, how, &rt, &rh);
+		settle_after_death(p, pd, is_guilty, held, k, how, &rt, &rh);
 	}
 	pthread_mutex_lock(&p->mu);
 	if (rt) { /* retries go first, in their order, ahead of what came since */
@@ -1645,40 +1745,44 @@ static void drain_locked(txs_proc *p, txs_status st, const char *why)
 
 /* ---- the I/O thread ------------------------------------------------------ */
 
-/* Reads what the child wrote; false at end of channel or on a violation. */
+/* Reads what the child wrote, one read (READ_CHUNK, the pipe's whole
+ * buffer) per round: a child that keeps its pipe full would otherwise
+ * hold this thread in here for as long as it writes, away from a stop
+ * (txs_proc_free waited for ever), the socket's end and the frames
+ * waiting to go out. False at end of channel or on a violation. */
 static bool read_child(txs_proc *p, int fd)
 {
-	for (;;) {
-		if (chan_buf_reserve(&p->in, READ_CHUNK)) {
-			violation(p, "out of memory");
-			return false;
-		}
-		ssize_t n = read(fd, p->in.p + p->in.len, READ_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return true;
-		if (n <= 0)
-			return false;
-		p->in.len += (size_t)n;
-		if (!frames(p))
-			return false;
-		if ((size_t)n < READ_CHUNK)
-			return true;
+	if (chan_buf_reserve(&p->in, READ_CHUNK)) {
+		violation(p, "out of memory");
+		return false;
 	}
+	/* from before the read until its frames are handled, what left the
+	 * pipe is still unread for the monitor (forgiven_locked) */
+	atomic_store(&p->handling, true);
+	ssize_t n;
+	while ((n = read(fd, p->in.p + p->in.len, READ_CHUNK)) < 0 && errno == EINTR) {
+	}
+	bool ok = n < 0 && errno == EAGAIN;
+	if (n > 0) {
+		p->in.len += (size_t)n;
+		ok = frames(p);
+	}
+	atomic_store(&p->handling, false);
+	return ok;
 }
 
 /* One poll round with the child up or starting. mu held. */
 static void io_round_locked(txs_proc *p)
 {
 	int rfd = p->rfd;
+	bool closed = p->out_closed; /* a send failed for good: reap this round */
 	struct pollfd pf[3] = {{.fd = rfd, .events = POLLIN},
 	                       {.fd = p->evfd, .events = POLLIN},
 	                       {.fd = p->fd, .events = 0}}; /* POLLHUP, POLLERR always */
-	if (p->out.off < p->out.len)
+	if (p->out.off < p->out.len && !closed)
 		pf[2].events |= POLLOUT;
 	pthread_mutex_unlock(&p->mu);
-	int n = poll(pf, 3, -1);
+	int n = poll(pf, 3, closed ? 0 : -1);
 	bool gone = false;
 	if (n > 0 && (pf[1].revents & POLLIN)) {
 		uint64_t v;
@@ -1688,7 +1792,7 @@ static void io_round_locked(txs_proc *p)
 	}
 	if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		gone = !read_child(p, rfd);
-	if (n > 0 && !gone && (pf[2].revents & (POLLHUP | POLLERR))) {
+	if (n >= 0 && !gone && (closed || (pf[2].revents & (POLLHUP | POLLERR)))) {
 		read_child(p, rfd); /* the child's end closed: what it wrote, then reap */
 		gone = true;
 	}
@@ -1974,7 +2078,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	pthread_mutex_lock(&p->mu);
 	txs_executor_stats ch = p->child;
 	txs_executor_stats sum = p->base;
-	uint64_t gen = p->gen_base + ch.generation;
+	uint64_t gen = p->gen_base + child_gen_locked(p);
 	bool up = p->state == S_UP, quarantined = p->state == S_QUARANTINED;
 	/* a replacement being started is not an outage (readiness does not flap) */
 	bool replacing = p->started && (p->state == S_DOWN || p->state == S_STARTING);
