@@ -520,6 +520,78 @@ static void test_memory_cap(void **state)
 	txs_proc_free(p);
 }
 
+/* A plugin that allocates while its module loads or in init(ctx) (one
+ * native fill each, which the engine's watchdog never sees) must not
+ * start: the cap is measured from what the process held before the
+ * plugin's code ran, and a start past it fails with an error naming the
+ * cap. Measured from the RSS at ready, the 400 MB were the base and the
+ * plugin ran with them for ever. */
+static const char LOAD_HOG[] =
+    "const keep = new Uint8Array(400 * 1024 * 1024).fill(1);"
+    " module.exports = { scanTransaction(tx) { return keep[5] ? null : null; } };";
+static const char INIT_HOG[] =
+    "let keep; module.exports = { init(ctx) { keep = new Uint8Array(400 * 1024 * 1024).fill(1); },"
+    " scanTransaction(tx) { return keep[5] ? null : null; } };";
+
+static void test_load_past_memory_cap_fails_start(void **state)
+{
+	(void)state;
+	const char *srcs[2] = {LOAD_HOG, INIT_HOG};
+	for (int i = 0; i < 2; i++) {
+		txs_limits l;
+		txs_limits_init(&l);
+		l.timeout_ms = 10000; /* the fill is not stopped by its time */
+		txs_plugin_code c = {.id = "hog", .version = "1", .filename = "hog.js", .source = srcs[i],
+		                     .source_len = strlen(srcs[i])};
+		txs_proc *p = NULL;
+		int rc = txs_proc_new(&p, &c, &l, NULL, NULL, NULL);
+		if (rc == 0) {
+			txs_executor_stats s;
+			txs_proc_stats_get(p, &s);
+			txs_proc_free(p);
+			fail_msg("%s: started, holding %llu MB", i ? "init" : "load",
+			         (unsigned long long)(s.process_rss_bytes >> 20));
+		}
+		printf("%s: %s\n", i ? "init" : "load", txs_last_error());
+		assert_int_equal(rc, TXS_EPLUGIN);
+		assert_non_null(strstr(txs_last_error(), "hog.js"));
+		assert_non_null(strstr(txs_last_error(), "memory cap"));
+	}
+}
+
+/* What the module kept counts against every later scan: a plugin that
+ * loads holding 100 MB (under the cap: base + 24 + heap_limit_mb 64 + 64
+ * MB) and then fills 60 MB in a scan (under its heap limit: the engine's
+ * own watchdog lets it run) is past the cap, and the scan answers memory.
+ * Measured from the RSS at ready, the 100 MB were free: the scan had
+ * 128 MB of room and answered ok. */
+static const char KEEPS_100[] =
+    "const keep = new Uint8Array(100 * 1024 * 1024).fill(1);"
+    " module.exports = { scanTransaction(tx) {"
+    " if (tx.hash === 'bomb') { const a = new Uint8Array(60 * 1024 * 1024); a.fill(1);"
+    "   return a[5] + keep[5] ? null : null; }"
+    " return null; } };";
+
+static void test_memory_kept_from_load_counts(void **state)
+{
+	(void)state;
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 5000;
+	txs_plugin_code c = {.id = "keeps", .version = "1", .filename = "index.js",
+	                     .source = KEEPS_100, .source_len = strlen(KEEPS_100)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, NULL) != 0)
+		fail_msg("a plugin holding 100 MB did not start: %s", txs_last_error());
+	expect_ok(p);
+	txs_scan_result r = scan(p, "{\"hash\":\"bomb\"}", NULL);
+	printf("kept 100 MB, then 60 more: %s: %s\n", txs_status_name(r.status), r.error ? r.error : "");
+	if (r.status != TXS_STATUS_MEMORY)
+		fail_msg("expected memory, got %s: %s", txs_status_name(r.status), r.error ? r.error : r.json);
+	txs_scan_result_clear(&r);
+	txs_proc_free(p);
+}
+
 /* ---- through the host ------------------------------------------------------ */
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -608,6 +680,8 @@ static void test_neighbour_memory_is_not_blamed(void **state)
     "        if not d: raise SystemExit(0)\n" \
     "        buf += d\n" \
     "take()\n" \
+    "rss = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n" \
+    "os.write(5, frame(23, 0, struct.pack('<Q', rss)))\n" \
     "os.write(5, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
 
 /* A compromised child that answers a scan it was never sent: the host
@@ -1565,6 +1639,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_segv_during_stream),
 	    cmocka_unit_test(test_abort_during_stream),
 	    cmocka_unit_test(test_memory_cap),
+	    cmocka_unit_test(test_load_past_memory_cap_fails_start),
+	    cmocka_unit_test(test_memory_kept_from_load_counts),
 	    cmocka_unit_test(test_collector_under_stream),
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),

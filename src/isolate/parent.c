@@ -11,10 +11,13 @@
  * the callbacks, reaps a dead child and starts the replacement. One
  * monitor thread for the whole process holds the hard stops: every
  * millisecond while any child is busy it compares each child's oldest scan
- * with its deadline and, for a scan running longer than a millisecond,
- * reads the child's RSS (/proc/<pid>/statm); a child past either limit is
- * SIGKILLed with the reason and the guilty scan recorded, and its I/O
- * thread finishes the job when the channel closes.
+ * with its deadline and, while the child starts and for a scan or control
+ * running longer than a millisecond, reads the child's RSS
+ * (/proc/<pid>/statm) against its cap, which is absolute: from the RSS the
+ * child had before any of the plugin's code ran (CH_LOADING, see
+ * rss_cap_locked); a child past either limit is SIGKILLed with the reason
+ * and the guilty scan recorded, and its I/O thread finishes the job when
+ * the channel closes (a start past the cap is a failed start).
  *
  * Pending list (under mu): every scan and control command sent or waiting
  * to be sent, in order. The child answers in order (child.c), so an
@@ -127,7 +130,8 @@ struct txs_proc {
 	int fd;      /* the socket: frames to the child, its end of channel */
 	int rfd;     /* the read end of the child's pipe: every frame from it */
 	int statm_fd;
-	size_t rss_base;
+	size_t rss_base;        /* the child's RSS before the plugin's code ran (CH_LOADING) */
+	bool base_known;
 	enum kill_reason kill;
 	uint64_t guilty;        /* the scan a kill is for (0: none) */
 	uint64_t start_deadline_ns;
@@ -324,6 +328,29 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 	return pd;
 }
 
+/* The memory cap of p's child: absolute for the process, from what it held
+ * before any of the plugin's code ran (CH_LOADING), plus what an engine
+ * process of a minimal plugin adds to that (TXS_PROC_ENGINE_MB: its VMs,
+ * the standby's, JIT code, the library pages it faults in), heap_limit_mb
+ * and the slack. A cap from the RSS at CH_READY counted whatever the
+ * module and init(ctx) allocated as the base: a plugin that kept 1.5 GB
+ * from its load had it for ever, on top of its cap. 0: no cap
+ * (heap_limit_mb 0, or no base yet). mu held. */
+static size_t rss_cap_locked(const txs_proc *p)
+{
+	if (!p->lim.heap_limit_mb || !p->base_known)
+		return 0;
+	size_t mb = (size_t)p->lim.heap_limit_mb + TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB;
+	return p->rss_base + (mb << 20);
+}
+
+/* True when p's child holds more than its cap. mu held. */
+static bool over_cap_locked(const txs_proc *p)
+{
+	size_t cap = rss_cap_locked(p);
+	return cap && procstat_statm_rss(p->statm_fd) > cap;
+}
+
 /* One look at p; *busy when it still needs watching. A scan killed for
  * its deadline or memory is taken off the list and returned, to be
  * answered now rather than when the child's teardown ends (unmapping
@@ -334,8 +361,12 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 {
 	if (p->state == S_STARTING) {
+		/* the module and init(ctx) run now: held to the cap as a scan is
+		 * (the reap makes it a failed start that names the cap) */
 		if (now > p->start_deadline_ns)
 			kill_locked(p, K_START, 0);
+		else if (over_cap_locked(p))
+			kill_locked(p, K_MEMORY, 0);
 		*busy = true;
 		return NULL;
 	}
@@ -357,10 +388,12 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 		kill_locked(p, K_TIMEOUT, 0);
 		return NULL;
 	}
-	if (p->lim.heap_limit_mb && now - tm.start_ns >= TICK_NS && scan) {
-		size_t cap = p->rss_base + (((size_t)p->lim.heap_limit_mb + TXS_PROC_RSS_SLACK_MB) << 20);
-		if (procstat_statm_rss(p->statm_fd) > cap)
+	/* a control (restart, reload) builds an engine and runs the plugin's
+	 * module and init(ctx) in it: held to the cap too */
+	if (now - tm.start_ns >= TICK_NS && over_cap_locked(p)) {
+		if (scan)
 			return pop_guilty_locked(p, K_MEMORY, cur);
+		kill_locked(p, K_MEMORY, 0);
 	}
 	return NULL;
 }
@@ -921,10 +954,11 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	char *text;
 	const char *bad = chan_rc_decode(pl, h->len, &rc, &text);
 	pthread_mutex_lock(&p->mu);
-	if (bad || p->state != S_STARTING) {
+	if (bad || p->state != S_STARTING || !p->base_known) {
 		pthread_mutex_unlock(&p->mu);
 		free(text);
-		violation(p, bad ? bad : "ready frame after the start");
+		violation(p, bad ? bad : p->state != S_STARTING ? "ready frame after the start"
+		                                                 : "ready frame before the memory base");
 		return;
 	}
 	if (rc != 0) {
@@ -936,8 +970,12 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 		return;
 	}
 	free(text);
+	if (over_cap_locked(p)) { /* what the module and init(ctx) kept: a failed start */
+		kill_locked(p, K_MEMORY, 0);
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
 	p->state = S_UP;
-	p->rss_base = procstat_statm_rss(p->statm_fd);
 	p->consecutive_failures = 0;
 	p->served = false; /* the backoff is reset once it serves (pop_head_locked) */
 	p->last_answer_ns = txs_now_ns();
@@ -951,6 +989,26 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	send_unsent_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	monitor_poke();
+}
+
+/* The child's RSS before the plugin's code ran: the base of its memory
+ * cap (rss_cap_locked). Written by the child's own code before the
+ * executor is built, so no plugin code could write it; still, once per
+ * process, before CH_READY, and no more than the RSS read here. */
+static void on_loading(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	uint64_t rss;
+	pthread_mutex_lock(&p->mu);
+	bool ok = h->len == sizeof rss && p->state == S_STARTING && !p->base_known;
+	if (ok) {
+		memcpy(&rss, pl, sizeof rss);
+		size_t now = procstat_statm_rss(p->statm_fd);
+		p->rss_base = now && now < rss ? now : (size_t)rss;
+		p->base_known = true;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!ok)
+		violation(p, "memory base frame: bad, repeated or after the start");
 }
 
 static void on_lane(txs_proc *p, const chan_header *h, const unsigned char *pl)
@@ -1067,6 +1125,7 @@ static bool frames(txs_proc *p)
 		case CH_STATS: on_stats(p, &h, pl); break;
 		case CH_LANE: on_lane(p, &h, pl); break;
 		case CH_EVENT: on_event(p, &h, pl); break;
+		case CH_LOADING: on_loading(p, &h, pl); break;
 		default: violation(p, "unknown frame type"); return false;
 		}
 		pthread_mutex_lock(&p->mu);
@@ -1415,6 +1474,8 @@ static int start_locked(txs_proc *p)
 	p->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
 	p->kill = K_NONE;
 	p->guilty = 0;
+	p->rss_base = 0;
+	p->base_known = false;
 	p->state = S_STARTING;
 	p->start_deadline_ns = txs_now_ns() +
 	                       ((uint64_t)p->lim.init_timeout_ms + START_EXTRA_MS) * 1000000ull;
@@ -1485,6 +1546,21 @@ static void failed_start_locked(txs_proc *p)
 	start_failed_locked(p, ++p->consecutive_failures);
 }
 
+/* A child killed for its memory before it was ready: its module or
+ * init(ctx) passed the cap. Said as thread isolation says a load past the
+ * heap limit, naming the file. mu held. */
+static void start_memory_locked(txs_proc *p)
+{
+	char *e = NULL;
+	if (asprintf(&e, "%s: loading the module or init(ctx) passed the memory cap of its engine "
+	             "process (heap_limit_mb %u + %u MB); it was killed",
+	             p->code && p->code->filename ? p->code->filename : p->id, p->lim.heap_limit_mb,
+	             TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB) < 0)
+		e = NULL;
+	free(p->last_err);
+	p->last_err = e;
+}
+
 /* True when the pending list holds nothing sent to the child. mu held. */
 static bool nothing_sent_locked(txs_proc *p)
 {
@@ -1510,7 +1586,7 @@ static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 	else
 		answer_status(p, pd, TXS_STATUS_MEMORY, "engine process passed its memory cap "
 		              "(heap_limit_mb %u + %u MB); it was killed", l.heap_limit_mb,
-		              TXS_PROC_RSS_SLACK_MB);
+		              TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB);
 }
 
 /* What a death means for one scan that was in flight. held: it came
@@ -1530,7 +1606,8 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, bool held, en
 			              "was killed (%s)", l.timeout_ms, how);
 		else if (k == K_MEMORY)
 			answer_status(p, pd, st, "engine process passed the memory cap (heap_limit_mb %u "
-			              "+ %u MB); it was killed", l.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
+			              "+ %u MB); it was killed", l.heap_limit_mb,
+			              TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB);
 		else
 			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
 		return;
@@ -1642,6 +1719,9 @@ static void reap_locked(txs_proc *p)
 		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(ws));
 	if (!was_up && p->init_failed) { /* the plugin's own error, as thread isolation says it */
 		p->init_failed = false;
+		failed_start_locked(p);
+	} else if (!was_up && k == K_MEMORY) { /* the module or init(ctx) kept too much */
+		start_memory_locked(p);
 		failed_start_locked(p);
 	} else if (!was_up || idle) {
 		char *e = NULL;
