@@ -1027,6 +1027,54 @@ static void test_child_that_stops_reading(void **state)
 	unlink(path);
 }
 
+/* An engine process that takes a scan and closes its channel, and lives
+ * on: the first closes its answer pipe (fd 5), the second its socket (fd
+ * 3); the third (marker files beside the script) answers. The host kills
+ * each: the kill is the host's, for the protocol, not a crash ("killed by
+ * signal SIGKILL (9)" and process_crashes, as it was reported); the scan
+ * each took still answers error. */
+static const char CLOSES_CHANNEL[] =
+    FAKE_ENGINE
+    "import time\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "first, second = sys.argv[0] + '.1', sys.argv[0] + '.2'\n"
+    "if os.path.exists(second):\n"
+    "    while True:\n"
+    "        t, i = take()\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "t, i = take()\n"
+    "fd = 3 if os.path.exists(first) else 5\n"
+    "open(second if fd == 3 else first, 'w').close()\n"
+    "os.close(fd)\n"
+    "while True: time.sleep(1)\n";
+
+static void test_closed_channel_is_not_a_crash(void **state)
+{
+	(void)state;
+	char path[32], marker[2][48];
+	txs_proc *p = fake_engine("closes", CLOSES_CHANNEL, 0, path);
+	for (int i = 0; i < 2; i++) {
+		snprintf(marker[i], sizeof marker[i], "%s.%d", path, i + 1);
+		txs_scan_result r = scan(p, TX, NULL);
+		printf("closed its %s: %s: %s\n", i ? "socket" : "pipe", txs_status_name(r.status),
+		       r.error ? r.error : "");
+		assert_int_equal(r.status, TXS_STATUS_ERROR);
+		if (!strstr(r.error, "closed its channel") || strstr(r.error, "SIGKILL"))
+			fail_msg("unexpected error: %s", r.error);
+		txs_scan_result_clear(&r);
+	}
+	expect_ok(p);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	if (s.process_crashes != 0 || s.process_kills != 2)
+		fail_msg("%llu crashes, %llu kills: the host's kills were counted as crashes",
+		         (unsigned long long)s.process_crashes, (unsigned long long)s.process_kills);
+	txs_proc_free(p);
+	unlink(marker[0]);
+	unlink(marker[1]);
+	unlink(path);
+}
+
 /* An engine process that writes console lines without end, whole pages
  * at a time, to a host whose console sink is slow (2 ms a line): each
  * time the host's I/O thread reads, the pipe is full again. The thread
@@ -1647,6 +1695,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),
+	    cmocka_unit_test(test_closed_channel_is_not_a_crash),
 	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
 	    cmocka_unit_test(test_answers_read_are_not_killed),
 	    cmocka_unit_test(test_killed_scan_callback_may_submit),

@@ -161,6 +161,7 @@ struct txs_proc {
 	char *last_err;
 	uint32_t consecutive_failures, quarantine_after;
 	bool served;            /* the child answered something since it was ready */
+	bool reaping;           /* the I/O thread is reaping the child (reap_locked) */
 	uint32_t idle_deaths;   /* children in a row that died before they served */
 	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
 	uint32_t br_state, kills_in_row;
@@ -360,6 +361,8 @@ static bool over_cap_locked(const txs_proc *p)
  * batch's scans as soon as the batch ends). */
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 {
+	if (p->reaping)
+		return NULL;
 	if (p->state == S_STARTING) {
 		/* the module and init(ctx) run now: held to the cap as a scan is
 		 * (the reap makes it a failed start that names the cap) */
@@ -1662,27 +1665,63 @@ static void unreached_locked(txs_proc *p)
 			pd->sent = false;
 }
 
+/* How long a child whose channel closed without the host's kill may take
+ * to end by itself: a crash closes the descriptors last (after its memory
+ * is torn down), and is a zombie microseconds later. */
+#define CLOSED_GRACE_MS 100
+
+/* True when pid ended by itself within CLOSED_GRACE_MS (*ws its status,
+ * reaped); false when it lives on, as a child that closed or shut its end
+ * of the channel does: reaped at once and killed by SIGKILL, it was
+ * reported "killed by signal SIGKILL (9)", a crash, when the kill was the
+ * host's. */
+static bool ended_by_itself(pid_t pid, int *ws)
+{
+	for (int i = 0; i <= CLOSED_GRACE_MS; i++) {
+		pid_t r = waitpid(pid, ws, WNOHANG);
+		if (r == pid)
+			return true;
+		if (r < 0 && errno != EINTR)
+			return true; /* not ours to wait for (ECHILD): nothing to kill either */
+		if (i < CLOSED_GRACE_MS)
+			usleep(1000);
+	}
+	return false;
+}
+
 /* The child is gone or must go: reap it, settle what it held (I/O thread,
  * mu held on entry and exit; dropped around waitpid and callbacks). */
 static void reap_locked(txs_proc *p)
 {
 	pid_t pid = p->pid;
 	enum kill_reason k = p->kill;
-	uint64_t guilty = p->guilty;
 	bool was_up = p->state == S_UP;
-	kill(pid, SIGKILL);
+	p->reaping = true; /* the monitor leaves it be: its end is decided here */
 	pthread_mutex_unlock(&p->mu);
 	int ws = 0;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+	/* the host did not ask for this end: a child that crashed, or one
+	 * that closed its channel and lives on, which the host kills */
+	bool closed = k == K_NONE && !ended_by_itself(pid, &ws);
+	if (k != K_NONE || closed) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+		}
 	}
 	pthread_mutex_lock(&p->mu);
+	p->reaping = false;
+	uint64_t guilty = p->guilty;
+	if (closed) { /* its own act, not a crash: the host's kill for the protocol */
+		k = K_PROTOCOL;
+		free(p->last_err);
+		p->last_err = strdup("it closed its channel and lived on");
+	}
 	unreached_locked(p);
 	/* a child that was ready, served nothing and had nothing to serve:
 	 * no scan to blame, so without this the host started one after
 	 * another at full speed, each start a success (a kill for its first
 	 * scan, which the monitor took off the list, is not one) */
 	bool idle = was_up && !p->served && k != K_STOP && !guilty && nothing_sent_locked(p);
-	if (k == K_NONE && !guilty)
+	if ((k == K_NONE || closed) && !guilty)
 		guilty = crashed_scan_locked(p);
 	close(p->fd);
 	close(p->rfd);
