@@ -661,10 +661,14 @@ static void test_neighbour_memory_is_not_blamed(void **state)
  * to be the zygote of its path (the first start with no zygote up), it
  * exits at once and the host spawns it instead: a fake that stayed would
  * leave the host waiting 2 s for its answer at each such start. */
-#define FAKE_ENGINE \
+#define FAKE_HEAD \
     "#!/usr/bin/env python3\n" \
-    "import os, struct, sys\n" \
+    "import os, struct, sys\n"
+#define FAKE_ENGINE \
+    FAKE_HEAD \
     "if sys.argv[1] == '--zygote': raise SystemExit(0)\n" \
+    FAKE_BODY
+#define FAKE_BODY \
     "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n" \
     "def text(b): return struct.pack('<I', len(b)) + b\n" \
     "buf = b''\n" \
@@ -1510,6 +1514,106 @@ static void test_generation_grows_across_processes(void **state)
 	unlink(path);
 }
 
+/* A zygote that forks an engine process for a request and answers after
+ * the host stopped waiting (ZYGOTE_ANSWER_MS, 2 s). The engine it forked
+ * holds the request's descriptors: the host must not give the same ones
+ * to the engine it spawns instead (the two shared one channel: the orphan
+ * read the code or the scans meant for the other), and the orphan must
+ * end (end of channel) rather than live on, attached to a live channel.
+ * Its engine processes, when spawned, answer every scan. Markers beside
+ * the script: .asked (the zygote got a request), .orphan-eof (the orphan
+ * saw its channel end), .orphan-read (it read a frame). */
+static const char LATE_ZYGOTE[] =
+    FAKE_HEAD
+    "if sys.argv[1] == '--zygote':\n"
+    "    import select, socket, time\n"
+    "    z = socket.socket(fileno=3)\n"
+    "    msg, fds, flags, addr = socket.recv_fds(z, 1, 3)\n"
+    "    open(sys.argv[0] + '.asked', 'w').close()\n"
+    "    if os.fork() == 0:\n"
+    "        z.close()\n"
+    "        r, w, x = select.select([fds[0]], [], [], 10)\n"
+    "        got = os.read(fds[0], 65536) if r else None\n"
+    "        what = 'timeout' if got is None else 'read' if got else 'eof'\n"
+    "        open(sys.argv[0] + '.orphan-' + what, 'w').close()\n"
+    "        os._exit(0)\n"
+    "    time.sleep(3)\n"
+    "    raise SystemExit(0)\n"
+    FAKE_BODY
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, ok))\n";
+
+static bool exists_beside(const char *path, const char *suffix)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	return access(name, F_OK) == 0;
+}
+
+static void unlink_beside(const char *path, const char *suffix)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	unlink(name);
+}
+
+/* Waits (up to 2 s) for pid, a child of this process, to be a zombie. */
+static void wait_zombie(pid_t pid)
+{
+	double t0 = now_ms();
+	char path[64], st = '?';
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	while (st != 'Z' && now_ms() - t0 < 2000) {
+		FILE *f = fopen(path, "r");
+		if (!f || fscanf(f, "%*d %*s %c", &st) != 1)
+			st = 'Z';
+		if (f)
+			fclose(f);
+		usleep(2000);
+	}
+}
+
+static void test_late_zygote_answer(void **state)
+{
+	(void)state;
+	/* the zygote of the real helper goes, and the next start of it finds
+	 * it dead (the request fails, unsent): the next start with no zygote
+	 * up asks the fake's path to be the zygote */
+	txs_proc *a = make("pre", ECHO, 50);
+	pid_t z = txs_isolate_zygote_pid();
+	txs_proc_free(a);
+	if (z <= 0) {
+		print_message("no zygote (TXSCAN_ZYGOTE=0): nothing to test\n");
+		return;
+	}
+	assert_int_equal(kill(z, SIGKILL), 0);
+	wait_zombie(z);
+	txs_proc_free(make("pre", ECHO, 50));
+	char path[32];
+	double t0 = now_ms();
+	txs_proc *p = fake_engine("latezygote", LATE_ZYGOTE, 0, path);
+	printf("late zygote: started in %.0f ms\n", now_ms() - t0);
+	bool asked = exists_beside(path, ".asked");
+	expect_ok(p);
+	t0 = now_ms();
+	while (!exists_beside(path, ".orphan-eof") && !exists_beside(path, ".orphan-read") &&
+	       now_ms() - t0 < 3000)
+		usleep(5000);
+	bool eof = exists_beside(path, ".orphan-eof"), read = exists_beside(path, ".orphan-read");
+	txs_proc_free(p);
+	const char *sfx[] = {".asked", ".orphan-eof", ".orphan-read", ".orphan-timeout"};
+	for (int i = 0; i < 4; i++)
+		unlink_beside(path, sfx[i]);
+	unlink(path);
+	if (!asked)
+		fail_msg("the fake zygote was never asked");
+	if (read || !eof)
+		fail_msg("the engine the late zygote forked %s", read ? "read frames of the live channel"
+		         : "still holds a live channel after 3 s");
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1708,6 +1812,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
+	    cmocka_unit_test(test_late_zygote_answer),
 	    cmocka_unit_test(test_zygote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

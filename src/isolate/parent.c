@@ -1195,7 +1195,8 @@ static int spawn_helper(const char *engine, const char *mode, int cfd, int pfd, 
  * that thread as their parent. Requests go one at a time under zmu; any
  * failure (no zygote, a zygote that died or answered it has more than one
  * thread, another helper path, a forked copy of the host) makes the caller
- * posix_spawn the helper itself, as before. TXSCAN_ZYGOTE=0 turns it off. */
+ * posix_spawn the helper itself, as before: on new descriptors when the
+ * request had been sent (ZY_SENT). TXSCAN_ZYGOTE=0 turns it off. */
 
 enum zstate { Z_NONE, Z_WANT, Z_UP, Z_OFF };
 
@@ -1269,6 +1270,25 @@ static bool zygote_want_locked(const char *engine)
 	return true;
 }
 
+/* Answers the zygote sent after the host stopped waiting (it is dead now:
+ * no more can come). Each names an engine process forked for a request the
+ * host gave up on, which holds that request's descriptors: it is the
+ * host's child (CLONE_PARENT), killed and reaped here. One forked and not
+ * yet answered for when the zygote was killed cannot be named: it holds
+ * only descriptors the host closes (spawn_child), and ends at the end of
+ * its channel (child.c), a zombie until the host exits. zmu held. */
+static void zygote_late_locked(void)
+{
+	int32_t answer[2];
+	while (recv(zfd, answer, sizeof answer, MSG_DONTWAIT) == (ssize_t)sizeof answer) {
+		if (answer[0] <= 0)
+			continue;
+		kill((pid_t)answer[0], SIGKILL);
+		while (waitpid((pid_t)answer[0], NULL, 0) < 0 && errno == EINTR) {
+		}
+	}
+}
+
 /* The zygote failed a request: it goes (the next request starts another),
  * or for good when it broke its promise of one thread. zmu held. */
 static void zygote_drop_locked(bool for_good)
@@ -1277,6 +1297,8 @@ static void zygote_drop_locked(bool for_good)
 		kill(zpid, SIGKILL);
 		while (waitpid(zpid, NULL, 0) < 0 && errno == EINTR) {
 		}
+		if (zfd >= 0)
+			zygote_late_locked();
 	}
 	if (zfd >= 0)
 		close(zfd);
@@ -1303,12 +1325,19 @@ pid_t txs_isolate_zygote_pid(void)
 	return pid;
 }
 
+/* zygote_fork's failures: the request never reached a zygote (the
+ * descriptors are the caller's alone), or it was sent and not answered as
+ * it should be (late, short, refused): the zygote, or an engine process it
+ * forked, may hold them, and they go to no other process. */
+enum { ZY_UNSENT = -1, ZY_SENT = -2 };
+
 /* An engine process forked by the zygote on the channel cfd with the
- * progress page pfd and the answer pipe's write end ofd: 0 and *pid, or -1 (the caller spawns the helper
- * itself). */
+ * progress page pfd and the answer pipe's write end ofd: 0 and *pid, or
+ * ZY_UNSENT or ZY_SENT (the caller spawns the helper itself; after
+ * ZY_SENT on new descriptors). */
 static int zygote_fork(const char *engine, int cfd, int pfd, int ofd, pid_t *pid)
 {
-	int rc = -1;
+	int rc = ZY_UNSENT;
 	pthread_mutex_lock(&zmu);
 	if (zstate == Z_UP && zhost != getpid())
 		goto out; /* a fork of the host holds its parent's zygote socket */
@@ -1336,6 +1365,8 @@ static int zygote_fork(const char *engine, int cfd, int pfd, int ofd, pid_t *pid
 	int32_t answer[2] = {0, 0};
 	struct pollfd pf = {.fd = zfd, .events = POLLIN};
 	ssize_t n = sendmsg(zfd, &m, MSG_NOSIGNAL);
+	if (n == 1)
+		rc = ZY_SENT; /* from here on, the descriptors may be the zygote's too */
 	int pr = n == 1 ? poll(&pf, 1, ZYGOTE_ANSWER_MS) : -1;
 	n = pr == 1 ? recv(zfd, answer, sizeof answer, MSG_DONTWAIT) : -1;
 	if (n != (ssize_t)sizeof answer) {
@@ -1391,61 +1422,102 @@ static int progress_page(chan_progress **out)
 	return fd;
 }
 
+/* One engine process's channel: the host's ends (the socket, the pipe's
+ * read end, the mapped progress page) and the child's (its socket, the
+ * pipe's write end, the page's memfd: at 10 or above, close-on-exec). */
+typedef struct chan_ends {
+	int sock, rfd;
+	chan_progress *page;
+	int cfd, ofd, pfd;
+} chan_ends;
+
+static void ends_close_child(chan_ends *c)
+{
+	int *fds[3] = {&c->cfd, &c->ofd, &c->pfd};
+	for (int i = 0; i < 3; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+static void ends_close(chan_ends *c)
+{
+	ends_close_child(c);
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->rfd >= 0)
+		close(c->rfd);
+	if (c->page)
+		munmap(c->page, CHAN_PROGRESS_BYTES);
+	c->sock = c->rfd = -1;
+	c->page = NULL;
+}
+
 /* The channel: a socketpair carries frames to the child (and tells each
  * side of the other's end), a pipe carries every frame back; a pipe's
  * write and wake-up cost less than a socket's (bench/channel_pingpong:
- * a round trip of 13.7-16 us against 20-28). *fd_out is the socket,
- * *rfd_out the pipe's read end, both non-blocking. */
+ * a round trip of 13.7-16 us against 20-28). 0, or -errno. */
+static int ends_new(chan_ends *c)
+{
+	int sv[2] = {-1, -1}, pp[2] = {-1, -1};
+	*c = (chan_ends){.sock = -1, .rfd = -1, .cfd = -1, .ofd = -1, .pfd = -1};
+	c->pfd = progress_page(&c->page);
+	if (c->pfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
+	    pipe2(pp, O_CLOEXEC) != 0) {
+		int e = errno;
+		c->sock = sv[0];
+		c->cfd = sv[1];
+		ends_close(c);
+		return -e;
+	}
+	c->sock = sv[0];
+	c->rfd = pp[0];
+	c->cfd = fd_high(sv[1]);
+	int e = errno;
+	c->ofd = fd_high(pp[1]);
+	if (c->ofd < 0)
+		e = errno;
+	if (c->cfd < 0 || c->ofd < 0) {
+		ends_close(c);
+		return -e;
+	}
+	return 0;
+}
+
+/* A child on a new channel: forked by the zygote, else spawned. *fd_out is
+ * the socket, *rfd_out the pipe's read end, both non-blocking. */
 static int spawn_child(txs_proc *p, int *fd_out, int *rfd_out, pid_t *pid_out,
                        chan_progress **page_out)
 {
-	int sv[2], pp[2];
-	chan_progress *page = NULL;
-	int pfd = progress_page(&page);
-	if (pfd < 0)
-		return -errno;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		int e = errno;
-		close(pfd);
-		munmap(page, CHAN_PROGRESS_BYTES);
-		return -e;
-	}
-	if (pipe2(pp, O_CLOEXEC) != 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		close(pfd);
-		munmap(page, CHAN_PROGRESS_BYTES);
-		return -e;
-	}
-	int cfd = fd_high(sv[1]);
-	int e = errno;
-	int ofd = fd_high(pp[1]);
-	if (ofd < 0)
-		e = errno;
+	chan_ends c;
+	int rc = ends_new(&c);
+	if (rc)
+		return rc;
 	pid_t pid = 0;
-	int rc = cfd < 0 || ofd < 0 ? e
-	         : zygote_fork(p->engine, cfd, pfd, ofd, &pid) == 0
-	             ? 0
-	             : spawn_helper(p->engine, "--engine-child", cfd, pfd, ofd, &pid);
-	if (cfd >= 0)
-		close(cfd);
-	if (ofd >= 0)
-		close(ofd);
-	close(pfd);
+	int z = zygote_fork(p->engine, c.cfd, c.pfd, c.ofd, &pid);
+	if (z == ZY_SENT) {
+		/* the zygote, or an engine it forked and did not answer for in
+		 * time, may hold these: a second engine on them shared its
+		 * channel with that one (which read the code and answered for
+		 * it). Closed here, they end that one (end of channel). */
+		ends_close(&c);
+		if ((rc = ends_new(&c)) != 0)
+			return rc;
+	}
+	rc = z == 0 ? 0 : spawn_helper(p->engine, "--engine-child", c.cfd, c.pfd, c.ofd, &pid);
+	ends_close_child(&c);
 	if (rc != 0) {
-		close(sv[0]);
-		close(pp[0]);
-		munmap(page, CHAN_PROGRESS_BYTES);
+		ends_close(&c);
 		return -rc;
 	}
-	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	fcntl(pp[0], F_SETFL, fcntl(pp[0], F_GETFL) | O_NONBLOCK);
-	fcntl(pp[0], F_SETPIPE_SZ, CHAN_PIPE_BYTES); /* as much as a socket buffers; best effort */
-	*fd_out = sv[0];
-	*rfd_out = pp[0];
+	fcntl(c.sock, F_SETFL, fcntl(c.sock, F_GETFL) | O_NONBLOCK);
+	fcntl(c.rfd, F_SETFL, fcntl(c.rfd, F_GETFL) | O_NONBLOCK);
+	fcntl(c.rfd, F_SETPIPE_SZ, CHAN_PIPE_BYTES); /* as much as a socket buffers; best effort */
+	*fd_out = c.sock;
+	*rfd_out = c.rfd;
 	*pid_out = pid;
-	*page_out = page;
+	*page_out = c.page;
 	return 0;
 }
 
