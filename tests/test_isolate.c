@@ -729,6 +729,62 @@ static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeou
 	return fake_engine_console(id, script, timeout_ms, NULL, path);
 }
 
+/* An engine process that answers its first scan at once and then takes
+ * 300 MB (as a standby engine's build, or a timer, could: no scan runs
+ * long meanwhile), and goes on answering every scan at once. Its scans
+ * each end within a millisecond and it is idle between them: the monitor,
+ * which read the RSS only for a scan running over a millisecond, never
+ * looked, and it kept the 300 MB for ever. Now it reads it every second
+ * while idle and every 10 ms while scans are in flight: the process is
+ * killed for memory while it idles, and while short scans stream to it. */
+static const char HOARDS_LATER[] =
+    FAKE_ENGINE
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, i = take()\n"
+    "os.write(5, frame(17, i, ok))\n"
+    "hoard = b'\\x01' * (300 << 20)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, ok))\n";
+
+static uint64_t kills_now(txs_proc *p)
+{
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	return s.process_kills;
+}
+
+static void test_memory_taken_between_scans_is_seen(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("hoarder", HOARDS_LATER, 2000, path);
+	expect_ok(p);
+	double t0 = now_ms();
+	while (kills_now(p) == 0 && now_ms() - t0 < 3000) /* idle */
+		usleep(10 * 1000);
+	printf("hoarder: killed idle after %.0f ms\n", now_ms() - t0);
+	if (kills_now(p) != 1)
+		fail_msg("300 MB above the cap, kept idle for 3 s");
+	txs_proc_free(p);
+	unlink(path);
+	p = fake_engine("hoarder", HOARDS_LATER, 2000, path);
+	expect_ok(p);
+	usleep(500 * 1000); /* it takes the 300 MB with nothing in flight */
+	t0 = now_ms();
+	int scans = 0;
+	while (kills_now(p) == 0 && now_ms() - t0 < 3000) { /* short scans, streaming */
+		txs_scan_result r = scan(p, TX, NULL);
+		txs_scan_result_clear(&r);
+		scans++;
+	}
+	printf("hoarder: killed after %d short scans, %.0f ms\n", scans, now_ms() - t0);
+	if (kills_now(p) != 1)
+		fail_msg("300 MB above the cap, kept over %d short scans in 3 s", scans);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* An engine process whose progress page lies (channel.h): a write left
  * half-way (an odd sequence), a scan id the host never sent, a start in
  * the future, a thread id that is not one of its own. None of it may make
@@ -1793,6 +1849,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_memory_cap),
 	    cmocka_unit_test(test_load_past_memory_cap_fails_start),
 	    cmocka_unit_test(test_memory_kept_from_load_counts),
+	    cmocka_unit_test(test_memory_taken_between_scans_is_seen),
 	    cmocka_unit_test(test_collector_under_stream),
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),

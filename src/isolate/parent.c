@@ -132,6 +132,7 @@ struct txs_proc {
 	int statm_fd;
 	size_t rss_base;        /* the child's RSS before the plugin's code ran (CH_LOADING) */
 	bool base_known;
+	uint64_t rss_at_ns;     /* the monitor's last reading of it (over_cap_locked) */
 	enum kill_reason kill;
 	uint64_t guilty;        /* the scan a kill is for (0: none) */
 	uint64_t start_deadline_ns;
@@ -345,10 +346,20 @@ static size_t rss_cap_locked(const txs_proc *p)
 	return p->rss_base + (mb << 20);
 }
 
-/* True when p's child holds more than its cap. mu held. */
-static bool over_cap_locked(const txs_proc *p)
+/* How often the monitor reads the RSS of a child with work in flight whose
+ * scans each end within a millisecond (one running longer is read every
+ * tick), and of an idle child. Memory the plugin took where no scan ran
+ * long (a standby engine's build, which runs the module and init(ctx)
+ * beside the serving lane, or anything between scans) was otherwise never
+ * looked at while its scans stayed short: it kept it, above the cap. */
+#define RSS_BUSY_NS (10 * 1000000ull)
+#define RSS_IDLE_NS (1000 * 1000000ull)
+
+/* True when p's child holds more than its cap (read now). mu held. */
+static bool over_cap_locked(txs_proc *p, uint64_t now)
 {
 	size_t cap = rss_cap_locked(p);
+	p->rss_at_ns = now;
 	return cap && procstat_statm_rss(p->statm_fd) > cap;
 }
 
@@ -359,7 +370,7 @@ static bool over_cap_locked(const txs_proc *p)
  * runs, else the oldest in flight: it started when it was sent or when
  * the one before it was answered, whichever is later (the child answers a
  * batch's scans as soon as the batch ends). */
-static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
+static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 {
 	if (p->reaping)
 		return NULL;
@@ -368,13 +379,19 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 		 * (the reap makes it a failed start that names the cap) */
 		if (now > p->start_deadline_ns)
 			kill_locked(p, K_START, 0);
-		else if (over_cap_locked(p))
+		else if (over_cap_locked(p, now))
 			kill_locked(p, K_MEMORY, 0);
 		*busy = true;
 		return NULL;
 	}
-	if (p->state != S_UP || p->kill || !p->head || !p->head->sent)
+	if (p->state != S_UP || p->kill)
 		return NULL;
+	if (!p->head || !p->head->sent) { /* idle: a look now and then (RSS_IDLE_NS) */
+		*idle = *idle || rss_cap_locked(p);
+		if (now - p->rss_at_ns >= RSS_IDLE_NS && over_cap_locked(p, now))
+			kill_locked(p, K_MEMORY, 0);
+		return NULL;
+	}
 	*busy = true;
 	timing tm;
 	pend *cur = page_running_locked(p, now, &tm);
@@ -393,7 +410,8 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 	}
 	/* a control (restart, reload) builds an engine and runs the plugin's
 	 * module and init(ctx) in it: held to the cap too */
-	if (now - tm.start_ns >= TICK_NS && over_cap_locked(p)) {
+	if ((now - tm.start_ns >= TICK_NS || now - p->rss_at_ns >= RSS_BUSY_NS) &&
+	    over_cap_locked(p, now)) {
 		if (scan)
 			return pop_guilty_locked(p, K_MEMORY, cur);
 		kill_locked(p, K_MEMORY, 0);
@@ -428,19 +446,24 @@ static void *monitor_main(void *arg)
 	gmu_held = true; /* whenever it runs a callback */
 	pthread_mutex_lock(&gmu);
 	for (;;) {
-		bool busy = false;
+		bool busy = false, idle = false;
 		atomic_store(&gsleeping, true);
 		uint64_t now = txs_now_ns();
 		for (txs_proc *p = gprocs; p; p = p->mnext) {
 			pthread_mutex_lock(&p->mu);
 			enum kill_reason k = p->kill;
-			pend *g = watch_locked(p, now, &busy);
+			pend *g = watch_locked(p, now, &busy, &idle);
 			k = g ? p->kill : k;
 			pthread_mutex_unlock(&p->mu);
 			if (g) {
 				answer_killed(p, g, k);
 				busy = true; /* look again: the callback may have submitted */
 			}
+		}
+		if (!busy && idle) { /* children with a cap, idle: their RSS once a second */
+			struct timespec ts = txs_timespec(now + RSS_IDLE_NS);
+			pthread_cond_timedwait(&gcv, &gmu, &ts);
+			continue;
 		}
 		if (!busy) {
 			pthread_cond_wait(&gcv, &gmu);
@@ -973,7 +996,8 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 		return;
 	}
 	free(text);
-	if (over_cap_locked(p)) { /* what the module and init(ctx) kept: a failed start */
+	/* what the module and init(ctx) kept, past the cap: a failed start */
+	if (over_cap_locked(p, txs_now_ns())) {
 		kill_locked(p, K_MEMORY, 0);
 		pthread_mutex_unlock(&p->mu);
 		return;
@@ -1551,6 +1575,7 @@ static int start_locked(txs_proc *p)
 	p->guilty = 0;
 	p->rss_base = 0;
 	p->base_known = false;
+	p->rss_at_ns = 0;
 	p->state = S_STARTING;
 	p->start_deadline_ns = txs_now_ns() +
 	                       ((uint64_t)p->lim.init_timeout_ms + START_EXTRA_MS) * 1000000ull;
