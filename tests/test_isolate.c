@@ -729,6 +729,43 @@ static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeou
 	return fake_engine_console(id, script, timeout_ms, NULL, path);
 }
 
+/* A reload whose new code fills 200 MB as its module loads: the child
+ * runs it (a canary engine) while the host waits for the reload, and is
+ * held to the cap then too. The reload fails naming the cap and the
+ * plugin goes on with its old code; before, the reload succeeded, the
+ * plugin ran with the new code, holding the 200 MB. */
+static const char RELOAD_HOG[] =
+    "const keep = new Uint8Array(200 * 1024 * 1024).fill(1);"
+    " module.exports = { scanTransaction(tx) { return keep[5] ? null : null; } };";
+
+static void test_reload_past_memory_cap_fails(void **state)
+{
+	(void)state;
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 10000; /* the fill is not stopped by its time */
+	txs_plugin_code c = {.id = "rehog", .version = "1", .filename = "index.js", .source = ECHO,
+	                     .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	assert_int_equal(txs_proc_new(&p, &c, &l, NULL, NULL, NULL), 0);
+	expect_ok(p);
+	c.version = "2";
+	c.filename = "hog.js";
+	c.source = RELOAD_HOG;
+	c.source_len = strlen(RELOAD_HOG);
+	int rc = txs_proc_reload(p, &c, NULL);
+	printf("reload of a hog: %d: %s\n", rc, rc ? txs_last_error() : "");
+	if (rc == 0)
+		fail_msg("the reload to a plugin that keeps 200 MB succeeded");
+	assert_non_null(strstr(txs_last_error(), "memory"));
+	txs_scan_result r = scan(p, TX, NULL);
+	if (r.status != TXS_STATUS_OK || !strstr(r.json, "SEEN"))
+		fail_msg("after the failed reload: %s: %s", txs_status_name(r.status),
+		         r.error ? r.error : r.json);
+	txs_scan_result_clear(&r);
+	txs_proc_free(p);
+}
+
 /* An engine process that answers its first scan at once and then takes
  * 300 MB (as a standby engine's build, or a timer, could: no scan runs
  * long meanwhile), and goes on answering every scan at once. Its scans
@@ -1850,6 +1887,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_load_past_memory_cap_fails_start),
 	    cmocka_unit_test(test_memory_kept_from_load_counts),
 	    cmocka_unit_test(test_memory_taken_between_scans_is_seen),
+	    cmocka_unit_test(test_reload_past_memory_cap_fails),
 	    cmocka_unit_test(test_collector_under_stream),
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
