@@ -520,6 +520,78 @@ static void test_memory_cap(void **state)
 	txs_proc_free(p);
 }
 
+/* A plugin that allocates while its module loads or in init(ctx) (one
+ * native fill each, which the engine's watchdog never sees) must not
+ * start: the cap is measured from what the process held before the
+ * plugin's code ran, and a start past it fails with an error naming the
+ * cap. Measured from the RSS at ready, the 400 MB were the base and the
+ * plugin ran with them for ever. */
+static const char LOAD_HOG[] =
+    "const keep = new Uint8Array(400 * 1024 * 1024).fill(1);"
+    " module.exports = { scanTransaction(tx) { return keep[5] ? null : null; } };";
+static const char INIT_HOG[] =
+    "let keep; module.exports = { init(ctx) { keep = new Uint8Array(400 * 1024 * 1024).fill(1); },"
+    " scanTransaction(tx) { return keep[5] ? null : null; } };";
+
+static void test_load_past_memory_cap_fails_start(void **state)
+{
+	(void)state;
+	const char *srcs[2] = {LOAD_HOG, INIT_HOG};
+	for (int i = 0; i < 2; i++) {
+		txs_limits l;
+		txs_limits_init(&l);
+		l.timeout_ms = 10000; /* the fill is not stopped by its time */
+		txs_plugin_code c = {.id = "hog", .version = "1", .filename = "hog.js", .source = srcs[i],
+		                     .source_len = strlen(srcs[i])};
+		txs_proc *p = NULL;
+		int rc = txs_proc_new(&p, &c, &l, NULL, NULL, NULL);
+		if (rc == 0) {
+			txs_executor_stats s;
+			txs_proc_stats_get(p, &s);
+			txs_proc_free(p);
+			fail_msg("%s: started, holding %llu MB", i ? "init" : "load",
+			         (unsigned long long)(s.process_rss_bytes >> 20));
+		}
+		printf("%s: %s\n", i ? "init" : "load", txs_last_error());
+		assert_int_equal(rc, TXS_EPLUGIN);
+		assert_non_null(strstr(txs_last_error(), "hog.js"));
+		assert_non_null(strstr(txs_last_error(), "memory cap"));
+	}
+}
+
+/* What the module kept counts against every later scan: a plugin that
+ * loads holding 100 MB (under the cap: base + 24 + heap_limit_mb 64 + 64
+ * MB) and then fills 60 MB in a scan (under its heap limit: the engine's
+ * own watchdog lets it run) is past the cap, and the scan answers memory.
+ * Measured from the RSS at ready, the 100 MB were free: the scan had
+ * 128 MB of room and answered ok. */
+static const char KEEPS_100[] =
+    "const keep = new Uint8Array(100 * 1024 * 1024).fill(1);"
+    " module.exports = { scanTransaction(tx) {"
+    " if (tx.hash === 'bomb') { const a = new Uint8Array(60 * 1024 * 1024); a.fill(1);"
+    "   return a[5] + keep[5] ? null : null; }"
+    " return null; } };";
+
+static void test_memory_kept_from_load_counts(void **state)
+{
+	(void)state;
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 5000;
+	txs_plugin_code c = {.id = "keeps", .version = "1", .filename = "index.js",
+	                     .source = KEEPS_100, .source_len = strlen(KEEPS_100)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, NULL) != 0)
+		fail_msg("a plugin holding 100 MB did not start: %s", txs_last_error());
+	expect_ok(p);
+	txs_scan_result r = scan(p, "{\"hash\":\"bomb\"}", NULL);
+	printf("kept 100 MB, then 60 more: %s: %s\n", txs_status_name(r.status), r.error ? r.error : "");
+	if (r.status != TXS_STATUS_MEMORY)
+		fail_msg("expected memory, got %s: %s", txs_status_name(r.status), r.error ? r.error : r.json);
+	txs_scan_result_clear(&r);
+	txs_proc_free(p);
+}
+
 /* ---- through the host ------------------------------------------------------ */
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -589,10 +661,14 @@ static void test_neighbour_memory_is_not_blamed(void **state)
  * to be the zygote of its path (the first start with no zygote up), it
  * exits at once and the host spawns it instead: a fake that stayed would
  * leave the host waiting 2 s for its answer at each such start. */
-#define FAKE_ENGINE \
+#define FAKE_HEAD \
     "#!/usr/bin/env python3\n" \
-    "import os, struct, sys\n" \
+    "import os, struct, sys\n"
+#define FAKE_ENGINE \
+    FAKE_HEAD \
     "if sys.argv[1] == '--zygote': raise SystemExit(0)\n" \
+    FAKE_BODY
+#define FAKE_BODY \
     "def frame(t, i, p): return struct.pack('<IHHQ', len(p), t, 0, i) + p\n" \
     "def text(b): return struct.pack('<I', len(b)) + b\n" \
     "buf = b''\n" \
@@ -608,6 +684,8 @@ static void test_neighbour_memory_is_not_blamed(void **state)
     "        if not d: raise SystemExit(0)\n" \
     "        buf += d\n" \
     "take()\n" \
+    "rss = int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n" \
+    "os.write(5, frame(23, 0, struct.pack('<Q', rss)))\n" \
     "os.write(5, frame(16, 0, struct.pack('<i', 0) + text(b'')))\n"
 
 /* A compromised child that answers a scan it was never sent: the host
@@ -649,6 +727,99 @@ static txs_proc *fake_engine(const char *id, const char *script, uint32_t timeou
                              char path[static 32])
 {
 	return fake_engine_console(id, script, timeout_ms, NULL, path);
+}
+
+/* A reload whose new code fills 200 MB as its module loads: the child
+ * runs it (a canary engine) while the host waits for the reload, and is
+ * held to the cap then too. The reload fails naming the cap and the
+ * plugin goes on with its old code; before, the reload succeeded, the
+ * plugin ran with the new code, holding the 200 MB. */
+static const char RELOAD_HOG[] =
+    "const keep = new Uint8Array(200 * 1024 * 1024).fill(1);"
+    " module.exports = { scanTransaction(tx) { return keep[5] ? null : null; } };";
+
+static void test_reload_past_memory_cap_fails(void **state)
+{
+	(void)state;
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 10000; /* the fill is not stopped by its time */
+	txs_plugin_code c = {.id = "rehog", .version = "1", .filename = "index.js", .source = ECHO,
+	                     .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	assert_int_equal(txs_proc_new(&p, &c, &l, NULL, NULL, NULL), 0);
+	expect_ok(p);
+	c.version = "2";
+	c.filename = "hog.js";
+	c.source = RELOAD_HOG;
+	c.source_len = strlen(RELOAD_HOG);
+	int rc = txs_proc_reload(p, &c, NULL);
+	printf("reload of a hog: %d: %s\n", rc, rc ? txs_last_error() : "");
+	if (rc == 0)
+		fail_msg("the reload to a plugin that keeps 200 MB succeeded");
+	assert_non_null(strstr(txs_last_error(), "memory"));
+	txs_scan_result r = scan(p, TX, NULL);
+	if (r.status != TXS_STATUS_OK || !strstr(r.json, "SEEN"))
+		fail_msg("after the failed reload: %s: %s", txs_status_name(r.status),
+		         r.error ? r.error : r.json);
+	txs_scan_result_clear(&r);
+	txs_proc_free(p);
+}
+
+/* An engine process that answers its first scan at once and then takes
+ * 300 MB (as a standby engine's build, or a timer, could: no scan runs
+ * long meanwhile), and goes on answering every scan at once. Its scans
+ * each end within a millisecond and it is idle between them: the monitor,
+ * which read the RSS only for a scan running over a millisecond, never
+ * looked, and it kept the 300 MB for ever. Now it reads it every second
+ * while idle and every 10 ms while scans are in flight: the process is
+ * killed for memory while it idles, and while short scans stream to it. */
+static const char HOARDS_LATER[] =
+    FAKE_ENGINE
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "t, i = take()\n"
+    "os.write(5, frame(17, i, ok))\n"
+    "hoard = b'\\x01' * (300 << 20)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, ok))\n";
+
+static uint64_t kills_now(txs_proc *p)
+{
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	return s.process_kills;
+}
+
+static void test_memory_taken_between_scans_is_seen(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("hoarder", HOARDS_LATER, 2000, path);
+	expect_ok(p);
+	double t0 = now_ms();
+	while (kills_now(p) == 0 && now_ms() - t0 < 3000) /* idle */
+		usleep(10 * 1000);
+	printf("hoarder: killed idle after %.0f ms\n", now_ms() - t0);
+	if (kills_now(p) != 1)
+		fail_msg("300 MB above the cap, kept idle for 3 s");
+	txs_proc_free(p);
+	unlink(path);
+	p = fake_engine("hoarder", HOARDS_LATER, 2000, path);
+	expect_ok(p);
+	usleep(500 * 1000); /* it takes the 300 MB with nothing in flight */
+	t0 = now_ms();
+	int scans = 0;
+	while (kills_now(p) == 0 && now_ms() - t0 < 3000) { /* short scans, streaming */
+		txs_scan_result r = scan(p, TX, NULL);
+		txs_scan_result_clear(&r);
+		scans++;
+	}
+	printf("hoarder: killed after %d short scans, %.0f ms\n", scans, now_ms() - t0);
+	if (kills_now(p) != 1)
+		fail_msg("300 MB above the cap, kept over %d short scans in 3 s", scans);
+	txs_proc_free(p);
+	unlink(path);
 }
 
 /* An engine process whose progress page lies (channel.h): a write left
@@ -950,6 +1121,54 @@ static void test_child_that_stops_reading(void **state)
 	if (ms > 500)
 		fail_msg("answered after %.1f ms: the host did not see the channel closed", ms);
 	txs_proc_free(p);
+	unlink(path);
+}
+
+/* An engine process that takes a scan and closes its channel, and lives
+ * on: the first closes its answer pipe (fd 5), the second its socket (fd
+ * 3); the third (marker files beside the script) answers. The host kills
+ * each: the kill is the host's, for the protocol, not a crash ("killed by
+ * signal SIGKILL (9)" and process_crashes, as it was reported); the scan
+ * each took still answers error. */
+static const char CLOSES_CHANNEL[] =
+    FAKE_ENGINE
+    "import time\n"
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "first, second = sys.argv[0] + '.1', sys.argv[0] + '.2'\n"
+    "if os.path.exists(second):\n"
+    "    while True:\n"
+    "        t, i = take()\n"
+    "        os.write(5, frame(17, i, ok))\n"
+    "t, i = take()\n"
+    "fd = 3 if os.path.exists(first) else 5\n"
+    "open(second if fd == 3 else first, 'w').close()\n"
+    "os.close(fd)\n"
+    "while True: time.sleep(1)\n";
+
+static void test_closed_channel_is_not_a_crash(void **state)
+{
+	(void)state;
+	char path[32], marker[2][48];
+	txs_proc *p = fake_engine("closes", CLOSES_CHANNEL, 0, path);
+	for (int i = 0; i < 2; i++) {
+		snprintf(marker[i], sizeof marker[i], "%s.%d", path, i + 1);
+		txs_scan_result r = scan(p, TX, NULL);
+		printf("closed its %s: %s: %s\n", i ? "socket" : "pipe", txs_status_name(r.status),
+		       r.error ? r.error : "");
+		assert_int_equal(r.status, TXS_STATUS_ERROR);
+		if (!strstr(r.error, "closed its channel") || strstr(r.error, "SIGKILL"))
+			fail_msg("unexpected error: %s", r.error);
+		txs_scan_result_clear(&r);
+	}
+	expect_ok(p);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	if (s.process_crashes != 0 || s.process_kills != 2)
+		fail_msg("%llu crashes, %llu kills: the host's kills were counted as crashes",
+		         (unsigned long long)s.process_crashes, (unsigned long long)s.process_kills);
+	txs_proc_free(p);
+	unlink(marker[0]);
+	unlink(marker[1]);
 	unlink(path);
 }
 
@@ -1388,6 +1607,106 @@ static void test_generation_grows_across_processes(void **state)
 	unlink(path);
 }
 
+/* A zygote that forks an engine process for a request and answers after
+ * the host stopped waiting (ZYGOTE_ANSWER_MS, 2 s). The engine it forked
+ * holds the request's descriptors: the host must not give the same ones
+ * to the engine it spawns instead (the two shared one channel: the orphan
+ * read the code or the scans meant for the other), and the orphan must
+ * end (end of channel) rather than live on, attached to a live channel.
+ * Its engine processes, when spawned, answer every scan. Markers beside
+ * the script: .asked (the zygote got a request), .orphan-eof (the orphan
+ * saw its channel end), .orphan-read (it read a frame). */
+static const char LATE_ZYGOTE[] =
+    FAKE_HEAD
+    "if sys.argv[1] == '--zygote':\n"
+    "    import select, socket, time\n"
+    "    z = socket.socket(fileno=3)\n"
+    "    msg, fds, flags, addr = socket.recv_fds(z, 1, 3)\n"
+    "    open(sys.argv[0] + '.asked', 'w').close()\n"
+    "    if os.fork() == 0:\n"
+    "        z.close()\n"
+    "        r, w, x = select.select([fds[0]], [], [], 10)\n"
+    "        got = os.read(fds[0], 65536) if r else None\n"
+    "        what = 'timeout' if got is None else 'read' if got else 'eof'\n"
+    "        open(sys.argv[0] + '.orphan-' + what, 'w').close()\n"
+    "        os._exit(0)\n"
+    "    time.sleep(3)\n"
+    "    raise SystemExit(0)\n"
+    FAKE_BODY
+    "ok = struct.pack('<IIQQdQ', 0, 1, 0, 0, 0.1, 1) + text(b'null') + struct.pack('<I', 0xffffffff)\n"
+    "while True:\n"
+    "    t, i = take()\n"
+    "    os.write(5, frame(17, i, ok))\n";
+
+static bool exists_beside(const char *path, const char *suffix)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	return access(name, F_OK) == 0;
+}
+
+static void unlink_beside(const char *path, const char *suffix)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	unlink(name);
+}
+
+/* Waits (up to 2 s) for pid, a child of this process, to be a zombie. */
+static void wait_zombie(pid_t pid)
+{
+	double t0 = now_ms();
+	char path[64], st = '?';
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	while (st != 'Z' && now_ms() - t0 < 2000) {
+		FILE *f = fopen(path, "r");
+		if (!f || fscanf(f, "%*d %*s %c", &st) != 1)
+			st = 'Z';
+		if (f)
+			fclose(f);
+		usleep(2000);
+	}
+}
+
+static void test_late_zygote_answer(void **state)
+{
+	(void)state;
+	/* the zygote of the real helper goes, and the next start of it finds
+	 * it dead (the request fails, unsent): the next start with no zygote
+	 * up asks the fake's path to be the zygote */
+	txs_proc *a = make("pre", ECHO, 50);
+	pid_t z = txs_isolate_zygote_pid();
+	txs_proc_free(a);
+	if (z <= 0) {
+		print_message("no zygote (TXSCAN_ZYGOTE=0): nothing to test\n");
+		return;
+	}
+	assert_int_equal(kill(z, SIGKILL), 0);
+	wait_zombie(z);
+	txs_proc_free(make("pre", ECHO, 50));
+	char path[32];
+	double t0 = now_ms();
+	txs_proc *p = fake_engine("latezygote", LATE_ZYGOTE, 0, path);
+	printf("late zygote: started in %.0f ms\n", now_ms() - t0);
+	bool asked = exists_beside(path, ".asked");
+	expect_ok(p);
+	t0 = now_ms();
+	while (!exists_beside(path, ".orphan-eof") && !exists_beside(path, ".orphan-read") &&
+	       now_ms() - t0 < 3000)
+		usleep(5000);
+	bool eof = exists_beside(path, ".orphan-eof"), read = exists_beside(path, ".orphan-read");
+	txs_proc_free(p);
+	const char *sfx[] = {".asked", ".orphan-eof", ".orphan-read", ".orphan-timeout"};
+	for (int i = 0; i < 4; i++)
+		unlink_beside(path, sfx[i]);
+	unlink(path);
+	if (!asked)
+		fail_msg("the fake zygote was never asked");
+	if (read || !eof)
+		fail_msg("the engine the late zygote forked %s", read ? "read frames of the live channel"
+		         : "still holds a live channel after 3 s");
+}
+
 /* The production filter, seen from inside a child. */
 static void test_sandbox_probe(void **state)
 {
@@ -1565,12 +1884,17 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_segv_during_stream),
 	    cmocka_unit_test(test_abort_during_stream),
 	    cmocka_unit_test(test_memory_cap),
+	    cmocka_unit_test(test_load_past_memory_cap_fails_start),
+	    cmocka_unit_test(test_memory_kept_from_load_counts),
+	    cmocka_unit_test(test_memory_taken_between_scans_is_seen),
+	    cmocka_unit_test(test_reload_past_memory_cap_fails),
 	    cmocka_unit_test(test_collector_under_stream),
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),
+	    cmocka_unit_test(test_closed_channel_is_not_a_crash),
 	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
 	    cmocka_unit_test(test_answers_read_are_not_killed),
 	    cmocka_unit_test(test_killed_scan_callback_may_submit),
@@ -1583,6 +1907,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_page_cannot_postpone_the_deadline),
 	    cmocka_unit_test(test_neighbour_memory_is_not_blamed),
 	    cmocka_unit_test(test_children_die_with_parent),
+	    cmocka_unit_test(test_late_zygote_answer),
 	    cmocka_unit_test(test_zygote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

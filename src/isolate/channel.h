@@ -42,6 +42,8 @@ enum chan_type {
 	CH_CONSOLE,    /* level, message */
 	CH_LANE,       /* the serving lane's thread and its run-queue wait (after CH_READY) */
 	CH_EVENT,      /* an executor event (txs_event_fn): name, detail */
+	CH_LOADING,    /* u64: the child's RSS before any of the plugin's code ran (once,
+	                * before CH_READY): the base of the parent's memory cap */
 };
 
 #define CHAN_HEADER 16

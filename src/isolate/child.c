@@ -8,6 +8,7 @@
  * order: die with the parent (PR_SET_PDEATHSIG, then getppid() against
  * the pid the parent passed, for the race of a parent that died first);
  * close every other descriptor; limits; read the plugin's code (CH_INIT);
+ * send its own RSS, the base of the parent's memory cap (CH_LOADING);
  * enter the sandbox (sandbox.c); only then build an ordinary txs_executor,
  * whose lanes evaluate the code. A closed channel ends the process at once.
  *
@@ -569,6 +570,23 @@ static void send_first_lane(void)
 		closedir(d);
 }
 
+/* What this process holds before any of the plugin's code runs (none has:
+ * the code was only read), for the parent's memory cap, which is measured
+ * from here: from the RSS at CH_READY, a plugin that allocated while its
+ * module loaded or in init(ctx) raised its own cap by as much, for ever.
+ * Sent before the executor is built, so the plugin cannot write it. */
+static void send_loading(void)
+{
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	uint64_t rss = procstat_statm_rss(fd);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&C.wmu);
+	if (chan_frame(&C.out, CH_LOADING, 0, &rss, sizeof rss) == 0)
+		flush_locked();
+	pthread_mutex_unlock(&C.wmu);
+}
+
 /* Dies with the parent; descriptors (the channel's socket as 3, the
  * progress page as 4, the answer pipe's write end as 5, no other) and
  * limits. Each goes above 9 first, so that no dup2 lands on another. */
@@ -616,6 +634,7 @@ static int child_run(int fd, int pfd, int ofd, pid_t parent)
 	if (!p || chan_code_decode(p, h.len, &code, &lim, &has))
 		return 65;
 	chan_buf_compact(&C.in);
+	send_loading();
 	int rc = txs_sandbox_enter();
 	if (rc != 0) {
 		char msg[96];

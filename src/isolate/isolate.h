@@ -70,8 +70,14 @@ pid_t txs_isolate_zygote_pid(void);
 /* main() of the helper (src/isolate/engine_main.c). */
 int txs_isolate_child_main(int argc, char **argv);
 
-/* Memory the parent allows a child beyond its RSS when it became ready,
- * on top of heap_limit_mb: JIT code, malloc arenas, thread stacks. */
+/* The memory cap of an engine process (parent.c, rss_cap_locked) is its
+ * RSS before any of the plugin's code ran, plus what an engine process
+ * adds to that by itself (ENGINE: its VM, the library pages it faults in;
+ * the example plugins' processes were 15-18 MB above it when ready: base
+ * 2.4 MB forked by the zygote, 10.4 MB spawned), plus heap_limit_mb, plus
+ * the slack (JIT code, malloc arenas, thread stacks, the standby's VM: the
+ * same processes peaked 32-36 MB above their base over 60,000 scans). */
+#define TXS_PROC_ENGINE_MB 24
 #define TXS_PROC_RSS_SLACK_MB 64
 /* How long past its timeout a scan may run before its child is killed. */
 #define TXS_PROC_GRACE_MS 30

@@ -11,10 +11,13 @@
  * the callbacks, reaps a dead child and starts the replacement. One
  * monitor thread for the whole process holds the hard stops: every
  * millisecond while any child is busy it compares each child's oldest scan
- * with its deadline and, for a scan running longer than a millisecond,
- * reads the child's RSS (/proc/<pid>/statm); a child past either limit is
- * SIGKILLed with the reason and the guilty scan recorded, and its I/O
- * thread finishes the job when the channel closes.
+ * with its deadline and, while the child starts and for a scan or control
+ * running longer than a millisecond, reads the child's RSS
+ * (/proc/<pid>/statm) against its cap, which is absolute: from the RSS the
+ * child had before any of the plugin's code ran (CH_LOADING, see
+ * rss_cap_locked); a child past either limit is SIGKILLed with the reason
+ * and the guilty scan recorded, and its I/O thread finishes the job when
+ * the channel closes (a start past the cap is a failed start).
  *
  * Pending list (under mu): every scan and control command sent or waiting
  * to be sent, in order. The child answers in order (child.c), so an
@@ -127,7 +130,9 @@ struct txs_proc {
 	int fd;      /* the socket: frames to the child, its end of channel */
 	int rfd;     /* the read end of the child's pipe: every frame from it */
 	int statm_fd;
-	size_t rss_base;
+	size_t rss_base;        /* the child's RSS before the plugin's code ran (CH_LOADING) */
+	bool base_known;
+	uint64_t rss_at_ns;     /* the monitor's last reading of it (over_cap_locked) */
 	enum kill_reason kill;
 	uint64_t guilty;        /* the scan a kill is for (0: none) */
 	uint64_t start_deadline_ns;
@@ -157,6 +162,7 @@ struct txs_proc {
 	char *last_err;
 	uint32_t consecutive_failures, quarantine_after;
 	bool served;            /* the child answered something since it was ready */
+	bool reaping;           /* the I/O thread is reaping the child (reap_locked) */
 	uint32_t idle_deaths;   /* children in a row that died before they served */
 	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
 	uint32_t br_state, kills_in_row;
@@ -324,6 +330,39 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
 	return pd;
 }
 
+/* The memory cap of p's child: absolute for the process, from what it held
+ * before any of the plugin's code ran (CH_LOADING), plus what an engine
+ * process of a minimal plugin adds to that (TXS_PROC_ENGINE_MB: its VMs,
+ * the standby's, JIT code, the library pages it faults in), heap_limit_mb
+ * and the slack. A cap from the RSS at CH_READY counted whatever the
+ * module and init(ctx) allocated as the base: a plugin that kept 1.5 GB
+ * from its load had it for ever, on top of its cap. 0: no cap
+ * (heap_limit_mb 0, or no base yet). mu held. */
+static size_t rss_cap_locked(const txs_proc *p)
+{
+	if (!p->lim.heap_limit_mb || !p->base_known)
+		return 0;
+	size_t mb = (size_t)p->lim.heap_limit_mb + TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB;
+	return p->rss_base + (mb << 20);
+}
+
+/* How often the monitor reads the RSS of a child with work in flight whose
+ * scans each end within a millisecond (one running longer is read every
+ * tick), and of an idle child. Memory the plugin took where no scan ran
+ * long (a standby engine's build, which runs the module and init(ctx)
+ * beside the serving lane, or anything between scans) was otherwise never
+ * looked at while its scans stayed short: it kept it, above the cap. */
+#define RSS_BUSY_NS (10 * 1000000ull)
+#define RSS_IDLE_NS (1000 * 1000000ull)
+
+/* True when p's child holds more than its cap (read now). mu held. */
+static bool over_cap_locked(txs_proc *p, uint64_t now)
+{
+	size_t cap = rss_cap_locked(p);
+	p->rss_at_ns = now;
+	return cap && procstat_statm_rss(p->statm_fd) > cap;
+}
+
 /* One look at p; *busy when it still needs watching. A scan killed for
  * its deadline or memory is taken off the list and returned, to be
  * answered now rather than when the child's teardown ends (unmapping
@@ -331,16 +370,28 @@ static pend *page_running_locked(txs_proc *p, uint64_t now, timing *tm)
  * runs, else the oldest in flight: it started when it was sent or when
  * the one before it was answered, whichever is later (the child answers a
  * batch's scans as soon as the batch ends). */
-static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
+static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 {
+	if (p->reaping)
+		return NULL;
 	if (p->state == S_STARTING) {
+		/* the module and init(ctx) run now: held to the cap as a scan is
+		 * (the reap makes it a failed start that names the cap) */
 		if (now > p->start_deadline_ns)
 			kill_locked(p, K_START, 0);
+		else if (over_cap_locked(p, now))
+			kill_locked(p, K_MEMORY, 0);
 		*busy = true;
 		return NULL;
 	}
-	if (p->state != S_UP || p->kill || !p->head || !p->head->sent)
+	if (p->state != S_UP || p->kill)
 		return NULL;
+	if (!p->head || !p->head->sent) { /* idle: a look now and then (RSS_IDLE_NS) */
+		*idle = *idle || rss_cap_locked(p);
+		if (now - p->rss_at_ns >= RSS_IDLE_NS && over_cap_locked(p, now))
+			kill_locked(p, K_MEMORY, 0);
+		return NULL;
+	}
 	*busy = true;
 	timing tm;
 	pend *cur = page_running_locked(p, now, &tm);
@@ -357,10 +408,13 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy)
 		kill_locked(p, K_TIMEOUT, 0);
 		return NULL;
 	}
-	if (p->lim.heap_limit_mb && now - tm.start_ns >= TICK_NS && scan) {
-		size_t cap = p->rss_base + (((size_t)p->lim.heap_limit_mb + TXS_PROC_RSS_SLACK_MB) << 20);
-		if (procstat_statm_rss(p->statm_fd) > cap)
+	/* a control (restart, reload) builds an engine and runs the plugin's
+	 * module and init(ctx) in it: held to the cap too */
+	if ((now - tm.start_ns >= TICK_NS || now - p->rss_at_ns >= RSS_BUSY_NS) &&
+	    over_cap_locked(p, now)) {
+		if (scan)
 			return pop_guilty_locked(p, K_MEMORY, cur);
+		kill_locked(p, K_MEMORY, 0);
 	}
 	return NULL;
 }
@@ -392,19 +446,24 @@ static void *monitor_main(void *arg)
 	gmu_held = true; /* whenever it runs a callback */
 	pthread_mutex_lock(&gmu);
 	for (;;) {
-		bool busy = false;
+		bool busy = false, idle = false;
 		atomic_store(&gsleeping, true);
 		uint64_t now = txs_now_ns();
 		for (txs_proc *p = gprocs; p; p = p->mnext) {
 			pthread_mutex_lock(&p->mu);
 			enum kill_reason k = p->kill;
-			pend *g = watch_locked(p, now, &busy);
+			pend *g = watch_locked(p, now, &busy, &idle);
 			k = g ? p->kill : k;
 			pthread_mutex_unlock(&p->mu);
 			if (g) {
 				answer_killed(p, g, k);
 				busy = true; /* look again: the callback may have submitted */
 			}
+		}
+		if (!busy && idle) { /* children with a cap, idle: their RSS once a second */
+			struct timespec ts = txs_timespec(now + RSS_IDLE_NS);
+			pthread_cond_timedwait(&gcv, &gmu, &ts);
+			continue;
 		}
 		if (!busy) {
 			pthread_cond_wait(&gcv, &gmu);
@@ -921,10 +980,11 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	char *text;
 	const char *bad = chan_rc_decode(pl, h->len, &rc, &text);
 	pthread_mutex_lock(&p->mu);
-	if (bad || p->state != S_STARTING) {
+	if (bad || p->state != S_STARTING || !p->base_known) {
 		pthread_mutex_unlock(&p->mu);
 		free(text);
-		violation(p, bad ? bad : "ready frame after the start");
+		violation(p, bad ? bad : p->state != S_STARTING ? "ready frame after the start"
+		                                                 : "ready frame before the memory base");
 		return;
 	}
 	if (rc != 0) {
@@ -936,8 +996,13 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 		return;
 	}
 	free(text);
+	/* what the module and init(ctx) kept, past the cap: a failed start */
+	if (over_cap_locked(p, txs_now_ns())) {
+		kill_locked(p, K_MEMORY, 0);
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
 	p->state = S_UP;
-	p->rss_base = procstat_statm_rss(p->statm_fd);
 	p->consecutive_failures = 0;
 	p->served = false; /* the backoff is reset once it serves (pop_head_locked) */
 	p->last_answer_ns = txs_now_ns();
@@ -951,6 +1016,26 @@ static void on_ready(txs_proc *p, const chan_header *h, const unsigned char *pl)
 	send_unsent_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	monitor_poke();
+}
+
+/* The child's RSS before the plugin's code ran: the base of its memory
+ * cap (rss_cap_locked). Written by the child's own code before the
+ * executor is built, so no plugin code could write it; still, once per
+ * process, before CH_READY, and no more than the RSS read here. */
+static void on_loading(txs_proc *p, const chan_header *h, const unsigned char *pl)
+{
+	uint64_t rss;
+	pthread_mutex_lock(&p->mu);
+	bool ok = h->len == sizeof rss && p->state == S_STARTING && !p->base_known;
+	if (ok) {
+		memcpy(&rss, pl, sizeof rss);
+		size_t now = procstat_statm_rss(p->statm_fd);
+		p->rss_base = now && now < rss ? now : (size_t)rss;
+		p->base_known = true;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!ok)
+		violation(p, "memory base frame: bad, repeated or after the start");
 }
 
 static void on_lane(txs_proc *p, const chan_header *h, const unsigned char *pl)
@@ -1067,6 +1152,7 @@ static bool frames(txs_proc *p)
 		case CH_STATS: on_stats(p, &h, pl); break;
 		case CH_LANE: on_lane(p, &h, pl); break;
 		case CH_EVENT: on_event(p, &h, pl); break;
+		case CH_LOADING: on_loading(p, &h, pl); break;
 		default: violation(p, "unknown frame type"); return false;
 		}
 		pthread_mutex_lock(&p->mu);
@@ -1133,7 +1219,8 @@ static int spawn_helper(const char *engine, const char *mode, int cfd, int pfd, 
  * that thread as their parent. Requests go one at a time under zmu; any
  * failure (no zygote, a zygote that died or answered it has more than one
  * thread, another helper path, a forked copy of the host) makes the caller
- * posix_spawn the helper itself, as before. TXSCAN_ZYGOTE=0 turns it off. */
+ * posix_spawn the helper itself, as before: on new descriptors when the
+ * request had been sent (ZY_SENT). TXSCAN_ZYGOTE=0 turns it off. */
 
 enum zstate { Z_NONE, Z_WANT, Z_UP, Z_OFF };
 
@@ -1207,6 +1294,25 @@ static bool zygote_want_locked(const char *engine)
 	return true;
 }
 
+/* Answers the zygote sent after the host stopped waiting (it is dead now:
+ * no more can come). Each names an engine process forked for a request the
+ * host gave up on, which holds that request's descriptors: it is the
+ * host's child (CLONE_PARENT), killed and reaped here. One forked and not
+ * yet answered for when the zygote was killed cannot be named: it holds
+ * only descriptors the host closes (spawn_child), and ends at the end of
+ * its channel (child.c), a zombie until the host exits. zmu held. */
+static void zygote_late_locked(void)
+{
+	int32_t answer[2];
+	while (recv(zfd, answer, sizeof answer, MSG_DONTWAIT) == (ssize_t)sizeof answer) {
+		if (answer[0] <= 0)
+			continue;
+		kill((pid_t)answer[0], SIGKILL);
+		while (waitpid((pid_t)answer[0], NULL, 0) < 0 && errno == EINTR) {
+		}
+	}
+}
+
 /* The zygote failed a request: it goes (the next request starts another),
  * or for good when it broke its promise of one thread. zmu held. */
 static void zygote_drop_locked(bool for_good)
@@ -1215,6 +1321,8 @@ static void zygote_drop_locked(bool for_good)
 		kill(zpid, SIGKILL);
 		while (waitpid(zpid, NULL, 0) < 0 && errno == EINTR) {
 		}
+		if (zfd >= 0)
+			zygote_late_locked();
 	}
 	if (zfd >= 0)
 		close(zfd);
@@ -1241,12 +1349,19 @@ pid_t txs_isolate_zygote_pid(void)
 	return pid;
 }
 
+/* zygote_fork's failures: the request never reached a zygote (the
+ * descriptors are the caller's alone), or it was sent and not answered as
+ * it should be (late, short, refused): the zygote, or an engine process it
+ * forked, may hold them, and they go to no other process. */
+enum { ZY_UNSENT = -1, ZY_SENT = -2 };
+
 /* An engine process forked by the zygote on the channel cfd with the
- * progress page pfd and the answer pipe's write end ofd: 0 and *pid, or -1 (the caller spawns the helper
- * itself). */
+ * progress page pfd and the answer pipe's write end ofd: 0 and *pid, or
+ * ZY_UNSENT or ZY_SENT (the caller spawns the helper itself; after
+ * ZY_SENT on new descriptors). */
 static int zygote_fork(const char *engine, int cfd, int pfd, int ofd, pid_t *pid)
 {
-	int rc = -1;
+	int rc = ZY_UNSENT;
 	pthread_mutex_lock(&zmu);
 	if (zstate == Z_UP && zhost != getpid())
 		goto out; /* a fork of the host holds its parent's zygote socket */
@@ -1274,6 +1389,8 @@ static int zygote_fork(const char *engine, int cfd, int pfd, int ofd, pid_t *pid
 	int32_t answer[2] = {0, 0};
 	struct pollfd pf = {.fd = zfd, .events = POLLIN};
 	ssize_t n = sendmsg(zfd, &m, MSG_NOSIGNAL);
+	if (n == 1)
+		rc = ZY_SENT; /* from here on, the descriptors may be the zygote's too */
 	int pr = n == 1 ? poll(&pf, 1, ZYGOTE_ANSWER_MS) : -1;
 	n = pr == 1 ? recv(zfd, answer, sizeof answer, MSG_DONTWAIT) : -1;
 	if (n != (ssize_t)sizeof answer) {
@@ -1329,61 +1446,102 @@ static int progress_page(chan_progress **out)
 	return fd;
 }
 
+/* One engine process's channel: the host's ends (the socket, the pipe's
+ * read end, the mapped progress page) and the child's (its socket, the
+ * pipe's write end, the page's memfd: at 10 or above, close-on-exec). */
+typedef struct chan_ends {
+	int sock, rfd;
+	chan_progress *page;
+	int cfd, ofd, pfd;
+} chan_ends;
+
+static void ends_close_child(chan_ends *c)
+{
+	int *fds[3] = {&c->cfd, &c->ofd, &c->pfd};
+	for (int i = 0; i < 3; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+static void ends_close(chan_ends *c)
+{
+	ends_close_child(c);
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->rfd >= 0)
+		close(c->rfd);
+	if (c->page)
+		munmap(c->page, CHAN_PROGRESS_BYTES);
+	c->sock = c->rfd = -1;
+	c->page = NULL;
+}
+
 /* The channel: a socketpair carries frames to the child (and tells each
  * side of the other's end), a pipe carries every frame back; a pipe's
  * write and wake-up cost less than a socket's (bench/channel_pingpong:
- * a round trip of 13.7-16 us against 20-28). *fd_out is the socket,
- * *rfd_out the pipe's read end, both non-blocking. */
+ * a round trip of 13.7-16 us against 20-28). 0, or -errno. */
+static int ends_new(chan_ends *c)
+{
+	int sv[2] = {-1, -1}, pp[2] = {-1, -1};
+	*c = (chan_ends){.sock = -1, .rfd = -1, .cfd = -1, .ofd = -1, .pfd = -1};
+	c->pfd = progress_page(&c->page);
+	if (c->pfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
+	    pipe2(pp, O_CLOEXEC) != 0) {
+		int e = errno;
+		c->sock = sv[0];
+		c->cfd = sv[1];
+		ends_close(c);
+		return -e;
+	}
+	c->sock = sv[0];
+	c->rfd = pp[0];
+	c->cfd = fd_high(sv[1]);
+	int e = errno;
+	c->ofd = fd_high(pp[1]);
+	if (c->ofd < 0)
+		e = errno;
+	if (c->cfd < 0 || c->ofd < 0) {
+		ends_close(c);
+		return -e;
+	}
+	return 0;
+}
+
+/* A child on a new channel: forked by the zygote, else spawned. *fd_out is
+ * the socket, *rfd_out the pipe's read end, both non-blocking. */
 static int spawn_child(txs_proc *p, int *fd_out, int *rfd_out, pid_t *pid_out,
                        chan_progress **page_out)
 {
-	int sv[2], pp[2];
-	chan_progress *page = NULL;
-	int pfd = progress_page(&page);
-	if (pfd < 0)
-		return -errno;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		int e = errno;
-		close(pfd);
-		munmap(page, CHAN_PROGRESS_BYTES);
-		return -e;
-	}
-	if (pipe2(pp, O_CLOEXEC) != 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		close(pfd);
-		munmap(page, CHAN_PROGRESS_BYTES);
-		return -e;
-	}
-	int cfd = fd_high(sv[1]);
-	int e = errno;
-	int ofd = fd_high(pp[1]);
-	if (ofd < 0)
-		e = errno;
+	chan_ends c;
+	int rc = ends_new(&c);
+	if (rc)
+		return rc;
 	pid_t pid = 0;
-	int rc = cfd < 0 || ofd < 0 ? e
-	         : zygote_fork(p->engine, cfd, pfd, ofd, &pid) == 0
-	             ? 0
-	             : spawn_helper(p->engine, "--engine-child", cfd, pfd, ofd, &pid);
-	if (cfd >= 0)
-		close(cfd);
-	if (ofd >= 0)
-		close(ofd);
-	close(pfd);
+	int z = zygote_fork(p->engine, c.cfd, c.pfd, c.ofd, &pid);
+	if (z == ZY_SENT) {
+		/* the zygote, or an engine it forked and did not answer for in
+		 * time, may hold these: a second engine on them shared its
+		 * channel with that one (which read the code and answered for
+		 * it). Closed here, they end that one (end of channel). */
+		ends_close(&c);
+		if ((rc = ends_new(&c)) != 0)
+			return rc;
+	}
+	rc = z == 0 ? 0 : spawn_helper(p->engine, "--engine-child", c.cfd, c.pfd, c.ofd, &pid);
+	ends_close_child(&c);
 	if (rc != 0) {
-		close(sv[0]);
-		close(pp[0]);
-		munmap(page, CHAN_PROGRESS_BYTES);
+		ends_close(&c);
 		return -rc;
 	}
-	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	fcntl(pp[0], F_SETFL, fcntl(pp[0], F_GETFL) | O_NONBLOCK);
-	fcntl(pp[0], F_SETPIPE_SZ, CHAN_PIPE_BYTES); /* as much as a socket buffers; best effort */
-	*fd_out = sv[0];
-	*rfd_out = pp[0];
+	fcntl(c.sock, F_SETFL, fcntl(c.sock, F_GETFL) | O_NONBLOCK);
+	fcntl(c.rfd, F_SETFL, fcntl(c.rfd, F_GETFL) | O_NONBLOCK);
+	fcntl(c.rfd, F_SETPIPE_SZ, CHAN_PIPE_BYTES); /* as much as a socket buffers; best effort */
+	*fd_out = c.sock;
+	*rfd_out = c.rfd;
 	*pid_out = pid;
-	*page_out = page;
+	*page_out = c.page;
 	return 0;
 }
 
@@ -1415,6 +1573,9 @@ static int start_locked(txs_proc *p)
 	p->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
 	p->kill = K_NONE;
 	p->guilty = 0;
+	p->rss_base = 0;
+	p->base_known = false;
+	p->rss_at_ns = 0;
 	p->state = S_STARTING;
 	p->start_deadline_ns = txs_now_ns() +
 	                       ((uint64_t)p->lim.init_timeout_ms + START_EXTRA_MS) * 1000000ull;
@@ -1485,6 +1646,21 @@ static void failed_start_locked(txs_proc *p)
 	start_failed_locked(p, ++p->consecutive_failures);
 }
 
+/* A child killed for its memory before it was ready: its module or
+ * init(ctx) passed the cap. Said as thread isolation says a load past the
+ * heap limit, naming the file. mu held. */
+static void start_memory_locked(txs_proc *p)
+{
+	char *e = NULL;
+	if (asprintf(&e, "%s: loading the module or init(ctx) passed the memory cap of its engine "
+	             "process (heap_limit_mb %u + %u MB); it was killed",
+	             p->code && p->code->filename ? p->code->filename : p->id, p->lim.heap_limit_mb,
+	             TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB) < 0)
+		e = NULL;
+	free(p->last_err);
+	p->last_err = e;
+}
+
 /* True when the pending list holds nothing sent to the child. mu held. */
 static bool nothing_sent_locked(txs_proc *p)
 {
@@ -1510,7 +1686,7 @@ static void answer_killed(txs_proc *p, pend *pd, enum kill_reason k)
 	else
 		answer_status(p, pd, TXS_STATUS_MEMORY, "engine process passed its memory cap "
 		              "(heap_limit_mb %u + %u MB); it was killed", l.heap_limit_mb,
-		              TXS_PROC_RSS_SLACK_MB);
+		              TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB);
 }
 
 /* What a death means for one scan that was in flight. held: it came
@@ -1530,7 +1706,8 @@ static void settle_after_death(txs_proc *p, pend *pd, bool guilty, bool held, en
 			              "was killed (%s)", l.timeout_ms, how);
 		else if (k == K_MEMORY)
 			answer_status(p, pd, st, "engine process passed the memory cap (heap_limit_mb %u "
-			              "+ %u MB); it was killed", l.heap_limit_mb, TXS_PROC_RSS_SLACK_MB);
+			              "+ %u MB); it was killed", l.heap_limit_mb,
+			              TXS_PROC_ENGINE_MB + TXS_PROC_RSS_SLACK_MB);
 		else
 			answer_status(p, pd, st, "engine process died while running this scan: %s", how);
 		return;
@@ -1585,27 +1762,63 @@ static void unreached_locked(txs_proc *p)
 			pd->sent = false;
 }
 
+/* How long a child whose channel closed without the host's kill may take
+ * to end by itself: a crash closes the descriptors last (after its memory
+ * is torn down), and is a zombie microseconds later. */
+#define CLOSED_GRACE_MS 100
+
+/* True when pid ended by itself within CLOSED_GRACE_MS (*ws its status,
+ * reaped); false when it lives on, as a child that closed or shut its end
+ * of the channel does: reaped at once and killed by SIGKILL, it was
+ * reported "killed by signal SIGKILL (9)", a crash, when the kill was the
+ * host's. */
+static bool ended_by_itself(pid_t pid, int *ws)
+{
+	for (int i = 0; i <= CLOSED_GRACE_MS; i++) {
+		pid_t r = waitpid(pid, ws, WNOHANG);
+		if (r == pid)
+			return true;
+		if (r < 0 && errno != EINTR)
+			return true; /* not ours to wait for (ECHILD): nothing to kill either */
+		if (i < CLOSED_GRACE_MS)
+			usleep(1000);
+	}
+	return false;
+}
+
 /* The child is gone or must go: reap it, settle what it held (I/O thread,
  * mu held on entry and exit; dropped around waitpid and callbacks). */
 static void reap_locked(txs_proc *p)
 {
 	pid_t pid = p->pid;
 	enum kill_reason k = p->kill;
-	uint64_t guilty = p->guilty;
 	bool was_up = p->state == S_UP;
-	kill(pid, SIGKILL);
+	p->reaping = true; /* the monitor leaves it be: its end is decided here */
 	pthread_mutex_unlock(&p->mu);
 	int ws = 0;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+	/* the host did not ask for this end: a child that crashed, or one
+	 * that closed its channel and lives on, which the host kills */
+	bool closed = k == K_NONE && !ended_by_itself(pid, &ws);
+	if (k != K_NONE || closed) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+		}
 	}
 	pthread_mutex_lock(&p->mu);
+	p->reaping = false;
+	uint64_t guilty = p->guilty;
+	if (closed) { /* its own act, not a crash: the host's kill for the protocol */
+		k = K_PROTOCOL;
+		free(p->last_err);
+		p->last_err = strdup("it closed its channel and lived on");
+	}
 	unreached_locked(p);
 	/* a child that was ready, served nothing and had nothing to serve:
 	 * no scan to blame, so without this the host started one after
 	 * another at full speed, each start a success (a kill for its first
 	 * scan, which the monitor took off the list, is not one) */
 	bool idle = was_up && !p->served && k != K_STOP && !guilty && nothing_sent_locked(p);
-	if (k == K_NONE && !guilty)
+	if ((k == K_NONE || closed) && !guilty)
 		guilty = crashed_scan_locked(p);
 	close(p->fd);
 	close(p->rfd);
@@ -1642,6 +1855,9 @@ static void reap_locked(txs_proc *p)
 		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(ws));
 	if (!was_up && p->init_failed) { /* the plugin's own error, as thread isolation says it */
 		p->init_failed = false;
+		failed_start_locked(p);
+	} else if (!was_up && k == K_MEMORY) { /* the module or init(ctx) kept too much */
+		start_memory_locked(p);
 		failed_start_locked(p);
 	} else if (!was_up || idle) {
 		char *e = NULL;
