@@ -352,7 +352,8 @@ struct job {
 	struct worker *w;
 	char id[ID_MAX];
 	char digest[DIGEST_HEX + 1]; /* entry_digest; "" when the content is unknown */
-	char *tx;             /* the entry's "tx" value, NUL-terminated; NULL if absent */
+	char *tx;             /* the entry's "tx" value, NUL-terminated, in the job's own
+	                       * allocation (job_new); NULL if absent */
 	size_t tx_len;
 	long long deliveries; /* 0: unknown (the pending entry is gone) */
 	txs_report *report;   /* set on an executor thread, then the loop's */
@@ -381,7 +382,9 @@ struct worker {
 	redisContext *rc;
 	char sha[41];
 	sbuf cmd;               /* append_batch's command, reused */
-	struct arena replies;   /* read_new's reply */
+	struct arena replies;   /* read_new's and flush_writes's replies */
+	redisReplyObjectFunctions *own_fn; /* the reader's own, while it uses the arena */
+	void *own_data;
 	gnutls_hash_hd_t sha256; /* entry_digest's, reset after each entry */
 	char *key;              /* "<out>:done:<stream>:<group>:" (then a bucket) */
 	size_t key_prefix;
@@ -451,16 +454,6 @@ static void winfo(const struct worker *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *dupn(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
 static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *format(const char *fmt, ...)
 {
@@ -524,12 +517,20 @@ static void list_prepend(struct joblist *l, struct joblist *front)
 	*front = (struct joblist){0};
 }
 
-static struct job *job_new(struct worker *w, const char *id, long long deliveries)
+/* A job and its copy of the entry's "tx" (tx_len bytes, or none when tx is
+ * NULL) in one allocation: one malloc and one free per entry fewer. */
+static struct job *job_new(struct worker *w, const char *id, long long deliveries,
+                           const char *tx, size_t tx_len)
 {
-	struct job *j = need(calloc(1, sizeof *j));
-	j->w = w;
+	struct job *j = need(malloc(sizeof *j + (tx ? tx_len + 1 : 0)));
+	*j = (struct job){.w = w, .deliveries = deliveries};
 	snprintf(j->id, sizeof j->id, "%s", id);
-	j->deliveries = deliveries;
+	if (tx) {
+		j->tx = (char *)(j + 1);
+		memcpy(j->tx, tx, tx_len);
+		j->tx[tx_len] = '\0';
+		j->tx_len = tx_len;
+	}
 	return j;
 }
 
@@ -538,7 +539,6 @@ static void job_free(struct job *j)
 	if (!j)
 		return;
 	txs_report_free(j->report);
-	free(j->tx);
 	free(j->reason);
 	free(j);
 }
@@ -1145,15 +1145,14 @@ static void take_entry(struct worker *w, const redisReply *e, long long deliveri
 		wlog(w, "stream %s: skipping a malformed entry in a reply", o->stream);
 		return;
 	}
-	struct job *j = job_new(w, e->element[0]->str, deliveries);
 	const redisReply *fields = e->element[1];
 	const redisReply *tx = fields->type == REDIS_REPLY_ARRAY ? field(fields, "tx") : NULL;
+	if (tx && tx->type != REDIS_REPLY_STRING)
+		tx = NULL;
+	struct job *j = job_new(w, e->element[0]->str, deliveries, tx ? tx->str : NULL,
+	                        tx ? tx->len : 0);
 	if (fields->type == REDIS_REPLY_ARRAY)
 		entry_digest(w, fields, j->digest);
-	if (tx && tx->type == REDIS_REPLY_STRING) {
-		j->tx = need(dupn(tx->str, tx->len));
-		j->tx_len = tx->len;
-	}
 	if (fields->type != REDIS_REPLY_ARRAY)
 		dead_letter(w, j, format("entry %s was deleted from stream %s before it was scanned",
 		                         j->id, o->stream));
@@ -1226,25 +1225,40 @@ static int take_recovered(struct worker *w, const redisReply *entries)
 	return ret;
 }
 
-/* argv's reply, built in w->replies (valid until the next call); NULL
- * (logged) on an error reply or a broken connection. After a failure the
- * reader keeps the arena's constructors: its half-built reply must not
- * reach freeReplyObject, and the connection is dropped anyway. */
-static redisReply *command_in_arena(struct worker *w, int argc, const char **argv)
+/* From here on, hiredis builds the replies it reads in w->replies (rewound
+ * first: earlier replies built there are gone). reader_own() gives the
+ * reader back its own constructors; it must not be called after a failed
+ * read: the reader's half-built reply must not reach freeReplyObject, and
+ * the connection is dropped anyway. */
+static void reader_arena(struct worker *w)
 {
 	redisReader *rd = w->rc->reader;
-	redisReplyObjectFunctions *own = rd->fn;
-	void *own_data = rd->privdata;
+	if (rd->fn != &arena_functions) {
+		w->own_fn = rd->fn;
+		w->own_data = rd->privdata;
+	}
 	arena_rewind(&w->replies);
 	rd->fn = &arena_functions;
 	rd->privdata = &w->replies;
+}
+
+static void reader_own(struct worker *w)
+{
+	w->rc->reader->fn = w->own_fn;
+	w->rc->reader->privdata = w->own_data;
+}
+
+/* argv's reply, built in w->replies (valid until the next call); NULL
+ * (logged) on an error reply or a broken connection. */
+static redisReply *command_in_arena(struct worker *w, int argc, const char **argv)
+{
+	reader_arena(w);
 	redisReply *r = redisCommandArgv(w->rc, argc, argv, NULL);
 	if (!r) {
 		wlog(w, "%s on stream %s: %s", argv[0], w->opt->stream, w->rc->errstr);
 		return NULL;
 	}
-	rd->fn = own;
-	rd->privdata = own_data;
+	reader_own(w);
 	if (r->type == REDIS_REPLY_ERROR) {
 		wlog(w, "%s on stream %s: %s", argv[0], w->opt->stream, r->str);
 		return NULL;
@@ -1324,7 +1338,7 @@ static size_t take_deleted(struct worker *w, const redisReply *ids)
 		const redisReply *id = ids->element[i];
 		if (id->type != REDIS_REPLY_STRING || id->len >= ID_MAX)
 			continue;
-		struct job *j = job_new(w, id->str, 0);
+		struct job *j = job_new(w, id->str, 0, NULL, 0);
 		dead_letter(w, j, format("entry %s was deleted from stream %s before it was scanned",
 		                         j->id, o->stream));
 		n++;
@@ -1606,6 +1620,8 @@ static int flush_writes(struct worker *w)
 	w->cmd.len = 0;
 	for (size_t i = 0; i < n; i += SCRIPT_BATCH)
 		append_batch(w, batch + i, n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH);
+	if (n) /* the replies, an array of integers per script: no malloc each */
+		reader_arena(w);
 	int ret = n ? send_cmd(w) : 0;
 	struct joblist keep = {0};
 	for (size_t i = 0; i < n; i += SCRIPT_BATCH) {
@@ -1626,8 +1642,9 @@ static int flush_writes(struct worker *w)
 				written(w, batch[i + x], r->element[x]->integer);
 			else
 				list_push(&keep, batch[i + x]);
-		freeReplyObject(r);
 	}
+	if (n && ret == 0)
+		reader_own(w);
 	list_prepend(&w->writes, &keep);
 	return ret;
 }
