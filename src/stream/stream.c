@@ -1178,6 +1178,17 @@ static const redisReply *read_entries(const redisReply *r)
 	return s->element[1];
 }
 
+/* Takes the entries of an XREADGROUP reply (fresh deliveries); how many. */
+static size_t take_read(struct worker *w, const redisReply *r)
+{
+	const redisReply *entries = read_entries(r);
+	size_t n = entries ? entries->elements : 0;
+	for (size_t i = 0; i < n; i++)
+		take_entry(w, entries->element[i], 1);
+	w->stats.read += n;
+	return n;
+}
+
 /* Errors are fatal to the connection: the caller reconnects with backoff. */
 static redisReply *command(struct worker *w, int argc, const char **argv)
 {
@@ -1283,12 +1294,7 @@ static int read_new(struct worker *w, size_t count, uint32_t block_ms)
 	redisReply *r = command_in_arena(w, argc, argv);
 	if (!r)
 		return -1;
-	const redisReply *entries = read_entries(r);
-	size_t n = entries ? entries->elements : 0;
-	for (size_t i = 0; i < n; i++)
-		take_entry(w, entries->element[i], 1);
-	w->stats.read += n;
-	return (int)n;
+	return (int)take_read(w, r);
 }
 
 /* Our own pending entries from an earlier run under the same name: they
@@ -1608,9 +1614,69 @@ static bool batch_reply(const redisReply *r, size_t k)
 	return true;
 }
 
+/* How many new entries to ask for behind the scripts of a flush of
+ * `flushing` entries, in the same round trip; 0: none. Only what step()
+ * would read next without blocking (reports are still to come, no history
+ * or claim pass due), and only when there is room for a full read while
+ * the entries being written still count as in flight: Redis acks them
+ * before it reads, but a script that fails acks nothing, and the bound
+ * holds then too. */
+static size_t read_behind(struct worker *w, size_t flushing)
+{
+	const struct stream_options *o = w->opt;
+	if (*w->stop || !w->scanning || w->history[0] || strcmp(w->cursor, "0-0") ||
+	    now_ms() >= w->next_claim_ms)
+		return 0;
+	size_t busy = w->scanning + w->writes.n + flushing;
+	size_t room = busy < o->max_in_flight ? o->max_in_flight - busy : 0;
+	size_t want = o->batch < o->max_in_flight / 2 ? o->batch : o->max_in_flight / 2;
+	if (room < (want ? want : 1))
+		return 0;
+	return room < o->batch ? room : o->batch;
+}
+
+/* XREADGROUP of up to count new entries, without BLOCK, appended to w->cmd. */
+static void append_read(struct worker *w, size_t count)
+{
+	const struct stream_options *o = w->opt;
+	resp_len(&w->cmd, '*', 9);
+	resp_arg(&w->cmd, "XREADGROUP", 10);
+	resp_arg(&w->cmd, "GROUP", 5);
+	resp_str(&w->cmd, o->group);
+	resp_str(&w->cmd, o->consumer);
+	resp_arg(&w->cmd, "COUNT", 5);
+	resp_num(&w->cmd, count);
+	resp_arg(&w->cmd, "STREAMS", 7);
+	resp_str(&w->cmd, o->stream);
+	resp_arg(&w->cmd, ">", 1);
+}
+
+/* The reply of the XREADGROUP that flush_writes sent behind its scripts,
+ * read even when a script failed: Redis ran it all the same, and entries
+ * delivered but not taken would wait for a claim pass (--claim-idle-ms).
+ * -1 when it cannot be read or is an error. */
+static int read_behind_reply(struct worker *w)
+{
+	redisReply *r = NULL;
+	if (redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
+		wlog(w, "XREADGROUP on stream %s: %s", w->opt->stream, w->rc->errstr);
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		wlog(w, "XREADGROUP on stream %s: %s", w->opt->stream, r->str);
+		return -1;
+	}
+	if (take_read(w, r))
+		w->backoff_ms = 0;
+	submit_pending(w);
+	return 0;
+}
+
 /* Writes up to PIPELINE_MAX entries in one round trip, SCRIPT_BATCH per
- * script. The jobs of a script whose reply is not a success stay queued
- * (in order, with every job after them) for the next connection. */
+ * script, with the next read behind them when there is room for it
+ * (read_behind): one write and one wake-up for both, on either side. The
+ * jobs of a script whose reply is not a success stay queued (in order,
+ * with every job after them) for the next connection. */
 static int flush_writes(struct worker *w)
 {
 	struct job *batch[PIPELINE_MAX];
@@ -1620,18 +1686,23 @@ static int flush_writes(struct worker *w)
 	w->cmd.len = 0;
 	for (size_t i = 0; i < n; i += SCRIPT_BATCH)
 		append_batch(w, batch + i, n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH);
+	size_t more = n ? read_behind(w, n) : 0;
+	if (more)
+		append_read(w, more);
 	if (n) /* the replies, an array of integers per script: no malloc each */
 		reader_arena(w);
 	int ret = n ? send_cmd(w) : 0;
+	bool broken = ret != 0; /* no more replies can be read */
 	struct joblist keep = {0};
 	for (size_t i = 0; i < n; i += SCRIPT_BATCH) {
 		size_t k = n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH;
 		const char *to = k > 1 ? "their targets" : batch[i]->reason ? w->opt->dead : w->opt->out;
 		redisReply *r = NULL;
-		if (ret == 0 && redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
+		if (!broken && redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
 			wlog(w, "writing entries %s..%s to %s: %s", batch[i]->id, batch[i + k - 1]->id, to,
 			     w->rc->errstr);
 			ret = -1;
+			broken = true;
 		} else if (ret == 0 && !batch_reply(r, k)) {
 			wlog(w, "writing entries %s..%s to %s: %s", batch[i]->id, batch[i + k - 1]->id, to,
 			     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -1643,9 +1714,11 @@ static int flush_writes(struct worker *w)
 			else
 				list_push(&keep, batch[i + x]);
 	}
+	list_prepend(&w->writes, &keep);
+	if (more && !broken && read_behind_reply(w))
+		ret = -1;
 	if (n && ret == 0)
 		reader_own(w);
-	list_prepend(&w->writes, &keep);
 	return ret;
 }
 
