@@ -549,6 +549,30 @@ class TestPoison(WorkerTest):
         self.assertIn("NOSCRIPT", w.output())
 
 
+class TestReadBehindWrites(WorkerTest):
+    def test_entries_read_behind_a_failed_write_are_scanned(self):
+        """The next XREADGROUP goes out behind a flush's write scripts, in
+        the same round trip. When a script fails (NOSCRIPT: the scripts
+        are flushed again and again under load), Redis has still run that
+        read: its entries must be taken and reported after the reconnect,
+        not left pending for a claim (--claim-idle-ms 60000 here: far past
+        this test's wait)."""
+        r = self.r
+        txs = [tx(i, spin=2000) for i in range(20000)]
+        self.assertIn("published 20000 entries", self.publish_txs(txs))
+        w = self.start_worker("behind", "--claim-idle-ms", "60000")
+        wait_for("the first reports", lambda: r("EXISTS", "reports") == 1, 60, [w])
+        failures = 0
+        while r("XLEN", "reports") < 15000 and failures < 30:
+            r("SCRIPT", "FLUSH")
+            failures += 1
+            time.sleep(0.05)
+        self.wait_reports(20000, 40, [w])
+        self.stop_all()
+        self.assertIn("NOSCRIPT", w.output())
+        self.assert_exactly_once([t["hash"] for t in txs])
+
+
 class TestRedisRestart(WorkerTest):
     persistent = True
 

@@ -352,7 +352,8 @@ struct job {
 	struct worker *w;
 	char id[ID_MAX];
 	char digest[DIGEST_HEX + 1]; /* entry_digest; "" when the content is unknown */
-	char *tx;             /* the entry's "tx" value, NUL-terminated; NULL if absent */
+	char *tx;             /* the entry's "tx" value, NUL-terminated, in the job's own
+	                       * allocation (job_new); NULL if absent */
 	size_t tx_len;
 	long long deliveries; /* 0: unknown (the pending entry is gone) */
 	txs_report *report;   /* set on an executor thread, then the loop's */
@@ -381,7 +382,9 @@ struct worker {
 	redisContext *rc;
 	char sha[41];
 	sbuf cmd;               /* append_batch's command, reused */
-	struct arena replies;   /* read_new's reply */
+	struct arena replies;   /* read_new's and flush_writes's replies */
+	redisReplyObjectFunctions *own_fn; /* the reader's own, while it uses the arena */
+	void *own_data;
 	gnutls_hash_hd_t sha256; /* entry_digest's, reset after each entry */
 	char *key;              /* "<out>:done:<stream>:<group>:" (then a bucket) */
 	size_t key_prefix;
@@ -451,16 +454,6 @@ static void winfo(const struct worker *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *dupn(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
 static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *format(const char *fmt, ...)
 {
@@ -524,12 +517,20 @@ static void list_prepend(struct joblist *l, struct joblist *front)
 	*front = (struct joblist){0};
 }
 
-static struct job *job_new(struct worker *w, const char *id, long long deliveries)
+/* A job and its copy of the entry's "tx" (tx_len bytes, or none when tx is
+ * NULL) in one allocation: one malloc and one free per entry fewer. */
+static struct job *job_new(struct worker *w, const char *id, long long deliveries,
+                           const char *tx, size_t tx_len)
 {
-	struct job *j = need(calloc(1, sizeof *j));
-	j->w = w;
+	struct job *j = need(malloc(sizeof *j + (tx ? tx_len + 1 : 0)));
+	*j = (struct job){.w = w, .deliveries = deliveries};
 	snprintf(j->id, sizeof j->id, "%s", id);
-	j->deliveries = deliveries;
+	if (tx) {
+		j->tx = (char *)(j + 1);
+		memcpy(j->tx, tx, tx_len);
+		j->tx[tx_len] = '\0';
+		j->tx_len = tx_len;
+	}
 	return j;
 }
 
@@ -538,7 +539,6 @@ static void job_free(struct job *j)
 	if (!j)
 		return;
 	txs_report_free(j->report);
-	free(j->tx);
 	free(j->reason);
 	free(j);
 }
@@ -1145,15 +1145,14 @@ static void take_entry(struct worker *w, const redisReply *e, long long deliveri
 		wlog(w, "stream %s: skipping a malformed entry in a reply", o->stream);
 		return;
 	}
-	struct job *j = job_new(w, e->element[0]->str, deliveries);
 	const redisReply *fields = e->element[1];
 	const redisReply *tx = fields->type == REDIS_REPLY_ARRAY ? field(fields, "tx") : NULL;
+	if (tx && tx->type != REDIS_REPLY_STRING)
+		tx = NULL;
+	struct job *j = job_new(w, e->element[0]->str, deliveries, tx ? tx->str : NULL,
+	                        tx ? tx->len : 0);
 	if (fields->type == REDIS_REPLY_ARRAY)
 		entry_digest(w, fields, j->digest);
-	if (tx && tx->type == REDIS_REPLY_STRING) {
-		j->tx = need(dupn(tx->str, tx->len));
-		j->tx_len = tx->len;
-	}
 	if (fields->type != REDIS_REPLY_ARRAY)
 		dead_letter(w, j, format("entry %s was deleted from stream %s before it was scanned",
 		                         j->id, o->stream));
@@ -1177,6 +1176,17 @@ static const redisReply *read_entries(const redisReply *r)
 	if (s->type != REDIS_REPLY_ARRAY || s->elements < 2 || s->element[1]->type != REDIS_REPLY_ARRAY)
 		return NULL;
 	return s->element[1];
+}
+
+/* Takes the entries of an XREADGROUP reply (fresh deliveries); how many. */
+static size_t take_read(struct worker *w, const redisReply *r)
+{
+	const redisReply *entries = read_entries(r);
+	size_t n = entries ? entries->elements : 0;
+	for (size_t i = 0; i < n; i++)
+		take_entry(w, entries->element[i], 1);
+	w->stats.read += n;
+	return n;
 }
 
 /* Errors are fatal to the connection: the caller reconnects with backoff. */
@@ -1226,25 +1236,40 @@ static int take_recovered(struct worker *w, const redisReply *entries)
 	return ret;
 }
 
-/* argv's reply, built in w->replies (valid until the next call); NULL
- * (logged) on an error reply or a broken connection. After a failure the
- * reader keeps the arena's constructors: its half-built reply must not
- * reach freeReplyObject, and the connection is dropped anyway. */
-static redisReply *command_in_arena(struct worker *w, int argc, const char **argv)
+/* From here on, hiredis builds the replies it reads in w->replies (rewound
+ * first: earlier replies built there are gone). reader_own() gives the
+ * reader back its own constructors; it must not be called after a failed
+ * read: the reader's half-built reply must not reach freeReplyObject, and
+ * the connection is dropped anyway. */
+static void reader_arena(struct worker *w)
 {
 	redisReader *rd = w->rc->reader;
-	redisReplyObjectFunctions *own = rd->fn;
-	void *own_data = rd->privdata;
+	if (rd->fn != &arena_functions) {
+		w->own_fn = rd->fn;
+		w->own_data = rd->privdata;
+	}
 	arena_rewind(&w->replies);
 	rd->fn = &arena_functions;
 	rd->privdata = &w->replies;
+}
+
+static void reader_own(struct worker *w)
+{
+	w->rc->reader->fn = w->own_fn;
+	w->rc->reader->privdata = w->own_data;
+}
+
+/* argv's reply, built in w->replies (valid until the next call); NULL
+ * (logged) on an error reply or a broken connection. */
+static redisReply *command_in_arena(struct worker *w, int argc, const char **argv)
+{
+	reader_arena(w);
 	redisReply *r = redisCommandArgv(w->rc, argc, argv, NULL);
 	if (!r) {
 		wlog(w, "%s on stream %s: %s", argv[0], w->opt->stream, w->rc->errstr);
 		return NULL;
 	}
-	rd->fn = own;
-	rd->privdata = own_data;
+	reader_own(w);
 	if (r->type == REDIS_REPLY_ERROR) {
 		wlog(w, "%s on stream %s: %s", argv[0], w->opt->stream, r->str);
 		return NULL;
@@ -1269,12 +1294,7 @@ static int read_new(struct worker *w, size_t count, uint32_t block_ms)
 	redisReply *r = command_in_arena(w, argc, argv);
 	if (!r)
 		return -1;
-	const redisReply *entries = read_entries(r);
-	size_t n = entries ? entries->elements : 0;
-	for (size_t i = 0; i < n; i++)
-		take_entry(w, entries->element[i], 1);
-	w->stats.read += n;
-	return (int)n;
+	return (int)take_read(w, r);
 }
 
 /* Our own pending entries from an earlier run under the same name: they
@@ -1324,7 +1344,7 @@ static size_t take_deleted(struct worker *w, const redisReply *ids)
 		const redisReply *id = ids->element[i];
 		if (id->type != REDIS_REPLY_STRING || id->len >= ID_MAX)
 			continue;
-		struct job *j = job_new(w, id->str, 0);
+		struct job *j = job_new(w, id->str, 0, NULL, 0);
 		dead_letter(w, j, format("entry %s was deleted from stream %s before it was scanned",
 		                         j->id, o->stream));
 		n++;
@@ -1594,9 +1614,69 @@ static bool batch_reply(const redisReply *r, size_t k)
 	return true;
 }
 
+/* How many new entries to ask for behind the scripts of a flush of
+ * `flushing` entries, in the same round trip; 0: none. Only what step()
+ * would read next without blocking (reports are still to come, no history
+ * or claim pass due), and only when there is room for a full read while
+ * the entries being written still count as in flight: Redis acks them
+ * before it reads, but a script that fails acks nothing, and the bound
+ * holds then too. */
+static size_t read_behind(struct worker *w, size_t flushing)
+{
+	const struct stream_options *o = w->opt;
+	if (*w->stop || !w->scanning || w->history[0] || strcmp(w->cursor, "0-0") ||
+	    now_ms() >= w->next_claim_ms)
+		return 0;
+	size_t busy = w->scanning + w->writes.n + flushing;
+	size_t room = busy < o->max_in_flight ? o->max_in_flight - busy : 0;
+	size_t want = o->batch < o->max_in_flight / 2 ? o->batch : o->max_in_flight / 2;
+	if (room < (want ? want : 1))
+		return 0;
+	return room < o->batch ? room : o->batch;
+}
+
+/* XREADGROUP of up to count new entries, without BLOCK, appended to w->cmd. */
+static void append_read(struct worker *w, size_t count)
+{
+	const struct stream_options *o = w->opt;
+	resp_len(&w->cmd, '*', 9);
+	resp_arg(&w->cmd, "XREADGROUP", 10);
+	resp_arg(&w->cmd, "GROUP", 5);
+	resp_str(&w->cmd, o->group);
+	resp_str(&w->cmd, o->consumer);
+	resp_arg(&w->cmd, "COUNT", 5);
+	resp_num(&w->cmd, count);
+	resp_arg(&w->cmd, "STREAMS", 7);
+	resp_str(&w->cmd, o->stream);
+	resp_arg(&w->cmd, ">", 1);
+}
+
+/* The reply of the XREADGROUP that flush_writes sent behind its scripts,
+ * read even when a script failed: Redis ran it all the same, and entries
+ * delivered but not taken would wait for a claim pass (--claim-idle-ms).
+ * -1 when it cannot be read or is an error. */
+static int read_behind_reply(struct worker *w)
+{
+	redisReply *r = NULL;
+	if (redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
+		wlog(w, "XREADGROUP on stream %s: %s", w->opt->stream, w->rc->errstr);
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		wlog(w, "XREADGROUP on stream %s: %s", w->opt->stream, r->str);
+		return -1;
+	}
+	if (take_read(w, r))
+		w->backoff_ms = 0;
+	submit_pending(w);
+	return 0;
+}
+
 /* Writes up to PIPELINE_MAX entries in one round trip, SCRIPT_BATCH per
- * script. The jobs of a script whose reply is not a success stay queued
- * (in order, with every job after them) for the next connection. */
+ * script, with the next read behind them when there is room for it
+ * (read_behind): one write and one wake-up for both, on either side. The
+ * jobs of a script whose reply is not a success stay queued (in order,
+ * with every job after them) for the next connection. */
 static int flush_writes(struct worker *w)
 {
 	struct job *batch[PIPELINE_MAX];
@@ -1606,16 +1686,23 @@ static int flush_writes(struct worker *w)
 	w->cmd.len = 0;
 	for (size_t i = 0; i < n; i += SCRIPT_BATCH)
 		append_batch(w, batch + i, n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH);
+	size_t more = n ? read_behind(w, n) : 0;
+	if (more)
+		append_read(w, more);
+	if (n) /* the replies, an array of integers per script: no malloc each */
+		reader_arena(w);
 	int ret = n ? send_cmd(w) : 0;
+	bool broken = ret != 0; /* no more replies can be read */
 	struct joblist keep = {0};
 	for (size_t i = 0; i < n; i += SCRIPT_BATCH) {
 		size_t k = n - i < SCRIPT_BATCH ? n - i : SCRIPT_BATCH;
 		const char *to = k > 1 ? "their targets" : batch[i]->reason ? w->opt->dead : w->opt->out;
 		redisReply *r = NULL;
-		if (ret == 0 && redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
+		if (!broken && redisGetReply(w->rc, (void **)&r) != REDIS_OK) {
 			wlog(w, "writing entries %s..%s to %s: %s", batch[i]->id, batch[i + k - 1]->id, to,
 			     w->rc->errstr);
 			ret = -1;
+			broken = true;
 		} else if (ret == 0 && !batch_reply(r, k)) {
 			wlog(w, "writing entries %s..%s to %s: %s", batch[i]->id, batch[i + k - 1]->id, to,
 			     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -1626,9 +1713,12 @@ static int flush_writes(struct worker *w)
 				written(w, batch[i + x], r->element[x]->integer);
 			else
 				list_push(&keep, batch[i + x]);
-		freeReplyObject(r);
 	}
 	list_prepend(&w->writes, &keep);
+	if (more && !broken && read_behind_reply(w))
+		ret = -1;
+	if (n && ret == 0)
+		reader_own(w);
 	return ret;
 }
 
