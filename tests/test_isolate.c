@@ -575,6 +575,12 @@ static const char KEEPS_100[] =
 static void test_memory_kept_from_load_counts(void **state)
 {
 	(void)state;
+#if defined(__SANITIZE_THREAD__)
+	/* TSan's shadow memory is resident beside the 100 MB the module keeps
+	 * (about three times the application's pages here): the start itself
+	 * passes the cap, and the test's premise, a start within it, fails */
+	skip();
+#endif
 	txs_limits l;
 	txs_limits_init(&l);
 	l.timeout_ms = 5000;
