@@ -557,6 +557,7 @@ static void scan_text(struct pipeline *p, const char *text, size_t len)
 struct inbuf {
 	char *p;
 	size_t len, cap;
+	uint64_t total; /* bytes read in all: where an error stopped the input */
 	bool eof; /* end of input, or an error (err) */
 	int err;
 };
@@ -585,6 +586,7 @@ static bool inbuf_read(struct inbuf *b, int fd)
 		return false;
 	}
 	b->len += (size_t)r;
+	b->total += (uint64_t)r;
 	return true;
 }
 
@@ -643,7 +645,8 @@ static int scan_stream(struct pipeline *p, int fd)
 	while (!b.eof)
 		inbuf_read(&b, fd);
 	if (b.err) /* what came is scanned; the rest is said lost */
-		cli_error("%s: cannot read past byte %zu of a line: %s", p->file, b.len, strerror(b.err));
+		cli_error("%s: cannot read past byte %llu: %s", p->file, (unsigned long long)b.total,
+		          strerror(b.err));
 	if (lines) {
 		stream_lines(p, &b, &line);
 		if (skip_ws(b.p, b.p + b.len) < b.p + b.len) /* a last line without a newline */
