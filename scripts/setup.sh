@@ -2,7 +2,7 @@
 # Installs the Debian packages txscan needs, only those missing. Idempotent.
 set -eu
 PKGS="build-essential cmake pkg-config libjavascriptcoregtk-4.1-dev libjansson-dev
-libcmocka-dev libmicrohttpd-dev libgnutls28-dev libhiredis-dev libseccomp-dev libglib2.0-dev libcurl4-openssl-dev redis-server curl openssl python3 chromium prometheus wrk clang libclang-rt-14-dev esbuild"
+libcmocka-dev libmicrohttpd-dev libgnutls28-dev libhiredis-dev libseccomp-dev libjemalloc-dev libglib2.0-dev libcurl4-openssl-dev redis-server curl openssl python3 chromium prometheus wrk clang libclang-rt-14-dev esbuild"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
