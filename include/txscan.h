@@ -86,7 +86,7 @@ typedef struct txs_limits {
 	uint32_t init_timeout_ms; /* module load + init(ctx); default 1000 */
 	uint32_t heap_limit_mb;   /* stop a scan past this; 0 = none; default 64 */
 	uint32_t heap_restart_mb; /* recycle after a scan past this; 0 = never; default 32 */
-	uint32_t restart_every;   /* recycle every N scans; 0 = never; default 10000 */
+	uint32_t restart_every;   /* recycle every N scans; 0 = never; default 100000 */
 	uint32_t heap_sample_every; /* scans between heap samples; default 64 */
 	uint32_t queue_capacity;  /* pending commands; default 1024 */
 	uint32_t quarantine_after;/* consecutive failed starts; default 3 */

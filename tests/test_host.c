@@ -231,7 +231,7 @@ static void test_manifest_validation(void **state)
 	assert_int_equal(m.limits.timeout_ms, 50);
 	assert_int_equal(m.limits.heap_limit_mb, 64);
 	assert_int_equal(m.limits.heap_restart_mb, 32);
-	assert_int_equal(m.limits.restart_every, 10000);
+	assert_int_equal(m.limits.restart_every, 100000);
 	assert_int_equal(m.instances, 1);
 	assert_string_equal(m.config_json, "{}");
 	plugin_manifest_clear(&m);

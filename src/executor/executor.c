@@ -277,7 +277,7 @@ void txs_limits_init(txs_limits *l)
 	    .init_timeout_ms = 1000,
 	    .heap_limit_mb = 64,
 	    .heap_restart_mb = 32,
-	    .restart_every = 10000,
+	    .restart_every = 100000,
 	    .heap_sample_every = 64,
 	    .queue_capacity = 1024,
 	    .quarantine_after = 3,
