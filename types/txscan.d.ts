@@ -172,7 +172,7 @@ export interface Manifest<C = { [key: string]: JsonValue }> {
   heap_limit_mb?: number;
   /** After a scan that leaves the heap past this, the engine is recycled; at most heap_limit_mb. Default 32. */
   heap_restart_mb?: number;
-  /** Recycle the engine (a fresh realm) every N scans; 0 = never. Default 10000. */
+  /** Recycle the engine (a fresh realm) every N scans; 0 = never. Default 100000. */
   restart_every?: number;
   /** A VM serves at most this many realms, then a recycle builds a new VM; 1 to 1000000. Default 64. */
   realms_per_vm?: number;
