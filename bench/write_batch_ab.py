@@ -10,8 +10,9 @@ alternate, on a fresh database each time; Redis CPU is INFO cpu (user + sys).
 
 A stream.c whose script runs TYPE is called with one once-only key per entry (KEYS:
 stream, then key and target per entry), any other with the buckets (KEYS: stream,
-reports, dead letters, buckets of DONE_BUCKET_MS as that stream.c sets it; each entry's
-bucket slot among its arguments).
+reports, dead letters, buckets of DONE_BUCKET_MS as that stream.c sets it): each entry's
+bucket slot and field count among its arguments, or, for a script that takes its entries
+in runs (section 35), one slot and count per run of entries of one bucket.
 """
 import hashlib, os, re, statistics, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests'))
@@ -31,6 +32,7 @@ def script(path):
 
 def calls(text, width, sha, ids, report):
     per_entry_keys = "'TYPE'" in text
+    runs = 'for i = 1, k do' in text
     out = []
     for i in range(0, len(ids), BATCH):
         batch = ids[i:i + BATCH]
@@ -42,8 +44,15 @@ def calls(text, width, sha, ids, report):
             bucket = [int(e.split('-')[0]) // width for e in batch]
             order = sorted(set(bucket))
             keys = ['s', 'o', 's:dead'] + ['o:done:s:g:%d' % b for b in order]
-            argv = sum([[e, d, str(4 + order.index(b)), '0', '0x' + e, report % e]
-                        for e, d, b in zip(batch, digest, bucket)], [])
+            if runs:
+                argv = []
+                for b in order:  # IDs ascend: one run per bucket
+                    run = [(e, d) for e, d, x in zip(batch, digest, bucket) if x == b]
+                    argv += [str(4 + order.index(b)), str(len(run))]
+                    argv += sum([[e, d, '0x' + e, report % e] for e, d in run], [])
+            else:
+                argv = sum([[e, d, str(4 + order.index(b)), '0', '0x' + e, report % e]
+                            for e, d, b in zip(batch, digest, bucket)], [])
         out.append(['EVALSHA', sha, len(keys)] + keys + ['g', '86400'] + argv)
     return out
 
