@@ -686,6 +686,28 @@ class TestOnceOnlyBuckets(WorkerTest):
         want["2001-0"] = entry_digest(["tx", "not json"])
         self.assertEqual(got, want)
 
+    def test_busy_bucket_is_a_hash_table_from_its_first_batch(self):
+        """A batch that writes 16 entries or more into a bucket makes it a
+        hash table at once (a 65-byte value leads the HSET, then the field
+        gets its real value in the same command): a listpack of up to
+        hash-max-listpack-entries fields would be scanned by every HMGET and
+        HSET field. Nothing of it shows in the bucket's fields and values.
+        A bucket written by a few entries stays a listpack."""
+        r = self.r
+        busy = ["5000-%d" % i for i in range(400)]
+        r.pipeline([("XADD", "txs", eid, "tx", json.dumps(tx(i))) for i, eid in enumerate(busy)]
+                   + [("XADD", "txs", "9000-0", "tx", json.dumps(tx(1000)))])
+        w = self.start_worker("solo")
+        wait_for("every entry acked", lambda: group_done(r, "txs", "scanners"), 60, [w])
+        self.stop_all()
+        self.assertEqual(r("XLEN", "reports"), len(busy) + 1)
+        self.assertEqual(r("OBJECT", "ENCODING", done_key("5000-0")), "hashtable")
+        self.assertIn(r("OBJECT", "ENCODING", done_key("9000-0")), ("listpack", "ziplist"))
+        want = {eid: entry_digest(["tx", json.dumps(tx(i))]) for i, eid in enumerate(busy)}
+        self.assertEqual(fields(r("HGETALL", done_key("5000-0"))), want)
+        self.assertEqual(fields(r("HGETALL", done_key("9000-0"))),
+                         {"9000-0": entry_digest(["tx", json.dumps(tx(1000))])})
+
     def test_ttl_is_renewed_by_each_write_into_the_bucket(self):
         r = self.r
         key = done_key("5-0")

@@ -80,14 +80,19 @@ enum {
  * stack, reply) and of an XACK once per batch rather than once per entry.
  * KEYS: the input stream, the report stream, the dead-letter stream, then
  * the once-only buckets (below) the batch's entries fall in.
- * ARGV: group, key TTL (s), then for each entry: its id, its digest
- * (entry_digest; "" when the entry is gone and its content unknown), its
- * slot (the KEYS index of its bucket, negated for a dead letter), the
- * number n of the target entry's field/value arguments, and those n; or,
- * for a report, n = 0 followed by its "tx" and "report" values only: the
- * script names the fields (entry, tx, report) itself, which spares Redis
- * four of a report's arguments (parsing them, making Lua strings of them:
- * ~3 % of its CPU per entry, measured with the same script both ways).
+ * ARGV: group, key TTL (s), then the entries in runs: a run is its slot
+ * (the KEYS index of its entries' bucket, negated for dead letters) and its
+ * count k, then k entries. Each entry is its id and its digest
+ * (entry_digest; "" when the entry is gone and its content unknown), then
+ * for a report its "tx" and "report" values only (the script names the
+ * fields entry, tx and report itself), for a dead letter the number n of
+ * its field/value arguments and those n. Entries come in order, so a batch
+ * of one second's reports is one run: the slot is not repeated per entry,
+ * nor a count of fields per report. Every argument costs Redis a string
+ * object and a Lua string (whose hash reads every byte), every tonumber a
+ * strtod: this layout and the script's locals took its instructions per
+ * entry from ~58,300 to ~47,400 (callgrind, bench/write_batch_ab.py's
+ * entries; BENCHMARKS.md section 35).
  * Returns one integer per entry, in order: 1 written, 0 answered before.
  *
  * The once-only keys are buckets: one hash per DONE_BUCKET_MS of entry IDs,
@@ -103,7 +108,18 @@ enum {
  * EXPIRE per entry, and the once-only work fell from ~2.5 us of Redis CPU
  * per entry to under 1 (bench/write_batch_ab.py, BENCHMARKS.md section
  * 31). The EXPIRE renews the whole bucket, so each field lives at least
- * the TTL after it was written.
+ * the TTL after it was written. An ID is in one bucket only, so the
+ * digests looked up are kept by ID alone (seen).
+ * A batch that writes 16 entries or more into a bucket leads its HSET with
+ * its first field set to 65 dashes (then to its value, later in the same
+ * HSET): a value longer than hash-max-listpack-value (64 by default) makes
+ * Redis turn a small hash into a hash table before it writes. Without it a
+ * bucket stays a listpack until hash-max-listpack-entries (512) fields,
+ * and every HMGET and HSET field scans it: ~3 % of the script's
+ * instructions per entry at 20,000 entries a second (callgrind). The
+ * bucket holds the same fields and values either way; a hash table costs
+ * more memory per field, so buckets written by the few (low rates) keep
+ * the listpack. Redis never turns a hash table back.
  * The entries are taken in order, so a second delivery of an entry in the
  * same batch is answered by the first. A script is not rolled back, and
  * the HSETs come after the XADDs: an XADD that fails still gets the
@@ -113,56 +129,74 @@ enum {
  * written without writing them again. */
 static const char WRITE_BATCH[] =
     "local group, ttl = ARGV[1], ARGV[2]\n"
-    "local seen, ask, add = {}, {}, {}\n"
+    "local tonumber, unpack, find, pcall = tonumber, unpack, string.find, redis.pcall\n"
+    "local seen, ask, nask, add, nadd = {}, {}, {}, {}, {}\n"
     "local a = 3\n"
     "while a <= #ARGV do\n"
-    "  local b, n = math.abs(tonumber(ARGV[a + 2])), tonumber(ARGV[a + 3])\n"
-    "  ask[b] = ask[b] or {}\n"
-    "  ask[b][#ask[b] + 1] = ARGV[a]\n"
-    "  a = a + 4 + (n == 0 and 2 or n)\n"
+    "  local slot, k = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+    "  local b = slot < 0 and -slot or slot\n"
+    "  local q, m = ask[b], nask[b]\n"
+    "  if not q then q, m = {}, 0 ask[b] = q end\n"
+    "  a = a + 2\n"
+    "  for i = 1, k do\n"
+    "    m = m + 1\n"
+    "    q[m] = ARGV[a]\n"
+    "    a = a + (slot > 0 and 4 or 3 + tonumber(ARGV[a + 2]))\n"
+    "  end\n"
+    "  nask[b] = m\n"
     "end\n"
     "for b, ids in pairs(ask) do\n"
     "  local v = redis.call('HMGET', KEYS[b], unpack(ids))\n"
-    "  seen[b] = {}\n"
-    "  for i, id in ipairs(ids) do seen[b][id] = v[i] end\n"
+    "  for i = 1, nask[b] do seen[ids[i]] = v[i] end\n"
     "end\n"
     "local function mark()\n"
     "  for b = 4, #KEYS do\n"
-    "    if add[b] then\n"
-    "      redis.call('HSET', KEYS[b], unpack(add[b]))\n"
-    "      redis.call('EXPIRE', KEYS[b], ttl)\n"
+    "    local f = add[b]\n"
+    "    if f and nadd[b] >= 32 then\n"
+    "      redis.call('HSET', KEYS[b], f[1], string.rep('-', 65), unpack(f))\n"
+    "    elseif f then\n"
+    "      redis.call('HSET', KEYS[b], unpack(f))\n"
     "    end\n"
+    "    if f then redis.call('EXPIRE', KEYS[b], ttl) end\n"
     "  end\n"
     "end\n"
-    "local res, ids = {}, {}\n"
+    "local res, ids, m = {}, {}, 0\n"
     "a = 3\n"
     "while a <= #ARGV do\n"
-    "  local id, digest, slot, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
+    "  local slot, k = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
     "  local b, target = slot, KEYS[2]\n"
     "  if slot < 0 then b, target = -slot, KEYS[3] end\n"
-    "  local v = seen[b][id]\n"
-    "  local first = not v or (digest ~= '' and\n"
-    "    not string.find(' ' .. v .. ' ', ' ' .. digest .. ' ', 1, true))\n"
-    "  if first then\n"
-    "    local r\n"
-    "    if n == 0 then\n"
-    "      r = redis.pcall('XADD', target, '*', 'entry', id, 'tx', ARGV[a + 4], 'report', ARGV[a + 5])\n"
-    "    else\n"
-    "      r = redis.pcall('XADD', target, '*', unpack(ARGV, a + 4, a + 3 + n))\n"
+    "  a = a + 2\n"
+    "  for i = 1, k do\n"
+    "    local id, digest = ARGV[a], ARGV[a + 1]\n"
+    "    local n = slot > 0 and 2 or tonumber(ARGV[a + 2])\n"
+    "    local v = seen[id]\n"
+    "    local first = not v or (digest ~= '' and\n"
+    "      not find(' ' .. v .. ' ', ' ' .. digest .. ' ', 1, true))\n"
+    "    if first then\n"
+    "      local r\n"
+    "      if slot > 0 then\n"
+    "        r = pcall('XADD', target, '*', 'entry', id, 'tx', ARGV[a + 2], 'report', ARGV[a + 3])\n"
+    "      else\n"
+    "        r = pcall('XADD', target, '*', unpack(ARGV, a + 3, a + 2 + n))\n"
+    "      end\n"
+    "      if type(r) == 'table' and r.err then\n"
+    "        mark()\n"
+    "        return r\n"
+    "      end\n"
+    "      local d = digest == '' and 'deleted' or digest\n"
+    "      if v then v = v .. ' ' .. d else v = d end\n"
+    "      seen[id] = v\n"
+    "      local f, c = add[b], nadd[b]\n"
+    "      if not f then f, c = {}, 0 add[b] = f end\n"
+    "      f[c + 1], f[c + 2] = id, v\n"
+    "      nadd[b] = c + 2\n"
     "    end\n"
-    "    if type(r) == 'table' and r.err then\n"
-    "      mark()\n"
-    "      return r\n"
-    "    end\n"
-    "    v = (v and v .. ' ' or '') .. (digest == '' and 'deleted' or digest)\n"
-    "    seen[b][id] = v\n"
-    "    add[b] = add[b] or {}\n"
-    "    add[b][#add[b] + 1] = id\n"
-    "    add[b][#add[b] + 1] = v\n"
+    "    m = m + 1\n"
+    "    res[m] = first and 1 or 0\n"
+    "    ids[m] = id\n"
+    "    a = a + (slot > 0 and 4 or 3 + n)\n"
     "  end\n"
-    "  res[#res + 1] = first and 1 or 0\n"
-    "  ids[#ids + 1] = id\n"
-    "  a = a + 4 + (n == 0 and 2 or n)\n"
     "end\n"
     "mark()\n"
     "redis.call('XACK', KEYS[1], group, unpack(ids))\n"
@@ -1441,54 +1475,40 @@ static void resp_pair(sbuf *b, const char *name, const char *value, size_t len)
 	resp_arg(b, value, len);
 }
 
-/* A report goes in WRITE_BATCH's short form: n = 0, then its tx and its
- * report (the script adds the field names and the entry id). */
-static bool short_form(const struct job *j)
-{
-	return !j->reason && j->report;
-}
-
-/* The fields of the dead letter (or, without a report, the report entry)
- * that j writes: the name/value arguments (field count times two) that
- * fields() appends; 0 for the short form. */
+/* The field/value arguments (field count times two) of j's dead letter
+ * that fields() appends. */
 static size_t field_args(const struct job *j)
 {
-	if (short_form(j))
-		return 0;
-	size_t n = 2; /* entry */
-	if (j->reason)
-		n += 4 + (j->deliveries > 0 ? 2 : 0) + (j->tx ? 2 : 0); /* reason, consumer, ... */
-	else
-		n += 2; /* tx */
-	return n + (j->report ? 2 : 0);
+	return 2 /* entry */ + 4 /* reason, consumer */ + (j->deliveries > 0 ? 2 : 0) +
+	       (j->tx ? 2 : 0) + (j->report ? 2 : 0);
 }
 
-/* j's arguments after its count: its tx and report (short form), or its
- * report entry or dead letter (reason, delivery count, who gave up, and
- * the input and report if any) as field_args(j) name/value arguments. */
+/* j's arguments after its id and digest: for a report its tx and report
+ * values (the script adds the field names and the entry id); for a dead
+ * letter their count and its fields (reason, delivery count, who gave up,
+ * and the input and report if any) as field_args(j) name/value arguments.
+ * A job without a reason always has its report (collect: every scan ends
+ * in one). */
 static void fields(struct worker *w, const struct job *j, sbuf *b)
 {
 	const struct stream_options *o = w->opt;
 	size_t len = 0;
 	const char *json = j->report ? txs_report_json(j->report, &len) : NULL;
-	if (short_form(j)) {
-		resp_arg(b, j->hash, j->hash_len);
-		resp_arg(b, json, len);
+	if (!j->reason) {
+		resp_arg(b, j->hash ? j->hash : "", j->hash ? j->hash_len : 0);
+		resp_arg(b, json ? json : "", len);
 		return;
 	}
+	resp_num(b, field_args(j));
 	resp_pair(b, "entry", j->id, strlen(j->id));
-	if (j->reason) {
-		resp_pair(b, "reason", j->reason, strlen(j->reason));
-		if (j->deliveries > 0) {
-			char d[24];
-			resp_pair(b, "deliveries", d, put_decimal(d, (unsigned long long)j->deliveries));
-		}
-		resp_pair(b, "consumer", o->consumer, strlen(o->consumer));
-		if (j->tx) /* the input travels with its dead letter */
-			resp_pair(b, "tx", j->tx, j->tx_len);
-	} else {
-		resp_pair(b, "tx", j->hash, j->hash_len);
+	resp_pair(b, "reason", j->reason, strlen(j->reason));
+	if (j->deliveries > 0) {
+		char d[24];
+		resp_pair(b, "deliveries", d, put_decimal(d, (unsigned long long)j->deliveries));
 	}
+	resp_pair(b, "consumer", o->consumer, strlen(o->consumer));
+	if (j->tx) /* the input travels with its dead letter */
+		resp_pair(b, "tx", j->tx, j->tx_len);
 	if (json)
 		resp_pair(b, "report", json, len);
 }
@@ -1514,8 +1534,8 @@ static void resp_int(sbuf *b, long long n)
 /* EVALSHA WRITE_BATCH for jobs[0..k-1] (k <= SCRIPT_BATCH), appended to
  * w->cmd: its keys (the stream, the report and dead-letter streams, then
  * the batch's distinct buckets: mostly one, as entries come in ID order),
- * then its arguments (group, TTL, then each entry's id, digest, slot,
- * field argument count and fields). */
+ * then its arguments (group, TTL, then the entries in runs of one slot:
+ * the slot, the run's length, and each entry's id, digest and fields). */
 static void append_batch(struct worker *w, struct job **jobs, size_t k)
 {
 	const struct stream_options *o = w->opt;
@@ -1533,7 +1553,9 @@ static void append_batch(struct worker *w, struct job **jobs, size_t k)
 			s = ++nb;
 		}
 		slot[i] = (long long)(3 + s) * (jobs[i]->reason ? -1 : 1); /* KEYS[4] is bucket[0] */
-		argc += 4 + (short_form(jobs[i]) ? 2 : field_args(jobs[i]));
+		if (i == 0 || slot[i] != slot[i - 1])
+			argc += 2; /* a new run: its slot and length */
+		argc += 2 + (jobs[i]->reason ? 1 + field_args(jobs[i]) : 2);
 	}
 	argc += nb;
 	resp_len(b, '*', argc);
@@ -1549,13 +1571,18 @@ static void append_batch(struct worker *w, struct job **jobs, size_t k)
 	}
 	resp_str(b, o->group);
 	resp_str(b, w->ttl);
-	for (size_t i = 0; i < k; i++) {
-		struct job *j = jobs[i];
-		resp_arg(b, j->id, strlen(j->id));
-		resp_arg(b, j->digest, strlen(j->digest));
+	for (size_t i = 0; i < k;) {
+		size_t end = i + 1;
+		while (end < k && slot[end] == slot[i])
+			end++;
 		resp_int(b, slot[i]);
-		resp_num(b, field_args(j));
-		fields(w, j, b);
+		resp_num(b, end - i);
+		for (; i < end; i++) {
+			struct job *j = jobs[i];
+			resp_arg(b, j->id, strlen(j->id));
+			resp_arg(b, j->digest, strlen(j->digest));
+			fields(w, j, b);
+		}
 	}
 }
 
