@@ -129,7 +129,7 @@ enum {
  * written without writing them again. */
 static const char WRITE_BATCH[] =
     "local group, ttl = ARGV[1], ARGV[2]\n"
-    "local tonumber, unpack, find, pcall = tonumber, unpack, string.find, redis.pcall\n"
+    "local tonumber, unpack, find, rpcall = tonumber, unpack, string.find, redis.pcall\n"
     "local seen, ask, nask, add, nadd = {}, {}, {}, {}, {}\n"
     "local a = 3\n"
     "while a <= #ARGV do\n"
@@ -176,9 +176,9 @@ static const char WRITE_BATCH[] =
     "    if first then\n"
     "      local r\n"
     "      if slot > 0 then\n"
-    "        r = pcall('XADD', target, '*', 'entry', id, 'tx', ARGV[a + 2], 'report', ARGV[a + 3])\n"
+    "        r = rpcall('XADD', target, '*', 'entry', id, 'tx', ARGV[a + 2], 'report', ARGV[a + 3])\n"
     "      else\n"
-    "        r = pcall('XADD', target, '*', unpack(ARGV, a + 3, a + 2 + n))\n"
+    "        r = rpcall('XADD', target, '*', unpack(ARGV, a + 3, a + 2 + n))\n"
     "      end\n"
     "      if type(r) == 'table' and r.err then\n"
     "        mark()\n"
