@@ -45,6 +45,7 @@
 #define _GNU_SOURCE
 #include "isolate.h"
 
+#include "answers.h"
 #include "channel.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -174,7 +175,9 @@ struct txs_proc {
 
 	pthread_t io;
 	int evfd;
-	chan_buf in;            /* I/O thread only */
+	answers_slot *reader;   /* the answer reader's hold on rfd (I/O thread only) */
+	bool rd_gone;           /* the reader met the pipe's end or a violation (under mu) */
+	chan_buf in;            /* the reader's while attached, else the I/O thread's */
 	atomic_bool handling;   /* frames read from the pipe and not yet handled */
 	struct counters c;
 	struct txs_proc *mnext; /* monitor list, under gmu */
@@ -1545,6 +1548,9 @@ static int spawn_child(txs_proc *p, int *fd_out, int *rfd_out, pid_t *pid_out,
 	return 0;
 }
 
+static bool answers_of(void *owner, int fd);
+static void reader_off(txs_proc *p);
+
 /* Starts a child and sends it the code (state DOWN -> STARTING). */
 static int start_locked(txs_proc *p)
 {
@@ -1582,7 +1588,10 @@ static int start_locked(txs_proc *p)
 	p->out.off = p->out.len = 0;
 	p->out_closed = false;
 	p->in.off = p->in.len = 0;
-	if (chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
+	p->rd_gone = false;
+	/* the reader may call answers_of at once: it waits for mu */
+	p->reader = answers_attach(rfd, answers_of, p);
+	if (!p->reader || chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
 		kill_locked(p, K_START, 0);
 	p->out_queued = p->out.len;
 	p->out_written = 0;
@@ -1795,6 +1804,7 @@ static void reap_locked(txs_proc *p)
 	bool was_up = p->state == S_UP;
 	p->reaping = true; /* the monitor leaves it be: its end is decided here */
 	pthread_mutex_unlock(&p->mu);
+	reader_off(p); /* before its pipe is closed */
 	int ws = 0;
 	/* the host did not ask for this end: a child that crashed, or one
 	 * that closed its channel and lives on, which the host kills */
@@ -1987,37 +1997,73 @@ static bool read_child(txs_proc *p, int fd)
 	return ok;
 }
 
-/* One poll round with the child up or starting. mu held. */
+/* The answer reader's call (answers.h) while the child's pipe is attached:
+ * what the child wrote since. At the pipe's end, or a violation, the I/O
+ * thread is told to reap. */
+static bool answers_of(void *owner, int fd)
+{
+	txs_proc *p = owner;
+	if (read_child(p, fd)) {
+		/* frames queued behind a backlog (SEND_AHEAD) go out as answers
+		 * come in; what the socket does not take, the I/O thread writes
+		 * when it can (POLLOUT) */
+		pthread_mutex_lock(&p->mu);
+		if (p->out.off < p->out.len && !p->out_closed) {
+			flush_locked(p);
+			if (p->out.off < p->out.len || p->out_closed)
+				poke_io(p);
+		}
+		pthread_mutex_unlock(&p->mu);
+		return true;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->rd_gone = true;
+	pthread_mutex_unlock(&p->mu);
+	poke_io(p);
+	return false;
+}
+
+/* Takes the child's pipe back from the reader (I/O thread, mu not held):
+ * from now on only this thread reads it. */
+static void reader_off(txs_proc *p)
+{
+	answers_detach(p->reader);
+	p->reader = NULL;
+}
+
+/* One poll round with the child up or starting: the reader reads the
+ * child's answers, this thread writes what waits to go out and watches the
+ * socket for the child's end. mu held. */
 static void io_round_locked(txs_proc *p)
 {
-	int rfd = p->rfd;
 	bool closed = p->out_closed; /* a send failed for good: reap this round */
-	struct pollfd pf[3] = {{.fd = rfd, .events = POLLIN},
-	                       {.fd = p->evfd, .events = POLLIN},
+	struct pollfd pf[2] = {{.fd = p->evfd, .events = POLLIN},
 	                       {.fd = p->fd, .events = 0}}; /* POLLHUP, POLLERR always */
 	if (p->out.off < p->out.len && !closed)
-		pf[2].events |= POLLOUT;
+		pf[1].events |= POLLOUT;
+	bool gone = closed || p->rd_gone;
 	pthread_mutex_unlock(&p->mu);
-	int n = poll(pf, 3, closed ? 0 : -1);
-	bool gone = false;
-	if (n > 0 && (pf[1].revents & POLLIN)) {
+	int n = gone ? 0 : poll(pf, 2, -1);
+	if (n > 0 && (pf[0].revents & POLLIN)) {
 		uint64_t v;
 		if (read(p->evfd, &v, sizeof v) < 0) {
 			/* EAGAIN: another round drained it */
 		}
 	}
-	if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
-		gone = !read_child(p, rfd);
-	if (n >= 0 && !gone && (closed || (pf[2].revents & (POLLHUP | POLLERR)))) {
-		read_child(p, rfd); /* the child's end closed: what it wrote, then reap */
-		gone = true;
-	}
+	bool hup = n > 0 && (pf[1].revents & (POLLHUP | POLLERR));
 	pthread_mutex_lock(&p->mu);
+	bool seen = p->rd_gone; /* the reader read to the end */
+	gone = gone || hup || seen;
 	if (!gone && p->out.off < p->out.len) /* POLLOUT, or scans queued behind a backlog */
 		flush_locked(p);
 	if (gone || p->stopping) {
 		if (p->stopping)
 			kill_locked(p, K_STOP, 0);
+		pthread_mutex_unlock(&p->mu);
+		reader_off(p);
+		if (gone && !seen)
+			read_child(p, p->rfd); /* the child's end closed: what it wrote, then reap */
+		pthread_mutex_lock(&p->mu);
 		reap_locked(p);
 	}
 }
