@@ -1589,8 +1589,12 @@ static int start_locked(txs_proc *p)
 	p->out_closed = false;
 	p->in.off = p->in.len = 0;
 	p->rd_gone = false;
-	/* the reader may call answers_of at once: it waits for mu */
-	p->reader = answers_attach(rfd, answers_of, p);
+	/* unlocked: the reader takes a slot's lock before mu (answers.c); in
+	 * S_STARTING only this thread changes the channel */
+	pthread_mutex_unlock(&p->mu);
+	answers_slot *rd = answers_attach(rfd, answers_of, p);
+	pthread_mutex_lock(&p->mu);
+	p->reader = rd;
 	if (!p->reader || chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
 		kill_locked(p, K_START, 0);
 	p->out_queued = p->out.len;
