@@ -117,8 +117,10 @@ typedef struct txs_plugin_code {
 	const char *config_json; /* ctx.config as JSON text; NULL means {} */
 } txs_plugin_code;
 
-/* A console line from the plugin, on one of the executor's threads. Must not block:
- * a slow sink slows the plugin's scans. */
+/* A console line from the plugin, on one of the executor's threads (in process
+ * isolation, on the host's one reader of every engine process's answers). Must
+ * not block: a slow sink slows the plugin's scans, and in process isolation every
+ * plugin's answers. */
 typedef void (*txs_console_fn)(const char *plugin_id, const char *level, const char *msg,
                                size_t len, void *userdata);
 
@@ -276,7 +278,8 @@ typedef struct txs_host_options {
 	 * full buffer drops and counts). Every scan a plugin does not answer ok
 	 * is also logged there ("plugin_failure", at most 10 a second per
 	 * plugin) and kept for txs_plugin_info's last_error and
-	 * failures_minute, whatever the options. */
+	 * failures_minute, whatever the options. A sink given here must not
+	 * block (see txs_console_fn). */
 	txs_console_fn console;
 	void *console_userdata;
 	bool console_quiet; /* with console == NULL: discard console lines */

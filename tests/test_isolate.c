@@ -1238,6 +1238,56 @@ static void test_flood_cannot_hold_the_io_thread(void **state)
 		fail_msg("txs_proc_free had not returned after %.0f ms of a flood", ms);
 }
 
+/* One thread reads every engine process's answers (src/isolate/answers.c).
+ * A child that writes console lines without end must not keep it from a
+ * neighbour's: the reader takes one read per pipe per round. The innocent
+ * plugin's scans are all answered ok, each well within its deadline. */
+static atomic_long flood_lines;
+
+static void count_console(const char *id, const char *level, const char *msg, size_t len,
+                          void *ud)
+{
+	(void)id;
+	(void)level;
+	(void)msg;
+	(void)len;
+	(void)ud;
+	atomic_fetch_add(&flood_lines, 1);
+}
+
+static void test_flood_cannot_hold_the_reader(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *flood = fake_engine_console("flood2", FLOODER, 50, count_console, path);
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	txs_plugin_code c = {.id = "innocent", .version = "1", .filename = "index.js",
+	                     .source = ECHO, .source_len = strlen(ECHO)};
+	txs_proc *p = NULL;
+	assert_int_equal(txs_proc_new(&p, &c, &l, NULL, NULL, NULL), 0);
+	long before = atomic_load(&flood_lines);
+	double worst = 0;
+	for (int i = 0; i < 200; i++) {
+		double ms;
+		txs_scan_result r = scan(p, TX, &ms);
+		if (r.status != TXS_STATUS_OK)
+			fail_msg("scan %d beside a flood: %s: %s", i, txs_status_name(r.status),
+			         r.error ? r.error : "");
+		txs_scan_result_clear(&r);
+		worst = ms > worst ? ms : worst;
+	}
+	long lines = atomic_load(&flood_lines) - before;
+	printf("beside a flood (%ld console lines read meanwhile): 200 scans ok, slowest %.1f ms\n",
+	       lines, worst);
+	assert_true(lines > 0); /* the flood was being read all along */
+	assert_true(worst < l.timeout_ms);
+	txs_proc_free(p);
+	txs_proc_free(flood);
+	unlink(path);
+}
+
 /* An engine process that answers two scans in one write; the host's
  * callback for the first takes 300 ms (a slow consumer, or the I/O thread
  * waiting for a core). The second scan's answer has come in meanwhile,
@@ -1902,6 +1952,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_child_that_stops_reading),
 	    cmocka_unit_test(test_closed_channel_is_not_a_crash),
 	    cmocka_unit_test(test_flood_cannot_hold_the_io_thread),
+	    cmocka_unit_test(test_flood_cannot_hold_the_reader),
 	    cmocka_unit_test(test_answers_read_are_not_killed),
 	    cmocka_unit_test(test_killed_scan_callback_may_submit),
 	    cmocka_unit_test(test_console_callback_may_submit),

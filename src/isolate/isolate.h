@@ -5,7 +5,9 @@
  * txs_proc has the operations of txs_executor (include/txscan.h) and the
  * same contracts: new returns after the child built its engine and ran
  * init; submit never blocks and calls cb exactly once per accepted scan
- * (on the proxy's I/O thread); restart and reload wait; stats and load are
+ * (on the reader of every engine process's answers, answers.h: one thread
+ * for all proxies, so callbacks must not block; or on the monitor or the
+ * proxy's I/O thread when the child is killed or dies); restart and reload wait; stats and load are
  * cheap snapshots; free answers what is pending and reaps the child.
  * On top of them it holds the hard stops a thread cannot: a scan not
  * answered by its timeout plus a grace, or a child past its memory cap,

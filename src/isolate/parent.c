@@ -7,8 +7,12 @@
  * thread that lives as long as the process; or spawns it itself, always
  * from this thread: PR_SET_PDEATHSIG fires when the thread that forked the
  * child ends, and this one lives as long as the proxy), writes what
- * submitters could not write at once, reads and checks every frame, calls
- * the callbacks, reaps a dead child and starts the replacement. One
+ * submitters could not write at once, watches the socket for the child's
+ * end, reaps a dead child and starts the replacement. One reader thread
+ * for the whole process (answers.c) reads and checks every frame of every
+ * child and calls the callbacks: a fan-out's answers wake one thread, not
+ * one per child; when a child's pipe ends, or a frame breaks the
+ * protocol, it hands the pipe back to the I/O thread, which reaps. One
  * monitor thread for the whole process holds the hard stops: every
  * millisecond while any child is busy it compares each child's oldest scan
  * with its deadline and, while the child starts and for a scan or control
@@ -39,8 +43,10 @@
  * spends no try). The replacement starts at once; quarantine_after failed starts in a row
  * make the proxy answer unavailable and retry with backoff.
  *
- * Lock order: gmu (monitor list) before a proxy's mu. Callbacks run on the
- * I/O thread with no lock held.
+ * Lock order: an answer slot's lock (answers.c) before gmu (monitor list)
+ * before a proxy's mu. Callbacks run on the reader (or, for the scans a
+ * kill or death settles, on the monitor or the I/O thread) with no lock of
+ * ours held but the slot's.
  */
 #define _GNU_SOURCE
 #include "isolate.h"
