@@ -336,6 +336,8 @@ void engine_begin(engine *e, uint64_t budget_ns)
 	if (e->progress)
 		atomic_store_explicit(&e->progress->budget_ns, budget_ns, memory_order_relaxed);
 	engine_progress_mark(e, now, 0);
+	if (e->progress && e->progress->began)
+		e->progress->began();
 	e->killed = ENGINE_OK;
 	e->over_backstop = false;
 	/* The time limit and its callback's engine belong to the VM: arm()

@@ -35,6 +35,9 @@ typedef struct engine_progress {
 	_Atomic uint64_t start_ns;  /* when the running execution began; 0: none */
 	_Atomic uint64_t budget_ns; /* the time it may take */
 	_Atomic uint32_t index;     /* which scan of the batch runs */
+	/* NULL, or called on the engine's thread as each VM entry begins,
+	 * after start_ns is set: a watcher may sleep while nothing runs */
+	void (*began)(void);
 } engine_progress;
 
 typedef struct engine_config {

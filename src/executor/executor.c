@@ -459,6 +459,8 @@ static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
 	ex->event(ex->id, event, detail, ex->event_ud);
 }
 
+static void watch_began(void);
+
 /* Builds an engine on ln's thread. The code is held for the whole build:
  * if the lane is abandoned meanwhile, a reload may free the caller's. */
 static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
@@ -482,6 +484,7 @@ static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine 
 	    .progress = &ln->prog,
 	    .gate = text_gate,
 	};
+	ln->prog.began = watch_began;
 	uint64_t t0 = now_ns();
 	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
 	int rc = base ? engine_new_realm(base, out, &cfg, err) : engine_new(out, &cfg, err);
@@ -1606,10 +1609,52 @@ static void *lane_main(void *arg)
 
 static struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;   /* an executor was added, or one's w_busy was cleared */
+	pthread_cond_t cv;   /* an executor was added, one's w_busy was cleared, a lane began */
 	txs_executor *head;
 	bool started;
-} W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false};
+	atomic_bool idle;    /* asleep until a lane begins to run something */
+} W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false, false};
+
+/* A lane's engine began a VM entry (engine_progress.began, the lane's
+ * thread): the watcher, asleep while no lane ran anything, looks again.
+ * The fence pairs with watch_idle's: either this sees it asleep, or it
+ * sees this lane's start. */
+static void watch_began(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&W.idle, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&W.mu);
+	pthread_cond_broadcast(&W.cv);
+	pthread_mutex_unlock(&W.mu);
+}
+
+/* True when a lane of a watched executor runs an execution. W.mu held. */
+static bool any_running_locked(void)
+{
+	for (txs_executor *ex = W.head; ex; ex = ex->w_next) {
+		pthread_mutex_lock(&ex->mu);
+		bool run = false;
+		for (int i = 0; i < 2 && !run; i++)
+			run = ex->lanes[i] && atomic_load(&ex->lanes[i]->prog.start_ns) != 0;
+		pthread_mutex_unlock(&ex->mu);
+		if (run)
+			return true;
+	}
+	return false;
+}
+
+/* With nothing running, sleeps until a lane begins (watch_began) or the
+ * list changes: an idle host's watcher woke 200 times a second, and in
+ * process isolation each engine process's did. W.mu held. */
+static void watch_idle(void)
+{
+	atomic_store_explicit(&W.idle, true, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!any_running_locked())
+		pthread_cond_wait(&W.cv, &W.mu);
+	atomic_store_explicit(&W.idle, false, memory_order_relaxed);
+}
 
 static uint64_t lane_cpu_ns(const lane *ln)
 {
@@ -1850,6 +1895,10 @@ static void *watch_main(void *arg)
 	for (;;) {
 		if (!W.head) {
 			pthread_cond_wait(&W.cv, &W.mu);
+			continue;
+		}
+		if (!any_running_locked()) {
+			watch_idle();
 			continue;
 		}
 		pthread_mutex_unlock(&W.mu);

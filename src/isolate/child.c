@@ -133,8 +133,16 @@ static void send_rc(uint16_t type, uint64_t id, int rc, const char *text)
 
 static void send_stats(void)
 {
+	/* only when they changed: an idle engine process wrote 20 frames a
+	 * second, each a wake-up of the host's reader */
+	static txs_executor_stats last;
+	static bool sent;
 	txs_executor_stats s;
-	txs_executor_stats_get(C.ex, &s);
+	txs_executor_stats_get(C.ex, &s); /* zeroed first: compared whole */
+	if (sent && !memcmp(&s, &last, sizeof s))
+		return;
+	last = s;
+	sent = true;
 	pthread_mutex_lock(&C.wmu);
 	if (chan_stats_encode(&C.out, &s) == 0)
 		flush_locked();
