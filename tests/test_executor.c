@@ -1746,6 +1746,61 @@ static void test_bell(void **state)
 }
 
 /* argv[1], if given, runs only the tests it matches (cmocka's pattern: * and ?). */
+/* ---- the watcher sleeps while nothing runs ------------------------------ */
+
+/* Voluntary context switches of this process's threads named name. */
+static long switches_of(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	long n = 0;
+	while (d && (de = readdir(d))) {
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool match = fgets(comm, sizeof comm, f) && !strncmp(comm, name, strlen(name));
+		fclose(f);
+		snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
+		if (!match || !(f = fopen(path, "r")))
+			continue;
+		char line[128];
+		long v;
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+				n += v;
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* An idle executor's watcher woke every 5 ms (and in process isolation,
+ * each engine process's did). It sleeps until a lane begins to run
+ * something, and still stops a scan stuck past its deadline. */
+static void test_idle_watcher_sleeps(void **state)
+{
+	(void)state;
+	txs_limits l = limits(50);
+	txs_executor *ex = make("idle", "module.exports = { scanTransaction(tx) {"
+	                                " if (tx.spin) for (;;) {} return null; } };", &l);
+	txs_scan_result r = scan(ex, "{}");
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	txs_scan_result_clear(&r);
+	usleep(20 * 1000);
+	long before = switches_of("txs:watch");
+	usleep(300 * 1000);
+	long idle = switches_of("txs:watch") - before;
+	printf("watcher: %ld switches in 300 ms idle\n", idle);
+	assert_true(idle <= 3); /* ticking, it made ~60 */
+	r = scan(ex, "{\"spin\":1}");
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1787,6 +1842,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_failed_realm_then_long_scan),
 	    cmocka_unit_test(test_quarantine),
 	    cmocka_unit_test(test_bell),
+	    cmocka_unit_test(test_idle_watcher_sleeps),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
