@@ -169,7 +169,7 @@ struct txs_proc {
 	char *last_err;
 	uint32_t consecutive_failures, quarantine_after;
 	bool served;            /* the child answered something since it was ready */
-	bool reaping;           /* the I/O thread is reaping the child (reap_locked) */
+	bool reaping;           /* the I/O thread took the child's end in hand (io_round_locked, reap_locked) */
 	uint32_t idle_deaths;   /* children in a row that died before they served */
 	/* the host's circuit breaker, across the child's lifetimes (see breaker_record) */
 	uint32_t br_state, kills_in_row;
@@ -381,7 +381,7 @@ static bool over_cap_locked(txs_proc *p, uint64_t now)
  * batch's scans as soon as the batch ends). */
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 {
-	if (p->reaping)
+	if (p->reaping || p->rd_gone) /* the child's end: the reap settles its scans */
 		return NULL;
 	if (p->state == S_STARTING) {
 		/* the module and init(ctx) run now: held to the cap as a scan is
@@ -2069,6 +2069,10 @@ static void io_round_locked(txs_proc *p)
 	if (gone || p->stopping) {
 		if (p->stopping)
 			kill_locked(p, K_STOP, 0);
+		/* from here the reap decides this child's end: the monitor must
+		 * not time a scan while the reader finishes a callback (a scan
+		 * sent meanwhile went to a closed socket: the reap sends it again) */
+		p->reaping = true;
 		pthread_mutex_unlock(&p->mu);
 		reader_off(p);
 		if (gone && !seen)
