@@ -459,8 +459,6 @@ static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
 	ex->event(ex->id, event, detail, ex->event_ud);
 }
 
-static void watch_began(void);
-
 /* Builds an engine on ln's thread. The code is held for the whole build:
  * if the lane is abandoned meanwhile, a reload may free the caller's. */
 static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
@@ -484,7 +482,6 @@ static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine 
 	    .progress = &ln->prog,
 	    .gate = text_gate,
 	};
-	ln->prog.began = watch_began;
 	uint64_t t0 = now_ns();
 	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
 	int rc = base ? engine_new_realm(base, out, &cfg, err) : engine_new(out, &cfg, err);
@@ -1629,14 +1626,21 @@ static void watch_began(void)
 	pthread_mutex_unlock(&W.mu);
 }
 
+/* True when one of ex's lanes runs an execution. ex->mu held. */
+static bool running_locked(const txs_executor *ex)
+{
+	for (int i = 0; i < 2; i++)
+		if (ex->lanes[i]->started && atomic_load(&ex->lanes[i]->prog.start_ns) != 0)
+			return true;
+	return false;
+}
+
 /* True when a lane of a watched executor runs an execution. W.mu held. */
 static bool any_running_locked(void)
 {
 	for (txs_executor *ex = W.head; ex; ex = ex->w_next) {
 		pthread_mutex_lock(&ex->mu);
-		bool run = false;
-		for (int i = 0; i < 2 && !run; i++)
-			run = ex->lanes[i] && atomic_load(&ex->lanes[i]->prog.start_ns) != 0;
+		bool run = running_locked(ex);
 		pthread_mutex_unlock(&ex->mu);
 		if (run)
 			return true;
@@ -1726,6 +1730,7 @@ static lane *slot_fresh_locked(txs_executor *ex, int i)
 	memset(ln, 0, sizeof *ln);
 	ln->ex = ex;
 	ln->idx = i;
+	ln->prog.began = watch_began;
 	ln->in_use = true;
 	pthread_mutex_init(&ln->con_mu, NULL);
 	ex->lanes[i] = ln;
@@ -1861,13 +1866,15 @@ static void answer_takeback(txs_executor *ex, takeback *tb)
 		     "unavailable until one comes back", (unsigned)MAX_STUCK);
 }
 
-/* Looks at ex's lanes; abandons one that is stuck. W.mu held. */
-static void watch_one(txs_executor *ex, uint64_t now)
+/* Looks at ex's lanes; abandons one that is stuck. True while one of
+ * them runs something (it needs watching). W.mu held. */
+static bool watch_one(txs_executor *ex, uint64_t now)
 {
 	takeback tb = {.orphan_status = TXS_STATUS_UNAVAILABLE};
 	bool hit = false;
 	pthread_mutex_lock(&ex->mu);
-	for (int i = 0; i < 2 && !hit; i++) {
+	bool running = running_locked(ex);
+	for (int i = 0; i < 2 && running && !hit; i++) {
 		lane *ln = ex->lanes[i];
 		if (!ln->started || !lane_stuck(ln, now))
 			continue;
@@ -1878,13 +1885,14 @@ static void watch_one(txs_executor *ex, uint64_t now)
 	}
 	pthread_mutex_unlock(&ex->mu);
 	if (!hit)
-		return;
+		return running;
 	ex->w_busy = true;
 	pthread_mutex_unlock(&W.mu);
 	answer_takeback(ex, &tb);
 	pthread_mutex_lock(&W.mu);
 	ex->w_busy = false;
 	pthread_cond_broadcast(&W.cv);
+	return true; /* its replacement lane may start at once: look again */
 }
 
 static void *watch_main(void *arg)
@@ -1892,14 +1900,15 @@ static void *watch_main(void *arg)
 	(void)arg;
 	pthread_setname_np(pthread_self(), "txs:watch");
 	pthread_mutex_lock(&W.mu);
+	bool running = true; /* as the last round found; idle rounds end in watch_idle */
 	for (;;) {
 		if (!W.head) {
 			pthread_cond_wait(&W.cv, &W.mu);
 			continue;
 		}
-		if (!any_running_locked()) {
+		if (!running) {
 			watch_idle();
-			continue;
+			running = true; /* woken: one tick, then look */
 		}
 		pthread_mutex_unlock(&W.mu);
 		struct timespec ts = {0, (long)WATCH_PERIOD_NS};
@@ -1908,8 +1917,9 @@ static void *watch_main(void *arg)
 		uint64_t now = now_ns();
 		txs_stall_observe(asked, now);
 		pthread_mutex_lock(&W.mu);
+		running = false;
 		for (txs_executor *ex = W.head; ex; ex = ex->w_next)
-			watch_one(ex, now);
+			running = watch_one(ex, now) || running;
 	}
 	return NULL;
 }

@@ -1599,8 +1599,15 @@ static int start_locked(txs_proc *p)
 	 * S_STARTING only this thread changes the channel */
 	pthread_mutex_unlock(&p->mu);
 	answers_slot *rd = answers_attach(rfd, answers_of, p);
+	int err = errno;
 	pthread_mutex_lock(&p->mu);
 	p->reader = rd;
+	if (!rd) { /* the reap says the start failed, and why */
+		free(p->last_err);
+		if (asprintf(&p->last_err, "cannot read the answers of engine process %ld: %s",
+		             (long)p->pid, strerror(err)) < 0)
+			p->last_err = NULL;
+	}
 	if (!p->reader || chan_code_encode(&p->out, CH_INIT, 0, p->code, &p->lim) != 0)
 		kill_locked(p, K_START, 0);
 	p->out_queued = p->out.len;
