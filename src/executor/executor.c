@@ -590,17 +590,26 @@ static bool restart_near(const txs_executor *ex)
 /* A fresh realm takes too long to be built inline: the last two took more
  * than REALM_INLINE_NS (a slow module or init, which the standby lane hides
  * in a VM build, while nothing hides a realm's; two, so that one busy
- * moment does not decide). */
+ * moment does not decide). Its restarts then take the standby's VM when
+ * one is READY; with none READY they still build a realm here, as a VM
+ * costs more than a realm of the same plugin (see replace). */
 static bool realm_slow(const txs_executor *ex)
 {
 	return ex->realm_ns > REALM_INLINE_NS && ex->vm_instead < REALM_RETRY_AFTER;
 }
 
-/* The engine's next restart builds a new VM: its VM served realms_per_vm
- * realms, or a realm is slow. */
+/* The engine's VM has served realms_per_vm realms: the next restart gets
+ * a new VM. */
+static bool vm_full(const txs_executor *ex, const engine *e)
+{
+	return engine_realm_count(e) + 1 >= ex->lim.realms_per_vm;
+}
+
+/* The engine's next restart should get a new VM: its VM is full, or a
+ * realm is slow (then the standby's VM is taken if READY). */
 static bool vm_due(const txs_executor *ex, const engine *e)
 {
-	return engine_realm_count(e) + 1 >= ex->lim.realms_per_vm || realm_slow(ex);
+	return vm_full(ex, e) || realm_slow(ex);
 }
 
 /* A manual restart gave the engine a fresh realm, and its VM is due within
@@ -731,28 +740,29 @@ static engine *realm_base(lane *ln, const txs_plugin_code *code, const txs_limit
 {
 	engine *e = ln->eng;
 	if ((why != R_SCHEDULED && why != R_MANUAL) || !e || engine_dead(e) ||
-	    code != ln->ex->code || lim != &ln->ex->lim || vm_due(ln->ex, e))
+	    code != ln->ex->code || lim != &ln->ex->lim || vm_full(ln->ex, e))
 		return NULL;
 	return e;
 }
 
 /* Replaces the active engine: by a swap to a READY standby when the code is
- * the current one, else by building one here from code and lim, then
- * retiring the old. If the build fails, see start_failed. *err (may be
- * NULL) gets the failure. A lane abandoned during the build returns
- * TXS_ESTOPPED and touches nothing more. */
+ * the current one and a realm will not do (or is slow), else by building
+ * one here from code and lim (a realm when it may be one), then retiring
+ * the old. If the build fails, see start_failed. *err (may be NULL) gets
+ * the failure. A lane abandoned during the build returns TXS_ESTOPPED and
+ * touches nothing more. */
 static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum reason why,
                    char **err)
 {
 	txs_executor *ex = ln->ex;
-	bool realm = realm_base(ln, code, lim, why) != NULL;
-	if ((why == R_SCHEDULED || why == R_MANUAL) && !realm && realm_slow(ex))
-		ex->vm_instead++;
-	if (code == ex->code && !realm && try_swap(ln, why))
+	engine *base = realm_base(ln, code, lim, why);
+	bool slow = base && realm_slow(ex);
+	if (slow)
+		ex->vm_instead++; /* before the swap: then ex is the other lane's */
+	if (code == ex->code && (!base || slow) && try_swap(ln, why))
 		return 0;
 	engine *fresh = NULL;
 	char *msg = NULL;
-	engine *base = realm_base(ln, code, lim, why);
 	uint64_t t0 = now_ns();
 	int rc = build(ln, code, lim, base, &fresh, &msg);
 	if (base) {
