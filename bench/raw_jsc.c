@@ -8,7 +8,7 @@
  *
  *   raw_jsc call    PLUGIN_DIR TX.jsonl [--seconds S] [--warmup N] [--watchdog] [--polling]
  *   raw_jsc cold    PLUGIN_DIR TX.jsonl [--contexts C] [--calls N]
- *   raw_jsc restart PLUGIN_DIR [--n N] [--polling] [--watchdog] [--loop]
+ *   raw_jsc restart PLUGIN_DIR [--n N] [--polling] [--watchdog] [--loop] [--realm]
  *
  * call:    calls/s in steady state (transactions round-robin over the file).
  *          --watchdog arms JSC's execution time limit once (50 ms, as txscan's
@@ -21,6 +21,9 @@
  *          --loop gives the thread a GLib context of its own and runs what
  *          is pending there after each destroy, as txscan's engine threads
  *          do (without it JSC's deferred per-VM deletions pile up).
+ *          --realm: every new context is a new global context in the first
+ *          one's group (one VM for all): the floor for a fresh realm, with
+ *          no VM ever rebuilt.
  * --polling sets JSC_usePollingTraps=1 (what txscan's engine sets) before
  * the first VM.
  */
@@ -71,18 +74,23 @@ static char *exc_text(JSContextRef ctx, JSValueRef exc)
 	return buf;
 }
 
-static JSValueRef eval(JSContextRef ctx, const char *code, const char *url)
+static JSValueRef eval_string(JSContextRef ctx, JSStringRef src, const char *url)
 {
-	JSStringRef src = JSStringCreateWithUTF8CString(code);
 	JSStringRef u = JSStringCreateWithUTF8CString(url);
 	JSValueRef exc = NULL;
 	JSValueRef v = JSEvaluateScript(ctx, src, NULL, u, 1, &exc);
-	JSStringRelease(src);
 	JSStringRelease(u);
 	if (!v || exc)
 		bench_die("%s: %s", url, exc_text(ctx, exc));
 	return v;
 }
+
+/* Realms (--realm) take the texts made for the first context: a host
+ * keeps them for the realms of a VM, as txscan's engine does (JSC's
+ * UTF-8 decoding of the source is not part of a realm's floor). */
+static struct {
+	JSStringRef code, runner, ctx_json;
+} kept;
 
 static bool never_terminate(JSContextRef ctx, void *ud)
 {
@@ -91,37 +99,51 @@ static bool never_terminate(JSContextRef ctx, void *ud)
 	return false;
 }
 
-static void raw_new(raw *r, const bench_plugin *p, bool watchdog)
+/* A new context: in a new group, or in group (a realm) when not NULL. */
+static void raw_new_in(raw *r, const bench_plugin *p, bool watchdog, JSContextGroupRef group)
 {
 	static const char head[] = "(function (module, exports) {";
 	static const char tail[] = "\n})";
-	r->group = JSContextGroupCreate();
+	r->group = group ? JSContextGroupRetain(group) : JSContextGroupCreate();
 	r->ctx = JSGlobalContextCreateInGroup(r->group, NULL);
 	if (watchdog)
 		JSContextGroupSetExecutionTimeLimit(r->group, 0.05, never_terminate, NULL);
-	size_t n = sizeof head - 1 + p->source_len + sizeof tail;
-	char *code = malloc(n);
-	memcpy(code, head, sizeof head - 1);
-	memcpy(code + sizeof head - 1, p->source, p->source_len);
-	memcpy(code + sizeof head - 1 + p->source_len, tail, sizeof tail);
-	JSValueRef wrapper = eval(r->ctx, code, p->filename);
-	free(code);
-	JSObjectRef runner = (JSObjectRef)eval(r->ctx, RUNNER, "raw:runner");
-
-	char *ctx_json = NULL;
-	if (asprintf(&ctx_json, "{\"plugin\":{\"id\":\"%s\",\"version\":\"%s\"},\"config\":%s}", p->id,
-	             p->version, p->config_json) < 0)
-		bench_die("out of memory");
-	JSStringRef cj = JSStringCreateWithUTF8CString(ctx_json);
-	free(ctx_json);
-	JSValueRef args[3] = {wrapper, JSContextGetGlobalObject(r->ctx), JSValueMakeString(r->ctx, cj)};
-	JSStringRelease(cj);
+	if (!group || !kept.code) {
+		size_t n = sizeof head - 1 + p->source_len + sizeof tail;
+		char *code = malloc(n);
+		memcpy(code, head, sizeof head - 1);
+		memcpy(code + sizeof head - 1, p->source, p->source_len);
+		memcpy(code + sizeof head - 1 + p->source_len, tail, sizeof tail);
+		char *ctx_json = NULL;
+		if (asprintf(&ctx_json, "{\"plugin\":{\"id\":\"%s\",\"version\":\"%s\"},\"config\":%s}",
+		             p->id, p->version, p->config_json) < 0)
+			bench_die("out of memory");
+		if (kept.code) {
+			JSStringRelease(kept.code);
+			JSStringRelease(kept.runner);
+			JSStringRelease(kept.ctx_json);
+		}
+		kept.code = JSStringCreateWithUTF8CString(code);
+		kept.runner = JSStringCreateWithUTF8CString(RUNNER);
+		kept.ctx_json = JSStringCreateWithUTF8CString(ctx_json);
+		free(code);
+		free(ctx_json);
+	}
+	JSValueRef wrapper = eval_string(r->ctx, kept.code, p->filename);
+	JSObjectRef runner = (JSObjectRef)eval_string(r->ctx, kept.runner, "raw:runner");
+	JSValueRef args[3] = {wrapper, JSContextGetGlobalObject(r->ctx),
+	                      JSValueMakeString(r->ctx, kept.ctx_json)};
 	JSValueRef exc = NULL;
 	JSValueRef run = JSObjectCallAsFunction(r->ctx, runner, NULL, 3, args, &exc);
 	if (!run || exc || !JSValueIsObject(r->ctx, run))
 		bench_die("%s: load/init: %s", p->filename, exc_text(r->ctx, exc));
 	r->run = (JSObjectRef)run;
 	JSValueProtect(r->ctx, r->run);
+}
+
+static void raw_new(raw *r, const bench_plugin *p, bool watchdog)
+{
+	raw_new_in(r, p, watchdog, NULL);
 }
 
 static void raw_free(raw *r)
@@ -231,6 +253,7 @@ static int mode_restart(int argc, char **argv)
 	bench_plugin_load(&p, argv[2]);
 	long n = (long)bench_opt_num(argc, argv, "--n", 500);
 	bool watchdog = bench_flag(argc, argv, "--watchdog");
+	bool realm = bench_flag(argc, argv, "--realm");
 	GMainContext *loop = bench_flag(argc, argv, "--loop") ? g_main_context_new() : NULL;
 	if (loop)
 		g_main_context_push_thread_default(loop);
@@ -247,7 +270,7 @@ static int mode_restart(int argc, char **argv)
 		/* as txscan does it: build the new engine, then destroy the old one */
 		t0 = bench_now_ns();
 		raw next;
-		raw_new(&next, &p, watchdog);
+		raw_new_in(&next, &p, watchdog && !realm, realm ? cur.group : NULL);
 		raw_free(&cur);
 		for (int k = 0; loop && k < 16 && g_main_context_iteration(loop, FALSE); k++)
 			;
@@ -263,6 +286,7 @@ static int mode_restart(int argc, char **argv)
 	bench_json_str("plugin", p.id);
 	bench_json_int("watchdog", watchdog);
 	bench_json_int("loop", loop != NULL);
+	bench_json_int("realm", realm);
 	bench_json_int("n", n);
 	bench_json_num("first_ms", first_ms);
 	bench_json_num("mean_ms", sum / (double)n);
