@@ -478,7 +478,7 @@ static int mode_stuck(int argc, char **argv)
 
 /* realm: the engine alone, on this thread, as an executor recycles it: a
  * fresh realm in the same VM (engine_new_realm) until the VM has hosted
- * --realms-per-vm engines (default 64, the executor's default; 2 gives a
+ * --realms-per-vm engines (default 256, the executor's default; 2 gives a
  * new VM and a realm in turn), then a new VM (engine_new); each followed
  * by freeing the engine it replaces. --n realms are timed. */
 static int mode_realm(int argc, char **argv)
@@ -486,7 +486,7 @@ static int mode_realm(int argc, char **argv)
 	bench_plugin p;
 	bench_plugin_load(&p, argv[2]);
 	long n = (long)bench_opt_num(argc, argv, "--n", 2000);
-	long per_vm = (long)bench_opt_num(argc, argv, "--realms-per-vm", 64);
+	long per_vm = (long)bench_opt_num(argc, argv, "--realms-per-vm", 256);
 	txs_limits l;
 	limits_from(&p, &l, argc, argv);
 	engine_config cfg = {.plugin_id = p.id, .plugin_version = p.version, .filename = p.filename,

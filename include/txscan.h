@@ -101,7 +101,7 @@ typedef struct txs_limits {
 	 * global context in the engine's VM, ~0.1 ms) instead of a new VM
 	 * (~1.4 ms); the VM itself is rebuilt after this many realms, and after
 	 * every kill, heap restart and reload. 1 = every restart rebuilds the
-	 * VM. Default 64. */
+	 * VM. Default 256. */
 	uint32_t realms_per_vm;
 } txs_limits;
 
