@@ -191,6 +191,16 @@ static void global_init(void)
 	 * with a single plugin, which now collects more often
 	 * (BENCHMARKS.md section 20). The environment overrides it. */
 	setenv("JSC_aggressiveHeapThresholdInMB", "4294967295", 0);
+	/* JSC marks with as many threads as the machine has cores (up to 8):
+	 * each collection wakes helper threads, which compete with the other
+	 * plugins' threads, to mark heaps of a few hundred KB. Marking on the
+	 * collecting thread alone: p99 of back-to-back fresh realms of the small
+	 * plugin -4 to -14 %, p50 -4 % (the eden collection that one realm in
+	 * ~8 pays: 310 -> 200 us), `txscan scan` with the 7 example plugins, the fan-out to 8
+	 * and the heavy plugin's scans the same within noise (8 and 6
+	 * interleaved rounds; BENCHMARKS.md section 38). The environment
+	 * overrides it. */
+	setenv("JSC_numberOfGCMarkers", "1", 0);
 	statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 	slow_scavenger();
 }
