@@ -560,15 +560,19 @@ static void test_load_past_memory_cap_fails_start(void **state)
 }
 
 /* What the module kept counts against every later scan: a plugin that
- * loads holding 100 MB (under the cap: base + 24 + heap_limit_mb 64 + 64
- * MB) and then fills 60 MB in a scan (under its heap limit: the engine's
- * own watchdog lets it run) is past the cap, and the scan answers memory.
- * Measured from the RSS at ready, the 100 MB were free: the scan had
- * 128 MB of room and answered ok. */
-static const char KEEPS_100[] =
-    "const keep = new Uint8Array(100 * 1024 * 1024).fill(1);"
+ * loads holding 56 MB (under its heap limit of 64 MB, so that the engine's
+ * own check at a watchdog tick during the load passes whenever it comes)
+ * and then fills 110 MB in a scan (a typed-array fill does not poll the
+ * watchdog, so the engine's own check does not stop it) passes the cap
+ * (base + 24 + heap_limit_mb 64 + 64 MB = base + 152 MB), and the scan
+ * answers memory. Measured from the RSS at ready, the 56 MB were free: the
+ * scan had 128 MB of room and answered ok. (This test kept 100 MB at
+ * load until 2026-12-07: over the heap limit, it started only when no
+ * tick's check fell after the fill, and failed now and then under load.) */
+static const char KEEPS_56[] =
+    "const keep = new Uint8Array(56 * 1024 * 1024).fill(1);"
     " module.exports = { scanTransaction(tx) {"
-    " if (tx.hash === 'bomb') { const a = new Uint8Array(60 * 1024 * 1024); a.fill(1);"
+    " if (tx.hash === 'bomb') { const a = new Uint8Array(110 * 1024 * 1024); a.fill(1);"
     "   return a[5] + keep[5] ? null : null; }"
     " return null; } };";
 
@@ -585,13 +589,13 @@ static void test_memory_kept_from_load_counts(void **state)
 	txs_limits_init(&l);
 	l.timeout_ms = 5000;
 	txs_plugin_code c = {.id = "keeps", .version = "1", .filename = "index.js",
-	                     .source = KEEPS_100, .source_len = strlen(KEEPS_100)};
+	                     .source = KEEPS_56, .source_len = strlen(KEEPS_56)};
 	txs_proc *p = NULL;
 	if (txs_proc_new(&p, &c, &l, NULL, NULL, NULL) != 0)
-		fail_msg("a plugin holding 100 MB did not start: %s", txs_last_error());
+		fail_msg("a plugin holding 56 MB did not start: %s", txs_last_error());
 	expect_ok(p);
 	txs_scan_result r = scan(p, "{\"hash\":\"bomb\"}", NULL);
-	printf("kept 100 MB, then 60 more: %s: %s\n", txs_status_name(r.status), r.error ? r.error : "");
+	printf("kept 56 MB, then 110 more: %s: %s\n", txs_status_name(r.status), r.error ? r.error : "");
 	if (r.status != TXS_STATUS_MEMORY)
 		fail_msg("expected memory, got %s: %s", txs_status_name(r.status), r.error ? r.error : r.json);
 	txs_scan_result_clear(&r);
