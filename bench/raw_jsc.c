@@ -9,7 +9,7 @@
  *   raw_jsc call    PLUGIN_DIR TX.jsonl [--seconds S] [--warmup N] [--watchdog] [--polling]
  *   raw_jsc cold    PLUGIN_DIR TX.jsonl [--contexts C] [--calls N]
  *   raw_jsc restart PLUGIN_DIR [--n N] [--polling] [--watchdog] [--loop] [--realm]
- *                   [--txscan-heap]
+ *                   [--txscan-heap] [--nap-us U] [--scan TX.jsonl]
  *
  * call:    calls/s in steady state (transactions round-robin over the file).
  *          --watchdog arms JSC's execution time limit once (50 ms, as txscan's
@@ -24,7 +24,13 @@
  *          do (without it JSC's deferred per-VM deletions pile up).
  *          --realm: every new context is a new global context in the first
  *          one's group (one VM for all): the floor for a fresh realm, with
- *          no VM ever rebuilt.
+ *          no VM ever rebuilt. --nap-us sleeps U us after each (untimed),
+ *          as a thread that builds on request waits between requests: on
+ *          this machine the next build then runs ~30 % slower (section 38).
+ *          --scan: one call on each new context after it is timed, the
+ *          transactions in turn, as `bench_executor restart PLUGIN TX`
+ *          scans once after each restart (the cold scan evicts what the
+ *          next build would have found in the caches).
  * --polling sets JSC_usePollingTraps=1 (what txscan's engine sets) before
  * the first VM; --txscan-heap sets JSC's heap as txscan's engine does
  * (src/engine/engine.c, global_init: JSC's default heap growth, not its
@@ -259,6 +265,12 @@ static int mode_restart(int argc, char **argv)
 	long n = (long)bench_opt_num(argc, argv, "--n", 500);
 	bool watchdog = bench_flag(argc, argv, "--watchdog");
 	bool realm = bench_flag(argc, argv, "--realm");
+	long nap_us = (long)bench_opt_num(argc, argv, "--nap-us", 0);
+	const char *scan_path = bench_opt(argc, argv, "--scan", NULL);
+	bench_lines tx = {0};
+	if (scan_path)
+		bench_lines_load(&tx, scan_path);
+	struct timespec nap = {.tv_sec = nap_us / 1000000, .tv_nsec = (nap_us % 1000000) * 1000};
 	GMainContext *loop = bench_flag(argc, argv, "--loop") ? g_main_context_new() : NULL;
 	if (loop)
 		g_main_context_push_thread_default(loop);
@@ -281,8 +293,14 @@ static int mode_restart(int argc, char **argv)
 			;
 		cur = next;
 		ms[i] = (double)(bench_now_ns() - t0) / 1e6;
+		if (nap.tv_nsec)
+			nanosleep(&nap, NULL);
+		if (scan_path)
+			raw_call(&cur, tx.line[(size_t)i % tx.n]);
 	}
 	raw_free(&cur);
+	if (scan_path)
+		bench_lines_free(&tx);
 	long rss1 = bench_rss_kb();
 	double sum = 0;
 	for (long i = 0; i < n; i++)
@@ -292,6 +310,8 @@ static int mode_restart(int argc, char **argv)
 	bench_json_int("watchdog", watchdog);
 	bench_json_int("loop", loop != NULL);
 	bench_json_int("realm", realm);
+	bench_json_int("nap_us", nap_us);
+	bench_json_int("scan", scan_path != NULL);
 	bench_json_int("n", n);
 	bench_json_num("first_ms", first_ms);
 	bench_json_num("mean_ms", sum / (double)n);
