@@ -10,6 +10,7 @@
 #include "http/guard.h"
 #include "http/snapshot.h"
 #include "util/clock.h"
+#include "util/procstat.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -229,10 +230,35 @@ static void test_busy_has_no_deadline(void **state)
 	close(sv[1]);
 }
 
+/* process_cpu_seconds_total counts CPU in nanoseconds, not in the
+ * kernel's 10 ms ticks of /proc/self/stat: a worker whose plugins run in
+ * engine processes uses a few ms itself, and ops_process's check that
+ * its counter is above 0 read 0.00 (a CI failure, 2026-12-07). Two
+ * readings around 3 ms of CPU differ by about 3 ms; in ticks, by 0 or 10. */
+static void test_process_cpu_is_precise(void **state)
+{
+	(void)state;
+	procstat a, b;
+	assert_int_equal(procstat_read(&a), 0);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	volatile uint64_t x = 0;
+	do {
+		for (int i = 0; i < 1000; i++)
+			x += (uint64_t)i;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 3000000L);
+	assert_int_equal(procstat_read(&b), 0);
+	double d = b.cpu_seconds - a.cpu_seconds;
+	print_message("      3 ms of CPU read as %.6f s\n", d);
+	assert_true(d >= 0.0029 && d < 0.008);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_answered_fresh),
+	    cmocka_unit_test(test_process_cpu_is_precise),
 	    cmocka_unit_test(test_request_answered_while_host_is_stuck),
 	    cmocka_unit_test(test_reasons),
 	    cmocka_unit_test(test_bad_path),

@@ -324,7 +324,7 @@ static void process_families(sbuf *b)
 	procstat p;
 	procstat_read(&p);
 	family(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-	sb_printf(b, "process_cpu_seconds_total %.2f\n", p.cpu_seconds);
+	sb_printf(b, "process_cpu_seconds_total %.6f\n", p.cpu_seconds);
 	family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
 	sb_printf(b, "process_resident_memory_bytes %llu\n", (unsigned long long)p.rss_bytes);
 	family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");

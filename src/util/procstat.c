@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 bool procstat_schedstat(int fd, uint64_t *run_ns, uint64_t *wait_ns)
@@ -87,7 +88,13 @@ static int read_stat(procstat *out)
 	                        "%*d %*d %*d %llu %llu %ld", &utime, &stime, &start, &vsize, &rss) != 5)
 		return -1;
 	double hz = (double)sysconf(_SC_CLK_TCK);
-	out->cpu_seconds = (double)(utime + stime) / hz;
+	/* utime and stime count the kernel's ticks (10 ms): a process whose
+	 * work runs in other processes (engine processes) reads 0 for long.
+	 * The process CPU clock counts nanoseconds, every thread included. */
+	struct timespec cpu;
+	out->cpu_seconds = clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0
+	                       ? (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9
+	                       : (double)(utime + stime) / hz;
 	out->vsize_bytes = vsize;
 	out->rss_bytes = rss > 0 ? (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 	out->start_time = boot_time() + (double)start / hz;
