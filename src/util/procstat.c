@@ -88,13 +88,8 @@ static int read_stat(procstat *out)
 	                        "%*d %*d %*d %llu %llu %ld", &utime, &stime, &start, &vsize, &rss) != 5)
 		return -1;
 	double hz = (double)sysconf(_SC_CLK_TCK);
-	/* utime and stime count the kernel's ticks (10 ms): a process whose
-	 * work runs in other processes (engine processes) reads 0 for long.
-	 * The process CPU clock counts nanoseconds, every thread included. */
-	struct timespec cpu;
-	out->cpu_seconds = clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0
-	                       ? (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9
-	                       : (double)(utime + stime) / hz;
+	if (!out->cpu_seconds) /* no process CPU clock (procstat_read) */
+		out->cpu_seconds = (double)(utime + stime) / hz;
 	out->vsize_bytes = vsize;
 	out->rss_bytes = rss > 0 ? (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 	out->start_time = boot_time() + (double)start / hz;
@@ -108,5 +103,12 @@ int procstat_read(procstat *out)
 	out->open_fds = count_fds();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		out->max_fds = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	/* /proc/self/stat counts CPU in the kernel's ticks (10 ms): a process
+	 * whose work runs in other processes (engine processes) read 0 for
+	 * long. The process CPU clock counts nanoseconds, every thread
+	 * included, and needs no /proc. */
+	struct timespec cpu;
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0)
+		out->cpu_seconds = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
 	return read_stat(out);
 }
