@@ -224,6 +224,7 @@ static int mode_restart(int argc, char **argv)
 	bench_json_str("plugin", p.id);
 	bench_json_str("isolation", proc ? "process" : "thread");
 	bench_json_int("realm_restarts", (long long)st.realm_restarts);
+	bench_json_int("realm_prepared", (long long)st.realm_prepared);
 	bench_json_int("standby_swaps", (long long)st.standby_swaps);
 	bench_json_int("source_bytes", (long long)p.source_len);
 	bench_json_int("n", n);

@@ -194,6 +194,8 @@ typedef struct txs_executor_stats {
 	uint32_t breaker_state;      /* txs_breaker_state */
 	uint64_t breaker_opens;      /* times the circuit opened */
 	uint64_t realm_restarts;     /* restarts served by a fresh realm in the same VM */
+	uint64_t realm_prepared;     /* of those, realms whose global context the idle thread had
+	                              * made ahead */
 	/* process isolation only (0 in thread isolation): */
 	uint64_t process_starts;  /* engine processes that became ready */
 	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit) */

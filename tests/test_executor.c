@@ -1151,6 +1151,101 @@ static void test_slow_realm_never_builds_vm_inline(void **state)
 	txs_executor_free(ex);
 }
 
+/* A realm whose global context the idle lane made ahead (after a manual
+ * restart, or before a scheduled one) is as fresh and as fenced as one
+ * made at the restart: module state and globals start anew, eval is off,
+ * WebAssembly gone, the Error hooks pinned, the console ours. */
+static const char PREPARED_SRC[] =
+    "let n = 0;\n"
+    "globalThis.loads = (globalThis.loads || 0) + 1;\n"
+    "module.exports = { scanTransaction() {\n"
+    "  let evalOff = false;\n"
+    "  try { eval('1'); } catch (e) { evalOff = e instanceof EvalError; }\n"
+    "  try { Error.prepareStackTrace = () => 'x'; } catch (e) {}\n"
+    "  return [++n, globalThis.loads, evalOff, typeof WebAssembly,\n"
+    "          Error.prepareStackTrace === undefined, typeof console.log].join(' ');\n"
+    "} };\n";
+
+static void expect_fresh(txs_executor *ex)
+{
+	txs_scan_result r = scan(ex, TX);
+	assert_int_equal(r.status, TXS_STATUS_OK);
+	assert_string_equal(r.json, "\"1 1 true undefined true function\"");
+	txs_scan_result_clear(&r);
+}
+
+/* Restarts (manually, or by scans with restart_every 3) until `want`
+ * realms were served prepared, or 50 rounds; an idle gap before each. */
+static void test_prepared_realm(void **state)
+{
+	(void)state;
+	txs_limits l = limits(1000);
+	l.restart_every = 0;
+	txs_executor *ex = make("prepared", PREPARED_SRC, &l);
+	txs_executor_stats st = {0};
+	for (int i = 0; i < 50 && st.realm_prepared < 3; i++) {
+		assert_int_equal(txs_executor_restart(ex), 0);
+		expect_fresh(ex);
+		sleep_ms(20); /* idle: the lane prepares the next realm */
+		txs_executor_stats_get(ex, &st);
+	}
+	print_message("      manual: %llu of %llu realms prepared ahead\n",
+	              (unsigned long long)st.realm_prepared, (unsigned long long)st.realm_restarts);
+	assert_in_range(st.realm_prepared, 3, st.realm_restarts);
+	txs_executor_free(ex);
+
+	l.restart_every = 3;
+	ex = make("prepared", PREPARED_SRC, &l);
+	memset(&st, 0, sizeof st);
+	for (int i = 0; i < 50 && st.realm_prepared < 3; i++) {
+		for (int k = 0; k < 3; k++) {
+			sleep_ms(5);
+			txs_scan_result r = scan(ex, TX);
+			assert_int_equal(r.status, TXS_STATUS_OK);
+			assert_non_null(strstr(r.json, k == 0 ? "\"1 1 " : k == 1 ? "\"2 1 " : "\"3 1 "));
+			txs_scan_result_clear(&r);
+		}
+		txs_executor_stats_get(ex, &st);
+	}
+	print_message("      scheduled: %llu of %llu realms prepared ahead\n",
+	              (unsigned long long)st.realm_prepared, (unsigned long long)st.realm_restarts);
+	assert_in_range(st.realm_prepared, 3, st.realm_restarts);
+	txs_executor_free(ex);
+}
+
+/* A realm prepared ahead goes with its VM: a kill (a new VM), a reload
+ * (new code) and freeing the executor each leave it behind, freed on its
+ * thread (ASan's leak check), and the new VM serves its own fresh realms. */
+static void test_prepared_realm_goes_with_its_vm(void **state)
+{
+	(void)state;
+	txs_limits l = limits(40);
+	l.restart_every = 0;
+	txs_executor *ex = make("prepared-vm", COUNT_HANG_SRC, &l);
+	assert_int_equal(txs_executor_restart(ex), 0);
+	sleep_ms(20);
+	txs_scan_result r = scan(ex, "{\"hang\":true}"); /* a kill: a new VM */
+	assert_int_equal(r.status, TXS_STATUS_TIMEOUT);
+	txs_scan_result_clear(&r);
+	assert_int_equal(scan_num(ex), 1);
+	assert_int_equal(txs_executor_restart(ex), 0);
+	sleep_ms(20);
+	const char v2[] = "let n = 100;\nmodule.exports = { scanTransaction() { return ++n; } };";
+	txs_plugin_code c2 = {.id = "prepared-vm", .version = "2", .filename = "index.js",
+	                      .source = v2, .source_len = strlen(v2)};
+	assert_int_equal(txs_executor_reload(ex, &c2, NULL), 0);
+	assert_int_equal(scan_num(ex), 101);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(txs_executor_restart(ex), 0); /* realms of the new code */
+		assert_int_equal(scan_num(ex), 101);
+		sleep_ms(20);
+	}
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_true(st.realm_prepared >= 1);
+	txs_executor_free(ex); /* with a realm prepared in its VM */
+}
+
 /* Freeing while the standby lane is mid-build neither hangs nor leaks (the
  * leak check is ASan's), and queued scans are still answered. */
 static void test_free_during_standby_build(void **state)
@@ -1871,6 +1966,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_console_capped),
 	    cmocka_unit_test(test_failed_realm_then_long_scan),
 	    cmocka_unit_test(test_slow_realm_never_builds_vm_inline),
+	    cmocka_unit_test(test_prepared_realm),
+	    cmocka_unit_test(test_prepared_realm_goes_with_its_vm),
 	    cmocka_unit_test(test_quarantine),
 	    cmocka_unit_test(test_bell),
 	    cmocka_unit_test(test_idle_watcher_sleeps),

@@ -562,7 +562,82 @@ static int setup_context(engine *e, const engine_config *cfg, engine *base)
 	return 0;
 }
 
-/* A new engine: in a new VM, or a new realm (global context) in base's. */
+/* A new engine up to its plugin's code: its context (in a new VM, or a
+ * new realm in base's) and the globals the plugin is given. NULL with *err
+ * set on failure. */
+static engine *engine_begin_build(const engine_config *cfg, engine *base, char **err)
+{
+	engine *e = calloc(1, sizeof *e);
+	if (!e || setup_context(e, cfg, base) < 0) {
+		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);
+		engine_free(e);
+		return NULL;
+	}
+	e->cfg = cfg;
+	if (prepare(e, err) < 0) {
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static bool same_config(const engine_config *a, const engine_config *b)
+{
+	return a->plugin_id == b->plugin_id && a->plugin_version == b->plugin_version &&
+	       a->filename == b->filename && a->source == b->source &&
+	       a->source_len == b->source_len && a->config_json == b->config_json &&
+	       a->timeout_ms == b->timeout_ms && a->init_timeout_ms == b->init_timeout_ms &&
+	       a->heap_limit_mb == b->heap_limit_mb && a->max_result_bytes == b->max_result_bytes &&
+	       a->console == b->console && a->console_userdata == b->console_userdata &&
+	       a->progress == b->progress && a->gate == b->gate;
+}
+
+/* The realm prepared ahead in base's VM, if it was prepared for cfg, made
+ * base's next realm as setup_context would have made it now; else NULL
+ * (a spare for another config is freed). */
+static engine *take_spare(engine *base, const engine_config *cfg)
+{
+	struct vm_share *vm = base->vm;
+	engine *e = vm->spare;
+	if (!e)
+		return NULL;
+	vm->spare = NULL;
+	if (!same_config(&vm->spare_cfg, cfg)) {
+		engine_free(e);
+		return NULL;
+	}
+	e->entry_wait_ns = base->entry_wait_ns;
+	e->entry_run_ns = base->entry_run_ns;
+	e->readings_ns = base->readings_ns;
+	e->realms = base->realms + 1;
+	e->tokens = CONSOLE_BURST;
+	e->tokens_at_ns = now_ns();
+	return e;
+}
+
+int engine_prepare_realm(engine *base, const engine_config *cfg)
+{
+	ASSERT_OWNER(base);
+	if (base->vm->spare)
+		return 0;
+	char *err = NULL;
+	engine *e = engine_begin_build(cfg, base, &err);
+	free(err);
+	if (!e)
+		return -1;
+	e->cfg = NULL;
+	base->vm->spare = e;
+	base->vm->spare_cfg = *cfg;
+	return 0;
+}
+
+bool engine_realm_prepared(const engine *e)
+{
+	return e->vm && e->vm->spare;
+}
+
+/* A new engine: in a new VM, or a new realm (global context) in base's,
+ * in the one prepared ahead when there is one for cfg. */
 static int engine_build(engine **out, const engine_config *cfg, engine *base, char **err)
 {
 	*out = NULL;
@@ -570,13 +645,11 @@ static int engine_build(engine **out, const engine_config *cfg, engine *base, ch
 	pthread_once(&once, global_init);
 	own_loop();
 	pthread_once(&main_loop_once, main_run_loop);
-	engine *e = calloc(1, sizeof *e);
-	if (!e || setup_context(e, cfg, base) < 0) {
-		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);
+	engine *e = base ? take_spare(base, cfg) : NULL;
+	if (!e && !(e = engine_begin_build(cfg, base, err)))
 		goto fail;
-	}
 	e->cfg = cfg;
-	int rc = prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0;
+	int rc = load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0;
 	engine_progress_mark(e, 0, 0);
 	if (rc)
 		goto fail;
@@ -636,6 +709,12 @@ void engine_free(engine *e)
 	if (!e)
 		return;
 	ASSERT_OWNER(e);
+	struct vm_share *vm = e->vm;
+	if (vm && vm->spare && vm->spare != e && vm->refs == 2) { /* the VM goes with e */
+		engine *spare = vm->spare;
+		vm->spare = NULL;
+		engine_free(spare);
+	}
 	webapi_free(e);
 	if (e->vm && e->vm->armed_by == e) {
 		/* the VM lives on in another realm: it must not call back e */

@@ -95,6 +95,19 @@ int engine_new(engine **out, const engine_config *cfg, char **err);
  * and is freed by the caller, in either order. */
 int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err);
 
+/* Makes ahead, in base's VM, the part of its next realm that owes nothing
+ * to the plugin's code: the global context and the globals txscan gives
+ * it (about half of a fresh realm's cost). No plugin code runs. The next
+ * engine_new_realm(base, ...) with an equal cfg (every field, pointers by
+ * identity) loads the module and runs init in it; one with another cfg
+ * frees it and builds as usual. At most one waits per VM; it goes with
+ * the VM's last engine. On base's thread. 0, or -1 (out of memory: the
+ * next realm is built as usual). */
+int engine_prepare_realm(engine *base, const engine_config *cfg);
+
+/* Whether a realm prepared ahead waits in e's VM. */
+bool engine_realm_prepared(const engine *e);
+
 /* How many realms this engine's VM had before it (0: a fresh VM). */
 uint32_t engine_realm_count(const engine *e);
 

@@ -121,6 +121,10 @@
  * that follows this one this many realms before it is due (see
  * manual_lead). */
 #define MANUAL_LEAD_REALMS 8
+/* An idle lane prepares its engine's next realm (engine_prepare_realm)
+ * once a scheduled restart is this many scans away, or a quarter of
+ * restart_every, whichever is more. */
+#define SPARE_LEAD_SCANS 4
 /* Stuck lanes (see the top of this file). */
 #define MAX_STUCK 2
 #define STUCK_GRACE_NS (25 * 1000000ull)
@@ -156,7 +160,7 @@ struct stats {
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
 	_Atomic uint64_t standby_swaps, build_ns, heap_readings;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
-	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts;
+	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts, realm_prepared;
 	_Atomic uint32_t pending, consecutive_failures, lanes_stuck, breaker_state, kills_in_row;
 	_Atomic uint32_t breaker_after; /* lim.breaker_after, for any thread */
 	_Atomic bool quarantined, busy, running, standby_ready;
@@ -188,6 +192,7 @@ typedef struct lane {
 	/* this lane's thread only */
 	engine *eng;      /* active: the serving engine; standby: READY or stale */
 	engine *retired;  /* replaced inline, destroyed when next idle */
+	uint64_t spare_gen; /* the generation whose next realm was prepared ahead */
 	bool swapped;     /* handed the ring to the other lane */
 	/* ex->src.started, copied when the lane pops commands */
 	void (*started_fn)(void *scan_ud, uint64_t start_ns, void *ud);
@@ -244,6 +249,7 @@ struct txs_executor {
 	uint64_t realm_ns;  /* the shorter of the last two fresh realms' builds ... */
 	uint64_t realm_last_ns; /* ... and the last one's */
 	uint32_t vm_instead; /* VMs built since, because the realm was slow */
+	enum reason gen_why; /* what made this generation */
 	size_t rss_at_walk, heap_at_walk; /* at the last heap statistics reading */
 	double scan_ns_avg; /* moving average of a scan's engine time */
 	uint64_t retry_at_ns, backoff_ns;
@@ -461,12 +467,9 @@ static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
 
 /* Builds an engine on ln's thread. The code is held for the whole build:
  * if the lane is abandoned meanwhile, a reload may free the caller's. */
-static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
-                 engine **out, char **err)
+static engine_config lane_config(lane *ln, const txs_plugin_code *code, const txs_limits *lim)
 {
-	txs_executor *ex = ln->ex;
-	code_hold(code);
-	engine_config cfg = {
+	return (engine_config){
 	    .plugin_id = code->id,
 	    .plugin_version = code->version,
 	    .filename = code->filename,
@@ -482,6 +485,14 @@ static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine 
 	    .progress = &ln->prog,
 	    .gate = text_gate,
 	};
+}
+
+static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
+                 engine **out, char **err)
+{
+	txs_executor *ex = ln->ex;
+	code_hold(code);
+	engine_config cfg = lane_config(ln, code, lim);
 	uint64_t t0 = now_ns();
 	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
 	int rc = base ? engine_new_realm(base, out, &cfg, err) : engine_new(out, &cfg, err);
@@ -656,6 +667,7 @@ static void new_generation(txs_executor *ex, enum reason why)
 	ex->rss_at_walk = ex->heap_at_walk = 0;
 	ex->backoff_ns = 0;
 	ex->gen_start_ns = now_ns();
+	ex->gen_why = why;
 	INC(ex->st.restarts[why]);
 	INC(ex->st.generation);
 	SET(ex->st.running, true);
@@ -763,6 +775,7 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
 		return 0;
 	engine *fresh = NULL;
 	char *msg = NULL;
+	bool prepared = base && engine_realm_prepared(base);
 	uint64_t t0 = now_ns();
 	int rc = build(ln, code, lim, base, &fresh, &msg);
 	if (base) {
@@ -785,6 +798,8 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
 	new_generation(ex, why);
 	if (base)
 		INC(ex->st.realm_restarts);
+	if (prepared)
+		INC(ex->st.realm_prepared);
 	if (base && why == R_MANUAL)
 		manual_lead(ln);
 	if (why == R_KILLED)
@@ -1307,14 +1322,41 @@ static void take_ring_locked(txs_executor *ex, cmd_list *out, bool scans_only)
 	ex->count += (uint32_t)keep;
 }
 
-/* Destroys an engine replaced inline, once no command waits. mu held. */
+/* The engine's next restart will be a fresh realm, and it is near: a
+ * scheduled one within a quarter of restart_every or SPARE_LEAD_SCANS
+ * scans, or any time after a manual restart (they tend to come in runs).
+ * The active lane; mu held. */
+static bool spare_wanted(const lane *ln)
+{
+	const txs_executor *ex = ln->ex;
+	const engine *e = ln->eng;
+	if (!e || engine_dead(e) || ex->lim.realms_per_vm < 2 || vm_full(ex, e) || realm_slow(ex) ||
+	    ln->spare_gen == GET(ex->st.generation) || engine_realm_prepared(e))
+		return false;
+	uint32_t every = ex->lim.restart_every, done = ex->scans_in_gen;
+	uint32_t lead = every / 4 > SPARE_LEAD_SCANS ? every / 4 : SPARE_LEAD_SCANS;
+	return (every && (done >= every || every - done <= lead)) || ex->gen_why == R_MANUAL;
+}
+
+/* Work for a lane with no command waiting, one piece per call: destroys
+ * an engine replaced inline, or prepares the next realm's global context
+ * (which halves a fresh realm's cost when the restart comes). mu held. */
 static bool idle_work_locked(lane *ln)
 {
-	if (!ln->retired)
+	txs_executor *ex = ln->ex;
+	if (ln->retired) {
+		pthread_mutex_unlock(&ex->mu);
+		engine_release(ex, &ln->retired);
+		pthread_mutex_lock(&ex->mu);
+		return true;
+	}
+	if (!spare_wanted(ln))
 		return false;
-	pthread_mutex_unlock(&ln->ex->mu);
-	engine_release(ln->ex, &ln->retired);
-	pthread_mutex_lock(&ln->ex->mu);
+	ln->spare_gen = GET(ex->st.generation);
+	engine_config cfg = lane_config(ln, ex->code, &ex->lim);
+	pthread_mutex_unlock(&ex->mu);
+	engine_prepare_realm(ln->eng, &cfg); /* on failure the realm is built as usual */
+	pthread_mutex_lock(&ex->mu);
 	return true;
 }
 
@@ -2365,6 +2407,7 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->breaker_state = GET(st->breaker_state);
 	s->breaker_opens = GET(st->breaker_opens);
 	s->realm_restarts = GET(st->realm_restarts);
+	s->realm_prepared = GET(st->realm_prepared);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(st->latency[i]);

@@ -1581,6 +1581,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->lanes_stuck += s->lanes_stuck;
 	sum->breaker_opens += s->breaker_opens;
 	sum->realm_restarts += s->realm_restarts;
+	sum->realm_prepared += s->realm_prepared;
 	sum->process_starts += s->process_starts;
 	sum->process_crashes += s->process_crashes;
 	sum->process_kills += s->process_kills;
@@ -1689,6 +1690,7 @@ static json_t *info_json(const txs_plugin_info *in)
 	                    "kills", (json_int_t)s->process_kills, "rss_bytes",
 	                    (json_int_t)s->process_rss_bytes));
 	json_object_set_new(restarts, "realm", json_integer((json_int_t)s->realm_restarts));
+	json_object_set_new(restarts, "realm_prepared", json_integer((json_int_t)s->realm_prepared));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:o}", "id", in->id, "version", in->version, "dir",
 	                      in->dir, "instances", (json_int_t)in->instances, "limits", limits, "stats",
 	                      stats);

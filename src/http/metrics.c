@@ -266,6 +266,9 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_realm_restarts_total", "counter",
 	           "Restarts served by a fresh realm in the engine's VM (no new VM).",
 	           offsetof(txs_executor_stats, realm_restarts));
+	u64_family(b, s, "txscan_plugin_realm_prepared_total", "counter",
+	           "Of those, realms whose global context the idle thread had made ahead.",
+	           offsetof(txs_executor_stats, realm_prepared));
 	u64_family(b, s, "txscan_plugin_generation", "gauge",
 	           "Generation of the newest engine (grows with every restart).",
 	           offsetof(txs_executor_stats, generation));

@@ -1650,6 +1650,7 @@ static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 	b->console_dropped += s->console_dropped;
 	b->standby_swaps += s->standby_swaps;
 	b->realm_restarts += s->realm_restarts;
+	b->realm_prepared += s->realm_prepared;
 	b->lanes_abandoned += s->lanes_abandoned;
 }
 
