@@ -7,6 +7,7 @@
  *   bench_executor scan     PLUGIN_DIR TX.jsonl [--seconds S] [--sync] [--window W]
  *                           [--restart-every K] [--warmup N] [--isolation thread|process]
  *   bench_executor engine   PLUGIN_DIR TX.jsonl [--seconds S]
+ *   bench_executor realm    PLUGIN_DIR [--n N] [--realms-per-vm K] [--prepared]
  *   bench_executor idle     PLUGIN_DIR TX.jsonl [--n N]
  *   bench_executor restarts PLUGIN_DIR TX.jsonl [--n N] [--no-scan]
  *   bench_executor handoff  [--n N]
@@ -481,13 +482,16 @@ static int mode_stuck(int argc, char **argv)
  * fresh realm in the same VM (engine_new_realm) until the VM has hosted
  * --realms-per-vm engines (default 256, the executor's default; 2 gives a
  * new VM and a realm in turn), then a new VM (engine_new); each followed
- * by freeing the engine it replaces. --n realms are timed. */
+ * by freeing the engine it replaces. --n realms are timed. --prepared:
+ * before each realm (untimed) its context and globals are made ahead
+ * (engine_prepare_realm), as an idle executor lane does. */
 static int mode_realm(int argc, char **argv)
 {
 	bench_plugin p;
 	bench_plugin_load(&p, argv[2]);
 	long n = (long)bench_opt_num(argc, argv, "--n", 2000);
 	long per_vm = (long)bench_opt_num(argc, argv, "--realms-per-vm", 256);
+	bool prepared = bench_flag(argc, argv, "--prepared");
 	txs_limits l;
 	limits_from(&p, &l, argc, argv);
 	engine_config cfg = {.plugin_id = p.id, .plugin_version = p.version, .filename = p.filename,
@@ -506,6 +510,8 @@ static int mode_realm(int argc, char **argv)
 	uint64_t cpu0 = bench_cpu_ns();
 	for (long in_vm = 1; nrealm < n; in_vm++) {
 		bool new_vm = in_vm == per_vm;
+		if (prepared && !new_vm && engine_prepare_realm(e, &cfg) != 0) /* untimed */
+			bench_die("engine_prepare_realm failed");
 		uint64_t t0 = bench_now_ns();
 		int rc = new_vm ? engine_new(&fresh, &cfg, &err) : engine_new_realm(e, &fresh, &cfg, &err);
 		if (rc != 0)
@@ -528,6 +534,7 @@ static int mode_realm(int argc, char **argv)
 	bench_json_str("plugin", p.id);
 	bench_json_int("n", n);
 	bench_json_int("realms_per_vm", per_vm);
+	bench_json_int("prepared", prepared);
 	bench_json_num("cpu_us_per_engine", cpu_us);
 	if (nvm) {
 		nvm = nvm < n ? nvm : n;

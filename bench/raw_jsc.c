@@ -9,7 +9,7 @@
  *   raw_jsc call    PLUGIN_DIR TX.jsonl [--seconds S] [--warmup N] [--watchdog] [--polling]
  *   raw_jsc cold    PLUGIN_DIR TX.jsonl [--contexts C] [--calls N]
  *   raw_jsc restart PLUGIN_DIR [--n N] [--polling] [--watchdog] [--loop] [--realm]
- *                   [--txscan-heap] [--nap-us U] [--scan TX.jsonl]
+ *                   [--prepared] [--txscan-heap] [--nap-us U] [--scan TX.jsonl]
  *
  * call:    calls/s in steady state (transactions round-robin over the file).
  *          --watchdog arms JSC's execution time limit once (50 ms, as txscan's
@@ -24,7 +24,10 @@
  *          do (without it JSC's deferred per-VM deletions pile up).
  *          --realm: every new context is a new global context in the first
  *          one's group (one VM for all): the floor for a fresh realm, with
- *          no VM ever rebuilt. --nap-us sleeps U us after each (untimed),
+ *          no VM ever rebuilt. --prepared (with --realm): each new global
+ *          context is made before the timer starts, as txscan's idle lane
+ *          makes the next realm's (engine_prepare_realm); what is timed is
+ *          the module, init and the old context's release. --nap-us sleeps U us after each (untimed),
  *          as a thread that builds on request waits between requests: on
  *          this machine the next build then runs ~30 % slower (section 38).
  *          --scan: one call on each new context after it is timed, the
@@ -110,13 +113,19 @@ static bool never_terminate(JSContextRef ctx, void *ud)
 	return false;
 }
 
-/* A new context: in a new group, or in group (a realm) when not NULL. */
-static void raw_new_in(raw *r, const bench_plugin *p, bool watchdog, JSContextGroupRef group)
+/* A new global context: in a new group, or in group (a realm) when not
+ * NULL. */
+static void raw_context_in(raw *r, JSContextGroupRef group)
+{
+	r->group = group ? JSContextGroupRetain(group) : JSContextGroupCreate();
+	r->ctx = JSGlobalContextCreateInGroup(r->group, NULL);
+}
+
+/* The plugin loaded and init run in r's context. */
+static void raw_load(raw *r, const bench_plugin *p, bool watchdog, JSContextGroupRef group)
 {
 	static const char head[] = "(function (module, exports) {";
 	static const char tail[] = "\n})";
-	r->group = group ? JSContextGroupRetain(group) : JSContextGroupCreate();
-	r->ctx = JSGlobalContextCreateInGroup(r->group, NULL);
 	if (watchdog)
 		JSContextGroupSetExecutionTimeLimit(r->group, 0.05, never_terminate, NULL);
 	if (!group || !kept.code) {
@@ -150,6 +159,13 @@ static void raw_new_in(raw *r, const bench_plugin *p, bool watchdog, JSContextGr
 		bench_die("%s: load/init: %s", p->filename, exc_text(r->ctx, exc));
 	r->run = (JSObjectRef)run;
 	JSValueProtect(r->ctx, r->run);
+}
+
+/* A new context (see raw_context_in) with the plugin loaded and init run. */
+static void raw_new_in(raw *r, const bench_plugin *p, bool watchdog, JSContextGroupRef group)
+{
+	raw_context_in(r, group);
+	raw_load(r, p, watchdog, group);
 }
 
 static void raw_new(raw *r, const bench_plugin *p, bool watchdog)
@@ -265,6 +281,7 @@ static int mode_restart(int argc, char **argv)
 	long n = (long)bench_opt_num(argc, argv, "--n", 500);
 	bool watchdog = bench_flag(argc, argv, "--watchdog");
 	bool realm = bench_flag(argc, argv, "--realm");
+	bool prepared = realm && bench_flag(argc, argv, "--prepared");
 	long nap_us = (long)bench_opt_num(argc, argv, "--nap-us", 0);
 	const char *scan_path = bench_opt(argc, argv, "--scan", NULL);
 	bench_lines tx = {0};
@@ -285,9 +302,14 @@ static int mode_restart(int argc, char **argv)
 		if (i == 1000)
 			rss_1k = bench_rss_kb();
 		/* as txscan does it: build the new engine, then destroy the old one */
-		t0 = bench_now_ns();
 		raw next;
-		raw_new_in(&next, &p, watchdog && !realm, realm ? cur.group : NULL);
+		if (prepared) /* untimed: the context made ahead, as txscan's idle lane does */
+			raw_context_in(&next, cur.group);
+		t0 = bench_now_ns();
+		if (prepared)
+			raw_load(&next, &p, false, cur.group);
+		else
+			raw_new_in(&next, &p, watchdog && !realm, realm ? cur.group : NULL);
 		raw_free(&cur);
 		for (int k = 0; loop && k < 16 && g_main_context_iteration(loop, FALSE); k++)
 			;
@@ -310,6 +332,7 @@ static int mode_restart(int argc, char **argv)
 	bench_json_int("watchdog", watchdog);
 	bench_json_int("loop", loop != NULL);
 	bench_json_int("realm", realm);
+	bench_json_int("prepared", prepared);
 	bench_json_int("nap_us", nap_us);
 	bench_json_int("scan", scan_path != NULL);
 	bench_json_int("n", n);

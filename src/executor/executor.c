@@ -1330,7 +1330,7 @@ static bool spare_wanted(const lane *ln)
 {
 	const txs_executor *ex = ln->ex;
 	const engine *e = ln->eng;
-	if (!e || engine_dead(e) || ex->lim.realms_per_vm < 2 || vm_full(ex, e) || realm_slow(ex) ||
+	if (!e || engine_dead(e) || ex->lim.realms_per_vm < 2 || vm_full(ex, e) ||
 	    ln->spare_gen == GET(ex->st.generation) || engine_realm_prepared(e))
 		return false;
 	uint32_t every = ex->lim.restart_every, done = ex->scans_in_gen;
@@ -1344,18 +1344,18 @@ static bool spare_wanted(const lane *ln)
 static bool idle_work_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
-	if (ln->retired) {
+	if (spare_wanted(ln)) {
+		ln->spare_gen = GET(ex->st.generation);
+		engine_config cfg = lane_config(ln, ex->code, &ex->lim);
 		pthread_mutex_unlock(&ex->mu);
-		engine_release(ex, &ln->retired);
+		engine_prepare_realm(ln->eng, &cfg); /* on failure the realm is built as usual */
 		pthread_mutex_lock(&ex->mu);
 		return true;
 	}
-	if (!spare_wanted(ln))
+	if (!ln->retired)
 		return false;
-	ln->spare_gen = GET(ex->st.generation);
-	engine_config cfg = lane_config(ln, ex->code, &ex->lim);
 	pthread_mutex_unlock(&ex->mu);
-	engine_prepare_realm(ln->eng, &cfg); /* on failure the realm is built as usual */
+	engine_release(ex, &ln->retired);
 	pthread_mutex_lock(&ex->mu);
 	return true;
 }
