@@ -913,24 +913,45 @@ static void test_jsc_options(void **state)
  * destroyed VM's run-loop timer (a GSource and its name, ~230 bytes) to
  * the thread's run loop, which the engine thread must run. Under ASan
  * mallinfo2 reads zero and this part checks nothing. */
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static size_t median_size(size_t *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_size);
+	return v[n / 2];
+}
+
+/* 3,000 restarts leak no malloc'ed memory: the median in-use bytes over
+ * restarts 500-599 against 2,900-2,999, 2,400 restarts apart, may differ by
+ * 64 bytes a restart. (Single readings race with the lane, which frees the
+ * old realm and prepares the next one once idle, and glibc's arenas settle
+ * in steps of up to ~60 KB: one reading after restart 200 against one
+ * after 1,000, with 800 x 64 bytes allowed, failed 4 runs in 10 of this
+ * test alone, before realms were prepared ahead.) */
 static void test_thousand_restarts(void **state)
 {
 	(void)state;
 	txs_executor *ex = make("restarts", COUNTER_SRC, NULL);
-	size_t used_at_200 = 0;
-	for (int i = 0; i < 1000; i++) {
+	size_t early[100], late[100];
+	for (int i = 0; i < 3000; i++) {
 		assert_int_equal(txs_executor_restart(ex), 0);
-		if (i == 199)
-			used_at_200 = mallinfo2().uordblks;
+		if (i >= 500 && i < 600)
+			early[i - 500] = mallinfo2().uordblks;
+		else if (i >= 2900)
+			late[i - 2900] = mallinfo2().uordblks;
 	}
-	size_t used = mallinfo2().uordblks;
-	if (used > used_at_200 + 800 * 64)
-		fail_msg("malloc'ed memory grew %zu bytes over 800 restarts", used - used_at_200);
+	size_t before = median_size(early, 100), used = median_size(late, 100);
+	if (used > before + 2400 * 64)
+		fail_msg("malloc'ed memory grew %zu bytes over 2400 restarts", used - before);
 	assert_int_equal(scan_num(ex), 1);
 	txs_executor_stats st;
 	txs_executor_stats_get(ex, &st);
-	assert_int_equal(st.generation, 1001);
-	assert_int_equal(st.restarts_manual, 1000);
+	assert_int_equal(st.generation, 3001);
+	assert_int_equal(st.restarts_manual, 3000);
 	txs_executor_free(ex);
 }
 
