@@ -932,26 +932,40 @@ static size_t median_size(size_t *v, size_t n)
  * in steps of up to ~60 KB: one reading after restart 200 against one
  * after 1,000, with 800 x 64 bytes allowed, failed 4 runs in 10 of this
  * test alone, before realms were prepared ahead.) */
+#if defined(__SANITIZE_THREAD__)
+/* TSan's allocator is not glibc's (mallinfo2 reads nothing of it), and
+ * under TSan JSC's collector, which suspends threads with a signal, can
+ * wait for ever (a libpas thread spinning on a lock, the collector in
+ * WTF::Thread::suspend): 4 runs in 4 of 600 or 3,000 restarts with this
+ * test alone in its process, with or without realms prepared ahead; 200
+ * pass. The races are what this test is for there. */
+enum { RESTARTS = 200, CHECK_LEAKS = 0 };
+#else
+enum { RESTARTS = 3000, CHECK_LEAKS = 1 };
+#endif
+
 static void test_thousand_restarts(void **state)
 {
 	(void)state;
 	txs_executor *ex = make("restarts", COUNTER_SRC, NULL);
 	size_t early[100], late[100];
-	for (int i = 0; i < 3000; i++) {
+	for (int i = 0; i < RESTARTS; i++) {
 		assert_int_equal(txs_executor_restart(ex), 0);
-		if (i >= 500 && i < 600)
+		if (CHECK_LEAKS && i >= 500 && i < 600)
 			early[i - 500] = mallinfo2().uordblks;
-		else if (i >= 2900)
-			late[i - 2900] = mallinfo2().uordblks;
+		else if (CHECK_LEAKS && i >= RESTARTS - 100)
+			late[i - (RESTARTS - 100)] = mallinfo2().uordblks;
 	}
-	size_t before = median_size(early, 100), used = median_size(late, 100);
-	if (used > before + 2400 * 64)
-		fail_msg("malloc'ed memory grew %zu bytes over 2400 restarts", used - before);
+	if (CHECK_LEAKS) {
+		size_t before = median_size(early, 100), used = median_size(late, 100);
+		if (used > before + 2400 * 64)
+			fail_msg("malloc'ed memory grew %zu bytes over 2400 restarts", used - before);
+	}
 	assert_int_equal(scan_num(ex), 1);
 	txs_executor_stats st;
 	txs_executor_stats_get(ex, &st);
-	assert_int_equal(st.generation, 3001);
-	assert_int_equal(st.restarts_manual, 3000);
+	assert_int_equal(st.generation, RESTARTS + 1);
+	assert_int_equal(st.restarts_manual, RESTARTS);
 	txs_executor_free(ex);
 }
 
