@@ -1688,7 +1688,7 @@ static void test_console_capped(void **state)
 	txs_plugin_code c = {.id = "loud", .version = "1", .filename = "index.js",
 	                     .source = src, .source_len = strlen(src)};
 	struct console_big log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-	txs_limits l = limits(5000);
+	txs_limits l = limits(30000); /* 50 MB of text: over 5 s under TSan */
 	l.heap_limit_mb = 0;
 	txs_executor *ex = NULL;
 	assert_int_equal(txs_executor_new(&ex, &c, &l, on_console_big, &log), 0);

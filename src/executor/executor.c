@@ -465,8 +465,8 @@ static void emit(txs_executor *ex, const char *event, const char *fmt, ...)
 	ex->event(ex->id, event, detail, ex->event_ud);
 }
 
-/* Builds an engine on ln's thread. The code is held for the whole build:
- * if the lane is abandoned meanwhile, a reload may free the caller's. */
+/* The engine configuration for code and lim on ln: what build() and the
+ * realm prepared ahead (idle_work_locked) are made with, field for field. */
 static engine_config lane_config(lane *ln, const txs_plugin_code *code, const txs_limits *lim)
 {
 	return (engine_config){
@@ -487,6 +487,8 @@ static engine_config lane_config(lane *ln, const txs_plugin_code *code, const tx
 	};
 }
 
+/* Builds an engine on ln's thread. The code is held for the whole build:
+ * if the lane is abandoned meanwhile, a reload may free the caller's. */
 static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
                  engine **out, char **err)
 {
