@@ -63,6 +63,31 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The recycles between two stats readings, as the executor timed them on
+ * its serving thread (its recycle histogram): how many, their mean, how
+ * many found their realm made ahead, and for the median and the 99th
+ * percentile the smallest bucket bound at or above it ("p50 <= X"). */
+static void json_recycles(const txs_executor_stats *s0, const txs_executor_stats *s1)
+{
+	uint64_t d[TXS_LATENCY_BUCKETS], n = 0;
+	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
+		n += d[i] = s1->recycle_buckets[i] - s0->recycle_buckets[i];
+	bench_json_int("recycles", (long long)n);
+	bench_json_int("recycles_prepared", (long long)(s1->realm_prepared - s0->realm_prepared));
+	if (!n)
+		return;
+	bench_json_num("recycle_mean_ms", (s1->recycle_sum_ms - s0->recycle_sum_ms) / (double)n);
+	static const struct { const char *key; double q; } qs[] = {
+	    {"recycle_p50_le_ms", 0.5}, {"recycle_p99_le_ms", 0.99}};
+	for (size_t k = 0; k < 2; k++) {
+		uint64_t acc = 0;
+		int i = 0;
+		while (i < TXS_LATENCY_BUCKETS - 1 && (double)(acc += d[i]) < qs[k].q * (double)n)
+			i++;
+		bench_json_num(qs[k].key, txs_latency_bounds_ms()[i]);
+	}
+}
+
 static void limits_from(const bench_plugin *p, txs_limits *l, int argc, char **argv)
 {
 	txs_limits_init(l);
@@ -393,6 +418,7 @@ static int mode_scan(int argc, char **argv)
 	               (s1.latency_sum_ms - s0.latency_sum_ms) * 1e3 / (double)(s1.scans - s0.scans));
 	bench_json_int("restarts", (long long)restarts);
 	bench_json_int("heap_readings", (long long)(s1.heap_readings - s0.heap_readings));
+	json_recycles(&s0, &s1);
 	bench_json_end();
 	bench_plugin_free(&p);
 	bench_lines_free(&tx);
@@ -857,6 +883,7 @@ static int mode_latency(int argc, char **argv)
 	bench_json_num("p99_us", bench_percentile(us, (size_t)n, 99));
 	bench_json_num("p999_us", bench_percentile(us, (size_t)n, 99.9));
 	bench_json_num("max_us", us[n - 1]);
+	json_recycles(&s0, &s1);
 	bench_json_end();
 	free(us);
 	bench_plugin_free(&p);

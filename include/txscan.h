@@ -196,6 +196,11 @@ typedef struct txs_executor_stats {
 	uint64_t realm_restarts;     /* restarts served by a fresh realm in the same VM */
 	uint64_t realm_prepared;     /* of those, realms whose global context the idle thread had
 	                              * made ahead */
+	/* Time the serving thread spent replacing its engine (a fresh realm, a
+	 * VM built inline, a swap to the standby's, or a build that failed),
+	 * by what: any restart or reload; same buckets as latency. */
+	double recycle_sum_ms;
+	uint64_t recycle_buckets[TXS_LATENCY_BUCKETS]; /* not cumulative */
 	/* process isolation only (0 in thread isolation): */
 	uint64_t process_starts;  /* engine processes that became ready */
 	uint64_t process_crashes; /* engine processes that died on their own (a signal, an exit) */

@@ -328,6 +328,20 @@ class Api(unittest.TestCase):
         self.assertGreater(json.loads(body)["generation"], gen)
         self.assertTrue(self.srv.wait_log(
             lambda e: e.get("event") == "restart" and e.get("plugin") == "permit", 10))
+        # operators see what the restart cost: a fresh realm, timed in the recycle histogram
+        want = {'txscan_plugin_recycle_duration_seconds_count{plugin="permit"}',
+                'txscan_plugin_realm_restarts_total{plugin="permit"}'}
+        seen = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (len(seen) == len(want) and min(seen.values()) >= 1):
+            _, _, text = self.srv.request("GET", "/metrics")
+            for line in text.decode().splitlines():
+                name, _, value = line.rpartition(" ")
+                if name in want:
+                    seen[name] = float(value)
+            time.sleep(0.2)
+        self.assertEqual(set(seen), want, seen)
+        self.assertGreaterEqual(min(seen.values()), 1, seen)
 
     def test_keep_alive(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=30)

@@ -174,6 +174,11 @@ static void test_restart_every(void **state)
 	txs_executor_stats_get(ex, &st);
 	assert_int_equal(st.restarts_scheduled, 1);
 	assert_int_equal(st.generation, 2);
+	uint64_t recycles = 0;
+	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
+		recycles += st.recycle_buckets[i];
+	assert_int_equal(recycles, 1); /* the time the lane spent on it, in the histogram */
+	assert_true(st.recycle_sum_ms > 0);
 	txs_executor_free(ex);
 }
 

@@ -160,6 +160,7 @@ struct stats {
 	_Atomic uint64_t restarts[6], failed_starts, generation, heap_bytes, console_dropped;
 	_Atomic uint64_t standby_swaps, build_ns, heap_readings;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
+	_Atomic uint64_t recycle_sum_ns, recycle[TXS_LATENCY_BUCKETS];
 	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts, realm_prepared;
 	_Atomic uint32_t pending, consecutive_failures, lanes_stuck, breaker_state, kills_in_row;
 	_Atomic uint32_t breaker_after; /* lim.breaker_after, for any thread */
@@ -765,8 +766,8 @@ static engine *realm_base(lane *ln, const txs_plugin_code *code, const txs_limit
  * the old. If the build fails, see start_failed. *err (may be NULL) gets
  * the failure. A lane abandoned during the build returns TXS_ESTOPPED and
  * touches nothing more. */
-static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum reason why,
-                   char **err)
+static int replace_engine(lane *ln, txs_plugin_code *code, const txs_limits *lim,
+                          enum reason why, char **err)
 {
 	txs_executor *ex = ln->ex;
 	engine *base = realm_base(ln, code, lim, why);
@@ -809,6 +810,31 @@ static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum 
 	return 0;
 }
 
+static int bucket_of(uint64_t ns)
+{
+	double ms = (double)ns / 1e6;
+	int b = 0;
+	while (b < TXS_LATENCY_BUCKETS - 1 && ms > bounds_ms[b])
+		b++;
+	return b;
+}
+
+/* replace_engine, timed: the time the serving lane does not serve (the
+ * recycle histogram). A lane abandoned meanwhile counts nothing. */
+static int replace(lane *ln, txs_plugin_code *code, const txs_limits *lim, enum reason why,
+                   char **err)
+{
+	txs_executor *ex = ln->ex;
+	uint64_t t0 = now_ns();
+	int rc = replace_engine(ln, code, lim, why, err);
+	if (rc == TXS_ESTOPPED)
+		return rc;
+	uint64_t ns = now_ns() - t0;
+	INC(ex->st.recycle[bucket_of(ns)]);
+	atomic_fetch_add_explicit(&ex->st.recycle_sum_ns, ns, memory_order_relaxed);
+	return rc;
+}
+
 static int restart(lane *ln, enum reason why)
 {
 	return replace(ln, ln->ex->code, &ln->ex->lim, why, NULL);
@@ -818,11 +844,7 @@ static int restart(lane *ln, enum reason why)
 
 static void count_latency(txs_executor *ex, uint64_t ns)
 {
-	double ms = (double)ns / 1e6;
-	int b = 0;
-	while (b < TXS_LATENCY_BUCKETS - 1 && ms > bounds_ms[b])
-		b++;
-	INC(ex->st.latency[b]);
+	INC(ex->st.latency[bucket_of(ns)]);
 	atomic_fetch_add_explicit(&ex->st.latency_sum_ns, ns, memory_order_relaxed);
 }
 
@@ -2413,6 +2435,9 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(st->latency[i]);
+	s->recycle_sum_ms = (double)GET(st->recycle_sum_ns) / 1e6;
+	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
+		s->recycle_buckets[i] = GET(st->recycle[i]);
 }
 
 void txs_executor_use_bell(txs_executor *ex, txs_bell *b)

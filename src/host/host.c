@@ -1588,8 +1588,11 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->process_rss_bytes += s->process_rss_bytes;
 	if (s->breaker_state == TXS_BREAKER_OPEN || sum->breaker_state == TXS_BREAKER_CLOSED)
 		sum->breaker_state = s->breaker_state;
-	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
+	sum->recycle_sum_ms += s->recycle_sum_ms;
+	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++) {
 		sum->latency_buckets[i] += s->latency_buckets[i];
+		sum->recycle_buckets[i] += s->recycle_buckets[i];
+	}
 	sum->generation = gen;
 }
 

@@ -225,6 +225,13 @@ static void latency_family(sbuf *b, const snap *s)
 		histogram(b, "txscan_plugin_scan_duration_seconds", labels, p->stats.latency_buckets,
 		          p->stats.latency_sum_ms);
 	}
+	family(b, "txscan_plugin_recycle_duration_seconds", "histogram",
+	       "Time the serving thread spent replacing the plugin's engine (restart, reload).");
+	EACH_PLUGIN(s, p) {
+		snprintf(labels, sizeof labels, "plugin=\"%s\"", p->id);
+		histogram(b, "txscan_plugin_recycle_duration_seconds", labels, p->stats.recycle_buckets,
+		          p->stats.recycle_sum_ms);
+	}
 }
 
 static void plugin_families(sbuf *b, const snap *s)

@@ -1651,6 +1651,9 @@ static void add_child_stats(txs_executor_stats *b, const txs_executor_stats *s)
 	b->standby_swaps += s->standby_swaps;
 	b->realm_restarts += s->realm_restarts;
 	b->realm_prepared += s->realm_prepared;
+	b->recycle_sum_ms += s->recycle_sum_ms;
+	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
+		b->recycle_buckets[i] += s->recycle_buckets[i];
 	b->lanes_abandoned += s->lanes_abandoned;
 }
 
