@@ -509,8 +509,9 @@ static int mode_stuck(int argc, char **argv)
  * --realms-per-vm engines (default 256, the executor's default; 2 gives a
  * new VM and a realm in turn), then a new VM (engine_new); each followed
  * by freeing the engine it replaces. --n realms are timed. --prepared:
- * before each realm (untimed) its context and globals are made ahead
- * (engine_prepare_realm), as an idle executor lane does. */
+ * before each realm (untimed) it is built ahead (engine_prepare_realm),
+ * as an idle executor lane does; what is timed is taking it and freeing
+ * the old one. */
 static int mode_realm(int argc, char **argv)
 {
 	bench_plugin p;
@@ -536,8 +537,8 @@ static int mode_realm(int argc, char **argv)
 	uint64_t cpu0 = bench_cpu_ns();
 	for (long in_vm = 1; nrealm < n; in_vm++) {
 		bool new_vm = in_vm == per_vm;
-		if (prepared && !new_vm && engine_prepare_realm(e, &cfg) != 0) /* untimed */
-			bench_die("engine_prepare_realm failed");
+		if (prepared && !new_vm && engine_prepare_realm(e, &cfg, &err) != 0) /* untimed */
+			bench_die("engine_prepare_realm: %s", err);
 		uint64_t t0 = bench_now_ns();
 		int rc = new_vm ? engine_new(&fresh, &cfg, &err) : engine_new_realm(e, &fresh, &cfg, &err);
 		if (rc != 0)

@@ -24,10 +24,10 @@
  *          do (without it JSC's deferred per-VM deletions pile up).
  *          --realm: every new context is a new global context in the first
  *          one's group (one VM for all): the floor for a fresh realm, with
- *          no VM ever rebuilt. --prepared (with --realm): each new global
- *          context is made before the timer starts, as txscan's idle lane
- *          makes the next realm's (engine_prepare_realm); what is timed is
- *          the module, init and the old context's release. --nap-us sleeps U us after each (untimed),
+ *          no VM ever rebuilt. --prepared (with --realm): each realm is
+ *          built (module and init) before the timer starts, as txscan's
+ *          idle lane builds the next one (engine_prepare_realm); what is
+ *          timed is the old context's release. --nap-us sleeps U us after each (untimed),
  *          as a thread that builds on request waits between requests: on
  *          this machine the next build then runs ~30 % slower (section 38).
  *          --scan: one call on each new context after it is timed, the
@@ -303,12 +303,10 @@ static int mode_restart(int argc, char **argv)
 			rss_1k = bench_rss_kb();
 		/* as txscan does it: build the new engine, then destroy the old one */
 		raw next;
-		if (prepared) /* untimed: the context made ahead, as txscan's idle lane does */
-			raw_context_in(&next, cur.group);
+		if (prepared) /* untimed: built ahead, as txscan's idle lane does */
+			raw_new_in(&next, &p, false, cur.group);
 		t0 = bench_now_ns();
-		if (prepared)
-			raw_load(&next, &p, false, cur.group);
-		else
+		if (!prepared)
 			raw_new_in(&next, &p, watchdog && !realm, realm ? cur.group : NULL);
 		raw_free(&cur);
 		for (int k = 0; loop && k < 16 && g_main_context_iteration(loop, FALSE); k++)

@@ -334,6 +334,51 @@ static void test_stuck_init(void **state)
 	sleep(3);
 }
 
+/* A realm built ahead in idle time runs the plugin's init on the serving
+ * lane: when that init gets stuck in a native call (a regexp), the lane is
+ * abandoned as for a stuck inline build, and scans keep being answered by
+ * the lane that takes over, none waiting the regexp's seconds. */
+static void test_stuck_build_ahead(void **state)
+{
+	(void)state;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double until = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + 300;
+	char src[512];
+	snprintf(src, sizeof src,
+	         "let n = 0;\n"
+	         "module.exports = {\n"
+	         "  init() { if (Date.now() > %.0f) /a*b/.test('a'.repeat(%d)); },\n"
+	         "  scanTransaction() { return ++n; } };\n",
+	         until, STUCK_CHARS);
+	txs_limits l = limits(50);
+	l.init_timeout_ms = 100;
+	l.restart_every = 3;
+	txs_executor *ex = make("stuckahead", src, &l);
+	double end = now_ms() + 1500, worst = 0;
+	int answered = 0;
+	while (now_ms() < end) {
+		double t0 = now_ms();
+		txs_scan_result r = scan(ex, "{}");
+		double took = now_ms() - t0;
+		worst = took > worst ? took : worst;
+		answered++;
+		if (r.status != TXS_STATUS_OK && r.status != TXS_STATUS_UNAVAILABLE)
+			fail_msg("scan %d: %s: %s", answered, status(&r), r.error);
+		txs_scan_result_clear(&r);
+		usleep(5000);
+	}
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	print_message("%d scans, the slowest answered in %.1f ms; %llu lanes abandoned\n", answered,
+	              worst, (unsigned long long)st.lanes_abandoned);
+	assert_true(st.lanes_abandoned >= 1);
+	if (worst > 600 + 20 * slack_ms())
+		fail_msg("a scan waited %.1f ms behind a stuck build", worst);
+	txs_executor_free(ex);
+	sleep(3); /* the stuck threads' regexps end */
+}
+
 /* ---- 5. circuit breaker ----------------------------------------------------- */
 
 static const char LOOP_SRC[] =
@@ -611,6 +656,7 @@ int main(void)
 	    cmocka_unit_test(test_abandoned_batch_reads_no_text),
 	    cmocka_unit_test(test_free_while_stuck),
 	    cmocka_unit_test(test_stuck_init),
+	    cmocka_unit_test(test_stuck_build_ahead),
 	    cmocka_unit_test(test_circuit_breaker),
 	    cmocka_unit_test(test_breaker_drains_queue),
 	    cmocka_unit_test(test_memory_of_a_neighbour),

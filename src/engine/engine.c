@@ -562,25 +562,6 @@ static int setup_context(engine *e, const engine_config *cfg, engine *base)
 	return 0;
 }
 
-/* A new engine up to its plugin's code: its context (in a new VM, or a
- * new realm in base's) and the globals the plugin is given. NULL with *err
- * set on failure. */
-static engine *engine_begin_build(const engine_config *cfg, engine *base, char **err)
-{
-	engine *e = calloc(1, sizeof *e);
-	if (!e || setup_context(e, cfg, base) < 0) {
-		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);
-		engine_free(e);
-		return NULL;
-	}
-	e->cfg = cfg;
-	if (prepare(e, err) < 0) {
-		engine_free(e);
-		return NULL;
-	}
-	return e;
-}
-
 static bool same_config(const engine_config *a, const engine_config *b)
 {
 	return a->plugin_id == b->plugin_id && a->plugin_version == b->plugin_version &&
@@ -592,9 +573,8 @@ static bool same_config(const engine_config *a, const engine_config *b)
 	       a->progress == b->progress && a->gate == b->gate;
 }
 
-/* The realm prepared ahead in base's VM, if it was prepared for cfg, made
- * base's next realm as setup_context would have made it now; else NULL
- * (a spare for another config is freed). */
+/* The realm built ahead in base's VM, if it was built for cfg, as base's
+ * next realm; else NULL (one built for another config is freed). */
 static engine *take_spare(engine *base, const engine_config *cfg)
 {
 	struct vm_share *vm = base->vm;
@@ -606,38 +586,13 @@ static engine *take_spare(engine *base, const engine_config *cfg)
 		engine_free(e);
 		return NULL;
 	}
-	e->entry_wait_ns = base->entry_wait_ns;
-	e->entry_run_ns = base->entry_run_ns;
-	e->readings_ns = base->readings_ns;
 	e->realms = base->realms + 1;
-	e->tokens = CONSOLE_BURST;
+	e->tokens = CONSOLE_BURST; /* its init's console lines do not count against its scans */
 	e->tokens_at_ns = now_ns();
 	return e;
 }
 
-int engine_prepare_realm(engine *base, const engine_config *cfg)
-{
-	ASSERT_OWNER(base);
-	if (base->vm->spare)
-		return 0;
-	char *err = NULL;
-	engine *e = engine_begin_build(cfg, base, &err);
-	free(err);
-	if (!e)
-		return -1;
-	e->cfg = NULL;
-	base->vm->spare = e;
-	base->vm->spare_cfg = *cfg;
-	return 0;
-}
-
-bool engine_realm_prepared(const engine *e)
-{
-	return e->vm && e->vm->spare;
-}
-
-/* A new engine: in a new VM, or a new realm (global context) in base's,
- * in the one prepared ahead when there is one for cfg. */
+/* A new engine: in a new VM, or a new realm (global context) in base's. */
 static int engine_build(engine **out, const engine_config *cfg, engine *base, char **err)
 {
 	*out = NULL;
@@ -645,11 +600,13 @@ static int engine_build(engine **out, const engine_config *cfg, engine *base, ch
 	pthread_once(&once, global_init);
 	own_loop();
 	pthread_once(&main_loop_once, main_run_loop);
-	engine *e = base ? take_spare(base, cfg) : NULL;
-	if (!e && !(e = engine_begin_build(cfg, base, err)))
+	engine *e = calloc(1, sizeof *e);
+	if (!e || setup_context(e, cfg, base) < 0) {
+		*err = jsv_printf("%s: cannot create a JavaScriptCore context", cfg->filename);
 		goto fail;
+	}
 	e->cfg = cfg;
-	int rc = load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0;
+	int rc = prepare(e, err) < 0 || load_module(e, cfg, err) < 0 || run_init(e, cfg, err) < 0;
 	engine_progress_mark(e, 0, 0);
 	if (rc)
 		goto fail;
@@ -665,6 +622,25 @@ fail:
 	return -1;
 }
 
+int engine_prepare_realm(engine *base, const engine_config *cfg, char **err)
+{
+	ASSERT_OWNER(base);
+	*err = NULL;
+	if (base->vm->spare)
+		return 0;
+	engine *e;
+	if (engine_build(&e, cfg, base, err) != 0)
+		return -1;
+	base->vm->spare = e;
+	base->vm->spare_cfg = *cfg;
+	return 0;
+}
+
+bool engine_realm_prepared(const engine *e)
+{
+	return e->vm && e->vm->spare;
+}
+
 int engine_new(engine **out, const engine_config *cfg, char **err)
 {
 	return engine_build(out, cfg, NULL, err);
@@ -673,6 +649,12 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err)
 {
 	ASSERT_OWNER(base);
+	engine *e = take_spare(base, cfg);
+	if (e) {
+		*out = e;
+		*err = NULL;
+		return 0;
+	}
 	return engine_build(out, cfg, base, err);
 }
 

@@ -95,15 +95,15 @@ int engine_new(engine **out, const engine_config *cfg, char **err);
  * and is freed by the caller, in either order. */
 int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err);
 
-/* Makes ahead, in base's VM, the part of its next realm that owes nothing
- * to the plugin's code: the global context and the globals txscan gives
- * it (about half of a fresh realm's cost). No plugin code runs. The next
- * engine_new_realm(base, ...) with an equal cfg (every field, pointers by
- * identity) loads the module and runs init in it; one with another cfg
- * frees it and builds as usual. At most one waits per VM; it goes with
- * the VM's last engine. On base's thread. 0, or -1 (out of memory: the
- * next realm is built as usual). */
-int engine_prepare_realm(engine *base, const engine_config *cfg);
+/* Builds base's next realm ahead, in base's VM, as engine_new_realm would:
+ * its own global context, the module loaded and init(ctx) run (the
+ * plugin's code runs, under init_timeout_ms); it then waits, unused. The
+ * next engine_new_realm(base, ...) with an equal cfg (every field,
+ * pointers by identity) returns it; one with another cfg frees it and
+ * builds as usual. At most one waits per VM; it goes with the VM's last
+ * engine. On base's thread. 0, or -1 with *err (malloc'ed) when the build
+ * failed (nothing waits then). */
+int engine_prepare_realm(engine *base, const engine_config *cfg, char **err);
 
 /* Whether a realm prepared ahead waits in e's VM. */
 bool engine_realm_prepared(const engine *e);

@@ -101,9 +101,9 @@ struct vm_share {
 	 * file rather than open and close one each (two system calls, a few
 	 * us on this VM, per realm). */
 	int sched_fd;
-	/* The next realm's global context with the plugin's globals set up,
-	 * made ahead in idle time (engine_prepare_realm) for the config
-	 * spare_cfg: nothing of the plugin has run in it. It holds a ref. */
+	/* The next realm, built ahead in idle time (engine_prepare_realm) for
+	 * the config spare_cfg: loaded and init run, never scanned. It holds
+	 * a ref. */
 	struct engine *spare;
 	engine_config spare_cfg;
 };

@@ -747,6 +747,15 @@ static void start_failed(lane *ln, enum reason why, char *msg, char **err)
 		free(msg);
 }
 
+/* A fresh realm took ns to build (inline, or ahead: see idle_work_locked):
+ * what realm_slow decides on. */
+static void realm_took(txs_executor *ex, uint64_t ns)
+{
+	ex->realm_ns = ns < ex->realm_last_ns ? ns : ex->realm_last_ns;
+	ex->realm_last_ns = ns;
+	ex->vm_instead = 0;
+}
+
 /* A scheduled or manual restart of a live engine, same code, in a VM with
  * realms to spare, gets a fresh realm in that VM: the engine to build it
  * on. Anything else (a kill, the heap, a reload, recovery) gets a new VM. */
@@ -781,12 +790,8 @@ static int replace_engine(lane *ln, txs_plugin_code *code, const txs_limits *lim
 	bool prepared = base && engine_realm_prepared(base);
 	uint64_t t0 = now_ns();
 	int rc = build(ln, code, lim, base, &fresh, &msg);
-	if (base) {
-		uint64_t took = now_ns() - t0;
-		ex->realm_ns = took < ex->realm_last_ns ? took : ex->realm_last_ns;
-		ex->realm_last_ns = took;
-		ex->vm_instead = 0;
-	}
+	if (base && !prepared)
+		realm_took(ex, now_ns() - t0);
 	if (lost(ln)) {
 		engine_free(fresh);
 		free(msg);
@@ -1354,7 +1359,7 @@ static bool spare_wanted(const lane *ln)
 {
 	const txs_executor *ex = ln->ex;
 	const engine *e = ln->eng;
-	if (!e || engine_dead(e) || ex->lim.realms_per_vm < 2 || vm_full(ex, e) ||
+	if (!e || engine_dead(e) || ex->lim.realms_per_vm < 2 || vm_full(ex, e) || realm_slow(ex) ||
 	    ln->spare_gen == GET(ex->st.generation) || engine_realm_prepared(e))
 		return false;
 	uint32_t every = ex->lim.restart_every, done = ex->scans_in_gen;
@@ -1362,18 +1367,39 @@ static bool spare_wanted(const lane *ln)
 	return (every && (done >= every || every - done <= lead)) || ex->gen_why == R_MANUAL;
 }
 
-/* Work for a lane with no command waiting, one piece per call: destroys
- * an engine replaced inline, or prepares the next realm's global context
- * (which halves a fresh realm's cost when the restart comes). mu held. */
+/* Builds the engine's next fresh realm ahead (module loaded, init run,
+ * never scanned), as build() would at the restart: a restart then takes
+ * it (replace). Its time is a realm's for realm_slow; a failed build is
+ * dropped, and the restart builds again and reports. mu held, let go
+ * meanwhile. */
+static void build_ahead_locked(lane *ln)
+{
+	txs_executor *ex = ln->ex;
+	ln->spare_gen = GET(ex->st.generation);
+	txs_plugin_code *code = code_hold(ex->code);
+	engine_config cfg = lane_config(ln, code, &ex->lim);
+	pthread_mutex_unlock(&ex->mu);
+	char *err = NULL;
+	uint64_t t0 = now_ns();
+	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
+	engine_prepare_realm(ln->eng, &cfg, &err);
+	atomic_store_explicit(&ln->building, false, memory_order_relaxed);
+	uint64_t took = now_ns() - t0;
+	free(err);
+	code_free(code);
+	pthread_mutex_lock(&ex->mu);
+	if (!lost(ln))
+		realm_took(ex, took);
+}
+
+/* Work for a lane with no command waiting, one piece per call: builds
+ * the next fresh realm ahead when a restart is near, or destroys an
+ * engine replaced inline. mu held. */
 static bool idle_work_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
 	if (spare_wanted(ln)) {
-		ln->spare_gen = GET(ex->st.generation);
-		engine_config cfg = lane_config(ln, ex->code, &ex->lim);
-		pthread_mutex_unlock(&ex->mu);
-		engine_prepare_realm(ln->eng, &cfg); /* on failure the realm is built as usual */
-		pthread_mutex_lock(&ex->mu);
+		build_ahead_locked(ln);
 		return true;
 	}
 	if (!ln->retired)
