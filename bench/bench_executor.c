@@ -65,7 +65,7 @@
 
 /* The recycles between two stats readings, as the executor timed them on
  * its serving thread (its recycle histogram): how many, their mean, how
- * many found their realm made ahead, and for the median and the 99th
+ * many found their realm built ahead, and for the median and the 99th
  * percentile the smallest bucket bound at or above it ("p50 <= X"). */
 static void json_recycles(const txs_executor_stats *s0, const txs_executor_stats *s1)
 {

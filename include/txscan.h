@@ -194,8 +194,7 @@ typedef struct txs_executor_stats {
 	uint32_t breaker_state;      /* txs_breaker_state */
 	uint64_t breaker_opens;      /* times the circuit opened */
 	uint64_t realm_restarts;     /* restarts served by a fresh realm in the same VM */
-	uint64_t realm_prepared;     /* of those, realms whose global context the idle thread had
-	                              * made ahead */
+	uint64_t realm_prepared;     /* of those, realms the idle serving thread had built ahead */
 	/* Time the serving thread spent replacing its engine (a fresh realm, a
 	 * VM built inline, a swap to the standby's, or a build that failed),
 	 * by what: any restart or reload; same buckets as latency. */

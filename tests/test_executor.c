@@ -1191,7 +1191,7 @@ static void test_slow_realm_never_builds_vm_inline(void **state)
 	txs_executor_free(ex);
 }
 
-/* A realm whose global context the idle lane made ahead (after a manual
+/* A realm the idle lane built ahead (after a manual
  * restart, or before a scheduled one) is as fresh and as fenced as one
  * made at the restart: module state and globals start anew, eval is off,
  * WebAssembly gone, the Error hooks pinned, the console ours. */

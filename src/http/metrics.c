@@ -274,7 +274,7 @@ static void plugin_families(sbuf *b, const snap *s)
 	           "Restarts served by a fresh realm in the engine's VM (no new VM).",
 	           offsetof(txs_executor_stats, realm_restarts));
 	u64_family(b, s, "txscan_plugin_realm_prepared_total", "counter",
-	           "Of those, realms whose global context the idle thread had made ahead.",
+	           "Of those, realms the idle serving thread had built ahead.",
 	           offsetof(txs_executor_stats, realm_prepared));
 	u64_family(b, s, "txscan_plugin_generation", "gauge",
 	           "Generation of the newest engine (grows with every restart).",
