@@ -3,7 +3,7 @@
  * scan throughput with the watchdog and the recycling policy on, RSS per idle
  * instance and RSS across many restarts.
  *
- *   bench_executor restart  PLUGIN_DIR [TX.jsonl] [--n N] [--isolation thread|process]
+ *   bench_executor restart  PLUGIN_DIR [TX.jsonl] [--n N] [--gap-ms G] [--isolation thread|process]
  *   bench_executor scan     PLUGIN_DIR TX.jsonl [--seconds S] [--sync] [--window W]
  *                           [--restart-every K] [--warmup N] [--isolation thread|process]
  *   bench_executor engine   PLUGIN_DIR TX.jsonl [--seconds S]
@@ -18,7 +18,9 @@
  * restart:  txs_executor_restart latency (build the new engine, load, init,
  *           destroy the old one, round trip to the executor thread). With a
  *           TX file, also the first scan after each restart (cold JIT).
- *           --isolation process: txs_proc_restart, a round trip to the
+ *           --gap-ms G: G ms of idle before each restart (untimed), as an
+ *           operator's restart comes: the lane builds the next realm
+ *           ahead meanwhile. --isolation process: txs_proc_restart, a round trip to the
  *           engine process (whose executor gives a fresh realm as above).
  * scan:     scans/s of one executor, limits from plugin.json over the library
  *           defaults (timeout 50 ms, heap limit 64 MB, restart_every 1000),
@@ -208,6 +210,9 @@ static int mode_restart(int argc, char **argv)
 		bench_lines_load(&tx, argv[3]);
 	long n = (long)bench_opt_num(argc, argv, "--n", 1000);
 	bool proc = !strcmp(bench_opt(argc, argv, "--isolation", "thread"), "process");
+	double gap_ms = bench_opt_num(argc, argv, "--gap-ms", 0);
+	struct timespec gap = {.tv_sec = (time_t)(gap_ms / 1e3),
+	                       .tv_nsec = (long)(fmod(gap_ms, 1e3) * 1e6)};
 	txs_limits l;
 	limits_from(&p, &l, argc, argv);
 	uint64_t t0 = bench_now_ns();
@@ -219,6 +224,8 @@ static int mode_restart(int argc, char **argv)
 		if ((proc ? txs_proc_restart(px) : txs_executor_restart(ex)) != 0)
 			bench_die("restart: %s", txs_last_error());
 	for (long i = 0; i < n; i++) {
+		if (gap_ms > 0)
+			nanosleep(&gap, NULL); /* untimed: an operator's restart comes after idle time */
 		t0 = bench_now_ns();
 		if ((proc ? txs_proc_restart(px) : txs_executor_restart(ex)) != 0)
 			bench_die("restart: %s", txs_last_error());
@@ -254,6 +261,7 @@ static int mode_restart(int argc, char **argv)
 	bench_json_int("standby_swaps", (long long)st.standby_swaps);
 	bench_json_int("source_bytes", (long long)p.source_len);
 	bench_json_int("n", n);
+	bench_json_num("gap_ms", gap_ms);
 	bench_json_num("first_new_ms", new_ms);
 	bench_json_num("mean_ms", sum / (double)n);
 	bench_json_num("p50_ms", bench_percentile(ms, (size_t)n, 50));
