@@ -1392,21 +1392,21 @@ static void build_ahead_locked(lane *ln)
 		realm_took(ex, took);
 }
 
-/* Work for a lane with no command waiting, one piece per call: builds
- * the next fresh realm ahead when a restart is near, or destroys an
- * engine replaced inline. mu held. */
+/* Work for a lane with no command waiting, one piece per call: destroys
+ * an engine replaced inline, or builds the next fresh realm ahead when a
+ * restart is near. mu held. */
 static bool idle_work_locked(lane *ln)
 {
 	txs_executor *ex = ln->ex;
-	if (spare_wanted(ln)) {
-		build_ahead_locked(ln);
+	if (ln->retired) { /* first: no more than two realms live while one is built */
+		pthread_mutex_unlock(&ex->mu);
+		engine_release(ex, &ln->retired);
+		pthread_mutex_lock(&ex->mu);
 		return true;
 	}
-	if (!ln->retired)
+	if (!spare_wanted(ln))
 		return false;
-	pthread_mutex_unlock(&ex->mu);
-	engine_release(ex, &ln->retired);
-	pthread_mutex_lock(&ex->mu);
+	build_ahead_locked(ln);
 	return true;
 }
 
