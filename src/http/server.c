@@ -1,7 +1,7 @@
 /*
  * server.c - the HTTP API of `txscan serve` on libmicrohttpd.
  *
- * MHD runs `threads` epoll loops (a thread pool). No MHD thread ever waits
+ * MHD runs `threads` poll() loops (a thread pool; see start_mhd). No MHD thread ever waits
  * on a plugin, nor on a lock a plugin can hold:
  *  - a scan request is validated, its transactions are handed to
  *    txs_host_submit (which only queues), and the connection is suspended;
@@ -1730,9 +1730,16 @@ void server_options_init(server_options *opts)
 	};
 }
 
+/* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon (server_quiesce)
+ * takes the listen socket out of each worker's epoll set while the workers,
+ * seeing the daemon quiesced, take it out themselves; the loser's epoll_ctl
+ * fails with ENOENT and MHD_PANIC aborts the process (`txscan serve` on a
+ * SIGTERM in CI: "Failed to remove listen FD from epoll set"). With poll()
+ * the quiesce only signals each worker, which leaves the socket out of its
+ * next poll set. */
 static int start_mhd(server *srv, char *err, size_t errlen)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
 	                 MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
