@@ -334,6 +334,20 @@ static void test_stuck_init(void **state)
 	sleep(3);
 }
 
+/* A counting plugin whose init runs `then` from 300 ms after now on. */
+static void init_from_300_ms(char *src, size_t cap, const char *then)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double until = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + 300;
+	snprintf(src, cap,
+	         "let n = 0;\n"
+	         "module.exports = {\n"
+	         "  init() { if (Date.now() > %.0f) %s },\n"
+	         "  scanTransaction() { return ++n; } };\n",
+	         until, then);
+}
+
 /* A realm built ahead in idle time runs the plugin's init on the serving
  * lane: when that init gets stuck in a native call (a regexp), the lane is
  * abandoned as for a stuck inline build, and scans keep being answered by
@@ -341,16 +355,9 @@ static void test_stuck_init(void **state)
 static void test_stuck_build_ahead(void **state)
 {
 	(void)state;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	double until = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + 300;
-	char src[512];
-	snprintf(src, sizeof src,
-	         "let n = 0;\n"
-	         "module.exports = {\n"
-	         "  init() { if (Date.now() > %.0f) /a*b/.test('a'.repeat(%d)); },\n"
-	         "  scanTransaction() { return ++n; } };\n",
-	         until, STUCK_CHARS);
+	char then[96], src[512];
+	snprintf(then, sizeof then, "/a*b/.test('a'.repeat(%d));", STUCK_CHARS);
+	init_from_300_ms(src, sizeof src, then);
 	txs_limits l = limits(50);
 	l.init_timeout_ms = 100;
 	l.restart_every = 3;
@@ -529,16 +536,8 @@ static void test_restart_every_is_a_bound(void **state)
 	(void)state;
 	/* init works until a moment the test picks, then fails: every
 	 * scheduled rebuild after it fails */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	double until = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + 300;
 	char src[512];
-	snprintf(src, sizeof src,
-	         "let n = 0;\n"
-	         "module.exports = {\n"
-	         "  init() { if (Date.now() > %.0f) throw new Error('flaky init'); },\n"
-	         "  scanTransaction() { return ++n; } };\n",
-	         until);
+	init_from_300_ms(src, sizeof src, "throw new Error('flaky init');");
 	txs_limits l = limits(50);
 	l.restart_every = 1;
 	txs_executor *ex = make("flaky", src, &l);

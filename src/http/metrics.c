@@ -215,23 +215,33 @@ static void gauges_family(sbuf *b, const snap *s)
 		          s->degraded && s->degraded[p - s->plugins] ? 1 : 0);
 }
 
-static void latency_family(sbuf *b, const snap *s)
+/* A histogram per plugin from its stats: buckets (TXS_LATENCY_BUCKETS,
+ * not cumulative) and their sum in ms, at these offsets. */
+static void histogram_family(sbuf *b, const snap *s, const char *name, const char *help,
+                             size_t buckets_offset, size_t sum_offset)
 {
 	char labels[96];
-	family(b, "txscan_plugin_scan_duration_seconds", "histogram",
-	       "Time one scan spent on the plugin's engine.");
+	family(b, name, "histogram", help);
 	EACH_PLUGIN(s, p) {
+		uint64_t buckets[TXS_LATENCY_BUCKETS];
+		double sum_ms;
+		memcpy(buckets, (const char *)&p->stats + buckets_offset, sizeof buckets);
+		memcpy(&sum_ms, (const char *)&p->stats + sum_offset, sizeof sum_ms);
 		snprintf(labels, sizeof labels, "plugin=\"%s\"", p->id);
-		histogram(b, "txscan_plugin_scan_duration_seconds", labels, p->stats.latency_buckets,
-		          p->stats.latency_sum_ms);
+		histogram(b, name, labels, buckets, sum_ms);
 	}
-	family(b, "txscan_plugin_recycle_duration_seconds", "histogram",
-	       "Time the serving thread spent replacing the plugin's engine (restart, reload).");
-	EACH_PLUGIN(s, p) {
-		snprintf(labels, sizeof labels, "plugin=\"%s\"", p->id);
-		histogram(b, "txscan_plugin_recycle_duration_seconds", labels, p->stats.recycle_buckets,
-		          p->stats.recycle_sum_ms);
-	}
+}
+
+static void latency_family(sbuf *b, const snap *s)
+{
+	histogram_family(b, s, "txscan_plugin_scan_duration_seconds",
+	                 "Time one scan spent on the plugin's engine.",
+	                 offsetof(txs_executor_stats, latency_buckets),
+	                 offsetof(txs_executor_stats, latency_sum_ms));
+	histogram_family(b, s, "txscan_plugin_recycle_duration_seconds",
+	                 "Time the serving thread spent replacing the plugin's engine (restart, reload).",
+	                 offsetof(txs_executor_stats, recycle_buckets),
+	                 offsetof(txs_executor_stats, recycle_sum_ms));
 }
 
 static void plugin_families(sbuf *b, const snap *s)
