@@ -1154,7 +1154,10 @@ static void test_manual_restart_swaps(void **state)
 		txs_executor_stats st;
 		txs_executor_stats_get(ex, &st);
 		assert_int_equal(st.restarts_manual, 2 * (round + 1));
-		assert_int_equal(st.standby_swaps, round + 1);
+		/* one swap a round, or two when the realms were found slow (a
+		 * realm built ahead in the kill's VM took over 1 ms: under ASan,
+		 * 4 runs in 6), which sends the first restart to the standby too */
+		assert_in_range(st.standby_swaps, round + 1, 2 * (round + 1));
 		assert_int_equal(st.generation, 1 + 3 * (round + 1));
 		assert_int_equal(scan_num(ex), 1); /* module state is fresh */
 	}
