@@ -386,6 +386,42 @@ static void test_stuck_build_ahead(void **state)
 	sleep(3); /* the stuck threads' regexps end */
 }
 
+/* The same with an init that fills the heap past its limit from a set time
+ * on: the build ahead is stopped by the memory limit and dropped, the
+ * serving realm is not blamed (its scans keep answering ok until the
+ * restart that must build), and no scan waits behind it. */
+static void test_memory_bomb_build_ahead(void **state)
+{
+	(void)state;
+	char src[512];
+	init_from_300_ms(src, sizeof src,
+	                 "{ const a = []; for (;;) a.push(new Array(1e5).fill(1)); }");
+	txs_limits l = limits(50);
+	l.init_timeout_ms = 2000;
+	l.heap_limit_mb = 64;
+	l.restart_every = 3;
+	txs_executor *ex = make("bombahead", src, &l);
+	double end = now_ms() + 1500, worst = 0;
+	int answered = 0, ok = 0;
+	while (now_ms() < end) {
+		double t0 = now_ms();
+		txs_scan_result r = scan(ex, "{}");
+		double took = now_ms() - t0;
+		worst = took > worst ? took : worst;
+		answered++;
+		ok += r.status == TXS_STATUS_OK;
+		if (r.status != TXS_STATUS_OK && r.status != TXS_STATUS_UNAVAILABLE)
+			fail_msg("scan %d: %s: %s", answered, status(&r), r.error);
+		txs_scan_result_clear(&r);
+		usleep(5000);
+	}
+	print_message("%d scans (%d ok), the slowest answered in %.1f ms\n", answered, ok, worst);
+	assert_true(ok > 0);
+	if (worst > 2000 + 20 * slack_ms())
+		fail_msg("a scan waited %.1f ms behind a build", worst);
+	txs_executor_free(ex);
+}
+
 /* ---- 5. circuit breaker ----------------------------------------------------- */
 
 static const char LOOP_SRC[] =
@@ -656,6 +692,7 @@ int main(void)
 	    cmocka_unit_test(test_free_while_stuck),
 	    cmocka_unit_test(test_stuck_init),
 	    cmocka_unit_test(test_stuck_build_ahead),
+	    cmocka_unit_test(test_memory_bomb_build_ahead),
 	    cmocka_unit_test(test_circuit_breaker),
 	    cmocka_unit_test(test_breaker_drains_queue),
 	    cmocka_unit_test(test_memory_of_a_neighbour),

@@ -747,7 +747,7 @@ static void start_failed(lane *ln, enum reason why, char *msg, char **err)
 		free(msg);
 }
 
-/* A fresh realm took ns to build (inline, or ahead: see idle_work_locked):
+/* A fresh realm took ns to build (inline, or ahead: build_ahead_locked):
  * what realm_slow decides on. */
 static void realm_took(txs_executor *ex, uint64_t ns)
 {
