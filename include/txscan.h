@@ -486,6 +486,10 @@ TXS_EXTERN int txs_host_reload_all(txs_host *host);
 TXS_EXTERN bool txs_host_ready(txs_host *host);
 /* Reports submitted and not yet delivered. */
 TXS_EXTERN uint32_t txs_host_in_flight(const txs_host *host);
+/* The deadline for a whole report in ms, as txs_host_options.scan_timeout_ms
+ * resolved (it grows when a plugin with a longer timeout_ms starts late);
+ * UINT32_MAX = none. */
+TXS_EXTERN uint32_t txs_host_scan_deadline_ms(const txs_host *host);
 /* Log lines (console lines of the default sink, plugin_failure lines) the
  * host's log buffer dropped because it was full. */
 TXS_EXTERN uint64_t txs_host_console_dropped(const txs_host *host);

@@ -333,6 +333,8 @@ class WorkerMetrics(unittest.TestCase, MetricsMixin):
             self.assertEqual(samples(text, "txscan_worker_reports_written_total"), {"": n - 1})
             self.assertEqual(samples(text, "txscan_worker_dead_letters_total"), {"": 1})
             self.assertEqual(samples(text, "txscan_worker_in_flight"), {"": 0})
+            window = samples(text, "txscan_worker_window")[""]
+            self.assertTrue(2 <= window <= 1024, window)  # the paced window's bounds
             self.assertEqual(samples(text, "txscan_worker_reconnects_total"), {"": 0})
             self.assertEqual(samples(text, "txscan_worker_ready"), {"": 1})
             self.assertEqual(samples(text, "txscan_reports_total")['{verdict="high"}'], n - 1)

@@ -8,6 +8,7 @@ temporary directory) and stops it. Python 3 standard library only: Redis is
 spoken to through the tiny RESP client below.
 """
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -223,6 +224,36 @@ def wait_for(what, predicate, timeout, workers=()):
                                      % (w.name, w.proc.returncode, what, w.output()[-3000:]))
         time.sleep(0.1)
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def metrics_port(w, timeout=30):
+    """The port of w's --metrics-listen 127.0.0.1:0, from its log line."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = re.search(r'"metrics_listen".*"url":"http://127\.0\.0\.1:(\d+)/metrics"', w.output())
+        if m:
+            return int(m.group(1))
+        if w.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError("no metrics address from %s:\n%s" % (w.name, w.output()[-3000:]))
+
+
+def worker_gauge(port, name, missing=AssertionError):
+    """The value of an unlabelled sample on the worker's /metrics (missing
+    when it has none, unless that is AssertionError)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    if not m and missing is AssertionError:
+        raise AssertionError("no %s in:\n%s" % (name, text[-2000:]))
+    if not m:
+        return missing
+    return float(m.group(1))
 
 
 def fields(flat):
@@ -881,6 +912,40 @@ class TestEntryIdentity(WorkerTest):
         got = {f["entry"]: f["tx"] for _, f in xrange_all(r, "reports")}
         # the real "tx", and of two "tx" fields the first
         self.assertEqual(got, {nul_then_tx: tx(2)["hash"], two_tx: tx(3)["hash"]})
+
+
+class TestPacedWindow(WorkerTest):
+    """A plugin slower than the worker reads (4 ms a scan, inside its 50 ms
+    timeout): the entries must wait in Redis, not in the plugin's queue past
+    the host's scan deadline (300 ms here). With a fixed 256 in flight, most
+    of its scans timed out queued or met a full queue."""
+
+    def test_slow_plugin_gets_every_scan(self):
+        txs = [tx(i, ms=4) for i in range(300)]
+        self.publish_txs(txs)
+        paced = os.path.join(os.path.dirname(PLUGINS), "paced")
+        w = self.start_worker("solo", "--metrics-listen", "127.0.0.1:0", plugins=paced)
+        port = metrics_port(w)
+        windows = []
+        def done():
+            windows.append(worker_gauge(port, "txscan_worker_window", None))
+            return self.r("XLEN", "reports") >= len(txs)
+        wait_for("%d reports" % len(txs), done, 60, [w])
+        self.stop_all()
+        seen = self.assert_exactly_once([t["hash"] for t in txs])
+        bad = [p for f in seen.values() for p in json.loads(f["report"])["plugins"]
+               if p["status"] != "ok"]
+        self.assertEqual(bad, [], "%d scans not ok, first: %s" % (len(bad), bad[:1]))
+        self.assertEqual(stopped(w)["retried"], 0)
+        # 4 ms a scan: ~25 entries in a third of the deadline, not 1024
+        self.assertLess(min(windows), 128, windows)
+        self.assertLessEqual(max(windows), 1024, windows)
+
+    def test_max_in_flight_is_at_most_a_queue(self):
+        out = subprocess.run([TXSCAN, "worker", "--max-in-flight", "1025", "-p", PLUGINS],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 64, out.stderr)  # a usage error
+        self.assertIn("--max-in-flight: 1025 is more than 1024", out.stderr)
 
 
 class TestStall(WorkerTest):

@@ -78,9 +78,11 @@ static const char worker_usage[] =
     "                          across restarts (default HOSTNAME-PID)\n"
     "      --out NAME          report stream (default reports)\n"
     "      --dead-letter NAME  dead-letter stream (default <stream>:dead)\n"
-    "      --batch N           entries per read or claim (default 64)\n"
+    "      --batch N           entries per read or claim (default 128)\n"
     "      --block-ms N        how long a read waits for new entries (default 1000)\n"
-    "      --max-in-flight N   entries read and not yet acked, at most (default 256)\n"
+    "      --max-in-flight N   entries read and not yet acked, at most (default and\n"
+    "                          most 1024: a plugin engine's queue); fewer while\n"
+    "                          the plugins scan slower (docs/scale-out.md)\n"
     "      --claim-idle-ms N   take over entries pending this long on any consumer\n"
     "                          (default 30000)\n"
     "      --max-deliveries N  dead-letter an entry delivered more often (default 5)\n"
@@ -173,17 +175,22 @@ static int parse_u32(const char *name, const char *s, uint32_t min, uint32_t *ou
 
 struct num_opt {
 	const char *name;
-	uint32_t min;
+	uint32_t min, max;
 	size_t offset; /* into struct stream_options */
+	const char *why_max;
 };
 
+/* Every entry in flight is a queued scan for each plugin's engine. */
+#define MAX_IN_FLIGHT 1024
+
 static const struct num_opt num_opts[] = {
-    {"--batch", 1, offsetof(struct stream_options, batch)},
-    {"--block-ms", 1, offsetof(struct stream_options, block_ms)},
-    {"--claim-idle-ms", 1, offsetof(struct stream_options, claim_idle_ms)},
-    {"--max-deliveries", 1, offsetof(struct stream_options, max_deliveries)},
-    {"--max-in-flight", 1, offsetof(struct stream_options, max_in_flight)},
-    {"--done-ttl-s", 1, offsetof(struct stream_options, done_ttl_s)},
+    {"--batch", 1, UINT32_MAX, offsetof(struct stream_options, batch), NULL},
+    {"--block-ms", 1, UINT32_MAX, offsetof(struct stream_options, block_ms), NULL},
+    {"--claim-idle-ms", 1, UINT32_MAX, offsetof(struct stream_options, claim_idle_ms), NULL},
+    {"--max-deliveries", 1, UINT32_MAX, offsetof(struct stream_options, max_deliveries), NULL},
+    {"--max-in-flight", 1, MAX_IN_FLIGHT, offsetof(struct stream_options, max_in_flight),
+     "a plugin engine's queue holds 1024 scans, and every entry in flight is one"},
+    {"--done-ttl-s", 1, UINT32_MAX, offsetof(struct stream_options, done_ttl_s), NULL},
 };
 
 struct str_opt {
@@ -220,9 +227,17 @@ static int stream_option(int argc, char **argv, int *i, struct stream_options *o
 		const char *v = value_of(argc, argv, i, num_opts[k].name, NULL, missing);
 		if (*missing)
 			return -1;
-		if (v)
-			return parse_u32(num_opts[k].name, v, num_opts[k].min,
-			                 (uint32_t *)((char *)o + num_opts[k].offset)) ? -1 : 1;
+		if (!v)
+			continue;
+		const struct num_opt *n = &num_opts[k];
+		uint32_t *out = (uint32_t *)((char *)o + n->offset);
+		if (parse_u32(n->name, v, n->min, out))
+			return -1;
+		if (*out > n->max) {
+			cli_error("%s: %u is more than %u (%s)", n->name, *out, n->max, n->why_max);
+			return -1;
+		}
+		return 1;
 	}
 	return 0;
 }

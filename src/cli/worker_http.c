@@ -66,7 +66,7 @@ static int render(char **text, size_t *len, void *ud)
 	metrics_worker w = {
 	    .read = s.read, .claimed = s.claimed, .acked = s.acked, .written = s.written,
 	    .duplicates = s.duplicates, .dead = s.dead, .retried = s.retried,
-	    .reconnects = s.reconnects, .in_flight = s.in_flight, .pending = s.pending,
+	    .reconnects = s.reconnects, .in_flight = s.in_flight, .window = s.window, .pending = s.pending,
 	    .lag = s.lag, .connected = s.connected, .ready = is_ready(&why, wh),
 	};
 	metrics_counts c;

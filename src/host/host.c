@@ -1753,6 +1753,11 @@ uint32_t txs_host_in_flight(const txs_host *h)
 	return atomic_load(&((txs_host *)h)->in_flight);
 }
 
+uint32_t txs_host_scan_deadline_ms(const txs_host *h)
+{
+	return atomic_load(&((txs_host *)h)->scan_timeout_ms);
+}
+
 uint64_t txs_host_console_dropped(const txs_host *h)
 {
 	return h->sink ? console_sink_dropped(h->sink) : 0;

@@ -513,6 +513,10 @@ static void worker_families(sbuf *b, const metrics_worker *w)
 	        w->reconnects);
 	gauge(b, "txscan_worker_in_flight", "Entries this worker read and has not acked yet.",
 	      (double)w->in_flight);
+	gauge(b, "txscan_worker_window",
+	      "Entries this worker may hold in flight now: --max-in-flight, or fewer while the "
+	      "plugins scan slower.",
+	      (double)w->window);
 	if (w->pending >= 0)
 		gauge(b, "txscan_worker_group_pending",
 		      "Entries delivered to the consumer group and not acked (any consumer).",

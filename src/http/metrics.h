@@ -65,6 +65,7 @@ int metrics_render(const metrics_host *host, const metrics_http *http, size_t ma
 typedef struct metrics_worker {
 	uint64_t read, claimed, acked, written, duplicates, dead, retried, reconnects;
 	uint64_t in_flight;     /* entries read and not yet acked by this worker */
+	uint64_t window;        /* in_flight's bound now (the paced window) */
 	int64_t pending;        /* the group's pending entries (XINFO GROUPS); -1 unknown */
 	int64_t lag;            /* entries not yet delivered to the group; -1 unknown */
 	bool connected;

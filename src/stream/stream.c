@@ -430,6 +430,11 @@ struct worker {
 	struct job *pend[SUBMIT_CHUNK]; /* taken, to be submitted together */
 	size_t npend;
 	size_t scanning;        /* submitted, report not collected yet */
+	size_t window;          /* entries in flight at most, now (pace) */
+	uint64_t pace_t0_ns;    /* start of pace's current measure */
+	size_t pace_returned;   /* scans returned since then */
+	bool pace_held;         /* the window held a read back since then */
+	double rate;            /* scans returned per ns while held back; 0: unknown */
 	char history[ID_MAX];   /* own pending entries read up to here; "" = done */
 	char cursor[ID_MAX];    /* XAUTOCLAIM cursor; "0-0" = pass complete */
 	uint64_t next_claim_ms;
@@ -1047,6 +1052,56 @@ static void retry(struct worker *w, struct job *j)
 	submit(w, j);
 }
 
+/* The in-flight window. --max-in-flight bounds the entries a worker holds,
+ * but plugins scan at their own pace: entries read faster than the
+ * slowest plugin scans them wait in its queue, and the host's scan
+ * deadline counts that wait. A plugin taking 2 ms a scan (well inside its
+ * 50 ms timeout) behind 256 entries in flight saw 95 % of its scans time
+ * out, queued, or be refused by a full queue. So the window follows what
+ * the plugins return: at most as many entries as they scan in a third of
+ * the scan deadline (claim_idle_ms / 10 when there is none), at least
+ * WINDOW_MIN, at most --max-in-flight. The rate is measured over a
+ * window's worth of reports (at least PACE_MIN_NS), or PACE_PERIOD_NS when
+ * fewer come back; a period in which the window never held a read back
+ * measured the input, not the plugins, and can only widen it. It starts at
+ * WINDOW_START, which even a plugin that takes its whole timeout_ms scans
+ * within about twice the deadline (the entries that expire are scanned once
+ * more, see retry); fast plugins widen it after their first reports. */
+#define WINDOW_MIN 2
+#define WINDOW_START 8
+#define PACE_MIN_NS (1000000ull)
+#define PACE_PERIOD_NS (25 * 1000000ull)
+
+static double window_ns(const struct worker *w)
+{
+	uint32_t d = txs_host_scan_deadline_ms(w->host);
+	uint64_t claim = w->opt->claim_idle_ms / 10;
+	uint64_t ms = d == UINT32_MAX || d / 3 > claim ? claim : d / 3;
+	return (double)(ms ? ms : 1) * 1e6;
+}
+
+static void pace(struct worker *w, size_t returned)
+{
+	uint64_t now = txs_now_ns();
+	w->pace_returned += returned;
+	uint64_t dt = now - w->pace_t0_ns;
+	if (dt < PACE_MIN_NS || (dt < PACE_PERIOD_NS && w->pace_returned < w->window))
+		return;
+	double rate = (double)w->pace_returned / (double)dt;
+	size_t max = w->opt->max_in_flight;
+	if (w->pace_held)
+		w->rate = w->rate > 0 ? (w->rate + rate) / 2 : rate;
+	double want = (w->pace_held ? w->rate : rate) * window_ns(w);
+	size_t win = want >= (double)max ? max : want <= WINDOW_MIN ? WINDOW_MIN : (size_t)want;
+	if (win > max) /* --max-in-flight 1 */
+		win = max;
+	if (w->pace_held || win > w->window)
+		w->window = win;
+	w->pace_t0_ns = now;
+	w->pace_returned = 0;
+	w->pace_held = false;
+}
+
 /* Moves every returned report to the write queue, or back to the plugins
  * once when it failed only by waiting (retry). */
 static void collect(struct worker *w)
@@ -1057,6 +1112,7 @@ static void collect(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 	struct job *j;
 	size_t again = 0;
+	pace(w, got.n);
 	while ((j = list_pop(&got))) {
 		w->scanning--;
 		finish_job(j);
@@ -1086,6 +1142,10 @@ static void submit_pending(struct worker *w)
 	struct txs_submission subs[SUBMIT_CHUNK];
 	size_t n = w->npend, done = 0;
 	w->npend = 0;
+	if (n && !w->scanning) { /* idle until now: pace measures from here */
+		w->pace_t0_ns = txs_now_ns();
+		w->pace_returned = 0;
+	}
 	for (size_t i = 0; i < n; i++)
 		subs[i] = (struct txs_submission){.tx = w->pend[i]->tx, .len = w->pend[i]->tx_len,
 		                                  .userdata = w->pend[i]};
@@ -1655,8 +1715,8 @@ static size_t read_behind(struct worker *w, size_t flushing)
 	    now_ms() >= w->next_claim_ms)
 		return 0;
 	size_t busy = w->scanning + w->writes.n + flushing;
-	size_t room = busy < o->max_in_flight ? o->max_in_flight - busy : 0;
-	size_t want = o->batch < o->max_in_flight / 2 ? o->batch : o->max_in_flight / 2;
+	size_t room = busy < w->window ? w->window - busy : 0;
+	size_t want = o->batch < w->window / 2 ? o->batch : w->window / 2;
 	if (room < (want ? want : 1))
 		return 0;
 	return room < o->batch ? room : o->batch;
@@ -1756,11 +1816,12 @@ static int step(struct worker *w)
 {
 	const struct stream_options *o = w->opt;
 	size_t busy = w->scanning + w->writes.n;
-	size_t room = busy < o->max_in_flight ? o->max_in_flight - busy : 0;
-	size_t want = o->batch < o->max_in_flight / 2 ? o->batch : o->max_in_flight / 2;
+	size_t room = busy < w->window ? w->window - busy : 0;
+	size_t want = o->batch < w->window / 2 ? o->batch : w->window / 2;
 	if (want == 0)
 		want = 1;
 	if (room < want && w->scanning) { /* full enough: let reports come back */
+		w->pace_held = true;
 		wait_done(w, o->block_ms);
 		return 0;
 	}
@@ -1858,6 +1919,7 @@ static void publish_stats(struct worker *w)
 {
 	w->stats.acked = w->stats.written + w->stats.duplicates + w->stats.dead;
 	w->stats.in_flight = w->scanning + w->writes.n;
+	w->stats.window = w->window;
 	w->stats.connected = w->rc != NULL;
 	if (!w->opt->live)
 		return;
@@ -1938,6 +2000,8 @@ static int worker_init(struct worker *w, struct txs_host *host, const struct str
 	txs_cond_init(&w->cond); /* wait_done gives it monotonic deadlines */
 	pthread_mutex_init(&w->lock, NULL);
 	w->want_done = 1;
+	w->window = WINDOW_START < o->max_in_flight ? WINDOW_START : o->max_in_flight;
+	w->pace_t0_ns = txs_now_ns();
 	return 0;
 }
 
@@ -1959,11 +2023,11 @@ void stream_options_init(struct stream_options *o)
 	    .stream = "txs",
 	    .group = "scanners",
 	    .out = "reports",
-	    .batch = 64,
+	    .batch = 128,
 	    .block_ms = 1000,
 	    .claim_idle_ms = 30000,
 	    .max_deliveries = 5,
-	    .max_in_flight = 256,
+	    .max_in_flight = 1024,
 	    .done_ttl_s = 86400,
 	};
 }

@@ -68,6 +68,8 @@ struct stream_stats {
 	/* filled in for stream_live readers (and on return): */
 	uint64_t acked;      /* written + duplicates + dead */
 	uint64_t in_flight;  /* entries read and not acked yet (scanning or being written) */
+	uint64_t window;     /* in_flight's bound now: --max-in-flight, or fewer while the
+	                      * plugins scan slower (the paced window) */
 	int64_t pending;     /* the group's pending entries (XINFO GROUPS); -1 unknown */
 	int64_t lag;         /* entries the group has not been delivered yet; -1 unknown */
 	bool connected;      /* holds a Redis connection now */
