@@ -322,6 +322,22 @@ class ChainTest(unittest.TestCase):
 
     # ---- follow ---------------------------------------------------------------
 
+    def test_follow_backlog_is_not_a_timeout(self):
+        """A block of 120 transactions and a plugin of 4 ms a scan, inside its
+        50 ms timeout: the scans queued behind the block's others must not
+        expire. Under the host's default report deadline (300 ms here) about
+        half of them were reported `timeout` (queued behind other scans)."""
+        hashes = self.busy_blocks(1, per_block=120)
+        slow = self.plugin("four-ms", "module.exports = { scanTransaction() {"
+                           " const end = Date.now() + 4; while (Date.now() < end) {}"
+                           " return null; } };", ', "timeout_ms": 50')
+        f = self.follow("--from-block", "1", "--poll-ms", "50", plugins=[slow])
+        f.wait_reports(len(hashes), timeout=60)
+        self.assertEqual(f.finish(), 0, "".join(f.err))
+        self.assertEqual([r["tx"] for r in f.reports()], hashes)
+        bad = [r["plugins"] for r in f.reports() if not r["complete"]]
+        self.assertEqual(bad, [], "%d of %d incomplete" % (len(bad), len(hashes)))
+
     def test_follow_restart_exactly_once(self):
         hashes = self.busy_blocks(30, per_block=3)
         cp = os.path.join(self.tmp.name, "cp.json")

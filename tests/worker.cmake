@@ -2,7 +2,8 @@
 # exactly one report per entry through 3 workers, kill -9 recovery, SIGTERM
 # drain, dead letters and redelivery, one write batch mixing reports, duplicates
 # and dead letters, deleted pending entries, once-only keys
-# per stream and group, SIGHUP plugin reload, publish from a slow pipe,
+# per stream and group, SIGHUP plugin reload, publish from a slow pipe, the
+# in-flight window paced to a slow plugin (every scan ok),
 # TXSCAN_REDIS_URL, and a Redis restart mid-run.
 find_package(Python3 COMPONENTS Interpreter)
 find_program(TXS_REDIS_SERVER redis-server)
