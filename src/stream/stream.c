@@ -1058,48 +1058,73 @@ static void retry(struct worker *w, struct job *j)
  * deadline counts that wait. A plugin taking 2 ms a scan (well inside its
  * 50 ms timeout) behind 256 entries in flight saw 95 % of its scans time
  * out, queued, or be refused by a full queue. So the window follows what
- * the plugins return: at most as many entries as they scan in a third of
+ * the plugins return: at most as many entries as they scan in a quarter of
  * the scan deadline (claim_idle_ms / 10 when there is none), at least
- * WINDOW_MIN, at most --max-in-flight. The rate is measured over a
- * window's worth of reports (at least PACE_MIN_NS), or PACE_PERIOD_NS when
- * fewer come back; a period in which the window never held a read back
- * measured the input, not the plugins, and can only widen it. It starts at
- * WINDOW_START, which even a plugin that takes its whole timeout_ms scans
- * within about twice the deadline (the entries that expire are scanned once
- * more, see retry); fast plugins widen it after their first reports. */
+ * WINDOW_MIN, at most --max-in-flight.
+ *
+ * The rate is measured while the window holds reads back (otherwise it
+ * measures the input, and the window stays as it is), over a window's
+ * worth of reports or PACE_PERIOD_NS, and smoothed with a weight that
+ * grows with the measure's length: the loop takes reports in bursts, and
+ * a short measure that caught one reads high. No measure more than
+ * doubles the window. Reports that expired queued are no measure of the
+ * plugins' pace (the deadline thread returns them in bursts, their scans
+ * still queued): they halve the window and the rate at once, as a loss
+ * does in TCP. The window starts at WINDOW_START, which even a plugin that
+ * takes its whole timeout_ms scans within about twice the deadline (the
+ * entries that expire are scanned once more, see retry). */
 #define WINDOW_MIN 2
 #define WINDOW_START 8
 #define PACE_MIN_NS (1000000ull)
 #define PACE_PERIOD_NS (25 * 1000000ull)
+#define PACE_TAU_NS 25e6 /* a measure of this length weighs half */
 
 static double window_ns(const struct worker *w)
 {
 	uint32_t d = txs_host_scan_deadline_ms(w->host);
 	uint64_t claim = w->opt->claim_idle_ms / 10;
-	uint64_t ms = d == UINT32_MAX || d / 3 > claim ? claim : d / 3;
+	uint64_t ms = d == UINT32_MAX || d / 4 > claim ? claim : d / 4;
 	return (double)(ms ? ms : 1) * 1e6;
 }
 
-static void pace(struct worker *w, size_t returned)
+static void pace_restart(struct worker *w, uint64_t now)
+{
+	w->pace_t0_ns = now;
+	w->pace_returned = 0;
+	w->pace_held = false;
+}
+
+static void set_window(struct worker *w, double want)
+{
+	size_t max = w->opt->max_in_flight;
+	size_t win = want >= (double)max ? max : want <= WINDOW_MIN ? WINDOW_MIN : (size_t)want;
+	if (win > 2 * w->window)
+		win = 2 * w->window;
+	w->window = win > max ? max : win; /* max < WINDOW_MIN: --max-in-flight 1 */
+}
+
+/* returned: reports the plugins answered; expired: reports that failed
+ * only by waiting in a queue (queued_only). */
+static void pace(struct worker *w, size_t returned, size_t expired)
 {
 	uint64_t now = txs_now_ns();
+	if (expired) {
+		set_window(w, (double)(w->window / 2));
+		w->rate = (double)w->window / window_ns(w);
+		pace_restart(w, now);
+		return;
+	}
 	w->pace_returned += returned;
 	uint64_t dt = now - w->pace_t0_ns;
 	if (dt < PACE_MIN_NS || (dt < PACE_PERIOD_NS && w->pace_returned < w->window))
 		return;
-	double rate = (double)w->pace_returned / (double)dt;
-	size_t max = w->opt->max_in_flight;
-	if (w->pace_held)
-		w->rate = w->rate > 0 ? (w->rate + rate) / 2 : rate;
-	double want = (w->pace_held ? w->rate : rate) * window_ns(w);
-	size_t win = want >= (double)max ? max : want <= WINDOW_MIN ? WINDOW_MIN : (size_t)want;
-	if (win > max) /* --max-in-flight 1 */
-		win = max;
-	if (w->pace_held || win > w->window)
-		w->window = win;
-	w->pace_t0_ns = now;
-	w->pace_returned = 0;
-	w->pace_held = false;
+	if (w->pace_held) {
+		double rate = (double)w->pace_returned / (double)dt;
+		double a = w->rate > 0 ? (double)dt / ((double)dt + PACE_TAU_NS) : 1;
+		w->rate += a * (rate - w->rate);
+		set_window(w, w->rate * window_ns(w));
+	}
+	pace_restart(w, now);
 }
 
 /* Moves every returned report to the write queue, or back to the plugins
@@ -1111,17 +1136,18 @@ static void collect(struct worker *w)
 	w->done = (struct joblist){0};
 	pthread_mutex_unlock(&w->lock);
 	struct job *j;
-	size_t again = 0;
-	pace(w, got.n);
+	size_t again = 0, returned = got.n, expired = 0;
 	while ((j = list_pop(&got))) {
 		w->scanning--;
 		finish_job(j);
+		expired += j->waited;
 		if (j->waited && !j->retried) {
 			retry(w, j);
 			again++;
 		} else
 			list_push(&w->writes, j);
 	}
+	pace(w, returned - expired, expired);
 	submit_pending(w);
 	if (again)
 		wlog(w, "scanning %zu entries again: no plugin answered them before the scan "
@@ -1142,10 +1168,8 @@ static void submit_pending(struct worker *w)
 	struct txs_submission subs[SUBMIT_CHUNK];
 	size_t n = w->npend, done = 0;
 	w->npend = 0;
-	if (n && !w->scanning) { /* idle until now: pace measures from here */
-		w->pace_t0_ns = txs_now_ns();
-		w->pace_returned = 0;
-	}
+	if (n && !w->scanning) /* idle until now: pace measures from here */
+		pace_restart(w, txs_now_ns());
 	for (size_t i = 0; i < n; i++)
 		subs[i] = (struct txs_submission){.tx = w->pend[i]->tx, .len = w->pend[i]->tx_len,
 		                                  .userdata = w->pend[i]};
