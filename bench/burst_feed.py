@@ -15,6 +15,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from thread_cpu import threads  # noqa: E402
+
 if len(sys.argv) < 4:
     raise SystemExit(__doc__)
 TXSCAN, INP, PLUG = sys.argv[1:4]
@@ -22,20 +25,6 @@ ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 LINES = open(INP, 'rb').readlines()
 N = len(LINES)
 CASES = (('full speed', 1000, 0), ('64 at 20,000/s', 64, 1 / 20000), ('64 at 15,000/s', 64, 1 / 15000))
-
-
-def threads(pid):
-    out = collections.Counter()
-    for t in os.listdir('/proc/%d/task' % pid):
-        try:
-            comm = open('/proc/%d/task/%s/comm' % (pid, t)).read().strip()
-            ns = int(open('/proc/%d/task/%s/schedstat' % (pid, t)).read().split()[0])
-        except OSError:
-            continue  # the thread ended meanwhile
-        kind = 'main' if int(t) == pid else (
-            'plugins' if comm.startswith('txs:') and comm != 'txs:watch' else 'other')
-        out[kind] += ns
-    return out
 
 
 def run(chunk, gap):

@@ -14,7 +14,6 @@ ns: start-up included, shutdown not) and the Redis server's CPU (INFO cpu), per 
 Thread CPU moves with the machine's load far less than wall rates do, and the loop thread
 is what a change to src/stream/stream.c changes: compare the rounds in pairs.
 """
-import collections
 import os
 import re
 import signal
@@ -25,6 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests'))
 from worker_test import RedisServer  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from thread_cpu import threads  # noqa: E402
 
 if len(sys.argv) < 5:
     raise SystemExit(__doc__)
@@ -39,24 +40,6 @@ db = srv.client()
 def redis_cpu():
     i = db('INFO', 'cpu')
     return sum(float(re.search(r'%s:([\d.]+)' % k, i).group(1)) for k in ('used_cpu_user', 'used_cpu_sys'))
-
-
-def threads(pid):
-    """ns of CPU so far per kind of thread of process pid."""
-    out = collections.Counter()
-    for t in os.listdir('/proc/%d/task' % pid):
-        try:
-            comm = open('/proc/%d/task/%s/comm' % (pid, t)).read().strip()
-            ns = int(open('/proc/%d/task/%s/schedstat' % (pid, t)).read().split()[0])
-        except OSError:
-            continue  # the thread ended meanwhile
-        if int(t) == pid:
-            out['main'] += ns
-        elif comm.startswith('txs:') and comm != 'txs:watch':
-            out['plugins'] += ns
-        else:
-            out['other'] += ns
-    return out
 
 
 def run(binary):
