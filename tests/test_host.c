@@ -960,6 +960,56 @@ static void many_done(txs_report *rep, void *ud)
 	pthread_mutex_unlock(&one->m->mu);
 }
 
+/* A plugin of 30 ms a scan behind a burst of 40: the report deadline
+ * (4 x 50 + 100 = 300 ms) expires the scans at the back of its queue. The
+ * first ones are answered as each ends, not held to the end of a batch
+ * (a batch of 16 took 480 ms: every one expired), and the executor skips
+ * the expired ones instead of running scans nobody reads (all 40 ran,
+ * 1.2 s of them). */
+static void test_expired_scans_are_skipped(void **state)
+{
+	(void)state;
+	add_plugin("thirty", "\"timeout_ms\": 50",
+	           "module.exports = { scanTransaction() {\n"
+	           "  const t = Date.now(); while (Date.now() - t < 30) {} return null; } };\n");
+	txs_host *h = host_of(root);
+	enum { N = 40 };
+	struct many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	static struct many_one ud[N];
+	txs_submission subs[N];
+	for (size_t i = 0; i < N; i++) {
+		ud[i] = (struct many_one){.m = &m};
+		subs[i] = (txs_submission){.tx = "{}", .len = 2, .line = i + 1, .userdata = &ud[i]};
+	}
+	assert_int_equal(txs_host_submit_many(h, subs, N, many_done), N);
+	pthread_mutex_lock(&m.mu);
+	while (m.got < N)
+		pthread_cond_wait(&m.cv, &m.mu);
+	pthread_mutex_unlock(&m.mu);
+	size_t ok = 0;
+	for (size_t i = 0; i < N; i++) {
+		json_t *r = json_loads(ud[i].json, 0, NULL);
+		assert_non_null(r);
+		ok += !strcmp(status_of(r, "thirty"), "ok");
+		json_decref(r);
+		free(ud[i].json);
+	}
+	txs_plugin_info in;
+	for (int k = 0; k < 300; k++) { /* the queue empties: what runs, runs */
+		assert_int_equal(txs_host_plugin_info(h, 0, &in), 0);
+		if (!in.stats.queue_depth && !in.stats.busy)
+			break;
+		struct timespec ms10 = {0, 10000000};
+		nanosleep(&ms10, NULL);
+	}
+	txs_host_free(h);
+	if (ok < 4)
+		fail_msg("%zu of %d scans answered ok before the deadline", ok, N);
+	if (in.stats.scans >= N / 2)
+		fail_msg("the plugin ran %llu scans of %d, most of them expired in the queue",
+		         (unsigned long long)in.stats.scans, N);
+}
+
 /* txs_host_submit_many: every transaction gets its own report, also those
  * in the middle that are invalid, and the text reaches the plugin exactly,
  * whether ASCII (parsed in place) or not (the C API's UTF-8 path); the
@@ -1109,6 +1159,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_report_accessors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rescan_under_scans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submit_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expired_scans_are_skipped, setup, teardown),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -95,4 +95,10 @@ typedef struct txs_source {
  * outlive ex). Not with a bell. */
 void txs_executor_use_source(txs_executor *ex, const txs_source *src);
 
+/* From now on a queued scan for which wanted(its userdata) is false when
+ * its turn comes is answered TXS_STATUS_TIMEOUT without running: its
+ * caller stopped waiting (the host's report deadline passed while it was
+ * queued). Set before any scan is submitted. */
+void txs_executor_skip_unwanted(txs_executor *ex, bool (*wanted)(void *userdata));
+
 #endif

@@ -281,6 +281,13 @@ static bool claim(fanout *f, size_t i, int how)
 	return atomic_compare_exchange_strong(&f->slots[i].state, &expect, how);
 }
 
+/* A plugin's scan of slot s is still waited for (txs_executor_skip_unwanted):
+ * the report deadline has not claimed it. */
+static bool slot_wanted(void *s)
+{
+	return atomic_load(&((slot *)s)->state) == SLOT_PENDING;
+}
+
 static void settle_one(fanout *f)
 {
 	if (atomic_fetch_sub(&f->remaining, 1) == 1)
@@ -759,7 +766,7 @@ static int start_executors(txs_host *h, const plugin_manifest *m, instance **out
 	int rc = 0;
 	for (uint32_t i = 0; !rc && i < m->instances; i++) {
 		rc = instance_new(&ex[i], h->isolation, h->opt.engine_path, &code, &m->limits, con, ud,
-		                  &h->bell);
+		                  &h->bell, slot_wanted);
 		if (!rc)
 			instance_on_event(&ex[i], host_event, h);
 	}

@@ -19,7 +19,8 @@ txs_isolation instance_mode(txs_isolation opt)
 }
 
 int instance_new(instance *in, txs_isolation mode, const char *engine, const txs_plugin_code *code,
-                 const txs_limits *limits, txs_console_fn console, void *userdata, txs_bell *bell)
+                 const txs_limits *limits, txs_console_fn console, void *userdata, txs_bell *bell,
+                 bool (*wanted)(void *scan_userdata))
 {
 	memset(in, 0, sizeof *in);
 	if (mode == TXS_ISOLATION_PROCESS)
@@ -27,6 +28,8 @@ int instance_new(instance *in, txs_isolation mode, const char *engine, const txs
 	int rc = txs_executor_new(&in->ex, code, limits, console, userdata);
 	if (!rc && bell)
 		txs_executor_use_bell(in->ex, bell);
+	if (!rc && wanted)
+		txs_executor_skip_unwanted(in->ex, wanted);
 	return rc;
 }
 

@@ -18,8 +18,11 @@ typedef struct instance {
 /* The mode in effect for opt (TXS_ISOLATION_DEFAULT: $TXSCAN_ISOLATION, else thread). */
 txs_isolation instance_mode(txs_isolation opt);
 
+/* wanted (may be NULL): see txs_executor_skip_unwanted; thread isolation
+ * only (an engine process runs every scan it was sent). */
 int instance_new(instance *in, txs_isolation mode, const char *engine, const txs_plugin_code *code,
-                 const txs_limits *limits, txs_console_fn console, void *userdata, txs_bell *bell);
+                 const txs_limits *limits, txs_console_fn console, void *userdata, txs_bell *bell,
+                 bool (*wanted)(void *scan_userdata));
 /* Executor events (txscan.h); an engine process forwards its executor's. */
 void instance_on_event(instance *in, txs_event_fn fn, void *userdata);
 /* instance_new starts an engine process and returns: many start at once.

@@ -427,6 +427,7 @@ struct worker {
 
 	/* loop thread only */
 	struct joblist writes;  /* scanned (or poison), waiting for WRITE_BATCH */
+	struct joblist again;   /* expired queued, to be scanned once more (retry) */
 	struct job *pend[SUBMIT_CHUNK]; /* taken, to be submitted together */
 	size_t npend;
 	size_t scanning;        /* submitted, report not collected yet */
@@ -1039,9 +1040,11 @@ static void finish_job(struct job *j)
 static void submit(struct worker *w, struct job *j);
 static void submit_pending(struct worker *w);
 
-/* Scans j once more, with a fresh deadline, instead of writing a report
- * that failed only by waiting; the second report is final whatever it
- * says. */
+/* Queues j to be scanned once more, with a fresh deadline, instead of
+ * writing a report that failed only by waiting; the second report is
+ * final whatever it says. It goes out within the window (resubmit), which
+ * the expiry has just halved: sent at once, a burst of them queued behind
+ * each other expired again. */
 static void retry(struct worker *w, struct job *j)
 {
 	txs_report_free(j->report);
@@ -1049,7 +1052,24 @@ static void retry(struct worker *w, struct job *j)
 	j->hash = NULL;
 	j->retried = true;
 	w->stats.retried++;
-	submit(w, j);
+	list_push(&w->again, j);
+}
+
+/* Entries in flight: scanning, waiting to be scanned again, or written. */
+static size_t busy(const struct worker *w)
+{
+	return w->scanning + w->again.n + w->writes.n;
+}
+
+/* Submits the entries to scan again, as far as the window has room. */
+static void resubmit(struct worker *w)
+{
+	size_t held = w->scanning + w->writes.n;
+	size_t room = held < w->window ? w->window - held : 0;
+	struct job *j;
+	while (room-- && (j = list_pop(&w->again)))
+		submit(w, j);
+	submit_pending(w);
 }
 
 /* The in-flight window. --max-in-flight bounds the entries a worker holds,
@@ -1071,10 +1091,9 @@ static void retry(struct worker *w, struct job *j)
  * plugins' pace (the deadline thread returns them in bursts, their scans
  * still queued): they halve the window and the rate at once, as a loss
  * does in TCP. The window starts at WINDOW_START, which even a plugin that
- * takes its whole timeout_ms scans within about twice the deadline (the
- * entries that expire are scanned once more, see retry). */
+ * takes its whole timeout_ms scans within half the deadline. */
 #define WINDOW_MIN 2
-#define WINDOW_START 8
+#define WINDOW_START 2
 #define PACE_MIN_NS (1000000ull)
 #define PACE_PERIOD_NS (25 * 1000000ull)
 #define PACE_TAU_NS 25e6 /* a measure of this length weighs half */
@@ -1735,11 +1754,11 @@ static bool batch_reply(const redisReply *r, size_t k)
 static size_t read_behind(struct worker *w, size_t flushing)
 {
 	const struct stream_options *o = w->opt;
-	if (*w->stop || !w->scanning || w->history[0] || strcmp(w->cursor, "0-0") ||
+	if (*w->stop || !w->scanning || w->again.n || w->history[0] || strcmp(w->cursor, "0-0") ||
 	    now_ms() >= w->next_claim_ms)
 		return 0;
-	size_t busy = w->scanning + w->writes.n + flushing;
-	size_t room = busy < w->window ? w->window - busy : 0;
+	size_t held = busy(w) + flushing;
+	size_t room = held < w->window ? w->window - held : 0;
 	size_t want = o->batch < w->window / 2 ? o->batch : w->window / 2;
 	if (room < (want ? want : 1))
 		return 0;
@@ -1839,12 +1858,12 @@ static int flush_writes(struct worker *w)
 static int step(struct worker *w)
 {
 	const struct stream_options *o = w->opt;
-	size_t busy = w->scanning + w->writes.n;
-	size_t room = busy < w->window ? w->window - busy : 0;
+	size_t held = busy(w);
+	size_t room = held < w->window ? w->window - held : 0;
 	size_t want = o->batch < w->window / 2 ? o->batch : w->window / 2;
 	if (want == 0)
 		want = 1;
-	if (room < want && w->scanning) { /* full enough: let reports come back */
+	if ((room < want || w->again.n) && w->scanning) { /* full enough: let reports come back */
 		w->pace_held = true;
 		wait_done(w, o->block_ms);
 		return 0;
@@ -1942,7 +1961,7 @@ static int group_info(struct worker *w)
 static void publish_stats(struct worker *w)
 {
 	w->stats.acked = w->stats.written + w->stats.duplicates + w->stats.dead;
-	w->stats.in_flight = w->scanning + w->writes.n;
+	w->stats.in_flight = busy(w);
 	w->stats.window = w->window;
 	w->stats.connected = w->rc != NULL;
 	if (!w->opt->live)
@@ -1961,7 +1980,8 @@ static int loop(struct worker *w)
 			disconnect(w);
 		maybe_reload(w);
 		collect(w);
-		if (*w->stop && !w->scanning && !w->writes.head)
+		resubmit(w);
+		if (*w->stop && !w->scanning && !w->again.n && !w->writes.head)
 			return 0;
 		if (!w->rc) {
 			int rc = reconnect(w);
@@ -1995,9 +2015,11 @@ static void drain(struct worker *w)
 		wait_done(w, 100);
 		collect(w);
 	}
-	if (w->writes.n)
-		winfo(w, "%zu entries left pending (not acked) for another worker", w->writes.n);
+	if (w->writes.n + w->again.n)
+		winfo(w, "%zu entries left pending (not acked) for another worker",
+		      w->writes.n + w->again.n);
 	list_free(&w->writes);
+	list_free(&w->again); /* not acked: they stay pending */
 }
 
 static int worker_init(struct worker *w, struct txs_host *host, const struct stream_options *o,
