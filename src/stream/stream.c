@@ -1090,10 +1090,11 @@ static void resubmit(struct worker *w)
  * doubles the window. Reports that expired queued are no measure of the
  * plugins' pace (the deadline thread returns them in bursts, their scans
  * still queued): they halve the window and the rate at once, as a loss
- * does in TCP. The window starts at WINDOW_START, which even a plugin that
- * takes its whole timeout_ms scans within half the deadline. */
+ * does in TCP. The window starts at WINDOW_START: a plugin that takes most
+ * of its timeout_ms may see the last of the first scans expire, and scan
+ * them again within the window it has halved (see retry). */
 #define WINDOW_MIN 2
-#define WINDOW_START 2
+#define WINDOW_START 8
 #define PACE_MIN_NS (1000000ull)
 #define PACE_PERIOD_NS (25 * 1000000ull)
 #define PACE_TAU_NS 25e6 /* a measure of this length weighs half */
