@@ -105,7 +105,7 @@
  * scan had every answer of a batch of 8 held to 304 ms, past a 300 ms
  * report deadline (see batch_size). */
 #define BATCH_MAX 16
-#define BATCH_SPAN_NS 200000.0
+#define BATCH_SPAN_NS 500000.0
 /* Heap statistics cost ~1 ms per 20 k live objects: read at least every
  * STATS_GAP_MIN scans, and no more often than keeps their cost near
  * STATS_BUDGET of scan time (see heap_policy). */
