@@ -1869,6 +1869,8 @@ static int step(struct worker *w)
 		wait_done(w, o->block_ms);
 		return 0;
 	}
+	if (!room) /* retries or writes go first (the loop's next round) */
+		return 0;
 	if (room > o->batch)
 		room = o->batch;
 	int n;
