@@ -352,6 +352,27 @@ static void init_from_300_ms(char *src, size_t cap, const char *then)
  * lane: when that init gets stuck in a native call (a regexp), the lane is
  * abandoned as for a stuck inline build, and scans keep being answered by
  * the lane that takes over, none waiting the regexp's seconds. */
+/* Scans ex every 5 ms for 1.5 s while its restarts build ahead: each must
+ * answer ok or unavailable. Returns the slowest answer in ms. */
+static double scan_for_1500_ms(txs_executor *ex, int *answered, int *ok)
+{
+	double end = now_ms() + 1500, worst = 0;
+	*answered = *ok = 0;
+	while (now_ms() < end) {
+		double t0 = now_ms();
+		txs_scan_result r = scan(ex, "{}");
+		double took = now_ms() - t0;
+		worst = took > worst ? took : worst;
+		++*answered;
+		*ok += r.status == TXS_STATUS_OK;
+		if (r.status != TXS_STATUS_OK && r.status != TXS_STATUS_UNAVAILABLE)
+			fail_msg("scan %d: %s: %s", *answered, status(&r), r.error);
+		txs_scan_result_clear(&r);
+		usleep(5000);
+	}
+	return worst;
+}
+
 static void test_stuck_build_ahead(void **state)
 {
 	(void)state;
@@ -362,19 +383,8 @@ static void test_stuck_build_ahead(void **state)
 	l.init_timeout_ms = 100;
 	l.restart_every = 3;
 	txs_executor *ex = make("stuckahead", src, &l);
-	double end = now_ms() + 1500, worst = 0;
-	int answered = 0;
-	while (now_ms() < end) {
-		double t0 = now_ms();
-		txs_scan_result r = scan(ex, "{}");
-		double took = now_ms() - t0;
-		worst = took > worst ? took : worst;
-		answered++;
-		if (r.status != TXS_STATUS_OK && r.status != TXS_STATUS_UNAVAILABLE)
-			fail_msg("scan %d: %s: %s", answered, status(&r), r.error);
-		txs_scan_result_clear(&r);
-		usleep(5000);
-	}
+	int answered, ok;
+	double worst = scan_for_1500_ms(ex, &answered, &ok);
 	txs_executor_stats st;
 	txs_executor_stats_get(ex, &st);
 	print_message("%d scans, the slowest answered in %.1f ms; %llu lanes abandoned\n", answered,
@@ -401,20 +411,8 @@ static void test_memory_bomb_build_ahead(void **state)
 	l.heap_limit_mb = 64;
 	l.restart_every = 3;
 	txs_executor *ex = make("bombahead", src, &l);
-	double end = now_ms() + 1500, worst = 0;
-	int answered = 0, ok = 0;
-	while (now_ms() < end) {
-		double t0 = now_ms();
-		txs_scan_result r = scan(ex, "{}");
-		double took = now_ms() - t0;
-		worst = took > worst ? took : worst;
-		answered++;
-		ok += r.status == TXS_STATUS_OK;
-		if (r.status != TXS_STATUS_OK && r.status != TXS_STATUS_UNAVAILABLE)
-			fail_msg("scan %d: %s: %s", answered, status(&r), r.error);
-		txs_scan_result_clear(&r);
-		usleep(5000);
-	}
+	int answered, ok;
+	double worst = scan_for_1500_ms(ex, &answered, &ok);
 	print_message("%d scans (%d ok), the slowest answered in %.1f ms\n", answered, ok, worst);
 	assert_true(ok > 0);
 	if (worst > 2000 + 20 * slack_ms())
