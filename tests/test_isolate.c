@@ -1068,6 +1068,33 @@ static void test_protocol_violation_kills_the_child(void **state)
 	unlink(path);
 }
 
+/* A compromised child that answers CH_SKIPPED (24) for a scan the host
+ * still waits for (no horizon was set: nothing may be skipped): the scan
+ * would go unanswered as if it expired. The host kills the child and
+ * answers the scan error, naming the violation. */
+static const char SKIPPER[] =
+    FAKE_ENGINE
+    "t, i = take()\n"
+    "os.write(5, frame(24, i, b''))\n"
+    "take()\n";
+
+static void test_skipping_a_wanted_scan_is_a_violation(void **state)
+{
+	(void)state;
+	char path[32];
+	txs_proc *p = fake_engine("skipper", SKIPPER, 0, path);
+	txs_scan_result r = scan(p, TX, NULL);
+	assert_int_equal(r.status, TXS_STATUS_ERROR);
+	if (!strstr(r.error, "protocol") || !strstr(r.error, "still waited for"))
+		fail_msg("unexpected error: %s", r.error);
+	txs_scan_result_clear(&r);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_true(s.process_kills >= 1);
+	txs_proc_free(p);
+	unlink(path);
+}
+
 /* CPU (ms) the thread of this process named name has used so far; -1. */
 static double thread_cpu_ms(const char *name)
 {
@@ -1954,6 +1981,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_collector_under_stream),
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
+	    cmocka_unit_test(test_skipping_a_wanted_scan_is_a_violation),
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),

@@ -23,8 +23,12 @@ int instance_new(instance *in, txs_isolation mode, const char *engine, const txs
                  bool (*wanted)(void *scan_userdata))
 {
 	memset(in, 0, sizeof *in);
-	if (mode == TXS_ISOLATION_PROCESS)
-		return txs_proc_start(&in->proc, code, limits, console, userdata, engine);
+	if (mode == TXS_ISOLATION_PROCESS) {
+		int rc = txs_proc_start(&in->proc, code, limits, console, userdata, engine);
+		if (!rc && wanted)
+			txs_proc_skip_unwanted(in->proc, wanted);
+		return rc;
+	}
 	int rc = txs_executor_new(&in->ex, code, limits, console, userdata);
 	if (!rc && bell)
 		txs_executor_use_bell(in->ex, bell);

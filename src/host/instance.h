@@ -18,8 +18,8 @@ typedef struct instance {
 /* The mode in effect for opt (TXS_ISOLATION_DEFAULT: $TXSCAN_ISOLATION, else thread). */
 txs_isolation instance_mode(txs_isolation opt);
 
-/* wanted (may be NULL): see txs_executor_skip_unwanted; thread isolation
- * only (an engine process runs every scan it was sent). */
+/* wanted (may be NULL): see txs_executor_skip_unwanted (an engine process:
+ * txs_proc_skip_unwanted). */
 int instance_new(instance *in, txs_isolation mode, const char *engine, const txs_plugin_code *code,
                  const txs_limits *limits, txs_console_fn console, void *userdata, txs_bell *bell,
                  bool (*wanted)(void *scan_userdata));

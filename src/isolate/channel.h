@@ -44,6 +44,8 @@ enum chan_type {
 	CH_EVENT,      /* an executor event (txs_event_fn): name, detail */
 	CH_LOADING,    /* u64: the child's RSS before any of the plugin's code ran (once,
 	                * before CH_READY): the base of the parent's memory cap */
+	CH_SKIPPED,    /* id: the scan was not run, as the parent no longer waited for
+	                * it (chan_progress.skip_below); answered in its place */
 };
 
 #define CHAN_HEADER 16
@@ -97,6 +99,12 @@ typedef struct chan_progress {
 	_Atomic uint64_t id;       /* the scan running (its frame id); 0: none yet */
 	_Atomic uint64_t start_ns; /* when it started, CLOCK_MONOTONIC (system-wide) */
 	_Atomic uint32_t tid;      /* the thread running it */
+	/* The other way, written by the parent only (outside seq): scans with
+	 * a lower id are no longer waited for (their reports expired), and the
+	 * child answers those it has not started CH_SKIPPED instead of running
+	 * them, as a thread executor skips them (txs_executor_skip_unwanted).
+	 * The parent accepts a CH_SKIPPED only below the horizon it set. */
+	_Atomic uint64_t skip_below;
 } chan_progress;
 
 #define CHAN_PROGRESS_BYTES 4096

@@ -70,6 +70,7 @@ typedef struct job {
 typedef struct slot {
 	uint64_t id;
 	bool done;
+	bool skipped;      /* not run: below the parent's horizon (answered CH_SKIPPED) */
 	txs_scan_result r; /* done: the answer, held until those before it are sent */
 } slot;
 
@@ -252,7 +253,16 @@ static void settle_locked(size_t at, txs_scan_result *r)
 		if (last)
 			chan_progress_put(C.page, 0, txs_now_ns(), 0);
 		pthread_mutex_unlock(&C.pmu);
-		put_result_locked(sl->id, &sl->r, (C.head || C.inflight) && !last);
+		if (sl->skipped) {
+			txs_scan_result_clear(&sl->r);
+			if (chan_frame(&C.out, CH_SKIPPED, sl->id, NULL, 0) == 0 &&
+			    !(C.head || C.inflight)) {
+				flush_locked();
+				C.batched = 0;
+			}
+		} else {
+			put_result_locked(sl->id, &sl->r, (C.head || C.inflight) && !last);
+		}
 	}
 	pthread_mutex_unlock(&C.wmu);
 	if (!C.inflight && !C.head)
@@ -292,6 +302,23 @@ static void on_started(void *scan_ud, uint64_t start_ns, void *ud)
 	pthread_mutex_unlock(&C.pmu);
 }
 
+/* The parent no longer waits for scans with an id below this (channel.h). */
+static bool unwanted(uint64_t id)
+{
+	return id < atomic_load_explicit(&C.page->skip_below, memory_order_relaxed);
+}
+
+/* txs_executor_skip_unwanted's question for the scan in slot ud, on the
+ * lane: a scan it skips is answered CH_SKIPPED. */
+static bool wanted(void *ud)
+{
+	slot *sl = &C.win[(size_t)(uintptr_t)ud];
+	if (!unwanted(sl->id))
+		return true;
+	sl->skipped = true;
+	return false;
+}
+
 /* Fills the window from the FIFO (on the lane, or on the executor's
  * watcher after it answered a stuck scan): up to FEED_MAX scans in the
  * executor, which runs those queued together as one batch. */
@@ -307,11 +334,22 @@ static void feed(void)
 				C.tail = NULL;
 			C.win[at].id = j->id;
 			C.win[at].done = false;
+			C.win[at].skipped = false;
 			C.inflight++;
 		}
 		pthread_mutex_unlock(&C.qmu);
 		if (!j)
 			return;
+		if (unwanted(j->id)) { /* answered without the executor */
+			txs_shared_text_release(j->text);
+			free(j);
+			txs_scan_result r = {.status = TXS_STATUS_TIMEOUT};
+			pthread_mutex_lock(&C.qmu);
+			C.win[at].skipped = true;
+			settle_locked(at, &r);
+			pthread_mutex_unlock(&C.qmu);
+			continue;
+		}
 		bool awake; /* on the serving lane: nothing to wake */
 		int rc = txs_executor_submit_shared(C.ex, j->text, on_result, (void *)(uintptr_t)at,
 		                                    on_lane ? &awake : NULL);
@@ -652,8 +690,10 @@ static int child_run(int fd, int pfd, int ofd, pid_t parent)
 	}
 	rc = txs_executor_new(&C.ex, &code, has ? &lim : NULL, console_cb, NULL);
 	chan_code_clear(&code);
-	if (rc == 0)
+	if (rc == 0) {
 		txs_executor_on_event(C.ex, event_cb, NULL);
+		txs_executor_skip_unwanted(C.ex, wanted);
+	}
 	if (rc == 0) { /* counters and lane first: the parent reads them once it sees ready */
 		send_first_lane();
 		send_stats();

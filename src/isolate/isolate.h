@@ -49,6 +49,12 @@ uint32_t txs_proc_load(const txs_proc *p);
 /* Executor events of the child (txscan.h), on the I/O thread; before the
  * first submit. "lane_abandoned" also gets the child replaced. */
 void txs_proc_on_event(txs_proc *p, txs_event_fn fn, void *userdata);
+/* wanted(userdata of a scan): false once nobody waits for its answer. The
+ * child then answers the oldest such scans without running them (timeout,
+ * neither counted nor held against the plugin), as
+ * txs_executor_skip_unwanted does in a thread. Called on the monitor's
+ * thread; before the first submit. */
+void txs_proc_skip_unwanted(txs_proc *p, bool (*wanted)(void *userdata));
 void txs_proc_free(txs_proc *p);
 
 /* The engine process now (0 while none runs): for tests. */

@@ -128,6 +128,7 @@ struct txs_proc {
 	void *console_ud;
 	txs_event_fn event; /* set before the first submit */
 	void *event_ud;
+	bool (*wanted)(void *); /* txs_proc_skip_unwanted; set before the first submit */
 
 	/* under mu */
 	txs_plugin_code *code; /* what a replacement starts with */
@@ -155,6 +156,7 @@ struct txs_proc {
 	uint64_t kill_took_ns, kill_ran_ns; /* what the last deadline check saw */
 	bool head_has_lane;
 	chan_progress *page;    /* the child's progress page (channel.h); NULL: none */
+	uint64_t skip_below;    /* the horizon published on it (publish_unwanted_locked) */
 	uint64_t run_id;        /* the running scan the page last showed ... */
 	uint64_t run_run0_ns, run_wait0_ns; /* ... and its thread's schedstat when first seen */
 	bool run_has_lane;
@@ -379,6 +381,31 @@ static bool over_cap_locked(txs_proc *p, uint64_t now)
  * runs, else the oldest in flight: it started when it was sent or when
  * the one before it was answered, whichever is later (the child answers a
  * batch's scans as soon as the batch ends). */
+/* Tells the child which of the oldest scans nobody waits for any more
+ * (the host's report deadline claimed them: p->wanted), so that it
+ * answers them CH_SKIPPED instead of running them, and the scans behind
+ * them do not wait, and expire, too. As a thread executor does
+ * (txs_executor_skip_unwanted), only the oldest are looked at, and the
+ * breaker's trial and the scans behind a control stay. Each tick of the
+ * monitor while scans are out. */
+static void publish_unwanted_locked(txs_proc *p)
+{
+	if (!p->wanted || !p->page)
+		return;
+	uint64_t below = p->skip_below;
+	for (pend *pd = p->head; pd && pd->type == CH_SCAN && !pd->trial; pd = pd->next) {
+		if (pd->id < below)
+			continue;
+		if (p->wanted(pd->ud))
+			break;
+		below = pd->id + 1;
+	}
+	p->skip_below = below;
+	/* rewritten when it differs: a new child's page starts at 0 */
+	if (atomic_load_explicit(&p->page->skip_below, memory_order_relaxed) != below)
+		atomic_store_explicit(&p->page->skip_below, below, memory_order_relaxed);
+}
+
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 {
 	if (p->reaping || p->rd_gone) /* the child's end: the reap settles its scans */
@@ -402,6 +429,7 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 		return NULL;
 	}
 	*busy = true;
+	publish_unwanted_locked(p);
 	timing tm;
 	pend *cur = page_running_locked(p, now, &tm);
 	if (!cur) {
@@ -961,6 +989,30 @@ static void on_result(txs_proc *p, const chan_header *h, const unsigned char *pl
 	answer(p, pd, &r);
 }
 
+/* The child did not run the oldest scan, as the horizon on its page
+ * allowed (publish_unwanted_locked): nobody waits for it, and it is
+ * answered timeout, as a thread executor answers a scan it skips: not
+ * the plugin's, so neither counted nor held against it by the breaker.
+ * Above the horizon, the child lied: a scan still waited for would go
+ * unanswered. */
+static void on_skipped(txs_proc *p, const chan_header *h)
+{
+	pthread_mutex_lock(&p->mu);
+	pend *pd = p->head;
+	bool ok = h->len == 0 && pd && pd->sent && pd->id == h->id && pd->type == CH_SCAN &&
+	          !pd->trial && pd->id < p->skip_below;
+	pd = ok ? pop_head_locked(p, h->id, CH_SCAN) : NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (!pd) {
+		violation(p, "skipped a scan that is not the oldest in flight or still waited for");
+		return;
+	}
+	atomic_fetch_sub_explicit(&p->c.pending, 1, memory_order_relaxed);
+	txs_scan_result r = {.status = TXS_STATUS_TIMEOUT};
+	pd->cb(&r, pd->ud);
+	pend_free(pd);
+}
+
 static void on_done(txs_proc *p, const chan_header *h, const unsigned char *pl)
 {
 	int rc;
@@ -1162,6 +1214,7 @@ static bool frames(txs_proc *p)
 		case CH_LANE: on_lane(p, &h, pl); break;
 		case CH_EVENT: on_event(p, &h, pl); break;
 		case CH_LOADING: on_loading(p, &h, pl); break;
+		case CH_SKIPPED: on_skipped(p, &h); break;
 		default: violation(p, "unknown frame type"); return false;
 		}
 		pthread_mutex_lock(&p->mu);
@@ -2408,6 +2461,13 @@ void txs_proc_on_event(txs_proc *p, txs_event_fn fn, void *userdata)
 {
 	p->event = fn;
 	p->event_ud = userdata;
+}
+
+void txs_proc_skip_unwanted(txs_proc *p, bool (*wanted)(void *userdata))
+{
+	pthread_mutex_lock(&p->mu);
+	p->wanted = wanted;
+	pthread_mutex_unlock(&p->mu);
 }
 
 uint32_t txs_proc_load(const txs_proc *p)
