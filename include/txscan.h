@@ -195,6 +195,9 @@ typedef struct txs_executor_stats {
 	uint64_t breaker_opens;      /* times the circuit opened */
 	uint64_t realm_restarts;     /* restarts served by a fresh realm in the same VM */
 	uint64_t realm_prepared;     /* of those, realms the idle serving thread had built ahead */
+	uint64_t skipped;            /* queued scans answered timeout without running: their
+	                              * caller no longer waited (the host's report deadline had
+	                              * passed); not in scans */
 	/* Time the serving thread spent replacing its engine (a fresh realm, a
 	 * VM built inline, a swap to the standby's, or a build that failed),
 	 * by what: any restart or reload; same buckets as latency. */

@@ -1008,6 +1008,9 @@ static void test_expired_scans_are_skipped(void **state)
 	if (in.stats.scans >= N / 2) /* an engine process too (txs_proc_skip_unwanted) */
 		fail_msg("the plugin ran %llu scans of %d, most of them expired in the queue",
 		         (unsigned long long)in.stats.scans, N);
+	if (in.stats.scans + in.stats.skipped != N) /* each one counted, once */
+		fail_msg("%llu scans ran and %llu were skipped, of %d",
+		         (unsigned long long)in.stats.scans, (unsigned long long)in.stats.skipped, N);
 }
 
 /* txs_host_submit_many: every transaction gets its own report, also those

@@ -167,7 +167,7 @@ struct stats {
 	_Atomic uint64_t standby_swaps, build_ns, heap_readings;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
 	_Atomic uint64_t recycle_sum_ns, recycle[TXS_LATENCY_BUCKETS];
-	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts, realm_prepared;
+	_Atomic uint64_t lanes_abandoned, breaker_opens, realm_restarts, realm_prepared, skipped;
 	_Atomic uint32_t pending, consecutive_failures, lanes_stuck, breaker_state, kills_in_row;
 	_Atomic uint32_t breaker_after; /* lim.breaker_after, for any thread */
 	_Atomic bool quarantined, busy, running, standby_ready;
@@ -1184,6 +1184,7 @@ static bool skip_unwanted(lane *ln, cmd **c, size_t *i, size_t n)
 		if (!claim(ln, *i + 1))
 			return false;
 		txs_scan_result r = {.status = TXS_STATUS_TIMEOUT};
+		INC(ex->st.skipped);
 		answer(ex, c[(*i)++], &r);
 	}
 	return true;
@@ -2493,6 +2494,7 @@ void txs_executor_stats_get(const txs_executor *ex, txs_executor_stats *s)
 	s->breaker_opens = GET(st->breaker_opens);
 	s->realm_restarts = GET(st->realm_restarts);
 	s->realm_prepared = GET(st->realm_prepared);
+	s->skipped = GET(st->skipped);
 	s->latency_sum_ms = (double)GET(st->latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(st->latency[i]);

@@ -1589,6 +1589,7 @@ static void add_stats(txs_executor_stats *sum, const txs_executor_stats *s)
 	sum->breaker_opens += s->breaker_opens;
 	sum->realm_restarts += s->realm_restarts;
 	sum->realm_prepared += s->realm_prepared;
+	sum->skipped += s->skipped;
 	sum->process_starts += s->process_starts;
 	sum->process_crashes += s->process_crashes;
 	sum->process_kills += s->process_kills;
@@ -1695,6 +1696,7 @@ static json_t *info_json(const txs_plugin_info *in)
 	json_object_set_new(stats, "breaker_opens", json_integer((json_int_t)s->breaker_opens));
 	json_object_set_new(stats, "lanes_abandoned", json_integer((json_int_t)s->lanes_abandoned));
 	json_object_set_new(stats, "lanes_stuck", json_integer((json_int_t)s->lanes_stuck));
+	json_object_set_new(stats, "skipped", json_integer((json_int_t)s->skipped));
 	json_object_set_new(stats, "process", json_pack("{s:I,s:I,s:I,s:I}", "starts",
 	                    (json_int_t)s->process_starts, "crashes", (json_int_t)s->process_crashes,
 	                    "kills", (json_int_t)s->process_kills, "rss_bytes",

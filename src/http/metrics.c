@@ -286,6 +286,9 @@ static void plugin_families(sbuf *b, const snap *s)
 	u64_family(b, s, "txscan_plugin_realm_prepared_total", "counter",
 	           "Of those, realms the idle serving thread had built ahead.",
 	           offsetof(txs_executor_stats, realm_prepared));
+	u64_family(b, s, "txscan_plugin_skipped_total", "counter",
+	           "Queued scans answered timeout without running: their report deadline had passed.",
+	           offsetof(txs_executor_stats, skipped));
 	u64_family(b, s, "txscan_plugin_generation", "gauge",
 	           "Generation of the newest engine (grows with every restart).",
 	           offsetof(txs_executor_stats, generation));

@@ -114,7 +114,7 @@ typedef struct pend {
 struct counters {
 	_Atomic uint64_t scans, ok, errors, timeouts, memory_stops, overloaded, unavailable;
 	_Atomic uint64_t crashes, kills_timeout, kills_memory, kills_protocol, starts, failed_starts;
-	_Atomic uint64_t breaker_opens;
+	_Atomic uint64_t breaker_opens, skipped;
 	_Atomic uint64_t latency_sum_ns, latency[TXS_LATENCY_BUCKETS];
 	_Atomic uint32_t pending;
 };
@@ -1007,6 +1007,7 @@ static void on_skipped(txs_proc *p, const chan_header *h)
 		violation(p, "skipped a scan that is not the oldest in flight or still waited for");
 		return;
 	}
+	INC(p->c.skipped);
 	atomic_fetch_sub_explicit(&p->c.pending, 1, memory_order_relaxed);
 	txs_scan_result r = {.status = TXS_STATUS_TIMEOUT};
 	pd->cb(&r, pd->ud);
@@ -2452,6 +2453,7 @@ void txs_proc_stats_get(const txs_proc *cp, txs_executor_stats *s)
 	s->breaker_state = br_state != TXS_BREAKER_CLOSED ? br_state : ch.breaker_state;
 	/* the host's breaker only: the child's opens at the same count (on_event) */
 	s->breaker_opens = GET(p->c.breaker_opens);
+	s->skipped = GET(p->c.skipped); /* the child's executor skips part of them */
 	s->latency_sum_ms = (double)GET(p->c.latency_sum_ns) / 1e6;
 	for (int i = 0; i < TXS_LATENCY_BUCKETS; i++)
 		s->latency_buckets[i] = GET(p->c.latency[i]);
@@ -2558,6 +2560,7 @@ int txs_proc_fuzz_feed(const unsigned char *data, size_t n)
 		if (pd->type == CH_SCAN)
 			atomic_fetch_add(&p->c.pending, 1);
 	}
+	p->skip_below = 2; /* the first scan may be skipped (CH_SKIPPED), no other */
 	chan_buf_put(&p->in, data, n);
 	frames(p);
 	if (answered > 3)
