@@ -1635,6 +1635,8 @@ static int start_locked(txs_proc *p)
 	p->rfd = rfd;
 	p->pid = pid;
 	p->page = page;
+	/* scans sent again to a replacement: those that expired stay skipped */
+	atomic_store_explicit(&page->skip_below, p->skip_below, memory_order_relaxed);
 	p->run_id = 0;
 	p->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
 	p->kill = K_NONE;
