@@ -637,6 +637,144 @@ static void test_fresh_realms(void **state)
 	txs_executor_free(ex);
 }
 
+/* ---- 10. plugin code after the engine's last drain -------------------------
+ * C reads plugin values after a scan's code and its microtasks ran: a
+ * thrown object's name, message and stack (getters), module.exports'
+ * functions (getters). What those getters queue must run under the
+ * watchdog, in the scan's (or the load's) time: JSC would otherwise run
+ * it as the VM entry ends, each microtask an entry of its own, where a
+ * flood never ends and a kill is noticed by nobody (the VM then aborts
+ * the process at its next realm, or fails an innocent scan). */
+
+/* A plugin whose scan `k` throws, from a timer, an object whose message
+ * getter queues `task`. */
+static void thrower_src(char *src, size_t cap, int k, const char *task)
+{
+	snprintf(src, cap,
+	         "let n = 0;\n"
+	         "function busy() { const t = Date.now(); while (Date.now() - t < 80) {} }\n"
+	         "function flood() { Promise.resolve().then(flood); }\n"
+	         "module.exports = { scanTransaction() {\n"
+	         "  if (++n !== %d) return n;\n"
+	         "  return new Promise(() => setTimeout(() => { throw { name: 'E',\n"
+	         "    get message() { Promise.resolve().then(%s); return 'left behind'; } }; }, 1));\n"
+	         "} };\n",
+	         k, task);
+}
+
+static void expect_json(txs_executor *ex, const char *want)
+{
+	txs_scan_result r = scan(ex, "{}");
+	if (r.status != TXS_STATUS_OK || strcmp(r.json, want))
+		fail_msg("want %s, got %s: %s", want, status(&r), r.error ? r.error : r.json);
+	txs_scan_result_clear(&r);
+}
+
+/* The last scan before a scheduled recycle leaves 80 ms of microtask
+ * behind its answer: it is that scan's timeout, and the next realm is in
+ * a new VM (before: the process aborted at the fresh realm). */
+static void test_microtask_after_answer_is_the_scans(void **state)
+{
+	(void)state;
+	char src[640];
+	thrower_src(src, sizeof src, 3, "busy");
+	txs_limits l = limits(50);
+	l.restart_every = 3;
+	txs_executor *ex = make("leftover", src, &l);
+	expect_json(ex, "1");
+	expect_json(ex, "2");
+	expect_status(ex, "{}", TXS_STATUS_TIMEOUT, "timed out");
+	expect_json(ex, "1"); /* a fresh engine */
+	expect_json(ex, "2");
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.timeouts, 1);
+	assert_int_equal(st.lanes_abandoned, 0);
+	txs_executor_free(ex);
+}
+
+/* A microtask that queues itself, left behind the answer: stopped by the
+ * watchdog at the scan's timeout (before: the lane spun for ever,
+ * abandoned as stuck in a native call). */
+static void test_microtask_flood_after_answer(void **state)
+{
+	(void)state;
+	char src[640];
+	thrower_src(src, sizeof src, 2, "flood");
+	txs_limits l = limits(50);
+	txs_executor *ex = make("flood", src, &l);
+	expect_json(ex, "1");
+	double t0 = now_ms();
+	expect_status(ex, "{}", TXS_STATUS_TIMEOUT, "timed out");
+	double took = now_ms() - t0;
+	expect_json(ex, "1");
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.lanes_abandoned, 0);
+	if (took > 100 + 20 * slack_ms())
+		fail_msg("the flood was stopped after %.1f ms", took);
+	txs_executor_free(ex);
+}
+
+/* module.exports.scanTransaction is a getter that floods: the load times
+ * out at init_timeout_ms (before: the build spun for ever). */
+static void test_exports_getter_flood(void **state)
+{
+	(void)state;
+	static const char src[] =
+	    "function flood() { Promise.resolve().then(flood); }\n"
+	    "const m = {};\n"
+	    "Object.defineProperty(m, 'scanTransaction', { get() {\n"
+	    "  Promise.resolve().then(flood); return () => null; } });\n"
+	    "module.exports = m;\n";
+	txs_limits l = limits(50);
+	l.init_timeout_ms = 100;
+	txs_plugin_code c = {.id = "getflood", .version = "1", .filename = "getflood.js",
+	                     .source = src, .source_len = strlen(src)};
+	txs_executor *ex = (txs_executor *)0x1;
+	double t0 = now_ms();
+	int rc = txs_executor_new(&ex, &c, &l, NULL, NULL);
+	double took = now_ms() - t0;
+	assert_int_equal(rc, TXS_EPLUGIN);
+	assert_null(ex);
+	if (!strstr(txs_last_error(), "getflood.js") || !strstr(txs_last_error(), "timed out"))
+		fail_msg("error: %s", txs_last_error());
+	if (took > 300 + 20 * slack_ms())
+		fail_msg("txs_executor_new took %.1f ms", took);
+}
+
+/* From 300 ms on, each new realm's exports getter leaves 400 ms of
+ * microtask: a realm built ahead then is killed (init_timeout_ms 100).
+ * Its VM is the serving realm's, and it is not used again: the serving
+ * realm's scans never fail with the kill's "terminated" (before: the next
+ * scan did), and each scan is ok or unavailable. */
+static void test_killed_build_ahead_ends_its_vm(void **state)
+{
+	(void)state;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double until = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + 300;
+	char src[640];
+	snprintf(src, sizeof src,
+	         "let n = 0;\n"
+	         "function busy() { const t = Date.now(); while (Date.now() - t < 400) {} }\n"
+	         "const m = {};\n"
+	         "Object.defineProperty(m, 'scanTransaction', { get() {\n"
+	         "  if (Date.now() > %.0f) Promise.resolve().then(busy);\n"
+	         "  return () => ++n; } });\n"
+	         "module.exports = m;\n",
+	         until);
+	txs_limits l = limits(50);
+	l.init_timeout_ms = 100;
+	l.restart_every = 3;
+	txs_executor *ex = make("killedahead", src, &l);
+	int answered, ok;
+	double worst = scan_for_1500_ms(ex, &answered, &ok);
+	print_message("%d scans (%d ok), the slowest answered in %.1f ms\n", answered, ok, worst);
+	assert_true(ok > 0);
+	txs_executor_free(ex);
+}
+
 /* ---- 9. time the process was stopped is nobody's fault -------------------- */
 
 static void test_process_stall_is_not_a_timeout(void **state)
@@ -697,6 +835,10 @@ int main(void)
 	    cmocka_unit_test(test_restart_every_is_a_bound),
 	    cmocka_unit_test(test_fresh_realms),
 	    cmocka_unit_test(test_process_stall_is_not_a_timeout),
+	    cmocka_unit_test(test_microtask_after_answer_is_the_scans),
+	    cmocka_unit_test(test_microtask_flood_after_answer),
+	    cmocka_unit_test(test_exports_getter_flood),
+	    cmocka_unit_test(test_killed_build_ahead_ends_its_vm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,6 +184,8 @@ static void set_error(engine_result *res, engine_status st, char *msg)
 void engine_killed_result(engine *e, engine_result *res)
 {
 	e->dead = true;
+	if (e->vm)
+		e->vm->poisoned = true;
 	if (e->killed == ENGINE_TIMEOUT && e->over_backstop)
 		set_error(res, ENGINE_TIMEOUT,
 		          jsv_printf("timed out: no answer after %llu ms of wall-clock time, most "
@@ -348,6 +350,12 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 			answer_error(e, ctx, tx, res);
 		}
 	}
+	/* The getters, toString and toJSON that answering read may have queued
+	 * microtasks: they run now, in this scan's time. Left in the queue,
+	 * JSC would run them as the VM entry ends, each as an entry of its
+	 * own, where the watchdog never stops a flood and a kill is nobody's. */
+	if (e->killed == ENGINE_OK)
+		txs_jsc_drain_microtasks_now(ctx);
 	webapi_drop_timers(e);
 	e->call++;
 	if (e->killed != ENGINE_OK)
@@ -654,6 +662,10 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	}
 	if (x && e->killed == ENGINE_OK && !e->step_err)
 		e->step_err = error_text(e, ctx, x, JSV_ERROR_MAX, &x);
+	/* what C's reads since the last drain ran (the exports' getters, an
+	 * error's) queued runs here, under the watchdog, as in invoke */
+	if (e->killed == ENGINE_OK)
+		txs_jsc_drain_microtasks_now(ctx);
 	if (e->killed != ENGINE_OK)
 		*exc = x;
 	return JSValueMakeUndefined(ctx);
@@ -683,6 +695,13 @@ int engine_run_step(engine *e, enum step_kind kind, char **why)
  * engine was killed, or (never expected) an exception escaped. */
 static size_t batch_cut(engine *e, size_t n, JSValueRef exc)
 {
+	if (e->bcur >= n && e->killed != ENGINE_OK) {
+		/* killed after the last answer: what ran then was the last scan's
+		 * (its microtasks), and the VM is not used again */
+		engine_result_clear(&e->bres[n - 1]);
+		engine_killed_result(e, &e->bres[n - 1]);
+		return n;
+	}
 	if (e->bcur >= n)
 		return n;
 	if (e->gated_out)

@@ -616,6 +616,8 @@ static int engine_build(engine **out, const engine_config *cfg, engine *base, ch
 	*out = e;
 	return 0;
 fail:
+	if (e && e->killed != ENGINE_OK && e->vm)
+		e->vm->poisoned = true; /* a kill in a realm built in base's VM ends base too */
 	engine_free(e);
 	if (!*err)
 		*err = jsv_printf("%s: out of memory", cfg->filename);
@@ -628,6 +630,10 @@ int engine_prepare_realm(engine *base, const engine_config *cfg, char **err)
 	*err = NULL;
 	if (base->vm->spare)
 		return 0;
+	if (base->vm->poisoned) {
+		*err = jsv_printf("%s: no realm is built in a VM that was stopped", cfg->filename);
+		return -1;
+	}
 	engine *e;
 	if (engine_build(&e, cfg, base, err) != 0)
 		return -1;
@@ -649,6 +655,11 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err)
 {
 	ASSERT_OWNER(base);
+	if (base->vm->poisoned) { /* the executor never asks: a dead engine is no base */
+		*out = NULL;
+		*err = jsv_printf("%s: no realm is built in a VM that was stopped", cfg->filename);
+		return -1;
+	}
 	engine *e = take_spare(base, cfg);
 	if (e) {
 		*out = e;
@@ -665,7 +676,7 @@ uint32_t engine_realm_count(const engine *e)
 
 bool engine_dead(const engine *e)
 {
-	return e->dead;
+	return e->dead || (e->vm && e->vm->poisoned);
 }
 
 size_t engine_heap_bytes(engine *e)

@@ -106,6 +106,12 @@ struct vm_share {
 	 * a ref. */
 	struct engine *spare;
 	engine_config spare_cfg;
+	/* One of its realms was killed (engine_killed_result, a killed build):
+	 * JSC may hold the termination for the VM, which a later entry of any
+	 * of its realms meets (an abort in a new global object, a
+	 * "terminated" scan). No realm of it is used again: every engine of
+	 * the VM is dead (engine_dead), and none is built in it. */
+	bool poisoned;
 };
 
 struct engine {

@@ -1205,7 +1205,9 @@ static void do_scans(lane *ln, cmd **c, size_t n)
 			break; /* doomed: answered below */
 		if (!ln->eng && !GET(ex->st.quarantined))
 			restart(ln, R_RECOVER);
-		if (lost(ln) || ln->swapped || !ln->eng)
+		else if (ln->eng && engine_dead(ln->eng)) /* its VM was stopped: a realm built */
+			restart(ln, R_KILLED);                /* ahead in it was killed */
+		if (lost(ln) || ln->swapped || !ln->eng || engine_dead(ln->eng))
 			break;
 		if (!skip_unwanted(ln, c, &i, n))
 			return;
