@@ -1095,6 +1095,41 @@ static void test_skipping_a_wanted_scan_is_a_violation(void **state)
 	unlink(path);
 }
 
+/* A plugin whose module takes 200 ms to load (a large bundle does), and
+ * restart_every 5: the engine process builds its next realm ahead in idle
+ * time, and a scan sent meanwhile waits for the build. The host timed it
+ * from its send and killed the process at every recycle (the page showed
+ * no scan running); now the page says the lane builds, and the scan gets
+ * the time of a build: every scan ok, no kill. */
+static void test_scan_waiting_for_a_build_ahead(void **state)
+{
+	(void)state;
+	static const char src[] =
+	    "{ const t = Date.now(); while (Date.now() - t < 200) {} }\n"
+	    "let n = 0;\n"
+	    "module.exports = { scanTransaction() { return ++n; } };\n";
+	txs_limits l;
+	txs_limits_init(&l);
+	l.timeout_ms = 50;
+	l.restart_every = 5;
+	txs_plugin_code c = {.id = "slowload", .version = "1.0.0", .filename = "index.js",
+	                     .source = src, .source_len = strlen(src)};
+	txs_proc *p = NULL;
+	if (txs_proc_new(&p, &c, &l, NULL, NULL, NULL))
+		fail_msg("txs_proc_new: %s", txs_last_error());
+	for (int i = 0; i < 12; i++) {
+		usleep(20000);
+		expect_ok(p);
+	}
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	print_message("      %llu realms prepared ahead, %llu kills\n",
+	              (unsigned long long)s.realm_prepared, (unsigned long long)s.process_kills);
+	assert_int_equal(s.process_kills, 0);
+	assert_true(s.realm_prepared >= 1);
+	txs_proc_free(p);
+}
+
 /* CPU (ms) the thread of this process named name has used so far; -1. */
 static double thread_cpu_ms(const char *name)
 {
@@ -1982,6 +2017,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_sandbox_probe),
 	    cmocka_unit_test(test_protocol_violation_kills_the_child),
 	    cmocka_unit_test(test_skipping_a_wanted_scan_is_a_violation),
+	    cmocka_unit_test(test_scan_waiting_for_a_build_ahead),
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),

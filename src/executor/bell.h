@@ -83,11 +83,15 @@ int txs_executor_submit_shared(txs_executor *ex, txs_shared_text *text,
  * its text is read, with the scan's userdata and its start (txs_now_ns()
  * clock): scans queued together run as one batch, and a host that feeds
  * an engine process can still tell which scan runs (isolate/channel.h,
- * the progress page). */
+ * the progress page). building (may be NULL) is called on the serving
+ * thread as it begins (on) and ends (!on) building an engine while scans
+ * may wait for it: a rebuild or fresh realm inline, a realm built ahead in
+ * idle time (not the standby's builds, which another thread makes). */
 typedef struct txs_source {
 	void (*wait)(void *ud, uint64_t deadline_ns);
 	void (*kick)(void *ud);
 	void (*started)(void *scan_ud, uint64_t start_ns, void *ud);
+	void (*building)(bool on, void *ud);
 	void *ud;
 } txs_source;
 

@@ -495,6 +495,13 @@ static engine_config lane_config(lane *ln, const txs_plugin_code *code, const tx
 	};
 }
 
+/* The serving thread begins or ends building an engine (txs_source). */
+static void serving_builds(txs_executor *ex, bool on)
+{
+	if (ex->src.building)
+		ex->src.building(on, ex->src.ud);
+}
+
 /* Builds an engine on ln's thread. The code is held for the whole build:
  * if the lane is abandoned meanwhile, a reload may free the caller's. */
 static int build(lane *ln, txs_plugin_code *code, const txs_limits *lim, engine *base,
@@ -796,7 +803,9 @@ static int replace_engine(lane *ln, txs_plugin_code *code, const txs_limits *lim
 	char *msg = NULL;
 	bool prepared = base && engine_realm_prepared(base);
 	uint64_t t0 = now_ns();
+	serving_builds(ex, true);
 	int rc = build(ln, code, lim, base, &fresh, &msg);
+	serving_builds(ex, false);
 	if (base && !prepared)
 		realm_took(ex, now_ns() - t0);
 	if (lost(ln)) {
@@ -1419,9 +1428,11 @@ static void build_ahead_locked(lane *ln)
 	pthread_mutex_unlock(&ex->mu);
 	char *err = NULL;
 	uint64_t t0 = now_ns();
+	serving_builds(ex, true);
 	atomic_store_explicit(&ln->building, true, memory_order_relaxed);
 	engine_prepare_realm(ln->eng, &cfg, &err);
 	atomic_store_explicit(&ln->building, false, memory_order_relaxed);
+	serving_builds(ex, false);
 	uint64_t took = now_ns() - t0;
 	free(err);
 	code_free(code);

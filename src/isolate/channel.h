@@ -99,6 +99,11 @@ typedef struct chan_progress {
 	_Atomic uint64_t id;       /* the scan running (its frame id); 0: none yet */
 	_Atomic uint64_t start_ns; /* when it started, CLOCK_MONOTONIC (system-wide) */
 	_Atomic uint32_t tid;      /* the thread running it */
+	/* When the serving thread began building an engine (a realm ahead in
+	 * idle time, a rebuild), CLOCK_MONOTONIC; 0: not building. Outside
+	 * seq: the parent grants a waiting scan the time of one build for
+	 * it, once (parent.c, build_allowance_locked). */
+	_Atomic uint64_t build_ns;
 	/* The other way, written by the parent only (outside seq): scans with
 	 * a lower id are no longer waited for (their reports expired), and the
 	 * child answers those it has not started CH_SKIPPED instead of running

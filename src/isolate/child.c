@@ -288,6 +288,13 @@ static void wait_idle(void)
 	pthread_mutex_unlock(&C.qmu);
 }
 
+/* The lane builds an engine (txs_source.building): the page says so. */
+static void on_building(bool on, void *ud)
+{
+	(void)ud;
+	atomic_store_explicit(&C.page->build_ns, on ? txs_now_ns() : 0, memory_order_relaxed);
+}
+
 /* The scan in slot ud starts (txs_source.started, on the lane). */
 static void on_started(void *scan_ud, uint64_t start_ns, void *ud)
 {
@@ -701,7 +708,8 @@ static int child_run(int fd, int pfd, int ofd, pid_t parent)
 	send_rc(CH_READY, 0, rc, rc ? txs_last_error() : "");
 	if (rc)
 		return 0;
-	txs_source src = {.wait = lane_wait, .kick = kick, .started = on_started};
+	txs_source src = {.wait = lane_wait, .kick = kick, .started = on_started,
+	                  .building = on_building};
 	txs_executor_use_source(C.ex, &src); /* the lane handles what came with CH_INIT */
 	serve();
 	return 0;

@@ -148,6 +148,7 @@ struct txs_proc {
 	uint64_t next_id;
 	uint64_t last_answer_ns;
 	uint64_t head_id, head_start_ns, head_allow_ns;
+	bool head_build;        /* the head's allowance has a build's time (build_allowance_locked) */
 	bool rebuild;           /* the child may rebuild its engine before the next scan */
 	uint32_t lane_tid;      /* the child's serving thread, as it last said */
 	uint64_t lane_run_ns, lane_wait_ns; /* its schedstat then: the next head's baseline */
@@ -406,6 +407,21 @@ static void publish_unwanted_locked(txs_proc *p)
 		atomic_store_explicit(&p->page->skip_below, below, memory_order_relaxed);
 }
 
+/* The head waits while the child's serving thread builds an engine (its
+ * page says so): a realm built ahead in idle time (after a manual restart,
+ * before a scheduled one), or a rebuild the host did not foresee (the
+ * heap's). It is timed from its send, so it gets the time of one build,
+ * as for a rebuild it foresaw (track_head_locked), once: a child that says
+ * it builds for ever gains no more. Before, a plugin whose module took
+ * ~100 ms to load had the scan after each of its recycles killed. */
+static void build_allowance_locked(txs_proc *p)
+{
+	if (p->head_build || !p->page || !atomic_load_explicit(&p->page->build_ns, memory_order_relaxed))
+		return;
+	p->head_build = true;
+	p->head_allow_ns += ((uint64_t)p->lim.init_timeout_ms + 100u) * 1000000ull;
+}
+
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 {
 	if (p->reaping || p->rd_gone) /* the child's end: the reap settles its scans */
@@ -434,6 +450,7 @@ static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
 	pend *cur = page_running_locked(p, now, &tm);
 	if (!cur) {
 		cur = p->head;
+		build_allowance_locked(p);
 		tm = (timing){.start_ns = p->head_start_ns, .allow_ns = p->head_allow_ns,
 		              .has_lane = p->head_has_lane, .run0_ns = p->head_run0_ns,
 		              .wait0_ns = p->head_wait0_ns, .sched_fd = p->sched_fd};
@@ -729,6 +746,7 @@ static void track_head_locked(txs_proc *p, uint64_t now)
 	                        (p->rebuild ? p->lim.init_timeout_ms + 100u : 0)
 	                  : 2ull * p->lim.init_timeout_ms + CONTROL_EXTRA_MS;
 	p->head_allow_ns = ms * 1000000ull;
+	p->head_build = h->type != CH_SCAN || p->rebuild;
 	p->head_run0_ns = p->lane_run_ns;
 	p->head_wait0_ns = p->lane_wait_ns;
 	p->head_has_lane = p->sched_fd >= 0 && p->lane_run_ns;
