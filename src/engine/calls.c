@@ -348,14 +348,16 @@ static bool invoke(engine *e, JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 		if (tx && e->killed == ENGINE_OK && !e->settled) {
 			e->settled = true;
 			answer_error(e, ctx, tx, res);
+			/* The error's getters (name, message, stack) may have queued
+			 * microtasks: they run now, in this scan's time. Left in the
+			 * queue, JSC would run them as the VM entry ends, each as an
+			 * entry of its own, where the watchdog never stops a flood and
+			 * a kill is nobody's. (What answering read before the drain
+			 * above, that drain ran; each timer is followed by one.) */
+			if (e->killed == ENGINE_OK)
+				txs_jsc_drain_microtasks_now(ctx);
 		}
 	}
-	/* The getters, toString and toJSON that answering read may have queued
-	 * microtasks: they run now, in this scan's time. Left in the queue,
-	 * JSC would run them as the VM entry ends, each as an entry of its
-	 * own, where the watchdog never stops a flood and a kill is nobody's. */
-	if (e->killed == ENGINE_OK)
-		txs_jsc_drain_microtasks_now(ctx);
 	webapi_drop_timers(e);
 	e->call++;
 	if (e->killed != ENGINE_OK)
