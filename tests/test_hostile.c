@@ -775,6 +775,57 @@ static void test_killed_build_ahead_ends_its_vm(void **state)
 	txs_executor_free(ex);
 }
 
+/* A realm built ahead after a manual restart is killed (its exports
+ * getter, from a set time on, leaves 400 ms of microtask; init_timeout_ms
+ * 100): the operator is told (event realm_killed, with the build's
+ * error), and the next scan is not "terminated" but finds the engine
+ * replaced. Where realms are slow (a sanitizer build) the restart
+ * takes the standby's VM and nothing is built ahead: then only the
+ * answer is checked. */
+static void test_realm_killed_ahead_is_told(void **state)
+{
+	(void)state;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double start = now_ms(), until = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 + 400;
+	char src[640];
+	snprintf(src, sizeof src,
+	         "function busy() { const t = Date.now(); while (Date.now() - t < 400) {} }\n"
+	         "const m = {};\n"
+	         "Object.defineProperty(m, 'scanTransaction', { get() {\n"
+	         "  if (Date.now() > %.0f) Promise.resolve().then(busy);\n"
+	         "  return () => 1; } });\n"
+	         "module.exports = m;\n",
+	         until);
+	txs_limits l = limits(50);
+	l.init_timeout_ms = 100;
+	l.restart_every = 0;
+	txs_executor *ex = make("toldahead", src, &l);
+	expect_json(ex, "1");
+	assert_int_equal(txs_executor_restart(ex), 0); /* then the next realm is built ahead */
+	double wait = start + 450 - now_ms();
+	if (wait > 0)
+		usleep((useconds_t)(wait * 1000));
+	assert_int_equal(txs_executor_restart(ex), 0); /* takes it, and builds the next: killed */
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	usleep(400000);
+	/* a standby VM built before the set time serves (ok), or the new VM's
+	 * load is killed too (unavailable); never the kill's "terminated" */
+	txs_scan_result r = scan(ex, "{}");
+	if (r.status != TXS_STATUS_OK && r.status != TXS_STATUS_UNAVAILABLE)
+		fail_msg("after the kill: %s: %s", status(&r), r.error);
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	pthread_mutex_lock(&ev_mu);
+	bool told = strstr(ev_log, "toldahead:realm_killed") != NULL;
+	pthread_mutex_unlock(&ev_mu);
+	print_message("%llu realms taken prepared; realm_killed %s\n",
+	              (unsigned long long)st.realm_prepared, told ? "told" : "not told");
+	if (st.realm_prepared == 1 && !told)
+		fail_msg("a realm built ahead was killed, and nobody was told");
+}
+
 /* ---- 9. time the process was stopped is nobody's fault -------------------- */
 
 static void test_process_stall_is_not_a_timeout(void **state)
@@ -839,6 +890,7 @@ int main(void)
 	    cmocka_unit_test(test_microtask_flood_after_answer),
 	    cmocka_unit_test(test_exports_getter_flood),
 	    cmocka_unit_test(test_killed_build_ahead_ends_its_vm),
+	    cmocka_unit_test(test_realm_killed_ahead_is_told),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

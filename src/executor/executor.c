@@ -1434,6 +1434,9 @@ static void build_ahead_locked(lane *ln)
 	atomic_store_explicit(&ln->building, false, memory_order_relaxed);
 	serving_builds(ex, false);
 	uint64_t took = now_ns() - t0;
+	if (engine_dead(ln->eng)) /* its kill ended the VM: the serving realm goes too */
+		emit(ex, "realm_killed", "the realm built ahead was stopped (%s); the engine is "
+		     "replaced before the next scan", err ? err : "killed");
 	free(err);
 	code_free(code);
 	pthread_mutex_lock(&ex->mu);
