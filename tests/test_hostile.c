@@ -779,9 +779,8 @@ static void test_killed_build_ahead_ends_its_vm(void **state)
  * getter, from a set time on, leaves 400 ms of microtask; init_timeout_ms
  * 100): the operator is told (event realm_killed, with the build's
  * error), and the next scan is not "terminated" but finds the engine
- * replaced. Where realms are slow (a sanitizer build) the restart
- * takes the standby's VM and nothing is built ahead: then only the
- * answer is checked. */
+ * replaced. Where realms are slow (a sanitizer build) nothing is built
+ * ahead after the set time: then only the answer is checked. */
 static void test_realm_killed_ahead_is_told(void **state)
 {
 	(void)state;
@@ -822,7 +821,10 @@ static void test_realm_killed_ahead_is_told(void **state)
 	pthread_mutex_unlock(&ev_mu);
 	print_message("%llu realms taken prepared; realm_killed %s\n",
 	              (unsigned long long)st.realm_prepared, told ? "told" : "not told");
-	if (st.realm_prepared == 1 && !told)
+	/* a sanitizer's build (more slack) makes realms slower than the
+	 * executor's 1 ms for building ahead: there, the restart took the
+	 * realm built before the set time, and none was built after it */
+	if (st.realm_prepared == 1 && slack_ms() <= 5 && !told)
 		fail_msg("a realm built ahead was killed, and nobody was told");
 }
 
