@@ -73,38 +73,37 @@ static JSValueRef throw_dom(engine *e, JSContextRef ctx, JSValueRef *exc, const 
 
 /* ---- bytes in and out ---------------------------------------------------- */
 
-/* The bytes of an ArrayBuffer or a view on one; false if v is neither. */
+/* The bytes of an ArrayBuffer or a view on one (a typed array, a
+ * DataView); false if v is neither, or a view past its buffer's end (a
+ * resizable buffer shrunk under it). A view's buffer, offset and length
+ * are JSC's own (its internal slots, through the C API), never the
+ * object's properties: a DataView's `byteOffset` and `byteLength` are the
+ * plugin's to redefine, and were read here once, so that a DataView over
+ * 16 bytes that said it started at 2^40 crashed the process, or let it
+ * read the host's memory. Call it after anything that may run the
+ * plugin's code (a toString), which could resize or detach the buffer;
+ * the pointer is good until the plugin runs again. */
 static bool bytes_of(JSContextRef ctx, JSValueRef v, uint8_t **p, size_t *n)
 {
 	if (!JSValueIsObject(ctx, v))
 		return false;
 	JSObjectRef o = (JSObjectRef)v;
-	JSTypedArrayType t = JSValueGetTypedArrayType(ctx, v, NULL);
-	if (t == kJSTypedArrayTypeArrayBuffer) {
+	if (JSValueGetTypedArrayType(ctx, v, NULL) == kJSTypedArrayTypeArrayBuffer) {
 		*p = JSObjectGetArrayBufferBytesPtr(ctx, o, NULL);
-		*n = JSObjectGetArrayBufferByteLength(ctx, o, NULL);
+		*n = *p ? JSObjectGetArrayBufferByteLength(ctx, o, NULL) : 0;
 		return true;
 	}
-	if (t != kJSTypedArrayTypeNone) {
-		*p = JSObjectGetTypedArrayBytesPtr(ctx, o, NULL);
-		*n = JSObjectGetTypedArrayByteLength(ctx, o, NULL);
-		if (*p)
-			*p += JSObjectGetTypedArrayByteOffset(ctx, o, NULL);
-		return true;
-	}
-	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	JSObjectRef dv = jsv_object_prop(ctx, g, "DataView");
-	if (!dv || !JSValueIsInstanceOfConstructor(ctx, v, dv, NULL))
+	JSObjectRef buf = JSObjectGetTypedArrayBuffer(ctx, o, NULL); /* NULL: not a view */
+	if (!buf)
 		return false;
-	/* A DataView: through a Uint8Array over the same bytes. */
-	JSValueRef buf = jsv_prop(ctx, o, "buffer");
-	JSValueRef off = jsv_prop(ctx, o, "byteOffset");
-	JSValueRef len = jsv_prop(ctx, o, "byteLength");
-	if (!buf || !JSValueIsObject(ctx, buf))
+	uint8_t *base = JSObjectGetTypedArrayBytesPtr(ctx, o, NULL);
+	size_t off = JSObjectGetTypedArrayByteOffset(ctx, o, NULL);
+	size_t len = JSObjectGetTypedArrayByteLength(ctx, o, NULL);
+	size_t cap = base ? JSObjectGetArrayBufferByteLength(ctx, buf, NULL) : 0;
+	if (off > cap || len > cap - off)
 		return false;
-	*p = JSObjectGetArrayBufferBytesPtr(ctx, (JSObjectRef)buf, NULL);
-	*p += (size_t)JSValueToNumber(ctx, off, NULL);
-	*n = (size_t)JSValueToNumber(ctx, len, NULL);
+	*p = len ? base + off : NULL;
+	*n = len;
 	return true;
 }
 
@@ -206,12 +205,17 @@ static JSValueRef utf8_encode_into_fn(JSContextRef ctx, size_t argc, const JSVal
 {
 	uint8_t *p = NULL;
 	size_t cap = 0, read = 0;
-	if (argc < 2 || JSValueGetTypedArrayType(ctx, argv[1], NULL) != kJSTypedArrayTypeUint8Array ||
-	    !bytes_of(ctx, argv[1], &p, &cap))
+	if (argc < 2 || JSValueGetTypedArrayType(ctx, argv[1], NULL) != kJSTypedArrayTypeUint8Array)
 		return throw_type(ctx, exc, "TextEncoder.encodeInto: the destination is not a Uint8Array");
+	/* the string first: its toString is the plugin's, and may resize the
+	 * destination's buffer */
 	JSStringRef s = string_arg(ctx, argc, argv, exc);
 	if (!s)
 		return JSValueMakeUndefined(ctx);
+	if (!bytes_of(ctx, argv[1], &p, &cap)) {
+		JSStringRelease(s);
+		return throw_type(ctx, exc, "TextEncoder.encodeInto: the destination is not a Uint8Array");
+	}
 	size_t w = utf8_encode(JSStringGetCharactersPtr(s), JSStringGetLength(s), p, cap, &read);
 	JSStringRelease(s);
 	JSValueRef r[2] = {JSValueMakeNumber(ctx, (double)read), JSValueMakeNumber(ctx, (double)w)};

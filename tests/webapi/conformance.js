@@ -211,6 +211,36 @@ const groups = {
     eq('randomUUID', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(u), true);
     eq('randomUUID differs', u !== crypto.randomUUID(), true);
   },
+  // A view's bytes are its own, whatever its properties say: a DataView
+  // that redefined byteOffset and byteLength (or whose prototype's getters
+  // were replaced) made the host read past its buffer (a crash, or the
+  // host's memory in the digest); a view past a shrunk buffer is empty.
+  // (TextDecoder takes its bytes in JavaScript, in the plugin's realm: a
+  // view that lies there fools only its own plugin, through checked views.)
+  async views() {
+    const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
+    const sha = async (v) => hex(await crypto.subtle.digest('SHA-256', v));
+    const zeros16 = await sha(new Uint8Array(16));
+    const dv = new DataView(new ArrayBuffer(16));
+    Object.defineProperty(dv, 'byteOffset', { value: 2 ** 40 });
+    Object.defineProperty(dv, 'byteLength', { value: 4096 });
+    eq('digest of a DataView that lies', await sha(dv), zeros16);
+    const buf = new Uint8Array([0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68]).buffer;
+    const mid = new DataView(buf, 2, 3);
+    const cde = await sha(new TextEncoder().encode('cde'));
+    Object.defineProperty(mid, 'buffer', { value: new ArrayBuffer(1 << 20) });
+    eq('digest of a DataView whose buffer lies', await sha(mid), cde);
+    const proto = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength');
+    Object.defineProperty(DataView.prototype, 'byteLength', { get() { return 1 << 30; }, configurable: true });
+    eq('digest with DataView.prototype.byteLength replaced', await sha(new DataView(buf, 2, 3)), cde);
+    Object.defineProperty(DataView.prototype, 'byteLength', proto);
+    try { await crypto.subtle.digest('SHA-256', Object.create(DataView.prototype)); fails.push('a fake DataView was digested'); }
+    catch (e) { eq('a fake DataView', e.name, 'TypeError'); }
+    const rb = new ArrayBuffer(16, { maxByteLength: 32 });
+    const tail = new DataView(rb, 8, 8);
+    rb.resize(4);
+    eq('a view past its shrunk buffer is empty', await sha(tail), await sha(new Uint8Array(0)));
+  },
   async timers() {
     const order = [];
     setTimeout(() => order.push('t250'), 250); // after the 2 ms interval's three runs, even on a slow build
