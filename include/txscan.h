@@ -83,7 +83,7 @@ TXS_EXTERN void txs_scan_result_clear(txs_scan_result *result);
 
 typedef struct txs_limits {
 	uint32_t timeout_ms;      /* per scan, microtasks and serialisation included; default 50 */
-	uint32_t init_timeout_ms; /* module load + init(ctx); default 1000 */
+	uint32_t init_timeout_ms; /* loading the module, and init(ctx): each; default 1000 */
 	uint32_t heap_limit_mb;   /* stop a scan past this; 0 = none; default 64 */
 	uint32_t heap_restart_mb; /* recycle after a scan past this; 0 = never; default 32 */
 	uint32_t restart_every;   /* recycle every N scans; 0 = never; default 100000 */

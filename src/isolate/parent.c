@@ -407,6 +407,14 @@ static void publish_unwanted_locked(txs_proc *p)
 		atomic_store_explicit(&p->page->skip_below, below, memory_order_relaxed);
 }
 
+/* What building an engine may take the child: loading the module and
+ * init(ctx), each under init_timeout_ms (a module of 600 ms and an init of
+ * 600 ms are within their budgets), and the rest. */
+static uint64_t build_allow_ms(const txs_proc *p)
+{
+	return 2ull * p->lim.init_timeout_ms + 100u;
+}
+
 /* The head waits while the child's serving thread builds an engine (its
  * page says so): a realm built ahead in idle time (after a manual restart,
  * before a scheduled one), or a rebuild the host did not foresee (the
@@ -419,7 +427,7 @@ static void build_allowance_locked(txs_proc *p)
 	if (p->head_build || !p->page || !atomic_load_explicit(&p->page->build_ns, memory_order_relaxed))
 		return;
 	p->head_build = true;
-	p->head_allow_ns += ((uint64_t)p->lim.init_timeout_ms + 100u) * 1000000ull;
+	p->head_allow_ns += build_allow_ms(p) * 1000000ull;
 }
 
 static pend *watch_locked(txs_proc *p, uint64_t now, bool *busy, bool *idle)
@@ -743,7 +751,7 @@ static void track_head_locked(txs_proc *p, uint64_t now)
 	p->head_start_ns = start < now ? start : now;
 	uint64_t ms = h->type == CH_SCAN
 	                  ? (uint64_t)p->lim.timeout_ms + TXS_PROC_GRACE_MS +
-	                        (p->rebuild ? p->lim.init_timeout_ms + 100u : 0)
+	                        (p->rebuild ? build_allow_ms(p) : 0)
 	                  : 2ull * p->lim.init_timeout_ms + CONTROL_EXTRA_MS;
 	p->head_allow_ns = ms * 1000000ull;
 	p->head_build = h->type != CH_SCAN || p->rebuild;
