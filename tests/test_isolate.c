@@ -1134,17 +1134,17 @@ static void test_scan_waiting_for_a_build_ahead(void **state)
 	                    1000, 5);
 }
 
-/* A build is the module and init(ctx), each under init_timeout_ms: 180 ms
- * each of 200 was more than the one init_timeout_ms + 100 ms a scan
- * waiting for it was given. */
+/* A build is the module and init(ctx), each under init_timeout_ms: 270 ms
+ * each of 300 was more than the one init_timeout_ms + 100 ms a scan
+ * waiting for it was given (plus its own 50 ms and the 50 ms grace). */
 static void test_build_of_module_and_init(void **state)
 {
 	(void)state;
-	scans_beside_builds("const busy = () => { const t = Date.now(); while (Date.now() - t < 180) {} };\n"
+	scans_beside_builds("const busy = () => { const t = Date.now(); while (Date.now() - t < 270) {} };\n"
 	                    "busy();\n"
 	                    "let n = 0;\n"
 	                    "module.exports = { init() { busy(); }, scanTransaction() { return ++n; } };\n",
-	                    200, 4);
+	                    300, 4);
 }
 
 /* CPU (ms) the thread of this process named name has used so far; -1. */
