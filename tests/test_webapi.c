@@ -40,7 +40,7 @@ static char *read_file(const char *path, size_t *len)
 struct console_log {
 	pthread_mutex_t mu;
 	int lines;
-	char text[20][1024];
+	char text[20][8192];
 };
 
 static void on_console(const char *id, const char *level, const char *msg, size_t len, void *ud)
@@ -231,6 +231,42 @@ static void test_console_more(void **state)
 	assert_non_null(strstr(log.text[0], "\u2502 0       \u2502 3 \u2502 1 \u2502\n"));
 }
 
+/* What the console takes from a plugin is bounded by what a line shows:
+ * a string of 2^27 characters nested in an object, as a label, or as a
+ * key is sliced in the VM (each was copied out whole, in native code the
+ * watchdog cannot stop: ~1 GB for 2^28 characters); and console.table
+ * with every key column taken keeps its Values column (its cells were
+ * lost, and leaked). */
+static void test_console_hostile_sizes(void **state)
+{
+	(void)state;
+	static const char src[] =
+	    "let big = 'x'.repeat(1 << 15); for (let i = 0; i < 12; i++) big = big + big;\n"
+	    "const row = {}; for (let i = 0; i < 20; i++) row['k' + i] = i;\n"
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  console.log({ a: big });\n"
+	    "  console.count(big);\n"
+	    "  console.log({ [big.slice(0, 1 << 20)]: 1 });\n"
+	    "  console.table([row, 'PRIM']);\n"
+	    "  return big.length;\n"
+	    "}};\n";
+	struct console_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	txs_executor *ex = make(src, strlen(src), 200, &log);
+	txs_scan_result r = scan(ex, "{}");
+	if (r.status != TXS_STATUS_OK)
+		fail_msg("%s: %s", txs_status_name(r.status), r.error);
+	assert_string_equal(r.json, "134217728");
+	txs_scan_result_clear(&r);
+	txs_executor_free(ex);
+	assert_int_equal(log.lines, 4);
+	assert_non_null(strstr(log.text[0], "log/{ a: 'xxxx"));
+	assert_non_null(strstr(log.text[1], "log/xxxx"));
+	if (!strstr(log.text[2], "log/{ xxxx"))
+		fail_msg("line 3: %.80s", log.text[2]);
+	assert_non_null(strstr(log.text[3], "Values"));
+	assert_non_null(strstr(log.text[3], "'PRIM'"));
+}
+
 /* Only the names a plugin's source mentions are installed: a rule that
  * uses none of them pays nothing for them; one that names them gets them,
  * through a string too. */
@@ -270,7 +306,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_globals),         cmocka_unit_test(test_polyfill),
 	    cmocka_unit_test(test_timer_deadline),  cmocka_unit_test(test_console_format),
-	    cmocka_unit_test(test_console_more),    cmocka_unit_test(test_installed_by_name),
+	    cmocka_unit_test(test_console_more),
+	    cmocka_unit_test(test_console_hostile_sizes),    cmocka_unit_test(test_installed_by_name),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -61,6 +61,7 @@ struct web_fn {
 #define WEB_LAZY_MAX 24 /* >= the lazy globals of webapi.c */
 #define WEB_TIMERS_MAX 10000
 #define CONSOLE_LABELS_MAX 100
+#define CONSOLE_LABEL_MAX 1024  /* bytes of a label kept (console.count, console.time) */
 
 /* A pending setTimeout/setInterval (webapi.c): fn and args protected. */
 struct web_timer {

@@ -69,19 +69,26 @@ static bool is_a(struct insp *in, JSValueRef v, const char *ctor)
 	       JSValueIsInstanceOfConstructor(in->ctx, v, c, NULL);
 }
 
-/* String(v) as UTF-8 (symbols too); NULL when it threw. */
+/* String(v) as UTF-8 (symbols too), no more of it than a line can show:
+ * a long string is sliced in the VM before any of it is copied out (a
+ * string of 2^28 characters nested in an object took the host ~1 GB, in
+ * native code the watchdog cannot stop); NULL when it threw. */
 static char *text_of(struct insp *in, JSValueRef v)
 {
 	JSValueRef x = NULL;
-	JSStringRef s = jsv_string_of(in->ctx, in->e->string_fn, v, &x);
-	if (!s) {
-		if (stopped(in))
-			*in->exc = x;
-		return NULL;
-	}
-	char *t = jsv_utf8(s, NULL);
-	JSStringRelease(s);
+	size_t len, cut;
+	char *t = jsv_text_head(in->ctx, in->e->string_fn, in->e->slice_fn, v, CONSOLE_MAX_LINE + 1,
+	                        &len, &cut, &x);
+	if (!t && stopped(in))
+		*in->exc = x;
 	return t;
+}
+
+/* A property name as UTF-8, no more of it than a line can show. */
+static char *key_of(JSStringRef k)
+{
+	size_t len, cut;
+	return jsv_utf8_head(k, CONSOLE_MAX_LINE + 1, &len, &cut);
 }
 
 /* A string in single quotes, escaped as Node escapes it. */
@@ -335,7 +342,7 @@ static bool fmt_props(struct insp *in, JSObjectRef o, const char *cls, int depth
 			break;
 		}
 		JSStringRef k = JSPropertyNameArrayGetNameAtIndex(names, i);
-		char *key = jsv_utf8(k, NULL);
+		char *key = key_of(k);
 		if (i)
 			sb_str(in->out, ", ");
 		if (key)
@@ -592,7 +599,7 @@ static bool table_row(struct insp *in, struct table *t, const char *index, JSVal
 	bool ok = true;
 	for (size_t i = 0; ok && i < JSPropertyNameArrayGetCount(names); i++) {
 		JSStringRef k = JSPropertyNameArrayGetNameAtIndex(names, i);
-		char *key = jsv_utf8(k, NULL);
+		char *key = key_of(k);
 		size_t c = key ? column(t, key) : 0;
 		free(key);
 		JSValueRef x = NULL;
@@ -636,8 +643,11 @@ static void row_line(sbuf *out, const struct table *t, const size_t *w, char *co
 static void table_draw(sbuf *out, struct table *t)
 {
 	if (t->values && !t->fixed) {
+		/* the values are kept in the last column; with every key column
+		 * taken they are already in place (moved onto themselves, they
+		 * were lost: ~400 KB a call, and an empty column) */
 		t->cols[t->ncols] = strdup("Values");
-		for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t r = 0; r < t->nrows && t->ncols != TABLE_COLS + 1; r++) {
 			t->cells[r][t->ncols] = t->cells[r][TABLE_COLS + 1];
 			t->cells[r][TABLE_COLS + 1] = NULL;
 		}
@@ -700,7 +710,7 @@ bool inspect_table(engine *e, JSContextRef ctx, JSValueRef data, JSValueRef colu
 	bool ok = true;
 	for (size_t i = 0; ok && i < JSPropertyNameArrayGetCount(names) && i < TABLE_ROWS; i++) {
 		JSStringRef k = JSPropertyNameArrayGetNameAtIndex(names, i);
-		char *key = jsv_utf8(k, NULL);
+		char *key = key_of(k);
 		JSValueRef x = NULL;
 		JSValueRef v = JSObjectGetProperty(ctx, o, k, &x);
 		if (x && stopped(&in))

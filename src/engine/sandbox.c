@@ -58,11 +58,10 @@ static struct console_label *console_label(engine *e, JSContextRef ctx, size_t a
                                            const JSValueRef argv[], JSValueRef *exc)
 {
 	char *name = argc && !JSValueIsUndefined(ctx, argv[0]) ? NULL : strdup("default");
-	if (!name) {
-		JSStringRef s = jsv_string_of(ctx, e->string_fn, argv[0], exc);
-		name = s ? jsv_utf8(s, NULL) : NULL;
-		if (s)
-			JSStringRelease(s);
+	if (!name) { /* kept for the engine's life: its head only (labels alike in it are one) */
+		size_t len, cut;
+		name = jsv_text_head(ctx, e->string_fn, e->slice_fn, argv[0], CONSOLE_LABEL_MAX, &len,
+		                     &cut, exc);
 	}
 	if (!name)
 		return NULL;
@@ -386,7 +385,8 @@ static void export_names(JSContextRef ctx, JSObjectRef o, const char *prefix, sb
 {
 	JSPropertyNameArrayRef names = JSObjectCopyPropertyNames(ctx, o);
 	for (size_t i = 0; i < JSPropertyNameArrayGetCount(names) && *n < 12; i++) {
-		char *k = jsv_utf8(JSPropertyNameArrayGetNameAtIndex(names, i), NULL);
+		size_t len, cut;
+		char *k = jsv_utf8_head(JSPropertyNameArrayGetNameAtIndex(names, i), 256, &len, &cut);
 		if (k && strcmp(k, "__esModule")) {
 			sb_str(out, (*n)++ ? ", " : "");
 			sb_str(out, prefix);
