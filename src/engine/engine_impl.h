@@ -173,6 +173,7 @@ struct engine {
 	double tokens;           /* console rate limit */
 	uint64_t tokens_at_ns;
 	uint64_t console_dropped, console_dropped_reported;
+	size_t console_cut;      /* UTF-16 units the line being formatted left out (inspect.c) */
 	engine_progress *progress; /* may be NULL */
 	uint32_t realms;           /* realms this VM had before this one */
 	uint64_t stall_at_ns;      /* process stall total when the scan began (util/stall.h) */

@@ -81,14 +81,17 @@ static char *text_of(struct insp *in, JSValueRef v)
 	                        &len, &cut, &x);
 	if (!t && stopped(in))
 		*in->exc = x;
+	in->e->console_cut += cut; /* the line's note counts it */
 	return t;
 }
 
 /* A property name as UTF-8, no more of it than a line can show. */
-static char *key_of(JSStringRef k)
+static char *key_of(struct insp *in, JSStringRef k)
 {
 	size_t len, cut;
-	return jsv_utf8_head(k, CONSOLE_MAX_LINE + 1, &len, &cut);
+	char *t = jsv_utf8_head(k, CONSOLE_MAX_LINE + 1, &len, &cut);
+	in->e->console_cut += cut;
+	return t;
 }
 
 /* A string in single quotes, escaped as Node escapes it. */
@@ -342,7 +345,7 @@ static bool fmt_props(struct insp *in, JSObjectRef o, const char *cls, int depth
 			break;
 		}
 		JSStringRef k = JSPropertyNameArrayGetNameAtIndex(names, i);
-		char *key = key_of(k);
+		char *key = key_of(in, k);
 		if (i)
 			sb_str(in->out, ", ");
 		if (key)
@@ -599,7 +602,7 @@ static bool table_row(struct insp *in, struct table *t, const char *index, JSVal
 	bool ok = true;
 	for (size_t i = 0; ok && i < JSPropertyNameArrayGetCount(names); i++) {
 		JSStringRef k = JSPropertyNameArrayGetNameAtIndex(names, i);
-		char *key = key_of(k);
+		char *key = key_of(in, k);
 		size_t c = key ? column(t, key) : 0;
 		free(key);
 		JSValueRef x = NULL;
@@ -710,7 +713,7 @@ bool inspect_table(engine *e, JSContextRef ctx, JSValueRef data, JSValueRef colu
 	bool ok = true;
 	for (size_t i = 0; ok && i < JSPropertyNameArrayGetCount(names) && i < TABLE_ROWS; i++) {
 		JSStringRef k = JSPropertyNameArrayGetNameAtIndex(names, i);
-		char *key = key_of(k);
+		char *key = key_of(&in, k);
 		JSValueRef x = NULL;
 		JSValueRef v = JSObjectGetProperty(ctx, o, k, &x);
 		if (x && stopped(&in))

@@ -62,6 +62,7 @@ static struct console_label *console_label(engine *e, JSContextRef ctx, size_t a
 		size_t len, cut;
 		name = jsv_text_head(ctx, e->string_fn, e->slice_fn, argv[0], CONSOLE_LABEL_MAX, &len,
 		                     &cut, exc);
+		e->console_cut += cut;
 	}
 	if (!name)
 		return NULL;
@@ -205,6 +206,7 @@ static JSValueRef console_call(engine *e, int op, JSContextRef ctx, size_t argc,
 	}
 	sbuf line = {0};
 	JSValueRef x = NULL;
+	e->console_cut = 0;
 	bool print = console_line(e, op, ctx, argc, argv, &line, &x);
 	if (e->killed != ENGINE_OK) {
 		*exc = x;
@@ -213,7 +215,7 @@ static JSValueRef console_call(engine *e, int op, JSContextRef ctx, size_t argc,
 	}
 	console_indent(e, &line);
 	if (print && !line.oom)
-		console_emit(e, console_level(op), &line, 0);
+		console_emit(e, console_level(op), &line, e->console_cut);
 	free(line.p);
 	if (op == OP_CON_GROUP || op == OP_CON_GROUP_COLLAPSED)
 		e->group_depth++;
