@@ -556,9 +556,18 @@ static JSValueRef set_timer(engine *e, JSContextRef ctx, bool repeat, size_t arg
 	if (!argc || !jsv_is_function(ctx, argv[0]))
 		return throw_type(ctx, exc, "setTimeout/setInterval: the callback must be a function "
 		                            "(strings are code: txscan runs no eval)");
-	if (e->ntimers == WEB_TIMERS_MAX)
+	/* The delay first: its valueOf is the plugin's, and may set timers
+	 * itself (which, after the checks below, wrote past the array), or
+	 * throw (which goes to the caller). */
+	JSValueRef x = NULL;
+	double ms = argc > 1 ? JSValueToNumber(ctx, argv[1], &x) : 0;
+	if (x) {
+		*exc = x;
+		return JSValueMakeUndefined(ctx);
+	}
+	if (e->ntimers >= WEB_TIMERS_MAX)
 		return throw_type(ctx, exc, "setTimeout/setInterval: too many pending timers");
-	if (e->ntimers == e->timers_cap) {
+	if (e->ntimers >= e->timers_cap) {
 		size_t cap = e->timers_cap ? e->timers_cap * 2 : 8;
 		struct web_timer *t = realloc(e->timers, cap * sizeof *t);
 		if (!t)
@@ -566,7 +575,6 @@ static JSValueRef set_timer(engine *e, JSContextRef ctx, bool repeat, size_t arg
 		e->timers = t;
 		e->timers_cap = cap;
 	}
-	double ms = argc > 1 ? JSValueToNumber(ctx, argv[1], NULL) : 0;
 	if (!(ms >= 1)) /* NaN, negative, below 1 */
 		ms = repeat ? 1 : 0;
 	if (ms > 2147483647.0)

@@ -241,6 +241,18 @@ const groups = {
     rb.resize(4);
     eq('a view past its shrunk buffer is empty', await sha(tail), await sha(new Uint8Array(0)));
   },
+  // A delay whose valueOf sets a timer itself: the timer table grows for
+  // both (the outer call took a slot checked before the valueOf ran, and
+  // wrote past the table: a crash); a valueOf that throws throws.
+  timer_reentry() {
+    const f = () => {};
+    const ids = [];
+    for (let i = 0; i < 300; i++)
+      ids.push(setTimeout(f, { valueOf() { ids.push(setTimeout(f, 1e9)); return 1e9; } }));
+    eq('ids', new Set(ids).size, 600);
+    ids.forEach((id) => clearTimeout(id));
+    throws('a delay that throws', () => setTimeout(f, { valueOf() { throw new RangeError('no'); } }), 'RangeError');
+  },
   async timers() {
     const order = [];
     setTimeout(() => order.push('t250'), 250); // after the 2 ms interval's three runs, even on a slow build
