@@ -36,9 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 	srcmap_register(URL, m);
-	char *t = srcmap_rewrite("Error: x\nf@" URL ":1:1\ng@" URL ":7:30\nh@" URL ":2\n" URL ":");
+	char *t = srcmap_rewrite("Error: x\nf@" URL ":1:1\ng@" URL ":7:30\nh@" URL ":2\n" URL ":", 1 << 16);
 	free(t);
-	if (srcmap_rewrite("no url here: 1:1:1"))
+	if (srcmap_rewrite("no url here: 1:1:1", 1 << 16))
 		abort();
 	return 0;
 }

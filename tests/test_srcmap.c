@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,19 +72,52 @@ static void test_rewrite(void **state)
 	srcmap_register("/x/index.ts (bundled)", srcmap_parse(MAP, strlen(MAP), "/x/"));
 	char *t = srcmap_rewrite("Error: boom\nf@/x/index.ts (bundled):27:5\n"
 	                         "g@/x/index.ts (bundled):1:1\nh@/other.js:27:5\n"
-	                         "/x/index.ts (bundled):30");
+	                         "/x/index.ts (bundled):30", 1 << 20);
 	assert_non_null(t);
 	assert_string_equal(t, "Error: boom\nf@/x/lib/util.ts:1:14\n"
 	                       "g@/x/index.ts (bundled):1:1\nh@/other.js:27:5\n"
 	                       "/x/index.ts:2:8");
 	free(t);
-	assert_null(srcmap_rewrite("nothing to map: /x/index.ts (bundled) alone"));
-	assert_null(srcmap_rewrite(NULL));
+	assert_null(srcmap_rewrite("nothing to map: /x/index.ts (bundled) alone", 1 << 20));
+	assert_null(srcmap_rewrite(NULL, 1 << 20));
 	/* a new map for the same URL replaces the old one */
 	srcmap_register("/x/index.ts (bundled)", srcmap_parse(MAP, strlen(MAP), "/y/"));
-	t = srcmap_rewrite("f@/x/index.ts (bundled):27:5");
+	t = srcmap_rewrite("f@/x/index.ts (bundled):27:5", 1 << 20);
 	assert_string_equal(t, "f@/y/lib/util.ts:1:14");
 	free(t);
+}
+
+/* A plugin ships its own map: a source named with a megabyte, and an
+ * error that repeats a position a thousand times, made the host build
+ * ~1 GB under the registry's lock (every plugin's errors wait on it).
+ * The name is cut to SRCMAP_SOURCE_MAX, positions are replaced until the
+ * text has max bytes, and the rest is left as it was. */
+static void test_rewrite_is_bounded(void **state)
+{
+	(void)state;
+	size_t big = 1 << 20;
+	char *map = malloc(big + 64), *text = malloc(1000 * 16 + 1);
+	int n = snprintf(map, big + 64, "{\"sources\":[\"");
+	memset(map + n, 'n', big);
+	strcpy(map + n + big, "\"],\"mappings\":\"AAAA\"}");
+	txs_srcmap *m = srcmap_parse(map, strlen(map), NULL);
+	assert_non_null(m);
+	const char *src;
+	unsigned ol, oc;
+	assert_true(srcmap_lookup(m, 1, 1, &src, &ol, &oc));
+	assert_int_equal(strlen(src), SRCMAP_SOURCE_MAX);
+	srcmap_register("/b/big.js", m);
+	text[0] = '\0';
+	for (int i = 0; i < 1000; i++)
+		strcat(text, "/b/big.js:1:1, ");
+	char *t = srcmap_rewrite(text, 16384);
+	assert_non_null(t);
+	if (strlen(t) > 16384 + SRCMAP_SOURCE_MAX + 32 + strlen(text))
+		fail_msg("%zu bytes out of %zu", strlen(t), strlen(text));
+	assert_int_equal(strncmp(t, "nnnn", 4), 0);
+	free(t);
+	free(text);
+	free(map);
 }
 
 int main(void)
@@ -92,6 +126,7 @@ int main(void)
 	    cmocka_unit_test(test_lookup),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_rewrite),
+	    cmocka_unit_test(test_rewrite_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,7 +78,7 @@ static char *error_text(engine *e, JSContextRef ctx, JSValueRef v, size_t max, J
 		*exc = x ? x : v;
 		return NULL;
 	}
-	char *mapped = srcmap_rewrite(out); /* a bundle's positions, as the original files' */
+	char *mapped = srcmap_rewrite(out, max); /* a bundle's positions, as the original files' */
 	if (mapped) {
 		free(out);
 		out = mapped;

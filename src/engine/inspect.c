@@ -164,7 +164,7 @@ static char *name_of(struct insp *in, JSObjectRef o)
  * dropped. */
 static void put_stack(struct insp *in, const char *stack)
 {
-	char *st = srcmap_rewrite(stack); /* a bundle's positions, as the original files' */
+	char *st = srcmap_rewrite(stack, CONSOLE_MAX_LINE); /* a bundle's positions, as the original files' */
 	if (!st)
 		st = strdup(stack);
 	if (!st)

@@ -380,7 +380,7 @@ char *jsv_exception_text(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef sl
 	free(u);
 	free(where);
 	free(st);
-	char *mapped = srcmap_rewrite(out); /* a bundle's positions, as the original files' */
+	char *mapped = srcmap_rewrite(out, JSV_ERROR_MAX); /* a bundle's positions, as the original files' */
 	if (mapped) {
 		free(out);
 		out = mapped;

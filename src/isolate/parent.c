@@ -914,10 +914,13 @@ static int breaker_gate_locked(txs_proc *p, bool *trial)
 }
 
 /* A bundled plugin's positions in text, as its original files': the source
- * maps are registered in this process (util/srcmap.h), not in the child. */
+ * maps are registered in this process (util/srcmap.h), not in the child.
+ * Positions are replaced in the first MAPPED_TEXT_MAX bytes (the child's
+ * error texts are 16 KB at most). */
+#define MAPPED_TEXT_MAX (16u << 10)
 static void map_positions(char **text)
 {
-	char *m = *text ? srcmap_rewrite(*text) : NULL;
+	char *m = *text ? srcmap_rewrite(*text, MAPPED_TEXT_MAX) : NULL;
 	if (m) {
 		free(*text);
 		*text = m;

@@ -118,7 +118,10 @@ txs_srcmap *srcmap_parse(const char *json, size_t len, const char *prefix)
 	ok = ok && m->sources;
 	for (size_t i = 0; ok && i < json_array_size(sources); i++) {
 		const char *s = json_string_value(json_array_get(sources, i));
-		ok = asprintf(&m->sources[i], "%s%s", prefix ? prefix : "", s ? s : "?") >= 0;
+		/* a plugin ships its own map: a name is a path, not a megabyte
+		 * that every position in an error would repeat */
+		ok = asprintf(&m->sources[i], "%s%.*s", prefix ? prefix : "", SRCMAP_SOURCE_MAX,
+		              s ? s : "?") >= 0;
 		if (!ok)
 			m->sources[i] = NULL;
 		else
@@ -216,13 +219,14 @@ static size_t position(const char *p, unsigned *line, unsigned *col)
 	return (size_t)(end - p);
 }
 
-/* The rewrite of text for one URL into out; true if any replaced. */
-static bool rewrite_one(const struct entry *e, const char *text, sbuf *out)
+/* The rewrite of text for one URL into out, positions replaced until out
+ * holds max bytes; true if any replaced. */
+static bool rewrite_one(const struct entry *e, const char *text, size_t max, sbuf *out)
 {
 	size_t ulen = strlen(e->url);
 	bool any = false;
 	const char *p = text, *hit;
-	while ((hit = strstr(p, e->url))) {
+	while (out->len < max && (hit = strstr(p, e->url))) {
 		unsigned line, col, ol, oc;
 		const char *src;
 		size_t n = position(hit + ulen, &line, &col);
@@ -242,7 +246,7 @@ static bool rewrite_one(const struct entry *e, const char *text, sbuf *out)
 	return any;
 }
 
-char *srcmap_rewrite(const char *text)
+char *srcmap_rewrite(const char *text, size_t max)
 {
 	if (!text)
 		return NULL;
@@ -252,7 +256,7 @@ char *srcmap_rewrite(const char *text)
 		if (!strstr(cur ? cur : text, e->url))
 			continue;
 		sbuf out = {0};
-		if (rewrite_one(e, cur ? cur : text, &out) && !out.oom) {
+		if (rewrite_one(e, cur ? cur : text, max, &out) && !out.oom) {
 			free(cur);
 			cur = out.p;
 		} else {

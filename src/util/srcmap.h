@@ -16,8 +16,12 @@
 
 typedef struct txs_srcmap txs_srcmap;
 
+/* Bytes of a source's name kept (a longer one is cut). */
+#define SRCMAP_SOURCE_MAX 1024
+
 /* Parses a source map's JSON. Each of its "sources" is shown as
- * prefix + source (prefix may be NULL). NULL when it is not a source map. */
+ * prefix + source (prefix may be NULL; at most SRCMAP_SOURCE_MAX bytes of
+ * the source). NULL when it is not a source map. */
 txs_srcmap *srcmap_parse(const char *json, size_t len, const char *prefix);
 void srcmap_free(txs_srcmap *m);
 
@@ -31,8 +35,12 @@ bool srcmap_lookup(const txs_srcmap *m, unsigned line, unsigned col, const char 
 void srcmap_register(const char *url, txs_srcmap *m);
 
 /* text with every "URL:line:col" (and "URL:line") of a registered URL
- * replaced by its original position; NULL when nothing was replaced or no
- * memory (the caller keeps text). */
-char *srcmap_rewrite(const char *text);
+ * replaced by its original position, until the text has max bytes (the
+ * rest is kept as it is, for the caller to cut: a plugin's own map may
+ * name its sources at length, and an error repeat a position thousands
+ * of times); NULL when nothing was replaced or no memory (the caller
+ * keeps text). The registry's lock is held meanwhile: the work is bounded
+ * by max and the text's length. */
+char *srcmap_rewrite(const char *text, size_t max);
 
 #endif
