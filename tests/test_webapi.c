@@ -102,6 +102,7 @@ static void test_abort(void **s) { (void)s; group("abort"); }
 static void test_crypto(void **s) { (void)s; group("crypto"); }
 static void test_views(void **s) { (void)s; group("views"); }
 static void test_timer_reentry(void **s) { (void)s; group("timer_reentry"); }
+static void test_big_strings(void **s) { (void)s; group("big_strings"); }
 static void test_timers(void **s) { (void)s; group("timers"); }
 static void test_globals(void **s) { (void)s; group("globals"); }
 static void test_polyfill(void **s) { (void)s; group("polyfill"); }
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_events),          cmocka_unit_test(test_abort),
 	    cmocka_unit_test(test_crypto),          cmocka_unit_test(test_views),
 	    cmocka_unit_test(test_timer_reentry),
+	    cmocka_unit_test(test_big_strings),
 	    cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_globals),         cmocka_unit_test(test_polyfill),
 	    cmocka_unit_test(test_timer_deadline),  cmocka_unit_test(test_console_format),

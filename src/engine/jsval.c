@@ -171,6 +171,14 @@ char *jsv_utf8_head(JSStringRef s, size_t max, size_t *len, size_t *cut)
 	return p;
 }
 
+size_t jsv_string_units(JSContextRef ctx, JSValueRef s)
+{
+	JSObjectRef wrapped = JSValueIsString(ctx, s) ? JSValueToObject(ctx, s, NULL) : NULL;
+	JSValueRef n = wrapped ? jsv_prop(ctx, wrapped, "length") : NULL;
+	double d = n ? JSValueToNumber(ctx, n, NULL) : 0;
+	return d > 0 ? (size_t)d : 0;
+}
+
 /* The length in UTF-16 units of the string value s, read without copying
  * it (a String object's length is its own, fixed). */
 static size_t string_units(JSContextRef ctx, JSObjectRef wrapped)

@@ -32,6 +32,9 @@ char *jsv_utf8_head(JSStringRef s, size_t max, size_t *len, size_t *cut);
  * (under the watchdog). */
 char *jsv_text_head(JSContextRef ctx, JSObjectRef string_fn, JSObjectRef slice_fn, JSValueRef v,
                     size_t max, size_t *len, size_t *cut, JSValueRef *exc);
+/* The length in UTF-16 units of the string value s, without copying it
+ * out of the VM (0 for anything else). */
+size_t jsv_string_units(JSContextRef ctx, JSValueRef s);
 /* A string value made from UTF-8. */
 JSValueRef jsv_string(JSContextRef ctx, const char *s);
 /* String(v) as UTF-8 (owned), or a note when it cannot be printed. */

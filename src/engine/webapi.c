@@ -173,18 +173,63 @@ static size_t utf8_encode(const JSChar *c, size_t n, uint8_t *out, size_t cap, s
 	return w;
 }
 
-static JSStringRef string_arg(JSContextRef ctx, size_t argc, const JSValueRef argv[],
-                              JSValueRef *exc)
+/* String(v) as a string value, still in the VM (a symbol throws, as
+ * ToString does); NULL with *exc set. */
+static JSValueRef to_string_value(engine *e, JSContextRef ctx, JSValueRef v, JSValueRef *exc)
 {
-	if (!argc || JSValueIsUndefined(ctx, argv[0]))
-		return JSStringCreateWithUTF8CString("");
-	return JSValueToStringCopy(ctx, argv[0], exc);
+	if (JSValueIsString(ctx, v))
+		return v;
+	if (JSValueIsSymbol(ctx, v)) {
+		JSStringRef s = JSValueToStringCopy(ctx, v, exc); /* the TypeError */
+		if (s)
+			JSStringRelease(s);
+		return NULL;
+	}
+	JSValueRef r = JSObjectCallAsFunction(ctx, e->string_fn, NULL, 1, &v, exc);
+	return r && JSValueIsString(ctx, r) ? r : NULL;
 }
 
-static JSValueRef utf8_encode_fn(JSContextRef ctx, size_t argc, const JSValueRef argv[],
+/* String(v), the string argument of a codec (what: its name), copied out
+ * of the VM. Refused with a RangeError when it has more UTF-16 units
+ * than the plugin's heap limit holds at two bytes each: the copy (two
+ * bytes a unit) and what the codec makes of it are the host's memory,
+ * which the limit does not see, made in native code the watchdog cannot
+ * stop (2^29 characters, ~1 MB of the plugin's heap as a rope, took the
+ * host 2.4 GB through atob). max_units (0: all) takes only the head. */
+static JSStringRef string_arg(engine *e, JSContextRef ctx, JSValueRef v, const char *what,
+                              size_t max_units, JSValueRef *exc)
+{
+	v = to_string_value(e, ctx, v, exc);
+	if (!v)
+		return NULL;
+	size_t units = jsv_string_units(ctx, v);
+	if (max_units && units > max_units) {
+		JSObjectRef wrapped = JSValueToObject(ctx, v, exc);
+		JSValueRef args[2] = {JSValueMakeNumber(ctx, 0), JSValueMakeNumber(ctx, (double)max_units)};
+		v = wrapped ? JSObjectCallAsFunction(ctx, e->slice_fn, wrapped, 2, args, exc) : NULL;
+		if (!v)
+			return NULL;
+		units = max_units;
+	}
+	if (e->heap_limit && units > e->heap_limit / 2) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "%s: the string has %zu characters, more than the plugin's "
+		         "heap limit (%zu MB) holds", what, units, e->heap_limit >> 20);
+		JSValueRef m = jsv_string(ctx, msg);
+		JSObjectRef g = JSContextGetGlobalObject(ctx);
+		JSObjectRef re = jsv_object_prop(ctx, g, "RangeError");
+		*exc = re ? JSObjectCallAsConstructor(ctx, re, 1, &m, NULL) : JSObjectMakeError(ctx, 1, &m, NULL);
+		return NULL;
+	}
+	return JSValueToStringCopy(ctx, v, exc);
+}
+
+static JSValueRef utf8_encode_fn(engine *e, JSContextRef ctx, size_t argc, const JSValueRef argv[],
                                  JSValueRef *exc)
 {
-	JSStringRef s = string_arg(ctx, argc, argv, exc);
+	JSStringRef s = !argc || JSValueIsUndefined(ctx, argv[0]) /* encode(input = "") */
+	                    ? JSStringCreateWithUTF8CString("")
+	                    : string_arg(e, ctx, argv[0], "TextEncoder.encode", 0, exc);
 	if (!s)
 		return JSValueMakeUndefined(ctx);
 	size_t n = JSStringGetLength(s), read = 0;
@@ -200,16 +245,18 @@ static JSValueRef utf8_encode_fn(JSContextRef ctx, size_t argc, const JSValueRef
 }
 
 /* encodeInto(string, u8) -> [read, written] */
-static JSValueRef utf8_encode_into_fn(JSContextRef ctx, size_t argc, const JSValueRef argv[],
-                                      JSValueRef *exc)
+static JSValueRef utf8_encode_into_fn(engine *e, JSContextRef ctx, size_t argc,
+                                      const JSValueRef argv[], JSValueRef *exc)
 {
 	uint8_t *p = NULL;
 	size_t cap = 0, read = 0;
 	if (argc < 2 || JSValueGetTypedArrayType(ctx, argv[1], NULL) != kJSTypedArrayTypeUint8Array)
 		return throw_type(ctx, exc, "TextEncoder.encodeInto: the destination is not a Uint8Array");
 	/* the string first: its toString is the plugin's, and may resize the
-	 * destination's buffer */
-	JSStringRef s = string_arg(ctx, argc, argv, exc);
+	 * destination's buffer; no more of it than the destination can take
+	 * (a unit is a byte or more; one more unit completes a pair) */
+	size_t room = JSObjectGetTypedArrayByteLength(ctx, (JSObjectRef)argv[1], NULL);
+	JSStringRef s = string_arg(e, ctx, argv[0], "TextEncoder.encodeInto", room + 1, exc);
 	if (!s)
 		return JSValueMakeUndefined(ctx);
 	if (!bytes_of(ctx, argv[1], &p, &cap)) {
@@ -380,7 +427,7 @@ static JSValueRef atob_fn(engine *e, JSContextRef ctx, size_t argc, const JSValu
 {
 	if (!argc)
 		return throw_type(ctx, exc, "atob: 1 argument required");
-	JSStringRef s = JSValueToStringCopy(ctx, argv[0], exc);
+	JSStringRef s = string_arg(e, ctx, argv[0], "atob", 0, exc);
 	if (!s)
 		return JSValueMakeUndefined(ctx);
 	size_t n = JSStringGetLength(s);
@@ -409,7 +456,7 @@ static JSValueRef btoa_fn(engine *e, JSContextRef ctx, size_t argc, const JSValu
 {
 	if (!argc)
 		return throw_type(ctx, exc, "btoa: 1 argument required");
-	JSStringRef s = JSValueToStringCopy(ctx, argv[0], exc);
+	JSStringRef s = string_arg(e, ctx, argv[0], "btoa", 0, exc);
 	if (!s)
 		return JSValueMakeUndefined(ctx);
 	size_t n = JSStringGetLength(s);
@@ -493,8 +540,8 @@ static int digest_type(JSContextRef ctx, JSValueRef alg)
 {
 	if (JSValueIsObject(ctx, alg))
 		alg = jsv_prop(ctx, (JSObjectRef)alg, "name");
-	if (!alg || !JSValueIsString(ctx, alg))
-		return -1;
+	if (!alg || !JSValueIsString(ctx, alg) || jsv_string_units(ctx, alg) > 16)
+		return -1; /* no name is longer: a long one is not copied out */
 	char *name = jsv_text(ctx, alg);
 	int t = -1;
 	if (name && !strcasecmp(name, "SHA-1"))
@@ -744,8 +791,8 @@ JSValueRef webapi_call(engine *e, enum web_op op, JSContextRef ctx, JSObjectRef 
 	case OP_PERF_NOW:
 		perf_origin(e);
 		return JSValueMakeNumber(ctx, (double)(now_ns() - e->perf_origin_ns) / 1e6);
-	case OP_UTF8_ENCODE: return utf8_encode_fn(ctx, argc, argv, exc);
-	case OP_UTF8_ENCODE_INTO: return utf8_encode_into_fn(ctx, argc, argv, exc);
+	case OP_UTF8_ENCODE: return utf8_encode_fn(e, ctx, argc, argv, exc);
+	case OP_UTF8_ENCODE_INTO: return utf8_encode_into_fn(e, ctx, argc, argv, exc);
 	case OP_UTF8_DECODE: return utf8_decode_fn(ctx, argc, argv, exc);
 	case OP_REPORT_MICROTASK: return report_microtask(e, ctx, argc, argv, exc);
 	default: return JSValueMakeUndefined(ctx);

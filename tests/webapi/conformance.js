@@ -241,6 +241,24 @@ const groups = {
     rb.resize(4);
     eq('a view past its shrunk buffer is empty', await sha(tail), await sha(new Uint8Array(0)));
   },
+  // Strings the codecs copy out of the VM are bounded: by what the
+  // destination takes (encodeInto), by the longest name (digest), by the
+  // plugin's heap limit (atob, btoa, encode: 64 MB here). A rope of 2^26
+  // characters costs the heap little, and each of these took the host
+  // gigabytes for 2^29.
+  async big_strings() {
+    let big = 'A'.repeat(1 << 14);
+    for (let i = 0; i < 12; i++) big = big + big;
+    eq('length', big.length, 1 << 26);
+    eq('encodeInto takes what fits', new TextEncoder().encodeInto(big, new Uint8Array(16)), { read: 16, written: 16 });
+    throws('atob', () => atob(big), 'RangeError');
+    throws('btoa', () => btoa(big), 'RangeError');
+    throws('encode', () => new TextEncoder().encode(big), 'RangeError');
+    try { await crypto.subtle.digest({ name: big }, new Uint8Array(1)); fails.push('digest resolved'); }
+    catch (e) { eq('digest of a long name', e.name, 'NotSupportedError'); }
+    throws('atob(undefined) is atob("undefined")', () => atob(undefined), 'InvalidCharacterError');
+    eq('btoa(12)', btoa(12), 'MTI=');
+  },
   // A delay whose valueOf sets a timer itself: the timer table grows for
   // both (the outer call took a slot checked before the valueOf ran, and
   // wrote past the table: a crash); a valueOf that throws throws.
