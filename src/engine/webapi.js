@@ -245,14 +245,19 @@ const refused = [Promise, WeakMap, WeakSet, WeakRef, EventTarget, Event];
 function structuredClone(value, options = undefined) {
   if (arguments.length === 0) throw new TypeError('structuredClone: 1 argument required');
   const memo = new Map();
+  // A transferred buffer is copied when the walk meets it, and every one is
+  // detached at the end: detached during the walk, the views on it read as
+  // detached (a typed array as empty, a DataView throws) and were cloned
+  // empty. (Its bytes are copied rather than moved: nothing a plugin can
+  // tell apart.)
+  const pending = {};
   const transfer = options && options.transfer;
   if (transfer) {
     for (const b of transfer) {
       if (!(b instanceof ArrayBuffer)) throw new DOMException('Value not transferable', 'DataCloneError');
       if (memo.has(b)) throw new DOMException('ArrayBuffer transferred twice', 'DataCloneError');
-      memo.set(b, null);
+      memo.set(b, pending);
     }
-    for (const b of transfer) memo.set(b, b.transfer());
   }
   const fail = (v) => {
     throw new DOMException(`${typeof v === 'function' ? 'function ' + (v.name || '(anonymous)')
@@ -267,7 +272,10 @@ function structuredClone(value, options = undefined) {
     const t = typeof v;
     if (t === 'function' || t === 'symbol') fail(v);
     if (t !== 'object' || v === null) return v;
-    if (memo.has(v)) return memo.get(v);
+    if (memo.has(v)) {
+      if (memo.get(v) === pending) memo.set(v, v.slice(0));
+      return memo.get(v);
+    }
     let out;
     if (Array.isArray(v)) {
       out = new Array(v.length);
@@ -301,6 +309,7 @@ function structuredClone(value, options = undefined) {
     } else if (v instanceof Error) {
       const name = Object.hasOwn(errors, v.name) ? v.name : 'Error';
       out = new errors[name](v.message === undefined ? undefined : String(v.message));
+      memo.set(v, out); /* before its cause, which may be itself */
       if (typeof v.stack === 'string') defineProperty(out, 'stack', { value: v.stack, writable: true, configurable: true });
       if ('cause' in v) defineProperty(out, 'cause', { value: clone(v.cause), writable: true, configurable: true });
     } else if (refused.some((c) => v instanceof c)) {
@@ -313,7 +322,10 @@ function structuredClone(value, options = undefined) {
     memo.set(v, out);
     return out;
   }
-  return clone(value);
+  const out = clone(value);
+  if (transfer) /* every one is detached, also those the walk did not meet */
+    for (const b of transfer) b.transfer();
+  return out;
 }
 
 return { DOMException, Event, EventTarget, AbortController, AbortSignal, TextEncoder,

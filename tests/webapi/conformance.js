@@ -128,6 +128,18 @@ const groups = {
     const t = new ArrayBuffer(8);
     const moved = sc(t, { transfer: [t] });
     eq('transfer detaches', [moved.byteLength, t.byteLength], [8, 0]);
+    // a view whose buffer is transferred keeps its place and bytes (the buffer
+    // was moved first, and the views came back empty)
+    const tb = new Uint8Array([9, 1, 2, 3, 4, 0]).buffer;
+    const views = sc({ u8: new Uint8Array(tb, 1, 4), dv: new DataView(tb, 2, 3) }, { transfer: [tb] });
+    eq('views over a transferred buffer', [Array.from(views.u8), views.dv.byteOffset, views.dv.byteLength,
+      views.dv.getUint8(0), views.u8.buffer === views.dv.buffer, tb.byteLength], [[1, 2, 3, 4], 2, 3, 2, true, 0]);
+    const notMet = new ArrayBuffer(4);
+    sc(1, { transfer: [notMet] });
+    eq('a transferred buffer the value does not hold is detached too', notMet.byteLength, 0);
+    const self = new Error('e'); self.cause = self;
+    const sc2 = sc(self);
+    eq('an Error whose cause is itself', sc2.cause === sc2, true);
     throws('no argument', () => sc(), 'TypeError');
   },
   events() {
