@@ -716,6 +716,31 @@ static void test_microtask_flood_after_answer(void **state)
 	txs_executor_free(ex);
 }
 
+/* A scan that queues a microtask flood, then loops: the loop's kill left
+ * the flood queued, and JSC ran it as the entry ended, each microtask an
+ * entry of its own: the lane spun for ever, abandoned as stuck in a
+ * native call (two such scans: the plugin unavailable for good). The
+ * kill now stops the flood too. */
+static void test_flood_queued_before_a_killed_loop(void **state)
+{
+	(void)state;
+	txs_limits l = limits(50);
+	txs_executor *ex = make("floodloop",
+	                        "let n = 0;\n"
+	                        "function f() { Promise.resolve().then(f); }\n"
+	                        "module.exports = { scanTransaction() {\n"
+	                        "  if (++n === 2) { f(); for (;;) {} }\n"
+	                        "  return n; } };\n",
+	                        &l);
+	expect_json(ex, "1");
+	expect_status(ex, "{}", TXS_STATUS_TIMEOUT, "timed out after 50 ms");
+	expect_json(ex, "1"); /* a fresh engine */
+	txs_executor_stats st;
+	txs_executor_stats_get(ex, &st);
+	assert_int_equal(st.lanes_abandoned, 0);
+	txs_executor_free(ex);
+}
+
 /* module.exports.scanTransaction is a getter that floods: the load times
  * out at init_timeout_ms (before: the build spun for ever). */
 static void test_exports_getter_flood(void **state)
@@ -891,6 +916,7 @@ int main(void)
 	    cmocka_unit_test(test_microtask_after_answer_is_the_scans),
 	    cmocka_unit_test(test_microtask_flood_after_answer),
 	    cmocka_unit_test(test_exports_getter_flood),
+	    cmocka_unit_test(test_flood_queued_before_a_killed_loop),
 	    cmocka_unit_test(test_killed_build_ahead_ends_its_vm),
 	    cmocka_unit_test(test_realm_killed_ahead_is_told),
 	};

@@ -640,6 +640,18 @@ static void step_batch(engine *e, JSContextRef ctx)
 }
 
 
+/* A kill can leave microtasks queued (a flood the plugin queued before the
+ * loop that was stopped). JSC would run them as the entry returns, each an
+ * entry of its own that no tick reaches: a thread spinning for ever. They
+ * start here instead, with the watchdog armed for a moment, which stops
+ * them at once (on_tick: killed already); a termination inside the drain
+ * ends it, and JSC runs nothing more of the queue. */
+static void drain_after_kill(engine *e, JSContextRef ctx)
+{
+	engine_arm(e, 0.001);
+	txs_jsc_drain_microtasks_now(ctx);
+}
+
 /* The native function a step runs in (one VM entry). An exception the
  * plugin threw while loading becomes step_err; a kill is thrown on. */
 static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self, size_t argc,
@@ -668,8 +680,10 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	 * error's) queued runs here, under the watchdog, as in invoke */
 	if (e->killed == ENGINE_OK)
 		txs_jsc_drain_microtasks_now(ctx);
-	if (e->killed != ENGINE_OK)
+	if (e->killed != ENGINE_OK) {
+		drain_after_kill(e, ctx);
 		*exc = x;
+	}
 	return JSValueMakeUndefined(ctx);
 }
 

@@ -280,6 +280,8 @@ static bool on_tick(JSContextRef ctx, void *ud)
 {
 	(void)ctx;
 	engine *e = ud;
+	if (e->killed != ENGINE_OK) /* stopped already: what runs after the kill stops at once */
+		return true;
 	uint64_t now = now_ns();
 	uint64_t run, wait;
 	schedstat(e, &run, &wait);
