@@ -1147,6 +1147,39 @@ static void test_build_of_module_and_init(void **state)
 	                    300, 4);
 }
 
+/* A result whose JSON the host refuses (JSON.stringify's escape of a lone
+ * surrogate; nesting past the cap) is its scan's error, as in a thread: the
+ * host took it for a protocol violation and killed the process, and the
+ * innocent scans behind it died with it. */
+static void test_refused_result_is_its_scans_error(void **state)
+{
+	(void)state;
+	static const char src[] =
+	    "module.exports = { scanTransaction(tx) {\n"
+	    "  if (tx.bad === 1) return {code: 'X', severity: 'low', message: 'bad \\ud800'};\n"
+	    "  if (tx.bad === 2) { let m = {}; for (let i = 0; i < 3000; i++) m = {m};\n"
+	    "    return {code: 'X', severity: 'low', message: 'deep', metadata: m}; }\n"
+	    "  return null; } };\n";
+	txs_proc *p = make("refused", src, 50);
+	many bad = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	many good = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	for (int i = 0; i < 4; i++) {
+		const char *tx = i == 0 ? "{\"bad\":1}" : i == 2 ? "{\"bad\":2}" : "{}";
+		assert_int_equal(txs_proc_submit(p, tx, strlen(tx), on_many, i % 2 ? &good : &bad), 0);
+		assert_int_equal(txs_proc_submit(p, "{}", 2, on_many, &good), 0);
+	}
+	many_wait(&bad, 2);
+	many_wait(&good, 6);
+	assert_int_equal(bad.by_status[TXS_STATUS_ERROR], 2);
+	if (!strstr(bad.first_error, "result is not JSON"))
+		fail_msg("error: %s", bad.first_error);
+	assert_int_equal(good.by_status[TXS_STATUS_OK], 6);
+	txs_executor_stats s;
+	txs_proc_stats_get(p, &s);
+	assert_int_equal(s.process_kills, 0);
+	txs_proc_free(p);
+}
+
 /* CPU (ms) the thread of this process named name has used so far; -1. */
 static double thread_cpu_ms(const char *name)
 {
@@ -2040,6 +2073,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_skipping_a_wanted_scan_is_a_violation),
 	    cmocka_unit_test(test_scan_waiting_for_a_build_ahead),
 	    cmocka_unit_test(test_build_of_module_and_init),
+	    cmocka_unit_test(test_refused_result_is_its_scans_error),
 	    cmocka_unit_test(test_hostile_progress_page),
 	    cmocka_unit_test(test_page_cannot_be_shrunk),
 	    cmocka_unit_test(test_child_that_stops_reading),
