@@ -309,16 +309,15 @@ static void test_free_while_stuck(void **state)
 	sleep(3);
 }
 
-static void test_stuck_init(void **state)
+/* txs_executor_new of src (file id.js, init_timeout_ms 100) fails within
+ * max_ms (plus slack), its error naming the file and saying `why`. */
+static void expect_start_fails(const char *id, const char *src, const char *why, double max_ms)
 {
-	(void)state;
-	char src[256];
-	snprintf(src, sizeof src,
-	         "module.exports = { init() { /a*b/.test('a'.repeat(%d)); },\n"
-	         "  scanTransaction() { return null; } };\n", STUCK_CHARS);
+	char file[64];
+	snprintf(file, sizeof file, "%s.js", id);
 	txs_limits l = limits(50);
 	l.init_timeout_ms = 100;
-	txs_plugin_code c = {.id = "stuckinit", .version = "1", .filename = "stuckinit.js",
+	txs_plugin_code c = {.id = id, .version = "1", .filename = file,
 	                     .source = src, .source_len = strlen(src)};
 	txs_executor *ex = (txs_executor *)0x1;
 	double t0 = now_ms();
@@ -326,11 +325,21 @@ static void test_stuck_init(void **state)
 	double took = now_ms() - t0;
 	assert_int_equal(rc, TXS_EPLUGIN);
 	assert_null(ex);
-	if (!strstr(txs_last_error(), "stuckinit.js") || !strstr(txs_last_error(), "native call"))
+	if (!strstr(txs_last_error(), file) || !strstr(txs_last_error(), why))
 		fail_msg("error: %s", txs_last_error());
-	print_message("stuck init failed after %.1f ms\n", took);
-	if (took > 600 + 20 * slack_ms())
+	print_message("%s: the start failed after %.1f ms\n", id, took);
+	if (took > max_ms + 20 * slack_ms())
 		fail_msg("txs_executor_new took %.1f ms", took);
+}
+
+static void test_stuck_init(void **state)
+{
+	(void)state;
+	char src[256];
+	snprintf(src, sizeof src,
+	         "module.exports = { init() { /a*b/.test('a'.repeat(%d)); },\n"
+	         "  scanTransaction() { return null; } };\n", STUCK_CHARS);
+	expect_start_fails("stuckinit", src, "native call", 600);
 	sleep(3);
 }
 
@@ -752,20 +761,7 @@ static void test_exports_getter_flood(void **state)
 	    "Object.defineProperty(m, 'scanTransaction', { get() {\n"
 	    "  Promise.resolve().then(flood); return () => null; } });\n"
 	    "module.exports = m;\n";
-	txs_limits l = limits(50);
-	l.init_timeout_ms = 100;
-	txs_plugin_code c = {.id = "getflood", .version = "1", .filename = "getflood.js",
-	                     .source = src, .source_len = strlen(src)};
-	txs_executor *ex = (txs_executor *)0x1;
-	double t0 = now_ms();
-	int rc = txs_executor_new(&ex, &c, &l, NULL, NULL);
-	double took = now_ms() - t0;
-	assert_int_equal(rc, TXS_EPLUGIN);
-	assert_null(ex);
-	if (!strstr(txs_last_error(), "getflood.js") || !strstr(txs_last_error(), "timed out"))
-		fail_msg("error: %s", txs_last_error());
-	if (took > 300 + 20 * slack_ms())
-		fail_msg("txs_executor_new took %.1f ms", took);
+	expect_start_fails("getflood", src, "timed out", 300);
 }
 
 /* From 300 ms on, each new realm's exports getter leaves 400 ms of
