@@ -677,8 +677,9 @@ static JSValueRef native_step(JSContextRef ctx, JSObjectRef fn, JSObjectRef self
 	if (x && e->killed == ENGINE_OK && !e->step_err)
 		e->step_err = error_text(e, ctx, x, JSV_ERROR_MAX, &x);
 	/* what C's reads since the last drain ran (the exports' getters, an
-	 * error's) queued runs here, under the watchdog, as in invoke */
-	if (e->killed == ENGINE_OK)
+	 * error's) queued runs here, under the watchdog, as in invoke (which
+	 * drains after each scan of a batch itself) */
+	if (e->killed == ENGINE_OK && sf->kind != STEP_BATCH)
 		txs_jsc_drain_microtasks_now(ctx);
 	if (e->killed != ENGINE_OK) {
 		drain_after_kill(e, ctx);

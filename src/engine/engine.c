@@ -626,16 +626,24 @@ fail:
 	return -1;
 }
 
+/* base's VM was stopped (vm_share.poisoned): no realm is built in it;
+ * true with *err saying so. */
+static bool vm_stopped(const engine *base, const engine_config *cfg, char **err)
+{
+	if (!base->vm->poisoned)
+		return false;
+	*err = jsv_printf("%s: no realm is built in a VM that was stopped", cfg->filename);
+	return true;
+}
+
 int engine_prepare_realm(engine *base, const engine_config *cfg, char **err)
 {
 	ASSERT_OWNER(base);
 	*err = NULL;
 	if (base->vm->spare)
 		return 0;
-	if (base->vm->poisoned) {
-		*err = jsv_printf("%s: no realm is built in a VM that was stopped", cfg->filename);
+	if (vm_stopped(base, cfg, err))
 		return -1;
-	}
 	engine *e;
 	if (engine_build(&e, cfg, base, err) != 0)
 		return -1;
@@ -657,11 +665,9 @@ int engine_new(engine **out, const engine_config *cfg, char **err)
 int engine_new_realm(engine *base, engine **out, const engine_config *cfg, char **err)
 {
 	ASSERT_OWNER(base);
-	if (base->vm->poisoned) { /* the executor never asks: a dead engine is no base */
-		*out = NULL;
-		*err = jsv_printf("%s: no realm is built in a VM that was stopped", cfg->filename);
+	*out = NULL;
+	if (vm_stopped(base, cfg, err)) /* the executor never asks: a dead engine is no base */
 		return -1;
-	}
 	engine *e = take_spare(base, cfg);
 	if (e) {
 		*out = e;

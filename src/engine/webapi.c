@@ -40,17 +40,24 @@
 
 _Static_assert(WEB_OP_COUNT <= WEB_FNS, "engine_impl.h: WEB_FNS too small");
 
-static JSValueRef throw_type(JSContextRef ctx, JSValueRef *exc, const char *msg)
+/* Throws an error of the global constructor named kind (TypeError,
+ * RangeError) with msg. */
+static JSValueRef throw_kind(JSContextRef ctx, JSValueRef *exc, const char *kind, const char *msg)
 {
 	JSValueRef m = jsv_string(ctx, msg);
 	*exc = JSObjectMakeError(ctx, 1, &m, NULL);
 	JSObjectRef o = (JSObjectRef)*exc;
 	JSObjectRef g = JSContextGetGlobalObject(ctx);
-	JSObjectRef te = jsv_object_prop(ctx, g, "TypeError");
-	JSValueRef proto = te ? jsv_prop(ctx, te, "prototype") : NULL;
+	JSObjectRef c = jsv_object_prop(ctx, g, kind);
+	JSValueRef proto = c ? jsv_prop(ctx, c, "prototype") : NULL;
 	if (proto)
 		JSObjectSetPrototype(ctx, o, proto);
 	return JSValueMakeUndefined(ctx);
+}
+
+static JSValueRef throw_type(JSContextRef ctx, JSValueRef *exc, const char *msg)
+{
+	return throw_kind(ctx, exc, "TypeError", msg);
 }
 
 static JSObjectRef web_js(engine *e, JSContextRef ctx, JSValueRef *exc);
@@ -215,10 +222,7 @@ static JSStringRef string_arg(engine *e, JSContextRef ctx, JSValueRef v, const c
 		char msg[160];
 		snprintf(msg, sizeof msg, "%s: the string has %zu characters, more than the plugin's "
 		         "heap limit (%zu MB) holds", what, units, e->heap_limit >> 20);
-		JSValueRef m = jsv_string(ctx, msg);
-		JSObjectRef g = JSContextGetGlobalObject(ctx);
-		JSObjectRef re = jsv_object_prop(ctx, g, "RangeError");
-		*exc = re ? JSObjectCallAsConstructor(ctx, re, 1, &m, NULL) : JSObjectMakeError(ctx, 1, &m, NULL);
+		throw_kind(ctx, exc, "RangeError", msg);
 		return NULL;
 	}
 	return JSValueToStringCopy(ctx, v, exc);
