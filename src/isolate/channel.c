@@ -5,10 +5,12 @@
  * the same machine. Decoders never trust a length: each is checked against
  * what is left of the frame before anything is read or allocated.
  */
+#define _GNU_SOURCE
 #include "channel.h"
 
 #include "util/jscan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,11 +275,19 @@ int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r, const
 	return finish(b, at, rc);
 }
 
-static bool json_ok(const char *s, size_t n)
+/* NULL when s[0..n) is one JSON value, else why not, in the words the
+ * host uses for a result in a thread (host/findings.c); owned. */
+static char *json_fault(const char *s, size_t n)
 {
 	jscan js;
 	jscan_init(&js, s, n);
-	return jscan_value(&js, 1) && jscan_end(&js);
+	if (jscan_value(&js, 1) && jscan_end(&js))
+		return NULL;
+	char *why = NULL;
+	if (asprintf(&why, "result is not JSON: %s at byte %zu", js.syntax ? js.syntax : "?",
+	             js.at) < 0)
+		why = NULL;
+	return why ? why : strdup("result is not JSON");
 }
 
 static bool status_ok(uint32_t st)
@@ -321,11 +331,23 @@ const char *chan_result_decode(const unsigned char *p, size_t len, size_t max_js
 		txs_scan_result_clear(out);
 		return "out of memory";
 	}
-	if ((out->json && !json_ok(out->json, jn)) || (out->error && !chan_utf8_ok(out->error, en))) {
+	if (out->error && !chan_utf8_ok(out->error, en)) {
 		txs_scan_result_clear(out);
-		return "result frame: invalid JSON or UTF-8";
+		return "result frame: invalid UTF-8";
 	}
 	out->status = (txs_status)st;
+	/* JSON the host refuses (JSON.stringify escapes a lone surrogate, and
+	 * nesting may pass JSCAN_MAX_DEPTH) is the scan's error, as in a
+	 * thread: not the channel's fault. It killed the process, and the
+	 * innocent scans behind it with it. */
+	char *fault = out->json ? json_fault(out->json, jn) : NULL;
+	if (fault) {
+		free(out->json);
+		out->json = NULL;
+		jn = 0;
+		out->status = TXS_STATUS_ERROR;
+		out->error = fault;
+	}
 	out->json_len = jn;
 	out->ms = ms;
 	out->generation = gen;

@@ -15,7 +15,9 @@
  * parser (chan_take) bounds lengths before it buffers anything, and the
  * decoders (chan_result_decode ...) check every length against the frame,
  * the JSON of a result (util/jscan.c) and the UTF-8 of every text. A frame
- * that fails any check is a protocol violation: the parent kills the child.
+ * that fails any check is a protocol violation: the parent kills the child;
+ * but a result whose JSON util/jscan.c refuses is its scan's error, as in a
+ * thread (a plugin's JSON.stringify writes such text).
  */
 #ifndef TXS_CHANNEL_H
 #define TXS_CHANNEL_H
@@ -133,7 +135,8 @@ const char *chan_lane_decode(const unsigned char *p, size_t len, chan_lane *lane
 
 /* A result as the child sends it. The decode copies json and error out of
  * the frame into private memory (the payload is never read twice) and
- * checks them: json is one valid JSON value, error valid UTF-8 without NUL.
+ * checks them: json is one valid JSON value (else the result becomes the
+ * scan's error "result is not JSON: ..."), error valid UTF-8 without NUL.
  * NULL on success, else a static description of the violation. */
 int chan_result_encode(chan_buf *b, uint64_t id, const txs_scan_result *r, const chan_lane *lane);
 const char *chan_result_decode(const unsigned char *p, size_t len, size_t max_json,

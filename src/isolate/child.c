@@ -34,7 +34,6 @@
 #include "executor/bell.h"
 #include "sandbox.h"
 #include "util/clock.h"
-#include "util/jscan.h"
 #include "util/procstat.h"
 
 #include <dirent.h>
@@ -197,37 +196,10 @@ static _Thread_local bool on_lane;
  * and cost the lane more than a small scan on a paravirtualised guest. */
 #define BATCH_RESULTS 32
 
-/* A result the host would take for a protocol violation is this scan's
- * error instead, in the words the host gives it in a thread
- * (host/findings.c): the host checks every result's JSON with
- * util/jscan.c, which refuses a lone surrogate's escape (JSON.stringify
- * writes one for a lone surrogate) and nesting past JSCAN_MAX_DEPTH. It
- * killed the process for it, and the scans queued behind went with it. */
-static void check_json(txs_scan_result *r)
-{
-	if (r->status != TXS_STATUS_OK || !r->json)
-		return;
-	jscan s;
-	jscan_init(&s, r->json, r->json_len);
-	if (jscan_value(&s, 1) && jscan_end(&s))
-		return;
-	char *msg = NULL;
-	if (asprintf(&msg, "result is not JSON: %s at byte %zu", s.syntax ? s.syntax : "?",
-	             s.at) < 0)
-		msg = NULL;
-	free(r->json);
-	r->json = NULL;
-	r->json_len = 0;
-	r->status = TXS_STATUS_ERROR;
-	free(r->error);
-	r->error = msg ? msg : strdup("result is not JSON");
-}
-
 /* Encodes one answer into C.out and writes when due (wmu held). */
 static void put_result_locked(uint64_t id, txs_scan_result *r, bool backlog)
 {
 	chan_lane lane = this_lane();
-	check_json(r);
 	cap_text(r->error);
 	if (chan_result_encode(&C.out, id, r, &lane) == 0 &&
 	    (!backlog || ++C.batched >= BATCH_RESULTS || C.out.len >= (64u << 10))) {
